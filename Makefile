@@ -1,0 +1,39 @@
+# afterlife — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/afterlife
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: help build run test test-deps check fmt vet bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/afterlife
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/afterlife
+
+run: build ## start the embedded default with the demo on http://127.0.0.1:8080
+	@scripts/run-deps.sh
+	$(BIN) serve --demo
+
+test-deps: ## install what the tests need (PostgreSQL, MinIO, bubblewrap, ARM toolchain, qemu, Chromium)
+	@scripts/test-deps.sh
+
+check: fmt vet ## gofmt and go vet
+
+fmt: ## fail when a Go file is not gofmt-formatted
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet every package
+	$(GO) vet ./...
+
+test: test-deps check ## install test dependencies, then vet, gofmt and every test with -race
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+bench: build test-deps ## run the benchmarks and print each figure beside its baseline
+	@scripts/bench.sh
+
+clean: ## remove build outputs and test artifacts (not ./data)
+	rm -rf bin test-artifacts

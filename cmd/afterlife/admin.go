@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+)
+
+func newAdminCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Administer a server: tokens, organisations, keys, backups",
+		Long: `Administer a running afterlife server over its API.
+
+The token defaults to ./data/admin.token, which serve writes on first start.`,
+	}
+	cf.add(cmd)
+
+	token := &cobra.Command{Use: "token", Short: "Create, list and revoke API tokens"}
+	var name, role, org, ttl string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a token; its secret is printed once and never stored",
+		Example: `  afterlife admin token create --name acme-ci --role vendor --org acme
+  afterlife admin token create --name builder-1 --role builder --ttl 90d`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Token string     `json:"token"`
+				Info  auth.Token `json:"info"`
+			}
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/admin/tokens", map[string]string{"name": name, "role": role, "org": org, "ttl": ttl}, &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), out.Token)
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s%s) created; store the secret above now, it is not shown again\n", out.Info.ID, out.Info.Role, orgSuffix(out.Info.Org))
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "a name that says who or what uses the token (required)")
+	create.Flags().StringVar(&role, "role", "", "admin, vendor, maintainer, builder or trustee (required)")
+	create.Flags().StringVar(&org, "org", "", "organisation the token acts for (required for vendor)")
+	create.Flags().StringVar(&ttl, "ttl", "", "lifetime, e.g. 90d or 12h (default: no expiry)")
+	_ = create.MarkFlagRequired("name")
+	_ = create.MarkFlagRequired("role")
+
+	var listOrg string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Tokens []auth.Token `json:"tokens"`
+			}
+			path := "/v1/admin/tokens"
+			if listOrg != "" {
+				path += "?org=" + listOrg
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tORG\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+			for _, t := range out.Tokens {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, dash(t.Org),
+					day(t.Created), day(t.Expires), day(t.LastUsed), day(t.Revoked))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&listOrg, "org", "", "only tokens of this organisation")
+
+	revoke := &cobra.Command{
+		Use:   "revoke TOKEN_ID",
+		Short: "Revoke a token (takes effect within seconds on every replica)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/admin/tokens/"+args[0], nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
+			return nil
+		},
+	}
+	token.AddCommand(create, list, revoke)
+
+	orgCmd := &cobra.Command{Use: "org", Short: "Create and list organisations"}
+	var orgName, orgKind string
+	orgCreate := &cobra.Command{
+		Use:     "create ID",
+		Short:   "Create an organisation (a vendor, a maintainers' group, a builder operator…)",
+		Example: `  afterlife admin org create acme --name "ACME Devices" --kind vendor`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/admin/orgs", map[string]string{"id": args[0], "name": orgName, "kind": orgKind}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "org %s created\n", args[0])
+			return nil
+		},
+	}
+	orgCreate.Flags().StringVar(&orgName, "name", "", "display name (default: the id)")
+	orgCreate.Flags().StringVar(&orgKind, "kind", "vendor", "vendor, maintainers, operator, trustees or admin")
+	orgList := &cobra.Command{
+		Use:   "list",
+		Short: "List organisations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Orgs []auth.Org `json:"orgs"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/admin/orgs", nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tKIND\tCREATED")
+			for _, o := range out.Orgs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.ID, o.Name, o.Kind, day(o.Created))
+			}
+			return tw.Flush()
+		},
+	}
+	orgCmd.AddCommand(orgCreate, orgList)
+
+	whoami := &cobra.Command{
+		Use:   "whoami",
+		Short: "Show who the token belongs to",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out map[string]any
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	cmd.AddCommand(token, orgCmd, whoami)
+	for _, add := range adminExtras {
+		cmd.AddCommand(add(&cf))
+	}
+	return cmd
+}
+
+// adminExtras are admin subcommands added by other files (keys, backup).
+var adminExtras []func(cf *clientFlags) *cobra.Command
+
+func orgSuffix(org string) string {
+	if org == "" {
+		return ""
+	}
+	return " of " + org
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func day(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/auth/authhttp"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
+	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
+	"github.com/afterlife-oss/afterlife/internal/config"
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the afterlife server (API, web, registry, escrow, build coordinator)",
+		Long: `Run the afterlife server.
+
+With no settings it keeps everything under ./data: the SQLite database, the blob
+directory and the generated keys, and it runs two local builder agents, so one
+machine is a whole afterlife. On first start it writes an admin token to
+DATA/admin.token (mode 0600).
+
+To scale out, point several replicas at one PostgreSQL database and one
+S3-compatible bucket:
+  afterlife serve --database postgres://afterlife@db:5432/afterlife \
+                  --blobs 's3://afterlife?endpoint=minio:9000&secure=false'
+(S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.)
+
+Every setting can be given as a flag, as an AFTERLIFE_* environment variable, or
+in a YAML file (--config, with "version: 1"); flags win over the environment,
+which wins over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadServe(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), cfg)
+		},
+	}
+	config.AddServeFlags(cmd.Flags())
+	return cmd
+}
+
+func newMigrateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations and exit (serve also applies them at start)",
+		Long: `Apply every part's database migrations and exit. serve does this at start too;
+run it on its own before rolling out new replicas (the Kubernetes Job does).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadServe(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cfg)
+			sys, err := openSystem(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer sys.close()
+			if err := sys.migrateOnly(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			return nil
+		},
+	}
+	config.AddServeFlags(cmd.Flags())
+	return cmd
+}
+
+func newLogger(cfg config.Serve) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// openBlobs opens the configured blob store: a directory under the data dir
+// by default, or an S3 bucket.
+func openBlobs(ctx context.Context, cfg config.Serve) (blob.Store, error) {
+	if cfg.Blobs == "" {
+		return fsstore.New(filepath.Join(cfg.Data, "blobs"))
+	}
+	s3cfg, err := s3store.ParseURL(cfg.Blobs)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Retention > 0 && s3cfg.Retention == 0 {
+		s3cfg.Retention = cfg.Retention
+	}
+	return s3store.New(ctx, s3cfg)
+}
+
+func runServe(ctx context.Context, cfg config.Serve) error {
+	log := newLogger(cfg)
+	sys, err := openSystem(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+	if err := sys.wire(ctx); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           sys.api.Engine(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No whole-request read or write timeouts: deposits and downloads
+		// stream for as long as they make progress; long polls end on
+		// their own deadlines.
+		MaxHeaderBytes: 64 << 10,
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	done := sys.startBackground(bg)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("afterlife serving", "addr", ln.Addr().String(), "url", cfg.PublicURL, "data", cfg.Data,
+		"database", sys.db.Dialect.String(), "blobs", blobKind(cfg), "version", version)
+
+	select {
+	case err := <-serveErr:
+		stopBG()
+		<-done
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "grace", cfg.ShutdownGrace)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	stopBG() // local builders give their jobs back; loops stop
+	err = srv.Shutdown(shutCtx)
+	<-done
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func blobKind(cfg config.Serve) string {
+	if cfg.Blobs == "" {
+		return "disk"
+	}
+	return "s3"
+}
+
+// system holds what every part is built on.
+type system struct {
+	cfg     config.Serve
+	log     *slog.Logger
+	db      *db.DB
+	blobs   blob.Store
+	auth    *auth.Service
+	api     *httpapi.API
+	metrics *prometheus.Registry
+	now     func() time.Time
+
+	background []func(ctx context.Context)
+	closers    []func()
+}
+
+func openSystem(ctx context.Context, cfg config.Serve, log *slog.Logger) (*system, error) {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("serve: data dir %s: %w", cfg.Data, err)
+	}
+	if err := os.MkdirAll(cfg.Keys, 0o700); err != nil {
+		return nil, fmt.Errorf("serve: key dir %s: %w", cfg.Keys, err)
+	}
+	d, err := db.Open(ctx, cfg.DatabaseURL())
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := openBlobs(ctx, cfg)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	sys := &system{cfg: cfg, log: log, db: d, blobs: blobs, now: time.Now, metrics: prometheus.NewRegistry()}
+	sys.closers = append(sys.closers, func() { d.Close() })
+	sys.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sys.auth, err = auth.New(ctx, d, sys.now)
+	if err != nil {
+		sys.close()
+		return nil, err
+	}
+	return sys, nil
+}
+
+func (s *system) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// migrateOnly builds every part, which applies its migrations, without
+// serving.
+func (s *system) migrateOnly(ctx context.Context) error {
+	return s.wire(ctx)
+}
+
+// wire builds the parts and mounts their routes. Reading it shows the whole
+// system: which part needs what, and through which adapter.
+func (s *system) wire(ctx context.Context) error {
+	s.api = httpapi.New(httpapi.Options{
+		Auth: s.auth, Logger: s.log, Title: "afterlife API", Version: version, Metrics: s.metrics,
+		QuietPaths: []string{"/v1/devices/updates", "/healthz", "/readyz", "/metrics"},
+	})
+	root, v1 := s.api.Root(), s.api.V1()
+	s.registerHealth(root)
+	authhttp.Register(v1, s.auth)
+	if err := ensureAdminToken(ctx, s.auth, filepath.Join(s.cfg.Data, "admin.token")); err != nil {
+		return err
+	}
+	if err := s.wireParts(ctx, root, v1); err != nil {
+		return err
+	}
+	s.api.ServeOpenAPI(v1)
+	return nil
+}
+
+func (s *system) registerHealth(root *httpapi.Router) {
+	root.GET("/healthz", httpapi.Op{Summary: "Liveness: the process is up", Tag: "meta"}, func(c *gin.Context) error {
+		return httpapi.JSON(c, http.StatusOK, gin.H{"status": "ok"})
+	})
+	root.GET("/readyz", httpapi.Op{Summary: "Readiness: the database and the blob store answer", Tag: "meta"}, func(c *gin.Context) error {
+		ctx, cancel := context.WithTimeout(c, 2*time.Second)
+		defer cancel()
+		checks := gin.H{"database": "ok", "blobs": "ok"}
+		ready := true
+		if err := s.db.PingContext(ctx); err != nil {
+			checks["database"], ready = err.Error(), false
+		}
+		if err := s.blobs.Ping(ctx); err != nil {
+			checks["blobs"], ready = err.Error(), false
+		}
+		if !ready {
+			c.Header("Retry-After", "2")
+			return httpapi.JSON(c, http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+		}
+		return httpapi.JSON(c, http.StatusOK, gin.H{"status": "ready", "checks": checks})
+	})
+	metrics := promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})
+	root.GET("/metrics", httpapi.Op{Summary: "Prometheus metrics", Tag: "meta"}, func(c *gin.Context) error {
+		metrics.ServeHTTP(c.Writer, c.Request)
+		return nil
+	})
+}
+
+// startBackground runs every part's periodic work until ctx ends; the
+// returned channel closes when all of it has stopped.
+func (s *system) startBackground(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	finished := make(chan struct{}, len(s.background))
+	for _, run := range s.background {
+		go func() {
+			defer func() { finished <- struct{}{} }()
+			run(ctx)
+		}()
+	}
+	go func() {
+		for range s.background {
+			<-finished
+		}
+		close(done)
+	}()
+	return done
+}
+
+// ensureAdminToken creates the first admin token when the data dir has
+// none, and writes its secret to path with mode 0600.
+func ensureAdminToken(ctx context.Context, a *auth.Service, path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	secret, _, err := a.CreateToken(ctx, auth.TokenSpec{Name: "bootstrap-admin", Role: auth.Admin})
+	if err != nil {
+		return fmt.Errorf("serve: create admin token: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("serve: write admin token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("serve: write admin token: %w", err)
+	}
+	return nil
+}
+
+// readTokenFile reads a token written by ensureAdminToken or by hand.
+func readTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", errs.Wrap(errs.Invalid, err, "token file")
+	}
+	return strings.TrimSpace(string(b)), nil
+}

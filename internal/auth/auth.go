@@ -1,0 +1,333 @@
+// Package auth owns organisations, roles and API tokens. Tokens are random,
+// shown once, stored only as a hash, expire, can be revoked, and remember
+// when they were last used. The package decides who a caller is; what a
+// role may do on a route is declared where the route is (internal/httpapi),
+// and org scope is checked by the part that owns the resource.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/ids"
+)
+
+// Role is what a token may do.
+type Role string
+
+const (
+	Admin      Role = "admin"      // everything
+	Vendor     Role = "vendor"     // its own vendor org's products and deposits
+	Maintainer Role = "maintainer" // submits recipes, publishes releases of allowed products
+	Builder    Role = "builder"    // pulls jobs and returns results
+	Trustee    Role = "trustee"    // approves quorum releases
+)
+
+// Roles lists every role, in the order the docs give them.
+var Roles = []Role{Admin, Vendor, Maintainer, Builder, Trustee}
+
+// ParseRole validates a role name.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", errs.E(errs.Invalid, "unknown role %q (want one of admin, vendor, maintainer, builder, trustee)", s)
+}
+
+// Principal is who is calling. The zero Principal is anonymous.
+type Principal struct {
+	TokenID string
+	Name    string
+	Role    Role
+	Org     string
+}
+
+// IsAnonymous reports whether no token was presented.
+func (p Principal) IsAnonymous() bool { return p.Role == "" }
+
+// Is reports whether p has one of roles; admin has them all.
+func (p Principal) Is(roles ...Role) bool {
+	if p.Role == Admin {
+		return true
+	}
+	for _, r := range roles {
+		if p.Role == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Actor is how p is named in event logs.
+func (p Principal) Actor() string {
+	if p.IsAnonymous() {
+		return "anonymous"
+	}
+	return fmt.Sprintf("%s:%s", p.Role, p.Name)
+}
+
+// Token is a stored token, without its secret.
+type Token struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Role     Role      `json:"role"`
+	Org      string    `json:"org,omitempty"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires,omitzero"`
+	Revoked  time.Time `json:"revoked,omitzero"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// TokenSpec says what token to create. TTL 0 means it does not expire.
+type TokenSpec struct {
+	Name string
+	Role Role
+	Org  string
+	TTL  time.Duration
+}
+
+// Org is an organisation: a vendor, a maintainers' group, a builder operator.
+type Org struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Kind    string    `json:"kind"`
+	Created time.Time `json:"created"`
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Service stores orgs and tokens.
+type Service struct {
+	db  *db.DB
+	now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached // token hash → principal, briefly
+}
+
+type cached struct {
+	p       Principal
+	expires time.Time // of the cache entry
+	tokExp  time.Time // of the token
+}
+
+// cacheFor bounds how long a revocation may take to reach every replica.
+const cacheFor = 5 * time.Second
+
+// New migrates the auth tables and returns the service.
+func New(ctx context.Context, d *db.DB, now func() time.Time) (*Service, error) {
+	sub, _ := fs.Sub(migrations, "migrations")
+	if err := d.Migrate(ctx, "auth", sub); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{db: d, now: now, cache: map[string]cached{}}, nil
+}
+
+var orgID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CreateOrg registers an organisation. id is a slug.
+func (s *Service) CreateOrg(ctx context.Context, id, name, kind string) error {
+	if !orgID.MatchString(id) {
+		return errs.E(errs.Invalid, "org id %q: want lowercase letters, digits and dashes (max 63)", id)
+	}
+	if name == "" {
+		name = id
+	}
+	switch kind {
+	case "vendor", "maintainers", "operator", "trustees", "admin":
+	default:
+		return errs.E(errs.Invalid, "org kind %q: want vendor, maintainers, operator, trustees or admin", kind)
+	}
+	_, err := s.db.ExecContext(ctx, s.db.Q(`INSERT INTO orgs (id, name, kind, created) VALUES (?, ?, ?, ?)`),
+		id, name, kind, db.Millis(s.now()))
+	if db.IsUniqueViolation(err) {
+		return errs.E(errs.Conflict, "org %s already exists", id)
+	}
+	if err != nil {
+		return fmt.Errorf("auth: create org %s: %w", id, db.Classify(err))
+	}
+	return nil
+}
+
+// Org returns one organisation.
+func (s *Service) Org(ctx context.Context, id string) (Org, error) {
+	var o Org
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT id, name, kind, created FROM orgs WHERE id = ?`), id).
+		Scan(&o.ID, &o.Name, &o.Kind, &created)
+	if err != nil {
+		return Org{}, db.NotFound(err, "org %s not found", id)
+	}
+	o.Created = db.FromMillis(created)
+	return o, nil
+}
+
+// Orgs lists organisations.
+func (s *Service) Orgs(ctx context.Context) ([]Org, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, kind, created FROM orgs ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list orgs: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	var out []Org
+	for rows.Next() {
+		var o Org
+		var created int64
+		if err := rows.Scan(&o.ID, &o.Name, &o.Kind, &created); err != nil {
+			return nil, err
+		}
+		o.Created = db.FromMillis(created)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// TokenPrefix starts every secret, so leaked tokens are easy to scan for.
+const TokenPrefix = "afl_"
+
+// CreateToken makes a token and returns its secret, which is not stored and
+// cannot be shown again.
+func (s *Service) CreateToken(ctx context.Context, spec TokenSpec) (string, Token, error) {
+	if _, err := ParseRole(string(spec.Role)); err != nil {
+		return "", Token{}, err
+	}
+	if spec.Name == "" || len(spec.Name) > 100 {
+		return "", Token{}, errs.E(errs.Invalid, "token name must be 1 to 100 characters")
+	}
+	if spec.Role == Vendor && spec.Org == "" {
+		return "", Token{}, errs.E(errs.Invalid, "a vendor token needs the vendor's org")
+	}
+	if spec.Org != "" {
+		if _, err := s.Org(ctx, spec.Org); err != nil {
+			return "", Token{}, err
+		}
+	}
+	secret := TokenPrefix + strings.ToLower(ids.Secret(32))
+	now := s.now()
+	t := Token{ID: ids.New("tok"), Name: spec.Name, Role: spec.Role, Org: spec.Org, Created: now.UTC().Truncate(time.Millisecond)}
+	if spec.TTL > 0 {
+		t.Expires = now.Add(spec.TTL).UTC().Truncate(time.Millisecond)
+	}
+	_, err := s.db.ExecContext(ctx, s.db.Q(`INSERT INTO tokens (id, hash, name, role, org, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		t.ID, hashSecret(secret), t.Name, string(t.Role), t.Org, db.Millis(t.Created), db.Millis(t.Expires))
+	if err != nil {
+		return "", Token{}, fmt.Errorf("auth: create token: %w", db.Classify(err))
+	}
+	return secret, t, nil
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Authenticate resolves a secret to its principal. Unknown, expired and
+// revoked tokens are Unauthenticated errors.
+func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 200 {
+		return Principal{}, errs.E(errs.Unauthenticated, "invalid token")
+	}
+	h := hashSecret(secret)
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[h]
+	s.mu.Unlock()
+	if ok && now.Before(c.expires) && (c.tokExp.IsZero() || now.Before(c.tokExp)) {
+		return c.p, nil
+	}
+	var p Principal
+	var role string
+	var expires, revoked, lastUsed int64
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT id, name, role, org, expires, revoked, last_used FROM tokens WHERE hash = ?`), h).
+		Scan(&p.TokenID, &p.Name, &role, &p.Org, &expires, &revoked, &lastUsed)
+	if err == sql.ErrNoRows {
+		return Principal{}, errs.E(errs.Unauthenticated, "invalid token")
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: authenticate: %w", db.Classify(err))
+	}
+	p.Role = Role(role)
+	switch {
+	case revoked != 0:
+		return Principal{}, errs.E(errs.Unauthenticated, "token %s was revoked", p.TokenID)
+	case expires != 0 && now.UnixMilli() >= expires:
+		return Principal{}, errs.E(errs.Unauthenticated, "token %s expired", p.TokenID)
+	}
+	// last_used is written at most once a minute per token, so reads do not
+	// turn into a write per request.
+	if now.UnixMilli()-lastUsed > time.Minute.Milliseconds() {
+		if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE tokens SET last_used = ? WHERE id = ?`), db.Millis(now), p.TokenID); err != nil {
+			return Principal{}, fmt.Errorf("auth: record token use: %w", db.Classify(err))
+		}
+	}
+	s.mu.Lock()
+	if len(s.cache) > 10000 {
+		clear(s.cache)
+	}
+	s.cache[h] = cached{p: p, expires: now.Add(cacheFor), tokExp: db.FromMillis(expires)}
+	s.mu.Unlock()
+	return p, nil
+}
+
+// Tokens lists tokens, newest first; org "" lists all.
+func (s *Service) Tokens(ctx context.Context, org string) ([]Token, error) {
+	q := `SELECT id, name, role, org, created, expires, revoked, last_used FROM tokens`
+	var args []any
+	if org != "" {
+		q += ` WHERE org = ?`
+		args = append(args, org)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(q+` ORDER BY id DESC`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list tokens: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	var out []Token
+	for rows.Next() {
+		var t Token
+		var role string
+		var created, expires, revoked, lastUsed int64
+		if err := rows.Scan(&t.ID, &t.Name, &role, &t.Org, &created, &expires, &revoked, &lastUsed); err != nil {
+			return nil, err
+		}
+		t.Role = Role(role)
+		t.Created, t.Expires, t.Revoked, t.LastUsed = db.FromMillis(created), db.FromMillis(expires), db.FromMillis(revoked), db.FromMillis(lastUsed)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Revoke revokes a token by id. Revoking twice is not an error.
+func (s *Service) Revoke(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE tokens SET revoked = ? WHERE id = ? AND revoked = 0`), db.Millis(s.now()), id)
+	if err != nil {
+		return fmt.Errorf("auth: revoke %s: %w", id, db.Classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var x string
+		if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT id FROM tokens WHERE id = ?`), id).Scan(&x); err != nil {
+			return db.NotFound(err, "token %s not found", id)
+		}
+	}
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,95 @@
+// Package authhttp exposes organisations and tokens over the API: who am I,
+// and the admin's token and org management. It is an HTTP adapter of
+// internal/auth and holds no logic of its own.
+package authhttp
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/config"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+)
+
+// Register mounts the routes on the /v1 router.
+func Register(v1 *httpapi.Router, s *auth.Service) {
+	admin := []auth.Role{auth.Admin}
+	v1.GET("/whoami", httpapi.Op{Summary: "Who the token belongs to", Tag: "auth"}, func(c *gin.Context) error {
+		p := httpapi.Principal(c)
+		return httpapi.JSON(c, http.StatusOK, gin.H{"token_id": p.TokenID, "name": p.Name, "role": p.Role, "org": p.Org, "anonymous": p.IsAnonymous()})
+	})
+	v1.POST("/admin/orgs", httpapi.Op{Summary: "Create an organisation", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
+		var req struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+			Kind string `json:"kind"`
+		}
+		if err := httpapi.BindJSON(c, &req); err != nil {
+			return err
+		}
+		if err := s.CreateOrg(c, req.ID, req.Name, req.Kind); err != nil {
+			return err
+		}
+		o, err := s.Org(c, req.ID)
+		if err != nil {
+			return err
+		}
+		return httpapi.JSON(c, http.StatusCreated, o)
+	})
+	v1.GET("/admin/orgs", httpapi.Op{Summary: "List organisations", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
+		orgs, err := s.Orgs(c)
+		if err != nil {
+			return err
+		}
+		return httpapi.JSON(c, http.StatusOK, gin.H{"orgs": nonNil(orgs)})
+	})
+	v1.POST("/admin/tokens", httpapi.Op{Summary: "Create a token (its secret is shown once)", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
+		var req struct {
+			Name string `json:"name"`
+			Role string `json:"role"`
+			Org  string `json:"org"`
+			TTL  string `json:"ttl"`
+		}
+		if err := httpapi.BindJSON(c, &req); err != nil {
+			return err
+		}
+		var ttl time.Duration
+		if req.TTL != "" {
+			d, err := config.ParseDuration(req.TTL)
+			if err != nil {
+				return errs.Wrap(errs.Invalid, err, "ttl")
+			}
+			ttl = d
+		}
+		secret, tok, err := s.CreateToken(c, auth.TokenSpec{Name: req.Name, Role: auth.Role(req.Role), Org: req.Org, TTL: ttl})
+		if err != nil {
+			return err
+		}
+		return httpapi.JSON(c, http.StatusCreated, gin.H{"token": secret, "info": tok})
+	})
+	v1.GET("/admin/tokens", httpapi.Op{Summary: "List tokens (never their secrets)", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
+		toks, err := s.Tokens(c, c.Query("org"))
+		if err != nil {
+			return err
+		}
+		return httpapi.JSON(c, http.StatusOK, gin.H{"tokens": nonNil(toks)})
+	})
+	v1.DELETE("/admin/tokens/:id", httpapi.Op{Summary: "Revoke a token", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
+		if err := s.Revoke(c, c.Param("id")); err != nil {
+			return err
+		}
+		c.Status(http.StatusNoContent)
+		return nil
+	})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

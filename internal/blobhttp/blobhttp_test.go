@@ -1,0 +1,87 @@
+package blobhttp_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
+	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
+	"github.com/afterlife-oss/afterlife/internal/blobhttp"
+	"github.com/afterlife-oss/afterlife/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestServe(t *testing.T) {
+	content := bytes.Repeat([]byte("afterlife firmware "), 5000)
+	ctx := context.Background()
+	fs, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := testenv.MinIO(t)
+	s3, err := s3store.New(ctx, mc.Config(mc.NewBucket(t, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, store := range map[string]blob.Store{"disk": fs, "s3": s3} {
+		t.Run(name, func(t *testing.T) {
+			info, err := store.Put(ctx, bytes.NewReader(content), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if err := blobhttp.Serve(w, r, store, info.Digest, blobhttp.Options{Filename: "fw.bin"}); err != nil {
+					http.Error(w, err.Error(), 500)
+				}
+			}))
+			defer srv.Close()
+
+			for _, tc := range []struct {
+				name    string
+				headers map[string]string
+				status  int
+				body    []byte
+			}{
+				{"a whole download has its length and digest", nil, 200, content},
+				{"a range request gets the range", map[string]string{"Range": "bytes=10-19"}, 206, content[10:20]},
+				{"a resume from the middle gets the rest", map[string]string{"Range": "bytes=50000-"}, 206, content[50000:]},
+				{"a matching ETag is not sent again", map[string]string{"If-None-Match": `"` + info.Digest.Hex() + `"`}, 304, nil},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					req, _ := http.NewRequest("GET", srv.URL, nil)
+					for k, v := range tc.headers {
+						req.Header.Set(k, v)
+					}
+					resp, err := http.DefaultClient.Do(req) // follows the presigned redirect for S3
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					got, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != tc.status || !bytes.Equal(got, tc.body) {
+						t.Fatalf("status %d, %d bytes; want %d, %d bytes", resp.StatusCode, len(got), tc.status, len(tc.body))
+					}
+				})
+			}
+
+			t.Run("the S3 store redirects instead of proxying bytes", func(t *testing.T) {
+				client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+				resp, err := client.Get(srv.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				wantRedirect := name == "s3"
+				if (resp.StatusCode == http.StatusTemporaryRedirect) != wantRedirect {
+					t.Fatalf("status %d; redirect expected: %v", resp.StatusCode, wantRedirect)
+				}
+			})
+		})
+	}
+}

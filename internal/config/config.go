@@ -1,0 +1,359 @@
+// Package config is afterlife's one configuration struct and how it is
+// loaded: built-in defaults, then an optional YAML file, then AFTERLIFE_*
+// environment variables, then command-line flags, each overriding the one
+// before. cmd/afterlife loads it once and passes the values down; nothing
+// else reads flags, files or the environment for settings.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// Version is the version of the YAML file format this build reads.
+const Version = 1
+
+// Serve is the configuration of `afterlife serve`.
+type Serve struct {
+	Addr      string // listen address
+	Data      string // data directory: SQLite file, blobs, keys, admin token
+	Database  string // "" (SQLite under Data) or postgres://…
+	Blobs     string // "" (Data/blobs) or s3://BUCKET?endpoint=HOST:PORT&…
+	Keys      string // key directory; "" means Data/keys
+	PublicURL string // how clients reach this server; "" means http://Addr
+	ReplicaID string // names this replica in leases; "" means hostname-pid
+
+	LogLevel  string // debug, info, warn, error
+	LogFormat string // text or json
+
+	Demo          bool // seed the demo story into an empty data dir
+	LocalBuilders int  // builder agents started inside serve (embedded default: 2)
+	Quorum        int  // builders of distinct operators that must agree
+
+	LeaseTTL        time.Duration // how long a builder's job lease lasts without a heartbeat
+	SchedulerEvery  time.Duration // how often release policies are evaluated
+	ScrubEvery      time.Duration // how often every blob is re-hashed (0: never)
+	TimestampExpiry time.Duration // lifetime of TUF timestamp metadata
+
+	MaxFileSize    int64         // largest single file in a deposit
+	MaxDepositSize int64         // largest deposit
+	Retention      time.Duration // S3 object-lock retention of sealed blobs (0: none)
+
+	ShutdownGrace  time.Duration // how long in-flight requests may take on SIGTERM
+	MaxUpdateLoad  int           // concurrent update checks before answering 503
+	ReportsPerHour int           // install reports accepted per client address per hour
+}
+
+type field struct {
+	name  string // flag name; env is AFTERLIFE_ + upper(name with - → _); YAML key is name with - → _
+	def   string
+	usage string
+	set   func(c *Serve, v string) error
+}
+
+// typeName is how --help names a field's value: bool, int, duration, size
+// or string.
+func (f field) typeName() string {
+	switch {
+	case f.def == "true" || f.def == "false":
+		return "bool"
+	case strings.HasSuffix(f.name, "-size"):
+		return "size"
+	case f.def == "0" || strings.HasSuffix(f.def, "s") || strings.HasSuffix(f.def, "h"):
+		return "duration"
+	case strings.Trim(f.def, "0123456789") == "" && f.def != "":
+		return "int"
+	}
+	return "string"
+}
+
+// flagValue keeps a setting as text until LoadServe parses it, and names its
+// type in --help.
+type flagValue struct {
+	text, typ string
+}
+
+func (v *flagValue) String() string     { return v.text }
+func (v *flagValue) Set(s string) error { v.text = s; return nil }
+func (v *flagValue) Type() string       { return v.typ }
+func (v *flagValue) IsBoolFlag() bool   { return v.typ == "bool" }
+
+func str(p func(*Serve) *string) func(*Serve, string) error {
+	return func(c *Serve, v string) error { *p(c) = v; return nil }
+}
+
+func integer(p func(*Serve) *int) func(*Serve, string) error {
+	return func(c *Serve, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+func boolean(p func(*Serve) *bool) func(*Serve, string) error {
+	return func(c *Serve, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
+func duration(p func(*Serve) *time.Duration) func(*Serve, string) error {
+	return func(c *Serve, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+func size(p func(*Serve) *int64) func(*Serve, string) error {
+	return func(c *Serve, v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+var serveFields = []field{
+	{"addr", "127.0.0.1:8080", "listen address", str(func(c *Serve) *string { return &c.Addr })},
+	{"data", "./data", "data directory (SQLite database, blobs, keys, admin token)", str(func(c *Serve) *string { return &c.Data })},
+	{"database", "", "database: empty for SQLite under --data, or postgres://USER@HOST:PORT/DB", str(func(c *Serve) *string { return &c.Database })},
+	{"blobs", "", "blob store: empty for DATA/blobs, or s3://BUCKET?endpoint=HOST:PORT&secure=false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", str(func(c *Serve) *string { return &c.Blobs })},
+	{"keys", "", "key directory (TUF, escrow, receipt keys); empty for DATA/keys", str(func(c *Serve) *string { return &c.Keys })},
+	{"public-url", "", "URL clients use to reach this server; empty for http://ADDR", str(func(c *Serve) *string { return &c.PublicURL })},
+	{"replica-id", "", "name of this replica in leases; empty for HOSTNAME-PID", str(func(c *Serve) *string { return &c.ReplicaID })},
+	{"log-level", "info", "log level: debug, info, warn, error", str(func(c *Serve) *string { return &c.LogLevel })},
+	{"log-format", "text", "log format: text or json", str(func(c *Serve) *string { return &c.LogFormat })},
+	{"demo", "false", "seed the demo (vendor, product, deposit, recipe, reproducible release) into an empty data dir", boolean(func(c *Serve) *bool { return &c.Demo })},
+	{"local-builders", "2", "builder agents to run inside this process (0 for none)", integer(func(c *Serve) *int { return &c.LocalBuilders })},
+	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},
+	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},
+	{"scheduler-every", "30s", "how often release policies are evaluated", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
+	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
+	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
+	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
+	{"max-deposit-size", "32GiB", "largest deposit", size(func(c *Serve) *int64 { return &c.MaxDepositSize })},
+	{"retention", "0", "S3 object-lock retention for sealed blobs, e.g. 8760h (0: none)", duration(func(c *Serve) *time.Duration { return &c.Retention })},
+	{"shutdown-grace", "20s", "time in-flight requests get to finish on SIGTERM", duration(func(c *Serve) *time.Duration { return &c.ShutdownGrace })},
+	{"max-update-load", "512", "concurrent device update checks before answering 503 + Retry-After", integer(func(c *Serve) *int { return &c.MaxUpdateLoad })},
+	{"reports-per-hour", "120", "install reports accepted per client address per hour", integer(func(c *Serve) *int { return &c.ReportsPerHour })},
+}
+
+// EnvName is the environment variable for a flag name.
+func EnvName(flag string) string {
+	return "AFTERLIFE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func yamlKey(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
+
+// AddServeFlags declares every serve setting on fs, with its environment
+// variable and YAML key in the help text, plus --config.
+func AddServeFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (env "+EnvName("config")+")")
+	for _, f := range serveFields {
+		v := &flagValue{text: f.def, typ: f.typeName()}
+		fl := fs.VarPF(v, f.name, "", fmt.Sprintf("%s (env %s, yaml %s)", f.usage, EnvName(f.name), yamlKey(f.name)))
+		if v.typ == "bool" {
+			fl.NoOptDefVal = "true"
+		}
+	}
+}
+
+// LoadServe resolves the settings: defaults < YAML file < environment <
+// flags that were given. getenv is os.Getenv outside tests.
+func LoadServe(fs *pflag.FlagSet, getenv func(string) string) (Serve, error) {
+	values := map[string]string{}
+	for _, f := range serveFields {
+		values[f.name] = f.def
+	}
+	path := getenv(EnvName("config"))
+	if fl := fs.Lookup("config"); fl != nil && fl.Changed {
+		path = fl.Value.String()
+	}
+	if path != "" {
+		fromFile, err := readYAML(path)
+		if err != nil {
+			return Serve{}, err
+		}
+		for k, v := range fromFile {
+			values[k] = v
+		}
+	}
+	for _, f := range serveFields {
+		if v, ok := lookupEnv(getenv, EnvName(f.name)); ok {
+			values[f.name] = v
+		}
+		if fl := fs.Lookup(f.name); fl != nil && fl.Changed {
+			values[f.name] = fl.Value.String()
+		}
+	}
+	var c Serve
+	for _, f := range serveFields {
+		if err := f.set(&c, values[f.name]); err != nil {
+			return Serve{}, errs.E(errs.Invalid, "setting %s: %v", f.name, err)
+		}
+	}
+	return c, c.validate()
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func readYAML(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "config file %s", path)
+	}
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "config file %s", path)
+	}
+	known := map[string]string{}
+	for _, f := range serveFields {
+		known[yamlKey(f.name)] = f.name
+	}
+	out := map[string]string{}
+	version := 0
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		n := raw[k]
+		if n.Kind != yaml.ScalarNode {
+			return nil, errs.E(errs.Invalid, "config file %s:%d: %s must be a single value", path, n.Line, k)
+		}
+		if k == "version" {
+			version, _ = strconv.Atoi(n.Value)
+			continue
+		}
+		name, ok := known[k]
+		if !ok {
+			return nil, errs.E(errs.Invalid, "config file %s:%d: unknown setting %q", path, n.Line, k)
+		}
+		out[name] = n.Value
+	}
+	if version != Version {
+		return nil, errs.E(errs.Invalid, "config file %s: want \"version: %d\" (got %d)", path, Version, version)
+	}
+	return out, nil
+}
+
+func (c *Serve) validate() error {
+	if c.Data == "" {
+		return errs.E(errs.Invalid, "setting data: must not be empty")
+	}
+	abs, err := filepath.Abs(c.Data)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, err, "setting data")
+	}
+	c.Data = abs
+	if c.Keys == "" {
+		c.Keys = filepath.Join(c.Data, "keys")
+	}
+	if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") && !strings.HasPrefix(c.Database, "sqlite:") {
+		return errs.E(errs.Invalid, "setting database: want postgres://… or sqlite:PATH, got %q", c.Database)
+	}
+	if c.Blobs != "" && !strings.HasPrefix(c.Blobs, "s3://") {
+		return errs.E(errs.Invalid, "setting blobs: want s3://BUCKET?endpoint=…, got %q", c.Blobs)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return errs.E(errs.Invalid, "setting log-level: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return errs.E(errs.Invalid, "setting log-format: want text or json, got %q", c.LogFormat)
+	}
+	if c.Quorum < 1 {
+		return errs.E(errs.Invalid, "setting quorum: must be at least 1")
+	}
+	if c.LocalBuilders < 0 {
+		return errs.E(errs.Invalid, "setting local-builders: must not be negative")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.ReplicaID == "" {
+		host, _ := os.Hostname()
+		c.ReplicaID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return nil
+}
+
+// DatabaseURL is the database to open: the configured one, or SQLite under
+// the data directory.
+func (c Serve) DatabaseURL() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return "sqlite:" + filepath.Join(c.Data, "afterlife.db")
+}
+
+// ParseDuration accepts Go durations plus a "d" suffix for days ("30d").
+func ParseDuration(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("want a duration like 90s, 15m, 24h or 30d, got %q", v)
+		}
+		return time.Duration(n * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want a duration like 90s, 15m, 24h or 30d, got %q", v)
+	}
+	return d, nil
+}
+
+// ParseSize accepts a byte count with an optional unit: B, KiB, MiB, GiB,
+// TiB (or KB, MB, GB, TB, meaning the same powers of 1024).
+func ParseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+		{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("want a size like 512MiB or 4GiB, got %q", v)
+	}
+	return n * mult, nil
+}

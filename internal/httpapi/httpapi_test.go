@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+type tokens map[string]auth.Principal
+
+func (t tokens) Authenticate(_ context.Context, secret string) (auth.Principal, error) {
+	if p, ok := t[secret]; ok {
+		return p, nil
+	}
+	return auth.Principal{}, errs.E(errs.Unauthenticated, "invalid token")
+}
+
+func newTestAPI() *API {
+	a := New(Options{Auth: tokens{
+		"admin":  {Role: auth.Admin, Name: "root"},
+		"acme":   {Role: auth.Vendor, Name: "acme-ci", Org: "acme"},
+		"globex": {Role: auth.Vendor, Name: "globex-ci", Org: "globex"},
+	}})
+	v1 := a.V1()
+	v1.GET("/public", Op{Summary: "public"}, func(c *gin.Context) error {
+		return JSON(c, http.StatusOK, gin.H{"ok": true})
+	})
+	v1.GET("/admin-only", Op{Summary: "admin", Roles: []auth.Role{auth.Admin}}, func(c *gin.Context) error {
+		return JSON(c, http.StatusOK, gin.H{"ok": true})
+	})
+	v1.POST("/orgs/:org/things", Op{Summary: "org scoped", Roles: []auth.Role{auth.Vendor}, MaxBody: 64}, func(c *gin.Context) error {
+		if err := RequireOrg(c, c.Param("org")); err != nil {
+			return err
+		}
+		var body struct {
+			Name string `json:"name"`
+		}
+		if err := BindJSON(c, &body); err != nil {
+			return err
+		}
+		return JSON(c, http.StatusCreated, body)
+	})
+	v1.GET("/boom", Op{Summary: "panics"}, func(c *gin.Context) error { panic("boom") })
+	v1.GET("/missing", Op{Summary: "not found"}, func(c *gin.Context) error {
+		return errs.E(errs.NotFound, "thing 7 not found")
+	})
+	a.ServeOpenAPI(v1)
+	return a
+}
+
+func TestRoutesEnforceRolesAndScope(t *testing.T) {
+	a := newTestAPI()
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		status                          int
+		code                            string
+	}{
+		{"anyone reads a public route", "GET", "/v1/public", "", "", 200, ""},
+		{"no token on an admin route is 401", "GET", "/v1/admin-only", "", "", 401, "unauthenticated"},
+		{"a bad token is 401 even on a public route", "GET", "/v1/public", "nope", "", 401, "unauthenticated"},
+		{"a vendor token on an admin route is 403", "GET", "/v1/admin-only", "acme", "", 403, "forbidden"},
+		{"the admin passes an admin route", "GET", "/v1/admin-only", "admin", "", 200, ""},
+		{"a vendor acts for its own org", "POST", "/v1/orgs/acme/things", "acme", `{"name":"x"}`, 201, ""},
+		{"a vendor token on another org's route is 403", "POST", "/v1/orgs/acme/things", "globex", `{"name":"x"}`, 403, "forbidden"},
+		{"unknown JSON fields are invalid", "POST", "/v1/orgs/acme/things", "acme", `{"nom":"x"}`, 400, "invalid"},
+		{"a body over the route's limit is 413", "POST", "/v1/orgs/acme/things", "acme", `{"name":"` + strings.Repeat("x", 100) + `"}`, 413, "too_large"},
+		{"a panic is a 500 with the error shape", "GET", "/v1/boom", "", "", 500, "internal"},
+		{"a kind maps to its status", "GET", "/v1/missing", "", "", 404, "not_found"},
+		{"an unknown route is a JSON 404", "GET", "/v1/nowhere", "", "", 404, "not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			rec := httptest.NewRecorder()
+			a.Engine().ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if rec.Header().Get("X-Request-Id") == "" {
+				t.Error("no X-Request-Id header")
+			}
+			if tc.code == "" {
+				return
+			}
+			var body ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("error body %q is not JSON: %v", rec.Body, err)
+			}
+			if body.Error.Code != tc.code || body.Error.Message == "" {
+				t.Fatalf("error body %+v, want code %s and a message", body, tc.code)
+			}
+		})
+	}
+}
+
+func TestOpenAPIListsEveryRegisteredRoute(t *testing.T) {
+	a := newTestAPI()
+	doc := a.OpenAPI()
+	if doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi version %v", doc["openapi"])
+	}
+	paths := doc["paths"].(map[string]any)
+	for _, r := range a.Engine().Routes() {
+		item, ok := paths[OpenAPIPath(r.Path)].(map[string]any)
+		if !ok || item[strings.ToLower(r.Method)] == nil {
+			t.Errorf("%s %s is registered but missing from the OpenAPI document", r.Method, r.Path)
+		}
+	}
+	rec := httptest.NewRecorder()
+	a.Engine().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/openapi.json", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"/v1/orgs/{org}/things"`) {
+		t.Fatalf("served document: %d %s", rec.Code, rec.Body)
+	}
+}
