@@ -1,0 +1,355 @@
+// Package toolchain finds the build toolchains that are really installed on
+// this machine (Go, the ARM bare-metal GCC, the base shell tools), so that a
+// builder advertises only what it can run, and says which host directories
+// the sandbox must bind read-only for each of them. It must not install
+// anything, trust a declared list, or know about jobs or recipes.
+package toolchain
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// Names of the toolchains a recipe may ask for.
+const (
+	Go       = "go"
+	ArmGCC   = "gcc-arm-none-eabi"
+	Busybox  = "busybox"
+	probeMax = 20 * time.Second
+)
+
+// Toolchain is one toolchain found on this machine.
+type Toolchain struct {
+	Name    string
+	Version string
+	// Paths are host directories the sandbox binds read-only, at the same
+	// path, so the toolchain works inside it.
+	Paths []string
+	// Bin are directories (inside the sandbox, equal to the host paths) to
+	// put in front of PATH.
+	Bin []string
+	// Env is set in the sandbox for steps using this toolchain.
+	Env map[string]string
+}
+
+// Arch is the architecture builds run on, in GOARCH spelling.
+func Arch() string { return runtime.GOARCH }
+
+// Finder locates executables; tests and odd hosts can replace the search.
+type Finder struct {
+	// LookPath finds a command; exec.LookPath when nil.
+	LookPath func(string) (string, error)
+	// Extra are directories searched after PATH (default: /usr/local/go/bin).
+	Extra []string
+}
+
+// Detect probes the machine and returns every toolchain it can run, sorted
+// by name. The shell toolchain (busybox) is always present or Detect fails:
+// without sh, tar and gzip no recipe can run.
+func Detect(ctx context.Context) ([]Toolchain, error) {
+	return Finder{}.Detect(ctx)
+}
+
+// Detect is the package Detect with f's search rules.
+func (f Finder) Detect(ctx context.Context) ([]Toolchain, error) {
+	var out []Toolchain
+	base, err := f.shell(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, base)
+	if tc, ok, err := f.golang(ctx); err != nil {
+		return nil, err
+	} else if ok {
+		out = append(out, tc)
+	}
+	if tc, ok, err := f.armGCC(ctx); err != nil {
+		return nil, err
+	} else if ok {
+		out = append(out, tc)
+	}
+	slices.SortFunc(out, func(a, b Toolchain) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Find returns the toolchain called name whose version satisfies constraint.
+func Find(tcs []Toolchain, name, constraint string) (Toolchain, error) {
+	var seen []string
+	for _, tc := range tcs {
+		if tc.Name != name {
+			continue
+		}
+		if Satisfies(tc.Version, constraint) {
+			return tc, nil
+		}
+		seen = append(seen, tc.Version)
+	}
+	if len(seen) == 0 {
+		return Toolchain{}, errs.E(errs.NotFound, "toolchain %s is not installed on this builder", name)
+	}
+	return Toolchain{}, errs.E(errs.NotFound, "toolchain %s %q not available: this builder has %s", name, constraint, strings.Join(seen, ", "))
+}
+
+func (f Finder) look(name string) (string, bool) {
+	lp := f.LookPath
+	if lp == nil {
+		lp = exec.LookPath
+	}
+	if p, err := lp(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs, true
+		}
+	}
+	extra := f.Extra
+	if extra == nil {
+		extra = []string{"/usr/local/go/bin"}
+	}
+	for _, d := range extra {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func probe(ctx context.Context, bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeMax)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A toolchain must answer the same way for every caller: no inherited
+	// GOFLAGS/GOTOOLCHAIN surprises.
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + os.TempDir(), "GOTOOLCHAIN=local", "LC_ALL=C"}
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("toolchain: run %s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+func (f Finder) golang(ctx context.Context) (Toolchain, bool, error) {
+	bin, ok := f.look("go")
+	if !ok {
+		return Toolchain{}, false, nil
+	}
+	out, err := probe(ctx, bin, "env", "GOROOT", "GOVERSION")
+	if err != nil {
+		return Toolchain{}, false, err
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		return Toolchain{}, false, errs.E(errs.Internal, "toolchain: go env printed %q, want GOROOT and GOVERSION", out)
+	}
+	goroot, version := strings.TrimSpace(lines[0]), strings.TrimPrefix(strings.TrimSpace(lines[1]), "go")
+	if !filepath.IsAbs(goroot) || version == "" {
+		return Toolchain{}, false, errs.E(errs.Internal, "toolchain: go env gave GOROOT %q and version %q", goroot, version)
+	}
+	return Toolchain{
+		Name:    Go,
+		Version: version,
+		Paths:   []string{goroot},
+		Bin:     []string{filepath.Join(goroot, "bin")},
+		// GOTOOLCHAIN=local: the sandbox has no network, and a build must
+		// use the toolchain the builder advertised, never fetch another.
+		Env: map[string]string{"GOTOOLCHAIN": "local"},
+	}, true, nil
+}
+
+func (f Finder) armGCC(ctx context.Context) (Toolchain, bool, error) {
+	bin, ok := f.look("arm-none-eabi-gcc")
+	if !ok {
+		return Toolchain{}, false, nil
+	}
+	out, err := probe(ctx, bin, "-dumpversion")
+	if err != nil {
+		return Toolchain{}, false, err
+	}
+	version := strings.TrimSpace(out)
+	if version == "" {
+		return Toolchain{}, false, errs.E(errs.Internal, "toolchain: %s -dumpversion printed nothing", bin)
+	}
+	// Debian installs the cross compiler's pieces in these places; only the
+	// ones that exist are bound.
+	binDir := filepath.Dir(bin)
+	var paths []string
+	for _, p := range []string{binDir, "/usr/lib/gcc/arm-none-eabi", "/usr/lib/arm-none-eabi", "/usr/libexec/gcc/arm-none-eabi", "/usr/include/newlib"} {
+		if _, err := os.Stat(p); err == nil && !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	paths = append(paths, linksOutside(paths[1:])...)
+	return Toolchain{Name: ArmGCC, Version: version, Paths: paths, Bin: []string{binDir}, Env: map[string]string{}}, true, nil
+}
+
+// linksOutside finds symlinks directly inside dirs that point out of /usr
+// (Debian's /etc/alternatives: /usr/lib/arm-none-eabi/include →
+// /etc/alternatives/gcc-arm-none-eabi-include → /usr/include/newlib) and
+// returns their targets, so the sandbox can bind them and the links resolve.
+func linksOutside(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.Type()&os.ModeSymlink == 0 {
+				continue
+			}
+			target, err := os.Readlink(filepath.Join(d, e.Name()))
+			if err != nil || !filepath.IsAbs(target) {
+				continue
+			}
+			target = filepath.Clean(target)
+			if strings.HasPrefix(target, "/usr/") || slices.Contains(out, target) {
+				continue
+			}
+			if _, err := os.Stat(target); err == nil {
+				out = append(out, target)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var versionRe = regexp.MustCompile(`\d+(\.\d+)+`)
+
+// shell is the base every sandbox gets: sh and the usual tools from /usr.
+// Its version is busybox's when installed, otherwise GNU coreutils'.
+func (f Finder) shell(ctx context.Context) (Toolchain, error) {
+	var missing []string
+	for _, tool := range []string{"sh", "tar", "gzip", "sha256sum", "date"} {
+		if _, ok := f.look(tool); !ok {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		return Toolchain{}, errs.E(errs.Unavailable, "toolchain: basic tools missing from this machine: %s", strings.Join(missing, ", "))
+	}
+	version := ""
+	if bb, ok := f.look("busybox"); ok {
+		if out, err := probe(ctx, bb); err == nil {
+			version = versionRe.FindString(out)
+		}
+	}
+	if version == "" {
+		env, _ := f.look("env")
+		out, err := probe(ctx, env, "--version")
+		if err != nil {
+			return Toolchain{}, err
+		}
+		version = versionRe.FindString(firstLine(out))
+	}
+	if version == "" {
+		return Toolchain{}, errs.E(errs.Internal, "toolchain: cannot tell the version of the base tools")
+	}
+	return Toolchain{Name: Busybox, Version: version, Paths: []string{"/usr"}, Bin: []string{"/usr/bin"}, Env: map[string]string{}}, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// Satisfies reports whether version have meets constraint. An empty
+// constraint accepts anything; ">=X", ">X", "<=X", "<X", "=X" compare
+// numerically; a bare "X" matches X and every X.* ("1.26" matches
+// "1.26.8", not "1.2" or "1.260").
+func Satisfies(have, constraint string) bool {
+	c := strings.TrimSpace(constraint)
+	if c == "" || c == "*" {
+		return true
+	}
+	for _, op := range []string{">=", "<=", "==", ">", "<", "="} {
+		rest, ok := strings.CutPrefix(c, op)
+		if !ok {
+			continue
+		}
+		cmp, ok := compare(have, strings.TrimSpace(rest))
+		if !ok {
+			return false
+		}
+		switch op {
+		case ">=":
+			return cmp >= 0
+		case "<=":
+			return cmp <= 0
+		case ">":
+			return cmp > 0
+		case "<":
+			return cmp < 0
+		default:
+			return cmp == 0
+		}
+	}
+	c = strings.TrimPrefix(c, "v")
+	h := strings.TrimPrefix(strings.TrimSpace(have), "v")
+	return h == c || strings.HasPrefix(h, c+".")
+}
+
+// compare orders dotted numeric versions; missing parts count as 0. A
+// pre-release suffix ("1.26rc1") sorts before its release.
+func compare(a, b string) (int, bool) {
+	pa, oka := parts(a)
+	pb, okb := parts(b)
+	if !oka || !okb {
+		return 0, false
+	}
+	for i := range max(len(pa), len(pb)) {
+		var x, y int
+		if i < len(pa) {
+			x = pa[i]
+		}
+		if i < len(pb) {
+			y = pb[i]
+		}
+		if x != y {
+			if x < y {
+				return -1, true
+			}
+			return 1, true
+		}
+	}
+	return 0, true
+}
+
+var leadingNum = regexp.MustCompile(`^\d+`)
+
+func parts(v string) ([]int, bool) {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
+	if v == "" {
+		return nil, false
+	}
+	var out []int
+	for _, p := range strings.Split(v, ".") {
+		num := leadingNum.FindString(p)
+		if num == "" {
+			return nil, false
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, n)
+		if num != p {
+			// "26rc1": a pre-release of 26, ordered just below it.
+			out = append(out, -1)
+			break
+		}
+	}
+	return out, true
+}

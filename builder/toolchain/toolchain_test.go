@@ -1,0 +1,130 @@
+package toolchain_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/afterlife-oss/afterlife/builder/toolchain"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+func TestSatisfies(t *testing.T) {
+	tests := []struct {
+		have, constraint string
+		want             bool
+	}{
+		{"1.26.8", "1.26", true},
+		{"1.26", "1.26", true},
+		{"1.260.1", "1.26", false},
+		{"1.2", "1.26", false},
+		{"1.25.3", "1.26", false},
+		{"1.26.8", ">=1.25", true},
+		{"1.25.0", ">=1.25", true},
+		{"1.24.9", ">=1.25", false},
+		{"1.26rc1", ">=1.26", false},
+		{"12.2.1", ">=12.2", true},
+		{"12.2.1", "<13", true},
+		{"13.1", "<13", false},
+		{"9.1", "", true},
+		{"9.1", ">=x", false},
+	}
+	for _, tt := range tests {
+		verb := "does not satisfy"
+		if tt.want {
+			verb = "satisfies"
+		}
+		t.Run(tt.have+" "+verb+" "+tt.constraint, func(t *testing.T) {
+			if got := toolchain.Satisfies(tt.have, tt.constraint); got != tt.want {
+				t.Fatalf("Satisfies(%q, %q) = %v", tt.have, tt.constraint, got)
+			}
+		})
+	}
+}
+
+func TestDetectReportsWhatIsReallyInstalled(t *testing.T) {
+	for _, tool := range []string{"go", "arm-none-eabi-gcc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if _, err := os.Stat("/usr/local/go/bin/" + tool); err != nil {
+				t.Fatalf("%s is not installed: run scripts/test-deps.sh", tool)
+			}
+		}
+	}
+	tcs, err := toolchain.Detect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("go reports the version the go command prints", func(t *testing.T) {
+		tc, err := toolchain.Find(tcs, toolchain.Go, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(filepath.Join(tc.Bin[0], "go"), "version").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), "go"+tc.Version+" ") {
+			t.Fatalf("go version prints %q, detected %q", out, tc.Version)
+		}
+		if tc.Env["GOTOOLCHAIN"] != "local" || len(tc.Paths) != 1 {
+			t.Fatalf("go toolchain = %+v", tc)
+		}
+	})
+	t.Run("the ARM compiler is found with its library dirs", func(t *testing.T) {
+		tc, err := toolchain.Find(tcs, toolchain.ArmGCC, ">=12")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("arm-none-eabi-gcc", "-dumpversion").Output()
+		if err != nil || strings.TrimSpace(string(out)) != tc.Version {
+			t.Fatalf("arm-none-eabi-gcc -dumpversion = %q, %v; detected %q", out, err, tc.Version)
+		}
+		for _, p := range tc.Paths {
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("path %s does not exist: %v", p, err)
+			}
+		}
+	})
+	t.Run("the base shell tools are always there", func(t *testing.T) {
+		tc, err := toolchain.Find(tcs, toolchain.Busybox, "")
+		if err != nil || tc.Version == "" {
+			t.Fatalf("busybox = %+v, %v", tc, err)
+		}
+	})
+	t.Run("an unknown toolchain is not found", func(t *testing.T) {
+		if _, err := toolchain.Find(tcs, "rustc", ""); !errs.Is(err, errs.NotFound) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a version the builder lacks is named in the error", func(t *testing.T) {
+		_, err := toolchain.Find(tcs, toolchain.Go, "1.2")
+		if !errs.Is(err, errs.NotFound) || !strings.Contains(err.Error(), "this builder has") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestDetectIgnoresToolchainsThatAreAbsent(t *testing.T) {
+	f := toolchain.Finder{
+		LookPath: func(name string) (string, error) {
+			if name == "go" || name == "arm-none-eabi-gcc" {
+				return "", exec.ErrNotFound
+			}
+			return exec.LookPath(name)
+		},
+		Extra: []string{},
+	}
+	tcs, err := f.Detect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tcs) != 1 || tcs[0].Name != toolchain.Busybox {
+		t.Fatalf("detected %+v, want only the base tools", tcs)
+	}
+	if toolchain.Arch() == "" {
+		t.Fatal("Arch is empty")
+	}
+}

@@ -1,0 +1,3 @@
+module afterlife.example/cam
+
+go 1.26
