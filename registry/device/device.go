@@ -1,0 +1,350 @@
+// Package device is the client a device (or its integrator) imports to
+// update over the air from an afterlife registry: it asks the update API
+// for an offer, verifies the offered file against the registry's signed
+// TUF metadata with go-tuf's updater, downloads it with resume, installs it
+// into the inactive slot of an A/B layout, switches slots atomically and
+// reports the outcome. It must never install bytes that TUF metadata does
+// not vouch for, never trust the offer alone, and never act on a community
+// release without the owner's opt-in. It does not know how the registry
+// stores anything; it speaks only HTTP.
+package device
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpclient"
+)
+
+// Config says where the registry is and where the device keeps things.
+type Config struct {
+	// Registry is the registry's base URL, e.g. "https://registry.example".
+	Registry string
+	// StateDir holds the trusted TUF root, the TUF metadata cache, the
+	// device's config file and partial downloads.
+	StateDir string
+	// InstallDir holds the A/B layout: slots "a" and "b" and the symlink
+	// "current" to the active one.
+	InstallDir string
+	// DeviceID and Channel override the values Init stored when set.
+	DeviceID, Channel string
+	// AcceptCommunity allows community releases (also when Init stored it).
+	AcceptCommunity bool
+	// HTTPClient supplies the transport (TLS settings, proxies); requests
+	// are always retried with afterlife's policy on top of it.
+	HTTPClient *http.Client
+	// Progress, when set, is called as the download advances.
+	Progress func(done, total int64)
+	// Logger receives what the client does (default: discard).
+	Logger *slog.Logger
+}
+
+// Offer is the registry's answer to "is there an update for me?", as
+// served by GET /v1/devices/updates.
+type Offer struct {
+	Product    string      `json:"product"`
+	ReleaseID  string      `json:"release_id"`
+	Version    string      `json:"version"`
+	Channel    string      `json:"channel"`
+	Notes      string      `json:"notes"`
+	Community  bool        `json:"community"`
+	RiskNotes  string      `json:"risk_notes"`
+	MinVersion string      `json:"min_version"`
+	Target     OfferTarget `json:"target"`
+}
+
+// OfferTarget names the file to install as the TUF metadata lists it.
+type OfferTarget struct {
+	Path   string            `json:"path"`
+	Length int64             `json:"length"`
+	Hashes map[string]string `json:"hashes"`
+}
+
+// Report is the body of POST /v1/devices/reports.
+type Report struct {
+	DeviceID  string `json:"device_id"`
+	ReleaseID string `json:"release_id"`
+	Version   string `json:"version"`
+	Outcome   string `json:"outcome"` // "success" or "failure"
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Outcomes of a Report.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// stored is the device's config file, StateDir/config.json.
+type stored struct {
+	DeviceID        string `json:"device_id"`
+	Channel         string `json:"channel"`
+	AcceptCommunity bool   `json:"accept_community"`
+}
+
+const (
+	rootFile   = "root.json"
+	configFile = "config.json"
+	tufDir     = "tuf"
+	partDir    = "downloads"
+)
+
+// client is a Config resolved against the stored config file.
+type client struct {
+	cfg    Config
+	st     stored
+	http   *http.Client
+	log    *slog.Logger
+	base   *url.URL
+	tufURL string
+}
+
+func newClient(cfg Config, needState bool) (*client, error) {
+	if cfg.StateDir == "" {
+		return nil, errs.E(errs.Invalid, "device: StateDir is not set")
+	}
+	base, err := url.Parse(strings.TrimSuffix(cfg.Registry, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, errs.E(errs.Invalid, "device: registry URL %q is not an http(s) URL", cfg.Registry)
+	}
+	c := &client{cfg: cfg, base: base, log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	rc := httpclient.New(httpclient.Options{Logger: c.log})
+	if cfg.HTTPClient != nil {
+		rc.HTTPClient = cfg.HTTPClient
+	}
+	c.http = rc.StandardClient()
+	c.tufURL = base.JoinPath("tuf").String()
+	if needState {
+		b, err := os.ReadFile(filepath.Join(cfg.StateDir, configFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errs.E(errs.Invalid, "device: %s has no config; run Init first", cfg.StateDir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("device: read config: %w", err)
+		}
+		if err := json.Unmarshal(b, &c.st); err != nil {
+			return nil, errs.Wrap(errs.Invalid, err, "device: config %s", filepath.Join(cfg.StateDir, configFile))
+		}
+	}
+	if cfg.DeviceID != "" {
+		c.st.DeviceID = cfg.DeviceID
+	}
+	if cfg.Channel != "" {
+		c.st.Channel = cfg.Channel
+	}
+	c.st.AcceptCommunity = c.st.AcceptCommunity || cfg.AcceptCommunity
+	return c, nil
+}
+
+// Init prepares StateDir: it stores the trusted TUF root and the device's
+// config (device id, channel, whether community releases are accepted).
+// With rootJSON nil it trusts on first use: it fetches /tuf/1.root.json
+// from the registry, checks that it is signed by its own root keys, and
+// logs a warning, since whoever answers that request decides what the
+// device trusts. Ship the root with the device where you can.
+func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool) error {
+	c, err := newClient(cfg, false)
+	if err != nil {
+		return err
+	}
+	if rootJSON == nil {
+		c.log.Warn("device: no root given; trusting the registry's 1.root.json on first use", "registry", cfg.Registry)
+		if rootJSON, err = c.get(ctx, c.tufURL+"/1.root.json", 512<<10); err != nil {
+			return fmt.Errorf("device: fetch root for trust on first use: %w", err)
+		}
+	}
+	root, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(rootJSON)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, err, "device: the root is not TUF root metadata")
+	}
+	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
+		return errs.Wrap(errs.Invalid, err, "device: the root is not signed by its own root keys")
+	}
+	if c.st.DeviceID == "" {
+		return errs.E(errs.Invalid, "device: DeviceID is not set")
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
+		return fmt.Errorf("device: create state dir: %w", err)
+	}
+	c.st.AcceptCommunity = c.st.AcceptCommunity || acceptCommunity
+	conf, err := json.MarshalIndent(c.st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("device: encode config: %w", err)
+	}
+	// A new root replaces the metadata cached under the old one.
+	if err := os.RemoveAll(filepath.Join(cfg.StateDir, tufDir)); err != nil {
+		return fmt.Errorf("device: reset tuf cache: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
+		return fmt.Errorf("device: create tuf cache: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(cfg.StateDir, rootFile), rootJSON, 0o644); err != nil {
+		return fmt.Errorf("device: store root: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(cfg.StateDir, configFile), append(conf, '\n'), 0o644); err != nil {
+		return fmt.Errorf("device: store config: %w", err)
+	}
+	c.log.Info("device initialised", "device_id", c.st.DeviceID, "channel", c.st.Channel,
+		"accept_community", c.st.AcceptCommunity, "root_version", root.Signed.Version)
+	return nil
+}
+
+// Check asks the registry whether a newer release exists for this device;
+// nil means the device is up to date.
+func Check(ctx context.Context, cfg Config, current string) (*Offer, error) {
+	c, err := newClient(cfg, true)
+	if err != nil {
+		return nil, err
+	}
+	return c.check(ctx, current)
+}
+
+func (c *client) check(ctx context.Context, current string) (*Offer, error) {
+	u := c.base.JoinPath("v1", "devices", "updates")
+	u.RawQuery = url.Values{"id": {c.st.DeviceID}, "version": {current}, "channel": {c.st.Channel}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("device: check: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "device: check for updates")
+	}
+	defer httpclient.Drain(resp)
+	switch resp.StatusCode {
+	case http.StatusNoContent:
+		return nil, nil
+	case http.StatusOK:
+	default:
+		return nil, statusError(resp, "device: check for updates")
+	}
+	var o Offer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&o); err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "device: the update offer is not valid JSON")
+	}
+	return &o, nil
+}
+
+// get fetches a small document.
+func (c *client) get(ctx context.Context, u string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "GET %s", u)
+	}
+	defer httpclient.Drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp, "GET "+u)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
+}
+
+// report tells the registry how an install went.
+func (c *client) report(ctx context.Context, r Report) error {
+	r.DeviceID = c.st.DeviceID
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("device: encode report: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.JoinPath("v1", "devices", "reports").String(), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("device: report: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return errs.Wrap(errs.Unavailable, err, "device: send report")
+	}
+	defer httpclient.Drain(resp)
+	if resp.StatusCode/100 != 2 {
+		return statusError(resp, "device: send report")
+	}
+	return nil
+}
+
+// statusError turns an unexpected response into an error with a kind,
+// using the registry's {"error":{"message"}} body when there is one.
+func statusError(resp *http.Response, what string) error {
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+	msg := body.Error.Message
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	kind := errs.Internal
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		kind = errs.NotFound
+	case resp.StatusCode == http.StatusUnauthorized:
+		kind = errs.Unauthenticated
+	case resp.StatusCode == http.StatusForbidden:
+		kind = errs.Forbidden
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		kind = errs.Unavailable
+	case resp.StatusCode >= 400:
+		kind = errs.Invalid
+	}
+	return errs.E(kind, "%s: registry answered %d: %s", what, resp.StatusCode, msg)
+}
+
+// writeFileSync writes a file through a temporary file, fsyncs it and
+// renames it into place.
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(mode)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return werr
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package tuf
+
+const scaleTargets = 20_000
