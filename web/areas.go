@@ -1,0 +1,402 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// flashes are the fixed confirmations a redirect may ask for (?done=key);
+// never user text, so a crafted link cannot put words on our pages.
+var flashes = map[string]string{
+	"product":  "Product registered.",
+	"deposit":  "Deposit sealed. Its receipt is below.",
+	"checkin":  "Checked in. The dead-man deadlines moved forward.",
+	"approved": "Approval recorded.",
+	"revoked":  "Token revoked.",
+}
+
+func (s *Site) pageWithFlash(c *gin.Context, title string, data any) *page {
+	p := s.newPage(c, title, data)
+	p.Flash = flashes[c.Query("done")]
+	return p
+}
+
+func redirectDone(c *gin.Context, path, key string) {
+	c.Redirect(http.StatusSeeOther, path+"?done="+url.QueryEscape(key))
+}
+
+// formError shows caller mistakes (Invalid, Conflict, NotFound) on the
+// form's page; anything else becomes the error page.
+func formError(err error) bool {
+	switch errs.KindOf(err) {
+	case errs.Invalid, errs.Conflict, errs.NotFound, errs.TooLarge:
+		return true
+	}
+	return false
+}
+
+// --- vendor area ---
+
+type vendorData struct {
+	Products     []ProductSummary
+	Deposits     []DepositSummary
+	NextDeadline time.Time // earliest dead-man deadline across deposits
+	Form         NewProductForm
+}
+
+// NewProductForm keeps what the vendor typed when a form is shown again.
+type NewProductForm struct {
+	Model, Revisions, DeviceIDs, EOL string
+}
+
+func (s *Site) vendorData(c *gin.Context) (vendorData, error) {
+	if s.deps.Escrow == nil {
+		return vendorData{}, errs.E(errs.NotFound, "the vendor area is not enabled")
+	}
+	ctx := c.Request.Context()
+	p := principal(c)
+	prods, err := s.deps.Catalog.VendorProducts(ctx, p.Org)
+	if err != nil {
+		return vendorData{}, err
+	}
+	deps, err := s.deps.Escrow.Deposits(ctx, p)
+	if err != nil {
+		return vendorData{}, err
+	}
+	d := vendorData{Products: prods, Deposits: deps}
+	for _, dep := range deps {
+		if dep.Policy.Kind == "dead-man" && dep.State == "sealed" && !dep.Policy.NextDeadline.IsZero() {
+			if d.NextDeadline.IsZero() || dep.Policy.NextDeadline.Before(d.NextDeadline) {
+				d.NextDeadline = dep.Policy.NextDeadline
+			}
+		}
+	}
+	return d, nil
+}
+
+func (s *Site) vendorHome(c *gin.Context) {
+	d, err := s.vendorData(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "vendor/index", "", s.pageWithFlash(c, "Vendor", d))
+}
+
+// splitList splits a free-text list on commas, spaces and newlines.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}
+
+func (s *Site) vendorCreateProduct(c *gin.Context) {
+	f := NewProductForm{
+		Model:     strings.TrimSpace(c.PostForm("model")),
+		Revisions: c.PostForm("revisions"),
+		DeviceIDs: c.PostForm("device_ids"),
+		EOL:       strings.TrimSpace(c.PostForm("eol")),
+	}
+	np := NewProduct{Model: f.Model, HardwareRevisions: splitList(f.Revisions), DeviceIDs: splitList(f.DeviceIDs)}
+	var err error
+	if f.Model == "" {
+		err = errs.E(errs.Invalid, "the model name is required")
+	} else if f.EOL != "" {
+		np.EOL, err = time.Parse("2006-01-02", f.EOL)
+		if err != nil {
+			err = errs.E(errs.Invalid, "the end-of-life date must look like 2027-01-31")
+		}
+	}
+	if err == nil {
+		_, err = s.deps.Catalog.CreateProduct(c.Request.Context(), principal(c), np)
+	}
+	if err != nil {
+		if !formError(err) {
+			s.fail(c, err)
+			return
+		}
+		d, derr := s.vendorData(c)
+		if derr != nil {
+			s.fail(c, derr)
+			return
+		}
+		d.Form = f
+		p := s.newPage(c, "Vendor", d)
+		p.Error = errs.Message(err)
+		s.render(c, http.StatusBadRequest, "vendor/index", "", p)
+		return
+	}
+	redirectDone(c, "/vendor", "product")
+}
+
+func (s *Site) vendorDepositForm(c *gin.Context) {
+	d, err := s.vendorData(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := s.newPage(c, "New deposit", gin.H{"Products": d.Products, "Selected": c.Query("product"), "MaxUpload": s.opts.MaxUpload})
+	s.render(c, http.StatusOK, "vendor/deposit", "", p)
+}
+
+// The three deposit endpoints below are called by static/deposit.js with
+// the CSRF header; they mirror the API's deposit protocol but act with the
+// session's principal, so the API token never reaches page scripts.
+
+type depositRequest struct {
+	Product  string          `json:"product"`
+	Policy   PolicySpec      `json:"policy"`
+	Manifest []ManifestEntry `json:"manifest"`
+}
+
+func jsonError(c *gin.Context, err error) {
+	c.AbortWithStatusJSON(errs.KindOf(err).HTTPStatus(), gin.H{"error": gin.H{"code": errs.KindOf(err).String(), "message": errs.Message(err)}})
+}
+
+func (s *Site) vendorCreateDeposit(c *gin.Context) {
+	if s.deps.Escrow == nil {
+		jsonError(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
+		return
+	}
+	var req depositRequest
+	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		jsonError(c, errs.Wrap(errs.Invalid, err, "the deposit request is not valid JSON"))
+		return
+	}
+	if len(req.Manifest) == 0 {
+		jsonError(c, errs.E(errs.Invalid, "choose at least one file"))
+		return
+	}
+	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), principal(c), NewDeposit{ProductID: req.Product, Policy: req.Policy, Manifest: req.Manifest})
+	if err != nil {
+		jsonError(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": id})
+}
+
+func (s *Site) vendorUploadFile(c *gin.Context) {
+	if s.deps.Escrow == nil {
+		jsonError(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
+		return
+	}
+	size := c.Request.ContentLength
+	if size < 0 {
+		jsonError(c, errs.E(errs.Invalid, "Content-Length is required"))
+		return
+	}
+	if size > s.opts.MaxUpload {
+		jsonError(c, errs.E(errs.TooLarge, "files over %d bytes must be deposited with the command-line client", s.opts.MaxUpload))
+		return
+	}
+	path := strings.TrimPrefix(c.Param("path"), "/")
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, size)
+	if err := s.deps.Escrow.UploadFile(c.Request.Context(), principal(c), c.Param("id"), path, size, body); err != nil {
+		jsonError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Site) vendorCommitDeposit(c *gin.Context) {
+	if s.deps.Escrow == nil {
+		jsonError(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
+		return
+	}
+	r, err := s.deps.Escrow.CommitDeposit(c.Request.Context(), principal(c), c.Param("id"))
+	if err != nil {
+		jsonError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"receipt": r, "next": "/vendor?done=deposit#" + r.DepositID})
+}
+
+func (s *Site) vendorCheckIn(c *gin.Context) {
+	if s.deps.Escrow == nil {
+		s.fail(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
+		return
+	}
+	if err := s.deps.Escrow.CheckIn(c.Request.Context(), principal(c)); err != nil {
+		s.fail(c, err)
+		return
+	}
+	redirectDone(c, "/vendor", "checkin")
+}
+
+// --- maintainer area ---
+
+type maintainerData struct {
+	Builds []BuildSummary
+	Form   RecipeSubmission
+}
+
+func (s *Site) maintainerHome(c *gin.Context) {
+	s.maintainerPage(c, http.StatusOK, RecipeSubmission{}, "")
+}
+
+func (s *Site) maintainerPage(c *gin.Context, status int, f RecipeSubmission, msg string) {
+	p := principal(c)
+	filter := BuildFilter{Submitter: p.Name, Limit: 50}
+	builds, err := s.deps.Farm.Builds(c.Request.Context(), filter)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	pg := s.pageWithFlash(c, "Maintainer", maintainerData{Builds: builds, Form: f})
+	pg.Error = msg
+	s.render(c, status, "maintainer/index", "", pg)
+}
+
+func (s *Site) maintainerSubmit(c *gin.Context) {
+	f := RecipeSubmission{
+		Repo: strings.TrimSpace(c.PostForm("repo")),
+		Ref:  strings.TrimSpace(c.PostForm("ref")),
+		Path: strings.TrimSpace(c.PostForm("path")),
+	}
+	if f.Repo == "" || f.Ref == "" {
+		s.maintainerPage(c, http.StatusBadRequest, f, "The repository URL and the ref are required.")
+		return
+	}
+	id, err := s.deps.Farm.SubmitRecipe(c.Request.Context(), principal(c), f)
+	if err != nil {
+		if !formError(err) {
+			s.fail(c, err)
+			return
+		}
+		s.maintainerPage(c, http.StatusBadRequest, f, errs.Message(err))
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/builds/"+url.PathEscape(id))
+}
+
+// --- admin area ---
+
+type adminData struct {
+	IsAdmin   bool
+	Builders  []BuilderRow
+	Scrubs    []ScrubRow
+	Approvals []ApprovalRow
+	Tokens    []TokenRow
+	NewSecret string // shown once after creating a token
+	NewName   string
+	Roles     []auth.Role
+}
+
+func (s *Site) adminData(c *gin.Context) (adminData, error) {
+	if s.deps.Admin == nil {
+		return adminData{}, errs.E(errs.NotFound, "the admin area is not enabled")
+	}
+	ctx := c.Request.Context()
+	p := principal(c)
+	d := adminData{IsAdmin: p.Is(auth.Admin), Roles: []auth.Role{auth.Vendor, auth.Maintainer, auth.Builder, auth.Trustee, auth.Admin}}
+	var err error
+	if d.Approvals, err = s.deps.Admin.Approvals(ctx); err != nil {
+		return d, err
+	}
+	if !d.IsAdmin {
+		return d, nil
+	}
+	if d.Builders, err = s.deps.Admin.Builders(ctx); err != nil {
+		return d, err
+	}
+	sort.Slice(d.Builders, func(i, j int) bool { return d.Builders[i].LastSeen.After(d.Builders[j].LastSeen) })
+	if d.Scrubs, err = s.deps.Admin.Scrubs(ctx); err != nil {
+		return d, err
+	}
+	if d.Tokens, err = s.deps.Admin.Tokens(ctx); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+func (s *Site) adminHome(c *gin.Context) {
+	d, err := s.adminData(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "admin/index", "", s.pageWithFlash(c, "Admin", d))
+}
+
+func (s *Site) adminApprove(c *gin.Context) {
+	if s.deps.Admin == nil {
+		s.fail(c, errs.E(errs.NotFound, "the admin area is not enabled"))
+		return
+	}
+	if err := s.deps.Admin.Approve(c.Request.Context(), principal(c), c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	redirectDone(c, "/admin", "approved")
+}
+
+func (s *Site) adminCreateToken(c *gin.Context) {
+	if !principal(c).Is(auth.Admin) {
+		s.fail(c, errs.E(errs.Forbidden, "only admins manage tokens"))
+		return
+	}
+	d, err := s.adminData(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	nt := NewToken{Name: strings.TrimSpace(c.PostForm("name")), Role: c.PostForm("role"), Org: strings.TrimSpace(c.PostForm("org"))}
+	if days := c.PostForm("days"); days != "" {
+		n, perr := strconv.Atoi(days)
+		if perr != nil || n < 0 {
+			err = errs.E(errs.Invalid, "days must be a whole number")
+		}
+		nt.TTL = time.Duration(n) * 24 * time.Hour
+	}
+	if err == nil && nt.Name == "" {
+		err = errs.E(errs.Invalid, "the token needs a name")
+	}
+	var secret string
+	if err == nil {
+		secret, err = s.deps.Admin.CreateToken(c.Request.Context(), principal(c), nt)
+	}
+	status := http.StatusOK
+	p := s.newPage(c, "Admin", nil)
+	if err != nil {
+		if !formError(err) {
+			s.fail(c, err)
+			return
+		}
+		p.Error = errs.Message(err)
+		status = http.StatusBadRequest
+	} else {
+		d.NewSecret, d.NewName = secret, nt.Name
+		if d.Tokens, err = s.deps.Admin.Tokens(c.Request.Context()); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	p.Data = d
+	s.render(c, status, "admin/index", "", p)
+}
+
+func (s *Site) adminRevokeToken(c *gin.Context) {
+	if !principal(c).Is(auth.Admin) {
+		s.fail(c, errs.E(errs.Forbidden, "only admins manage tokens"))
+		return
+	}
+	if s.deps.Admin == nil {
+		s.fail(c, errs.E(errs.NotFound, "the admin area is not enabled"))
+		return
+	}
+	if err := s.deps.Admin.RevokeToken(c.Request.Context(), principal(c), c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	redirectDone(c, "/admin", "revoked")
+}

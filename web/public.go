@@ -1,0 +1,112 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+const searchLimit = 50
+
+type homeData struct {
+	Stats   Stats
+	Query   string
+	Results []ProductSummary
+}
+
+func (s *Site) home(c *gin.Context) {
+	ctx := c.Request.Context()
+	st, err := s.deps.Catalog.Stats(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	recent, err := s.deps.Catalog.Search(ctx, "", 10)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := s.newPage(c, "Keep abandoned devices alive", homeData{Stats: st, Results: recent})
+	p.APIURL = s.opts.StatsAPIURL
+	s.render(c, http.StatusOK, "home/index", "", p)
+}
+
+// search answers the full page, or with partial=1 only the results list
+// that the search-as-you-type script swaps in.
+func (s *Site) search(c *gin.Context) {
+	q := strings.TrimSpace(c.Query("q"))
+	if len(q) > 200 {
+		q = q[:200]
+	}
+	res, err := s.deps.Catalog.Search(c.Request.Context(), q, searchLimit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	title := "Search"
+	if q != "" {
+		title = "Search: " + q
+	}
+	p := s.newPage(c, title, homeData{Query: q, Results: res})
+	frag := ""
+	if c.Query("partial") == "1" {
+		frag = "results"
+	}
+	s.render(c, http.StatusOK, "search/index", frag, p)
+}
+
+func (s *Site) product(c *gin.Context) {
+	pp, err := s.deps.Catalog.Product(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := s.newPage(c, pp.Vendor+" "+pp.Model, pp)
+	p.APIURL = pp.APIURL
+	if pp.FeedURL != "" {
+		p.Feeds = append([]FeedLink{{Title: pp.Vendor + " " + pp.Model + " releases", URL: pp.FeedURL}}, p.Feeds...)
+	}
+	s.render(c, http.StatusOK, "product/show", "", p)
+}
+
+// build answers the build page, or with partial=1 only its status section,
+// which the page polls while the build runs.
+func (s *Site) build(c *gin.Context) {
+	b, err := s.deps.Farm.Build(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := s.newPage(c, "Build "+b.ID, b)
+	p.APIURL = b.APIURL
+	frag := ""
+	if c.Query("partial") == "1" {
+		frag = "buildstatus"
+	}
+	s.render(c, http.StatusOK, "build/show", frag, p)
+}
+
+// jobLog serves a job log from an offset as plain text; the headers
+// X-Log-Next and X-Log-Done tell the polling script where to continue and
+// when to stop. Without JavaScript, the link opens the log so far.
+func (s *Site) jobLog(c *gin.Context) {
+	off, err := strconv.ParseInt(c.DefaultQuery("offset", "0"), 10, 64)
+	if err != nil || off < 0 {
+		s.fail(c, errs.E(errs.Invalid, "offset must be a non-negative integer"))
+		return
+	}
+	ch, err := s.deps.Farm.Log(c.Request.Context(), c.Param("id"), c.Param("job"), off)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("X-Log-Next", strconv.FormatInt(ch.Next, 10))
+	h.Set("X-Log-Done", strconv.FormatBool(ch.Done))
+	h.Set("Cache-Control", "no-store")
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", ch.Data)
+}

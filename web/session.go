@@ -1,0 +1,203 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// The session is the API token itself, kept in an HttpOnly,
+// SameSite=Strict cookie and authenticated on every request, so revoking
+// the token ends the session at once and no session table is needed
+// across replicas. Forms carry a CSRF token derived with HMAC from the
+// cookie's value and a server secret; before login, a random nonce cookie
+// plays the cookie's part.
+const (
+	sessionCookie = "afterlife_session"
+	nonceCookie   = "afterlife_nonce"
+	csrfField     = "csrf"
+	csrfHeader    = "X-CSRF-Token"
+	ctxPrincipal  = "web.principal"
+	ctxSession    = "web.session"
+)
+
+// identify authenticates the session cookie, if any. A bad or revoked
+// token is dropped silently: the visitor continues anonymously.
+func (s *Site) identify(c *gin.Context) {
+	tok, err := c.Cookie(sessionCookie)
+	if err != nil || tok == "" {
+		c.Next()
+		return
+	}
+	p, err := s.deps.Auth.Authenticate(c.Request.Context(), tok)
+	if err != nil {
+		s.clearCookie(c, sessionCookie)
+		c.Next()
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	c.Set(ctxSession, tok)
+	c.Next()
+}
+
+func principal(c *gin.Context) auth.Principal {
+	v, _ := c.Get(ctxPrincipal)
+	p, _ := v.(auth.Principal)
+	return p
+}
+
+// require lets through principals with one of roles (admins always);
+// anonymous visitors are sent to the login form, others get a 403. Every
+// unsafe method must also pass the CSRF check.
+func (s *Site) require(roles ...auth.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p := principal(c)
+		if p.IsAnonymous() {
+			if c.Request.Method == http.MethodGet {
+				c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+				c.Abort()
+				return
+			}
+			s.fail(c, errs.E(errs.Unauthenticated, "please log in"))
+			return
+		}
+		if !p.Is(append(roles, auth.Admin)...) {
+			s.fail(c, errs.E(errs.Forbidden, "this area needs the %s role", roles[0]))
+			return
+		}
+		if !s.csrfOK(c) {
+			s.fail(c, errs.E(errs.Forbidden, "the form expired or came from another site; reload the page and try again"))
+			return
+		}
+		c.Next()
+	}
+}
+
+// csrfKey is the cookie value the CSRF token is bound to, creating the
+// pre-login nonce cookie when there is neither.
+func (s *Site) csrfKey(c *gin.Context) string {
+	if v, ok := c.Get(ctxSession); ok {
+		return "s:" + v.(string)
+	}
+	if n, err := c.Cookie(nonceCookie); err == nil && len(n) >= 16 {
+		return "n:" + n
+	}
+	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+		return ""
+	}
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	n := base64.RawURLEncoding.EncodeToString(b)
+	s.setCookie(c, nonceCookie, n, 0)
+	c.Request.AddCookie(&http.Cookie{Name: nonceCookie, Value: n})
+	return "n:" + n
+}
+
+func (s *Site) csrfToken(c *gin.Context) string {
+	if v, ok := c.Get("web.csrf"); ok {
+		return v.(string)
+	}
+	k := s.csrfKey(c)
+	if k == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, s.opts.CSRFSecret)
+	m.Write([]byte("afterlife-csrf\x00" + k))
+	t := base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	c.Set("web.csrf", t)
+	return t
+}
+
+// csrfOK checks unsafe methods: the token comes from the form field or,
+// for script requests, from the X-CSRF-Token header.
+func (s *Site) csrfOK(c *gin.Context) bool {
+	switch c.Request.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	got := c.GetHeader(csrfHeader)
+	if got == "" && strings.HasPrefix(c.ContentType(), "application/x-www-form-urlencoded") {
+		got = c.PostForm(csrfField)
+	}
+	want := s.csrfToken(c)
+	return want != "" && got != "" && hmac.Equal([]byte(got), []byte(want))
+}
+
+func (s *Site) setCookie(c *gin.Context, name, value string, maxAge int) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   s.opts.SecureCookies || c.Request.TLS != nil,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func (s *Site) clearCookie(c *gin.Context, name string) { s.setCookie(c, name, "", -1) }
+
+// safeNext keeps post-login redirects on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func (s *Site) loginForm(c *gin.Context) {
+	p := s.newPage(c, "Log in", gin.H{"Next": safeNext(c.Query("next"))})
+	s.render(c, http.StatusOK, "auth/login", "", p)
+}
+
+func (s *Site) login(c *gin.Context) {
+	next := safeNext(c.PostForm("next"))
+	if !s.csrfOK(c) {
+		s.fail(c, errs.E(errs.Forbidden, "the form expired; reload the page and try again"))
+		return
+	}
+	tok := strings.TrimSpace(c.PostForm("token"))
+	pr, err := s.deps.Auth.Authenticate(c.Request.Context(), tok)
+	if tok == "" || err != nil {
+		p := s.newPage(c, "Log in", gin.H{"Next": next})
+		p.Error = "That token was not accepted. Check that you pasted all of it and that it has not been revoked."
+		s.render(c, http.StatusUnauthorized, "auth/login", "", p)
+		return
+	}
+	s.setCookie(c, sessionCookie, tok, 0)
+	if next == "/" {
+		next = homeFor(pr)
+	}
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+// homeFor is where a principal lands after login.
+func homeFor(p auth.Principal) string {
+	switch {
+	case p.Is(auth.Vendor):
+		return "/vendor"
+	case p.Is(auth.Maintainer):
+		return "/maintainer"
+	case p.Is(auth.Admin, auth.Trustee):
+		return "/admin"
+	}
+	return "/"
+}
+
+func (s *Site) logout(c *gin.Context) {
+	if !s.csrfOK(c) {
+		s.fail(c, errs.E(errs.Forbidden, "the form expired; reload the page and try again"))
+		return
+	}
+	s.clearCookie(c, sessionCookie)
+	c.Redirect(http.StatusSeeOther, "/")
+}

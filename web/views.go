@@ -1,0 +1,426 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+)
+
+// The interfaces below are what web needs from the rest of afterlife. They
+// are declared here, by the consumer, and return plain view structs that
+// carry exactly what the pages show; cmd/afterlife adapts the real parts to
+// them. Every method takes the caller's context first. Errors should carry
+// an internal/errs kind: NotFound becomes a 404 page, Forbidden a 403,
+// Invalid and Conflict a form error shown to the user.
+
+// Catalog is the public product registry.
+type Catalog interface {
+	// Stats are the counts on the home page.
+	Stats(ctx context.Context) (Stats, error)
+	// Search finds products whose vendor, model or device ids match q
+	// (case-insensitive substring is enough). An empty q lists recent
+	// products. At most limit results.
+	Search(ctx context.Context, q string, limit int) ([]ProductSummary, error)
+	// Product is everything the public product page shows; errs.NotFound
+	// when id is unknown.
+	Product(ctx context.Context, id string) (*ProductPage, error)
+	// VendorProducts lists the products registered by vendor organisation org.
+	VendorProducts(ctx context.Context, org string) ([]ProductSummary, error)
+	// CreateProduct registers a product for p's organisation and returns its id.
+	CreateProduct(ctx context.Context, p auth.Principal, np NewProduct) (string, error)
+}
+
+// Farm is the build farm: builds, their jobs and logs, recipe submission.
+type Farm interface {
+	// Build is everything the build page shows; errs.NotFound when unknown.
+	Build(ctx context.Context, id string) (*BuildPage, error)
+	// Builds lists builds, newest first.
+	Builds(ctx context.Context, f BuildFilter) ([]BuildSummary, error)
+	// SubmitRecipe pins repo at ref, validates the recipe at path (empty
+	// means afterlife.yaml) and queues its build; it returns the build id.
+	SubmitRecipe(ctx context.Context, p auth.Principal, s RecipeSubmission) (string, error)
+	// Log returns the bytes of a job's log from offset on (at most a few
+	// hundred KiB per call), the offset to ask for next, and whether the
+	// log is complete.
+	Log(ctx context.Context, buildID, jobID string, offset int64) (LogChunk, error)
+}
+
+// Escrow is the vendor's side of the escrow: deposits, receipts, policies.
+// Every method acts for p and only on p's organisation's deposits.
+type Escrow interface {
+	// Deposits lists p's organisation's deposits, newest first.
+	Deposits(ctx context.Context, p auth.Principal) ([]DepositSummary, error)
+	// CreateDeposit opens a deposit for a manifest; files are then uploaded
+	// with UploadFile and the deposit sealed with CommitDeposit.
+	CreateDeposit(ctx context.Context, p auth.Principal, d NewDeposit) (string, error)
+	// UploadFile streams one manifest file's bytes; the escrow checks size
+	// and sha256 against the manifest.
+	UploadFile(ctx context.Context, p auth.Principal, depositID, path string, size int64, body io.Reader) error
+	// CommitDeposit seals the deposit and returns its signed receipt.
+	CommitDeposit(ctx context.Context, p auth.Principal, depositID string) (Receipt, error)
+	// CheckIn records a dead-man check-in for every dead-man policy of
+	// p's organisation.
+	CheckIn(ctx context.Context, p auth.Principal) error
+}
+
+// Admin is the operators' view: builders, scrubs, approvals, tokens.
+type Admin interface {
+	// Builders lists registered builder agents.
+	Builders(ctx context.Context) ([]BuilderRow, error)
+	// Scrubs lists recent integrity scrub runs, newest first.
+	Scrubs(ctx context.Context) ([]ScrubRow, error)
+	// Approvals lists quorum-policy deposits still waiting for approvals.
+	Approvals(ctx context.Context) ([]ApprovalRow, error)
+	// Approve records p's (a trustee's) approval for releasing a deposit.
+	Approve(ctx context.Context, p auth.Principal, depositID string) error
+	// Tokens lists API tokens (never their secrets).
+	Tokens(ctx context.Context) ([]TokenRow, error)
+	// CreateToken makes a token and returns its secret, shown once.
+	CreateToken(ctx context.Context, p auth.Principal, t NewToken) (string, error)
+	// RevokeToken revokes a token by id.
+	RevokeToken(ctx context.Context, p auth.Principal, id string) error
+}
+
+// Authenticator turns a pasted API token into a principal; it returns an
+// errs.Unauthenticated error for unknown, expired or revoked tokens.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// Stats are the home page counts.
+type Stats struct {
+	Products      int // products handed over (status handed-over or community)
+	Releases      int // firmware releases published
+	Builders      int // builders that have reported in
+	Reproducible  int // builds with a reproducible verdict
+	LastUpdatedAt time.Time
+}
+
+// ProductSummary is one row of a search result or product list.
+type ProductSummary struct {
+	ID        string
+	Vendor    string   // vendor display name
+	Model     string   // model name
+	DeviceIDs []string // ids a device reports to identify itself
+	Status    string   // supported | sunset | handed-over | community
+	EOL       time.Time
+	Latest    string // newest stable version, empty when none
+}
+
+// ProductPage is the public product page.
+type ProductPage struct {
+	ID                string
+	Vendor            string
+	Model             string
+	HardwareRevisions []string
+	DeviceIDs         []string
+	Status            string    // supported | sunset | handed-over | community
+	EOL               time.Time // zero when no end of life is announced
+	Timeline          []TimelineEvent
+	Escrow            []EscrowState // one per deposit made for this product
+	Channels          []Channel     // e.g. stable, testing; releases newest first
+	InstallNotes      string        // plain text (from the recipe's README or a field), shown preformatted
+	RiskNotes         []string      // plain text warnings
+	Reports           ReportStats
+	APIURL            string // JSON of this page's data in the API
+	FeedURL           string // Atom feed of this product's releases
+}
+
+// TimelineEvent is one step of a product's handover history.
+type TimelineEvent struct {
+	At     time.Time
+	Title  string // e.g. "End of life announced", "Escrow released"
+	Detail string
+}
+
+// EscrowState is what the public may know of one deposit: its policy and
+// whether it was released, never its content before release.
+type EscrowState struct {
+	DepositID  string
+	Policy     Policy
+	Released   bool
+	SealedAt   time.Time
+	ReleasedAt time.Time
+	URL        string // where the released content can be browsed; empty while sealed
+}
+
+// Policy describes a release policy and its current state.
+type Policy struct {
+	Kind         string    // immediate | date | dead-man | quorum
+	ReleaseAt    time.Time // date policy: when it releases
+	CheckInEvery int       // dead-man: days between check-ins
+	GraceDays    int       // dead-man: grace after a missed check-in
+	LastCheckIn  time.Time // dead-man
+	NextDeadline time.Time // dead-man: the deadline the next check-in must beat (grace included)
+	Quorum       int       // quorum: approvals needed (k)
+	Trustees     int       // quorum: trustees who may approve (n)
+	Approvals    []string  // quorum: names of trustees who approved so far
+}
+
+// Summary is the policy in one sentence.
+func (p Policy) Summary() string {
+	switch p.Kind {
+	case "immediate":
+		return "Released immediately."
+	case "date":
+		return "Released on " + p.ReleaseAt.UTC().Format("2 January 2006") + "."
+	case "dead-man":
+		return fmt.Sprintf("Released if the vendor misses a check-in (every %d days, %d days grace).", p.CheckInEvery, p.GraceDays)
+	case "quorum":
+		return fmt.Sprintf("Released when %d of %d trustees approve (%d so far).", p.Quorum, p.Trustees, len(p.Approvals))
+	}
+	return p.Kind
+}
+
+// Channel is a release channel and its releases, newest first.
+type Channel struct {
+	Name     string // stable | testing
+	Releases []Release
+}
+
+// Release is one published firmware version.
+type Release struct {
+	Version     string
+	PublishedAt time.Time
+	Notes       string // plain text
+	Artifacts   []Artifact
+	Badge       Badge
+	BuildID     string
+}
+
+// Artifact is one downloadable file of a release.
+type Artifact struct {
+	Name   string
+	Size   int64
+	SHA256 string // lowercase hex, no "sha256:" prefix
+	URL    string // download URL
+}
+
+// Badge is a release's reproducibility: how many independent builders agree.
+type Badge struct {
+	Agree      int
+	Total      int
+	VerdictURL string // the build page holding the verdict
+}
+
+// Reproducible reports whether at least two builders agree and none disagree.
+func (b Badge) Reproducible() bool { return b.Total > 0 && b.Agree == b.Total }
+
+// ReportStats summarise install reports from device owners and devices.
+type ReportStats struct {
+	Success int
+	Failure int
+}
+
+// Total is the number of reports.
+func (r ReportStats) Total() int { return r.Success + r.Failure }
+
+// Rate is the success rate in whole percent (0 when there are no reports).
+func (r ReportStats) Rate() int {
+	if r.Total() == 0 {
+		return 0
+	}
+	return r.Success * 100 / r.Total()
+}
+
+// NewProduct is the vendor's product registration form.
+type NewProduct struct {
+	Model             string
+	HardwareRevisions []string
+	DeviceIDs         []string
+	EOL               time.Time // zero when not announced
+}
+
+// BuildFilter selects builds.
+type BuildFilter struct {
+	Submitter string // principal name the builds were submitted by; empty for all
+	Limit     int
+}
+
+// BuildSummary is one row of a build list.
+type BuildSummary struct {
+	ID          string
+	Recipe      string // recipe name
+	Commit      string
+	State       string // queued | running | reproducible | unreproducible | failed
+	SubmittedAt time.Time
+	Agree       int
+	Total       int
+}
+
+// RecipeSubmission is the maintainer's recipe form.
+type RecipeSubmission struct {
+	Repo string // git repository URL
+	Ref  string // branch, tag or commit
+	Path string // recipe file in the repository; empty means afterlife.yaml
+}
+
+// BuildPage is the build and verdict page.
+type BuildPage struct {
+	ID          string
+	Recipe      string
+	Repo        string
+	Ref         string
+	Commit      string
+	Path        string
+	Products    []string // product ids the recipe targets
+	SubmittedBy string
+	SubmittedAt time.Time
+	State       string // queued | running | reproducible | unreproducible | failed
+	Jobs        []Job
+	Verdict     *Verdict // nil until decided
+	APIURL      string
+}
+
+// Finished reports whether the build will change no more.
+func (b *BuildPage) Finished() bool { return b.Verdict != nil || b.State == "failed" }
+
+// Job is one builder's run of a build.
+type Job struct {
+	ID             string
+	Builder        string
+	Operator       string
+	State          string // queued | running | done | failed
+	StartedAt      time.Time
+	FinishedAt     time.Time
+	Outputs        []Output
+	AttestationURL string // signed in-toto attestation, empty until done
+	BuildinfoURL   string
+}
+
+// Running reports whether the job's log may still grow.
+func (j Job) Running() bool { return j.State == "queued" || j.State == "running" }
+
+// Output is one file a job produced.
+type Output struct {
+	Path   string
+	SHA256 string // lowercase hex
+	Size   int64
+}
+
+// Verdict is the farm's decision on a build.
+type Verdict struct {
+	Reproducible bool
+	Agree        int // builders whose outputs match the majority
+	Total        int // builders that finished
+	Required     int // k: agreeing builders needed
+	Differences  []Difference
+	Diffoscope   string // diffoscope text output, when available
+	DecidedAt    time.Time
+	Release      string // the release version published from it, if any
+	ProductID    string
+}
+
+// Difference is one output path on which builders disagree.
+type Difference struct {
+	Path    string
+	Digests []BuilderDigest
+}
+
+// BuilderDigest is what one builder produced for a path.
+type BuilderDigest struct {
+	Builder string
+	SHA256  string
+}
+
+// LogChunk is a piece of a job log.
+type LogChunk struct {
+	Data []byte
+	Next int64 // offset to ask for next
+	Done bool  // the log will not grow any more
+}
+
+// DepositSummary is one of a vendor's deposits.
+type DepositSummary struct {
+	ID        string
+	ProductID string
+	State     string // open | sealed | released
+	CreatedAt time.Time
+	Files     int
+	Bytes     int64
+	Policy    Policy
+	Receipt   *Receipt // nil while open
+}
+
+// Receipt is the signed receipt of a sealed deposit.
+type Receipt struct {
+	DepositID      string
+	ManifestSHA256 string // digest of the canonical manifest
+	SealedAt       time.Time
+	KeyID          string
+	Signature      string // base64
+	URL            string // the receipt as JSON
+}
+
+// NewDeposit opens a deposit.
+type NewDeposit struct {
+	ProductID string
+	Policy    PolicySpec
+	Manifest  []ManifestEntry
+}
+
+// PolicySpec is the policy a vendor chooses for a deposit.
+type PolicySpec struct {
+	Kind         string    `json:"kind"` // immediate | date | dead-man | quorum
+	ReleaseAt    time.Time `json:"release_at,omitzero"`
+	CheckInEvery int       `json:"checkin_days,omitempty"`
+	GraceDays    int       `json:"grace_days,omitempty"`
+	Quorum       int       `json:"quorum,omitempty"`
+}
+
+// ManifestEntry is one file of a deposit.
+type ManifestEntry struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // lowercase hex
+	Kind   string `json:"kind"`   // spec | source | toolchain | keys | other
+}
+
+// BuilderRow is one builder agent.
+type BuilderRow struct {
+	Name         string
+	Operator     string
+	LastSeen     time.Time
+	Capabilities []string
+	JobsDone     int
+}
+
+// ScrubRow is one integrity scrub run.
+type ScrubRow struct {
+	At      time.Time
+	Checked int
+	Bad     int
+	Detail  string
+}
+
+// ApprovalRow is a quorum deposit waiting for trustees.
+type ApprovalRow struct {
+	DepositID string
+	ProductID string
+	Vendor    string
+	Quorum    int
+	Trustees  int
+	Approvals []string
+}
+
+// TokenRow is an API token without its secret.
+type TokenRow struct {
+	ID        string
+	Name      string
+	Role      string
+	Org       string
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero for no expiry
+	Revoked   bool
+}
+
+// NewToken is the admin's token form.
+type NewToken struct {
+	Name string
+	Role string
+	Org  string
+	TTL  time.Duration // 0 for no expiry
+}

@@ -1,0 +1,452 @@
+package web_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/afterlife-oss/afterlife/web"
+)
+
+// client drives the demo site in-process, keeping cookies like a browser.
+type client struct {
+	t       *testing.T
+	d       *demo
+	cookies map[string]string
+}
+
+func newClient(t *testing.T, d *demo) *client {
+	return &client{t: t, d: d, cookies: map[string]string{}}
+}
+
+func (c *client) do(method, target string, body io.Reader, hdr map[string]string) *httptest.ResponseRecorder {
+	c.t.Helper()
+	req := httptest.NewRequest(method, target, body)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	for k, v := range c.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	w := httptest.NewRecorder()
+	c.d.engine.ServeHTTP(w, req)
+	for _, ck := range w.Result().Cookies() {
+		if ck.MaxAge < 0 {
+			delete(c.cookies, ck.Name)
+		} else {
+			c.cookies[ck.Name] = ck.Value
+		}
+	}
+	return w
+}
+
+func (c *client) get(target string) *httptest.ResponseRecorder { return c.do("GET", target, nil, nil) }
+
+func (c *client) postForm(target string, v url.Values) *httptest.ResponseRecorder {
+	return c.do("POST", target, strings.NewReader(v.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf reads the CSRF token from a page's forms, as a browser would send it.
+func (c *client) csrf(page string) string {
+	c.t.Helper()
+	m := csrfRE.FindStringSubmatch(c.get(page).Body.String())
+	if m == nil {
+		c.t.Fatalf("no csrf field on %s", page)
+	}
+	return m[1]
+}
+
+func (c *client) login(token string) {
+	c.t.Helper()
+	w := c.postForm("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {token}})
+	if w.Code != http.StatusSeeOther {
+		c.t.Fatalf("login: status %d: %s", w.Code, w.Body)
+	}
+}
+
+func TestPagesRender(t *testing.T) {
+	d := newDemo(t)
+	tests := []struct {
+		name, token, path string
+		status            int
+		want              []string
+	}{
+		{"the home page shows the counts", "", "/", 200, []string{"products handed over", "<strong>1</strong>", "reproducible builds", `href="/v1/feeds/releases.atom"`}},
+		{"the search page finds a product by device id", "", "/search?q=usb:1d6b", 200, []string{`href="/products/acme-thermo-2"`, "Thermo 2"}},
+		{"the search fragment has no layout", "", "/search?q=thermo&partial=1", 200, []string{`id="results-list"`}},
+		{"a search without results says so", "", "/search?q=nothing-like-this", 200, []string{"No device matches"}},
+		{"the product page shows badge, digest and policy", "", "/products/acme-thermo-2", 200, []string{
+			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,
+			"Released if the vendor misses a check-in", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
+			"Hold the reset button", "not supported", `type="application/atom+xml"`, `href="/v1/products/acme-thermo-2"`, "End of life announced"}},
+		{"an unknown product is a 404 page", "", "/products/nope", 404, []string{"Not Found", "product nope not found"}},
+		{"a reproducible build shows its verdict and jobs", "", "/builds/bld_good", 200, []string{"Reproducible:", "3 of 3 independent builders agree", "op-gamma", "/files/attestation.json", "/builds/bld_good/jobs/job0/log"}},
+		{"an unreproducible build shows the differences", "", "/builds/bld_bad", 200, []string{"Not reproducible", "Files that differ", strings.Repeat("2", 64), "diffoscope"}},
+		{"the build status fragment has no layout", "", "/builds/bld_good?partial=1", 200, []string{"data-finished"}},
+		{"an unknown build is a 404 page", "", "/builds/nope", 404, []string{"build nope not found"}},
+		{"the login page has a labelled token field", "", "/login", 200, []string{`<label for="token">`}},
+		{"the vendor area shows products and the check-in button", vendorToken, "/vendor", 200, []string{"Vendor: acme", "Thermo 2", "check in", "Register a product"}},
+		{"the deposit form lists the vendor's products", vendorToken, "/vendor/deposits/new?product=acme-thermo-2", 200, []string{`value="acme-thermo-2" selected`, `<progress id="upload-progress"`}},
+		{"the maintainer area has the recipe form", maintainerToken, "/maintainer", 200, []string{"Submit a recipe", `<label for="repo">`}},
+		{"the admin area shows builders, scrubs, approvals and tokens", adminToken, "/admin", 200, []string{"op-alpha", "all blobs match", "dep_quorum", "acme-ci"}},
+		{"a trustee sees approvals but not tokens", trusteeToken, "/admin", 200, []string{"Approve release of dep_quorum"}},
+		{"static files are served", "", "/static/site.css", 200, []string{"--fg"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, d)
+			if tt.token != "" {
+				c.login(tt.token)
+			}
+			w := c.get(tt.path)
+			if w.Code != tt.status {
+				t.Fatalf("GET %s: status %d, want %d\n%s", tt.path, w.Code, tt.status, w.Body)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(w.Body.String(), s) {
+					t.Errorf("GET %s: body lacks %q", tt.path, s)
+				}
+			}
+		})
+	}
+}
+
+func TestFragmentsAndPagesDiffer(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	if body := c.get("/search?q=thermo&partial=1").Body.String(); strings.Contains(body, "<html") {
+		t.Errorf("the search fragment contains a whole page")
+	}
+	if body := c.get("/search?q=thermo").Body.String(); !strings.Contains(body, "<html") {
+		t.Errorf("the search page lacks its layout")
+	}
+}
+
+func TestHostileStringsAreEscaped(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	for _, p := range []string{"/products/evil", "/search?q=" + url.QueryEscape(hostile), "/search?q=script&partial=1", "/"} {
+		body := c.get(p).Body.String()
+		if strings.Contains(body, hostile) {
+			t.Errorf("%s: hostile string rendered unescaped", p)
+		}
+		if p == "/products/evil" && !strings.Contains(body, "&lt;script&gt;") {
+			t.Errorf("%s: escaped hostile string missing, so the check above proves nothing", p)
+		}
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	d := newDemo(t)
+	w := newClient(t, d).get("/")
+	for h, want := range map[string]string{"Content-Security-Policy": "script-src 'self'", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"} {
+		if got := w.Header().Get(h); !strings.Contains(got, want) {
+			t.Errorf("%s = %q, want it to contain %q", h, got, want)
+		}
+	}
+}
+
+func TestAreasNeedTheRightRole(t *testing.T) {
+	d := newDemo(t)
+	tests := []struct {
+		name, token, path string
+		status            int
+		location          string
+	}{
+		{"an anonymous visitor is sent to log in from the vendor area", "", "/vendor", 303, "/login?next=%2Fvendor"},
+		{"an anonymous visitor is sent to log in from the admin area", "", "/admin", 303, "/login?next=%2Fadmin"},
+		{"a maintainer may not enter the vendor area", maintainerToken, "/vendor", 403, ""},
+		{"a vendor may not enter the maintainer area", vendorToken, "/maintainer", 403, ""},
+		{"a vendor may not enter the admin area", vendorToken, "/admin", 403, ""},
+		{"an admin may enter the vendor area", adminToken, "/maintainer", 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, d)
+			if tt.token != "" {
+				c.login(tt.token)
+			}
+			w := c.get(tt.path)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d", w.Code, tt.status)
+			}
+			if tt.location != "" && w.Header().Get("Location") != tt.location {
+				t.Errorf("Location = %q, want %q", w.Header().Get("Location"), tt.location)
+			}
+		})
+	}
+}
+
+func TestLogin(t *testing.T) {
+	d := newDemo(t)
+	t.Run("a good token sets an HttpOnly SameSite=Strict cookie and lands in the role's area", func(t *testing.T) {
+		c := newClient(t, d)
+		w := c.postForm("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {vendorToken}})
+		if w.Code != 303 || w.Header().Get("Location") != "/vendor" {
+			t.Fatalf("status %d location %q", w.Code, w.Header().Get("Location"))
+		}
+		set := w.Header().Get("Set-Cookie")
+		for _, want := range []string{"afterlife_session=", "HttpOnly", "SameSite=Strict"} {
+			if !strings.Contains(set, want) {
+				t.Errorf("Set-Cookie %q lacks %q", set, want)
+			}
+		}
+	})
+	t.Run("a bad token is refused with a message", func(t *testing.T) {
+		c := newClient(t, d)
+		w := c.postForm("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {"wrong"}})
+		if w.Code != 401 || !strings.Contains(w.Body.String(), "not accepted") {
+			t.Fatalf("status %d", w.Code)
+		}
+		if _, ok := c.cookies["afterlife_session"]; ok {
+			t.Errorf("a session cookie was set for a bad token")
+		}
+	})
+	t.Run("a login without the CSRF field is refused", func(t *testing.T) {
+		c := newClient(t, d)
+		c.get("/login")
+		w := c.postForm("/login", url.Values{"token": {vendorToken}})
+		if w.Code != 403 {
+			t.Fatalf("status %d, want 403", w.Code)
+		}
+	})
+	t.Run("next never leaves the site", func(t *testing.T) {
+		c := newClient(t, d)
+		w := c.postForm("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {vendorToken}, "next": {"//evil.example/x"}})
+		if loc := w.Header().Get("Location"); loc != "/vendor" {
+			t.Fatalf("Location = %q", loc)
+		}
+	})
+	t.Run("logout clears the session", func(t *testing.T) {
+		c := newClient(t, d)
+		c.login(vendorToken)
+		w := c.postForm("/logout", url.Values{"csrf": {c.csrf("/vendor")}})
+		if w.Code != 303 {
+			t.Fatalf("status %d", w.Code)
+		}
+		if c.get("/vendor").Code != 303 {
+			t.Errorf("the vendor area is still open after logout")
+		}
+	})
+}
+
+func TestCSRF(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	c.login(vendorToken)
+	good := c.csrf("/vendor")
+	other := newClient(t, d)
+	other.login(maintainerToken)
+	foreign := other.csrf("/maintainer")
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"a form without a token is refused", "", 403},
+		{"a token from another session is refused", foreign, 403},
+		{"a forged token is refused", "AAAA" + good[4:], 403},
+		{"the session's own token is accepted", good, 303},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := d.escrow.checkins
+			w := c.postForm("/vendor/checkin", url.Values{"csrf": {tt.token}})
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d", w.Code, tt.status)
+			}
+			if checked := d.escrow.checkins > before; checked != (tt.status == 303) {
+				t.Errorf("check-in recorded = %v", checked)
+			}
+		})
+	}
+	t.Run("a script request without the header is refused", func(t *testing.T) {
+		w := c.do("POST", "/vendor/deposits", strings.NewReader(`{}`), map[string]string{"Content-Type": "application/json"})
+		if w.Code != 403 {
+			t.Fatalf("status %d, want 403", w.Code)
+		}
+	})
+}
+
+func TestVendorCreatesProductAndDeposits(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	c.login(vendorToken)
+	tok := c.csrf("/vendor")
+
+	t.Run("a product without a model is refused with a message", func(t *testing.T) {
+		w := c.postForm("/vendor/products", url.Values{"csrf": {tok}, "model": {""}})
+		if w.Code != 400 || !strings.Contains(w.Body.String(), "model name is required") {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+	t.Run("a product with a bad date keeps what was typed", func(t *testing.T) {
+		w := c.postForm("/vendor/products", url.Values{"csrf": {tok}, "model": {"Hub 9"}, "eol": {"soon"}})
+		if w.Code != 400 || !strings.Contains(w.Body.String(), `value="Hub 9"`) {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+	t.Run("a product is registered", func(t *testing.T) {
+		w := c.postForm("/vendor/products", url.Values{"csrf": {tok}, "model": {"Hub 9"}, "device_ids": {"acme:hub9, usb:1:2"}, "eol": {"2027-01-31"}})
+		if w.Code != 303 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		if !strings.Contains(c.get("/vendor?done=product").Body.String(), "Product registered.") {
+			t.Errorf("no confirmation")
+		}
+		p, err := d.catalog.Product(t.Context(), "acme-hub-9")
+		if err != nil || len(p.DeviceIDs) != 2 || p.EOL.Year() != 2027 {
+			t.Fatalf("product = %+v, %v", p, err)
+		}
+	})
+
+	file := []byte("schematics v3\n")
+	sum := sha256.Sum256(file)
+	hdr := map[string]string{"Content-Type": "application/json", "X-CSRF-Token": tok}
+	body, _ := json.Marshal(map[string]any{"product": "acme-hub-9", "policy": web.PolicySpec{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7},
+		"manifest": []web.ManifestEntry{{Path: "docs/spec.txt", Size: int64(len(file)), SHA256: hex.EncodeToString(sum[:]), Kind: "spec"}}})
+	w := c.do("POST", "/vendor/deposits", bytes.NewReader(body), hdr)
+	if w.Code != 201 {
+		t.Fatalf("create deposit: %d %s", w.Code, w.Body)
+	}
+	var created struct{ ID string }
+	if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a file that does not match its manifest entry is refused", func(t *testing.T) {
+		w := c.do("PUT", "/vendor/deposits/"+created.ID+"/files/docs/spec.txt", strings.NewReader("tampered!!!!!\n"), map[string]string{"X-CSRF-Token": tok})
+		if w.Code != 400 || !strings.Contains(w.Body.String(), `"code":"invalid"`) {
+			t.Fatalf("status %d %s", w.Code, w.Body)
+		}
+	})
+	t.Run("committing before all files arrived is a conflict", func(t *testing.T) {
+		w := c.do("POST", "/vendor/deposits/"+created.ID+"/commit", nil, map[string]string{"X-CSRF-Token": tok})
+		if w.Code != 409 {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+	t.Run("the file is uploaded and the deposit sealed with a receipt", func(t *testing.T) {
+		w := c.do("PUT", "/vendor/deposits/"+created.ID+"/files/docs/spec.txt", bytes.NewReader(file), map[string]string{"X-CSRF-Token": tok})
+		if w.Code != 204 {
+			t.Fatalf("upload: %d %s", w.Code, w.Body)
+		}
+		w = c.do("POST", "/vendor/deposits/"+created.ID+"/commit", nil, map[string]string{"X-CSRF-Token": tok})
+		if w.Code != 200 || !strings.Contains(w.Body.String(), `"next":"/vendor?done=deposit#`+created.ID) {
+			t.Fatalf("commit: %d %s", w.Code, w.Body)
+		}
+		page := c.get("/vendor?done=deposit").Body.String()
+		for _, want := range []string{"Deposit sealed.", created.ID, strings.Repeat("d", 64), "Next dead-man deadline"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("vendor page lacks %q", want)
+			}
+		}
+	})
+}
+
+func TestMaintainerSubmitsRecipe(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	c.login(maintainerToken)
+	tok := c.csrf("/maintainer")
+	t.Run("a bad repository URL is shown back with the reason", func(t *testing.T) {
+		w := c.postForm("/maintainer/recipes", url.Values{"csrf": {tok}, "repo": {"ftp://x"}, "ref": {"main"}})
+		if w.Code != 400 || !strings.Contains(w.Body.String(), "only https://") || !strings.Contains(w.Body.String(), `value="ftp://x"`) {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+	t.Run("a submitted recipe leads to its build page, which reaches a verdict", func(t *testing.T) {
+		w := c.postForm("/maintainer/recipes", url.Values{"csrf": {tok}, "repo": {"https://git.example.org/fw.git"}, "ref": {"main"}})
+		if w.Code != 303 {
+			t.Fatalf("status %d", w.Code)
+		}
+		loc := w.Header().Get("Location")
+		if first := c.get(loc).Body.String(); !strings.Contains(first, "data-poll") {
+			t.Errorf("a running build page does not poll")
+		}
+		var last string
+		for range 5 {
+			last = c.get(loc + "?partial=1").Body.String()
+			if strings.Contains(last, "data-finished") {
+				break
+			}
+		}
+		if !strings.Contains(last, "Reproducible:") {
+			t.Fatalf("no verdict after polling:\n%s", last)
+		}
+		if !strings.Contains(c.get("/maintainer").Body.String(), strings.TrimPrefix(loc, "/builds/")) {
+			t.Errorf("the maintainer's list lacks the build")
+		}
+	})
+}
+
+func TestJobLogFollowsOffsets(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	w := c.get("/builds/bld_good/jobs/job0/log?offset=2")
+	if w.Code != 200 || w.Body.String() != "make firmware.bin\nok\n" {
+		t.Fatalf("status %d body %q", w.Code, w.Body)
+	}
+	if w.Header().Get("X-Log-Next") != "23" || w.Header().Get("X-Log-Done") != "true" {
+		t.Errorf("headers next=%q done=%q", w.Header().Get("X-Log-Next"), w.Header().Get("X-Log-Done"))
+	}
+	if c.get("/builds/bld_good/jobs/job0/log?offset=-1").Code != 400 {
+		t.Errorf("a negative offset was accepted")
+	}
+}
+
+func TestAdminActions(t *testing.T) {
+	d := newDemo(t)
+	t.Run("an admin creates a token and sees its secret once", func(t *testing.T) {
+		c := newClient(t, d)
+		c.login(adminToken)
+		w := c.postForm("/admin/tokens", url.Values{"csrf": {c.csrf("/admin")}, "name": {"ci"}, "role": {"maintainer"}, "days": {"30"}})
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "afl_new_secret_value") {
+			t.Fatalf("status %d", w.Code)
+		}
+		if strings.Contains(c.get("/admin").Body.String(), "afl_new_secret_value") {
+			t.Errorf("the secret is shown again")
+		}
+	})
+	t.Run("an admin revokes a token", func(t *testing.T) {
+		c := newClient(t, d)
+		c.login(adminToken)
+		if w := c.postForm("/admin/tokens/tok_1/revoke", url.Values{"csrf": {c.csrf("/admin")}}); w.Code != 303 {
+			t.Fatalf("status %d", w.Code)
+		}
+		if !d.admin.tokens[0].Revoked {
+			t.Errorf("token not revoked")
+		}
+	})
+	t.Run("a trustee approves a release but may not create tokens", func(t *testing.T) {
+		c := newClient(t, d)
+		c.login(trusteeToken)
+		tok := c.csrf("/admin")
+		if w := c.postForm("/admin/approvals/dep_quorum", url.Values{"csrf": {tok}}); w.Code != 303 {
+			t.Fatalf("approve: status %d", w.Code)
+		}
+		if !strings.Contains(c.get("/admin?done=approved").Body.String(), "trustee-bo") {
+			t.Errorf("the approval is not listed")
+		}
+		if w := c.postForm("/admin/tokens", url.Values{"csrf": {tok}, "name": {"x"}, "role": {"admin"}}); w.Code != 403 {
+			t.Errorf("a trustee created a token: status %d", w.Code)
+		}
+	})
+}
+
+func TestNewRefusesWeakConfiguration(t *testing.T) {
+	d := newDemo(t)
+	_, err := web.New(web.Deps{Catalog: d.catalog, Farm: d.farm, Auth: fakeAuth{}}, web.Options{CSRFSecret: []byte("short")})
+	if err == nil {
+		t.Fatal("a short CSRF secret was accepted")
+	}
+}
