@@ -16,11 +16,14 @@ if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 
 packages=(postgresql bubblewrap gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm chromium wrk nginx-light git ca-certificates diffoscope-minimal
-  npm util-linux)
+  util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# npm may come from Debian or with a separately installed Node.js: only ask
+# Debian for it when there is none.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
   $sudo apt-get update -qq
