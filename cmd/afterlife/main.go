@@ -59,12 +59,9 @@ Then try a device update against it:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newAdminCmd())
-	for _, add := range extraCommands {
-		root.AddCommand(add())
-	}
+	root.AddCommand(
+		newServeCmd(), newMigrateCmd(), newAdminCmd(),
+		newDeviceCmd(),
+	)
 	return root
 }
-
-// extraCommands are the client command groups, added by their files.
-var extraCommands []func() *cobra.Command

@@ -177,9 +177,6 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
 		return errs.Wrap(errs.Invalid, err, "device: the root is not signed by its own root keys")
 	}
-	if c.st.DeviceID == "" {
-		return errs.E(errs.Invalid, "device: DeviceID is not set")
-	}
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
 		return fmt.Errorf("device: create state dir: %w", err)
 	}
@@ -217,6 +214,9 @@ func Check(ctx context.Context, cfg Config, current string) (*Offer, error) {
 }
 
 func (c *client) check(ctx context.Context, current string) (*Offer, error) {
+	if c.st.DeviceID == "" {
+		return nil, errs.E(errs.Invalid, "device: no device id: give one to Init or in Config.DeviceID")
+	}
 	u := c.base.JoinPath("v1", "devices", "updates")
 	u.RawQuery = url.Values{"id": {c.st.DeviceID}, "version": {current}, "channel": {c.st.Channel}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/afterlife-oss/afterlife/registry/device"
+)
+
+// deviceFlags are the settings of every device subcommand.
+type deviceFlags struct {
+	registry, state, id, channel, installTo string
+	acceptCommunity, verbose                bool
+}
+
+func defaultDeviceState() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "afterlife", "device")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "afterlife", "device")
+	}
+	return ".afterlife-device"
+}
+
+func (f *deviceFlags) config(cmd *cobra.Command) device.Config {
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelInfo
+	}
+	return device.Config{
+		Registry: f.registry, StateDir: f.state, InstallDir: f.installTo,
+		DeviceID: f.id, Channel: f.channel, AcceptCommunity: f.acceptCommunity,
+		Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
+	}
+}
+
+func newDeviceCmd() *cobra.Command {
+	f := &deviceFlags{}
+	cmd := &cobra.Command{
+		Use:   "device",
+		Short: "Act as a device: trust a registry, check for, install and roll back firmware",
+		Long: `Act as a device (or its owner): pin a registry's TUF root, ask for updates, download
+with resume, verify against the signed TUF metadata, install into the inactive slot of
+an A/B layout (DIR/a, DIR/b, DIR/current), report the outcome, and roll back.
+
+The same logic is an importable Go package for device integrators:
+github.com/afterlife-oss/afterlife/registry/device.`,
+	}
+	cmd.PersistentFlags().StringVar(&f.registry, "registry", envOr("AFTERLIFE_REGISTRY", "http://127.0.0.1:8080"), "registry URL (env AFTERLIFE_REGISTRY)")
+	cmd.PersistentFlags().StringVar(&f.state, "state", defaultDeviceState(), "where the device keeps its trusted root, metadata cache and config")
+	cmd.PersistentFlags().BoolVarP(&f.verbose, "verbose", "v", false, "say what happens step by step")
+
+	var rootFile string
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Pin the registry's TUF root and store the device's settings",
+		Long: `Store the trusted TUF root and the device's settings (id, channel, opt-in).
+
+With --root the given root.json is trusted (ship it with the device). Without it the
+registry's first root is fetched and trusted on first use: whoever answers that request
+decides what this device trusts, so do it over a network you trust.`,
+		Example: `  afterlife device init --registry http://127.0.0.1:8080
+  afterlife device init --registry https://registry.example --root root.json --id usb:1d6b:0104 --accept-community-firmware`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var root []byte
+			if rootFile != "" {
+				b, err := os.ReadFile(rootFile)
+				if err != nil {
+					return fmt.Errorf("read root: %w", err)
+				}
+				root = b
+			} else {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: no --root given; trusting the registry's current root on first use")
+			}
+			if err := device.Init(cmd.Context(), f.config(cmd), root, f.acceptCommunity); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "device state in %s now trusts %s\n", f.state, f.registry)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&rootFile, "root", "", "trusted root.json to pin (default: trust on first use)")
+	initCmd.Flags().StringVar(&f.id, "id", "", "device id the device reports, e.g. usb:1d6b:0104 or dt:acme,cam200")
+	initCmd.Flags().StringVar(&f.channel, "channel", "stable", "release channel: stable or testing")
+	initCmd.Flags().BoolVar(&f.acceptCommunity, "accept-community-firmware", false, "allow community releases to replace vendor firmware (remembered)")
+
+	var current string
+	update := &cobra.Command{
+		Use:   "update",
+		Short: "Check for an update and install it into the inactive slot",
+		Long: `Ask the registry for the newest release for this device, download it (resuming an
+interrupted download), verify its length and sha256 against the signed TUF metadata,
+install it into the inactive slot of --install-to and switch DIR/current to it, then
+report the outcome to the registry.
+
+The first switch from vendor firmware to community firmware needs the owner's explicit
+opt-in: --accept-community-firmware, or the same flag given to init.`,
+		Example: `  afterlife device update --registry http://127.0.0.1:8080 --id demo:afterlife-cam \
+      --current 0 --install-to ./device --accept-community-firmware`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := f.config(cmd)
+			cfg.Progress = progress(cmd.ErrOrStderr())
+			res, err := device.Update(cmd.Context(), cfg, current)
+			if err != nil {
+				return err
+			}
+			if !res.Updated {
+				fmt.Fprintf(cmd.OutOrStdout(), "up to date (version %s)\n", res.Version)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "installed %s %s (release %s, sha256 %s) into slot %s of %s\n",
+				res.Product, res.Version, res.ReleaseID, res.SHA256, res.Slot, f.installTo)
+			if res.ReportErr != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the install report did not reach the registry: %v\n", res.ReportErr)
+			}
+			return nil
+		},
+	}
+	update.Flags().StringVar(&f.id, "id", "", "device id (default: the one given to init)")
+	update.Flags().StringVar(&f.channel, "channel", "", "release channel (default: the one given to init)")
+	update.Flags().StringVar(&current, "current", "0", "version the device runs now")
+	update.Flags().StringVar(&f.installTo, "install-to", "", "A/B install directory (required)")
+	update.Flags().BoolVar(&f.acceptCommunity, "accept-community-firmware", false, "allow a community release to replace vendor firmware")
+	_ = update.MarkFlagRequired("install-to")
+
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Ask whether an update exists, without installing anything",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			offer, err := device.Check(cmd.Context(), f.config(cmd), current)
+			if err != nil {
+				return err
+			}
+			if offer == nil {
+				fmt.Fprintln(cmd.OutOrStdout(), "up to date")
+				return nil
+			}
+			return printJSON(cmd.OutOrStdout(), offer)
+		},
+	}
+	check.Flags().StringVar(&f.id, "id", "", "device id (default: the one given to init)")
+	check.Flags().StringVar(&f.channel, "channel", "", "release channel (default: the one given to init)")
+	check.Flags().StringVar(&current, "current", "0", "version the device runs now")
+
+	rollback := &cobra.Command{
+		Use:   "rollback",
+		Short: "Switch DIR/current back to the other slot",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := f.config(cmd)
+			if err := device.Rollback(cfg); err != nil {
+				return err
+			}
+			v, err := device.Current(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rolled back; %s now runs %s\n", f.installTo, v)
+			return nil
+		},
+	}
+	rollback.Flags().StringVar(&f.installTo, "install-to", "", "A/B install directory (required)")
+	_ = rollback.MarkFlagRequired("install-to")
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the version active in an A/B install directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := device.Current(f.config(cmd))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), v)
+			return nil
+		},
+	}
+	status.Flags().StringVar(&f.installTo, "install-to", "", "A/B install directory (required)")
+	_ = status.MarkFlagRequired("install-to")
+
+	cmd.AddCommand(initCmd, update, check, rollback, status)
+	return cmd
+}
+
+// progress shows a bar on a terminal and nothing elsewhere (logs stay clean).
+func progress(w io.Writer) func(done, total int64) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var bar *progressbar.ProgressBar
+	return func(done, total int64) {
+		if bar == nil {
+			bar = progressbar.DefaultBytes(total, "downloading")
+		}
+		_ = bar.Set64(done)
+	}
+}
