@@ -61,7 +61,7 @@ Then try a device update against it:
 	}
 	root.AddCommand(
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
-		newDeviceCmd(),
+		newRecipeCmd(), newBuildCmd(), newDeviceCmd(),
 	)
 	return root
 }
