@@ -165,15 +165,9 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	cmd.AddCommand(token, orgCmd, whoami)
-	for _, add := range adminExtras {
-		cmd.AddCommand(add(&cf))
-	}
+	cmd.AddCommand(token, orgCmd, whoami, newBackupCmd(), newRestoreCmd())
 	return cmd
 }
-
-// adminExtras are admin subcommands added by other files (keys, backup).
-var adminExtras []func(cf *clientFlags) *cobra.Command
 
 func orgSuffix(org string) string {
 	if org == "" {
