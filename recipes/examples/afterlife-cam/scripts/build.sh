@@ -12,6 +12,9 @@ export GOCACHE
 export GOPATH=/tmp/gopath GOMODCACHE=/tmp/gopath/pkg/mod
 export GOTOOLCHAIN=local GOFLAGS= GOPROXY=off
 export CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7
+# A one-module program without dependencies: its go.mod is written here, so
+# the recipe also lives as a plain directory inside afterlife's own module.
+[ -f go.mod ] || printf 'module afterlife.example/cam\n\ngo 1.26\n' >go.mod
 go version
 mkdir -p /tmp/rootfs/usr/sbin /tmp/rootfs/etc/afterlife
 go build -trimpath -buildvcs=false -ldflags=-buildid= \

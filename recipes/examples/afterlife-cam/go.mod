@@ -1,3 +1,0 @@
-module afterlife.example/cam
-
-go 1.26
