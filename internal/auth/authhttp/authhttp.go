@@ -31,17 +31,17 @@ func Register(v1 *httpapi.Router, s *auth.Service) {
 		if err := httpapi.BindJSON(c, &req); err != nil {
 			return err
 		}
-		if err := s.CreateOrg(c, req.ID, req.Name, req.Kind); err != nil {
+		if err := s.CreateOrg(c.Request.Context(), req.ID, req.Name, req.Kind); err != nil {
 			return err
 		}
-		o, err := s.Org(c, req.ID)
+		o, err := s.Org(c.Request.Context(), req.ID)
 		if err != nil {
 			return err
 		}
 		return httpapi.JSON(c, http.StatusCreated, o)
 	})
 	v1.GET("/admin/orgs", httpapi.Op{Summary: "List organisations", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
-		orgs, err := s.Orgs(c)
+		orgs, err := s.Orgs(c.Request.Context())
 		if err != nil {
 			return err
 		}
@@ -65,21 +65,21 @@ func Register(v1 *httpapi.Router, s *auth.Service) {
 			}
 			ttl = d
 		}
-		secret, tok, err := s.CreateToken(c, auth.TokenSpec{Name: req.Name, Role: auth.Role(req.Role), Org: req.Org, TTL: ttl})
+		secret, tok, err := s.CreateToken(c.Request.Context(), auth.TokenSpec{Name: req.Name, Role: auth.Role(req.Role), Org: req.Org, TTL: ttl})
 		if err != nil {
 			return err
 		}
 		return httpapi.JSON(c, http.StatusCreated, gin.H{"token": secret, "info": tok})
 	})
 	v1.GET("/admin/tokens", httpapi.Op{Summary: "List tokens (never their secrets)", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
-		toks, err := s.Tokens(c, c.Query("org"))
+		toks, err := s.Tokens(c.Request.Context(), c.Query("org"))
 		if err != nil {
 			return err
 		}
 		return httpapi.JSON(c, http.StatusOK, gin.H{"tokens": nonNil(toks)})
 	})
 	v1.DELETE("/admin/tokens/:id", httpapi.Op{Summary: "Revoke a token", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
-		if err := s.Revoke(c, c.Param("id")); err != nil {
+		if err := s.Revoke(c.Request.Context(), c.Param("id")); err != nil {
 			return err
 		}
 		c.Status(http.StatusNoContent)

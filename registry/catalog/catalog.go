@@ -1,0 +1,406 @@
+// Package catalog owns products: a vendor's device models with their
+// hardware revisions, the ids a device reports to identify itself, an
+// end-of-life date, and a status that only moves forward
+// (supported → sunset → handed-over → community), each change recorded
+// with who made it and when.
+//
+// It must not know about deposits, builds or releases; other parts reach it
+// through small interfaces of their own.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/ids"
+)
+
+// Status is where a product is in its life.
+type Status string
+
+// Statuses, in the only order a product may move through them.
+const (
+	Supported  Status = "supported"
+	Sunset     Status = "sunset"
+	HandedOver Status = "handed-over"
+	Community  Status = "community"
+)
+
+var order = []Status{Supported, Sunset, HandedOver, Community}
+
+// ParseStatus validates s.
+func ParseStatus(s string) (Status, error) {
+	for _, st := range order {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	return "", errs.E(errs.Invalid, "status %q: want supported, sunset, handed-over or community", s)
+}
+
+func (s Status) rank() int { return slices.Index(order, s) }
+
+// Product is one device model.
+type Product struct {
+	ID        string    `json:"id"`
+	Vendor    string    `json:"vendor"` // vendor org
+	Model     string    `json:"model"`
+	Revisions []string  `json:"revisions"`
+	DeviceIDs []string  `json:"device_ids"`
+	EOL       time.Time `json:"eol,omitzero"`
+	Status    Status    `json:"status"`
+	RiskNotes string    `json:"risk_notes,omitempty"`
+	Created   time.Time `json:"created"`
+}
+
+// Event is one status change.
+type Event struct {
+	ID      string    `json:"id"`
+	Product string    `json:"product"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	From    Status    `json:"from"`
+	To      Status    `json:"to"`
+}
+
+var (
+	productID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	scheme    = regexp.MustCompile(`^[a-z][a-z0-9]{0,15}$`)
+)
+
+// ValidProductID reports whether s can name a product.
+func ValidProductID(s string) bool { return productID.MatchString(s) }
+
+const (
+	maxDeviceIDLen  = 200
+	maxDeviceIDs    = 64
+	maxRevisions    = 64
+	maxRevisionLen  = 64
+	maxModelLen     = 200
+	maxRiskNotesLen = 8 << 10
+)
+
+// ParseDeviceID validates a device id, "scheme:value" (usb:1d6b:0104,
+// dt:acme,cam200, dmi:…), and returns it with the scheme lowercased. The
+// value is printable ASCII without spaces, so ids compare byte for byte.
+func ParseDeviceID(s string) (string, error) {
+	if len(s) > maxDeviceIDLen {
+		return "", errs.E(errs.Invalid, "device id %.32q…: longer than %d bytes", s, maxDeviceIDLen)
+	}
+	sch, val, ok := strings.Cut(s, ":")
+	sch = strings.ToLower(sch)
+	if !ok || !scheme.MatchString(sch) {
+		return "", errs.E(errs.Invalid, "device id %q: want scheme:value (e.g. usb:1d6b:0104, dt:acme,cam200)", s)
+	}
+	if val == "" {
+		return "", errs.E(errs.Invalid, "device id %q: empty value", s)
+	}
+	for _, c := range []byte(val) {
+		if c <= ' ' || c > '~' {
+			return "", errs.E(errs.Invalid, "device id %q: value must be printable ASCII without spaces", s)
+		}
+	}
+	return sch + ":" + val, nil
+}
+
+// Catalog is the product service.
+type Catalog struct {
+	db  *db.DB
+	now func() time.Time
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// New migrates the catalog tables.
+func New(ctx context.Context, d *db.DB, now func() time.Time) (*Catalog, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("catalog: migrations: %w", err)
+	}
+	if err := d.Migrate(ctx, "catalog", sub); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Catalog{db: d, now: now}, nil
+}
+
+// Registration is what a vendor says about a new product.
+type Registration struct {
+	ID        string   `json:"id"`
+	Vendor    string   `json:"vendor"`
+	Model     string   `json:"model"`
+	Revisions []string `json:"revisions"`
+	DeviceIDs []string `json:"device_ids"`
+	EOL       string   `json:"eol,omitempty"` // YYYY-MM-DD
+	RiskNotes string   `json:"risk_notes,omitempty"`
+}
+
+func (r Registration) validate() (Product, error) {
+	p := Product{ID: r.ID, Vendor: r.Vendor, Model: strings.TrimSpace(r.Model), RiskNotes: r.RiskNotes, Status: Supported,
+		Revisions: []string{}, DeviceIDs: []string{}}
+	if !ValidProductID(r.ID) {
+		return p, errs.E(errs.Invalid, "product id %q: want [a-z0-9][a-z0-9-]{0,62}", r.ID)
+	}
+	if r.Vendor == "" {
+		return p, errs.E(errs.Invalid, "vendor org is required")
+	}
+	if p.Model == "" || len(p.Model) > maxModelLen {
+		return p, errs.E(errs.Invalid, "model name is required (at most %d bytes)", maxModelLen)
+	}
+	if len(r.RiskNotes) > maxRiskNotesLen {
+		return p, errs.E(errs.TooLarge, "risk notes longer than %d bytes", maxRiskNotesLen)
+	}
+	if len(r.Revisions) > maxRevisions || len(r.DeviceIDs) > maxDeviceIDs {
+		return p, errs.E(errs.TooLarge, "at most %d revisions and %d device ids", maxRevisions, maxDeviceIDs)
+	}
+	for _, rev := range r.Revisions {
+		rev = strings.TrimSpace(rev)
+		if rev == "" || len(rev) > maxRevisionLen {
+			return p, errs.E(errs.Invalid, "hardware revision %q: want 1 to %d bytes", rev, maxRevisionLen)
+		}
+		if !slices.Contains(p.Revisions, rev) {
+			p.Revisions = append(p.Revisions, rev)
+		}
+	}
+	for _, raw := range r.DeviceIDs {
+		id, err := ParseDeviceID(raw)
+		if err != nil {
+			return p, err
+		}
+		if !slices.Contains(p.DeviceIDs, id) {
+			p.DeviceIDs = append(p.DeviceIDs, id)
+		}
+	}
+	if r.EOL != "" {
+		t, err := time.Parse(time.DateOnly, r.EOL)
+		if err != nil {
+			return p, errs.E(errs.Invalid, "eol %q: want YYYY-MM-DD", r.EOL)
+		}
+		p.EOL = t
+	}
+	return p, nil
+}
+
+// Register records a new product. Vendors register for their own org;
+// admins for any.
+func (c *Catalog) Register(ctx context.Context, who auth.Principal, r Registration) (Product, error) {
+	if who.Role != auth.Admin && (who.Role != auth.Vendor || who.Org != r.Vendor) {
+		return Product{}, errs.E(errs.Forbidden, "%s may not register products for org %q", who.Actor(), r.Vendor)
+	}
+	p, err := r.validate()
+	if err != nil {
+		return Product{}, err
+	}
+	p.Created = c.now().UTC().Truncate(time.Millisecond)
+	revs, _ := json.Marshal(p.Revisions)
+	devs, _ := json.Marshal(p.DeviceIDs)
+	err = c.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			p.ID, p.Vendor, p.Model, string(revs), string(devs), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), who.Actor()); err != nil {
+			return err
+		}
+		for _, d := range p.DeviceIDs {
+			if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_device_ids (device_id, product) VALUES (?, ?)`), d, p.ID); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, product, at, actor, from_status, to_status) VALUES (?, ?, ?, ?, '', ?)`),
+			ids.New("pev"), p.ID, db.Millis(p.Created), who.Actor(), string(p.Status))
+		return err
+	})
+	if db.IsUniqueViolation(err) {
+		return Product{}, errs.E(errs.Conflict, "product %s already exists", p.ID)
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("catalog: register %s: %w", p.ID, err)
+	}
+	return p, nil
+}
+
+const cols = `id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at`
+
+func scan(row interface{ Scan(...any) error }) (Product, error) {
+	var p Product
+	var revs, devs, status string
+	var eol, created int64
+	if err := row.Scan(&p.ID, &p.Vendor, &p.Model, &revs, &devs, &eol, &status, &p.RiskNotes, &created); err != nil {
+		return p, err
+	}
+	p.Status, p.EOL, p.Created = Status(status), db.FromMillis(eol), db.FromMillis(created)
+	if err := json.Unmarshal([]byte(revs), &p.Revisions); err != nil {
+		return p, fmt.Errorf("catalog: product %s revisions: %w", p.ID, err)
+	}
+	if err := json.Unmarshal([]byte(devs), &p.DeviceIDs); err != nil {
+		return p, fmt.Errorf("catalog: product %s device ids: %w", p.ID, err)
+	}
+	return p, nil
+}
+
+// Get returns a product.
+func (c *Catalog) Get(ctx context.Context, id string) (Product, error) {
+	p, err := scan(c.db.QueryRowContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id = ?`), id))
+	if err != nil {
+		return Product{}, db.NotFound(err, "product %s not found", id)
+	}
+	return p, nil
+}
+
+// Filter narrows List.
+type Filter struct {
+	Vendor string
+	Status Status
+	Limit  int // default 100, at most 1000
+}
+
+// List returns products ordered by id.
+func (c *Catalog) List(ctx context.Context, f Filter) ([]Product, error) {
+	q, args := `SELECT `+cols+` FROM products WHERE 1 = 1`, []any{}
+	if f.Vendor != "" {
+		q += ` AND vendor = ?`
+		args = append(args, f.Vendor)
+	}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, string(f.Status))
+	}
+	return c.query(ctx, q, f.Limit, args...)
+}
+
+// Search finds products whose id, model, vendor or a device id contains q
+// (case-insensitive).
+func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Product, error) {
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return c.List(ctx, Filter{Limit: limit})
+	}
+	if len(q) > 200 {
+		return nil, errs.E(errs.Invalid, "search text longer than 200 bytes")
+	}
+	like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
+	return c.query(ctx, `SELECT `+cols+` FROM products WHERE LOWER(id) LIKE ? ESCAPE '\' OR LOWER(model) LIKE ? ESCAPE '\'
+		OR LOWER(vendor) LIKE ? ESCAPE '\' OR LOWER(device_ids) LIKE ? ESCAPE '\'`, limit, like, like, like, like)
+}
+
+// ByDeviceID returns the products a device id identifies (usually one).
+func (c *Catalog) ByDeviceID(ctx context.Context, deviceID string) ([]Product, error) {
+	id, err := ParseDeviceID(deviceID)
+	if err != nil {
+		return nil, err
+	}
+	return c.query(ctx, `SELECT `+cols+` FROM products WHERE id IN (SELECT product FROM product_device_ids WHERE device_id = ?)`, 0, id)
+}
+
+func (c *Catalog) query(ctx context.Context, q string, limit int, args ...any) ([]Product, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := c.db.QueryContext(ctx, c.db.Q(q+fmt.Sprintf(` ORDER BY id LIMIT %d`, limit)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: query: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := []Product{}
+	for rows.Next() {
+		p, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, db.Classify(rows.Err())
+}
+
+// SetStatus moves a product forward to status to. Moving backward, or to
+// the status it has, is a Conflict. Vendors may move their own products;
+// admins any; actor names who did it in the log.
+func (c *Catalog) SetStatus(ctx context.Context, id string, to Status, who auth.Principal) (Product, error) {
+	if _, err := ParseStatus(string(to)); err != nil {
+		return Product{}, err
+	}
+	p, err := c.Get(ctx, id)
+	if err != nil {
+		return Product{}, err
+	}
+	if who.Role != auth.Admin && (who.Role != auth.Vendor || who.Org != p.Vendor) {
+		return Product{}, errs.E(errs.Forbidden, "%s may not change product %s", who.Actor(), id)
+	}
+	return c.advance(ctx, p, to, who.Actor())
+}
+
+// HandOver moves a product to handed-over on behalf of a system actor (the
+// escrow, when a deposit is released). A product already at or past
+// handed-over is left alone.
+func (c *Catalog) HandOver(ctx context.Context, id, actor string) error {
+	p, err := c.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if p.Status.rank() >= HandedOver.rank() {
+		return nil
+	}
+	_, err = c.advance(ctx, p, HandedOver, actor)
+	if errs.Is(err, errs.Conflict) {
+		return nil // moved concurrently
+	}
+	return err
+}
+
+func (c *Catalog) advance(ctx context.Context, p Product, to Status, actor string) (Product, error) {
+	if to.rank() <= p.Status.rank() {
+		return Product{}, errs.E(errs.Conflict, "product %s is %s; status only moves forward (supported → sunset → handed-over → community)", p.ID, p.Status)
+	}
+	now := c.now()
+	err := c.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, c.db.Q(`UPDATE products SET status = ? WHERE id = ? AND status = ?`), string(to), p.ID, string(p.Status))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errs.E(errs.Conflict, "product %s changed status concurrently", p.ID)
+		}
+		_, err = tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, product, at, actor, from_status, to_status) VALUES (?, ?, ?, ?, ?, ?)`),
+			ids.New("pev"), p.ID, db.Millis(now), actor, string(p.Status), string(to))
+		return err
+	})
+	if err != nil {
+		return Product{}, fmt.Errorf("catalog: set status of %s: %w", p.ID, err)
+	}
+	p.Status = to
+	return p, nil
+}
+
+// Events returns a product's status history, oldest first.
+func (c *Catalog) Events(ctx context.Context, id string) ([]Event, error) {
+	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT id, product, at, actor, from_status, to_status FROM product_events WHERE product = ? ORDER BY at, id`), id)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: events: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := []Event{}
+	for rows.Next() {
+		var e Event
+		var at int64
+		var from, to string
+		if err := rows.Scan(&e.ID, &e.Product, &at, &e.Actor, &from, &to); err != nil {
+			return nil, err
+		}
+		e.At, e.From, e.To = db.FromMillis(at), Status(from), Status(to)
+		out = append(out, e)
+	}
+	return out, db.Classify(rows.Err())
+}

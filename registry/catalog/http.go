@@ -1,0 +1,96 @@
+package catalog
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+)
+
+// RegisterRoutes mounts the product routes on the /v1 router (Register is
+// taken by product registration).
+func (c *Catalog) RegisterRoutes(v1 *httpapi.Router) {
+	const tag = "products"
+	v1.POST("/products", httpapi.Op{Summary: "Register a product (vendor of that org, or admin)", Roles: []auth.Role{auth.Vendor}, Tag: tag}, c.httpRegister)
+	v1.GET("/products", httpapi.Op{Summary: "List or search products (?q=, ?vendor=, ?status=, ?device_id=)", Tag: tag}, c.httpList)
+	v1.GET("/products/:id", httpapi.Op{Summary: "A product and its status history", Tag: tag}, c.httpGet)
+	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []auth.Role{auth.Vendor}, Tag: tag}, c.httpStatus)
+}
+
+func (c *Catalog) httpRegister(g *gin.Context) error {
+	var r Registration
+	if err := httpapi.BindJSON(g, &r); err != nil {
+		return err
+	}
+	p, err := c.Register(g.Request.Context(), httpapi.Principal(g), r)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(g, http.StatusCreated, p)
+}
+
+func (c *Catalog) httpList(g *gin.Context) error {
+	limit, _ := strconv.Atoi(g.Query("limit"))
+	var ps []Product
+	var err error
+	switch {
+	case g.Query("device_id") != "":
+		ps, err = c.ByDeviceID(g.Request.Context(), g.Query("device_id"))
+	case g.Query("q") != "":
+		ps, err = c.Search(g.Request.Context(), g.Query("q"), limit)
+	default:
+		f := Filter{Vendor: g.Query("vendor"), Limit: limit}
+		if s := g.Query("status"); s != "" {
+			if f.Status, err = ParseStatus(s); err != nil {
+				return err
+			}
+		}
+		ps, err = c.List(g.Request.Context(), f)
+	}
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(g, http.StatusOK, gin.H{"products": ps})
+}
+
+// ProductWithEvents is the body of GET /v1/products/:id.
+type ProductWithEvents struct {
+	Product
+	Events []Event `json:"events"`
+}
+
+func (c *Catalog) httpGet(g *gin.Context) error {
+	p, err := c.Get(g.Request.Context(), g.Param("id"))
+	if err != nil {
+		return err
+	}
+	evs, err := c.Events(g.Request.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(g, http.StatusOK, ProductWithEvents{Product: p, Events: evs})
+}
+
+// StatusRequest is the body of POST /v1/products/:id/status.
+type StatusRequest struct {
+	Status string `json:"status"`
+}
+
+func (c *Catalog) httpStatus(g *gin.Context) error {
+	var r StatusRequest
+	if err := httpapi.BindJSON(g, &r); err != nil {
+		return err
+	}
+	to, err := ParseStatus(r.Status)
+	if err != nil {
+		return err
+	}
+	p, err := c.SetStatus(g.Request.Context(), g.Param("id"), to, httpapi.Principal(g))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(g, http.StatusOK, p)
+}

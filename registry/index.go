@@ -1,0 +1,224 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/device"
+)
+
+// index is what update checks and target downloads are served from: an
+// immutable snapshot of every offerable release, swapped atomically when
+// anything changes. Nothing in it is computed per request: offers carry
+// their response body, ETag and Content-Length ready to write.
+type index struct {
+	gen     int64
+	devices map[string][]*productOffers // device id → products it identifies
+	targets map[string]indexedTarget    // TUF target path → file (releases not yanked)
+	offers  int
+}
+
+// productOffers are one product's offerable releases, newest first.
+type productOffers struct {
+	product string
+	stable  []*offer // stable releases
+	testing []*offer // testing and stable releases
+}
+
+type offer struct {
+	releaseID  string
+	version    string
+	minVersion string
+	body       []byte
+	etag       string
+	etagHdr    []string
+	lengthHdr  []string
+}
+
+type indexedTarget struct {
+	digest blob.Digest
+	size   int64
+}
+
+// indexRelease is what the index needs of a release and its product.
+type indexRelease struct {
+	Release
+	RiskNotes string
+	DeviceIDs []string
+}
+
+// buildIndex computes the index for generation gen. Yanked releases are
+// not passed in; pulled-back ones keep their TUF targets but are offered
+// to nobody.
+func buildIndex(gen int64, rels []indexRelease) (*index, error) {
+	ix := &index{gen: gen, devices: map[string][]*productOffers{}, targets: make(map[string]indexedTarget, len(rels))}
+	byProduct := map[string]*productOffers{}
+	devicesOf := map[string][]string{}
+	for i := range rels {
+		r := &rels[i]
+		for _, a := range r.Artifacts {
+			ix.targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size}
+		}
+		if r.PulledBack || r.Yanked {
+			continue
+		}
+		o, err := newOffer(gen, r)
+		if err != nil {
+			return nil, err
+		}
+		po := byProduct[r.Product]
+		if po == nil {
+			po = &productOffers{product: r.Product}
+			byProduct[r.Product] = po
+			devicesOf[r.Product] = r.DeviceIDs
+		}
+		po.testing = append(po.testing, o)
+		if r.Channel == Stable {
+			po.stable = append(po.stable, o)
+		}
+		ix.offers++
+	}
+	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
+	for product, po := range byProduct {
+		slices.SortFunc(po.testing, newestFirst)
+		slices.SortFunc(po.stable, newestFirst)
+		for _, d := range devicesOf[product] {
+			ix.devices[d] = append(ix.devices[d], po)
+		}
+	}
+	for _, list := range ix.devices {
+		slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
+	}
+	return ix, nil
+}
+
+func newOffer(gen int64, r *indexRelease) (*offer, error) {
+	a := r.Offered()
+	body, err := json.Marshal(device.Offer{
+		Product: r.Product, ReleaseID: r.ID, Version: r.Version, Channel: r.Channel, Notes: r.Notes,
+		Community: r.Community, RiskNotes: r.RiskNotes, MinVersion: r.MinVersion,
+		Target: device.OfferTarget{Path: a.Target, Length: a.Size, Hashes: map[string]string{"sha256": a.sha256Hex()}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: encode offer %s: %w", r.ID, err)
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:12]) + "-" + strconv.FormatInt(gen, 10) + `"`
+	return &offer{
+		releaseID: r.ID, version: r.Version, minVersion: r.MinVersion, body: body,
+		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))},
+	}, nil
+}
+
+// lookup finds the offer for a device: among the products its id names,
+// the newest release on its channel that is newer than current and whose
+// min_version current satisfies. nil means none.
+func (ix *index) lookup(deviceID, current, channel string) *offer {
+	products, ok := ix.devices[deviceID]
+	if !ok {
+		if i := strings.IndexByte(deviceID, ':'); i > 0 && strings.ToLower(deviceID[:i]) != deviceID[:i] {
+			products = ix.devices[strings.ToLower(deviceID[:i])+deviceID[i:]]
+		}
+	}
+	for _, po := range products {
+		list := po.stable
+		if channel == Testing {
+			list = po.testing
+		}
+		for _, o := range list {
+			if CompareVersions(o.version, current) <= 0 {
+				break // the rest are older still
+			}
+			if o.minVersion == "" || CompareVersions(current, o.minVersion) >= 0 {
+				return o
+			}
+		}
+	}
+	return nil
+}
+
+// Rebuild recomputes the update index from the database and the catalog
+// and swaps it in. Mutations call it at once; other replicas call it when
+// Poll sees a new generation.
+func (s *Service) Rebuild(ctx context.Context) error {
+	s.rebuildMu.Lock()
+	defer s.rebuildMu.Unlock()
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE yanked = 0`))
+	if err != nil {
+		return fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
+	}
+	var rels []indexRelease
+	for rows.Next() {
+		r, err := scanRelease(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		rels = append(rels, indexRelease{Release: r})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
+	}
+	products := map[string]catalog.Product{}
+	for i := range rels {
+		p, ok := products[rels[i].Product]
+		if !ok {
+			p, err = s.o.Catalog.Get(ctx, rels[i].Product)
+			if errs.Is(err, errs.NotFound) {
+				s.log.Warn("registry: release of an unknown product is not offered", "release", rels[i].ID, "product", rels[i].Product)
+			} else if err != nil {
+				return fmt.Errorf("registry: rebuild index: %w", err)
+			}
+			products[rels[i].Product] = p
+		}
+		rels[i].RiskNotes, rels[i].DeviceIDs = p.RiskNotes, p.DeviceIDs
+	}
+	ix, err := buildIndex(gen, rels)
+	if err != nil {
+		return err
+	}
+	s.index.Store(ix)
+	s.m.rebuilds.Inc()
+	s.m.gen.Set(float64(gen))
+	s.log.Debug("registry: update index rebuilt", "generation", gen, "offers", ix.offers, "devices", len(ix.devices))
+	return nil
+}
+
+func (s *Service) generation(ctx context.Context) (int64, error) {
+	var gen int64
+	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT generation FROM registry_generation WHERE id = 1`)).Scan(&gen); err != nil {
+		return 0, fmt.Errorf("registry: index generation: %w", db.Classify(err))
+	}
+	return gen, nil
+}
+
+// Poll rebuilds the index when another replica changed something: one
+// query, whatever the request rate.
+func (s *Service) Poll(ctx context.Context) error {
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return err
+	}
+	if ix := s.index.Load(); ix != nil && ix.gen == gen {
+		return nil
+	}
+	return s.Rebuild(ctx)
+}
+
+// Generation is the index generation this replica serves.
+func (s *Service) Generation() int64 { return s.index.Load().gen }

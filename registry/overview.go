@@ -1,0 +1,101 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/afterlife-oss/afterlife/registry/catalog"
+)
+
+// Overview is what a device owner sees of a product: its status and end of
+// life, where its escrow stands, the builds of its recipes, its releases
+// with their verdicts and install reports, and the registry's events.
+type Overview struct {
+	Product  catalog.Product   `json:"product"`
+	Escrow   *Escrow           `json:"escrow,omitempty"`
+	Builds   []BuildSummary    `json:"builds"`
+	Releases []ReleaseOverview `json:"releases"`
+	Policy   PullBackPolicy    `json:"pullback_policy"`
+	Events   []Event           `json:"events"`
+}
+
+// ReleaseOverview is a release with its verdict and report counts.
+type ReleaseOverview struct {
+	Release
+	Verdict Verdict     `json:"verdict"`
+	Reports ReportStats `json:"reports"`
+}
+
+// Verdict says how many builders agreed on a release's bytes.
+type Verdict struct {
+	Agreeing int    `json:"agreeing"`
+	Total    int    `json:"total"`
+	URL      string `json:"url"`
+}
+
+// ProductOverview gathers a product's overview.
+func (s *Service) ProductOverview(ctx context.Context, productID string) (Overview, error) {
+	p, err := s.o.Catalog.Get(ctx, productID)
+	if err != nil {
+		return Overview{}, err
+	}
+	ov := Overview{Product: p, Builds: []BuildSummary{}, Releases: []ReleaseOverview{}}
+	if s.o.Escrow != nil {
+		e, err := s.o.Escrow.ProductEscrow(ctx, p.ID)
+		if err != nil {
+			return Overview{}, fmt.Errorf("registry: overview of %s: escrow: %w", p.ID, err)
+		}
+		ov.Escrow = &e
+	}
+	if s.o.Farm != nil {
+		b, err := s.o.Farm.BuildsForProduct(ctx, p.ID, 20)
+		if err != nil {
+			return Overview{}, fmt.Errorf("registry: overview of %s: builds: %w", p.ID, err)
+		}
+		if b != nil {
+			ov.Builds = b
+		}
+	}
+	rels, err := s.List(ctx, p.ID)
+	if err != nil {
+		return Overview{}, err
+	}
+	for _, r := range rels {
+		st, err := s.Stats(ctx, r.ID)
+		if err != nil {
+			return Overview{}, err
+		}
+		ov.Releases = append(ov.Releases, ReleaseOverview{Release: r, Verdict: Verdict{Agreeing: r.Agreeing, Total: r.Total, URL: r.VerdictURL}, Reports: st})
+	}
+	if ov.Policy, err = s.Policy(ctx, p.ID); err != nil {
+		return Overview{}, err
+	}
+	if ov.Events, err = s.Events(ctx, p.ID); err != nil {
+		return Overview{}, err
+	}
+	return ov, nil
+}
+
+// Search finds products by vendor, model, product id or device id.
+func (s *Service) Search(ctx context.Context, q string) ([]catalog.Product, error) {
+	found, err := s.o.Catalog.Search(ctx, q, 50)
+	if err != nil {
+		return nil, err
+	}
+	if _, perr := catalog.ParseDeviceID(q); perr == nil {
+		exact, err := s.o.Catalog.ByDeviceID(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		for _, p := range found {
+			seen[p.ID] = true
+		}
+		for _, p := range exact {
+			if !seen[p.ID] {
+				found = append([]catalog.Product{p}, found...)
+			}
+		}
+	}
+	return found, nil
+}

@@ -1,0 +1,529 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/registry/tuf"
+)
+
+// Channels a release is published on. Devices on testing are offered
+// testing and stable releases; devices on stable only stable ones.
+const (
+	Testing = "testing"
+	Stable  = "stable"
+)
+
+const maxNotes = 64 << 10
+
+// Release is a reproducible build published for a product.
+type Release struct {
+	ID              string     `json:"id"`
+	Product         string     `json:"product"`
+	Version         string     `json:"version"`
+	Channel         string     `json:"channel"`
+	Notes           string     `json:"notes"`
+	MinVersion      string     `json:"min_version,omitempty"`
+	BuildID         string     `json:"build_id"`
+	Recipe          string     `json:"recipe"`
+	RecipeVersion   string     `json:"recipe_version,omitempty"`
+	InstallNotes    string     `json:"install_notes,omitempty"`
+	VerdictURL      string     `json:"verdict_url"`
+	AttestationsURL string     `json:"attestations_url,omitempty"`
+	Agreeing        int        `json:"agreeing"`
+	Total           int        `json:"total"`
+	Artifacts       []Artifact `json:"artifacts"`
+	Community       bool       `json:"community"`
+	Yanked          bool       `json:"yanked"`
+	YankReason      string     `json:"yank_reason,omitempty"`
+	YankedAt        time.Time  `json:"yanked_at,omitzero"`
+	PulledBack      bool       `json:"pulled_back"`
+	PublishedAt     time.Time  `json:"published_at"`
+	PublishedBy     string     `json:"published_by"`
+	PromotedAt      time.Time  `json:"promoted_at,omitzero"`
+}
+
+// Artifact is one file of a release, listed in TUF as Target.
+type Artifact struct {
+	Name   string `json:"name"`
+	Path   string `json:"path"` // in the build's outputs
+	Kind   string `json:"kind"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Target string `json:"target"` // TUF target path
+}
+
+// Offered is the artifact a device installs: the first firmware, else the
+// first artifact.
+func (r Release) Offered() Artifact {
+	for _, a := range r.Artifacts {
+		if a.Kind == "firmware" {
+			return a
+		}
+	}
+	return r.Artifacts[0]
+}
+
+// sha256Hex is the artifact's digest without its prefix.
+func (a Artifact) sha256Hex() string { return blob.Digest(a.Digest).Hex() }
+
+// targets lists the release's TUF targets; the custom fields are signed
+// with them, so a device can check the channel a file was released on.
+func (r Release) targets() []tuf.Target {
+	out := make([]tuf.Target, len(r.Artifacts))
+	for i, a := range r.Artifacts {
+		out[i] = tuf.Target{Path: a.Target, Length: a.Size, SHA256: a.sha256Hex(), Custom: map[string]any{
+			"release_id": r.ID, "product": r.Product, "version": r.Version, "channel": r.Channel, "kind": a.Kind,
+		}}
+	}
+	return out
+}
+
+func (r Release) targetPaths() []string {
+	out := make([]string, len(r.Artifacts))
+	for i, a := range r.Artifacts {
+		out[i] = a.Target
+	}
+	return out
+}
+
+// PublishRequest is the body of POST /v1/releases.
+type PublishRequest struct {
+	BuildID    string `json:"build_id"`
+	Product    string `json:"product"`
+	Version    string `json:"version"`
+	Channel    string `json:"channel"`
+	Notes      string `json:"notes"`
+	MinVersion string `json:"min_version"`
+}
+
+func validChannel(c string) bool { return c == Testing || c == Stable }
+
+// Publish makes a reproducible build a release of a product: it checks
+// the build's verdict and that every artifact is stored, signs the new TUF
+// targets, records the release and refreshes the update index. Admins may
+// publish anything; maintainers the products they were granted.
+func (s *Service) Publish(ctx context.Context, who auth.Principal, req PublishRequest) (Release, error) {
+	if req.Channel == "" {
+		req.Channel = Testing
+	}
+	if !validChannel(req.Channel) {
+		return Release{}, errs.E(errs.Invalid, "channel %q: want testing or stable", req.Channel)
+	}
+	if err := parseVersion("version", req.Version); err != nil {
+		return Release{}, err
+	}
+	if req.MinVersion != "" {
+		if err := parseVersion("min_version", req.MinVersion); err != nil {
+			return Release{}, err
+		}
+		if CompareVersions(req.MinVersion, req.Version) >= 0 {
+			return Release{}, errs.E(errs.Invalid, "min_version %s must be older than version %s", req.MinVersion, req.Version)
+		}
+	}
+	if len(req.Notes) > maxNotes {
+		return Release{}, errs.E(errs.TooLarge, "release notes longer than %d bytes", maxNotes)
+	}
+	if req.BuildID == "" {
+		return Release{}, errs.E(errs.Invalid, "build_id is required: a verdict is the only path to a release")
+	}
+	if _, err := s.o.Catalog.Get(ctx, req.Product); err != nil {
+		return Release{}, err
+	}
+	if err := s.mayRelease(ctx, who, req.Product); err != nil {
+		return Release{}, err
+	}
+	b, err := s.o.Builds.ReproducibleOutputs(ctx, req.BuildID)
+	if err != nil {
+		return Release{}, fmt.Errorf("registry: build %s: %w", req.BuildID, err)
+	}
+	if !contains(b.Products, req.Product) {
+		return Release{}, errs.E(errs.Invalid, "build %s does not target product %s (it targets %s)", b.ID, req.Product, strings.Join(b.Products, ", "))
+	}
+	if len(b.Outputs) == 0 {
+		return Release{}, errs.E(errs.Invalid, "build %s has no outputs", b.ID)
+	}
+	rel := Release{
+		ID: ids.New("rel"), Product: req.Product, Version: req.Version, Channel: req.Channel,
+		Notes: req.Notes, MinVersion: req.MinVersion, BuildID: b.ID, Recipe: b.Recipe, RecipeVersion: b.RecipeVersion,
+		InstallNotes: b.InstallNotes, VerdictURL: b.VerdictURL, AttestationsURL: b.AttestationsURL,
+		Agreeing: b.Agreeing, Total: b.Total, Community: true,
+		PublishedAt: s.now().UTC().Truncate(time.Millisecond), PublishedBy: who.Actor(),
+	}
+	seen := map[string]bool{}
+	for _, o := range b.Outputs {
+		d, err := blob.ParseDigest(o.Digest)
+		if err != nil {
+			return Release{}, fmt.Errorf("registry: build %s output %s: %w", b.ID, o.Path, err)
+		}
+		name := path.Base(o.Path)
+		if name == "." || name == "/" || name == ".." || seen[name] {
+			return Release{}, errs.E(errs.Invalid, "build %s: output %q does not have a unique file name", b.ID, o.Path)
+		}
+		seen[name] = true
+		info, err := s.o.Blobs.Stat(ctx, d)
+		if errs.Is(err, errs.NotFound) {
+			return Release{}, errs.E(errs.Conflict, "build %s: output %s (%s) is not in the blob store", b.ID, o.Path, d)
+		}
+		if err != nil {
+			return Release{}, fmt.Errorf("registry: stat %s: %w", d, err)
+		}
+		if info.Size != o.Size {
+			return Release{}, errs.E(errs.Conflict, "build %s: output %s is %d bytes in the store, the build says %d", b.ID, o.Path, info.Size, o.Size)
+		}
+		rel.Artifacts = append(rel.Artifacts, Artifact{
+			Name: name, Path: o.Path, Kind: o.Kind, Digest: string(d), Size: o.Size,
+			Target: s.o.TUF.TargetPath(rel.Product, rel.Version, name),
+		})
+	}
+	var exists int
+	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM releases WHERE product = ? AND version = ?`), rel.Product, rel.Version).Scan(&exists); err != nil {
+		return Release{}, fmt.Errorf("registry: publish: %w", db.Classify(err))
+	}
+	if exists > 0 {
+		return Release{}, errs.E(errs.Conflict, "product %s already has a release %s (versions are never reused, even after a yank)", rel.Product, rel.Version)
+	}
+	arts, _ := json.Marshal(rel.Artifacts)
+	err = s.change(ctx, rel.targets(), nil, nil, rel.targetPaths(), func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO releases (id, product, version, channel, notes, min_version, build_id, recipe, recipe_version,
+			install_notes, verdict_url, attestations_url, agreeing, total, artifacts, community, published_at, published_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			rel.ID, rel.Product, rel.Version, rel.Channel, rel.Notes, rel.MinVersion, rel.BuildID, rel.Recipe, rel.RecipeVersion,
+			rel.InstallNotes, rel.VerdictURL, rel.AttestationsURL, rel.Agreeing, rel.Total, string(arts), boolInt(rel.Community),
+			db.Millis(rel.PublishedAt), rel.PublishedBy)
+		if db.IsUniqueViolation(err) {
+			return errs.E(errs.Conflict, "product %s already has a release %s", rel.Product, rel.Version)
+		}
+		if err != nil {
+			return err
+		}
+		return s.event(ctx, tx, rel.Product, rel.ID, who.Actor(), "published",
+			fmt.Sprintf("%s published on %s from build %s (%d of %d builders agreed)", rel.Version, rel.Channel, rel.BuildID, rel.Agreeing, rel.Total))
+	})
+	if err != nil {
+		return Release{}, fmt.Errorf("registry: publish %s %s: %w", rel.Product, rel.Version, err)
+	}
+	s.log.Info("release published", "release", rel.ID, "product", rel.Product, "version", rel.Version, "channel", rel.Channel, "by", who.Actor())
+	return rel, nil
+}
+
+// Promote moves a testing release to stable.
+func (s *Service) Promote(ctx context.Context, who auth.Principal, id string) (Release, error) {
+	rel, err := s.Get(ctx, id)
+	if err != nil {
+		return Release{}, err
+	}
+	if err := s.mayRelease(ctx, who, rel.Product); err != nil {
+		return Release{}, err
+	}
+	switch {
+	case rel.Yanked:
+		return Release{}, errs.E(errs.Conflict, "release %s was yanked", id)
+	case rel.PulledBack:
+		return Release{}, errs.E(errs.Conflict, "release %s was pulled back after failed installs; publish a fixed version", id)
+	case rel.Channel == Stable:
+		return Release{}, errs.E(errs.Conflict, "release %s is already stable", id)
+	}
+	before := rel.targets()
+	rel.Channel = Stable
+	rel.PromotedAt = s.now().UTC().Truncate(time.Millisecond)
+	err = s.change(ctx, rel.targets(), nil, before, nil, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET channel = ?, promoted_at = ? WHERE id = ? AND channel = ? AND yanked = 0 AND pulled_back = 0`),
+			Stable, db.Millis(rel.PromotedAt), id, Testing)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errs.E(errs.Conflict, "release %s changed concurrently", id)
+		}
+		return s.event(ctx, tx, rel.Product, rel.ID, who.Actor(), "promoted", rel.Version+" promoted from testing to stable")
+	})
+	if err != nil {
+		return Release{}, fmt.Errorf("registry: promote %s: %w", id, err)
+	}
+	return rel, nil
+}
+
+// Yank hides a release from update checks and removes its TUF targets; the
+// record stays, for audit.
+func (s *Service) Yank(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || len(reason) > 2000 {
+		return Release{}, errs.E(errs.Invalid, "a yank needs a reason of 1 to 2000 bytes")
+	}
+	rel, err := s.Get(ctx, id)
+	if err != nil {
+		return Release{}, err
+	}
+	if err := s.mayRelease(ctx, who, rel.Product); err != nil {
+		return Release{}, err
+	}
+	if rel.Yanked {
+		return Release{}, errs.E(errs.Conflict, "release %s is already yanked", id)
+	}
+	rel.Yanked, rel.YankReason, rel.YankedAt = true, reason, s.now().UTC().Truncate(time.Millisecond)
+	err = s.change(ctx, nil, rel.targetPaths(), rel.targets(), nil, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET yanked = 1, yank_reason = ?, yanked_at = ? WHERE id = ? AND yanked = 0`),
+			reason, db.Millis(rel.YankedAt), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errs.E(errs.Conflict, "release %s changed concurrently", id)
+		}
+		return s.event(ctx, tx, rel.Product, rel.ID, who.Actor(), "yanked", rel.Version+" yanked: "+reason)
+	})
+	if err != nil {
+		return Release{}, fmt.Errorf("registry: yank %s: %w", id, err)
+	}
+	s.log.Info("release yanked", "release", id, "product", rel.Product, "version", rel.Version, "by", who.Actor())
+	return rel, nil
+}
+
+// change applies one mutation everywhere it lives: the TUF repository
+// first (under the signing lease), then the database in one transaction
+// that also bumps the index generation. If the transaction fails, the TUF
+// change is undone with undoAdd/undoRemove. The local index is rebuilt at
+// once; other replicas see the new generation within a poll.
+func (s *Service) change(ctx context.Context, add []tuf.Target, remove []string, undoAdd []tuf.Target, undoRemove []string, write func(tx *sql.Tx) error) error {
+	_, err := s.withTUFLease(ctx, true, func() error {
+		err := s.o.TUF.Apply(ctx, add, remove)
+		if err != nil && !(len(add) == 0 && errs.Is(err, errs.NotFound)) {
+			return err
+		}
+		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+			if err := write(tx); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.db.Q(`UPDATE registry_generation SET generation = generation + 1 WHERE id = 1`))
+			return err
+		})
+		if err != nil {
+			if uerr := s.o.TUF.Apply(context.WithoutCancel(ctx), undoAdd, undoRemove); uerr != nil {
+				s.log.Error("registry: could not undo a TUF change after the database refused it", "err", uerr, "db_err", err)
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.Rebuild(ctx); err != nil {
+		s.log.Warn("registry: index rebuild after a change failed; the next poll retries", "err", err)
+	}
+	return nil
+}
+
+func (s *Service) event(ctx context.Context, tx *sql.Tx, product, release, actor, kind, detail string) error {
+	_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO registry_events (id, product, release_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		ids.New("rev"), product, release, db.Millis(s.now()), actor, kind, detail)
+	return err
+}
+
+const releaseCols = `id, product, version, channel, notes, min_version, build_id, recipe, recipe_version, install_notes,
+	verdict_url, attestations_url, agreeing, total, artifacts, community, yanked, yank_reason, yanked_at, pulled_back,
+	published_at, published_by, promoted_at`
+
+func scanRelease(row interface{ Scan(...any) error }) (Release, error) {
+	var r Release
+	var arts string
+	var community, yanked, pulled int
+	var yankedAt, published, promoted int64
+	if err := row.Scan(&r.ID, &r.Product, &r.Version, &r.Channel, &r.Notes, &r.MinVersion, &r.BuildID, &r.Recipe, &r.RecipeVersion,
+		&r.InstallNotes, &r.VerdictURL, &r.AttestationsURL, &r.Agreeing, &r.Total, &arts, &community, &yanked, &r.YankReason,
+		&yankedAt, &pulled, &published, &r.PublishedBy, &promoted); err != nil {
+		return r, err
+	}
+	r.Community, r.Yanked, r.PulledBack = community == 1, yanked == 1, pulled == 1
+	r.YankedAt, r.PublishedAt, r.PromotedAt = db.FromMillis(yankedAt), db.FromMillis(published), db.FromMillis(promoted)
+	if err := json.Unmarshal([]byte(arts), &r.Artifacts); err != nil || len(r.Artifacts) == 0 {
+		return r, errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", r.ID)
+	}
+	return r, nil
+}
+
+// Get returns a release, yanked or not.
+func (s *Service) Get(ctx context.Context, id string) (Release, error) {
+	r, err := scanRelease(s.db.QueryRowContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE id = ?`), id))
+	if err != nil {
+		return Release{}, db.NotFound(err, "release %s not found", id)
+	}
+	return r, nil
+}
+
+// List returns a product's releases, newest first, yanked ones included.
+// An empty product lists every product's.
+func (s *Service) List(ctx context.Context, product string) ([]Release, error) {
+	q, args := `SELECT `+releaseCols+` FROM releases`, []any{}
+	if product != "" {
+		q += ` WHERE product = ?`
+		args = append(args, product)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(q+` ORDER BY published_at DESC, id DESC LIMIT 1000`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: list releases: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := []Release{}
+	for rows.Next() {
+		r, err := scanRelease(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, db.Classify(rows.Err())
+}
+
+// mayRelease allows admins, and maintainers granted the product by name or
+// by org.
+func (s *Service) mayRelease(ctx context.Context, who auth.Principal, product string) error {
+	if who.Role == auth.Admin {
+		return nil
+	}
+	if who.IsAnonymous() {
+		return errs.E(errs.Unauthenticated, "releasing needs an admin or maintainer token")
+	}
+	if who.Role != auth.Maintainer {
+		return errs.E(errs.Forbidden, "%s may not release product %s", who.Actor(), product)
+	}
+	org := "\x00none"
+	if who.Org != "" {
+		org = who.Org
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM product_maintainers WHERE product = ? AND grantee IN (?, ?)`),
+		product, "name:"+who.Name, "org:"+org).Scan(&n); err != nil {
+		return fmt.Errorf("registry: maintainers: %w", db.Classify(err))
+	}
+	if n == 0 {
+		return errs.E(errs.Forbidden, "%s is not a maintainer of product %s (an admin grants it)", who.Actor(), product)
+	}
+	return nil
+}
+
+// Grant is a maintainer allowed on a product: a token name or an org.
+type Grant struct {
+	Product   string    `json:"product"`
+	Name      string    `json:"name,omitempty"`
+	Org       string    `json:"org,omitempty"`
+	GrantedAt time.Time `json:"granted_at"`
+	GrantedBy string    `json:"granted_by"`
+}
+
+// GrantMaintainer lets maintainer tokens with that name (or of that org)
+// release the product. Only admins grant.
+func (s *Service) GrantMaintainer(ctx context.Context, who auth.Principal, product, name, org string) (Grant, error) {
+	if who.Role != auth.Admin {
+		return Grant{}, errs.E(errs.Forbidden, "only an admin grants maintainers")
+	}
+	if (name == "") == (org == "") || len(name) > 200 || len(org) > 200 {
+		return Grant{}, errs.E(errs.Invalid, "give exactly one of name (a maintainer token's name) or org")
+	}
+	if _, err := s.o.Catalog.Get(ctx, product); err != nil {
+		return Grant{}, err
+	}
+	g := Grant{Product: product, Name: name, Org: org, GrantedAt: s.now().UTC().Truncate(time.Millisecond), GrantedBy: who.Actor()}
+	grantee := "name:" + name
+	if org != "" {
+		grantee = "org:" + org
+	}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO product_maintainers (product, grantee, granted_at, granted_by) VALUES (?, ?, ?, ?)
+			ON CONFLICT (product, grantee) DO NOTHING`), product, grantee, db.Millis(g.GrantedAt), g.GrantedBy)
+		if err != nil {
+			return err
+		}
+		return s.event(ctx, tx, product, "", who.Actor(), "maintainer_granted", grantee+" may release "+product)
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("registry: grant %s on %s: %w", grantee, product, err)
+	}
+	return g, nil
+}
+
+// Maintainers lists a product's grants.
+func (s *Service) Maintainers(ctx context.Context, product string) ([]Grant, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT grantee, granted_at, granted_by FROM product_maintainers WHERE product = ? ORDER BY grantee`), product)
+	if err != nil {
+		return nil, fmt.Errorf("registry: maintainers: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := []Grant{}
+	for rows.Next() {
+		var grantee string
+		var at int64
+		g := Grant{Product: product}
+		if err := rows.Scan(&grantee, &at, &g.GrantedBy); err != nil {
+			return nil, err
+		}
+		g.GrantedAt = db.FromMillis(at)
+		if v, ok := strings.CutPrefix(grantee, "org:"); ok {
+			g.Org = v
+		} else {
+			g.Name = strings.TrimPrefix(grantee, "name:")
+		}
+		out = append(out, g)
+	}
+	return out, db.Classify(rows.Err())
+}
+
+// Event is one entry of the registry's append-only log for a product.
+type Event struct {
+	ID      string    `json:"id"`
+	Product string    `json:"product"`
+	Release string    `json:"release_id,omitempty"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Kind    string    `json:"kind"` // published, promoted, yanked, pulled_back, pullback_policy, maintainer_granted
+	Detail  string    `json:"detail"`
+}
+
+// Events returns a product's registry events, oldest first.
+func (s *Service) Events(ctx context.Context, product string) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, product, release_id, at, actor, kind, detail FROM registry_events WHERE product = ? ORDER BY at, id`), product)
+	if err != nil {
+		return nil, fmt.Errorf("registry: events: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := []Event{}
+	for rows.Next() {
+		var e Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Product, &e.Release, &at, &e.Actor, &e.Kind, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = db.FromMillis(at)
+		out = append(out, e)
+	}
+	return out, db.Classify(rows.Err())
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func blobDigest(a Artifact) blob.Digest { return blob.Digest(a.Digest) }
