@@ -1,0 +1,372 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/afterlife-oss/afterlife/escrow/manifest"
+	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// DepositOptions say what to deposit.
+type DepositOptions struct {
+	Product string
+	Policy  string   // e.g. "dead-man=30d,7d+quorum=2/3:alice,bob,carol"
+	Paths   []string // files and directories
+	// KindsFile, when set, overrides inferred kinds (see LoadKinds).
+	KindsFile string
+	// StateFile remembers an unfinished deposit so that a re-run resumes
+	// it (default DefaultStateFile(Product)). It is removed on success.
+	StateFile string
+	// ReceiptFile is where the signed receipt is written (default
+	// "<deposit id>.receipt.json" in the current directory).
+	ReceiptFile string
+	// Rounds bounds how often the upload restarts from the server's view
+	// after the HTTP client gives up on a file (default 5).
+	Rounds int
+}
+
+// DepositResult is what a finished deposit gives back.
+type DepositResult struct {
+	Deposit     string
+	Receipt     receipt.Receipt
+	Signed      receipt.Signed
+	ReceiptFile string
+	Resumed     bool  // an earlier run's upload was continued
+	Sent        int64 // bytes sent by this run
+	Skipped     int   // files already on the server
+}
+
+type state struct {
+	Server         string `json:"server"`
+	Product        string `json:"product"`
+	Deposit        string `json:"deposit"`
+	ManifestDigest string `json:"manifest_digest"`
+}
+
+type fileStatus struct {
+	Deposit string `json:"deposit"`
+	State   string `json:"state"`
+	Files   []struct {
+		Path string `json:"path"`
+		Done bool   `json:"done"`
+	} `json:"files"`
+}
+
+// Deposit scans, hashes, creates (or resumes), uploads and commits a
+// deposit, and writes its receipt.
+func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, error) {
+	var res DepositResult
+	if o.StateFile == "" {
+		o.StateFile = DefaultStateFile(o.Product)
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 5
+	}
+	var kinds map[string]manifest.Kind
+	if o.KindsFile != "" {
+		var err error
+		if kinds, err = LoadKinds(o.KindsFile); err != nil {
+			return res, err
+		}
+	}
+	files, err := Scan(o.Paths, kinds)
+	if err != nil {
+		return res, err
+	}
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	hashBar := c.newProgress("hashing", total)
+	var hashed atomic.Int64
+	err = Hash(files, func(n int64) { hashBar.set(hashed.Add(n)) })
+	hashBar.finish()
+	if err != nil {
+		return res, err
+	}
+	entries := Entries(files)
+	digest := manifest.Digest(entries)
+
+	st, resumed := c.loadState(o.StateFile, o.Product, digest)
+	var status fileStatus
+	if resumed {
+		err := c.call(ctx, http.MethodGet, "/v1/deposits/"+url.PathEscape(st.Deposit)+"/upload", nil, &status)
+		if errs.Is(err, errs.NotFound) {
+			resumed = false // collected or aborted meanwhile: start over
+		} else if err != nil {
+			return res, err
+		}
+	}
+	if !resumed {
+		var d Deposit
+		err := c.call(ctx, http.MethodPost, "/v1/deposits", map[string]any{"product": o.Product, "policy": o.Policy, "manifest": entries}, &d)
+		if err != nil {
+			return res, err
+		}
+		st = state{Server: c.base, Product: o.Product, Deposit: d.ID, ManifestDigest: d.ManifestDigest}
+		if d.ManifestDigest != digest {
+			return res, errs.E(errs.Internal, "the server computed manifest %s, we computed %s", d.ManifestDigest, digest)
+		}
+		if err := saveState(o.StateFile, st); err != nil {
+			return res, err
+		}
+		status.State = "uploading"
+	}
+	res.Deposit, res.Resumed = st.Deposit, resumed
+
+	if status.State == "uploading" || status.State == "" {
+		if err := c.uploadAll(ctx, st.Deposit, files, &res, o.Rounds); err != nil {
+			return res, err
+		}
+	}
+	var signed receipt.Signed
+	if err := c.call(ctx, http.MethodPost, "/v1/deposits/"+url.PathEscape(st.Deposit)+"/commit", nil, &signed); err != nil {
+		return res, err
+	}
+	raw, _ := json.MarshalIndent(signed, "", "  ")
+	pub, err := c.ReceiptKey(ctx)
+	if err != nil {
+		return res, err
+	}
+	r, err := receipt.Verify(pub, raw)
+	if err != nil {
+		return res, err
+	}
+	if r.ManifestDigest != digest || r.Deposit != st.Deposit {
+		return res, errs.E(errs.Internal, "the receipt names deposit %s manifest %s; we sent %s manifest %s", r.Deposit, r.ManifestDigest, st.Deposit, digest)
+	}
+	res.Receipt, res.Signed = r, signed
+	res.ReceiptFile = o.ReceiptFile
+	if res.ReceiptFile == "" {
+		res.ReceiptFile = st.Deposit + ".receipt.json"
+	}
+	if err := os.WriteFile(res.ReceiptFile, append(raw, '\n'), 0o644); err != nil {
+		return res, fmt.Errorf("client: write receipt: %w", err)
+	}
+	if err := os.Remove(o.StateFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, fmt.Errorf("client: remove state file: %w", err)
+	}
+	return res, nil
+}
+
+// uploadAll sends the files the server does not have yet. When the HTTP
+// client gives up (the server was away for long), it asks the server again
+// what arrived and carries on, for a bounded number of rounds.
+func (c *Client) uploadAll(ctx context.Context, id string, files []LocalFile, res *DepositResult, rounds int) error {
+	var lastErr error
+	for round := 0; round < rounds; round++ {
+		var status fileStatus
+		if err := c.call(ctx, http.MethodGet, "/v1/deposits/"+url.PathEscape(id)+"/upload", nil, &status); err != nil {
+			return err
+		}
+		done := map[string]bool{}
+		for _, f := range status.Files {
+			done[f.Path] = f.Done
+		}
+		var todo []LocalFile
+		var remaining, already int64
+		for _, f := range files {
+			if f.IsLink() {
+				continue
+			}
+			if done[f.Path] {
+				already += f.Size
+				if round == 0 {
+					res.Skipped++
+				}
+				continue
+			}
+			todo = append(todo, f)
+			remaining += f.Size
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		bar := c.newProgress("uploading", already+remaining)
+		var sent atomic.Int64
+		sent.Store(already)
+		bar.set(already)
+		lastErr = nil
+		for _, f := range todo {
+			n, err := c.putFile(ctx, id, f, func(delta int64) { bar.set(sent.Add(delta)) })
+			res.Sent += n
+			if err != nil {
+				lastErr = err
+				break
+			}
+		}
+		bar.finish()
+		if lastErr == nil {
+			return nil
+		}
+		if k := errs.KindOf(lastErr); k != errs.Unavailable || ctx.Err() != nil {
+			return lastErr // a refusal will not change by retrying
+		}
+		c.log.Warn("upload interrupted; resuming from the server's view", "deposit", id, "error", lastErr)
+	}
+	return lastErr
+}
+
+// putFile streams one file; each retry re-opens it and starts over, and
+// progress is wound back by what the failed try had counted.
+func (c *Client) putFile(ctx context.Context, id string, f LocalFile, progress func(int64)) (int64, error) {
+	var mu sync.Mutex
+	var counted int64
+	body := retryablehttp.ReaderFunc(func() (io.Reader, error) {
+		mu.Lock()
+		progress(-counted)
+		counted = 0
+		mu.Unlock()
+		fh, err := os.Open(f.Source)
+		if err != nil {
+			return nil, err
+		}
+		return &countingFile{f: fh, add: func(n int64) {
+			mu.Lock()
+			counted += n
+			mu.Unlock()
+			progress(n)
+		}}, nil
+	})
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, c.base+"/v1/deposits/"+url.PathEscape(id)+"/files/"+escapePath(f.Path), body)
+	if err != nil {
+		return 0, fmt.Errorf("client: upload %s: %w", f.Path, err)
+	}
+	req.ContentLength = f.Size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	err = c.do(req, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		return counted, fmt.Errorf("upload %s: %w", f.Path, err)
+	}
+	return counted, nil
+}
+
+type countingFile struct {
+	f   *os.File
+	add func(int64)
+}
+
+func (c *countingFile) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	c.add(int64(n))
+	return n, err
+}
+
+func (c *countingFile) Close() error { return c.f.Close() }
+
+func (c *Client) loadState(path, product, digest string) (state, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return state{}, false
+	}
+	var st state
+	if json.Unmarshal(b, &st) != nil || st.Server != c.base || st.Product != product || st.ManifestDigest != digest || st.Deposit == "" {
+		return state{}, false // another deposit's leftovers: start a new one
+	}
+	return st, true
+}
+
+func saveState(path string, st state) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("client: state file: %w", err)
+	}
+	b, _ := json.Marshal(st)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("client: state file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("client: state file: %w", err)
+	}
+	return nil
+}
+
+// progress is a bar on a terminal, periodic lines elsewhere.
+type progress struct {
+	bar   *progressbar.ProgressBar
+	w     io.Writer
+	what  string
+	total int64
+	mu    sync.Mutex
+	last  time.Time
+	cur   int64
+}
+
+func (c *Client) newProgress(what string, total int64) *progress {
+	p := &progress{w: c.progress, what: what, total: total, last: time.Now()}
+	if f, ok := c.progress.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(f),
+			progressbar.OptionSetDescription(what),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(f) }),
+		)
+	}
+	return p
+}
+
+func (p *progress) set(n int64) {
+	if p.bar != nil {
+		_ = p.bar.Set64(n)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cur = n
+	if time.Since(p.last) >= 5*time.Second {
+		p.last = time.Now()
+		fmt.Fprintf(p.w, "%s: %s of %s (%d%%)\n", p.what, human(n), human(p.total), percent(n, p.total))
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%s: %s of %s (%d%%)\n", p.what, human(p.cur), human(p.total), percent(p.cur, p.total))
+}
+
+func percent(n, total int64) int64 {
+	if total <= 0 {
+		return 100
+	}
+	return n * 100 / total
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,285 @@
+package escrow
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+)
+
+const tag = "escrow"
+
+// Register mounts the escrow API on v1 (the /v1 router) and the releases
+// feed at /feeds/releases.atom on root.
+func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
+	vendor := []auth.Role{auth.Vendor}
+	admin := []auth.Role{auth.Admin}
+	v1.POST("/deposits", httpapi.Op{Summary: "Start a deposit: product, release policy and manifest", Roles: vendor, Tag: tag, MaxBody: 64 << 20}, s.httpCreate)
+	v1.GET("/deposits", httpapi.Op{Summary: "List deposits: released ones, and your org's sealed ones", Tag: tag}, s.httpList)
+	v1.GET("/uploads", httpapi.Op{Summary: "List your org's uncommitted uploads", Roles: vendor, Tag: tag}, s.httpUploads)
+	v1.GET("/deposits/:id", httpapi.Op{Summary: "A deposit and its manifest (sealed: own org and admins only)", Tag: tag}, s.httpGet)
+	v1.DELETE("/deposits/:id", httpapi.Op{Summary: "Abandon an uncommitted upload (sealed deposits cannot be deleted)", Roles: vendor, Tag: tag}, s.httpAbort)
+	v1.GET("/deposits/:id/events", httpapi.Op{Summary: "A deposit's append-only event log", Tag: tag}, s.httpEvents)
+	v1.PUT("/deposits/:id/files/*path", httpapi.Op{Summary: "Stream one file of an uploading deposit", Roles: vendor, Tag: tag, MaxBody: -1}, s.httpPutFile)
+	v1.GET("/deposits/:id/files/*path", httpapi.Op{Summary: "Download one file, digest-checked (sealed: own org and admins only)", Tag: tag, Stream: true}, s.httpGetFile)
+	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Tag: tag}, s.httpUpload)
+	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Tag: tag}, s.httpCommit)
+	v1.GET("/deposits/:id/receipt", httpapi.Op{Summary: "The signed receipt of a committed deposit", Roles: vendor, Tag: tag}, s.httpReceipt)
+	v1.POST("/deposits/:id/approvals", httpapi.Op{Summary: "A trustee's signed approval of a quorum release", Roles: []auth.Role{auth.Trustee}, Tag: tag}, s.httpApprove)
+	v1.POST("/vendors/:org/checkin", httpapi.Op{Summary: "Check in: the vendor is alive (postpones dead-man releases)", Roles: vendor, Tag: tag}, s.httpCheckin)
+	v1.GET("/vendors/:org/checkin", httpapi.Op{Summary: "When the vendor last checked in", Roles: vendor, Tag: tag}, s.httpLastCheckin)
+	v1.POST("/trustees", httpapi.Op{Summary: "Register a trustee and its ed25519 public key", Roles: admin, Tag: tag}, s.httpAddTrustee)
+	v1.GET("/trustees", httpapi.Op{Summary: "List trustees", Roles: []auth.Role{auth.Trustee}, Tag: tag}, s.httpTrustees)
+	v1.GET("/escrow/receipt-key", httpapi.Op{Summary: "The public key that verifies receipts", Tag: tag}, s.httpReceiptKey)
+	v1.POST("/admin/scrub", httpapi.Op{Summary: "Re-read and re-hash every escrow blob now", Roles: admin, Tag: tag}, s.httpScrub)
+	v1.GET("/admin/scrub", httpapi.Op{Summary: "Recent scrubs and blobs marked corrupt or missing", Roles: admin, Tag: tag}, s.httpScrubStatus)
+	root.GET("/feeds/releases.atom", httpapi.Op{Summary: "Atom feed of released deposits", Tag: tag}, s.httpFeed)
+}
+
+func (s *Service) httpCreate(c *gin.Context) error {
+	var req CreateRequest
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
+	}
+	d, err := s.Create(c.Request.Context(), httpapi.Principal(c), req)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusCreated, d)
+}
+
+func (s *Service) httpList(c *gin.Context) error {
+	limit, _ := strconv.Atoi(c.Query("limit"))
+	ds, err := s.List(c.Request.Context(), httpapi.Principal(c), ListFilter{Product: c.Query("product"), State: c.Query("state"), Limit: limit})
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, gin.H{"deposits": ds})
+}
+
+func (s *Service) httpUploads(c *gin.Context) error {
+	ds, err := s.List(c.Request.Context(), httpapi.Principal(c), ListFilter{State: Uploading})
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, gin.H{"deposits": ds})
+}
+
+func (s *Service) httpGet(c *gin.Context) error {
+	d, err := s.Get(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, d)
+}
+
+func (s *Service) httpAbort(c *gin.Context) error {
+	if err := s.Abort(c.Request.Context(), httpapi.Principal(c), c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *Service) httpEvents(c *gin.Context) error {
+	es, err := s.Events(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, gin.H{"events": es})
+}
+
+func filePath(c *gin.Context) string { return strings.TrimPrefix(c.Param("path"), "/") }
+
+func (s *Service) httpPutFile(c *gin.Context) error {
+	st, err := s.PutFile(c.Request.Context(), httpapi.Principal(c), c.Param("id"), filePath(c), c.Request.Body)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, st)
+}
+
+// SHA256Header carries a downloaded file's sha256 (hex), so clients check
+// what they received.
+const SHA256Header = "X-Afterlife-Sha256"
+
+func (s *Service) httpGetFile(c *gin.Context) error {
+	f, err := s.Open(c.Request.Context(), httpapi.Principal(c), c.Param("id"), filePath(c))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := c.Writer.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	h.Set(SHA256Header, f.SHA256)
+	h.Set("X-Afterlife-Kind", string(f.Kind))
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", lastElem(f.Path)))
+	if !f.Released {
+		h.Set("Cache-Control", "private, no-store")
+	}
+	c.Status(http.StatusOK)
+	if _, err := io.Copy(c.Writer, f); err != nil {
+		if !c.Writer.Written() {
+			for _, k := range []string{"Content-Length", SHA256Header, "X-Afterlife-Kind", "Content-Disposition", "Content-Type"} {
+				h.Del(k)
+			}
+		} else {
+			// The body stops one byte short of Content-Length: the client
+			// sees a truncated transfer, never complete wrong content.
+			s.log.Error("escrow: download aborted", "deposit", c.Param("id"), "path", f.Path, "error", err)
+		}
+		return err
+	}
+	return nil
+}
+
+func lastElem(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func (s *Service) httpUpload(c *gin.Context) error {
+	st, err := s.Upload(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, st)
+}
+
+func (s *Service) httpCommit(c *gin.Context) error {
+	r, err := s.Commit(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, r)
+}
+
+func (s *Service) httpReceipt(c *gin.Context) error {
+	r, err := s.Receipt(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, r)
+}
+
+// ApprovalRequest is the body of POST /v1/deposits/:id/approvals.
+type ApprovalRequest struct {
+	Trustee   string `json:"trustee"`
+	Signature string `json:"signature"` // base64 ed25519 over ApprovalMessage
+}
+
+func (s *Service) httpApprove(c *gin.Context) error {
+	var req ApprovalRequest
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
+	}
+	res, err := s.Approve(c.Request.Context(), httpapi.Principal(c), c.Param("id"), req.Trustee, req.Signature)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, res)
+}
+
+// CheckinResponse is the answer to a check-in.
+type CheckinResponse struct {
+	Org string `json:"org"`
+	At  string `json:"at"` // RFC 3339; empty: never
+}
+
+func (s *Service) httpCheckin(c *gin.Context) error {
+	at, err := s.Checkin(c.Request.Context(), httpapi.Principal(c), c.Param("org"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, CheckinResponse{Org: c.Param("org"), At: at.UTC().Format("2006-01-02T15:04:05.000Z07:00")})
+}
+
+func (s *Service) httpLastCheckin(c *gin.Context) error {
+	org := c.Param("org")
+	if err := httpapi.RequireOrg(c, org); err != nil {
+		return err
+	}
+	at, err := s.LastCheckin(c.Request.Context(), org)
+	if err != nil {
+		return err
+	}
+	resp := CheckinResponse{Org: org}
+	if !at.IsZero() {
+		resp.At = at.Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	return httpapi.JSON(c, http.StatusOK, resp)
+}
+
+// TrusteeRequest is the body of POST /v1/trustees.
+type TrusteeRequest struct {
+	Name      string `json:"name"`
+	PublicKey string `json:"public_key"` // ed25519:<base64>, or PEM
+}
+
+func (s *Service) httpAddTrustee(c *gin.Context) error {
+	var req TrusteeRequest
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
+	}
+	t, err := s.AddTrustee(c.Request.Context(), httpapi.Principal(c), req.Name, req.PublicKey)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusCreated, t)
+}
+
+func (s *Service) httpTrustees(c *gin.Context) error {
+	ts, err := s.Trustees(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, gin.H{"trustees": ts})
+}
+
+// ReceiptKey is the body of GET /v1/escrow/receipt-key.
+type ReceiptKey struct {
+	Algorithm string `json:"algorithm"` // ed25519
+	PublicKey string `json:"public_key"`
+	KeyID     string `json:"key_id"`
+}
+
+func (s *Service) httpReceiptKey(c *gin.Context) error {
+	pub := s.ReceiptPublicKey()
+	return httpapi.JSON(c, http.StatusOK, ReceiptKey{Algorithm: "ed25519", PublicKey: receipt.FormatPublicKey(pub), KeyID: receipt.KeyID(pub)})
+}
+
+func (s *Service) httpScrub(c *gin.Context) error {
+	p := httpapi.Principal(c)
+	rep, err := s.Scrubber("api").Run(c.Request.Context(), p.Actor())
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, rep)
+}
+
+func (s *Service) httpScrubStatus(c *gin.Context) error {
+	st, err := s.ScrubStatus(c.Request.Context(), httpapi.Principal(c))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, st)
+}
+
+func (s *Service) httpFeed(c *gin.Context) error {
+	b, err := s.ReleasesFeed(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	c.Data(http.StatusOK, "application/atom+xml; charset=utf-8", b)
+	return nil
+}

@@ -1,0 +1,304 @@
+package escrow
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/escrow/manifest"
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/testenv"
+)
+
+type tokens map[string]auth.Principal
+
+func (tk tokens) Authenticate(_ context.Context, s string) (auth.Principal, error) {
+	if p, ok := tk[s]; ok {
+		return p, nil
+	}
+	return auth.Principal{}, errs.E(errs.Unauthenticated, "unknown token")
+}
+
+var testTokens = tokens{"acme": acme, "globex": globex, "admin": admin, "builder": builder}
+
+func serve(t testing.TB, s *Service) *httptest.Server {
+	t.Helper()
+	api := httpapi.New(httpapi.Options{Auth: testTokens})
+	s.Register(api.V1(), api.Root())
+	srv := httptest.NewServer(api.Engine())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func call(t testing.TB, srv *httptest.Server, method, path, token string, body io.Reader) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+func TestTheHTTPAPIGuardsSealedDepositsAndServesReleasedOnes(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		srv := serve(t, e.svc)
+		sealed, _ := e.deposit(t, acme, "demo-cam", "on=2099-01-01", demoFiles)
+		public, _ := e.deposit(t, acme, "other-cam", "immediate", demoFiles)
+		create, _ := json.Marshal(CreateRequest{Product: "demo-cam", Policy: "immediate", Manifest: entries(map[string]string{"a.txt": "hello"})})
+		str := func(s string) io.Reader { return strings.NewReader(s) }
+
+		tests := []struct {
+			name, method, path, token string
+			body                      io.Reader
+			want                      int
+		}{
+			{"anonymous callers do not see a sealed deposit", "GET", "/v1/deposits/" + sealed.ID, "", nil, 404},
+			{"another vendor does not see a sealed deposit", "GET", "/v1/deposits/" + sealed.ID, "globex", nil, 404},
+			{"a builder does not see a sealed deposit", "GET", "/v1/deposits/" + sealed.ID, "builder", nil, 404},
+			{"the vendor sees its sealed deposit", "GET", "/v1/deposits/" + sealed.ID, "acme", nil, 200},
+			{"anonymous callers cannot read a sealed file", "GET", "/v1/deposits/" + sealed.ID + "/files/keys/unlock.pem", "", nil, 404},
+			{"another vendor cannot read a sealed file", "GET", "/v1/deposits/" + sealed.ID + "/files/keys/unlock.pem", "globex", nil, 404},
+			{"the vendor reads its sealed file", "GET", "/v1/deposits/" + sealed.ID + "/files/keys/unlock.pem", "acme", nil, 200},
+			{"an admin reads a sealed file", "GET", "/v1/deposits/" + sealed.ID + "/files/keys/unlock.pem", "admin", nil, 200},
+			{"the vendor cannot delete a sealed deposit", "DELETE", "/v1/deposits/" + sealed.ID, "acme", nil, 409},
+			{"an admin cannot delete a sealed deposit", "DELETE", "/v1/deposits/" + sealed.ID, "admin", nil, 409},
+			{"nobody can change a sealed file", "PUT", "/v1/deposits/" + sealed.ID + "/files/src/main.c", "acme", str("x"), 409},
+			{"anybody reads a released file", "GET", "/v1/deposits/" + public.ID + "/files/src/main.c", "", nil, 200},
+			{"a path with .. is refused", "GET", "/v1/deposits/" + public.ID + "/files/src/../src/main.c", "", nil, 400},
+			{"anonymous callers cannot deposit", "POST", "/v1/deposits", "", str(string(create)), 401},
+			{"another vendor cannot deposit for the product", "POST", "/v1/deposits", "globex", str(string(create)), 403},
+			{"unknown fields are refused", "POST", "/v1/deposits", "acme", str(`{"product":"demo-cam","x":1}`), 400},
+			{"the receipt key is public", "GET", "/v1/escrow/receipt-key", "", nil, 200},
+			{"a vendor checks in for its org", "POST", "/v1/vendors/acme/checkin", "acme", nil, 200},
+			{"a vendor cannot check in for another org", "POST", "/v1/vendors/acme/checkin", "globex", nil, 403},
+			{"a vendor cannot start a scrub", "POST", "/v1/admin/scrub", "acme", nil, 403},
+			{"an admin starts a scrub", "POST", "/v1/admin/scrub", "admin", nil, 200},
+			{"an admin reads scrub results", "GET", "/v1/admin/scrub", "admin", nil, 200},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				a := call(t, srv, tt.method, tt.path, tt.token, tt.body)
+				if a.status != tt.want {
+					t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, a.status, a.body, tt.want)
+				}
+				if a.status >= 400 && !strings.Contains(a.body, `"error"`) {
+					t.Fatalf("error body = %s", a.body)
+				}
+			})
+		}
+
+		t.Run("a download carries its digest", func(t *testing.T) {
+			a := call(t, srv, "GET", "/v1/deposits/"+public.ID+"/files/src/main.c", "", nil)
+			if a.body != demoFiles["src/main.c"] || a.header.Get(SHA256Header) != hexSum([]byte(a.body)) {
+				t.Fatalf("download = %q, digest header %q", a.body, a.header.Get(SHA256Header))
+			}
+		})
+		t.Run("the public listing shows released deposits only", func(t *testing.T) {
+			a := call(t, srv, "GET", "/v1/deposits", "", nil)
+			if !strings.Contains(a.body, public.ID) || strings.Contains(a.body, sealed.ID) {
+				t.Fatalf("listing = %s", a.body)
+			}
+		})
+		t.Run("the Atom feed announces the release", func(t *testing.T) {
+			a := call(t, srv, "GET", "/feeds/releases.atom", "", nil)
+			if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "application/atom+xml") || !strings.Contains(a.body, public.ID) || strings.Contains(a.body, sealed.ID) {
+				t.Fatalf("feed = %d %s", a.status, a.body)
+			}
+		})
+		t.Run("an upload streams, is checked and commits over HTTP", func(t *testing.T) {
+			a := call(t, srv, "POST", "/v1/deposits", "acme", strings.NewReader(string(create)))
+			if a.status != 201 {
+				t.Fatalf("create = %d %s", a.status, a.body)
+			}
+			var d Deposit
+			json.Unmarshal([]byte(a.body), &d)
+			before := e.blobCount(t)
+			if a := call(t, srv, "PUT", "/v1/deposits/"+d.ID+"/files/a.txt", "acme", str("HELLO")); a.status != 400 {
+				t.Fatalf("wrong content = %d %s", a.status, a.body)
+			}
+			if a := call(t, srv, "PUT", "/v1/deposits/"+d.ID+"/files/a.txt", "acme", str("hello world")); a.status != 413 {
+				t.Fatalf("too long = %d %s", a.status, a.body)
+			}
+			if n := e.blobCount(t); n != before {
+				t.Fatalf("refused uploads left %d blobs", n-before)
+			}
+			if a := call(t, srv, "POST", "/v1/deposits/"+d.ID+"/commit", "acme", nil); a.status != 409 {
+				t.Fatalf("early commit = %d %s", a.status, a.body)
+			}
+			if a := call(t, srv, "PUT", "/v1/deposits/"+d.ID+"/files/a.txt", "acme", str("hello")); a.status != 200 {
+				t.Fatalf("upload = %d %s", a.status, a.body)
+			}
+			if a := call(t, srv, "GET", "/v1/deposits/"+d.ID+"/upload", "acme", nil); !strings.Contains(a.body, `"done":true`) {
+				t.Fatalf("upload status = %s", a.body)
+			}
+			if a := call(t, srv, "POST", "/v1/deposits/"+d.ID+"/commit", "acme", nil); a.status != 200 || !strings.Contains(a.body, `"signature"`) {
+				t.Fatalf("commit = %d %s", a.status, a.body)
+			}
+		})
+		if e.disk != nil {
+			t.Run("a corrupt blob is refused with a clear error", func(t *testing.T) {
+				damage(t, e, blob.Digest("sha256:"+hexSum([]byte(demoFiles["docs/board.pdf"]))))
+				// A first read finds it out mid-stream and is cut short.
+				a := call(t, srv, "GET", "/v1/deposits/"+public.ID+"/files/docs/board.pdf", "", nil)
+				if a.status == 200 && a.body == demoFiles["docs/board.pdf"] {
+					t.Fatal("served the corrupt file whole")
+				}
+				a = call(t, srv, "GET", "/v1/deposits/"+public.ID+"/files/docs/board.pdf", "", nil)
+				if a.status != 409 || !strings.Contains(a.body, "not served") {
+					t.Fatalf("second read = %d %s", a.status, a.body)
+				}
+			})
+		}
+	})
+}
+
+// generated is n bytes of reproducible pseudo-random data, never held in
+// memory.
+func generated(n int64) io.Reader {
+	return io.LimitReader(rand.NewChaCha8([32]byte{1, 2, 3}), n)
+}
+
+func vmHWM(b *testing.B) float64 {
+	b.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	b.Fatal("no VmHWM in /proc/self/status")
+	return 0
+}
+
+// BenchmarkDepositUpload streams one large file (1 GiB; set
+// AFTERLIFE_BENCH_BYTES to change) through the HTTP upload into a sealed
+// deposit and reports throughput and peak memory next to sha256sum over
+// the same bytes.
+func BenchmarkDepositUpload(b *testing.B) {
+	size := int64(1 << 30)
+	if s := os.Getenv("AFTERLIFE_BENCH_BYTES"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = n
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, generated(size)); err != nil {
+		b.Fatal(err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+
+	// The baseline: the system's sha256sum over the same stream.
+	start := time.Now()
+	cmd := exec.Command("sha256sum")
+	cmd.Stdin = generated(size)
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("sha256sum: %v (coreutils is needed)", err)
+	}
+	if !strings.HasPrefix(string(out), sum) {
+		b.Fatalf("sha256sum says %s, Go says %s", out, sum)
+	}
+	baseline := float64(size) / 1e6 / time.Since(start).Seconds()
+
+	stores := []struct {
+		name string
+		env  func(b *testing.B) *env
+	}{
+		{"sqlite+disk", func(b *testing.B) *env {
+			store, err := fsstore.New(filepath.Join(b.TempDir(), "blobs"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return newEnv(b, "sqlite:"+filepath.Join(b.TempDir(), "a.db"), store)
+		}},
+		{"postgres+minio", func(b *testing.B) *env {
+			m := testenv.MinIO(b)
+			ctx := context.Background()
+			s, err := newS3(ctx, m, m.NewBucket(b, false))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return newEnv(b, testenv.Postgres(b), s)
+		}},
+	}
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			e := st.env(b)
+			srv := serve(b, e.svc)
+			ctx := context.Background()
+			b.SetBytes(size)
+			hwmBefore := vmHWM(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d, err := e.svc.Create(ctx, acme, CreateRequest{Product: "demo-cam", Policy: "on=2099-01-01",
+					Manifest: []manifest.Entry{{Path: "toolchain/sdk.bin", Size: size, SHA256: sum, Kind: manifest.Toolchain}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				req, _ := http.NewRequest("PUT", srv.URL+"/v1/deposits/"+d.ID+"/files/toolchain/sdk.bin", generated(size))
+				req.ContentLength = size
+				req.Header.Set("Authorization", "Bearer acme")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("upload = %d %s", resp.StatusCode, body)
+				}
+				if _, err := e.svc.Commit(ctx, acme, d.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			hwmAfter := vmHWM(b)
+			b.ReportMetric(baseline, "sha256sum-MB/s")
+			b.ReportMetric(hwmAfter, "peak-RSS-MiB")
+			b.ReportMetric(hwmAfter-hwmBefore, "RSS-growth-MiB")
+			fmt.Fprintf(os.Stderr, "%s: %d MiB upload; sha256sum %.0f MB/s; peak RSS %.0f MiB (grew %.0f MiB)\n",
+				st.name, size>>20, baseline, hwmAfter, hwmAfter-hwmBefore)
+		})
+	}
+}
