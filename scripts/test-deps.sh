@@ -24,6 +24,10 @@ done
 # npm may come from Debian or with a separately installed Node.js: only ask
 # Debian for it when there is none.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The deploy manifests are checked with systemd-analyze and kubectl; kubectl
+# may come from a package other than Debian's, so only a missing command counts.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
   $sudo apt-get update -qq

@@ -98,6 +98,9 @@ func New(opts Options) *API {
 	e.ContextWithFallback = true
 	e.HandleMethodNotAllowed = false
 	e.RedirectTrailingSlash = false
+	// Only a proxy on this machine may say who the client is; otherwise
+	// anyone could spoof X-Forwarded-For around per-client limits.
+	_ = e.SetTrustedProxies([]string{"127.0.0.1", "::1"})
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
