@@ -256,7 +256,7 @@ func run(ctx context.Context, spec Spec) (Result, error) {
 			if err != nil {
 				return Result{Failure: FailSandbox, ExitCode: -1, Reason: "taskset (util-linux) is not installed"}, errs.E(errs.Unavailable, "sandbox: CPU limit needs taskset from util-linux")
 			}
-			pre = append(pre, taskset, "--cpu-list", cpuList(l.CPUs), "--")
+			pre = append(pre, taskset, "--cpu-list", cpuList(l.CPUs)) // taskset takes no "--": the command follows the list
 			enforced = append(enforced, fmt.Sprintf("cpus: affinity %s", cpuList(l.CPUs)))
 		}
 		argv = append(pre, argv...)

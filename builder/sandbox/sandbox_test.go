@@ -314,6 +314,17 @@ func TestUmaskIs022WhateverTheHostUses(t *testing.T) {
 	}
 }
 
+func TestTheCPULimitPinsTheBuildToThatManyCPUs(t *testing.T) {
+	requireTools(t, "bwrap", "taskset")
+	d := newDirs(t)
+	sp := d.spec("nproc > /out/nproc")
+	sp.Limits.CPUs = 1
+	mustSucceed(t, sp)
+	if got := readOut(t, d, "nproc"); got != "1" {
+		t.Fatalf("nproc inside = %s, want 1", got)
+	}
+}
+
 func TestSourceDateEpochTimezoneAndPathsAreFixed(t *testing.T) {
 	requireTools(t, "bwrap")
 	d := newDirs(t)

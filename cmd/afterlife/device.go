@@ -78,8 +78,6 @@ decides what this device trusts, so do it over a network you trust.`,
 					return fmt.Errorf("read root: %w", err)
 				}
 				root = b
-			} else {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning: no --root given; trusting the registry's current root on first use")
 			}
 			if err := device.Init(cmd.Context(), f.config(cmd), root, f.acceptCommunity); err != nil {
 				return err

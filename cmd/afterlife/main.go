@@ -61,7 +61,7 @@ Then try a device update against it:
 	}
 	root.AddCommand(
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
-		newRecipeCmd(), newBuildCmd(), newDeviceCmd(),
+		newBuilderCmd(), newVendorCmd(), newTrusteeCmd(), newRecipeCmd(), newBuildCmd(), newDeviceCmd(),
 	)
 	return root
 }

@@ -142,6 +142,13 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 		MaxHeaderBytes: 64 << 10,
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.Demo {
+		sys.background = append(sys.background, func(ctx context.Context) {
+			if err := sys.seedDemo(ctx); err != nil && ctx.Err() == nil {
+				log.Error("demo seeding failed", "err", err)
+			}
+		})
+	}
 	done := sys.startBackground(bg)
 
 	serveErr := make(chan error, 1)
@@ -187,6 +194,7 @@ type system struct {
 	metrics *prometheus.Registry
 	now     func() time.Time
 
+	parts      *parts
 	background []func(ctx context.Context)
 	closers    []func()
 }
@@ -195,8 +203,10 @@ func openSystem(ctx context.Context, cfg config.Serve, log *slog.Logger) (*syste
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("serve: data dir %s: %w", cfg.Data, err)
 	}
-	if err := os.MkdirAll(cfg.Keys, 0o700); err != nil {
-		return nil, fmt.Errorf("serve: key dir %s: %w", cfg.Keys, err)
+	for _, dir := range []string{cfg.Keys, filepath.Join(cfg.Data, "tmp")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("serve: %s: %w", dir, err)
+		}
 	}
 	d, err := db.Open(ctx, cfg.DatabaseURL())
 	if err != nil {

@@ -36,9 +36,10 @@ type Serve struct {
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
 
-	Demo          bool // seed the demo story into an empty data dir
-	LocalBuilders int  // builder agents started inside serve (embedded default: 2)
-	Quorum        int  // builders of distinct operators that must agree
+	Demo            bool // seed the demo story into an empty data dir
+	AllowLocalRepos bool // accept file:// and local-path recipe repositories
+	LocalBuilders   int  // builder agents started inside serve (embedded default: 2)
+	Quorum          int  // builders of distinct operators that must agree
 
 	LeaseTTL        time.Duration // how long a builder's job lease lasts without a heartbeat
 	SchedulerEvery  time.Duration // how often release policies are evaluated
@@ -147,6 +148,7 @@ var serveFields = []field{
 	{"log-level", "info", "log level: debug, info, warn, error", str(func(c *Serve) *string { return &c.LogLevel })},
 	{"log-format", "text", "log format: text or json", str(func(c *Serve) *string { return &c.LogFormat })},
 	{"demo", "false", "seed the demo (vendor, product, deposit, recipe, reproducible release) into an empty data dir", boolean(func(c *Serve) *bool { return &c.Demo })},
+	{"allow-local-repos", "false", "accept recipe repositories on this machine (file:// URLs, paths): for tests and single-machine setups, never on a public server", boolean(func(c *Serve) *bool { return &c.AllowLocalRepos })},
 	{"local-builders", "2", "builder agents to run inside this process (0 for none)", integer(func(c *Serve) *int { return &c.LocalBuilders })},
 	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},
 	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},

@@ -1,0 +1,288 @@
+// Package builder is the build farm's protocol: the job a coordinator hands
+// out (a builder-owned Spec, plain JSON), what a builder reports back, and
+// the Coordinator interface the agent talks to. The coordinator's server
+// side (builder/coord) and the HTTP adapters (builder/farmhttp) implement
+// it; the agent (builder/agent) only uses it.
+//
+// It must not import recipes, escrow or registry: a recipe becomes a Spec
+// before it reaches the farm, and builders never see anything else.
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/builder/toolchain"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// Spec is everything a builder needs to run one build: the recipe pinned to
+// a commit, the toolchain it asks for, the steps, the outputs and the inputs
+// by digest. It is stored with the build and sent with every job.
+type Spec struct {
+	Recipe          RecipeRef    `json:"recipe"`
+	Products        []string     `json:"products"`
+	Toolchain       ToolchainReq `json:"toolchain"`
+	Arch            string       `json:"arch,omitempty"` // GOARCH spelling; empty: any
+	Steps           []string     `json:"steps"`
+	Outputs         []Output     `json:"outputs"`
+	Limits          Limits       `json:"limits"`
+	SourceDateEpoch int64        `json:"source_date_epoch"`
+	Source          blob.Digest  `json:"source"` // the recipe repository's tree at Commit, a deterministic tar
+	Inputs          []Input      `json:"inputs,omitempty"`
+}
+
+// RecipeRef pins the recipe that is built.
+type RecipeRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	RepoURL string `json:"repo_url"`
+	Commit  string `json:"commit"` // full 40-hex commit id
+	Path    string `json:"path"`   // the recipe file inside the repository
+}
+
+// ToolchainReq is the toolchain a build needs: a name and a version
+// constraint (comma-separated clauses, see Satisfies).
+type ToolchainReq struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// Output is a file the steps must leave under /out.
+type Output struct {
+	Path string `json:"path"`
+	Kind string `json:"kind"`
+}
+
+// Limits bound one build.
+type Limits struct {
+	TimeoutSeconds int64 `json:"timeout_seconds"`
+	MemoryBytes    int64 `json:"memory_bytes"`
+	CPUs           int   `json:"cpus"`
+}
+
+// Timeout is TimeoutSeconds as a duration.
+func (l Limits) Timeout() time.Duration { return time.Duration(l.TimeoutSeconds) * time.Second }
+
+// Input kinds.
+const (
+	// InputEscrow is a single released escrow file, mounted as a file.
+	InputEscrow = "escrow"
+	// InputGitArchive is a deterministic tar of a git tree, extracted into
+	// a directory.
+	InputGitArchive = "git-archive"
+)
+
+// Input is one blob the build reads, mounted under /inputs/<Mount>.
+type Input struct {
+	Digest blob.Digest `json:"digest"`
+	Mount  string      `json:"mount"` // e.g. "escrow/vendor/main.c" or "git/libfoo"
+	Kind   string      `json:"kind"`  // InputEscrow or InputGitArchive
+}
+
+// Validate checks a spec before it is stored or run; errors have kind
+// Invalid and list every problem.
+func (s Spec) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if s.Recipe.Name == "" {
+		add("recipe.name is empty")
+	}
+	if s.Recipe.RepoURL == "" {
+		add("recipe.repo_url is empty")
+	}
+	if !isHex(s.Recipe.Commit, 40) {
+		add("recipe.commit %q is not a full commit id", s.Recipe.Commit)
+	}
+	if s.Toolchain.Name == "" {
+		add("toolchain.name is empty")
+	}
+	if len(s.Steps) == 0 {
+		add("no steps")
+	}
+	if len(s.Outputs) == 0 {
+		add("no outputs")
+	}
+	seen := map[string]bool{}
+	for _, o := range s.Outputs {
+		if err := CheckRelPath(o.Path); err != nil {
+			add("output %q: %s", o.Path, errs.Message(err))
+		}
+		if seen[o.Path] {
+			add("output %q listed twice", o.Path)
+		}
+		seen[o.Path] = true
+	}
+	if _, err := blob.ParseDigest(string(s.Source)); err != nil {
+		add("source: %s", errs.Message(err))
+	}
+	mounts := map[string]bool{}
+	for _, in := range s.Inputs {
+		if _, err := blob.ParseDigest(string(in.Digest)); err != nil {
+			add("input %q: %s", in.Mount, errs.Message(err))
+		}
+		if err := CheckRelPath(in.Mount); err != nil {
+			add("input mount %q: %s", in.Mount, errs.Message(err))
+		}
+		if in.Kind != InputEscrow && in.Kind != InputGitArchive {
+			add("input %q: kind %q is not %s or %s", in.Mount, in.Kind, InputEscrow, InputGitArchive)
+		}
+		if mounts[in.Mount] {
+			add("input mount %q used twice", in.Mount)
+		}
+		mounts[in.Mount] = true
+	}
+	if s.SourceDateEpoch < 0 {
+		add("source_date_epoch is negative")
+	}
+	if s.Limits.TimeoutSeconds < 0 || s.Limits.MemoryBytes < 0 || s.Limits.CPUs < 0 {
+		add("limits are negative")
+	}
+	if len(problems) > 0 {
+		return errs.E(errs.Invalid, "build spec: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// CheckRelPath accepts a clean, relative, slash-separated path that stays
+// where it is put: no "..", no absolute path, no empty segment.
+func CheckRelPath(p string) error {
+	switch {
+	case p == "" || len(p) > 1024:
+		return errs.E(errs.Invalid, "path must be 1 to 1024 characters")
+	case strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0):
+		return errs.E(errs.Invalid, "path %q must be relative and slash-separated", p)
+	case path.Clean(p) != p || p == "." || p == ".." || strings.HasPrefix(p, "../"):
+		return errs.E(errs.Invalid, "path %q is not clean or leaves its directory", p)
+	}
+	return nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ToolchainInfo is one toolchain a builder has.
+type ToolchainInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Satisfies reports whether version meets constraint, a comma-separated
+// list of clauses that must all hold (each as toolchain.Satisfies reads it:
+// "1.26", ">=12.2", "<2").
+func Satisfies(version, constraint string) bool {
+	for clause := range strings.SplitSeq(constraint, ",") {
+		if !toolchain.Satisfies(version, clause) {
+			return false
+		}
+	}
+	return true
+}
+
+// Capable reports whether a builder with arch and toolchains can run a job
+// that needs tc on arch want.
+func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArch string) bool {
+	if wantArch != "" && wantArch != arch {
+		return false
+	}
+	for _, t := range toolchains {
+		if t.Name == want.Name && Satisfies(t.Version, want.Version) {
+			return true
+		}
+	}
+	return false
+}
+
+// Registration is what a builder tells the coordinator about itself.
+type Registration struct {
+	Name         string          `json:"name"`
+	Operator     string          `json:"operator"`
+	PublicKey    string          `json:"public_key"` // keys.PublicKeyString form: "ed25519:<base64>"
+	Arch         string          `json:"arch"`
+	Toolchains   []ToolchainInfo `json:"toolchains"`
+	AgentVersion string          `json:"agent_version,omitempty"`
+}
+
+// Builder is a registered builder.
+type Builder struct {
+	ID           string          `json:"id"`
+	Name         string          `json:"name"`
+	Operator     string          `json:"operator"`
+	PublicKey    string          `json:"public_key"`
+	KeyID        string          `json:"key_id"`
+	Arch         string          `json:"arch"`
+	Toolchains   []ToolchainInfo `json:"toolchains"`
+	AgentVersion string          `json:"agent_version,omitempty"`
+	Registered   time.Time       `json:"registered"`
+	LastSeen     time.Time       `json:"last_seen"`
+}
+
+// Job is one build handed to one builder, leased until LeaseUntil.
+type Job struct {
+	ID         string        `json:"id"`
+	BuildID    string        `json:"build_id"`
+	BuilderID  string        `json:"builder_id"`
+	Attempt    int           `json:"attempt"`
+	LeaseUntil time.Time     `json:"lease_until"`
+	LeaseTTL   time.Duration `json:"lease_ttl_ns"` // how long each Extend renews the lease
+	Spec       Spec          `json:"spec"`
+}
+
+// OutputFile is one output a builder produced.
+type OutputFile struct {
+	Path   string      `json:"path"`
+	Kind   string      `json:"kind"`
+	Digest blob.Digest `json:"digest"`
+	Size   int64       `json:"size"`
+}
+
+// Report is what a builder returns when a job ends. The blobs it names
+// (outputs, log, buildinfo, attestation) must be uploaded first.
+type Report struct {
+	Outputs     []OutputFile `json:"outputs,omitempty"`
+	Log         blob.Digest  `json:"log,omitempty"`
+	BuildInfo   blob.Digest  `json:"buildinfo,omitempty"`
+	Attestation blob.Digest  `json:"attestation,omitempty"` // DSSE envelope of an in-toto statement
+	Failed      bool         `json:"failed,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+}
+
+// Coordinator is the whole agent ↔ coordinator contract. The caller's
+// identity (its token) decides which builder a call is for; Register binds
+// a token to a builder.
+type Coordinator interface {
+	// Register records (or updates) the calling builder and its capabilities.
+	Register(ctx context.Context, reg Registration) (Builder, error)
+	// Next waits up to about wait for a job this builder can run and leases
+	// it; nil, nil means no work came in time.
+	Next(ctx context.Context, wait time.Duration) (*Job, error)
+	// Extend renews the lease of a job this builder holds. A Conflict or
+	// NotFound error means the lease is lost: the builder must drop the job.
+	Extend(ctx context.Context, jobID string) (time.Time, error)
+	// Fetch streams a blob (the source archive, an input). The caller
+	// verifies the digest.
+	Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error)
+	// Upload stores a blob produced by a job (an output, the log, the
+	// buildinfo, the attestation); the coordinator verifies its digest.
+	Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.ReadSeeker) error
+	// AppendLog adds a chunk to the job's live log.
+	AppendLog(ctx context.Context, jobID string, chunk []byte) error
+	// Done reports the end of a job.
+	Done(ctx context.Context, jobID string, rep Report) error
+	// GiveBack returns a job to the queue, unfinished.
+	GiveBack(ctx context.Context, jobID string) error
+}

@@ -1,0 +1,125 @@
+package coord
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/builder"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// Local is the in-process builder.Coordinator of one builder, identified by
+// a token id the way the HTTP API identifies it: for the local builders
+// `afterlife serve` runs and for tests of the agent without HTTP.
+type Local struct {
+	s       *Service
+	tokenID string
+
+	mu        sync.Mutex
+	builderID string
+}
+
+var _ builder.Coordinator = (*Local)(nil)
+
+// Local returns the coordinator as seen by the builder bound to tokenID.
+func (s *Service) Local(tokenID string) *Local { return &Local{s: s, tokenID: tokenID} }
+
+func (l *Local) id(ctx context.Context) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.builderID != "" {
+		return l.builderID, nil
+	}
+	b, err := l.s.BuilderByToken(ctx, l.tokenID)
+	if err != nil {
+		return "", err
+	}
+	l.builderID = b.ID
+	return b.ID, nil
+}
+
+// Register implements builder.Coordinator.
+func (l *Local) Register(ctx context.Context, reg builder.Registration) (builder.Builder, error) {
+	b, err := l.s.Register(ctx, l.tokenID, reg)
+	if err == nil {
+		l.mu.Lock()
+		l.builderID = b.ID
+		l.mu.Unlock()
+	}
+	return b, err
+}
+
+// Next implements builder.Coordinator.
+func (l *Local) Next(ctx context.Context, wait time.Duration) (*builder.Job, error) {
+	id, err := l.id(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l.s.Next(ctx, id, wait)
+}
+
+// Extend implements builder.Coordinator.
+func (l *Local) Extend(ctx context.Context, jobID string) (time.Time, error) {
+	id, err := l.id(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return l.s.Extend(ctx, jobID, id)
+}
+
+// Fetch implements builder.Coordinator.
+func (l *Local) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error) {
+	if _, err := blob.ParseDigest(string(d)); err != nil {
+		return nil, err
+	}
+	return l.s.store.Get(ctx, d, 0, -1)
+}
+
+// Upload implements builder.Coordinator.
+func (l *Local) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.ReadSeeker) error {
+	id, err := l.id(ctx)
+	if err != nil {
+		return err
+	}
+	if err := l.s.CheckLease(ctx, jobID, id); err != nil {
+		return err
+	}
+	info, err := l.s.store.Put(ctx, r, d)
+	if err != nil {
+		return err
+	}
+	if info.Size != size {
+		return errs.E(errs.Invalid, "blob %s is %d bytes, not %d", d, info.Size, size)
+	}
+	return nil
+}
+
+// AppendLog implements builder.Coordinator.
+func (l *Local) AppendLog(ctx context.Context, jobID string, chunk []byte) error {
+	id, err := l.id(ctx)
+	if err != nil {
+		return err
+	}
+	return l.s.AppendLog(ctx, jobID, id, chunk)
+}
+
+// Done implements builder.Coordinator.
+func (l *Local) Done(ctx context.Context, jobID string, rep builder.Report) error {
+	id, err := l.id(ctx)
+	if err != nil {
+		return err
+	}
+	return l.s.Done(ctx, jobID, id, rep)
+}
+
+// GiveBack implements builder.Coordinator.
+func (l *Local) GiveBack(ctx context.Context, jobID string) error {
+	id, err := l.id(ctx)
+	if err != nil {
+		return err
+	}
+	return l.s.GiveBack(ctx, jobID, id)
+}

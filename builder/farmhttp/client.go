@@ -1,0 +1,254 @@
+package farmhttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/afterlife-oss/afterlife/builder"
+	"github.com/afterlife-oss/afterlife/builder/coord"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpclient"
+)
+
+// ClientOptions tune a Client.
+type ClientOptions struct {
+	// HTTP tunes retries and backoff (internal/httpclient).
+	HTTP   httpclient.Options
+	Logger *slog.Logger
+	// PollSlack is how much longer than the requested wait a long poll's
+	// request may take before the client gives up on it (default 15s).
+	PollSlack time.Duration
+}
+
+// Client is the builder.Coordinator of an agent talking to a coordinator
+// over HTTP. Every call goes through afterlife's retrying client: network
+// errors, 429, 502, 503 and 504 are retried with backoff that honours
+// Retry-After.
+type Client struct {
+	base  string
+	token string
+	hc    *retryablehttp.Client
+	slack time.Duration
+}
+
+var _ builder.Coordinator = (*Client)(nil)
+
+// NewClient returns a client of the coordinator at baseURL (the server's
+// root, e.g. "https://farm.example.org") using a builder token.
+func NewClient(baseURL, token string, o ClientOptions) *Client {
+	if o.HTTP.Logger == nil {
+		o.HTTP.Logger = o.Logger
+	}
+	if o.PollSlack <= 0 {
+		o.PollSlack = 15 * time.Second
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: httpclient.New(o.HTTP), slack: o.PollSlack}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, contentType string, out any) (int, error) {
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return 0, errs.Wrap(errs.Invalid, err, "farm client: %s %s", method, path)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, errs.Wrap(errs.Unavailable, err, "farm client: %s %s", method, path)
+	}
+	defer httpclient.Drain(resp)
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, decodeError(method, path, resp)
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out); err != nil {
+			return resp.StatusCode, errs.Wrap(errs.Unavailable, err, "farm client: %s %s: bad response", method, path)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (c *Client) json(ctx context.Context, method, path string, in, out any) (int, error) {
+	var body any
+	ctype := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, fmt.Errorf("farm client: encode %s: %w", path, err)
+		}
+		body, ctype = b, "application/json"
+	}
+	return c.do(ctx, method, path, body, ctype, out)
+}
+
+// kindOf reads an error code of the API back into its kind.
+func kindOf(code string) errs.Kind {
+	for k := errs.Internal; k <= errs.Unavailable; k++ {
+		if k.String() == code {
+			return k
+		}
+	}
+	return errs.Internal
+}
+
+// decodeError turns the API's error shape back into an error of its kind.
+func decodeError(method, path string, resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
+		return errs.E(kindOf(body.Error.Code), "%s %s: %s", method, path, body.Error.Message)
+	}
+	k := errs.Internal
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		k = errs.NotFound
+	case resp.StatusCode >= 500:
+		k = errs.Unavailable
+	case resp.StatusCode >= 400:
+		k = errs.Invalid
+	}
+	return errs.E(k, "%s %s: HTTP %d", method, path, resp.StatusCode)
+}
+
+// Register implements builder.Coordinator.
+func (c *Client) Register(ctx context.Context, reg builder.Registration) (builder.Builder, error) {
+	var b builder.Builder
+	_, err := c.json(ctx, http.MethodPost, "/v1/builders", reg, &b)
+	return b, err
+}
+
+// Next implements builder.Coordinator: a long poll whose request may take
+// wait plus the client's slack.
+func (c *Client) Next(ctx context.Context, wait time.Duration) (*builder.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+c.slack)
+	defer cancel()
+	var job builder.Job
+	status, err := c.json(ctx, http.MethodPost, "/v1/jobs/next", NextRequest{WaitMillis: wait.Milliseconds()}, &job)
+	if err != nil || status == http.StatusNoContent {
+		return nil, err
+	}
+	return &job, nil
+}
+
+// Extend implements builder.Coordinator.
+func (c *Client) Extend(ctx context.Context, jobID string) (time.Time, error) {
+	var r ExtendResponse
+	_, err := c.json(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(jobID)+"/extend", nil, &r)
+	return r.LeaseUntil, err
+}
+
+// Fetch implements builder.Coordinator. Redirects to a presigned store URL
+// are followed.
+func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error) {
+	if _, err := blob.ParseDigest(string(d)); err != nil {
+		return nil, err
+	}
+	path := "/v1/blobs/" + string(d)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "farm client: GET %s", path)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errs.Wrap(errs.Unavailable, err, "farm client: GET %s", path)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer httpclient.Drain(resp)
+		return nil, decodeError(http.MethodGet, path, resp)
+	}
+	return resp.Body, nil
+}
+
+// Upload implements builder.Coordinator. r is re-read from its start when
+// a try is retried.
+func (c *Client) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.ReadSeeker) error {
+	path := "/v1/jobs/" + url.PathEscape(jobID) + "/outputs/" + string(d)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, c.base+path, r)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, err, "farm client: PUT %s", path)
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errs.Wrap(errs.Unavailable, err, "farm client: PUT %s", path)
+	}
+	defer httpclient.Drain(resp)
+	if resp.StatusCode >= 300 {
+		return decodeError(http.MethodPut, path, resp)
+	}
+	return nil
+}
+
+// AppendLog implements builder.Coordinator.
+func (c *Client) AppendLog(ctx context.Context, jobID string, chunk []byte) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(jobID)+"/log", bytes.Clone(chunk), "text/plain; charset=utf-8", nil)
+	return err
+}
+
+// Done implements builder.Coordinator.
+func (c *Client) Done(ctx context.Context, jobID string, rep builder.Report) error {
+	_, err := c.json(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(jobID)+"/done", rep, nil)
+	return err
+}
+
+// GiveBack implements builder.Coordinator.
+func (c *Client) GiveBack(ctx context.Context, jobID string) error {
+	_, err := c.json(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(jobID)+"/giveback", nil, nil)
+	return err
+}
+
+// Submit asks the coordinator to build a recipe repository at a ref
+// (maintainer token).
+func (c *Client) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
+	var res SubmitResult
+	_, err := c.json(ctx, http.MethodPost, "/v1/recipes", req, &res)
+	return res, err
+}
+
+// Build reads one build with its jobs, results and verdict.
+func (c *Client) Build(ctx context.Context, id string) (coord.Build, error) {
+	var b coord.Build
+	_, err := c.json(ctx, http.MethodGet, "/v1/builds/"+url.PathEscape(id), nil, &b)
+	return b, err
+}
+
+// Builders lists the registered builders.
+func (c *Client) Builders(ctx context.Context) ([]builder.Builder, error) {
+	var r struct {
+		Builders []builder.Builder `json:"builders"`
+	}
+	_, err := c.json(ctx, http.MethodGet, "/v1/builders", nil, &r)
+	return r.Builders, err
+}

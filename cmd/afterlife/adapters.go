@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/builder"
+	"github.com/afterlife-oss/afterlife/builder/coord"
+	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/escrow"
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/recipes/submit"
+	"github.com/afterlife-oss/afterlife/registry"
+	"github.com/afterlife-oss/afterlife/registry/catalog"
+)
+
+// The adapters below connect one part to the small interface another part
+// declares. They hold no logic beyond translating types.
+
+// escrowProducts gives escrow the two things it needs of the catalog.
+type escrowProducts struct{ c *catalog.Catalog }
+
+func (a escrowProducts) Vendor(ctx context.Context, id string) (string, error) {
+	p, err := a.c.Get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return p.Vendor, nil
+}
+
+func (a escrowProducts) HandOver(ctx context.Context, id, actor string) error {
+	return a.c.HandOver(ctx, id, actor)
+}
+
+// releasedFiles tells recipe submission which escrow files are public.
+type releasedFiles struct{ e *escrow.Service }
+
+func (a releasedFiles) ReleasedFile(ctx context.Context, digest string) (int64, bool, error) {
+	d, err := blob.ParseDigest(digest)
+	if err != nil {
+		return 0, false, err
+	}
+	return a.e.ReleasedFile(ctx, d)
+}
+
+// farmBuilds turns a validated submission into the farm's build spec.
+type farmBuilds struct{ c *coord.Service }
+
+func (a farmBuilds) CreateBuild(ctx context.Context, r submit.BuildRequest) (string, bool, error) {
+	return a.c.CreateBuild(ctx, coord.NewBuild{Spec: buildSpec(r), RequestedBy: r.RequestedBy})
+}
+
+func buildSpec(r submit.BuildRequest) builder.Spec {
+	rc := r.Recipe
+	sp := builder.Spec{
+		Recipe:    builder.RecipeRef{Name: rc.Name, Version: rc.Version, RepoURL: r.RepoURL, Commit: r.Commit, Path: r.Path},
+		Products:  rc.Products,
+		Toolchain: builder.ToolchainReq{Name: rc.Toolchain.Name, Version: rc.Toolchain.Version},
+		Arch:      rc.Arch,
+		Steps:     rc.Steps,
+		Limits: builder.Limits{
+			TimeoutSeconds: int64(time.Duration(rc.Limits.Timeout) / time.Second),
+			MemoryBytes:    int64(rc.Limits.Memory), CPUs: rc.Limits.CPUs,
+		},
+		SourceDateEpoch: r.SourceDateEpoch,
+		Source:          r.Source,
+	}
+	for _, o := range rc.Outputs {
+		sp.Outputs = append(sp.Outputs, builder.Output{Path: o.Path, Kind: o.Kind})
+	}
+	for _, in := range r.Inputs {
+		sp.Inputs = append(sp.Inputs, builder.Input{Digest: in.Digest, Mount: in.Mount, Kind: in.Kind})
+	}
+	return sp
+}
+
+// farmSubmitter serves POST /v1/recipes with recipes/submit.
+type farmSubmitter struct{ s *submit.Submitter }
+
+func (a farmSubmitter) Submit(ctx context.Context, r farmhttp.SubmitRequest) (farmhttp.SubmitResult, error) {
+	res, err := a.s.Submit(ctx, submit.Request{RepoURL: r.Repo, Ref: r.Ref, Path: r.Path, RequestedBy: r.RequestedBy})
+	return farmhttp.SubmitResult{BuildID: res.BuildID, Created: res.Created, Commit: res.Commit, Recipe: res.Recipe, Version: res.Version}, err
+}
+
+// reproducibleBuilds gives the registry a reproducible build's artifacts:
+// the verdict is the only path to a release.
+type reproducibleBuilds struct{ c *coord.Service }
+
+func (a reproducibleBuilds) ReproducibleOutputs(ctx context.Context, buildID string) (registry.Build, error) {
+	spec, outs, agreeing, total, err := a.c.ReproducibleOutputs(ctx, buildID)
+	if err != nil {
+		return registry.Build{}, err
+	}
+	b := registry.Build{
+		ID: buildID, Products: spec.Products, Recipe: spec.Recipe.Name, RecipeVersion: spec.Recipe.Version,
+		Agreeing: agreeing, Total: total,
+		VerdictURL: "/builds/" + buildID, AttestationsURL: "/v1/builds/" + buildID,
+	}
+	for _, o := range outs {
+		b.Outputs = append(b.Outputs, registry.Output{Path: o.Path, Kind: o.Kind, Digest: string(o.Digest), Size: o.Size})
+	}
+	return b, nil
+}
+
+// productBuilds lists a product's builds for the owner-facing overview.
+type productBuilds struct{ c *coord.Service }
+
+func (a productBuilds) BuildsForProduct(ctx context.Context, productID string, limit int) ([]registry.BuildSummary, error) {
+	bs, err := a.c.Builds(ctx, coord.Filter{Product: productID, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]registry.BuildSummary, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, registry.BuildSummary{
+			ID: b.ID, Recipe: b.Name, RecipeVersion: b.Version, Verdict: string(b.State),
+			Agreeing: b.Verdict.Agreeing, Total: finishedJobs(b), Created: b.Created,
+		})
+	}
+	return out, nil
+}
+
+// finishedJobs counts the builders that returned a result.
+func finishedJobs(b coord.Build) int {
+	n := 0
+	for _, r := range b.Results {
+		if !r.Failed {
+			n++
+		}
+	}
+	if n == 0 && b.Verdict.Agreeing > 0 {
+		return b.Verdict.Agreeing
+	}
+	return n
+}
+
+// productEscrow summarises a product's deposits for the overview. It reads
+// as the system (policies are public; contents are not returned).
+type productEscrow struct{ e *escrow.Service }
+
+// systemReader is how parts read across org boundaries for public
+// summaries; it is never handed to a request.
+var systemReader = auth.Principal{Role: auth.Admin, Name: "afterlife-summary"}
+
+func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (registry.Escrow, error) {
+	ds, err := a.e.List(ctx, systemReader, escrow.ListFilter{Product: productID})
+	if err != nil {
+		return registry.Escrow{}, err
+	}
+	var out registry.Escrow
+	for _, d := range ds {
+		switch d.State {
+		case "sealed":
+			out.Deposits++
+			out.Sealed++
+			if out.Policy == "" {
+				out.Policy = d.Policy
+			}
+		case "released":
+			out.Deposits++
+			out.Released++
+		}
+	}
+	return out, nil
+}

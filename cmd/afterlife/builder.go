@@ -1,0 +1,110 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/afterlife-oss/afterlife/builder/agent"
+	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/keys"
+	"github.com/afterlife-oss/afterlife/builder/sandbox"
+	"github.com/afterlife-oss/afterlife/builder/toolchain"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpclient"
+)
+
+func newBuilderCmd() *cobra.Command {
+	var coordinator, token, keyFile, work, name, operator, logLevel string
+	cmd := &cobra.Command{
+		Use:   "builder",
+		Short: "Run a builder agent: pull jobs, build in a sandbox, return signed results",
+		Long: `Run a builder agent for a coordinator (an afterlife server).
+
+The agent registers its ed25519 public key, its operator name and the toolchains it
+really has (detected on this machine), long-polls for jobs it can run, fetches every
+input by digest and checks it, runs the recipe's steps in a bubblewrap sandbox (no
+network, fixed paths, cleared environment, SOURCE_DATE_EPOCH, TZ=UTC, limits), and
+uploads the outputs, the log, a buildinfo and an in-toto attestation with an SLSA
+provenance predicate signed with its key. SIGTERM gives the current job back.
+
+It needs a token with the builder role (afterlife admin token create --role builder)
+and a key file (afterlife builder keygen FILE). Builds agree only across builders of
+distinct operators, so name yours truthfully.`,
+		Example: `  afterlife builder keygen builder.key
+  afterlife builder --coordinator https://afterlife.example --token "$TOKEN" --key builder.key --operator alice`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if coordinator == "" || token == "" || keyFile == "" {
+				return errs.E(errs.Invalid, "--coordinator, --token and --key are required (or AFTERLIFE_COORDINATOR, AFTERLIFE_BUILDER_TOKEN, AFTERLIFE_BUILDER_KEY)")
+			}
+			var level slog.Level
+			_ = level.UnmarshalText([]byte(logLevel))
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			key, err := keys.Load(keyFile)
+			if err != nil {
+				return err
+			}
+			if err := sandbox.Available(); err != nil {
+				return err
+			}
+			tcs, err := toolchain.Detect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				host, _ := os.Hostname()
+				name = host
+			}
+			if operator == "" {
+				operator = name
+			}
+			if work == "" {
+				cache, err := os.UserCacheDir()
+				if err != nil {
+					return err
+				}
+				work = filepath.Join(cache, "afterlife", "builder", name)
+			}
+			a, err := agent.New(agent.Options{
+				Coordinator: farmhttp.NewClient(coordinator, token, farmhttp.ClientOptions{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
+				Key:         key, Name: name, Operator: operator,
+				WorkDir: filepath.Join(work, "work"), CacheDir: filepath.Join(work, "cache"),
+				Toolchains: tcs, Extract: extractSource, Version: version, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			log.Info("builder starting", "coordinator", coordinator, "name", name, "operator", operator, "toolchains", len(tcs), "key_id", keys.KeyID(key.Public().(ed25519.PublicKey)))
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&coordinator, "coordinator", os.Getenv("AFTERLIFE_COORDINATOR"), "coordinator URL, e.g. https://afterlife.example (env AFTERLIFE_COORDINATOR)")
+	cmd.Flags().StringVar(&token, "token", os.Getenv("AFTERLIFE_BUILDER_TOKEN"), "builder token (env AFTERLIFE_BUILDER_TOKEN)")
+	cmd.Flags().StringVar(&keyFile, "key", os.Getenv("AFTERLIFE_BUILDER_KEY"), "ed25519 key file, mode 0600 (env AFTERLIFE_BUILDER_KEY)")
+	cmd.Flags().StringVar(&work, "work", "", "work and cache directory (default: the user cache dir)")
+	cmd.Flags().StringVar(&name, "name", "", "builder name (default: the host name)")
+	cmd.Flags().StringVar(&operator, "operator", "", "who runs this builder; agreement counts distinct operators (default: the name)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+
+	keygen := &cobra.Command{
+		Use:   "keygen FILE",
+		Short: "Create a builder's ed25519 key (mode 0600) and print its public key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := keys.Generate(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), keys.PublicKeyString(k.Public().(ed25519.PublicKey)))
+			return nil
+		},
+	}
+	cmd.AddCommand(keygen)
+	return cmd
+}

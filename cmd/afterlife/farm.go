@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/afterlife-oss/afterlife/builder/agent"
+	"github.com/afterlife-oss/afterlife/builder/coord"
+	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/sandbox"
+	"github.com/afterlife-oss/afterlife/builder/toolchain"
+	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/recipes"
+	"github.com/afterlife-oss/afterlife/recipes/submit"
+	"github.com/afterlife-oss/afterlife/registry"
+	"github.com/afterlife-oss/afterlife/web"
+)
+
+// wireFarmAndRegistry builds the coordinator, recipe submission, the
+// registry and the web pages, and starts the local builder agents.
+func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Router, p *parts) error {
+	var err error
+	p.coord, err = coord.New(ctx, coord.Options{
+		DB: s.db, Store: s.blobs, Quorum: s.cfg.Quorum, LeaseTTL: s.cfg.LeaseTTL, Holder: s.cfg.ReplicaID,
+		Now: s.now, Logger: s.log.With("part", "farm"), Metrics: s.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, p.coord.Close)
+	s.background = append(s.background, func(ctx context.Context) {
+		logStop(s, "lease sweeper", p.coord.Run(ctx, s.cfg.LeaseTTL/4))
+	})
+
+	p.submitter, err = submit.New(submit.Options{
+		Store: s.blobs, Released: releasedFiles{p.escrow}, Builds: farmBuilds{p.coord},
+		AllowLocal: s.cfg.AllowLocalRepos, TempDir: filepath.Join(s.cfg.Data, "tmp"),
+		Logger: s.log.With("part", "submit"),
+	})
+	if err != nil {
+		return err
+	}
+	farmhttp.NewServer(p.coord, s.blobs, farmhttp.Options{
+		Submitter: farmSubmitter{p.submitter}, Logger: s.log.With("part", "farm"),
+	}).Register(v1)
+
+	p.reg, err = registry.New(ctx, registry.Options{
+		DB: s.db, Blobs: s.blobs, TUF: p.tuf, Catalog: p.catalog,
+		Builds: reproducibleBuilds{p.coord}, Escrow: productEscrow{p.escrow}, Farm: productBuilds{p.coord},
+		Now: s.now, Logger: s.log.With("part", "registry"), ReplicaID: s.cfg.ReplicaID,
+		MaxUpdateLoad: s.cfg.MaxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, Metrics: s.metrics,
+		TimestampMargin: s.cfg.TimestampExpiry / 4,
+	})
+	if err != nil {
+		return err
+	}
+	p.reg.Register(v1, root)
+	s.background = append(s.background, func(ctx context.Context) { logStop(s, "registry", p.reg.Run(ctx)) })
+
+	secret, err := loadOrCreateSecret(filepath.Join(s.cfg.Keys, "session.key"))
+	if err != nil {
+		return err
+	}
+	site, err := web.New(web.Deps{
+		Catalog: webCatalog{p}, Farm: webFarm{p}, Escrow: webEscrow{p}, Admin: webAdmin{p, s.auth},
+		Auth: s.auth, Log: s.log.With("part", "web"),
+	}, web.Options{
+		CSRFSecret: secret, SecureCookies: len(s.cfg.PublicURL) > 8 && s.cfg.PublicURL[:8] == "https://",
+		Feeds:      []web.FeedLink{{Title: "Escrow releases", URL: "/feeds/releases.atom"}},
+		APIDocsURL: "/v1/openapi.json", MaxUpload: s.cfg.MaxFileSize,
+	})
+	if err != nil {
+		return err
+	}
+	site.Register(s.api.Engine())
+
+	return s.startLocalBuilders(ctx, p)
+}
+
+// startLocalBuilders runs the embedded default's builder agents in this
+// process: each has its own key, operator, work and cache directories, so
+// they are independent enough for a quorum on one machine.
+func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
+	if s.cfg.LocalBuilders == 0 {
+		return nil
+	}
+	if err := sandbox.Available(); err != nil {
+		return fmt.Errorf("serve: local builders need the bubblewrap sandbox (or run with --local-builders 0): %w", err)
+	}
+	tcs, err := toolchain.Detect(ctx)
+	if err != nil {
+		return fmt.Errorf("serve: detect toolchains: %w", err)
+	}
+	host, _ := os.Hostname()
+	for i := 1; i <= s.cfg.LocalBuilders; i++ {
+		name := fmt.Sprintf("local-%d", i)
+		dir := filepath.Join(s.cfg.Data, "builders", name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("serve: builder dir: %w", err)
+		}
+		key, err := loadOrCreateKey(filepath.Join(s.cfg.Keys, "builders", name+".key"))
+		if err != nil {
+			return err
+		}
+		tokenID, err := localBuilderToken(ctx, s.auth, name)
+		if err != nil {
+			return err
+		}
+		a, err := agent.New(agent.Options{
+			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
+			Operator: "local-operator-" + fmt.Sprint(i), WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
+			Toolchains: tcs, Extract: extractSource, Version: version, Logger: s.log.With("part", "builder", "builder", name),
+		})
+		if err != nil {
+			return err
+		}
+		s.background = append(s.background, func(ctx context.Context) { logStop(s, "local builder "+name, a.Run(ctx)) })
+	}
+	return nil
+}
+
+// localBuilderToken finds or makes the builder token a local agent acts
+// with; it never leaves the process, so its secret is not kept.
+func localBuilderToken(ctx context.Context, a *auth.Service, name string) (string, error) {
+	toks, err := a.Tokens(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	for _, t := range toks {
+		if t.Name == "builder "+name && t.Role == auth.Builder && t.Revoked.IsZero() {
+			return t.ID, nil
+		}
+	}
+	_, t, err := a.CreateToken(ctx, auth.TokenSpec{Name: "builder " + name, Role: auth.Builder})
+	return t.ID, err
+}
+
+func extractSource(r io.Reader, dir string) error {
+	return recipes.Extract(r, dir, recipes.ExtractLimits{})
+}
+
+// loadOrCreateSecret reads a 32-byte secret file, creating it on first start.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("serve: %s: %w", path, err)
+	}
+	b = []byte(ids.Secret(32))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("serve: write %s: %w", path, err)
+	}
+	return b, nil
+}
