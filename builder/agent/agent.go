@@ -153,6 +153,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.log.Info("builder registered", "id", a.me.ID, "operator", a.me.Operator, "key", a.me.KeyID)
+	var backoff time.Duration
 	for ctx.Err() == nil {
 		job, err := a.o.Coordinator.Next(ctx, a.o.PollWait)
 		if err != nil {
@@ -166,7 +167,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		if job == nil {
 			continue
 		}
-		a.runJob(ctx, job)
+		if a.runJob(ctx, job) {
+			// The job could not run here (sandbox or coordinator trouble)
+			// and went back: wait before taking another, so this builder
+			// does not spin through the queue.
+			backoff = min(max(2*backoff, time.Second), time.Minute)
+			a.log.Warn("pausing after a job this builder could not run", "for", backoff)
+			pause(ctx, backoff)
+		} else {
+			backoff = 0
+		}
 	}
 	return nil
 }
@@ -189,8 +199,9 @@ const (
 )
 
 // runJob runs one job to its end: reported, given back, or dropped when
-// the lease was lost.
-func (a *Agent) runJob(ctx context.Context, job *builder.Job) {
+// the lease was lost. It reports whether the job went back because of
+// trouble on this side.
+func (a *Agent) runJob(ctx context.Context, job *builder.Job) (trouble bool) {
 	log := a.log.With("job", job.ID, "build", job.BuildID, "recipe", job.Spec.Recipe.Name)
 	log.Info("job started", "attempt", job.Attempt)
 	jobCtx, cancelJob := context.WithCancel(context.WithoutCancel(ctx))
@@ -246,8 +257,10 @@ func (a *Agent) runJob(ctx context.Context, job *builder.Job) {
 		}
 		cancel()
 	case err != nil && errs.Is(err, errs.Unavailable):
-		// Not the build's fault (the coordinator or the network is down):
-		// another builder, or this one later, may do better.
+		// Not the build's fault (the coordinator or the network is down, the
+		// sandbox would not start): another builder, or this one later, may
+		// do better.
+		trouble = true
 		log.Error("job could not be run; giving it back", "error", err)
 		if gerr := a.o.Coordinator.GiveBack(jobCtx, job.ID); gerr != nil {
 			log.Warn("giving the job back failed; its lease will expire", "error", gerr)
@@ -271,6 +284,7 @@ func (a *Agent) runJob(ctx context.Context, job *builder.Job) {
 	}
 	cancelJob()
 	wg.Wait()
+	return trouble
 }
 
 // execute fetches, builds and uploads; a build that fails is a Report with
@@ -346,7 +360,7 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	rep := builder.Report{}
 	var outputs []builder.OutputFile
 	if runErr != nil && res.Failure == sandbox.FailSandbox {
-		return builder.Report{}, fmt.Errorf("agent: sandbox: %w (log ends: %q)", runErr, tail(logFile.Name(), 400))
+		return builder.Report{}, errs.Wrap(errs.Unavailable, runErr, "agent: the sandbox did not start (log ends: %q)", tail(logFile.Name(), 400))
 	}
 	if runErr != nil {
 		rep.Failed, rep.Reason = true, res.Reason

@@ -99,7 +99,7 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 	host, _ := os.Hostname()
 	for i := 1; i <= s.cfg.LocalBuilders; i++ {
 		name := fmt.Sprintf("local-%d", i)
-		dir := filepath.Join(s.cfg.Data, "builders", name)
+		dir := filepath.Join(s.cfg.BuilderCache, name)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("serve: builder dir: %w", err)
 		}

@@ -36,10 +36,11 @@ type Serve struct {
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
 
-	Demo            bool // seed the demo story into an empty data dir
-	AllowLocalRepos bool // accept file:// and local-path recipe repositories
-	LocalBuilders   int  // builder agents started inside serve (embedded default: 2)
-	Quorum          int  // builders of distinct operators that must agree
+	Demo            bool   // seed the demo story into an empty data dir
+	AllowLocalRepos bool   // accept file:// and local-path recipe repositories
+	LocalBuilders   int    // builder agents started inside serve (embedded default: 2)
+	BuilderCache    string // where local builders keep their caches; "" means DATA/builders
+	Quorum          int    // builders of distinct operators that must agree
 
 	LeaseTTL        time.Duration // how long a builder's job lease lasts without a heartbeat
 	SchedulerEvery  time.Duration // how often release policies are evaluated
@@ -150,6 +151,7 @@ var serveFields = []field{
 	{"demo", "false", "seed the demo (vendor, product, deposit, recipe, reproducible release) into an empty data dir", boolean(func(c *Serve) *bool { return &c.Demo })},
 	{"allow-local-repos", "false", "accept recipe repositories on this machine (file:// URLs, paths): for tests and single-machine setups, never on a public server", boolean(func(c *Serve) *bool { return &c.AllowLocalRepos })},
 	{"local-builders", "2", "builder agents to run inside this process (0 for none)", integer(func(c *Serve) *int { return &c.LocalBuilders })},
+	{"builder-cache", "", "directory for the local builders' caches (Go build cache, fetched inputs); empty for DATA/builders", str(func(c *Serve) *string { return &c.BuilderCache })},
 	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},
 	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},
 	{"scheduler-every", "30s", "how often release policies are evaluated", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
@@ -297,6 +299,9 @@ func (c *Serve) validate() error {
 	}
 	if c.LocalBuilders < 0 {
 		return errs.E(errs.Invalid, "setting local-builders: must not be negative")
+	}
+	if c.BuilderCache == "" {
+		c.BuilderCache = filepath.Join(c.Data, "builders")
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Addr
