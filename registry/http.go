@@ -43,6 +43,8 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/products/:id/maintainers", httpapi.Op{Summary: "Maintainers allowed to release a product", Tag: prod}, s.httpMaintainers)
 	v1.POST("/products/:id/maintainers", httpapi.Op{Summary: "Allow a maintainer (token name or org) to release a product", Roles: []auth.Role{auth.Admin}, Tag: prod}, s.httpGrant)
 
+	s.registerKeyRoutes(v1)
+
 	const tag = "tuf"
 	root.GET("/tuf/*name", httpapi.Op{Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
 	root.HEAD("/tuf/*name", httpapi.Op{Summary: "Headers of TUF metadata or a target file", Tag: tag}, s.httpTUF)

@@ -165,7 +165,7 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	cmd.AddCommand(token, orgCmd, whoami, newBackupCmd(), newRestoreCmd())
+	cmd.AddCommand(token, orgCmd, whoami, newKeysCmd(&cf), newBackupCmd(), newRestoreCmd())
 	return cmd
 }
 

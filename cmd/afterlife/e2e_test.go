@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/testenv"
+	"github.com/afterlife-oss/afterlife/recipes"
+	"github.com/afterlife-oss/afterlife/recipes/examples"
+	"github.com/afterlife-oss/afterlife/web/browsertest"
+)
+
+// builderCache keeps the local builders' Go caches between test runs, so
+// only the first run cross-compiles the standard library for ARM.
+func builderCache(t *testing.T) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "afterlife", "builder-cache")
+}
+
+// afterlife runs the real binary and returns its standard output.
+func afterlife(t *testing.T, wantOK bool, args ...string) (string, string) {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if (err == nil) != wantOK {
+		t.Fatalf("afterlife %s: err=%v, want success=%v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, wantOK, out.String(), errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+func apiJSON(t *testing.T, method, url, token string, body, out any) int {
+	t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// waitForDemo waits until the demo's release is published.
+func waitForDemo(t *testing.T, srv *testenv.Server) {
+	t.Helper()
+	deadline := time.Now().Add(12 * time.Minute)
+	for {
+		if _, err := os.Stat(filepath.Join(srv.Data, "demo.done")); err == nil {
+			return
+		}
+		if srv.Exited() || time.Now().After(deadline) || strings.Contains(srv.LogTail(), "demo seeding failed") {
+			t.Fatalf("the demo did not finish\n%s", srv.LogTail())
+		}
+		select {
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+type release struct {
+	ID        string `json:"id"`
+	Version   string `json:"version"`
+	Agreeing  int    `json:"agreeing"`
+	Artifacts []struct {
+		Name, Kind, Digest string
+	} `json:"artifacts"`
+}
+
+func TestDemoStoryEndToEnd(t *testing.T) {
+	for name, opts := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			opts.Args = append(opts.Args, "--demo", "--allow-local-repos", "--builder-cache", builderCache(t))
+			srv := testenv.Serve(t, opts)
+			waitForDemo(t, srv)
+
+			var rels []release
+			var list struct {
+				Releases []release `json:"releases"`
+			}
+			apiJSON(t, "GET", srv.URL+"/v1/releases?product=demo-cam", "", nil, &list)
+			rels = list.Releases
+			if len(rels) != 1 || rels[0].Version != "1.0.0" || rels[0].Agreeing < 2 {
+				t.Fatalf("releases of demo-cam: %+v; want one 1.0.0 that 2 builders agree on", rels)
+			}
+			var firmware string
+			for _, a := range rels[0].Artifacts {
+				if a.Kind == "firmware" {
+					firmware = a.Digest
+				}
+			}
+
+			state, install := t.TempDir(), filepath.Join(t.TempDir(), "device")
+			afterlife(t, true, "device", "init", "--registry", srv.URL, "--state", state)
+			_, stderr := afterlife(t, false, "device", "update", "--registry", srv.URL, "--state", state,
+				"--id", "demo:afterlife-cam", "--current", "0", "--install-to", install)
+			if !strings.Contains(stderr, "opt-in") {
+				t.Fatalf("an update without the opt-in was not refused for that reason: %s", stderr)
+			}
+			out, _ := afterlife(t, true, "device", "update", "--registry", srv.URL, "--state", state,
+				"--id", "demo:afterlife-cam", "--current", "0", "--install-to", install, "--accept-community-firmware")
+			if !strings.Contains(out, "installed demo-cam 1.0.0") {
+				t.Fatalf("device update said %q", out)
+			}
+			got := sha256File(t, filepath.Join(install, "current", "afterlife-cam.tar.gz"))
+			if "sha256:"+got != firmware {
+				t.Fatalf("installed firmware has sha256 %s, the release says %s", got, firmware)
+			}
+			out, _ = afterlife(t, true, "device", "update", "--registry", srv.URL, "--state", state,
+				"--id", "demo:afterlife-cam", "--current", "1.0.0", "--install-to", install)
+			if !strings.Contains(out, "up to date") {
+				t.Fatalf("second update said %q, want up to date", out)
+			}
+
+			t.Run("a device holding the old root still updates after key rotation", func(t *testing.T) {
+				for _, role := range []string{"timestamp", "root"} {
+					afterlife(t, true, "admin", "keys", "rotate", role, "--server", srv.URL, "--token", srv.Token)
+				}
+				fresh := filepath.Join(t.TempDir(), "device")
+				out, _ := afterlife(t, true, "device", "update", "--registry", srv.URL, "--state", state,
+					"--id", "demo:afterlife-cam", "--current", "0", "--install-to", fresh, "--accept-community-firmware")
+				if !strings.Contains(out, "installed demo-cam 1.0.0") {
+					t.Fatalf("update after rotation said %q", out)
+				}
+			})
+
+			if name != "sqlite and disk" {
+				return
+			}
+			t.Run("a tampered artifact in the blob store is refused by the device", func(t *testing.T) {
+				hexd := strings.TrimPrefix(firmware, "sha256:")
+				path := filepath.Join(srv.Data, "blobs", "sha256", hexd[:2], hexd)
+				orig, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bad := bytes.Clone(orig)
+				bad[len(bad)/2] ^= 0xff
+				os.WriteFile(path, bad, 0o644)
+				defer os.WriteFile(path, orig, 0o644)
+				fresh := filepath.Join(t.TempDir(), "device")
+				_, stderr := afterlife(t, false, "device", "update", "--registry", srv.URL, "--state", state,
+					"--id", "demo:afterlife-cam", "--current", "0", "--install-to", fresh, "--accept-community-firmware")
+				if _, err := os.Lstat(filepath.Join(fresh, "current")); err == nil {
+					t.Fatalf("a tampered artifact was installed (%s)", stderr)
+				}
+				if !strings.Contains(strings.ToLower(stderr), "sha256") && !strings.Contains(strings.ToLower(stderr), "hash") {
+					t.Fatalf("the refusal does not say the digest is wrong: %s", stderr)
+				}
+			})
+
+			t.Run("owners, vendors and maintainers use the web in a real browser", func(t *testing.T) {
+				testWebJourneys(t, srv)
+			})
+		})
+	}
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func testWebJourneys(t *testing.T, srv *testenv.Server) {
+	afterlife(t, true, "admin", "org", "create", "acme", "--name", "ACME Devices", "--kind", "vendor", "--server", srv.URL, "--token", srv.Token)
+	vendor, _ := afterlife(t, true, "admin", "token", "create", "--name", "acme-web", "--role", "vendor", "--org", "acme", "--server", srv.URL, "--token", srv.Token)
+	maint, _ := afterlife(t, true, "admin", "token", "create", "--name", "maintainer-web", "--role", "maintainer", "--server", srv.URL, "--token", srv.Token)
+
+	b := browsertest.Start(t)
+	browsertest.OwnerDownloads(t, b, srv.URL, "AfterLife", "AfterLife Cam 1")
+	browsertest.VendorDeposits(t, b, srv.URL, strings.TrimSpace(vendor), "Thermo 9", map[string][]byte{
+		"datasheet.pdf": []byte("%PDF-1.4 thermo datasheet"), "main.c": []byte("int main(void) { return 0; }\n"),
+	})
+	browsertest.Logout(t, b)
+
+	repo := filepath.Join(t.TempDir(), "unreproducible.git")
+	src, err := examples.Dir("unreproducible")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recipes.CommitTree(context.Background(), repo, src, "unreproducible example", time.Unix(1_700_000_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	_, verdict := browsertest.MaintainerBuilds(t, b, srv.URL, strings.TrimSpace(maint), "file://"+repo, "HEAD", "", 3*time.Minute)
+	if !strings.Contains(strings.ToLower(verdict), "unreproducible") && !strings.Contains(strings.ToLower(verdict), "not reproducible") {
+		t.Fatalf("the unreproducible recipe's verdict reads %q", verdict)
+	}
+}
