@@ -269,7 +269,11 @@ func (a *Agent) runJob(ctx context.Context, job *builder.Job) (trouble bool) {
 		// The job cannot be run as given (a blob that does not match its
 		// digest, a missing toolchain): say so, so the verdict names it.
 		log.Error("job failed before it could build", "error", err)
-		if derr := a.o.Coordinator.Done(jobCtx, job.ID, builder.Report{Failed: true, Reason: errs.Message(err)}); derr != nil {
+		reason := errs.Message(err)
+		if errs.KindOf(err) == errs.Internal {
+			reason = err.Error()
+		}
+		if derr := a.o.Coordinator.Done(jobCtx, job.ID, builder.Report{Failed: true, Reason: truncate(reason, 1000)}); derr != nil {
 			log.Warn("reporting the failure failed; its lease will expire", "error", derr)
 		}
 	default:
@@ -621,4 +625,11 @@ func tail(p string, n int64) string {
 	b := make([]byte, min(n, fi.Size()))
 	_, _ = f.ReadAt(b, fi.Size()-int64(len(b)))
 	return string(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -247,6 +247,12 @@ func TestCreatingTheSameBuildTwiceGivesTheSameBuild(t *testing.T) {
 		if err != nil || n != 2 {
 			t.Fatalf("queue depth %d, %v; want 2 jobs", n, err)
 		}
+		for product, want := range map[string]int{"demo-cam": 1, "other": 0} {
+			bs, err := f.svc.Builds(ctx, coord.Filter{Product: product, State: verdict.Pending})
+			if err != nil || len(bs) != want {
+				t.Fatalf("builds of %s: %d, %v; want %d", product, len(bs), err, want)
+			}
+		}
 	})
 }
 

@@ -206,7 +206,7 @@ func (s *Service) insertResult(ctx context.Context, tx *sql.Tx, jobID, buildID, 
 	}
 	_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_results (job_id, build_id, builder_id, operator, outputs, buildinfo, attestation, log, failed, reason, created)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		jobID, buildID, builderID, operator, string(raw), string(rep.BuildInfo), string(rep.Attestation), string(rep.Log), failed, rep.Reason, db.Millis(now))
+		jobID, buildID, builderID, operator, string(raw), string(rep.BuildInfo), string(rep.Attestation), string(rep.Log), failed, sanitize(rep.Reason), db.Millis(now))
 	return err
 }
 

@@ -1,0 +1,81 @@
+package coord_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/builder"
+	"github.com/afterlife-oss/afterlife/builder/coord"
+	"github.com/afterlife-oss/afterlife/builder/keys"
+	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/dbtest"
+)
+
+// BenchmarkQueueToStart measures the time from CreateBuild to a
+// long-polling builder holding the job, and reports its p50 and p95.
+func BenchmarkQueueToStart(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		open func(testing.TB) *db.DB
+	}{{"sqlite", dbtest.SQLite}, {"postgres", dbtest.Postgres}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			st, err := fsstore.New(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc, err := coord.New(ctx, coord.Options{DB: c.open(b), Store: st, Quorum: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer svc.Close()
+			pub, _, _ := ed25519.GenerateKey(rand.Reader)
+			bd, err := svc.Register(ctx, "tok", builder.Registration{Name: "bench", Operator: "op", PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
+				Toolchains: []builder.ToolchainInfo{{Name: "busybox", Version: "1.36.1"}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			src, err := st.Put(ctx, strings.NewReader("source"), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			started := make(chan time.Time, 1)
+			pollCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				for pollCtx.Err() == nil {
+					j, err := svc.Next(pollCtx, bd.ID, 10*time.Second)
+					if err != nil || j == nil {
+						continue
+					}
+					started <- time.Now()
+				}
+			}()
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				sp := builder.Spec{
+					Recipe:    builder.RecipeRef{Name: "bench", Version: "1", RepoURL: "https://example.org/bench.git", Commit: fmt.Sprintf("%040x", i+1), Path: "afterlife.yaml"},
+					Toolchain: builder.ToolchainReq{Name: "busybox"}, Steps: []string{"true"},
+					Outputs: []builder.Output{{Path: "x", Kind: "other"}}, Source: src.Digest,
+				}
+				t0 := time.Now()
+				if _, _, err := svc.CreateBuild(ctx, coord.NewBuild{Spec: sp}); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, (<-started).Sub(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+		})
+	}
+}
