@@ -206,6 +206,7 @@ func (s *Service) httpArtifact(c *gin.Context) error {
 	}
 	for _, a := range rel.Artifacts {
 		if a.Name == c.Param("name") {
+			s.m.downloads.WithLabelValues("artifact").Inc()
 			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, blobDigest(a), blobhttp.Options{
 				Filename: a.Name, Size: a.Size, NoRedirect: c.Query("redirect") == "0",
 			})
@@ -234,6 +235,7 @@ func (s *Service) httpTUF(c *gin.Context) error {
 	if !listed || t.digest.Hex() != hash {
 		return errs.E(errs.NotFound, "no published TUF target %s with sha256 %s", target, hash)
 	}
+	s.m.downloads.WithLabelValues("tuf_target").Inc()
 	return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, t.digest, blobhttp.Options{Filename: name, Size: t.size})
 }
 

@@ -149,6 +149,9 @@ type metrics struct {
 	checks   *prometheus.CounterVec
 	rebuilds prometheus.Counter
 	gen      prometheus.Gauge
+	// downloads counts artifact downloads by route (release artifact or
+	// TUF target); a resumed download counts once per request.
+	downloads *prometheus.CounterVec
 }
 
 func newMetrics() metrics {
@@ -162,6 +165,9 @@ func newMetrics() metrics {
 		gen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "afterlife_registry_index_generation", Help: "Generation of the update index this replica serves.",
 		}),
+		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "afterlife_registry_downloads_total", Help: "Firmware downloads by route (artifact, tuf_target).",
+		}, []string{"route"}),
 	}
 	for _, r := range []string{"offer", "none", "not_modified", "busy"} {
 		m.results[r] = m.checks.WithLabelValues(r)
@@ -213,7 +219,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s.m = newMetrics()
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.m.checks, s.m.rebuilds, s.m.gen} {
+		for _, c := range []prometheus.Collector{s.m.checks, s.m.rebuilds, s.m.gen, s.m.downloads} {
 			if err := o.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("registry: metrics: %w", err)
 			}

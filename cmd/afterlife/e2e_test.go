@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -136,6 +137,46 @@ func TestDemoStoryEndToEnd(t *testing.T) {
 				"--id", "demo:afterlife-cam", "--current", "1.0.0", "--install-to", install)
 			if !strings.Contains(out, "up to date") {
 				t.Fatalf("second update said %q, want up to date", out)
+			}
+
+			t.Run("operations metrics are exported", func(t *testing.T) {
+				resp, err := http.Get(srv.URL + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				for _, m := range []string{
+					"afterlife_farm_queue_depth", `afterlife_farm_verdicts_total{verdict="reproducible"}`, "afterlife_farm_lease_expiries_total",
+					"afterlife_scrub_failures_total", "afterlife_registry_update_checks_total", "afterlife_registry_downloads_total",
+				} {
+					if !strings.Contains(string(body), m) {
+						t.Errorf("/metrics has no %s", m)
+					}
+				}
+			})
+
+			if name == "sqlite and disk" {
+				t.Run("a backup restored into an empty dir serves the same release", func(t *testing.T) {
+					backup := filepath.Join(t.TempDir(), "backup")
+					afterlife(t, true, "admin", "backup", "--data", srv.Data, backup)
+					restored := filepath.Join(t.TempDir(), "restored")
+					afterlife(t, true, "admin", "restore", "--data", restored, backup)
+					srv2 := testenv.Serve(t, testenv.ServeOptions{Data: restored, Args: []string{"--local-builders", "0"}})
+					var again struct {
+						Releases []release `json:"releases"`
+					}
+					apiJSON(t, "GET", srv2.URL+"/v1/releases?product=demo-cam", "", nil, &again)
+					if len(again.Releases) != 1 || again.Releases[0].ID != rels[0].ID {
+						t.Fatalf("restored releases %+v, want %s", again.Releases, rels[0].ID)
+					}
+					fresh := filepath.Join(t.TempDir(), "device")
+					out, _ := afterlife(t, true, "device", "update", "--registry", srv2.URL, "--state", state,
+						"--id", "demo:afterlife-cam", "--current", "0", "--install-to", fresh, "--accept-community-firmware")
+					if !strings.Contains(out, "installed demo-cam 1.0.0") {
+						t.Fatalf("a device trusting the original root could not update from the restored server: %q", out)
+					}
+				})
 			}
 
 			t.Run("a device holding the old root still updates after key rotation", func(t *testing.T) {

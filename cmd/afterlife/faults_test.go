@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/testenv"
+)
+
+// pollUntil checks cond every 100ms until it holds or the deadline passes.
+func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+}
+
+func status(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestKillDuringDepositLeavesNothingAndTheUploadResumes(t *testing.T) {
+	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--local-builders", "0"}})
+	afterlife(t, true, "admin", "org", "create", "acme", "--server", srv.URL, "--token", srv.Token)
+	vendor, _ := afterlife(t, true, "admin", "token", "create", "--name", "acme", "--role", "vendor", "--org", "acme", "--server", srv.URL, "--token", srv.Token)
+	vendor = strings.TrimSpace(vendor)
+	afterlife(t, true, "vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam", "--device-ids", "usb:1d6b:0104", "--server", srv.URL, "--token", vendor)
+
+	dir := t.TempDir()
+	pkg := filepath.Join(dir, "sunset")
+	os.MkdirAll(pkg, 0o755)
+	os.WriteFile(filepath.Join(pkg, "a-spec.pdf"), []byte("%PDF small spec"), 0o644)
+	big := make([]byte, 256<<20)
+	rand.Read(big)
+	os.WriteFile(filepath.Join(pkg, "b-sources.tar"), big, 0o644)
+	state := filepath.Join(dir, "deposit.state")
+	args := []string{"vendor", "deposit", "--product", "acme-cam", "--policy", "on=2099-01-01", "--state", state,
+		"--receipt", filepath.Join(dir, "receipt.json"), "--server", srv.URL, "--token", vendor, pkg}
+
+	// Start the upload, and kill the server while the big file streams.
+	cmd := exec.Command(testenv.Binary(t), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "the upload to start streaming", time.Minute, func() bool {
+		entries, _ := os.ReadDir(filepath.Join(srv.Data, "blobs", "tmp"))
+		return len(entries) > 0
+	})
+	srv.Stop(syscall.SIGKILL)
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	srv.Restart()
+	var list struct {
+		Deposits []map[string]any `json:"deposits"`
+	}
+	apiJSON(t, "GET", srv.URL+"/v1/deposits?product=acme-cam", vendor, nil, &list)
+	if len(list.Deposits) != 0 {
+		t.Fatalf("a deposit is visible after the server died mid-upload: %v", list.Deposits)
+	}
+
+	// Running the same command again resumes and commits.
+	stdout, stderr := afterlife(t, true, args...)
+	if !strings.Contains(stdout, "committed") || !strings.Contains(stderr, "resumed") {
+		t.Fatalf("the second run did not resume and commit:\n%s\n%s", stdout, stderr)
+	}
+	apiJSON(t, "GET", srv.URL+"/v1/deposits?product=acme-cam", vendor, nil, &list)
+	if len(list.Deposits) != 1 || list.Deposits[0]["state"] != "sealed" {
+		t.Fatalf("deposits after the resume: %v; want one sealed", list.Deposits)
+	}
+	// The sealed file reads back intact for its vendor.
+	id := list.Deposits[0]["id"].(string)
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/deposits/"+id+"/files/sunset/b-sources.tar", nil)
+	req.Header.Set("Authorization", "Bearer "+vendor)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got, big) {
+		t.Fatalf("reading the sealed file back: %d, %d bytes (want %d, identical)", resp.StatusCode, len(got), len(big))
+	}
+	// Another caller cannot see it.
+	if code := status(srv.URL + "/v1/deposits/" + id + "/files/sunset/b-sources.tar"); code != 404 && code != 403 {
+		t.Fatalf("anonymous read of a sealed file: %d", code)
+	}
+}
+
+func TestReadinessFollowsTheBackendsAndRecovers(t *testing.T) {
+	pg := testenv.StartPostgresCluster(t)
+	mc := testenv.StartMinIO(t)
+	bucket := mc.NewBucket(t, false)
+	srv := testenv.Serve(t, testenv.ServeOptions{
+		Args: []string{"--database", pg.CreateDB(t), "--blobs", mc.URL(bucket), "--local-builders", "0"},
+		Env:  []string{"AWS_ACCESS_KEY_ID=" + mc.AccessKey, "AWS_SECRET_ACCESS_KEY=" + mc.SecretKey},
+	})
+	ready := srv.URL + "/readyz"
+	for _, fault := range []struct {
+		name        string
+		stop, start func() error
+	}{
+		{"the blob store", mc.Stop, mc.Start},
+		{"the database", pg.Stop, pg.Start},
+	} {
+		t.Run("when "+fault.name+" goes away", func(t *testing.T) {
+			if err := fault.stop(); err != nil {
+				t.Fatal(err)
+			}
+			pollUntil(t, "readyz to fail", 30*time.Second, func() bool { return status(ready) == http.StatusServiceUnavailable })
+			if status(srv.URL+"/healthz") != 200 {
+				t.Fatal("liveness failed while a backend was down; the process should stay up")
+			}
+			if err := fault.start(); err != nil {
+				t.Fatal(err)
+			}
+			pollUntil(t, "readyz to recover by itself", 60*time.Second, func() bool { return status(ready) == http.StatusOK })
+		})
+	}
+	if code := status(srv.URL + "/v1/products"); code != 200 {
+		t.Fatalf("after both recovered, an API read answers %d", code)
+	}
+}
