@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
@@ -264,5 +265,53 @@ func TestPublishingRules(t *testing.T) {
 				t.Fatalf("promote: %d %s", resp.StatusCode, body)
 			}
 		})
+	})
+}
+
+func TestConcurrentPublishesOfOneVersionLeaveOneSignedRelease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, envOptions{})
+		b, fw := e.firmware("3.0.0")
+		const racers = 4
+		codes := make(chan int, racers)
+		var wg sync.WaitGroup
+		for i := 0; i < racers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, _ := e.do("POST", "/v1/releases", e.admin, PublishRequest{BuildID: b, Product: "demo-cam", Version: "3.0.0", Channel: Stable})
+				codes <- resp.StatusCode
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		created := 0
+		for c := range codes {
+			switch c {
+			case http.StatusCreated:
+				created++
+			case http.StatusConflict:
+			default:
+				t.Fatalf("a racing publish answered %d", c)
+			}
+		}
+		if created != 1 {
+			t.Fatalf("%d publishes of 3.0.0 succeeded, want exactly 1", created)
+		}
+		rels, err := e.svc.List(context.Background(), "demo-cam")
+		if err != nil || len(rels) != 1 {
+			t.Fatalf("releases: %v %v", rels, err)
+		}
+		// The winner's target is still signed: a losing publish's undo must
+		// not remove it.
+		up := e.tufClient()
+		info, err := up.GetTargetInfo(rels[0].Offered().Target)
+		if err != nil {
+			t.Fatalf("the published target is missing from the signed metadata: %v", err)
+		}
+		_, data, err := up.DownloadTarget(info, path.Join(t.TempDir(), "fw.bin"), "")
+		if err != nil || string(data) != string(fw) {
+			t.Fatalf("download of the published target: %v", err)
+		}
 	})
 }

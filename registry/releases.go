@@ -186,15 +186,21 @@ func (s *Service) Publish(ctx context.Context, who auth.Principal, req PublishRe
 			Target: s.o.TUF.TargetPath(rel.Product, rel.Version, name),
 		})
 	}
-	var exists int
-	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM releases WHERE product = ? AND version = ?`), rel.Product, rel.Version).Scan(&exists); err != nil {
-		return Release{}, fmt.Errorf("registry: publish: %w", db.Classify(err))
+	versionIsNew := func(ctx context.Context) error {
+		var exists int
+		if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM releases WHERE product = ? AND version = ?`), rel.Product, rel.Version).Scan(&exists); err != nil {
+			return fmt.Errorf("registry: publish: %w", db.Classify(err))
+		}
+		if exists > 0 {
+			return errs.E(errs.Conflict, "product %s already has a release %s (versions are never reused, even after a yank)", rel.Product, rel.Version)
+		}
+		return nil
 	}
-	if exists > 0 {
-		return Release{}, errs.E(errs.Conflict, "product %s already has a release %s (versions are never reused, even after a yank)", rel.Product, rel.Version)
+	if err := versionIsNew(ctx); err != nil {
+		return Release{}, err
 	}
 	arts, _ := json.Marshal(rel.Artifacts)
-	err = s.change(ctx, rel.targets(), nil, nil, rel.targetPaths(), func(tx *sql.Tx) error {
+	err = s.change(ctx, versionIsNew, rel.targets(), nil, nil, rel.targetPaths(), func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO releases (id, product, version, channel, notes, min_version, build_id, recipe, recipe_version,
 			install_notes, verdict_url, attestations_url, agreeing, total, artifacts, community, published_at, published_by)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -237,7 +243,7 @@ func (s *Service) Promote(ctx context.Context, who auth.Principal, id string) (R
 	before := rel.targets()
 	rel.Channel = Stable
 	rel.PromotedAt = s.now().UTC().Truncate(time.Millisecond)
-	err = s.change(ctx, rel.targets(), nil, before, nil, func(tx *sql.Tx) error {
+	err = s.change(ctx, nil, rel.targets(), nil, before, nil, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET channel = ?, promoted_at = ? WHERE id = ? AND channel = ? AND yanked = 0 AND pulled_back = 0`),
 			Stable, db.Millis(rel.PromotedAt), id, Testing)
 		if err != nil {
@@ -272,7 +278,7 @@ func (s *Service) Yank(ctx context.Context, who auth.Principal, id, reason strin
 		return Release{}, errs.E(errs.Conflict, "release %s is already yanked", id)
 	}
 	rel.Yanked, rel.YankReason, rel.YankedAt = true, reason, s.now().UTC().Truncate(time.Millisecond)
-	err = s.change(ctx, nil, rel.targetPaths(), rel.targets(), nil, func(tx *sql.Tx) error {
+	err = s.change(ctx, nil, nil, rel.targetPaths(), rel.targets(), nil, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET yanked = 1, yank_reason = ?, yanked_at = ? WHERE id = ? AND yanked = 0`),
 			reason, db.Millis(rel.YankedAt), id)
 		if err != nil {
@@ -295,8 +301,16 @@ func (s *Service) Yank(ctx context.Context, who auth.Principal, id, reason strin
 // that also bumps the index generation. If the transaction fails, the TUF
 // change is undone with undoAdd/undoRemove. The local index is rebuilt at
 // once; other replicas see the new generation within a poll.
-func (s *Service) change(ctx context.Context, add []tuf.Target, remove []string, undoAdd []tuf.Target, undoRemove []string, write func(tx *sql.Tx) error) error {
+func (s *Service) change(ctx context.Context, check func(context.Context) error, add []tuf.Target, remove []string, undoAdd []tuf.Target, undoRemove []string, write func(tx *sql.Tx) error) error {
 	_, err := s.withTUFLease(ctx, true, func() error {
+		// What the change depends on is checked under the lease: two
+		// replicas publishing the same version must not both sign, or the
+		// loser's undo would remove the winner's targets.
+		if check != nil {
+			if err := check(ctx); err != nil {
+				return err
+			}
+		}
 		err := s.o.TUF.Apply(ctx, add, remove)
 		if err != nil && !(len(add) == 0 && errs.Is(err, errs.NotFound)) {
 			return err

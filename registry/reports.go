@@ -211,7 +211,7 @@ func (s *Service) pullBack(ctx context.Context, rel Release, why string) error {
 	for i := range after {
 		after[i].Custom["pulled_back"] = true
 	}
-	err := s.change(ctx, after, nil, before, nil, func(tx *sql.Tx) error {
+	err := s.change(ctx, nil, after, nil, before, nil, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET channel = ?, pulled_back = 1 WHERE id = ? AND yanked = 0 AND pulled_back = 0`), Testing, rel.ID)
 		if err != nil {
 			return err

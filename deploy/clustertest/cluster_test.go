@@ -85,7 +85,7 @@ func startCluster(t *testing.T) *cluster {
 	keyDir := t.TempDir()
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("builder-%d", i)
-		token := strings.TrimSpace(c.mustCLI("admin", "token", "create", "--name", name, "--role", "builder",
+		token := strings.TrimSpace(c.mustCLI(t, "admin", "token", "create", "--name", name, "--role", "builder",
 			"--server", c.lb.URL, "--token", c.admin).stdout)
 		c.builders = append(c.builders, testenv.StartBuilder(t, testenv.BuilderOptions{
 			Coordinator: c.lb.URL, Token: token, Key: testenv.BuilderKeygen(t, keyDir, name),
@@ -94,7 +94,7 @@ func startCluster(t *testing.T) *cluster {
 			Work: filepath.Join(cache, "afterlife", "cluster-builder-cache", fmt.Sprint(i)),
 		}))
 	}
-	c.waitUntil("three builders registered", 60*time.Second, func() (bool, string) {
+	c.waitUntil(t, "three builders registered", 60*time.Second, func() (bool, string) {
 		bs := c.builderIDs()
 		return len(bs) == 3, fmt.Sprintf("registered: %v", bs)
 	})
@@ -168,18 +168,18 @@ func (c *cluster) cliAsync(args ...string) <-chan cliResult {
 	return ch
 }
 
-func (c *cluster) mustCLI(args ...string) cliResult {
-	c.t.Helper()
+func (c *cluster) mustCLI(t testing.TB, args ...string) cliResult {
+	t.Helper()
 	r := c.cli(args...)
 	if r.code != 0 {
-		c.t.Fatalf("%s", r)
+		t.Fatalf("%s", r)
 	}
 	return r
 }
 
 // waitUntil polls cond every 200ms until it holds or timeout passes.
-func (c *cluster) waitUntil(what string, timeout time.Duration, cond func() (bool, string)) {
-	c.t.Helper()
+func (c *cluster) waitUntil(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -189,7 +189,7 @@ func (c *cluster) waitUntil(what string, timeout time.Duration, cond func() (boo
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: not after %s; last: %s", what, timeout, last)
+			t.Fatalf("%s: not after %s; last: %s", what, timeout, last)
 		}
 		<-tick.C
 	}
@@ -197,19 +197,20 @@ func (c *cluster) waitUntil(what string, timeout time.Duration, cond func() (boo
 
 // api calls the JSON API through the balancer once and decodes the answer
 // into out when the status is 2xx. It returns the status (0 when the
-// request did not get an answer) and the raw body.
+// request did not get an answer, -1 when the answer did not decode) and the
+// raw body. It is safe to call from any goroutine.
 func (c *cluster) api(method, path, token string, in, out any) (int, []byte) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			c.t.Fatal(err)
+			return -1, []byte(err.Error())
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, c.lb.URL+path, body)
 	if err != nil {
-		c.t.Fatal(err)
+		return -1, []byte(err.Error())
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -225,7 +226,7 @@ func (c *cluster) api(method, path, token string, in, out any) (int, []byte) {
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 == 2 && out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			c.t.Fatalf("%s %s: decode %s: %v", method, path, data, err)
+			return -1, fmt.Appendf(nil, "decode %s: %v", data, err)
 		}
 	}
 	return resp.StatusCode, data
@@ -233,9 +234,9 @@ func (c *cluster) api(method, path, token string, in, out any) (int, []byte) {
 
 // get reads a public JSON resource, retrying while the cluster is
 // recovering (no answer, 502, 503), within a deadline.
-func (c *cluster) get(path string, out any) {
-	c.t.Helper()
-	c.waitUntil("GET "+path, 60*time.Second, func() (bool, string) {
+func (c *cluster) get(t testing.TB, path string, out any) {
+	t.Helper()
+	c.waitUntil(t, "GET "+path, 60*time.Second, func() (bool, string) {
 		code, body := c.api(http.MethodGet, path, "", nil, out)
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
@@ -256,13 +257,13 @@ func (c *cluster) builderIDs() map[string]string {
 	return ids
 }
 
-func (c *cluster) builderNamed(name string) *testenv.Builder {
+func (c *cluster) builderNamed(t testing.TB, name string) *testenv.Builder {
 	for _, b := range c.builders {
 		if b.Name == name {
 			return b
 		}
 	}
-	c.t.Fatalf("no builder named %q", name)
+	t.Fatalf("no builder named %q", name)
 	return nil
 }
 
@@ -306,8 +307,8 @@ func depositID(t *testing.T, r cliResult) string {
 // checkReleasedIntact waits until the deposit is released, then downloads
 // every file anonymously through the balancer and compares its sha256
 // with what the vendor sent.
-func (c *cluster) checkReleasedIntact(d deposited) {
-	c.t.Helper()
+func (c *cluster) checkReleasedIntact(t testing.TB, d deposited) {
+	t.Helper()
 	var dep struct {
 		State    string `json:"state"`
 		Manifest []struct {
@@ -316,16 +317,16 @@ func (c *cluster) checkReleasedIntact(d deposited) {
 		} `json:"manifest"`
 	}
 	// Sealed deposits answer 404 to anonymous readers: 200 means released.
-	c.waitUntil("deposit "+d.id+" released", 90*time.Second, func() (bool, string) {
+	c.waitUntil(t, "deposit "+d.id+" released", 90*time.Second, func() (bool, string) {
 		code, body := c.api(http.MethodGet, "/v1/deposits/"+d.id, "", nil, &dep)
 		return code == http.StatusOK && dep.State == "released", fmt.Sprintf("%d %s", code, tail(string(body)))
 	})
 	if len(dep.Manifest) != len(d.files) {
-		c.t.Errorf("deposit %s lists %d files, the vendor sent %d", d.id, len(dep.Manifest), len(d.files))
+		t.Errorf("deposit %s lists %d files, the vendor sent %d", d.id, len(dep.Manifest), len(d.files))
 	}
 	for path, want := range d.files {
 		var got string
-		c.waitUntil("download "+d.id+"/"+path, 60*time.Second, func() (bool, string) {
+		c.waitUntil(t, "download "+d.id+"/"+path, 60*time.Second, func() (bool, string) {
 			resp, err := c.client.Get(c.lb.URL + "/v1/deposits/" + d.id + "/files/" + path)
 			if err != nil {
 				return false, err.Error()
@@ -340,7 +341,7 @@ func (c *cluster) checkReleasedIntact(d deposited) {
 			return true, ""
 		})
 		if got != want {
-			c.t.Errorf("deposit %s file %s: downloaded sha256 %s, the vendor sent %s", d.id, path, got, want)
+			t.Errorf("deposit %s file %s: downloaded sha256 %s, the vendor sent %s", d.id, path, got, want)
 		}
 	}
 }
@@ -391,11 +392,11 @@ type release struct {
 	} `json:"artifacts"`
 }
 
-func (c *cluster) releases(product string) []release {
-	c.t.Helper()
+func (c *cluster) releases(t testing.TB, product string) []release {
+	t.Helper()
 	var out struct {
 		Releases []release `json:"releases"`
 	}
-	c.get("/v1/releases?product="+url.QueryEscape(product), &out)
+	c.get(t, "/v1/releases?product="+url.QueryEscape(product), &out)
 	return out.Releases
 }

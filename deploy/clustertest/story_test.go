@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,10 +37,10 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 	t.Logf("cluster up after %s: postgres, minio, 2 replicas behind %s, 3 builders", time.Since(began).Round(time.Millisecond), c.lb.URL)
 
 	admin := []string{"--server", c.lb.URL, "--token", c.admin}
-	c.mustCLI(append([]string{"admin", "org", "create", org, "--name", "Demo Devices Inc.", "--kind", "vendor"}, admin...)...)
-	vendorToken := strings.TrimSpace(c.mustCLI(append([]string{"admin", "token", "create", "--name", "demo-ci", "--role", "vendor", "--org", org}, admin...)...).stdout)
+	c.mustCLI(t, append([]string{"admin", "org", "create", org, "--name", "Demo Devices Inc.", "--kind", "vendor"}, admin...)...)
+	vendorToken := strings.TrimSpace(c.mustCLI(t, append([]string{"admin", "token", "create", "--name", "demo-ci", "--role", "vendor", "--org", org}, admin...)...).stdout)
 	vendor := []string{"--server", c.lb.URL, "--token", vendorToken}
-	c.mustCLI(append([]string{"vendor", "product", "--id", product, "--vendor", org, "--model", "AfterLife Cam 1",
+	c.mustCLI(t, append([]string{"vendor", "product", "--id", product, "--vendor", org, "--model", "AfterLife Cam 1",
 		"--revisions", "A,B", "--device-ids", deviceID, "--eol", "2026-06-30"}, vendor...)...)
 
 	var deposits []deposited
@@ -124,7 +125,7 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 
 	t.Run("every acknowledged deposit is released intact", func(t *testing.T) {
 		for _, d := range deposits {
-			c.checkReleasedIntact(d)
+			c.checkReleasedIntact(t, d)
 		}
 	})
 
@@ -140,7 +141,7 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 		if _, err := recipes.CommitTree(t.Context(), repo, src, "afterlife-cam 1.0.0", time.Unix(1_700_000_000, 0)); err != nil {
 			t.Fatal(err)
 		}
-		r := c.mustCLI(append([]string{"recipe", "submit", "--repo", "file://" + repo, "--ref", "HEAD"}, admin...)...)
+		r := c.mustCLI(t, append([]string{"recipe", "submit", "--repo", "file://" + repo, "--ref", "HEAD"}, admin...)...)
 		var sub struct {
 			BuildID string `json:"build_id"`
 		}
@@ -152,7 +153,8 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 
 		// The first leased job's builder dies with it.
 		var victimJob, victimBuilder string
-		c.waitUntil("a job of build "+buildID+" leased", 60*time.Second, func() (bool, string) {
+		submitted := time.Now()
+		c.waitUntil(t, "a job of build "+buildID+" leased", 60*time.Second, func() (bool, string) {
 			b, ok := c.build(buildID)
 			for _, j := range b.Jobs {
 				if j.State == "leased" {
@@ -160,9 +162,13 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 					return true, ""
 				}
 			}
+			if ok && b.State != "pending" {
+				t.Fatalf("build %s ended %s before any job was seen leased: %s; results %+v", buildID, b.State, b.Verdict.Reason, b.Results)
+			}
 			return false, fmt.Sprintf("%v %+v", ok, b.Jobs)
 		})
-		killed := c.builderNamed(names[victimBuilder])
+		t.Logf("first lease %s after the submission", time.Since(submitted).Round(time.Millisecond))
+		killed := c.builderNamed(t, names[victimBuilder])
 		killed.Stop(syscall.SIGKILL)
 		t.Logf("job %s leased by %s: SIGKILL", victimJob, killed)
 
@@ -182,10 +188,14 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 		t.Logf("PostgreSQL restarted in %s", time.Since(pgDown).Round(time.Millisecond))
 		c.replicas[1].Restart()
 
-		c.waitUntil("a verdict on build "+buildID, 5*time.Minute, func() (bool, string) {
+		c.waitUntil(t, "a verdict on build "+buildID, 5*time.Minute, func() (bool, string) {
 			b, ok := c.build(buildID)
 			return ok && b.State != "pending" && b.State != "", fmt.Sprintf("%s jobs %+v", b.State, b.Jobs)
 		})
+		t.Logf("verdict %s after the submission", time.Since(submitted).Round(time.Millisecond))
+		for _, bl := range c.builders {
+			t.Logf("%s: %s", bl, strings.Join(bl.LogLines("job "), "\n\t"))
+		}
 		b, _ = c.build(buildID)
 		if b.State != "reproducible" || b.Verdict.State != "reproducible" {
 			t.Fatalf("build %s ended %s (verdict %s: %s); want reproducible", buildID, b.State, b.Verdict.State, b.Verdict.Reason)
@@ -243,7 +253,7 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 			t.Errorf("publishing 1.0.0 again answered %d %s; want 409", code, body)
 		}
 		n := 0
-		for _, rel := range c.releases(product) {
+		for _, rel := range c.releases(t, product) {
 			if rel.Version == "1.0.0" {
 				n++
 			}
@@ -257,10 +267,24 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 	}
 
 	t.Run("a device updates to the release through the balancer", func(t *testing.T) {
+		// Each replica answers update checks from its own in-memory index,
+		// which follows the database within seconds, restarts included.
+		for i, r := range c.replicas {
+			c.waitUntil(t, fmt.Sprintf("replica %d offers 1.0.0", i+1), 20*time.Second, func() (bool, string) {
+				resp, err := c.client.Get(r.URL + "/v1/devices/updates?version=0&channel=stable&id=" + url.QueryEscape(deviceID))
+				if err != nil {
+					return false, err.Error()
+				}
+				defer resp.Body.Close()
+				var offer struct{ Version string }
+				json.NewDecoder(resp.Body).Decode(&offer)
+				return resp.StatusCode == http.StatusOK && offer.Version == "1.0.0", fmt.Sprintf("%s %+v", resp.Status, offer)
+			})
+		}
 		state, install := filepath.Join(t.TempDir(), "state"), filepath.Join(t.TempDir(), "device")
-		c.mustCLI("device", "init", "--registry", c.lb.URL, "--state", state, "--id", deviceID, "--accept-community-firmware")
-		c.mustCLI("device", "update", "--registry", c.lb.URL, "--state", state, "--current", "0", "--install-to", install)
-		if got := strings.TrimSpace(c.mustCLI("device", "status", "--state", state, "--install-to", install).stdout); got != "1.0.0" {
+		c.mustCLI(t, "device", "init", "--registry", c.lb.URL, "--state", state, "--id", deviceID, "--accept-community-firmware")
+		c.mustCLI(t, "device", "update", "--registry", c.lb.URL, "--state", state, "--current", "0", "--install-to", install)
+		if got := strings.TrimSpace(c.mustCLI(t, "device", "status", "--state", state, "--install-to", install).stdout); got != "1.0.0" {
 			t.Errorf("device status prints %q; want 1.0.0", got)
 		}
 		raw, err := os.ReadFile(filepath.Join(install, "current", "release.json"))
@@ -273,7 +297,7 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 		if err := json.Unmarshal(raw, &installed); err != nil {
 			t.Fatal(err)
 		}
-		rels := c.releases(product)
+		rels := c.releases(t, product)
 		if len(rels) != 1 {
 			t.Fatalf("%d releases of %s", len(rels), product)
 		}
