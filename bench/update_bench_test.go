@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/registry"
+	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/tuf"
+)
+
+const (
+	benchProducts   = 100_000
+	benchPerProduct = 10
+)
+
+// benchCatalog answers for the products prod-0 … prod-99999, each with one
+// device id usb:N, without a database: the update path asks the catalog
+// only when the index is rebuilt.
+type benchCatalog struct{}
+
+func (benchCatalog) Get(_ context.Context, id string) (catalog.Product, error) {
+	n, ok := strings.CutPrefix(id, "prod-")
+	if !ok {
+		return catalog.Product{}, errs.E(errs.NotFound, "product %s not found", id)
+	}
+	return catalog.Product{ID: id, Vendor: "bench", Model: "Bench " + n, DeviceIDs: []string{"usb:" + n}, Status: "supported"}, nil
+}
+
+func (c benchCatalog) Search(ctx context.Context, q string, limit int) ([]catalog.Product, error) {
+	p, err := c.Get(ctx, q)
+	if err != nil {
+		return nil, nil
+	}
+	return []catalog.Product{p}, nil
+}
+
+func (c benchCatalog) ByDeviceID(ctx context.Context, deviceID string) ([]catalog.Product, error) {
+	n, ok := strings.CutPrefix(deviceID, "usb:")
+	if !ok {
+		return nil, nil
+	}
+	p, err := c.Get(ctx, "prod-"+n)
+	if err != nil {
+		return nil, nil
+	}
+	return []catalog.Product{p}, nil
+}
+
+type noBuilds struct{}
+
+func (noBuilds) ReproducibleOutputs(_ context.Context, id string) (registry.Build, error) {
+	return registry.Build{}, errs.E(errs.NotFound, "build %s not found", id)
+}
+
+// fillReleases writes products × perProduct releases straight into the
+// registry's table in one SQL statement (publishing them one by one through
+// the API signs TUF metadata each time, which is not what this measures),
+// then bumps the generation so that Rebuild loads them.
+func fillReleases(ctx context.Context, d *db.DB, products, perProduct int) error {
+	total := products * perProduct
+	q := `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ` + strconv.Itoa(total-1) + `)
+INSERT INTO releases (id, product, version, channel, notes, min_version, build_id, recipe, recipe_version, install_notes,
+	verdict_url, attestations_url, agreeing, total, artifacts, community, published_at, published_by)
+SELECT 'rel_' || i, 'prod-' || (i / ` + strconv.Itoa(perProduct) + `), '1.' || (i % ` + strconv.Itoa(perProduct) + `) || '.0',
+	CASE WHEN i % ` + strconv.Itoa(perProduct) + ` = ` + strconv.Itoa(perProduct-1) + ` THEN 'testing' ELSE 'stable' END,
+	'release notes', '', 'bld_' || i, 'bench', '1.0.0', 'copy it to the device', '/builds/bld_' || i, '/builds/bld_' || i || '/attestations',
+	3, 3,
+	'[{"name":"fw.bin","path":"fw.bin","kind":"firmware","digest":"sha256:' || printf('%064x', i) || '","size":1048576,"target":"prod-' || (i / ` + strconv.Itoa(perProduct) + `) || '/1.' || (i % ` + strconv.Itoa(perProduct) + `) || '.0/fw.bin"}]',
+	1, 1700000000000 + i, 'bench'
+FROM n`
+	if _, err := d.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("bench: fill releases: %w", err)
+	}
+	if _, err := d.ExecContext(ctx, `UPDATE registry_generation SET generation = generation + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("bench: bump generation: %w", err)
+	}
+	return nil
+}
+
+// newBigRegistry is a registry of 100k products and 1M releases on SQLite,
+// its index built by the registry itself (Rebuild).
+func newBigRegistry(b *testing.B) *registry.Service {
+	ctx := context.Background()
+	dir := b.TempDir()
+	d, err := db.Open(ctx, "sqlite:"+filepath.Join(dir, "registry.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	blobs, err := fsstore.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	repo, err := tuf.Open(ctx, tuf.NewMemStore(), filepath.Join(dir, "keys"), time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := registry.New(ctx, registry.Options{DB: d, Blobs: blobs, TUF: repo, Catalog: benchCatalog{}, Builds: noBuilds{},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	if err := fillReleases(ctx, d, benchProducts, benchPerProduct); err != nil {
+		b.Fatal(err)
+	}
+	filled := time.Since(start)
+	start = time.Now()
+	if err := svc.Rebuild(ctx); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d releases written in %s, index rebuilt in %s\n",
+		benchProducts*benchPerProduct, filled.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	return svc
+}
+
+// serveHandler serves h on a free 127.0.0.1 port until the benchmark ends.
+func serveHandler(b *testing.B, h http.Handler) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	b.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// randomDeviceScript makes wrk ask for a random device of the catalog on
+// every request, under path (the query string is ignored by nginx).
+func randomDeviceScript(b *testing.B, path string) string {
+	script := filepath.Join(b.TempDir(), "devices.lua")
+	lua := fmt.Sprintf(`math.randomseed(42)
+request = function()
+  return wrk.format(nil, "%s?id=usb:" .. math.random(0, %d) .. "&version=1.2.0&channel=stable")
+end
+`, path, benchProducts-1)
+	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return script
+}
+
+// BenchmarkUpdateCheckLoad serves the device update check of a registry
+// holding 100k products and 1M releases with the real handler stack on a
+// loopback port, and drives it with wrk beside nginx serving a static file
+// of the same size, in the same run and with the same load.
+func BenchmarkUpdateCheckLoad(b *testing.B) {
+	need(b, "wrk", "nginx")
+	svc := newBigRegistry(b)
+	api := httpapi.New(httpapi.Options{Logger: slog.New(slog.DiscardHandler), QuietPaths: []string{"/v1/devices/updates"}})
+	svc.Register(api.V1(), api.Root())
+	base := serveHandler(b, api.Engine())
+
+	resp, err := http.Get(base + "/v1/devices/updates?id=usb:4242&version=1.2.0&channel=stable")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("update check: %s %s", resp.Status, body)
+	}
+	root := b.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "update.json"), body, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ng := startNginx(b, root)
+
+	load := wrkOptions{Threads: 2, Conns: 64, Duration: 10 * time.Second}
+	for b.Loop() {
+		load.Script = randomDeviceScript(b, "/v1/devices/updates")
+		al := runWrk(b, load, base+"/")
+		load.Script = randomDeviceScript(b, "/update.json")
+		ng := runWrk(b, load, ng.URL+"/")
+		b.ReportMetric(al.ReqPerSec, "afterlife-req/s")
+		b.ReportMetric(ms(al.P50), "afterlife-p50-ms")
+		b.ReportMetric(ms(al.P99), "afterlife-p99-ms")
+		b.ReportMetric(float64(al.Errors), "afterlife-errors")
+		b.ReportMetric(ng.ReqPerSec, "nginx-req/s")
+		b.ReportMetric(ms(ng.P50), "nginx-p50-ms")
+		b.ReportMetric(ms(ng.P99), "nginx-p99-ms")
+		b.ReportMetric(float64(len(body)), "body-bytes")
+		figure("update-check: afterlife %.0f req/s p50 %.2f ms p99 %.2f ms (%d errors) | nginx static %d B: %.0f req/s p50 %.2f ms p99 %.2f ms | ratio %.2f",
+			al.ReqPerSec, ms(al.P50), ms(al.P99), al.Errors, len(body), ng.ReqPerSec, ms(ng.P50), ms(ng.P99), al.ReqPerSec/ng.ReqPerSec)
+	}
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Runs afterlife's benchmarks and prints every figure beside its baseline.
+# Benchmarks measure; nothing here fails on a slow figure. A group whose
+# benchmark fails is shown as "failed" and makes the script exit non-zero.
+#   scripts/bench.sh            every group (about 10 minutes on 2 cores)
+#   scripts/bench.sh blob web   only the named groups
+# Groups: blob escrow tuf sandbox queue update download pages soak
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in wrk nginx sha256sum bwrap go; do
+  if ! command -v "$tool" >/dev/null && [ ! -x "/usr/sbin/$tool" ]; then
+    echo "bench: $tool is missing: run scripts/test-deps.sh" >&2
+    exit 1
+  fi
+done
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/afterlife-bench.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+failed=0
+groups=("$@")
+[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update download pages soak)
+
+# bench NAME PKG REGEX BENCHTIME: runs one go test benchmark group into
+# $out/NAME.txt.
+bench() {
+  local name=$1 pkg=$2 regex=$3 benchtime=$4
+  printf 'bench: %-9s %s -bench %s\n' "$name" "$pkg" "$regex" >&2
+  if ! go test -run '^$' -bench "$regex" -benchtime "$benchtime" -timeout 20m "$pkg" >"$out/$name.txt" 2>&1; then
+    echo "bench: $name failed:" >&2
+    tail -30 "$out/$name.txt" >&2
+    failed=1
+    return 1
+  fi
+}
+
+# metric NAME BENCH UNIT: the value of UNIT on the result line of BENCH
+# (its full name without the -GOMAXPROCS suffix), or empty.
+metric() {
+  awk -v bench="$2" -v unit="$3" '
+    /^Benchmark/ {
+      n = $1; sub(/-[0-9]+$/, "", n)
+      if (n != bench) next
+      for (i = 3; i < NF; i += 2) if ($(i + 1) == unit) { print $i; exit }
+    }' "$out/$1.txt" 2>/dev/null
+}
+
+# Rows: figure | afterlife | baseline | ratio.
+header() { printf '\n%s\n' "$1"; printf '  %-46s %16s  %-30s %7s\n' "figure" "afterlife" "baseline" "ratio"; }
+# row LABEL VALUE UNIT BASEVALUE BASELABEL [lower]: ratio is value/base,
+# or base/value when lower is better (so >1 always means "beats the baseline").
+row() {
+  local label=$1 v=$2 unit=$3 bv=$4 blabel=$5 lower=${6:-}
+  if [ -z "$v" ]; then
+    printf '  %-46s %16s  %-30s %7s\n' "$label" "failed" "" ""
+    return
+  fi
+  awk -v l="$label" -v v="$v" -v u="$unit" -v bv="$bv" -v bl="$blabel" -v lower="$lower" 'BEGIN {
+    r = ""
+    if (bv != "" && bv + 0 > 0 && v + 0 > 0) r = sprintf("%.2f", lower ? bv / v : v / bv)
+    b = (bv == "") ? bl : sprintf("%s %s", fmt(bv), bl)
+    printf "  %-46s %16s  %-30s %7s\n", l, fmt(v) " " u, b, r
+  }
+  function fmt(x) { return (x + 0 >= 100) ? sprintf("%.0f", x) : sprintf("%.2f", x) }'
+}
+nsms() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.3f", x / 1e6 }'; }
+nsus() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.1f", x / 1e3 }'; }
+want() { local g; for g in "${groups[@]}"; do [ "$g" = "$1" ] && return 0; done; return 1; }
+
+echo "afterlife benchmarks — $(nproc) cores, $(go env GOVERSION), $(date -u +%Y-%m-%dT%H:%MZ)"
+
+if want blob; then
+  bench blob-fs ./internal/blob/fsstore 'BenchmarkPut$' 1x
+  bench blob-s3 ./internal/blob/s3store 'BenchmarkPut$' 1x
+  header "1. Blob Put, 256 MiB (ratio > 1: faster than hashing alone)"
+  row "fsstore Put" "$(metric blob-fs BenchmarkPut MB/s)" MB/s "$(metric blob-fs BenchmarkPut sha256sum-MB/s)" "MB/s sha256sum"
+  row "s3store Put (MinIO)" "$(metric blob-s3 BenchmarkPut MB/s)" MB/s "$(metric blob-s3 BenchmarkPut sha256sum-MB/s)" "MB/s sha256sum"
+fi
+
+if want escrow; then
+  bench escrow ./escrow 'BenchmarkDepositUpload$' 1x
+  header "2. Escrow deposit over HTTP, 1 GiB (age-encrypted at rest)"
+  for st in sqlite+disk postgres+minio; do
+    n=BenchmarkDepositUpload/$st
+    row "deposit upload, $st" "$(metric escrow "$n" MB/s)" MB/s "$(metric escrow "$n" sha256sum-MB/s)" "MB/s sha256sum"
+    row "  peak RSS of the test process, $st" "$(metric escrow "$n" peak-RSS-MiB)" MiB "" "(RSS growth $(metric escrow "$n" RSS-growth-MiB) MiB)"
+  done
+fi
+
+if want tuf; then
+  bench tuf ./registry/tuf 'BenchmarkApplyOneInto100k$' 5x
+  header "3. TUF: publish one target into a repository of 100k"
+  for st in in-memory_store directory_store; do
+    row "publish one target, ${st/_/ }" "$(nsms "$(metric tuf "BenchmarkApplyOneInto100k/$st" ns/op)")" ms "" "(no baseline: signs 1 bin + snapshot + timestamp)"
+  done
+fi
+
+if want sandbox; then
+  bench sandbox ./builder/sandbox 'BenchmarkSandboxStartup$' 20x
+  bench example ./bench 'BenchmarkExampleBuild$' 1x
+  header "4. Sandbox"
+  row "start-up: bwrap true" "$(nsms "$(metric sandbox 'BenchmarkSandboxStartup/bwrap_true' ns/op)")" ms \
+    "$(nsms "$(metric sandbox 'BenchmarkSandboxStartup/direct_true' ns/op)")" "ms direct exec of true" lower
+  row "afterlife-cam build, warm Go cache, in bwrap" "$(metric example BenchmarkExampleBuild sandbox-s)" s \
+    "$(metric example BenchmarkExampleBuild direct-s)" "s same steps, no bwrap" lower
+  row "  same image from both (1 = yes)" "$(metric example BenchmarkExampleBuild same-image)" "" "" "(each way has its own warm cache)"
+fi
+
+if want queue; then
+  bench queue ./builder/coord 'BenchmarkQueueToStart$' 200x
+  header "4. Farm queue-to-start (CreateBuild → long-polling builder holds the job)"
+  for dbk in sqlite postgres; do
+    row "p50, $dbk" "$(metric queue "BenchmarkQueueToStart/$dbk" p50-ms)" ms "" "(no baseline)"
+    row "p95, $dbk" "$(metric queue "BenchmarkQueueToStart/$dbk" p95-ms)" ms "" "(no baseline)"
+  done
+fi
+
+if want update; then
+  bench update-inproc ./registry 'BenchmarkUpdateCheck$' 200000x
+  bench update ./bench 'BenchmarkUpdateCheckLoad$' 1x
+  header "5. Device update check, 100k products / 1M releases (wrk -t2 -c64 -d10s, random device)"
+  u=BenchmarkUpdateCheckLoad
+  row "requests/s" "$(metric update $u afterlife-req/s)" req/s "$(metric update $u nginx-req/s)" "req/s nginx static file"
+  row "p50 latency" "$(metric update $u afterlife-p50-ms)" ms "$(metric update $u nginx-p50-ms)" "ms nginx" lower
+  row "p99 latency" "$(metric update $u afterlife-p99-ms)" ms "$(metric update $u nginx-p99-ms)" "ms nginx" lower
+  row "errors (socket + non-2xx)" "$(metric update $u afterlife-errors)" "" "" "(must be 0)"
+  row "handler alone, in-process (no network)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck ns/op)")" µs/op "" "(no baseline)"
+fi
+
+if want download; then
+  bench download ./bench 'BenchmarkDownload$' 1x
+  header "5. Download of a 256 MiB released escrow file from afterlife serve"
+  row "throughput" "$(metric download BenchmarkDownload afterlife-MB/s)" MB/s "$(metric download BenchmarkDownload nginx-MB/s)" "MB/s nginx sendfile"
+fi
+
+if want pages; then
+  bench pages-fake ./web 'BenchmarkPages$' 200x
+  bench pages ./bench 'BenchmarkDemoPages$' 1x
+  header "6. Web pages: median render time"
+  for p in home search product build vendor admin; do
+    row "in-process render, demo fakes: $p" "$(nsms "$(metric pages-fake "BenchmarkPages/$p" ns/op)")" ms "50" "ms target" lower
+  done
+  for p in home search product; do
+    row "afterlife serve --demo, median: $p" "$(metric pages BenchmarkDemoPages "$p-p50-ms")" ms "50" "ms target" lower
+  done
+fi
+
+if want soak; then
+  bench soak ./bench 'BenchmarkSoak$' 1x
+  header "7. Soak: 10k devices + 200 builders, 2 replicas (PostgreSQL + MinIO) behind a proxy"
+  s=BenchmarkSoak
+  row "device update checks" "$(metric soak $s req/s)" req/s "$(metric soak $s offered-req/s)" "req/s offered"
+  row "p50 latency" "$(metric soak $s p50-ms)" ms "" "(through the proxy)"
+  row "p99 latency" "$(metric soak $s p99-ms)" ms "" ""
+  row "errors" "$(metric soak $s errors)" "" "" "(must be 0)"
+  row "builder long-polls answered" "$(metric soak $s builder-polls)" "" "" "(200 builders, no jobs)"
+  for r in 1 2; do
+    row "replica $r peak RSS (VmHWM)" "$(metric soak $s replica$r-hwm-MiB)" MiB "" "(now $(metric soak $s replica$r-rss-MiB) MiB)"
+  done
+fi
+
+echo
+[ "$failed" = 0 ] || { echo "bench: some groups failed (logs above)"; exit 1; }
