@@ -35,6 +35,9 @@ type Spec struct {
 	SourceDateEpoch int64        `json:"source_date_epoch"`
 	Source          blob.Digest  `json:"source"` // the recipe repository's tree at Commit, a deterministic tar
 	Inputs          []Input      `json:"inputs,omitempty"`
+	// Install carries the recipe's install notes to the release; builders
+	// ignore it.
+	Install string `json:"install,omitempty"`
 }
 
 // RecipeRef pins the recipe that is built.

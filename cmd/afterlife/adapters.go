@@ -65,6 +65,7 @@ func buildSpec(r submit.BuildRequest) builder.Spec {
 		},
 		SourceDateEpoch: r.SourceDateEpoch,
 		Source:          r.Source,
+		Install:         rc.Install,
 	}
 	for _, o := range rc.Outputs {
 		sp.Outputs = append(sp.Outputs, builder.Output{Path: o.Path, Kind: o.Kind})
@@ -94,7 +95,7 @@ func (a reproducibleBuilds) ReproducibleOutputs(ctx context.Context, buildID str
 	}
 	b := registry.Build{
 		ID: buildID, Products: spec.Products, Recipe: spec.Recipe.Name, RecipeVersion: spec.Recipe.Version,
-		Agreeing: agreeing, Total: total,
+		InstallNotes: spec.Install, Agreeing: agreeing, Total: total,
 		VerdictURL: "/builds/" + buildID, AttestationsURL: "/v1/builds/" + buildID,
 	}
 	for _, o := range outs {

@@ -86,10 +86,11 @@ func waitForDemo(t *testing.T, srv *testenv.Server) {
 }
 
 type release struct {
-	ID        string `json:"id"`
-	Version   string `json:"version"`
-	Agreeing  int    `json:"agreeing"`
-	Artifacts []struct {
+	ID           string `json:"id"`
+	InstallNotes string `json:"install_notes"`
+	Version      string `json:"version"`
+	Agreeing     int    `json:"agreeing"`
+	Artifacts    []struct {
 		Name, Kind, Digest string
 	} `json:"artifacts"`
 }
@@ -109,6 +110,9 @@ func TestDemoStoryEndToEnd(t *testing.T) {
 			rels = list.Releases
 			if len(rels) != 1 || rels[0].Version != "1.0.0" || rels[0].Agreeing < 2 {
 				t.Fatalf("releases of demo-cam: %+v; want one 1.0.0 that 2 builders agree on", rels)
+			}
+			if !strings.Contains(rels[0].InstallNotes, "SD card") {
+				t.Errorf("the release does not carry the recipe's install notes: %q", rels[0].InstallNotes)
 			}
 			var firmware string
 			for _, a := range rels[0].Artifacts {

@@ -90,7 +90,20 @@ func TestKillDuringDepositLeavesNothingAndTheUploadResumes(t *testing.T) {
 	}
 	// The sealed file reads back intact for its vendor.
 	id := list.Deposits[0]["id"].(string)
-	req, _ := http.NewRequest("GET", srv.URL+"/v1/deposits/"+id+"/files/sunset/b-sources.tar", nil)
+	var dep struct {
+		Manifest []struct{ Path string } `json:"manifest"`
+	}
+	apiJSON(t, "GET", srv.URL+"/v1/deposits/"+id, vendor, nil, &dep)
+	bigPath := ""
+	for _, e := range dep.Manifest {
+		if strings.HasSuffix(e.Path, "b-sources.tar") {
+			bigPath = e.Path
+		}
+	}
+	if bigPath == "" {
+		t.Fatalf("the manifest %v has no b-sources.tar", dep.Manifest)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/deposits/"+id+"/files/"+bigPath, nil)
 	req.Header.Set("Authorization", "Bearer "+vendor)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -102,7 +115,7 @@ func TestKillDuringDepositLeavesNothingAndTheUploadResumes(t *testing.T) {
 		t.Fatalf("reading the sealed file back: %d, %d bytes (want %d, identical)", resp.StatusCode, len(got), len(big))
 	}
 	// Another caller cannot see it.
-	if code := status(srv.URL + "/v1/deposits/" + id + "/files/sunset/b-sources.tar"); code != 404 && code != 403 {
+	if code := status(srv.URL + "/v1/deposits/" + id + "/files/" + bigPath); code != 404 && code != 403 {
 		t.Fatalf("anonymous read of a sealed file: %d", code)
 	}
 }
