@@ -88,6 +88,7 @@ func waitForDemo(t *testing.T, srv *testenv.Server) {
 type release struct {
 	ID           string `json:"id"`
 	InstallNotes string `json:"install_notes"`
+	BuildID      string `json:"build_id"`
 	Version      string `json:"version"`
 	Agreeing     int    `json:"agreeing"`
 	Artifacts    []struct {
@@ -142,6 +143,18 @@ func TestDemoStoryEndToEnd(t *testing.T) {
 			if !strings.Contains(out, "up to date") {
 				t.Fatalf("second update said %q, want up to date", out)
 			}
+
+			t.Run("the release CLI lists the release and refuses to publish its version twice", func(t *testing.T) {
+				out, _ := afterlife(t, true, "release", "list", "--product", "demo-cam", "--server", srv.URL)
+				if !strings.Contains(out, rels[0].ID) || !strings.Contains(out, "stable") {
+					t.Fatalf("release list:\n%s", out)
+				}
+				_, stderr := afterlife(t, false, "release", "publish", "--build", rels[0].BuildID, "--product", "demo-cam",
+					"--version", "1.0.0", "--server", srv.URL, "--token", srv.Token)
+				if !strings.Contains(stderr, "already has a release") {
+					t.Fatalf("a second publish of 1.0.0 said %q", stderr)
+				}
+			})
 
 			t.Run("operations metrics are exported", func(t *testing.T) {
 				resp, err := http.Get(srv.URL + "/metrics")

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/afterlife-oss/afterlife/registry"
+)
+
+func newReleaseCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "release",
+		Short: "Publish reproducible builds as firmware releases; promote, yank and list them",
+		Long: `Releases are what devices are offered. Only a build with a reproducible verdict can
+become one; publishing re-signs the registry's TUF metadata. Admins may publish any
+product, maintainers the products an admin allowed them on.`,
+	}
+	cf.add(cmd)
+
+	var req registry.PublishRequest
+	publish := &cobra.Command{
+		Use:     "publish --build ID --product ID --version V",
+		Short:   "Publish a reproducible build as a release (channel testing unless told)",
+		Example: `  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.0 --notes "fixes the RTSP crash"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var rel registry.Release
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/releases", req, &rel); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "release %s: %s %s on %s (%d of %d builders agreed)\n", rel.ID, rel.Product, rel.Version, rel.Channel, rel.Agreeing, rel.Total)
+			return nil
+		},
+	}
+	publish.Flags().StringVar(&req.BuildID, "build", "", "build with a reproducible verdict (required)")
+	publish.Flags().StringVar(&req.Product, "product", "", "product id (required)")
+	publish.Flags().StringVar(&req.Version, "version", "", "firmware version, e.g. 1.2.0 (required)")
+	publish.Flags().StringVar(&req.Channel, "channel", "testing", "testing or stable")
+	publish.Flags().StringVar(&req.Notes, "notes", "", "release notes")
+	publish.Flags().StringVar(&req.MinVersion, "min-version", "", "oldest version that may update straight to this one")
+	for _, f := range []string{"build", "product", "version"} {
+		_ = publish.MarkFlagRequired(f)
+	}
+
+	promote := &cobra.Command{
+		Use:   "promote RELEASE_ID",
+		Short: "Promote a release from testing to stable",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var rel registry.Release
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/promote", nil, &rel); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s is on %s\n", rel.Product, rel.Version, rel.Channel)
+			return nil
+		},
+	}
+
+	var reason string
+	yank := &cobra.Command{
+		Use:   "yank RELEASE_ID --reason TEXT",
+		Short: "Yank a release: no longer offered, its TUF target removed, kept for audit",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var rel registry.Release
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/yank", map[string]string{"reason": reason}, &rel); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s yanked\n", rel.Product, rel.Version)
+			return nil
+		},
+	}
+	yank.Flags().StringVar(&reason, "reason", "", "why, for the audit log (required)")
+	_ = yank.MarkFlagRequired("reason")
+
+	var product string
+	list := &cobra.Command{
+		Use:   "list [--product ID]",
+		Short: "List releases, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Releases []registry.Release `json:"releases"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/releases?product="+url.QueryEscape(product), nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tPRODUCT\tVERSION\tCHANNEL\tAGREE\tSTATE\tPUBLISHED")
+			for _, r := range out.Releases {
+				state := "offered"
+				switch {
+				case r.Yanked:
+					state = "yanked"
+				case r.PulledBack:
+					state = "pulled back"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Product, r.Version, r.Channel, r.Agreeing, r.Total, state, day(r.PublishedAt))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&product, "product", "", "only this product")
+	cmd.AddCommand(publish, promote, yank, list)
+	return cmd
+}
