@@ -154,3 +154,63 @@ func TestReadinessFollowsTheBackendsAndRecovers(t *testing.T) {
 		t.Fatalf("after both recovered, an API read answers %d", code)
 	}
 }
+
+// TestTwoReplicasReleaseADeadManDepositExactlyOnce runs two serve
+// processes on one PostgreSQL database, both evaluating policies every
+// second, and lets a dead-man deposit lapse.
+func TestTwoReplicasReleaseADeadManDepositExactlyOnce(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	mc := testenv.MinIO(t)
+	bucket := mc.NewBucket(t, false)
+	keys := t.TempDir()
+	opts := func() testenv.ServeOptions {
+		return testenv.ServeOptions{
+			Args: []string{"--database", dsn, "--blobs", mc.URL(bucket), "--keys", keys, "--local-builders", "0", "--scheduler-every", "500ms"},
+			Env:  []string{"AWS_ACCESS_KEY_ID=" + mc.AccessKey, "AWS_SECRET_ACCESS_KEY=" + mc.SecretKey},
+		}
+	}
+	a := testenv.Serve(t, opts())
+	b := testenv.Serve(t, opts())
+	afterlife(t, true, "admin", "org", "create", "acme", "--server", a.URL, "--token", a.Token)
+	vendor, _ := afterlife(t, true, "admin", "token", "create", "--name", "acme", "--role", "vendor", "--org", "acme", "--server", a.URL, "--token", a.Token)
+	vendor = strings.TrimSpace(vendor)
+	afterlife(t, true, "vendor", "product", "--id", "acme-router", "--vendor", "acme", "--model", "R1", "--device-ids", "dt:acme,r1", "--server", b.URL, "--token", vendor)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "router-spec.pdf"), []byte("%PDF router"), 0o644)
+	out, _ := afterlife(t, true, "vendor", "deposit", "--product", "acme-router", "--policy", "dead-man=2s,1s",
+		"--state", filepath.Join(dir, "state"), "--receipt", filepath.Join(dir, "r.json"), "--server", b.URL, "--token", vendor, dir+"/router-spec.pdf")
+	id := strings.Fields(strings.TrimPrefix(out, "deposit "))[0]
+
+	var dep struct {
+		State string `json:"state"`
+	}
+	pollUntil(t, "the dead-man deposit to release", time.Minute, func() bool {
+		apiJSON(t, "GET", a.URL+"/v1/deposits/"+id, "", nil, &dep)
+		return dep.State == "released"
+	})
+	// Both replicas keep ticking; give them a few more rounds to misbehave.
+	<-time.After(2 * time.Second)
+	var evs struct {
+		Events []struct{ Kind string } `json:"events"`
+	}
+	apiJSON(t, "GET", b.URL+"/v1/deposits/"+id+"/events", "", nil, &evs)
+	released := 0
+	for _, e := range evs.Events {
+		if e.Kind == "released" {
+			released++
+		}
+	}
+	if released != 1 {
+		t.Fatalf("the deposit was released %d times (events %+v), want exactly once", released, evs.Events)
+	}
+	var feed bytes.Buffer
+	resp, err := http.Get(b.URL + "/feeds/releases.atom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(&feed, resp.Body)
+	resp.Body.Close()
+	if strings.Count(feed.String(), id) == 0 {
+		t.Fatalf("the Atom feed does not announce %s", id)
+	}
+}
