@@ -416,3 +416,37 @@ func TestConcurrentClaimsFromTwoReplicasNeverDoubleLease(t *testing.T) {
 		}
 	})
 }
+
+func TestAJobGivenBackTooOftenFailsInsteadOfCirclingForEver(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFarm(t, d, coord.Options{Quorum: 1, LeaseTTL: time.Minute})
+		ctx := context.Background()
+		id, _, err := f.svc.CreateBuild(ctx, coord.NewBuild{Spec: spec(t, f.store, builder.ToolchainReq{Name: "busybox"}, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := register(t, f, "a", "alice", "amd64", busybox)
+		for i := 1; i <= coord.MaxGiveBacks; i++ {
+			j := next(t, f, a)
+			if j == nil {
+				t.Fatalf("give-back %d: the job did not come back to the queue", i)
+			}
+			if j.Attempt != 1 {
+				t.Fatalf("a give-back counted as a lost lease: attempt %d", j.Attempt)
+			}
+			if err := f.svc.GiveBack(ctx, j.ID, a.b.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if j := next(t, f, a); j != nil {
+			t.Fatalf("the job is still offered after %d give-backs", coord.MaxGiveBacks)
+		}
+		bd, err := f.svc.Build(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bd.State != verdict.Failed || len(bd.Results) != 1 || !strings.Contains(bd.Results[0].Reason, "given back") {
+			t.Fatalf("build %s, results %+v; want failed with the reason", bd.State, bd.Results)
+		}
+	})
+}

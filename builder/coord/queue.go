@@ -17,6 +17,9 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/ids"
 )
 
+// MaxGiveBacks is how often a job may be given back before it fails.
+const MaxGiveBacks = 10
+
 // NewBuild asks for a build of spec.
 type NewBuild struct {
 	Spec        builder.Spec
@@ -321,18 +324,51 @@ func (s *Service) Extend(ctx context.Context, jobID, builderID string) (time.Tim
 // GiveBack returns a job builderID holds to the queue, without counting
 // the attempt against it.
 func (s *Service) GiveBack(ctx context.Context, jobID, builderID string) error {
-	res, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE farm_jobs SET state = ?, builder_id = '', operator = '', lease_until = 0, attempts = attempts - 1, started = 0
-		WHERE id = ? AND builder_id = ? AND state = ?`), JobQueued, jobID, builderID, JobLeased)
+	now := s.now()
+	failed := false
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		failed = false
+		var buildID, operator string
+		var givebacks int
+		err := tx.QueryRowContext(ctx, s.db.Q(`SELECT build_id, operator, givebacks FROM farm_jobs WHERE id = ? AND builder_id = ? AND state = ?`),
+			jobID, builderID, JobLeased).Scan(&buildID, &operator, &givebacks)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err := s.jobRow(ctx, tx, jobID); err != nil {
+				return err
+			}
+			return errs.E(errs.Conflict, "job %s is not leased by this builder", jobID)
+		}
+		if err != nil {
+			return err
+		}
+		// A give-back does not count as a lost lease (a builder shutting
+		// down hands its job on), but a job that builders keep giving back
+		// can never run: it fails instead of circling for ever.
+		if givebacks+1 >= MaxGiveBacks {
+			if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE farm_jobs SET state = ?, lease_until = 0, finished = ?, givebacks = givebacks + 1 WHERE id = ?`),
+				JobFailed, db.Millis(now), jobID); err != nil {
+				return err
+			}
+			failed = true
+			reason := fmt.Sprintf("given back %d times: no builder could run it (see the job log)", givebacks+1)
+			if err := s.insertResult(ctx, tx, jobID, buildID, builderID, operator, builder.Report{Failed: true, Reason: reason}, now); err != nil {
+				return err
+			}
+			_, err := s.decide(ctx, tx, buildID, now)
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.db.Q(`UPDATE farm_jobs SET state = ?, builder_id = '', operator = '', lease_until = 0, attempts = attempts - 1, started = 0,
+			givebacks = givebacks + 1 WHERE id = ?`), JobQueued, jobID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("coord: give back job %s: %w", jobID, db.Classify(err))
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if _, err := s.jobRow(ctx, s.db, jobID); err != nil {
-			return err
-		}
-		return errs.E(errs.Conflict, "job %s is not leased by this builder", jobID)
+	if failed {
+		s.log.Warn("job failed: given back too often", "job", jobID, "builder", builderID, "limit", MaxGiveBacks)
+	} else {
+		s.log.Info("job given back", "job", jobID, "builder", builderID)
 	}
-	s.log.Info("job given back", "job", jobID, "builder", builderID)
 	s.wake.notify()
 	return nil
 }
