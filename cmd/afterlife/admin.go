@@ -31,15 +31,11 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
   afterlife admin token create --name builder-1 --role builder --ttl 90d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Token string     `json:"token"`
 				Info  auth.Token `json:"info"`
 			}
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/admin/tokens", map[string]string{"name": name, "role": role, "org": org, "ttl": ttl}, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/tokens", map[string]string{"name": name, "role": role, "org": org, "ttl": ttl}, &out); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), out.Token)
@@ -60,10 +56,6 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Tokens []auth.Token `json:"tokens"`
 			}
@@ -71,7 +63,7 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 			if listOrg != "" {
 				path += "?org=" + listOrg
 			}
-			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -90,11 +82,7 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 		Short: "Revoke a token (takes effect within seconds on every replica)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/admin/tokens/"+args[0], nil, nil); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodDelete, "/v1/admin/tokens/"+args[0], nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
@@ -111,11 +99,7 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 		Example: `  afterlife admin org create acme --name "ACME Devices" --kind vendor`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/admin/orgs", map[string]string{"id": args[0], "name": orgName, "kind": orgKind}, nil); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/orgs", map[string]string{"id": args[0], "name": orgName, "kind": orgKind}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "org %s created\n", args[0])
@@ -129,14 +113,10 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 		Short: "List organisations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Orgs []auth.Org `json:"orgs"`
 			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/admin/orgs", nil, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/admin/orgs", nil, &out); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -154,12 +134,8 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 		Short: "Show who the token belongs to",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var out map[string]any
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &out); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), out)

@@ -23,11 +23,7 @@ of the time (see docs/tuf.md). Old key files are kept as <role>.key.old.N.`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{"root", "targets", "snapshot", "timestamp"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/admin/keys/rotate", map[string]string{"role": args[0]}, nil); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/keys/rotate", map[string]string{"role": args[0]}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s key rotated; metadata re-signed\n", args[0])

@@ -56,6 +56,15 @@ func (f *clientFlags) client() (*apiClient, error) {
 	return &apiClient{base: strings.TrimRight(f.server, "/"), token: token, http: httpclient.New(httpclient.Options{RetryMax: 4})}, nil
 }
 
+// call makes one JSON API call with the flags' server and token.
+func (f *clientFlags) call(ctx context.Context, method, path string, in, out any) error {
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, in, out)
+}
+
 // apiClient speaks the /v1 JSON API and turns error bodies back into errors
 // with kinds.
 type apiClient struct {

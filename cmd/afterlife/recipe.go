@@ -65,12 +65,8 @@ returns the same build.`,
   afterlife recipe submit --repo https://git.example/fw.git --ref main --path boards/cam200/afterlife.yaml --wait 30m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var out map[string]any
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/recipes", map[string]string{"repo": repo, "ref": ref, "path": path}, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/recipes", map[string]string{"repo": repo, "ref": ref, "path": path}, &out); err != nil {
 				return err
 			}
 			id, _ := out["build_id"].(string)
@@ -78,7 +74,7 @@ returns the same build.`,
 			if wait == 0 || id == "" {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
-			return waitForVerdict(cmd, c, id, wait)
+			return waitForVerdict(cmd, &cf, id, wait)
 		},
 	}
 	submit.Flags().StringVar(&repo, "repo", "", "git repository URL (required)")
@@ -105,15 +101,11 @@ func newBuildCmd() *cobra.Command {
 		Short: "Show a build: its jobs, builders, output digests and verdict (with differing files)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			if wait > 0 {
-				return waitForVerdict(cmd, c, args[0], wait)
+				return waitForVerdict(cmd, &cf, args[0], wait)
 			}
 			var out map[string]any
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(args[0]), nil, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(args[0]), nil, &out); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), out)
@@ -127,10 +119,6 @@ func newBuildCmd() *cobra.Command {
 		Short: "List recent builds",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			if product != "" {
 				q.Set("product", product)
@@ -140,7 +128,7 @@ func newBuildCmd() *cobra.Command {
 			}
 			q.Set("limit", fmt.Sprint(limit))
 			var out map[string]any
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/builds?"+q.Encode(), nil, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/builds?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), out)
@@ -155,12 +143,12 @@ func newBuildCmd() *cobra.Command {
 
 // waitForVerdict polls a build until it has a verdict or wait passes, and
 // prints it; an unreproducible or failed verdict is an error exit.
-func waitForVerdict(cmd *cobra.Command, c *apiClient, id string, wait time.Duration) error {
+func waitForVerdict(cmd *cobra.Command, cf *clientFlags, id string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	last := ""
 	for {
 		var out map[string]any
-		if err := c.do(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(id), nil, &out); err != nil {
+		if err := cf.call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(id), nil, &out); err != nil {
 			return err
 		}
 		state := buildState(out)

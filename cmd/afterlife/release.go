@@ -29,12 +29,8 @@ product, maintainers the products an admin allowed them on.`,
 		Example: `  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.0 --notes "fixes the RTSP crash"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var rel registry.Release
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/releases", req, &rel); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/releases", req, &rel); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "release %s: %s %s on %s (%d of %d builders agreed)\n", rel.ID, rel.Product, rel.Version, rel.Channel, rel.Agreeing, rel.Total)
@@ -56,12 +52,8 @@ product, maintainers the products an admin allowed them on.`,
 		Short: "Promote a release from testing to stable",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var rel registry.Release
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/promote", nil, &rel); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/promote", nil, &rel); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s is on %s\n", rel.Product, rel.Version, rel.Channel)
@@ -75,12 +67,8 @@ product, maintainers the products an admin allowed them on.`,
 		Short: "Yank a release: no longer offered, its TUF target removed, kept for audit",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var rel registry.Release
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/yank", map[string]string{"reason": reason}, &rel); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/yank", map[string]string{"reason": reason}, &rel); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s yanked\n", rel.Product, rel.Version)
@@ -96,14 +84,10 @@ product, maintainers the products an admin allowed them on.`,
 		Short: "List releases, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Releases []registry.Release `json:"releases"`
 			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/releases?product="+url.QueryEscape(product), nil, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/releases?product="+url.QueryEscape(product), nil, &out); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)

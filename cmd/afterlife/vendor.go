@@ -42,14 +42,10 @@ keep dead-man policies from firing by checking in, and verify receipts offline.`
       --revisions A,B --device-ids usb:1d6b:0104,dt:acme,cam200 --eol 2027-06-30`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
 			reg.Revisions = splitList(revisions, ",")
 			reg.DeviceIDs = splitList(deviceIDs, "")
 			var out catalog.Product
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/products", reg, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/products", reg, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "product %s registered (%s %s, status %s)\n", out.ID, out.Vendor, out.Model, out.Status)
@@ -202,11 +198,7 @@ func newTrusteeCmd() *cobra.Command {
 		Short: "Register a trustee (admin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/trustees", map[string]string{"name": args[0], "public_key": pubKey}, nil); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/trustees", map[string]string{"name": args[0], "public_key": pubKey}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "trustee %s registered\n", args[0])
