@@ -250,7 +250,7 @@ func (a webFarm) Build(ctx context.Context, id string) (*web.BuildPage, error) {
 	}
 	names := builderNames(ctx, a.p.coord)
 	page := &web.BuildPage{
-		ID: b.ID, Recipe: b.Name + " " + b.Version, Repo: b.Repo, Commit: b.Commit, Ref: b.Commit, Path: b.Path,
+		ID: b.ID, Recipe: b.Name + " " + b.Version, Repo: b.Repo, Commit: b.Commit, Path: b.Path,
 		Products: b.Products, SubmittedBy: b.RequestedBy, SubmittedAt: b.Created, State: buildPageState(b),
 		APIURL: "/v1/builds/" + b.ID,
 	}

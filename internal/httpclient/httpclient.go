@@ -47,6 +47,7 @@ func New(o Options) *retryablehttp.Client {
 		c.RetryWaitMax = o.WaitMax
 	}
 	c.HTTPClient.Timeout = o.Timeout
+	c.HTTPClient.CheckRedirect = dropCredentialsOffOrigin
 	c.CheckRetry = CheckRetry
 	c.Backoff = Backoff
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
@@ -60,6 +61,21 @@ func New(o Options) *retryablehttp.Client {
 		}
 	}
 	return c
+}
+
+// dropCredentialsOffOrigin keeps a token from following a redirect to
+// another origin. Go drops it only for another host name, but a blob store
+// on the same host and another port (a presigned S3 URL) must not see the
+// API token: S3 refuses a request that carries two kinds of credentials.
+func dropCredentialsOffOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if origin := via[0].URL; req.URL.Scheme != origin.Scheme || req.URL.Host != origin.Host {
+		req.Header.Del("Authorization")
+		req.Header.Del("Cookie")
+	}
+	return nil
 }
 
 // Standard returns New(o) as a plain *http.Client, for libraries that take

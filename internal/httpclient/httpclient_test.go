@@ -71,3 +71,29 @@ func TestTheClientRetriesUntilTheServerRecovers(t *testing.T) {
 		t.Fatalf("%d calls, want 3", calls.Load())
 	}
 }
+
+func TestATokenDoesNotFollowARedirectToAnotherPort(t *testing.T) {
+	var seen atomic.Value
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer store.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer secret" {
+			t.Errorf("the API did not get the token")
+		}
+		http.Redirect(w, r, store.URL+"/presigned?X-Amz-Signature=abc", http.StatusTemporaryRedirect)
+	}))
+	defer api.Close()
+	req, _ := http.NewRequest("GET", api.URL+"/v1/blobs/x", nil)
+	req.Header.Set("Authorization", "Bearer secret")
+	resp, err := Standard(Options{}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Drain(resp)
+	if got, _ := seen.Load().(string); got != "" {
+		t.Fatalf("the blob store on another port received the API token %q", got)
+	}
+}
