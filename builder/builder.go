@@ -99,7 +99,7 @@ func (s Spec) Validate() error {
 	if s.Recipe.RepoURL == "" {
 		add("recipe.repo_url is empty")
 	}
-	if !isHex(s.Recipe.Commit, 40) {
+	if !ValidCommit(s.Recipe.Commit) {
 		add("recipe.commit %q is not a full commit id", s.Recipe.Commit)
 	}
 	if s.Toolchain.Name == "" {
@@ -166,8 +166,10 @@ func CheckRelPath(p string) error {
 	return nil
 }
 
-func isHex(s string, n int) bool {
-	if len(s) != n {
+// ValidCommit reports whether s is a full git commit id: 40 lowercase hex
+// digits (SLSA records commits as SHA-1).
+func ValidCommit(s string) bool {
+	if len(s) != 40 {
 		return false
 	}
 	for _, c := range s {

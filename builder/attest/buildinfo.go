@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/afterlife-oss/afterlife/builder"
 	"sort"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func (bi BuildInfo) Validate() error {
 	if bi.Recipe.RepoURL == "" {
 		add("recipe.repo_url is empty")
 	}
-	if !isHex(bi.Recipe.Commit, 40) {
+	if !builder.ValidCommit(bi.Recipe.Commit) {
 		add("recipe.commit %q is not a 40-digit lowercase hex git commit", bi.Recipe.Commit)
 	}
 	if bi.Started.IsZero() || bi.Finished.IsZero() {
@@ -173,17 +174,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// isHex reports whether s is n lowercase hex digits.
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/afterlife-oss/afterlife/escrow"
 	"io"
 	"log/slog"
 	"net/http"
@@ -153,22 +154,8 @@ func escapePath(p string) string {
 	return strings.Join(parts, "/")
 }
 
-// Deposit is the server's view of a deposit (the fields the CLI shows).
-type Deposit struct {
-	ID             string           `json:"id"`
-	Product        string           `json:"product"`
-	Org            string           `json:"org"`
-	Policy         string           `json:"policy"`
-	State          string           `json:"state"`
-	ManifestDigest string           `json:"manifest_digest"`
-	Files          int              `json:"files"`
-	TotalSize      int64            `json:"total_size"`
-	CreatedAt      time.Time        `json:"created_at"`
-	SealedAt       time.Time        `json:"sealed_at,omitzero"`
-	ReleasedAt     time.Time        `json:"released_at,omitzero"`
-	Fired          string           `json:"fired,omitempty"`
-	Manifest       []manifest.Entry `json:"manifest,omitempty"`
-}
+// Deposit is the server's view of a deposit, as the escrow part defines it.
+type Deposit = escrow.Deposit
 
 // GetDeposit fetches a deposit and its manifest.
 func (c *Client) GetDeposit(ctx context.Context, id string) (Deposit, error) {
