@@ -17,6 +17,7 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -26,29 +27,14 @@ import (
 
 // Deposit states.
 const (
-	Uploading = "uploading" // files arriving; visible to its org only
-	Sealed    = "sealed"    // committed, encrypted, private
-	Released  = "released"  // public
+	Uploading = wire.Uploading // files arriving; visible to its org only
+	Sealed    = wire.Sealed    // committed, encrypted, private
+	Released  = wire.Released  // public
 )
 
-// Deposit is one sunset package.
-type Deposit struct {
-	ID             string           `json:"id"`
-	Product        string           `json:"product"`
-	Org            string           `json:"org"`
-	Policy         string           `json:"policy"`
-	State          string           `json:"state"`
-	ManifestDigest string           `json:"manifest_digest"`
-	Files          int              `json:"files"`
-	TotalSize      int64            `json:"total_size"`
-	CreatedBy      string           `json:"created_by"`
-	CreatedAt      time.Time        `json:"created_at"`
-	SealedAt       time.Time        `json:"sealed_at,omitzero"`
-	ReleasedAt     time.Time        `json:"released_at,omitzero"`
-	ReleasedBy     string           `json:"released_by,omitempty"`
-	Fired          string           `json:"fired,omitempty"`
-	Manifest       []manifest.Entry `json:"manifest,omitempty"`
-}
+// Deposit is one sunset package; its shape is shared with the vendor's
+// client through escrow/wire.
+type Deposit = wire.Deposit
 
 // CreateRequest starts a deposit.
 type CreateRequest struct {

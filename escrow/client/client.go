@@ -17,7 +17,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/afterlife-oss/afterlife/escrow"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,6 +31,7 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
 )
@@ -155,7 +155,7 @@ func escapePath(p string) string {
 }
 
 // Deposit is the server's view of a deposit, as the escrow part defines it.
-type Deposit = escrow.Deposit
+type Deposit = wire.Deposit
 
 // GetDeposit fetches a deposit and its manifest.
 func (c *Client) GetDeposit(ctx context.Context, id string) (Deposit, error) {
