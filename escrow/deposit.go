@@ -81,7 +81,7 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateReques
 	files, size := manifest.Totals(entries)
 	now := s.now()
 	d := Deposit{
-		ID: ids.New("dep"), Product: req.Product, Org: org, Policy: pol.String(), State: Uploading,
+		ID: ids.At("dep", now), Product: req.Product, Org: org, Policy: pol.String(), State: Uploading,
 		ManifestDigest: manifest.Digest(entries), Files: files, TotalSize: size,
 		CreatedBy: p.Actor(), CreatedAt: now.UTC().Truncate(time.Millisecond), Manifest: entries,
 	}

@@ -23,6 +23,7 @@ import (
 // Event is one entry of the append-only escrow log.
 type Event struct {
 	ID      string    `json:"id"`
+	Seq     int64     `json:"seq"` // the event's place in the escrow's log, gap-free
 	Deposit string    `json:"deposit"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor"`
@@ -34,8 +35,12 @@ type Event struct {
 // appendEvent is the only writer of escrow_events; nothing updates or
 // deletes them.
 func (s *Service) appendEvent(ctx context.Context, tx *sql.Tx, deposit string, at time.Time, actor, kind, pol, details string) error {
-	_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO escrow_events (id, deposit, at, actor, kind, policy, details) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		ids.New("eev"), deposit, db.Millis(at), actor, kind, pol, details)
+	seq, err := s.db.NextSeq(ctx, tx, "escrow_events")
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO escrow_events (id, seq, deposit, at, actor, kind, policy, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		ids.At("eev", at), seq, deposit, db.Millis(at), actor, kind, pol, details)
 	return err
 }
 
@@ -52,7 +57,7 @@ func (s *Service) Events(ctx context.Context, p auth.Principal, id string) ([]Ev
 }
 
 func (s *Service) events(ctx context.Context, where string, args ...any) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, deposit, at, actor, kind, policy, details FROM escrow_events WHERE `+where+` ORDER BY at, id`), args...)
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, seq, deposit, at, actor, kind, policy, details FROM escrow_events WHERE `+where+` ORDER BY seq`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: events: %w", db.Classify(err))
 	}
@@ -61,7 +66,7 @@ func (s *Service) events(ctx context.Context, where string, args ...any) ([]Even
 	for rows.Next() {
 		var e Event
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Deposit, &at, &e.Actor, &e.Kind, &e.Policy, &e.Details); err != nil {
+		if err := rows.Scan(&e.ID, &e.Seq, &e.Deposit, &at, &e.Actor, &e.Kind, &e.Policy, &e.Details); err != nil {
 			return nil, fmt.Errorf("escrow: events: %w", err)
 		}
 		e.At = db.FromMillis(at)

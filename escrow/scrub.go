@@ -53,7 +53,7 @@ func (s *Service) Scrubber(replicaID string) *Scrubber { return &Scrubber{s: s, 
 // A blob that checks fine again (restored from a backup) is served again.
 func (sc *Scrubber) Run(ctx context.Context, actor string) (ScrubReport, error) {
 	s := sc.s
-	rep := ScrubReport{ID: ids.New("scr"), StartedAt: s.now().UTC(), StartedBy: actor}
+	rep := ScrubReport{ID: ids.At("scr", s.now()), StartedAt: s.now().UTC(), StartedBy: actor}
 	after := ""
 	for {
 		// Page by digest so a large store is never listed into memory.

@@ -154,7 +154,7 @@ func (s *Service) Publish(ctx context.Context, who auth.Principal, req PublishRe
 		return Release{}, errs.E(errs.Invalid, "build %s has no outputs", b.ID)
 	}
 	rel := Release{
-		ID: ids.New("rel"), Product: req.Product, Version: req.Version, Channel: req.Channel,
+		ID: ids.At("rel", s.now()), Product: req.Product, Version: req.Version, Channel: req.Channel,
 		Notes: req.Notes, MinVersion: req.MinVersion, BuildID: b.ID, Recipe: b.Recipe, RecipeVersion: b.RecipeVersion,
 		InstallNotes: b.InstallNotes, VerdictURL: b.VerdictURL, AttestationsURL: b.AttestationsURL,
 		Agreeing: b.Agreeing, Total: b.Total, Community: true,
@@ -340,8 +340,13 @@ func (s *Service) change(ctx context.Context, check func(context.Context) error,
 }
 
 func (s *Service) event(ctx context.Context, tx *sql.Tx, product, release, actor, kind, detail string) error {
-	_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO registry_events (id, product, release_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		ids.New("rev"), product, release, db.Millis(s.now()), actor, kind, detail)
+	seq, err := s.db.NextSeq(ctx, tx, "registry_events")
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO registry_events (id, seq, product, release_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		ids.At("rev", now), seq, product, release, db.Millis(now), actor, kind, detail)
 	return err
 }
 
@@ -496,6 +501,7 @@ func (s *Service) Maintainers(ctx context.Context, product string) ([]Grant, err
 // Event is one entry of the registry's append-only log for a product.
 type Event struct {
 	ID      string    `json:"id"`
+	Seq     int64     `json:"seq"` // the event's place in the registry's log, gap-free
 	Product string    `json:"product"`
 	Release string    `json:"release_id,omitempty"`
 	At      time.Time `json:"at"`
@@ -506,7 +512,7 @@ type Event struct {
 
 // Events returns a product's registry events, oldest first.
 func (s *Service) Events(ctx context.Context, product string) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, product, release_id, at, actor, kind, detail FROM registry_events WHERE product = ? ORDER BY at, id`), product)
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, seq, product, release_id, at, actor, kind, detail FROM registry_events WHERE product = ? ORDER BY seq`), product)
 	if err != nil {
 		return nil, fmt.Errorf("registry: events: %w", db.Classify(err))
 	}
@@ -515,7 +521,7 @@ func (s *Service) Events(ctx context.Context, product string) ([]Event, error) {
 	for rows.Next() {
 		var e Event
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Product, &e.Release, &at, &e.Actor, &e.Kind, &e.Detail); err != nil {
+		if err := rows.Scan(&e.ID, &e.Seq, &e.Product, &e.Release, &at, &e.Actor, &e.Kind, &e.Detail); err != nil {
 			return nil, err
 		}
 		e.At = db.FromMillis(at)

@@ -60,7 +60,7 @@ func (s *Service) Report(ctx context.Context, r device.Report) error {
 		return errs.E(errs.Invalid, "release %s is version %s, the report says %s", rel.ID, rel.Version, r.Version)
 	}
 	_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO install_reports (id, release_id, device_id, version, outcome, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		ids.New("rep"), rel.ID, devID, r.Version, r.Outcome, reason, db.Millis(s.now()))
+		ids.At("rep", s.now()), rel.ID, devID, r.Version, r.Outcome, reason, db.Millis(s.now()))
 	if err != nil {
 		return fmt.Errorf("registry: store report: %w", db.Classify(err))
 	}

@@ -250,7 +250,7 @@ func (s *Service) Register(ctx context.Context, tokenID string, reg builder.Regi
 		err := tx.QueryRowContext(ctx, s.db.Q(`SELECT id, public_key FROM farm_builders WHERE token_id = ?`), tokenID).Scan(&id, &oldKey)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			id = ids.New("bdr")
+			id = ids.At("bdr", s.now())
 			_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_builders (id, token_id, name, operator, public_key, key_id, arch, toolchains, agent_version, registered, last_seen)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 				id, tokenID, reg.Name, reg.Operator, pubText, keys.KeyID(pub), reg.Arch, string(tcs), reg.AgentVersion, now, now)

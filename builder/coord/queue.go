@@ -52,7 +52,7 @@ func (s *Service) CreateBuild(ctx context.Context, nb NewBuild) (string, bool, e
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		id = ids.New("bld")
+		id = ids.At("bld", db.FromMillis(now))
 		res, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_builds (id, repo, commit_id, path, name, version, spec, state, verdict, quorum, requested_by, created, decided)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (repo, commit_id, path) DO NOTHING`),
 			id, sp.Recipe.RepoURL, sp.Recipe.Commit, sp.Recipe.Path, sp.Recipe.Name, sp.Recipe.Version, string(specJSON),
@@ -74,7 +74,7 @@ func (s *Service) CreateBuild(ctx context.Context, nb NewBuild) (string, bool, e
 		for range s.opts.Quorum {
 			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_jobs (id, build_id, state, builder_id, operator, toolchain, toolchain_version, arch, lease_until, attempts, created, started, finished)
 				VALUES (?, ?, ?, '', '', ?, ?, ?, 0, 0, ?, 0, 0)`),
-				ids.New("job"), id, JobQueued, sp.Toolchain.Name, sp.Toolchain.Version, sp.Arch, now); err != nil {
+				ids.At("job", db.FromMillis(now)), id, JobQueued, sp.Toolchain.Name, sp.Toolchain.Version, sp.Arch, now); err != nil {
 				return err
 			}
 		}

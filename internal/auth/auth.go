@@ -221,7 +221,7 @@ func (s *Service) CreateToken(ctx context.Context, spec TokenSpec) (string, Toke
 	}
 	secret := TokenPrefix + strings.ToLower(ids.Secret(32))
 	now := s.now()
-	t := Token{ID: ids.New("tok"), Name: spec.Name, Role: spec.Role, Org: spec.Org, Created: now.UTC().Truncate(time.Millisecond)}
+	t := Token{ID: ids.At("tok", now), Name: spec.Name, Role: spec.Role, Org: spec.Org, Created: now.UTC().Truncate(time.Millisecond)}
 	if spec.TTL > 0 {
 		t.Expires = now.Add(spec.TTL).UTC().Truncate(time.Millisecond)
 	}

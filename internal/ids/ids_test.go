@@ -3,6 +3,7 @@ package ids
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewIsUniqueAndPrefixed(t *testing.T) {
@@ -21,5 +22,16 @@ func TestNewIsUniqueAndPrefixed(t *testing.T) {
 			t.Fatalf("id %q sorts before the earlier %q", id, prev)
 		}
 		prev = id
+	}
+}
+
+func TestAtEncodesTheGivenTime(t *testing.T) {
+	early := At("pev", time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	late := At("pev", time.Date(2030, 1, 1, 0, 0, 1, 0, time.UTC))
+	if early[:13] >= late[:13] {
+		t.Fatalf("an id of an earlier time %q does not sort before a later one %q", early, late)
+	}
+	if a, b := At("x", time.Unix(5, 0)), At("x", time.Unix(5, 0)); a[:11] != b[:11] || a == b {
+		t.Fatalf("two ids of one instant should share their time and differ in their random part: %q %q", a, b)
 	}
 }

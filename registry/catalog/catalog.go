@@ -67,6 +67,7 @@ type Product struct {
 // Event is one status change.
 type Event struct {
 	ID      string    `json:"id"`
+	Seq     int64     `json:"seq"` // the event's place in the catalog's log, gap-free
 	Product string    `json:"product"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor"`
@@ -219,9 +220,7 @@ func (c *Catalog) Register(ctx context.Context, who auth.Principal, r Registrati
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, product, at, actor, from_status, to_status) VALUES (?, ?, ?, ?, '', ?)`),
-			ids.New("pev"), p.ID, db.Millis(p.Created), who.Actor(), string(p.Status))
-		return err
+		return c.appendEvent(ctx, tx, p.ID, p.Created, who.Actor(), "", p.Status)
 	})
 	if db.IsUniqueViolation(err) {
 		return Product{}, errs.E(errs.Conflict, "product %s already exists", p.ID)
@@ -373,9 +372,7 @@ func (c *Catalog) advance(ctx context.Context, p Product, to Status, actor strin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errs.E(errs.Conflict, "product %s changed status concurrently", p.ID)
 		}
-		_, err = tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, product, at, actor, from_status, to_status) VALUES (?, ?, ?, ?, ?, ?)`),
-			ids.New("pev"), p.ID, db.Millis(now), actor, string(p.Status), string(to))
-		return err
+		return c.appendEvent(ctx, tx, p.ID, now, actor, p.Status, to)
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("catalog: set status of %s: %w", p.ID, err)
@@ -384,9 +381,22 @@ func (c *Catalog) advance(ctx context.Context, p Product, to Status, actor strin
 	return p, nil
 }
 
+// appendEvent is the only writer of product_events; nothing updates or
+// deletes them. Their order is their seq, not their time: two changes in
+// one millisecond keep the order they were made in.
+func (c *Catalog) appendEvent(ctx context.Context, tx *sql.Tx, product string, at time.Time, actor string, from, to Status) error {
+	seq, err := c.db.NextSeq(ctx, tx, "product_events")
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, seq, product, at, actor, from_status, to_status) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		ids.At("pev", at), seq, product, db.Millis(at), actor, string(from), string(to))
+	return err
+}
+
 // Events returns a product's status history, oldest first.
 func (c *Catalog) Events(ctx context.Context, id string) ([]Event, error) {
-	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT id, product, at, actor, from_status, to_status FROM product_events WHERE product = ? ORDER BY at, id`), id)
+	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT id, seq, product, at, actor, from_status, to_status FROM product_events WHERE product = ? ORDER BY seq`), id)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: events: %w", db.Classify(err))
 	}
@@ -396,7 +406,7 @@ func (c *Catalog) Events(ctx context.Context, id string) ([]Event, error) {
 		var e Event
 		var at int64
 		var from, to string
-		if err := rows.Scan(&e.ID, &e.Product, &at, &e.Actor, &from, &to); err != nil {
+		if err := rows.Scan(&e.ID, &e.Seq, &e.Product, &at, &e.Actor, &from, &to); err != nil {
 			return nil, err
 		}
 		e.At, e.From, e.To = db.FromMillis(at), Status(from), Status(to)
