@@ -381,20 +381,25 @@ func TestConcurrentClaimsFromTwoReplicasNeverDoubleLease(t *testing.T) {
 		var mu sync.Mutex
 		seen := map[string]string{} // job → builder
 		perOp := map[string]bool{}  // build/operator
+		// An empty answer does not mean the queue is drained: SKIP LOCKED
+		// passes over rows another replica is deciding about at that moment.
+		// Agents keep asking until every job is out, or a generous deadline.
+		leased := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+		deadline := time.Now().Add(30 * time.Second)
 		var wg sync.WaitGroup
 		for i, a := range agents {
 			svc := []*coord.Service{f1.svc, f2.svc}[i%2]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for {
+				for leased() < builds*2 && time.Now().Before(deadline) {
 					j, err := svc.Next(ctx, a.b.ID, 100*time.Millisecond)
 					if err != nil {
 						t.Error(err)
 						return
 					}
 					if j == nil {
-						return
+						continue
 					}
 					mu.Lock()
 					if prev, dup := seen[j.ID]; dup {
