@@ -325,7 +325,7 @@ func TestSizesAndDurationsHaveOneCanonicalForm(t *testing.T) {
 
 func TestLicenseExpressions(t *testing.T) {
 	good := []string{"MIT", "GPL-2.0-or-later", "MIT OR Apache-2.0", "GPL-2.0-only WITH Linux-syscall-note", "(MIT AND BSD-3-Clause) OR LicenseRef-vendor", "GPL-2.0+", "((MIT))"}
-	bad := []string{"", "MIT OR", "AND MIT", "(MIT", "MIT)", "MIT WITH", "my license", "MIT/X11"}
+	bad := []string{"", "MIT OR", "AND MIT", "(MIT", "MIT)", "MIT WITH", "my license", "MIT/X11", "Not-A-Licence-1.0", "MIT OR GPL-9.0-only"}
 	for _, s := range good {
 		if err := CheckLicense(s); err != nil {
 			t.Errorf("CheckLicense(%q) = %v", s, err)
