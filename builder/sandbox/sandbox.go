@@ -315,13 +315,21 @@ func run(ctx context.Context, spec Spec) (Result, error) {
 		rlimits = append(rlimits, "--as="+strconv.FormatInt(l.MemoryBytes, 10))
 		enforced = append(enforced, "memory: RLIMIT_AS "+strconv.FormatInt(l.MemoryBytes, 10)+" bytes per process")
 	}
-	if l.MaxProcs > 0 && uid != nil {
+	if l.MaxProcs > 0 {
 		n, role := l.MaxProcs, "the limit"
 		if cg != nil && cg.pids != "" {
 			n, role = l.MaxProcs+nprocSlack, "a backstop"
 		}
+		if uid != nil {
+			enforced = append(enforced, fmt.Sprintf("processes: RLIMIT_NPROC %d for uid %d (%s)", n, uid.uid, role))
+		} else {
+			// The build shares the builder's uid: the rlimit counts what
+			// that uid runs already, so the build gets MaxProcs more.
+			have := tasksOf(os.Getuid())
+			n += have
+			enforced = append(enforced, fmt.Sprintf("processes: RLIMIT_NPROC %d for uid %d, shared with the %d tasks it already runs (%s)", n, os.Getuid(), have, role))
+		}
 		rlimits = append(rlimits, "--nproc="+strconv.Itoa(n))
-		enforced = append(enforced, fmt.Sprintf("processes: RLIMIT_NPROC %d for uid %d (%s)", n, uid.uid, role))
 	}
 	if len(rlimits) > 0 {
 		prlimit, err := exec.LookPath("prlimit")

@@ -84,3 +84,31 @@ func chownTree(dir string, uid int) error {
 		return nil
 	})
 }
+
+// tasksOf counts the processes and threads that uid runs now, as
+// RLIMIT_NPROC counts them.
+func tasksOf(uid int) int {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join("/proc", p.Name()))
+		if err != nil {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != uid {
+			continue
+		}
+		tasks, err := os.ReadDir(filepath.Join("/proc", p.Name(), "task"))
+		if err != nil {
+			continue
+		}
+		n += len(tasks)
+	}
+	return n
+}
