@@ -151,7 +151,10 @@ func TestWritesEndAtTheWorkspaceSize(t *testing.T) {
 	}
 }
 
-func TestNothingInTheSandboxNamesTheDataDirOrTheJob(t *testing.T) {
+// The run binds what the agent binds for a job (its workspace, a toolchain
+// directory); a /cache bound from a disk would still show its path inside
+// its filesystem in mountinfo (docs/sandbox.md).
+func TestTheSandboxProcNamesNeitherTheJobNorItsHostDirectories(t *testing.T) {
 	const jobID = "job-0193af17c0de"
 	data := filepath.Join(t.TempDir(), "afterlife-data-3f9c")
 	tc := filepath.Join(t.TempDir(), "toolchain") // a host install, not builder data

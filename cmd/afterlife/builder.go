@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -113,7 +112,7 @@ distinct operators, so name yours truthfully.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().DurationVar(&maxTimeout, "max-timeout", 2*time.Hour, "longest build this builder runs; a recipe asking for more is refused")
 	cmd.Flags().StringVar(&maxMemory, "max-memory", "8GiB", "most memory one build may use (memory cgroup); a recipe asking for more is refused")
-	cmd.Flags().IntVar(&maxCPUs, "max-cpus", runtime.NumCPU(), "most CPUs one build may use; a recipe asking for more is refused")
+	cmd.Flags().IntVar(&maxCPUs, "max-cpus", 8, "most CPUs one build may ask for; a recipe asking for more is refused (a build is pinned to the CPUs it asks for)")
 	cmd.Flags().IntVar(&maxProcs, "max-procs", 1024, "most processes and threads one build may run (pids cgroup, RLIMIT_NPROC)")
 	cmd.Flags().StringVar(&maxWrite, "max-write", "8GiB", "most bytes one build may write to /build, /out and /tmp (tmpfs size)")
 	cmd.Flags().StringVar(&maxLog, "max-log", "16MiB", "largest build log; a longer one keeps its head and tail with a note")
