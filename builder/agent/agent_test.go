@@ -226,6 +226,38 @@ func TestABuildIsBoundedByTheBuildersMaxima(t *testing.T) {
 				}
 			}
 		})
+		for _, tc := range []struct {
+			name, step    string
+			limits        builder.Limits
+			reason, limit string
+		}{
+			{"a bounded fork loop fails the build naming the process limit and the pids cgroup",
+				`i=0; while [ $i -lt 200 ]; do sleep 3 & i=$((i+1)); done`, builder.Limits{TimeoutSeconds: 60, Processes: 64},
+				"(process limit 64 reached: pids cgroup)", "==> limit processes: pids cgroup"},
+			{"a memory hog fails the build naming the memory limit and the memory cgroup",
+				`awk 'BEGIN { s = "x"; while (length(s) < 134217728) s = s s }'`, builder.Limits{TimeoutSeconds: 60, MemoryBytes: 64 << 20},
+				"(memory limit 67108864 bytes reached: memory cgroup)", "==> limit memory: memory cgroup"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c, id, store := runOneWith(t, d, []string{tc.step}, tc.limits, nil,
+					func(ctx context.Context, c *coord.Service, id string) bool { return decided(ctx, c, id) })
+				r := result(t, c, id)
+				b, err := c.Build(context.Background(), id)
+				if err != nil || b.State != verdict.Failed || !r.Failed || !strings.Contains(r.Reason, tc.reason) {
+					t.Fatalf("build %s, result %+v (%v): want failed with %q", b.State, r, err, tc.reason)
+				}
+				rc, err := store.Get(context.Background(), r.Log, 0, -1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rc.Close()
+				log, _ := io.ReadAll(rc)
+				if !bytes.Contains(log, []byte(tc.limit)) {
+					t.Fatalf("the build log does not say how the limit was enforced (%q):\n%s", tc.limit, log)
+				}
+				t.Logf("verdict %s: %s", b.State, r.Reason)
+			})
+		}
 		t.Run("a job asking for more memory than the builder allows is refused naming the limit", func(t *testing.T) {
 			c, id, _ := runOneWith(t, d, []string{"sh build.sh"}, builder.Limits{TimeoutSeconds: 60, MemoryBytes: 2 << 30},
 				func(o *agent.Options) { o.MaxLimits = sandbox.Limits{MemoryBytes: 1 << 30} },
