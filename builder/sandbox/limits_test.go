@@ -13,8 +13,17 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
+// requireRoot fails a test of what only a builder run as root gets: a uid
+// per run, cgroups, the workspace tmpfs, staged binds.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (a uid per run, cgroups, the workspace tmpfs); run it as make test does")
+	}
+}
+
 // limitSpec is a run in a fresh Workspace, as the agent makes one.
-func limitSpec(t *testing.T, steps ...string) Spec {
+func limitSpec(t *testing.T, steps ...string) (Spec, *Workspace) {
 	t.Helper()
 	if err := Available(); err != nil {
 		t.Fatalf("bubblewrap cannot make a sandbox here (run scripts/test-deps.sh): %v", err)
@@ -28,7 +37,7 @@ func limitSpec(t *testing.T, steps ...string) Spec {
 		WorkDir: ws.Build, Inputs: ws.Inputs, OutDir: ws.Out, TmpDir: ws.Tmp,
 		Steps: steps, SourceDateEpoch: 1700000000,
 		Limits: Limits{Timeout: 30 * time.Second},
-	}
+	}, ws
 }
 
 func runLimited(t *testing.T, spec Spec) (Result, error, string) {
@@ -50,9 +59,7 @@ func hasPrefix(notes []string, prefix string) bool {
 const forkLoop = `i=0; while [ $i -lt 200 ]; do sleep 3 & i=$((i+1)); echo $i > /out/forked; done; echo "spawned-$i"`
 
 func TestAForkLoopEndsAtTheProcessLimit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("these tests need root (a uid per run, cgroups); run them as make test does")
-	}
+	requireRoot(t)
 	tests := []struct {
 		name      string
 		noCgroup  bool
@@ -63,7 +70,7 @@ func TestAForkLoopEndsAtTheProcessLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spec := limitSpec(t, forkLoop)
+			spec, _ := limitSpec(t, forkLoop)
 			spec.Limits.MaxProcs = 64
 			spec.noCgroup = tt.noCgroup
 			res, err, log := runLimited(t, spec)
@@ -97,11 +104,9 @@ func TestAForkLoopEndsAtTheProcessLimit(t *testing.T) {
 const memoryHog = `awk 'BEGIN { s = "x"; while (length(s) < 134217728) s = s s; print length(s) > "/out/len" }'`
 
 func TestAMemoryHogEndsAtTheMemoryLimit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("these tests need root (a uid per run, cgroups); run them as make test does")
-	}
+	requireRoot(t)
 	t.Run("the memory cgroup kills it and the reason names it", func(t *testing.T) {
-		spec := limitSpec(t, memoryHog)
+		spec, _ := limitSpec(t, memoryHog)
 		spec.Limits.MemoryBytes = 64 << 20
 		res, err, log := runLimited(t, spec)
 		if err == nil || res.FailedStep != 1 {
@@ -115,7 +120,7 @@ func TestAMemoryHogEndsAtTheMemoryLimit(t *testing.T) {
 		}
 	})
 	t.Run("without a cgroup RLIMIT_AS makes its allocation fail", func(t *testing.T) {
-		spec := limitSpec(t, memoryHog)
+		spec, _ := limitSpec(t, memoryHog)
 		spec.Limits.MemoryBytes = 64 << 20
 		spec.noCgroup = true
 		res, err, log := runLimited(t, spec)
@@ -127,7 +132,7 @@ func TestAMemoryHogEndsAtTheMemoryLimit(t *testing.T) {
 		}
 	})
 	t.Run("the same step succeeds with room, so the limit made it fail", func(t *testing.T) {
-		spec := limitSpec(t, memoryHog)
+		spec, _ := limitSpec(t, memoryHog)
 		spec.Limits.MemoryBytes = 512 << 20
 		if _, err, log := runLimited(t, spec); err != nil {
 			t.Fatalf("%v\nlog:\n%s", err, log)
@@ -136,8 +141,8 @@ func TestAMemoryHogEndsAtTheMemoryLimit(t *testing.T) {
 }
 
 func TestWritesEndAtTheWorkspaceSize(t *testing.T) {
-	spec := limitSpec(t, `head -c 4000000 /dev/zero > /build/big`, `head -c 4000000 /dev/zero > /tmp/big`)
-	ws := &Workspace{Root: filepath.Dir(spec.WorkDir), tmpfs: os.Geteuid() == 0}
+	requireRoot(t)
+	spec, ws := limitSpec(t, `head -c 4000000 /dev/zero > /build/big`, `head -c 4000000 /dev/zero > /tmp/big`)
 	note, err := ws.Limit(6 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +160,7 @@ func TestWritesEndAtTheWorkspaceSize(t *testing.T) {
 // directory); a /cache bound from a disk would still show its path inside
 // its filesystem in mountinfo (docs/sandbox.md).
 func TestTheSandboxProcNamesNeitherTheJobNorItsHostDirectories(t *testing.T) {
+	requireRoot(t)
 	const jobID = "job-0193af17c0de"
 	data := filepath.Join(t.TempDir(), "afterlife-data-3f9c")
 	tc := filepath.Join(t.TempDir(), "toolchain") // a host install, not builder data
