@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +127,19 @@ func New(o Options) (*Agent, error) {
 	for _, d := range []string{o.WorkDir, filepath.Join(o.CacheDir, "blobs"), filepath.Join(o.CacheDir, "sandbox")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("agent: create %s: %w", d, err)
+		}
+	}
+	// Workspaces of jobs an earlier run of this agent did not finish hold
+	// memory (a tmpfs each) until removed.
+	left, err := os.ReadDir(o.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	for _, e := range left {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "job") {
+			if err := sandbox.RemoveWorkspace(filepath.Join(o.WorkDir, e.Name())); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &Agent{o: o, log: o.Logger.With("builder", o.Name)}, nil
@@ -315,7 +329,7 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 		return builder.Report{}, err
 	}
 	root := filepath.Join(a.o.WorkDir, job.ID)
-	if err := os.RemoveAll(root); err != nil {
+	if err := sandbox.RemoveWorkspace(root); err != nil { // a retried job may find its old one
 		return builder.Report{}, fmt.Errorf("agent: clean %s: %w", root, err)
 	}
 	// The job's files live on its own tmpfs (as root), which bounds what

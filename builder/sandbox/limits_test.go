@@ -204,3 +204,32 @@ func TestTheSandboxProcNamesNeitherTheJobNorItsHostDirectories(t *testing.T) {
 		}
 	}
 }
+
+func TestAWorkspaceLeftBehindIsUnmountedAndRemoved(t *testing.T) {
+	requireRoot(t)
+	dir := filepath.Join(t.TempDir(), "job_left")
+	ws, err := NewWorkspace(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws.Out, "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The builder died here, before Close.
+	if err := RemoveWorkspace(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("%s is still there: %v", dir, err)
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(mounts, []byte(dir)) {
+		t.Fatalf("%s is still mounted", dir)
+	}
+	if err := RemoveWorkspace(dir); err != nil {
+		t.Fatalf("removing it again: %v", err)
+	}
+}

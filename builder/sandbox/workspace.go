@@ -76,6 +76,24 @@ func (w *Workspace) Limit(writeBytes int64) (string, error) {
 	return fmt.Sprintf("bytes written: tmpfs of %d bytes (%d staged + %d) for /build, /out and /tmp", size, used, writeBytes), nil
 }
 
+// RemoveWorkspace removes what a workspace left at dir when its builder
+// died before Close: it unmounts the tmpfs, if one is there, and removes
+// the directory. A dir that does not exist is fine.
+func RemoveWorkspace(dir string) error {
+	if os.Geteuid() == 0 {
+		var here, parent syscall.Stat_t
+		if syscall.Stat(dir, &here) == nil && syscall.Stat(filepath.Dir(dir), &parent) == nil && here.Dev != parent.Dev {
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+				return errs.Wrap(errs.Internal, err, "sandbox: unmount %s", dir)
+			}
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return errs.Wrap(errs.Internal, err, "sandbox: remove %s", dir)
+	}
+	return nil
+}
+
 // Close unmounts the workspace and removes it.
 func (w *Workspace) Close() error {
 	if w.tmpfs {
