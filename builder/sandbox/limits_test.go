@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -231,5 +232,55 @@ func TestAWorkspaceLeftBehindIsUnmountedAndRemoved(t *testing.T) {
 	}
 	if err := RemoveWorkspace(dir); err != nil {
 		t.Fatalf("removing it again: %v", err)
+	}
+}
+
+// asNobody is set when the test binary runs itself as nobody, as an
+// unprivileged builder runs (the hardened systemd unit).
+const asNobody = "AFTERLIFE_SANDBOX_TEST_AS_NOBODY"
+
+func TestWithoutRootAForkLoopEndsAtRLIMITNPROCOnTheBuildersUid(t *testing.T) {
+	if os.Getenv(asNobody) == "1" {
+		dir := t.TempDir()
+		var d [3]string
+		for i, name := range []string{"work", "out", "inputs"} {
+			d[i] = filepath.Join(dir, name)
+			if err := os.Mkdir(d[i], 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err, log := runLimited(t, Spec{WorkDir: d[0], OutDir: d[1], Inputs: d[2], Steps: []string{forkLoop}, SourceDateEpoch: 1,
+			Limits: Limits{Timeout: 30 * time.Second, MaxProcs: 64}})
+		if err == nil || strings.Contains(log, "spawned-200") || res.FailedStep != 1 {
+			t.Fatalf("200 processes ran under a limit of 64 as nobody: err=%v\nlog:\n%s", err, log)
+		}
+		if !hasPrefix(res.Enforced, "processes: RLIMIT_NPROC") || !hasPrefix(res.Enforced, "user: host uid 65534, the builder's own") {
+			t.Fatalf("enforced %q", res.Enforced)
+		}
+		t.Logf("as nobody, enforced by RLIMIT_NPROC: %q", res.Enforced)
+		return
+	}
+	requireRoot(t)
+	// Copy this test binary where nobody may run it.
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "sandbox.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+		bin, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = []string{asNobody + "=1", "PATH=/usr/bin:/bin", "TMPDIR=/tmp", "HOME=/tmp"}
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	t.Logf("as nobody:\n%s", out)
+	if err != nil || !bytes.Contains(out, []byte("--- PASS")) {
+		t.Fatalf("the run as nobody failed: %v", err)
 	}
 }
