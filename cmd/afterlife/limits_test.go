@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/examples"
@@ -54,5 +57,20 @@ func TestARecipeAboveTheMaximaIsRefusedAtLintAndAtSubmitNamingTheLimit(t *testin
 	_, stderr := afterlife(t, false, "recipe", "submit", "--repo", "file://"+repo, "--ref", "HEAD", "--server", srv.URL, "--token", strings.TrimSpace(string(admin)))
 	if !strings.Contains(stderr, "at most 1GiB (max-build-memory)") {
 		t.Errorf("submission to a 1 GiB server says:\n%s", stderr)
+	}
+}
+
+// recipe lint checks against recipes.DefaultMaxima; a server with default
+// settings must refuse exactly what lint refuses.
+func TestLintChecksAgainstTheServersDefaultMaxima(t *testing.T) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	config.AddServeFlags(fs)
+	cfg, err := config.LoadServe(fs, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &system{cfg: cfg}
+	if got := s.recipeMaxima(); got != recipes.DefaultMaxima {
+		t.Fatalf("serve's default maxima %+v, lint's %+v", got, recipes.DefaultMaxima)
 	}
 }
