@@ -157,15 +157,15 @@ func TestWritesEndAtTheWorkspaceSize(t *testing.T) {
 	}
 }
 
-// The run binds what the agent binds for a job (its workspace, a toolchain
-// directory); a /cache bound from a disk would still show its path inside
-// its filesystem in mountinfo (docs/sandbox.md).
+// The run binds what the agent binds for a job: its workspace, a toolchain
+// directory, and a cache on a disk under the builder's data directory.
 func TestTheSandboxProcNamesNeitherTheJobNorItsHostDirectories(t *testing.T) {
 	requireRoot(t)
 	const jobID = "job-0193af17c0de"
 	data := filepath.Join(t.TempDir(), "afterlife-data-3f9c")
 	tc := filepath.Join(t.TempDir(), "toolchain") // a host install, not builder data
-	for _, d := range []string{data, tc} {
+	cache := filepath.Join(data, "cache", "sandbox")
+	for _, d := range []string{data, tc, cache} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -182,9 +182,12 @@ func TestTheSandboxProcNamesNeitherTheJobNorItsHostDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := Spec{
-		WorkDir: ws.Build, Inputs: ws.Inputs, OutDir: ws.Out, TmpDir: ws.Tmp,
-		Binds:           []Bind{{Host: tc, Sandbox: "/opt/toolchain"}},
-		Steps:           []string{`for f in /proc/self/mountinfo /proc/*/cmdline /proc/*/environ; do cat "$f" 2>/dev/null; echo; done > /out/proc`},
+		WorkDir: ws.Build, Inputs: ws.Inputs, OutDir: ws.Out, TmpDir: ws.Tmp, Cache: cache,
+		Binds: []Bind{{Host: tc, Sandbox: "/opt/toolchain"}},
+		Steps: []string{
+			`for f in /proc/self/mountinfo /proc/*/cmdline /proc/*/environ; do cat "$f" 2>/dev/null; echo; done > /out/proc`,
+			`mkdir -p /cache/go-build/00 && echo kept > /cache/go-build/00/entry && mv /cache/go-build/00 /cache/go-build/01`,
+		},
 		SourceDateEpoch: 1700000000,
 		Limits:          Limits{Timeout: 30 * time.Second, MaxProcs: 64, MemoryBytes: 256 << 20},
 	}
@@ -196,8 +199,16 @@ func TestTheSandboxProcNamesNeitherTheJobNorItsHostDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
-	if !strings.Contains(seen, "/build") || !strings.Contains(seen, "afterlife-steps") {
+	if b, err := os.ReadFile(filepath.Join(cache, "go-build", "01", "entry")); err != nil || string(b) != "kept\n" {
+		t.Fatalf("a write to /cache did not reach the cache on the host: %q, %v", b, err)
+	}
+	if !strings.Contains(seen, "/build") || !strings.Contains(seen, " /cache ") || !strings.Contains(seen, "afterlife-steps") {
 		t.Fatalf("the probe saw neither the mount table nor the runner:\n%s", seen)
+	}
+	for _, line := range strings.Split(seen, "\n") {
+		if strings.Contains(line, " /cache ") || strings.Contains(line, " /build ") {
+			t.Logf("mountinfo: %s", line)
+		}
 	}
 	for _, secret := range []string{data, "afterlife-data-3f9c", jobID, filepath.Dir(data)} {
 		if strings.Contains(seen, secret) {

@@ -97,8 +97,11 @@ type Spec struct {
 	WorkDir string // host dir bound rw at /build; required
 	Inputs  string // host dir bound ro at /inputs; optional
 	OutDir  string // host dir bound rw at /out; required
-	Cache   string // host dir bound rw at /cache; optional
-	TmpDir  string // host dir bound rw at /tmp (a Workspace's Tmp); optional
+	// Cache is a host dir mounted rw at /cache; optional. As root it is an
+	// overlay's upper layer, with a work dir beside it (.NAME.overlay-work),
+	// so the mount table does not show its path; one run at a time.
+	Cache  string
+	TmpDir string // host dir bound rw at /tmp (a Workspace's Tmp); optional
 
 	// ReadOnly are host paths bound read-only at the same path (toolchain
 	// directories). Paths under /usr and /etc/alternatives are already
@@ -280,6 +283,11 @@ func run(ctx context.Context, spec Spec) (Result, error) {
 			}
 			if err := chownTree(dir, uid.uid); err != nil {
 				return Result{Failure: FailSandbox, ExitCode: -1, Reason: "cannot hand the build dirs to its uid"}, errs.Wrap(errs.Internal, err, "sandbox")
+			}
+		}
+		if spec.Cache != "" {
+			if err := os.MkdirAll(cacheWork(spec.Cache), 0o700); err != nil {
+				return Result{Failure: FailSandbox, ExitCode: -1, Reason: "cannot create the cache's overlay work dir"}, errs.Wrap(errs.Internal, err, "sandbox")
 			}
 		}
 		if err := os.MkdirAll(StageDir, 0o755); err != nil {
@@ -593,20 +601,35 @@ func (s Spec) validate() error {
 // gate runs first, outside the sandbox: it waits for a line on stdin (the
 // caller has then put it in the build's cgroups), binds each host path of
 // its "name path" pairs at StageDir/name (as root, in the run's private
-// mount namespace; a name starting with "=" is a small text file copied
-// instead), and execs the rest of its arguments without PWD, which names
-// the builder's directory.
+// mount namespace), and execs the rest of its arguments without PWD, which
+// names the builder's directory. A name starting with "=" is a small text
+// file, copied instead; one starting with "+" is followed by a parent
+// directory on a disk and the names, in it, of a writable directory and of
+// a work directory: the directory becomes an overlay whose upper layer it
+// is and whose lower layer is empty, so writes land in it as through a
+// bind, but the mount table shows only StageDir paths (a plain bind from a
+// disk would show the directory's own path). Where the overlay cannot be
+// made, the directory is bound.
 const gate = `read -r _ || exit 125
 stage=$1; mount=$2; shift 2
 if [ "$1" != "--" ]; then "$mount" -t tmpfs -o mode=0755,size=64k afterlife-stage "$stage" || exit 125; fi
 while [ "$1" != "--" ]; do
   case $1 in
-  =*) while IFS= read -r line; do printf '%s\n' "$line"; done < "$2" > "$stage/${1#=}" || exit 125 ;;
+  =*) while IFS= read -r line; do printf '%s\n' "$line"; done < "$2" > "$stage/${1#=}" || exit 125; shift 2 ;;
+  +*)
+    n=$stage/${1#+}
+    mkdir "$n" "$n.lo" "$n.p" || exit 125
+    "$mount" --bind "$2" "$n.p" || exit 125
+    if ! "$mount" -t overlay afterlife-overlay -o "lowerdir=$n.lo,upperdir=$n.p/$3,workdir=$n.p/$4" "$n" 2>/dev/null; then
+      printf '==> %s is bound directly: no overlay here\n' "$2/$3" >&2
+      "$mount" --bind "$2/$3" "$n" || exit 125
+    fi
+    shift 4 ;;
   *)
     if [ -d "$2" ]; then mkdir "$stage/$1"; else : > "$stage/$1"; fi || exit 125
-    "$mount" --bind "$2" "$stage/$1" || exit 125 ;;
+    "$mount" --bind "$2" "$stage/$1" || exit 125
+    shift 2 ;;
   esac
-  shift 2
 done
 shift
 unset PWD OLDPWD
@@ -617,15 +640,30 @@ exec "$@" </dev/null
 // the run stages its binds (as root), the host path otherwise.
 type staging struct {
 	root  bool
-	pairs []string // name, host path, name, host path…
+	n     int
+	pairs []string // the gate's arguments: name, host path[, work dir]…
 }
 
 func (st *staging) src(host string) string {
 	if !st.root {
 		return host
 	}
-	name := strconv.Itoa(len(st.pairs)/2 + 1)
+	st.n++
+	name := strconv.Itoa(st.n)
 	st.pairs = append(st.pairs, name, host)
+	return StageDir + "/" + name
+}
+
+// overlaid is src for a writable directory kept on a disk (the cache):
+// the gate mounts it as an overlay's upper layer, with work, beside it, as
+// the overlay's work directory (created by the caller).
+func (st *staging) overlaid(host, work string) string {
+	if !st.root {
+		return host
+	}
+	st.n++
+	name := strconv.Itoa(st.n)
+	st.pairs = append(st.pairs, "+"+name, filepath.Dir(host), filepath.Base(host), filepath.Base(work))
 	return StageDir + "/" + name
 }
 
@@ -635,7 +673,8 @@ func (st *staging) copied(host string) string {
 	if !st.root {
 		return host
 	}
-	name := strconv.Itoa(len(st.pairs)/2 + 1)
+	st.n++
+	name := strconv.Itoa(st.n)
 	st.pairs = append(st.pairs, "="+name, host)
 	return StageDir + "/" + name
 }
@@ -680,7 +719,7 @@ func (s Spec) bwrapArgs(scratch string, st *staging) ([]string, error) {
 		args = append(args, "--dir", InputsDir)
 	}
 	if s.Cache != "" {
-		args = append(args, "--bind", st.src(s.Cache), CacheDir)
+		args = append(args, "--bind", st.overlaid(s.Cache, cacheWork(s.Cache)), CacheDir)
 	}
 	switch {
 	case s.TmpDir != "":
@@ -708,6 +747,11 @@ func (s Spec) bwrapArgs(scratch string, st *staging) ([]string, error) {
 		args = append(args, "--setenv", k, env[k])
 	}
 	return args, nil
+}
+
+// cacheWork is the overlay work directory of a cache, beside it.
+func cacheWork(cache string) string {
+	return filepath.Join(filepath.Dir(cache), "."+filepath.Base(cache)+".overlay-work")
 }
 
 // within reports whether p is dir or below it.
