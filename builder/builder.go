@@ -62,11 +62,18 @@ type Output struct {
 	Kind string `json:"kind"`
 }
 
-// Limits bound one build.
+// Limits bound one build. Timeout, memory and CPUs are what the recipe
+// asks for; processes, bytes written and log size are the ceilings the
+// coordinator puts on every job (serve --max-build-procs, --max-build-write,
+// --max-build-log; zero: none). A builder applies the lower of each and its
+// own maxima, and refuses a job that asks for more than those.
 type Limits struct {
 	TimeoutSeconds int64 `json:"timeout_seconds"`
 	MemoryBytes    int64 `json:"memory_bytes"`
 	CPUs           int   `json:"cpus"`
+	Processes      int   `json:"processes,omitempty"`
+	WriteBytes     int64 `json:"write_bytes,omitempty"`
+	LogBytes       int64 `json:"log_bytes,omitempty"`
 }
 
 // Timeout is TimeoutSeconds as a duration.
@@ -143,7 +150,7 @@ func (s Spec) Validate() error {
 	if s.SourceDateEpoch < 0 {
 		add("source_date_epoch is negative")
 	}
-	if s.Limits.TimeoutSeconds < 0 || s.Limits.MemoryBytes < 0 || s.Limits.CPUs < 0 {
+	if l := s.Limits; l.TimeoutSeconds < 0 || l.MemoryBytes < 0 || l.CPUs < 0 || l.Processes < 0 || l.WriteBytes < 0 || l.LogBytes < 0 {
 		add("limits are negative")
 	}
 	if len(problems) > 0 {

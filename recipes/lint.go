@@ -48,8 +48,12 @@ func cmpOr(s, def string) string {
 	return s
 }
 
-// Lint parses data (named name in messages) and adds warnings.
-func Lint(data []byte, name string) LintResult {
+// Lint parses data (named name in messages), checks its limits against
+// DefaultMaxima and adds warnings.
+func Lint(data []byte, name string) LintResult { return LintWith(data, name, DefaultMaxima) }
+
+// LintWith is Lint against a given farm's maxima.
+func LintWith(data []byte, name string, m Maxima) LintResult {
 	if name == "" {
 		name = DefaultFile
 	}
@@ -58,9 +62,15 @@ func Lint(data []byte, name string) LintResult {
 	if r == nil {
 		return res
 	}
-	// Positions for warnings: parse again only for the line table.
+	// Positions for maxima and warnings: parse again only for the line table.
 	d := &decoder{file: name, lines: map[string]int{}}
 	d.decode(data)
+	over := validator{file: name, lines: d.lines}
+	over.maxima(r.Limits, m)
+	if len(over.errs) > 0 {
+		res.Recipe, res.Errors = nil, over.errs
+		return res
+	}
 	w := validator{file: name, lines: d.lines}
 	w.warn(r)
 	w.errs.sort()
@@ -68,9 +78,9 @@ func Lint(data []byte, name string) LintResult {
 	return res
 }
 
-// LintReport is Lint's report and verdict in one call.
-func LintReport(data []byte, name string) (report string, ok bool) {
-	l := Lint(data, name)
+// LintReport is LintWith's report and verdict in one call.
+func LintReport(data []byte, name string, m Maxima) (report string, ok bool) {
+	l := LintWith(data, name, m)
 	return l.Report(), l.OK()
 }
 

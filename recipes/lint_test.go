@@ -7,7 +7,7 @@ import (
 )
 
 func TestLintReportsAVerdictLine(t *testing.T) {
-	report, ok := LintReport(readTestdata(t, "full.yaml"), "cam/afterlife.yaml")
+	report, ok := LintReport(readTestdata(t, "full.yaml"), "cam/afterlife.yaml", DefaultMaxima)
 	if !ok {
 		t.Fatalf("full example not ok:\n%s", report)
 	}
@@ -20,7 +20,7 @@ func TestLintReportsAVerdictLine(t *testing.T) {
 func TestLintFailsWithEveryErrorOnItsOwnLine(t *testing.T) {
 	data := strings.Replace(minimal, "kind: firmware", "kind: binary", 1)
 	data = strings.Replace(data, "license: MIT", "license: MIT OR", 1)
-	report, ok := LintReport([]byte(data), "x.yaml")
+	report, ok := LintReport([]byte(data), "x.yaml", DefaultMaxima)
 	if ok {
 		t.Fatal("lint passed a broken recipe")
 	}
@@ -89,4 +89,31 @@ func TestTheDocumentedExampleLintsClean(t *testing.T) {
 	if !l.OK() || len(l.Warnings) > 0 {
 		t.Errorf("the documented example does not lint clean:\n%s", l.Report())
 	}
+}
+
+func TestLintRefusesLimitsAboveTheFarmsMaximaNamingEach(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits string
+		maxima Maxima
+		want   string
+	}{
+		{"a timeout above the default maximum", "limits: {timeout: 12h}\n", DefaultMaxima, "error: x.yaml:8: limits.timeout: 12h is more than this build farm allows: at most 2h (max-build-timeout)"},
+		{"memory above the default maximum", "limits: {memory: 64GiB}\n", DefaultMaxima, "limits.memory: 64GiB is more than this build farm allows: at most 8GiB (max-build-memory)"},
+		{"CPUs above the default maximum", "limits: {cpus: 64}\n", DefaultMaxima, "limits.cpus: 64 is more than this build farm allows: at most 8 (max-build-cpus)"},
+		{"memory above a farm's own maximum", "limits: {memory: 2GiB}\n", Maxima{Memory: 1 << 30}, "at most 1GiB (max-build-memory)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			report, ok := LintReport([]byte(minimal+tt.limits), "x.yaml", tt.maxima)
+			if ok || !strings.Contains(report, tt.want) {
+				t.Fatalf("report:\n%s\nwant an error containing %q", report, tt.want)
+			}
+		})
+	}
+	t.Run("limits within the maxima pass", func(t *testing.T) {
+		if report, ok := LintReport([]byte(minimal+"limits: {timeout: 2h, memory: 8GiB, cpus: 8}\n"), "x.yaml", DefaultMaxima); !ok {
+			t.Fatalf("report:\n%s", report)
+		}
+	})
 }

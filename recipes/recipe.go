@@ -110,6 +110,19 @@ const (
 	MaxCPUs    = 64
 )
 
+// Maxima are the most a recipe may ask for on a given build farm: a
+// server's max-build-* settings. MaxTimeout, MaxMemory and MaxCPUs above
+// bound the format; Maxima bound what a farm will run.
+type Maxima struct {
+	Timeout Duration
+	Memory  ByteSize
+	CPUs    int
+}
+
+// DefaultMaxima are the server's defaults, which `afterlife recipe lint`
+// checks against.
+var DefaultMaxima = Maxima{Timeout: Duration(2 * time.Hour), Memory: ByteSize(8 << 30), CPUs: 8}
+
 // Bounds on the sizes of a recipe's parts.
 const (
 	MaxSteps       = 200

@@ -337,6 +337,31 @@ func (v *validator) text(field, s string) {
 	}
 }
 
+// maxima reports each limit l asks for above m, naming the server
+// setting that bounds it. Zero fields of m do not bound.
+func (v *validator) maxima(l Limits, m Maxima) {
+	if m.Timeout > 0 && l.Timeout > m.Timeout {
+		v.add("limits.timeout", "%s is more than this build farm allows: at most %s (max-build-timeout)", l.Timeout, m.Timeout)
+	}
+	if m.Memory > 0 && l.Memory > m.Memory {
+		v.add("limits.memory", "%s is more than this build farm allows: at most %s (max-build-memory)", l.Memory, m.Memory)
+	}
+	if m.CPUs > 0 && l.CPUs > m.CPUs {
+		v.add("limits.cpus", "%d is more than this build farm allows: at most %d (max-build-cpus)", l.CPUs, m.CPUs)
+	}
+}
+
+// CheckMaxima refuses a parsed recipe that asks for more than m; the error
+// has kind Invalid and names each limit.
+func CheckMaxima(r *Recipe, m Maxima) error {
+	v := validator{file: DefaultFile}
+	v.maxima(r.Limits, m)
+	if len(v.errs) > 0 {
+		return v.errs.asError()
+	}
+	return nil
+}
+
 func (v *validator) limits(l Limits) {
 	if l.Timeout != 0 && (l.Timeout < MinTimeout || l.Timeout > MaxTimeout) {
 		v.add("limits.timeout", "%s is out of range %s..%s", l.Timeout, MinTimeout, MaxTimeout)

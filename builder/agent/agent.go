@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,8 +55,17 @@ type Options struct {
 	Extract func(r io.Reader, dir string) error
 	// Arch defaults to toolchain.Arch().
 	Arch string
-	// MaxLimits caps what a recipe may ask for; zero fields do not cap.
+	// MaxLimits are this builder's maxima: a job asking for more time,
+	// memory or CPUs is refused with a reason naming the limit; processes
+	// and bytes written are the lower of the job's ceiling and this. Zero
+	// fields do not bound.
 	MaxLimits sandbox.Limits
+	// MaxLogBytes caps the build log (head and tail with a note), with the
+	// job's own ceiling when that is lower; zero: builder.DefaultMaxLogBytes.
+	MaxLogBytes int64
+	// UIDs is where jobs take their uid when the agent runs as root
+	// (sandbox.DefaultUIDs when empty).
+	UIDs sandbox.UIDRange
 	// PollWait is how long one Next waits (default 30s).
 	PollWait time.Duration
 	// LogFlush is how often the live log is sent (default 1s).
@@ -111,9 +121,25 @@ func New(o Options) (*Agent, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxLogBytes <= 0 {
+		o.MaxLogBytes = builder.DefaultMaxLogBytes
+	}
 	for _, d := range []string{o.WorkDir, filepath.Join(o.CacheDir, "blobs"), filepath.Join(o.CacheDir, "sandbox")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("agent: create %s: %w", d, err)
+		}
+	}
+	// Workspaces of jobs an earlier run of this agent did not finish hold
+	// memory (a tmpfs each) until removed.
+	left, err := os.ReadDir(o.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	for _, e := range left {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "job") {
+			if err := sandbox.RemoveWorkspace(filepath.Join(o.WorkDir, e.Name())); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &Agent{o: o, log: o.Logger.With("builder", o.Name)}, nil
@@ -298,21 +324,27 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	if err := sp.Validate(); err != nil {
 		return builder.Report{}, err
 	}
+	limits, maxLog, err := a.limits(sp.Limits)
+	if err != nil {
+		return builder.Report{}, err
+	}
 	root := filepath.Join(a.o.WorkDir, job.ID)
-	if err := os.RemoveAll(root); err != nil {
+	if err := sandbox.RemoveWorkspace(root); err != nil { // a retried job may find its old one
 		return builder.Report{}, fmt.Errorf("agent: clean %s: %w", root, err)
 	}
-	defer os.RemoveAll(root)
-	buildDir, inputsDir, outDir := filepath.Join(root, "build"), filepath.Join(root, "inputs"), filepath.Join(root, "out")
-	for _, d := range []string{buildDir, inputsDir, outDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return builder.Report{}, fmt.Errorf("agent: create %s: %w", d, err)
-		}
+	// The job's files live on its own tmpfs (as root), which bounds what
+	// the build writes; the log stays outside it.
+	ws, err := sandbox.NewWorkspace(root)
+	if err != nil {
+		return builder.Report{}, err
 	}
-	logFile, err := os.Create(filepath.Join(root, "build.log"))
+	defer ws.Close()
+	buildDir, inputsDir, outDir := ws.Build, ws.Inputs, ws.Out
+	logFile, err := os.Create(root + ".log")
 	if err != nil {
 		return builder.Report{}, fmt.Errorf("agent: create log: %w", err)
 	}
+	defer os.Remove(logFile.Name())
 	defer logFile.Close()
 	live := newLiveLog(a.o.Coordinator, job.ID, logFile, a.o.LogFlush)
 	defer live.close()
@@ -349,13 +381,18 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	if tc.Name == toolchain.Go {
 		env["GOCACHE"] = sandbox.CacheDir + "/go-build"
 	}
-	limits := a.limits(sp.Limits)
+	wsNote, err := ws.Limit(limits.WriteBytes)
+	if err != nil {
+		return builder.Report{}, err
+	}
+	capped := builder.NewCappedLog(live, maxLog)
 	res, runErr := sandbox.Run(ctx, sandbox.Spec{
-		WorkDir: buildDir, Inputs: inputsDir, OutDir: outDir, Cache: filepath.Join(a.o.CacheDir, "sandbox"),
-		ReadOnly: tc.Paths, Path: tc.Bin, Env: env,
-		Steps: sp.Steps, SourceDateEpoch: sp.SourceDateEpoch, Limits: limits, Log: live,
+		WorkDir: buildDir, Inputs: inputsDir, OutDir: outDir, Cache: filepath.Join(a.o.CacheDir, "sandbox"), TmpDir: ws.Tmp,
+		ReadOnly: tc.Paths, Path: tc.Bin, Env: env, UIDs: a.o.UIDs,
+		Steps: sp.Steps, SourceDateEpoch: sp.SourceDateEpoch, Limits: limits, Log: capped,
 	})
-	for _, e := range res.Enforced {
+	_ = capped.Close()
+	for _, e := range append(res.Enforced, wsNote, fmt.Sprintf("log: %d bytes, head and tail kept beyond", maxLog)) {
 		fmt.Fprintf(live, "==> limit %s\n", e)
 	}
 	if res.Failure == sandbox.FailCanceled || ctx.Err() != nil {
@@ -464,20 +501,44 @@ func (a *Agent) toolchain(req builder.ToolchainReq) (toolchain.Toolchain, error)
 	return toolchain.Toolchain{}, errs.E(errs.NotFound, "agent: toolchain %s %q is not on this builder", req.Name, req.Version)
 }
 
-func (a *Agent) limits(l builder.Limits) sandbox.Limits {
-	capped := func(want, most int64) int64 {
-		if most > 0 && (want <= 0 || want > most) {
-			return most
-		}
-		return want
-	}
+// limits is what a job runs with: the timeout, memory and CPUs it asks
+// for, which must be within this builder's maxima (a job asking for more is
+// refused, naming the limit), and the lower of the job's and this builder's
+// ceilings on processes, bytes written and log size.
+func (a *Agent) limits(l builder.Limits) (sandbox.Limits, int64, error) {
 	m := a.o.MaxLimits
-	return sandbox.Limits{
-		Timeout:     time.Duration(capped(int64(l.Timeout()), int64(m.Timeout))),
-		MemoryBytes: capped(l.MemoryBytes, m.MemoryBytes),
-		CPUs:        int(capped(int64(l.CPUs), int64(m.CPUs))),
-		MaxProcs:    m.MaxProcs,
+	over := func(what string, want, most int64, flag string) error {
+		return errs.E(errs.TooLarge, "the recipe asks for %s %d; this builder allows at most %d (afterlife builder %s)", what, want, most, flag)
 	}
+	switch {
+	case m.Timeout > 0 && l.Timeout() > m.Timeout:
+		return sandbox.Limits{}, 0, errs.E(errs.TooLarge, "the recipe asks for a timeout of %s; this builder allows at most %s (afterlife builder --max-timeout)", l.Timeout(), m.Timeout)
+	case m.MemoryBytes > 0 && l.MemoryBytes > m.MemoryBytes:
+		return sandbox.Limits{}, 0, over("memory bytes", l.MemoryBytes, m.MemoryBytes, "--max-memory")
+	case m.CPUs > 0 && l.CPUs > m.CPUs:
+		return sandbox.Limits{}, 0, over("CPUs", int64(l.CPUs), int64(m.CPUs), "--max-cpus")
+	}
+	// or is the request when there is one, else the maximum.
+	or := func(want, most int64) int64 {
+		if want > 0 {
+			return want
+		}
+		return most
+	}
+	// lower is the lower of two ceilings, zero meaning none.
+	lower := func(a, b int64) int64 {
+		if a > 0 && b > 0 {
+			return min(a, b)
+		}
+		return max(a, b)
+	}
+	return sandbox.Limits{
+		Timeout:     time.Duration(or(int64(l.Timeout()), int64(m.Timeout))),
+		MemoryBytes: or(l.MemoryBytes, m.MemoryBytes),
+		CPUs:        int(or(int64(l.CPUs), int64(m.CPUs))),
+		MaxProcs:    int(lower(int64(l.Processes), int64(m.MaxProcs))),
+		WriteBytes:  lower(l.WriteBytes, m.WriteBytes),
+	}, lower(l.LogBytes, a.o.MaxLogBytes), nil
 }
 
 // cached returns the path of a verified copy of blob d, fetching it first

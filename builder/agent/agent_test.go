@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/builder/verdict"
+	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
@@ -45,6 +47,14 @@ func sourceTar(t *testing.T, files map[string]string) []byte {
 // in-process until stop says the test has seen enough.
 func runOne(t *testing.T, d *db.DB, steps []string, stop func(ctx context.Context, c *coord.Service, buildID string) bool) (*coord.Service, string) {
 	t.Helper()
+	c, id, _ := runOneWith(t, d, steps, builder.Limits{TimeoutSeconds: 60}, nil, stop)
+	return c, id
+}
+
+// runOneWith is runOne with the build's limits and a change to the agent's
+// options; it also returns the farm's blob store.
+func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, opts func(*agent.Options), stop func(ctx context.Context, c *coord.Service, buildID string) bool) (*coord.Service, string, blob.Store) {
+	t.Helper()
 	if err := sandbox.Available(); err != nil {
 		t.Fatalf("%v (run scripts/test-deps.sh)", err)
 	}
@@ -66,7 +76,7 @@ func runOne(t *testing.T, d *db.DB, steps []string, stop func(ctx context.Contex
 		Recipe:    builder.RecipeRef{Name: "t", Version: "1", RepoURL: "https://example.org/t.git", Commit: fmt.Sprintf("%040x", time.Now().UnixNano()), Path: "afterlife.yaml"},
 		Toolchain: builder.ToolchainReq{Name: toolchain.Busybox}, Steps: steps,
 		Outputs: []builder.Output{{Path: "out.txt", Kind: "other"}}, Source: src.Digest,
-		Limits: builder.Limits{TimeoutSeconds: 60},
+		Limits: limits,
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -76,12 +86,16 @@ func runOne(t *testing.T, d *db.DB, steps []string, stop func(ctx context.Contex
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	a, err := agent.New(agent.Options{
+	o := agent.Options{
 		Coordinator: c.Local("tok-" + t.Name()), Key: key, Name: "a", Operator: "alice",
 		WorkDir: filepath.Join(t.TempDir(), "work"), CacheDir: filepath.Join(t.TempDir(), "cache"),
 		Toolchains: tcs, PollWait: 200 * time.Millisecond, LogFlush: 50 * time.Millisecond,
 		Extract: func(r io.Reader, dir string) error { return recipes.Extract(r, dir, recipes.ExtractLimits{}) },
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	a, err := agent.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +115,7 @@ func runOne(t *testing.T, d *db.DB, steps []string, stop func(ctx context.Contex
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	return c, id
+	return c, id, store
 }
 
 func decided(ctx context.Context, c *coord.Service, id string) bool {
@@ -170,5 +184,88 @@ func TestAStoppedAgentGivesItsJobBack(t *testing.T) {
 		if j := b.Jobs[0]; j.State != coord.JobQueued || j.Attempts != 0 || len(b.Results) != 0 {
 			t.Fatalf("after the agent stopped the job is %+v with results %+v", j, b.Results)
 		}
+	})
+}
+
+func TestABuildIsBoundedByTheBuildersMaxima(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		result := func(t *testing.T, c *coord.Service, id string) coord.Result {
+			t.Helper()
+			b, err := c.Build(context.Background(), id)
+			if err != nil || len(b.Results) != 1 {
+				t.Fatalf("build %+v, %v", b, err)
+			}
+			return b.Results[0]
+		}
+		t.Run("a 200 MB log is stored as its head and tail with a note", func(t *testing.T) {
+			const limit = 1 << 20
+			steps := []string{"echo FIRST LINE OF THE LOG; yes 'a noisy build line 0123456789abcdef' | head -c 200000000; echo; echo LAST LINE OF THE LOG; exit 1"}
+			c, id, store := runOneWith(t, d, steps, builder.Limits{TimeoutSeconds: 120}, func(o *agent.Options) { o.MaxLogBytes = limit },
+				func(ctx context.Context, c *coord.Service, id string) bool { return decided(ctx, c, id) })
+			r := result(t, c, id)
+			if !r.Failed || r.Log == "" {
+				t.Fatalf("result %+v", r)
+			}
+			rc, err := store.Get(context.Background(), r.Log, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			stored, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The cap holds the sandbox's output; the agent's own lines
+			// (header, limits, verdict) add a few hundred bytes.
+			if len(stored) > limit+4096 {
+				t.Fatalf("the stored log is %d bytes, the limit is %d", len(stored), limit)
+			}
+			for _, want := range []string{"FIRST LINE OF THE LOG", "LAST LINE OF THE LOG", "==> log truncated: ", "==> limit log: 1048576 bytes"} {
+				if !bytes.Contains(stored, []byte(want)) {
+					t.Errorf("the stored log lacks %q", want)
+				}
+			}
+		})
+		for _, tc := range []struct {
+			name, step    string
+			limits        builder.Limits
+			reason, limit string
+		}{
+			{"a bounded fork loop fails the build naming the process limit and the pids cgroup",
+				`i=0; while [ $i -lt 200 ]; do sleep 3 & i=$((i+1)); done`, builder.Limits{TimeoutSeconds: 60, Processes: 64},
+				"(process limit 64 reached: pids cgroup)", "==> limit processes: pids cgroup"},
+			{"a memory hog fails the build naming the memory limit and the memory cgroup",
+				`awk 'BEGIN { s = "x"; while (length(s) < 134217728) s = s s }'`, builder.Limits{TimeoutSeconds: 60, MemoryBytes: 64 << 20},
+				"(memory limit 67108864 bytes reached: memory cgroup)", "==> limit memory: memory cgroup"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c, id, store := runOneWith(t, d, []string{tc.step}, tc.limits, nil,
+					func(ctx context.Context, c *coord.Service, id string) bool { return decided(ctx, c, id) })
+				r := result(t, c, id)
+				b, err := c.Build(context.Background(), id)
+				if err != nil || b.State != verdict.Failed || !r.Failed || !strings.Contains(r.Reason, tc.reason) {
+					t.Fatalf("build %s, result %+v (%v): want failed with %q", b.State, r, err, tc.reason)
+				}
+				rc, err := store.Get(context.Background(), r.Log, 0, -1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rc.Close()
+				log, _ := io.ReadAll(rc)
+				if !bytes.Contains(log, []byte(tc.limit)) {
+					t.Fatalf("the build log does not say how the limit was enforced (%q):\n%s", tc.limit, log)
+				}
+				t.Logf("verdict %s: %s", b.State, r.Reason)
+			})
+		}
+		t.Run("a job asking for more memory than the builder allows is refused naming the limit", func(t *testing.T) {
+			c, id, _ := runOneWith(t, d, []string{"sh build.sh"}, builder.Limits{TimeoutSeconds: 60, MemoryBytes: 2 << 30},
+				func(o *agent.Options) { o.MaxLimits = sandbox.Limits{MemoryBytes: 1 << 30} },
+				func(ctx context.Context, c *coord.Service, id string) bool { return decided(ctx, c, id) })
+			r := result(t, c, id)
+			if !r.Failed || !strings.Contains(r.Reason, "allows at most 1073741824 (afterlife builder --max-memory)") {
+				t.Fatalf("result %+v: want a refusal naming --max-memory", r)
+			}
+		})
 	})
 }

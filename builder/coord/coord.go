@@ -53,9 +53,6 @@ const (
 	DefaultMaxAttempts = 3
 	DefaultRecheck     = 2 * time.Second
 	DefaultMaxWait     = 30 * time.Second
-	// MaxLogBytes bounds the live log kept per job; the final log blob is
-	// not bounded by it.
-	MaxLogBytes = 8 << 20
 	// candidates is how many queued jobs one claim looks at.
 	candidates = 64
 )
@@ -76,6 +73,10 @@ type Options struct {
 	Recheck time.Duration
 	// MaxWait caps how long Next waits for work.
 	MaxWait time.Duration
+	// MaxLogBytes bounds the logs stored per job (default
+	// builder.DefaultMaxLogBytes): the live log keeps its head, and a final
+	// log blob above it is stored as its head and tail with a note.
+	MaxLogBytes int64
 	// Holder names this replica for the sweeper's lease (default: a new id).
 	Holder string
 	Now    func() time.Time
@@ -104,6 +105,9 @@ type Service struct {
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.DB == nil || o.Store == nil {
 		return nil, errs.E(errs.Internal, "coord: DB and Store are required")
+	}
+	if o.MaxLogBytes <= 0 {
+		o.MaxLogBytes = builder.DefaultMaxLogBytes
 	}
 	if o.Quorum < 1 {
 		o.Quorum = DefaultQuorum

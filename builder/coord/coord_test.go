@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -452,6 +453,93 @@ func TestAJobGivenBackTooOftenFailsInsteadOfCirclingForEver(t *testing.T) {
 		}
 		if bd.State != verdict.Failed || len(bd.Results) != 1 || !strings.Contains(bd.Results[0].Reason, "given back") {
 			t.Fatalf("build %s, results %+v; want failed with the reason", bd.State, bd.Results)
+		}
+	})
+}
+
+// noisyLog reads n bytes of build-log lines.
+type noisyLog struct{ n int64 }
+
+func (r *noisyLog) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	const line = "a noisy build line 0123456789abcdef\n"
+	k := int(min(int64(len(p)), r.n))
+	for i := range k {
+		p[i] = line[i%len(line)]
+	}
+	r.n -= int64(k)
+	return k, nil
+}
+
+func TestALogAboveTheLimitIsStoredAsItsHeadAndTail(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		const limit = 1 << 20
+		f := newFarm(t, d, coord.Options{Quorum: 1, MaxLogBytes: limit})
+		ctx := context.Background()
+		id, _, err := f.svc.CreateBuild(ctx, coord.NewBuild{Spec: spec(t, f.store, builder.ToolchainReq{Name: busybox.Name}, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := register(t, f, "loud", "op1", "amd64", busybox)
+		job := next(t, f, a)
+		if job == nil {
+			t.Fatal("no job")
+		}
+		// The live log: 3 MiB in 64 KiB chunks, as an agent streams it.
+		chunk := bytes.Repeat([]byte("live line\n"), 64<<10/10)
+		for range 3 << 20 / len(chunk) {
+			if err := f.svc.AppendLog(ctx, job.ID, a.b.ID, chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var live int64
+		for {
+			c, err := f.svc.Log(ctx, job.ID, live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Data) == 0 {
+				break
+			}
+			live += int64(len(c.Data))
+		}
+		if live > limit {
+			t.Errorf("the live log holds %d bytes, the limit is %d", live, limit)
+		}
+		// The final log: a builder that does not cap its own uploads 200 MB.
+		big, err := f.store.Put(ctx, io.MultiReader(strings.NewReader("FIRST LINE OF THE LOG\n"), &noisyLog{n: 200_000_000}, strings.NewReader("\nLAST LINE OF THE LOG\n")), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.Done(ctx, job.ID, a.b.ID, builder.Report{Failed: true, Reason: "step 1 exited with status 1", Log: big.Digest}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := f.svc.Build(ctx, id)
+		if err != nil || len(b.Results) != 1 {
+			t.Fatalf("build %+v, %v", b, err)
+		}
+		kept := b.Results[0].Log
+		if kept == big.Digest {
+			t.Fatalf("the 200 MB log was recorded as it came")
+		}
+		rc, err := f.store.Get(ctx, kept, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		stored, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stored) > limit {
+			t.Fatalf("the stored log is %d bytes, the limit is %d", len(stored), limit)
+		}
+		for _, want := range []string{"FIRST LINE OF THE LOG", "LAST LINE OF THE LOG", "==> log truncated: "} {
+			if !bytes.Contains(stored, []byte(want)) {
+				t.Errorf("the stored log lacks %q", want)
+			}
 		}
 	})
 }

@@ -375,7 +375,7 @@ func (s *Service) GiveBack(ctx context.Context, jobID, builderID string) error {
 
 // AppendLog adds a chunk to the live log of a job builderID holds. Bytes
 // that are not UTF-8 are replaced (the final log blob keeps them), and the
-// live log stops growing at MaxLogBytes.
+// live log stops growing at Options.MaxLogBytes.
 func (s *Service) AppendLog(ctx context.Context, jobID, builderID string, chunk []byte) error {
 	if len(chunk) == 0 {
 		return nil
@@ -393,11 +393,11 @@ func (s *Service) AppendLog(ctx context.Context, jobID, builderID string, chunk 
 		if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(pos + `+byteLength(s.db, "data")+`), 0) FROM farm_logs WHERE job_id = ?`), jobID).Scan(&seq, &end); err != nil {
 			return err
 		}
-		if end >= MaxLogBytes {
+		if end >= s.opts.MaxLogBytes {
 			return nil
 		}
-		if end+int64(len(text)) > MaxLogBytes {
-			text = truncateUTF8(text, int(MaxLogBytes-end))
+		if end+int64(len(text)) > s.opts.MaxLogBytes {
+			text = truncateUTF8(text, int(s.opts.MaxLogBytes-end))
 		}
 		_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_logs (job_id, seq, pos, data) VALUES (?, ?, ?, ?)`), jobID, seq+1, end, text)
 		return err

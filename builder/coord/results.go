@@ -43,6 +43,9 @@ func (s *Service) Done(ctx context.Context, jobID, builderID string, rep builder
 	if err := s.checkReport(ctx, j, builderID, sp, rep); err != nil {
 		return fmt.Errorf("coord: result of job %s: %w", jobID, err)
 	}
+	if rep.Log, err = s.capLog(ctx, rep.Log); err != nil {
+		return fmt.Errorf("coord: log of job %s: %w", jobID, err)
+	}
 	var v verdict.Verdict
 	var decidedNow bool
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -188,6 +191,43 @@ func (s *Service) readSmall(ctx context.Context, d blob.Digest, limit int64) ([]
 	}
 	defer rc.Close()
 	return io.ReadAll(io.LimitReader(rc, limit+1))
+}
+
+// capLog returns the log to record: d itself when it is within
+// MaxLogBytes, otherwise a stored copy of its head and tail with a note. A
+// builder caps its log already; this holds when one does not.
+func (s *Service) capLog(ctx context.Context, d blob.Digest) (blob.Digest, error) {
+	if d == "" {
+		return d, nil
+	}
+	info, err := s.store.Stat(ctx, d)
+	if err != nil {
+		return "", err
+	}
+	if info.Size <= s.opts.MaxLogBytes {
+		return d, nil
+	}
+	rc, err := blob.ReadVerified(ctx, s.store, d)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		c := builder.NewCappedLog(pw, s.opts.MaxLogBytes)
+		_, err := io.Copy(c, rc)
+		if err == nil {
+			err = c.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	capped, err := s.store.Put(ctx, pr, "")
+	pr.CloseWithError(err)
+	if err != nil {
+		return "", fmt.Errorf("store the capped log: %w", err)
+	}
+	s.log.Warn("a builder uploaded a log above the limit; its head and tail are kept", "log", d, "size", info.Size, "limit", s.opts.MaxLogBytes, "kept", capped.Digest)
+	return capped.Digest, nil
 }
 
 func (s *Service) insertResult(ctx context.Context, tx *sql.Tx, jobID, buildID, builderID, operator string, rep builder.Report, now time.Time) error {

@@ -16,10 +16,10 @@ import (
 const cgroupRoot = "/sys/fs/cgroup"
 
 // cgroup is a per-run control group used for the process and memory limits
-// when this host lets us make one (root, or a delegated subtree). Without
-// it, MaxProcs is not enforced and memory falls back to RLIMIT_AS alone:
-// RLIMIT_NPROC would count every process of the host user, and the kernel
-// ignores it for root.
+// when this host lets us make one (root, or a delegated subtree), on cgroup
+// v2 or, where the pids and memory controllers sit on v1 hierarchies (as on
+// hybrid hosts), on v1. Without it, processes are bounded by RLIMIT_NPROC
+// on the run's own uid (as root) and memory by RLIMIT_AS per process.
 type cgroup struct {
 	dirs   []string // one per hierarchy (v2: one; v1: pids and/or memory)
 	v2     bool
@@ -27,9 +27,19 @@ type cgroup struct {
 	memory string // dir holding memory.* files, "" when not limited
 }
 
-func newCgroup(l Limits) (*cgroup, []string) {
+func newCgroup(l Limits, none bool) (*cgroup, []string) {
 	if l.MaxProcs <= 0 && l.MemoryBytes <= 0 {
 		return nil, nil
+	}
+	if none {
+		var notes []string
+		if l.MaxProcs > 0 {
+			notes = append(notes, "processes: no pids cgroup")
+		}
+		if l.MemoryBytes > 0 {
+			notes = append(notes, "memory: no memory cgroup")
+		}
+		return nil, notes
 	}
 	name := "afterlife-" + randomHex()
 	cg := &cgroup{}
@@ -62,21 +72,32 @@ func newCgroup(l Limits) (*cgroup, []string) {
 			if os.Mkdir(dir, 0o755) == nil {
 				cg.dirs = append(cg.dirs, dir)
 				if writeFile(filepath.Join(dir, "memory.limit_in_bytes"), strconv.FormatInt(l.MemoryBytes, 10)) {
+					// Memory plus swap, so the build cannot swap past the limit
+					// (absent when the kernel does not account swap).
+					_ = writeFile(filepath.Join(dir, "memory.memsw.limit_in_bytes"), strconv.FormatInt(l.MemoryBytes, 10))
 					cg.memory = dir
 				}
 			}
 		}
 	}
+	version := "v1"
+	if cg.v2 {
+		version = "v2"
+	}
 	var notes []string
 	if l.MaxProcs > 0 {
 		if cg.pids != "" {
-			notes = append(notes, "processes: pids cgroup max "+strconv.Itoa(l.MaxProcs))
+			notes = append(notes, "processes: pids cgroup "+version+" max "+strconv.Itoa(l.MaxProcs))
 		} else {
-			notes = append(notes, "processes: not limited (no pids cgroup available)")
+			notes = append(notes, "processes: no pids cgroup available")
 		}
 	}
-	if l.MemoryBytes > 0 && cg.memory != "" {
-		notes = append(notes, "memory: cgroup limit "+strconv.FormatInt(l.MemoryBytes, 10)+" bytes for the whole build")
+	if l.MemoryBytes > 0 {
+		if cg.memory != "" {
+			notes = append(notes, "memory: memory cgroup "+version+" limit "+strconv.FormatInt(l.MemoryBytes, 10)+" bytes for the whole build")
+		} else {
+			notes = append(notes, "memory: no memory cgroup available")
+		}
 	}
 	if len(cg.dirs) == 0 {
 		return nil, notes
@@ -84,15 +105,16 @@ func newCgroup(l Limits) (*cgroup, []string) {
 	return cg, notes
 }
 
-// wrap makes argv join the cgroup before anything else runs: a tiny shell
-// writes its own pid into each cgroup.procs, then execs argv.
-func (c *cgroup) wrap(argv []string) []string {
-	out := []string{"/bin/sh", "-c", `p=$$; while [ "$1" != "--" ]; do echo "$p" > "$1" || exit 125; shift; done; shift; exec "$@"`, "afterlife-cgroup"}
+// join moves pid into every hierarchy of the cgroup. The caller does it
+// while the process still waits at its gate, before it runs anything else;
+// writing from here also works when the process has already left root.
+func (c *cgroup) join(pid int) error {
 	for _, d := range c.dirs {
-		out = append(out, filepath.Join(d, "cgroup.procs"))
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return err
+		}
 	}
-	out = append(out, "--")
-	return append(out, argv...)
+	return nil
 }
 
 // kill ends every process left in the cgroup.

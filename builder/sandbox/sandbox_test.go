@@ -340,46 +340,6 @@ func TestSourceDateEpochTimezoneAndPathsAreFixed(t *testing.T) {
 	}
 }
 
-func TestTheProcessLimitStopsAForkFlood(t *testing.T) {
-	requireTools(t, "bwrap")
-	d := newDirs(t)
-	spec := d.spec(`i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo "spawned-$i"`)
-	spec.Limits.MaxProcs = 40
-	spec.Limits.Timeout = 20 * time.Second
-	res, err, log := run(t, spec)
-	if !slices.Contains(res.Enforced, "processes: pids cgroup max 40") {
-		t.Fatalf("this host gave no pids cgroup (enforced: %v); run the tests as root on a host with cgroups mounted", res.Enforced)
-	}
-	if err == nil || strings.Contains(log, "spawned-200") {
-		t.Fatalf("200 processes were spawned under a limit of 40: err=%v %+v\nlog:\n%s", err, res, log)
-	}
-	if !errs.Is(err, errs.TooLarge) || !strings.Contains(res.Reason, "process limit 40 reached") {
-		t.Fatalf("err = %v, reason %q: want too_large with the process limit named", err, res.Reason)
-	}
-}
-
-func TestTheMemoryLimitStopsAGreedyStep(t *testing.T) {
-	requireTools(t, "bwrap", "prlimit")
-	d := newDirs(t)
-	// The shell holds a 40 MB string; 16 MiB of address space cannot.
-	greedy := `s=$(head -c 40000000 /dev/zero | tr '\0' x); echo ${#s} > /out/len`
-	spec := d.spec(greedy)
-	spec.Limits.MemoryBytes = 16 << 20
-	res, err, log := run(t, spec)
-	if err == nil || res.FailedStep != 1 {
-		t.Fatalf("a 40 MB allocation succeeded under a 16 MiB limit: %+v\nlog:\n%s", res, log)
-	}
-	if !slices.Contains(res.Enforced, "memory: RLIMIT_AS 16777216 bytes per process") {
-		t.Fatalf("enforced = %v", res.Enforced)
-	}
-	// The same step succeeds without the limit: the limit made it fail.
-	spec.Limits.MemoryBytes = 0
-	mustSucceed(t, spec)
-	if got := readOut(t, d, "len"); got != "40000000" {
-		t.Fatalf("the step counted %q bytes", got)
-	}
-}
-
 func TestACanceledContextStopsTheBuild(t *testing.T) {
 	requireTools(t, "bwrap")
 	d := newDirs(t)

@@ -44,11 +44,17 @@ func (a releasedFiles) ReleasedFile(ctx context.Context, digest string) (int64, 
 	return a.e.ReleasedFile(ctx, d)
 }
 
-// farmBuilds turns a validated submission into the farm's build spec.
-type farmBuilds struct{ c *coord.Service }
+// farmBuilds turns a validated submission into the farm's build spec,
+// with the server's ceilings on processes, bytes written and log size.
+type farmBuilds struct {
+	c        *coord.Service
+	ceilings builder.Limits
+}
 
 func (a farmBuilds) CreateBuild(ctx context.Context, r submit.BuildRequest) (string, bool, error) {
-	return a.c.CreateBuild(ctx, coord.NewBuild{Spec: buildSpec(r), RequestedBy: r.RequestedBy})
+	sp := buildSpec(r)
+	sp.Limits.Processes, sp.Limits.WriteBytes, sp.Limits.LogBytes = a.ceilings.Processes, a.ceilings.WriteBytes, a.ceilings.LogBytes
+	return a.c.CreateBuild(ctx, coord.NewBuild{Spec: sp, RequestedBy: r.RequestedBy})
 }
 
 func buildSpec(r submit.BuildRequest) builder.Spec {

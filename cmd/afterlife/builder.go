@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,10 +19,14 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
+	"github.com/afterlife-oss/afterlife/recipes"
 )
 
 func newBuilderCmd() *cobra.Command {
 	var coordinator, token, keyFile, work, name, operator, logLevel string
+	var maxTimeout time.Duration
+	var maxMemory, maxWrite, maxLog, jobUIDs string
+	var maxCPUs, maxProcs int
 	cmd := &cobra.Command{
 		Use:   "builder",
 		Short: "Run a builder agent: pull jobs, build in a sandbox, return signed results",
@@ -32,6 +38,14 @@ input by digest and checks it, runs the recipe's steps in a bubblewrap sandbox (
 network, fixed paths, cleared environment, SOURCE_DATE_EPOCH, TZ=UTC, limits), and
 uploads the outputs, the log, a buildinfo and an in-toto attestation with an SLSA
 provenance predicate signed with its key. SIGTERM gives the current job back.
+
+Every job is bounded by this builder's maxima (--max-*) and the coordinator's: a
+recipe asking for more time, memory or CPUs than this builder allows is refused with
+a reason naming the limit; processes and memory are held by cgroups (v1 or v2),
+bytes written by a size-limited tmpfs, and the log keeps its head and tail. Run as
+root, each job runs under a host uid of its own from --job-uids (never root), so
+RLIMIT_NPROC holds too; run as another user, jobs run as that user and writes are
+not bounded.
 
 It needs a token with the builder role (afterlife admin token create --role builder)
 and a key file (afterlife builder keygen FILE). Builds agree only across builders of
@@ -64,6 +78,10 @@ distinct operators, so name yours truthfully.`,
 			if operator == "" {
 				operator = name
 			}
+			maxima, maxLogBytes, uids, err := builderMaxima(maxTimeout, maxMemory, maxCPUs, maxProcs, maxWrite, maxLog, jobUIDs)
+			if err != nil {
+				return err
+			}
 			if work == "" {
 				cache, err := os.UserCacheDir()
 				if err != nil {
@@ -76,6 +94,7 @@ distinct operators, so name yours truthfully.`,
 				Key:         key, Name: name, Operator: operator,
 				WorkDir: filepath.Join(work, "work"), CacheDir: filepath.Join(work, "cache"),
 				Toolchains: tcs, Extract: extractSource, Version: version, Logger: log,
+				MaxLimits: maxima, MaxLogBytes: maxLogBytes, UIDs: uids,
 			})
 			if err != nil {
 				return err
@@ -91,6 +110,13 @@ distinct operators, so name yours truthfully.`,
 	cmd.Flags().StringVar(&name, "name", "", "builder name (default: the host name)")
 	cmd.Flags().StringVar(&operator, "operator", "", "who runs this builder; agreement counts distinct operators (default: the name)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&maxTimeout, "max-timeout", time.Duration(recipes.DefaultMaxima.Timeout), "longest build this builder runs; a recipe asking for more is refused")
+	cmd.Flags().StringVar(&maxMemory, "max-memory", recipes.DefaultMaxima.Memory.String(), "most memory one build may use (memory cgroup); a recipe asking for more is refused")
+	cmd.Flags().IntVar(&maxCPUs, "max-cpus", recipes.DefaultMaxima.CPUs, "most CPUs one build may ask for; a recipe asking for more is refused (a build is pinned to the CPUs it asks for)")
+	cmd.Flags().IntVar(&maxProcs, "max-procs", 1024, "most processes and threads one build may run (pids cgroup, RLIMIT_NPROC)")
+	cmd.Flags().StringVar(&maxWrite, "max-write", "8GiB", "most bytes one build may write to /build, /out and /tmp (tmpfs size)")
+	cmd.Flags().StringVar(&maxLog, "max-log", "16MiB", "largest build log; a longer one keeps its head and tail with a note")
+	cmd.Flags().StringVar(&jobUIDs, "job-uids", fmt.Sprintf("%d:%d", sandbox.DefaultUIDs.First, sandbox.DefaultUIDs.Count), "FIRST:COUNT host uids no account uses; as root, each job runs under one of its own")
 
 	keygen := &cobra.Command{
 		Use:   "keygen FILE",
@@ -107,4 +133,33 @@ distinct operators, so name yours truthfully.`,
 	}
 	cmd.AddCommand(keygen)
 	return cmd
+}
+
+// builderMaxima turns the builder's --max-* and --job-uids flags into the
+// agent's options.
+func builderMaxima(timeout time.Duration, memory string, cpus, procs int, write, logSize, uids string) (sandbox.Limits, int64, sandbox.UIDRange, error) {
+	var r sandbox.UIDRange
+	mem, err := recipes.ParseByteSize(memory)
+	if err != nil {
+		return sandbox.Limits{}, 0, r, errs.Wrap(errs.Invalid, err, "--max-memory")
+	}
+	wr, err := recipes.ParseByteSize(write)
+	if err != nil {
+		return sandbox.Limits{}, 0, r, errs.Wrap(errs.Invalid, err, "--max-write")
+	}
+	lg, err := recipes.ParseByteSize(logSize)
+	if err != nil {
+		return sandbox.Limits{}, 0, r, errs.Wrap(errs.Invalid, err, "--max-log")
+	}
+	first, count, ok := strings.Cut(uids, ":")
+	f, ferr := strconv.ParseUint(first, 10, 32)
+	c, cerr := strconv.ParseUint(count, 10, 32)
+	if !ok || ferr != nil || cerr != nil || f == 0 || c == 0 {
+		return sandbox.Limits{}, 0, r, errs.E(errs.Invalid, "--job-uids %q: want FIRST:COUNT, e.g. 1500000000:65536", uids)
+	}
+	if timeout <= 0 || cpus <= 0 || procs <= 0 || mem <= 0 || wr <= 0 || lg <= 0 {
+		return sandbox.Limits{}, 0, r, errs.E(errs.Invalid, "the --max-* flags must be positive")
+	}
+	return sandbox.Limits{Timeout: timeout, MemoryBytes: int64(mem), CPUs: cpus, MaxProcs: procs, WriteBytes: int64(wr)},
+		int64(lg), sandbox.UIDRange{First: uint32(f), Count: uint32(c)}, nil
 }

@@ -87,7 +87,7 @@ func (s *system) seedDemo(ctx context.Context) error {
 		return err
 	}
 	sub, err := submit.New(submit.Options{
-		Store: s.blobs, Released: releasedFiles{p.escrow}, Builds: farmBuilds{p.coord}, AllowLocal: true,
+		Store: s.blobs, Released: releasedFiles{p.escrow}, Builds: s.farmBuilds(p), Maxima: s.recipeMaxima(), AllowLocal: true,
 		TempDir: filepath.Join(s.cfg.Data, "tmp"), Logger: log,
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/agent"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
@@ -21,13 +22,24 @@ import (
 	"github.com/afterlife-oss/afterlife/web"
 )
 
+// recipeMaxima are the serve settings a recipe's limits must stay within.
+func (s *system) recipeMaxima() recipes.Maxima {
+	return recipes.Maxima{Timeout: recipes.Duration(s.cfg.MaxBuildTimeout), Memory: recipes.ByteSize(s.cfg.MaxBuildMemory), CPUs: s.cfg.MaxBuildCPUs}
+}
+
+// farmBuilds creates builds whose jobs carry the serve settings that bound
+// processes, bytes written and log size.
+func (s *system) farmBuilds(p *parts) farmBuilds {
+	return farmBuilds{c: p.coord, ceilings: builder.Limits{Processes: s.cfg.MaxBuildProcs, WriteBytes: s.cfg.MaxBuildWrite, LogBytes: s.cfg.MaxBuildLog}}
+}
+
 // wireFarmAndRegistry builds the coordinator, recipe submission, the
 // registry and the web pages, and starts the local builder agents.
 func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Router, p *parts) error {
 	var err error
 	p.coord, err = coord.New(ctx, coord.Options{
 		DB: s.db, Store: s.blobs, Quorum: s.cfg.Quorum, LeaseTTL: s.cfg.LeaseTTL, Holder: s.cfg.ReplicaID,
-		Now: s.now, Logger: s.log.With("part", "farm"), Metrics: s.metrics,
+		MaxLogBytes: s.cfg.MaxBuildLog, Now: s.now, Logger: s.log.With("part", "farm"), Metrics: s.metrics,
 	})
 	if err != nil {
 		return err
@@ -38,7 +50,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	})
 
 	p.submitter, err = submit.New(submit.Options{
-		Store: s.blobs, Released: releasedFiles{p.escrow}, Builds: farmBuilds{p.coord},
+		Store: s.blobs, Released: releasedFiles{p.escrow}, Builds: s.farmBuilds(p), Maxima: s.recipeMaxima(),
 		AllowLocal: s.cfg.AllowLocalRepos, TempDir: filepath.Join(s.cfg.Data, "tmp"),
 		Logger: s.log.With("part", "submit"),
 	})

@@ -24,16 +24,31 @@ See docs/recipes.md for the format.`,
 	}
 	cf.add(cmd)
 
+	var maxTimeout, maxMemory string
+	maxCPUs := recipes.DefaultMaxima.CPUs
 	lint := &cobra.Command{
 		Use:   "lint FILE",
 		Short: "Check a recipe file; every problem is named with its line and field",
-		Args:  cobra.ExactArgs(1),
+		Long: `Check a recipe file; every problem is named with its line and field.
+
+Limits above a build farm's maxima are errors, as the server refuses them at
+submission: by default the maxima of a server with default settings
+(serve --max-build-timeout, --max-build-memory, --max-build-cpus); give a
+farm's own with the --max-* flags.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			report, ok := recipes.LintReport(data, args[0])
+			m := recipes.Maxima{CPUs: maxCPUs}
+			if m.Timeout, err = recipes.ParseDuration(maxTimeout); err != nil {
+				return errs.Wrap(errs.Invalid, err, "--max-timeout")
+			}
+			if m.Memory, err = recipes.ParseByteSize(maxMemory); err != nil {
+				return errs.Wrap(errs.Invalid, err, "--max-memory")
+			}
+			report, ok := recipes.LintReport(data, args[0], m)
 			fmt.Fprint(cmd.OutOrStdout(), report)
 			if !ok {
 				return errs.E(errs.Invalid, "%s has errors", args[0])
@@ -41,6 +56,10 @@ See docs/recipes.md for the format.`,
 			return nil
 		},
 	}
+
+	lint.Flags().StringVar(&maxTimeout, "max-timeout", recipes.DefaultMaxima.Timeout.String(), "the farm's longest build (serve --max-build-timeout)")
+	lint.Flags().StringVar(&maxMemory, "max-memory", recipes.DefaultMaxima.Memory.String(), "the farm's most memory per build (serve --max-build-memory)")
+	lint.Flags().IntVar(&maxCPUs, "max-cpus", recipes.DefaultMaxima.CPUs, "the farm's most CPUs per build (serve --max-build-cpus)")
 
 	schema := &cobra.Command{
 		Use:   "schema",

@@ -51,6 +51,16 @@ type Serve struct {
 	MaxDepositSize int64         // largest deposit
 	Retention      time.Duration // S3 object-lock retention of sealed blobs (0: none)
 
+	// The most one build may ask for or use, server-wide: a recipe asking
+	// for more time, memory or CPUs is refused at submission; processes,
+	// bytes written and log size bound every job the farm hands out.
+	MaxBuildTimeout time.Duration
+	MaxBuildMemory  int64
+	MaxBuildCPUs    int
+	MaxBuildProcs   int
+	MaxBuildWrite   int64
+	MaxBuildLog     int64
+
 	ShutdownGrace  time.Duration // how long in-flight requests may take on SIGTERM
 	MaxUpdateLoad  int           // concurrent update checks before answering 503
 	ReportsPerHour int           // install reports accepted per client address per hour
@@ -160,6 +170,12 @@ var serveFields = []field{
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
 	{"max-deposit-size", "32GiB", "largest deposit", size(func(c *Serve) *int64 { return &c.MaxDepositSize })},
 	{"retention", "0", "S3 object-lock retention for sealed blobs, e.g. 8760h (0: none)", duration(func(c *Serve) *time.Duration { return &c.Retention })},
+	{"max-build-timeout", "2h", "longest build a recipe may ask for (limits.timeout); more is refused at submission", duration(func(c *Serve) *time.Duration { return &c.MaxBuildTimeout })},
+	{"max-build-memory", "8GiB", "most memory a recipe may ask for (limits.memory); more is refused at submission", size(func(c *Serve) *int64 { return &c.MaxBuildMemory })},
+	{"max-build-cpus", "8", "most CPUs a recipe may ask for (limits.cpus); more is refused at submission", integer(func(c *Serve) *int { return &c.MaxBuildCPUs })},
+	{"max-build-procs", "1024", "most processes and threads one build may run at once", integer(func(c *Serve) *int { return &c.MaxBuildProcs })},
+	{"max-build-write", "8GiB", "most bytes one build may write (/build, /out, /tmp: a size-limited tmpfs on the builder)", size(func(c *Serve) *int64 { return &c.MaxBuildWrite })},
+	{"max-build-log", "16MiB", "largest build log kept; a longer one keeps its head and tail with a note of what was cut", size(func(c *Serve) *int64 { return &c.MaxBuildLog })},
 	{"shutdown-grace", "20s", "time in-flight requests get to finish on SIGTERM", duration(func(c *Serve) *time.Duration { return &c.ShutdownGrace })},
 	{"max-update-load", "512", "concurrent device update checks before answering 503 + Retry-After", integer(func(c *Serve) *int { return &c.MaxUpdateLoad })},
 	{"reports-per-hour", "120", "install reports accepted per client address per hour", integer(func(c *Serve) *int { return &c.ReportsPerHour })},

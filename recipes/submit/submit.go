@@ -92,6 +92,10 @@ type Options struct {
 	// AllowLocal lets file:// URLs and local paths through (tests, the
 	// single-machine demo). A public server must leave it false.
 	AllowLocal bool
+	// Maxima are the most a recipe may ask for (the server's max-build-*
+	// settings); a recipe over them is refused, naming the limit. Zero
+	// fields do not bound.
+	Maxima recipes.Maxima
 	// TempDir holds clones while a submission runs (default os.TempDir).
 	TempDir string
 	Logger  *slog.Logger
@@ -134,6 +138,9 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 	}
 	r, err := recipes.ReadRecipe(co, req.Path)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := recipes.CheckMaxima(r, s.o.Maxima); err != nil {
 		return Result{}, err
 	}
 	for _, in := range r.Inputs.Escrow {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 )
 
@@ -148,5 +149,30 @@ func TestAnInvalidRecipeIsRefusedWithItsProblems(t *testing.T) {
 	_, err = s.Submit(context.Background(), submit.Request{RepoURL: url, Path: "sub/afterlife.yaml"})
 	if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "steps") {
 		t.Fatalf("got %v, want an Invalid error listing the missing steps", err)
+	}
+}
+
+func TestARecipeAboveTheServersMaximaIsRefusedNamingTheLimit(t *testing.T) {
+	store, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := repo(t, map[string]string{"afterlife.yaml": recipe + "limits: {timeout: 12h, memory: 64GiB, cpus: 64}\n"})
+	b := &builds{reqs: map[string]submit.BuildRequest{}}
+	s, err := submit.New(submit.Options{Store: store, Released: releasedSet{digest: true}, Builds: b, AllowLocal: true, TempDir: t.TempDir(), Maxima: recipes.DefaultMaxima})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Submit(context.Background(), submit.Request{RepoURL: url, Ref: "master"})
+	if !errs.Is(err, errs.Invalid) {
+		t.Fatalf("got %v, want an Invalid refusal", err)
+	}
+	for _, want := range []string{"(max-build-timeout)", "(max-build-memory)", "(max-build-cpus)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not name %s", err, want)
+		}
+	}
+	if len(b.reqs) != 0 {
+		t.Fatalf("a build was created: %+v", b.reqs)
 	}
 }
