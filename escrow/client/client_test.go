@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -350,4 +351,31 @@ func TestATrusteeApprovesWithAKeyFile(t *testing.T) {
 	if err != nil || d.State != "released" || d.Fired != "quorum" {
 		t.Fatalf("deposit after approval = %+v, %v", d, err)
 	}
+}
+
+func TestADepositWithoutAPolicyIsRefusedBeforeAnythingIsSent(t *testing.T) {
+	var requests sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Store(r.URL.Path, true)
+		http.Error(w, "unexpected", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "signing.key"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(client.Options{Server: srv.URL, Token: "t", Progress: io.Discard})
+	for _, pol := range []string{"", "  ", "someday"} {
+		t.Run("policy "+strconv.Quote(pol)+" is refused", func(t *testing.T) {
+			_, err := c.Deposit(context.Background(), client.DepositOptions{Product: "demo-cam", Policy: pol, Paths: []string{dir},
+				StateFile: filepath.Join(t.TempDir(), "state"), ReceiptFile: filepath.Join(t.TempDir(), "r.json")})
+			if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "immediate") || !strings.Contains(err.Error(), "quorum") {
+				t.Fatalf("err = %v, want an Invalid error naming the choices", err)
+			}
+		})
+	}
+	requests.Range(func(k, _ any) bool {
+		t.Errorf("the client sent %s before refusing", k)
+		return true
+	})
 }
