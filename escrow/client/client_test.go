@@ -379,3 +379,42 @@ func TestADepositWithoutAPolicyIsRefusedBeforeAnythingIsSent(t *testing.T) {
 		return true
 	})
 }
+
+func TestScanRefusesTreesThatMislead(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+		links map[string]string
+	}{
+		{"a link escaping through another link", []string{"c/f"}, map[string]string{"a/b/m": "../../c", "a/b/l": "m/../../../x"}},
+		{"names equal once case-folded", []string{"README", "readme"}, nil},
+		{"names equal once NFC-normalised", []string{"caf\u00e9", "cafe\u0301"}, nil},
+		{"a name with a bidi override", []string{"evil\u202etxt.exe"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is refused before anything is sent", func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tt.files {
+				p := filepath.Join(dir, f)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for l, target := range tt.links {
+				p := filepath.Join(dir, l)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := client.Scan([]string{dir}, nil); !errs.Is(err, errs.Invalid) {
+				t.Fatalf("Scan = %v, want invalid", err)
+			}
+		})
+	}
+}
