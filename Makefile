@@ -5,7 +5,7 @@ BIN := bin/afterlife
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build run test test-deps check fmt vet bench dist clean
+.PHONY: help build run test test-deps check fmt vet bench fuzz dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test: test-deps check ## install test dependencies, then vet, gofmt and every te
 
 bench: build test-deps ## run the benchmarks and print each figure beside its baseline
 	@scripts/bench.sh
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s; FUZZ=regexp picks targets)
+	@FUZZTIME=$(or $(FUZZTIME),60s) scripts/fuzz.sh
 
 dist: ## reproducible release binaries for linux/amd64, arm64, arm with SBOMs and SHA256SUMS in dist/
 	@VERSION=$(VERSION) scripts/dist.sh

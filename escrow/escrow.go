@@ -71,6 +71,15 @@ type Options struct {
 	// BaseURL is the public URL of the server, for feed links.
 	BaseURL string
 	Metrics Metrics
+	// Artifacts, when set, lists the release artifacts in the same blob
+	// store, which the scrub then checks as well.
+	Artifacts ReleaseArtifacts
+}
+
+// ReleaseArtifacts lists the digests of the blobs published as release
+// artifacts (the registry's), sorted, each once.
+type ReleaseArtifacts interface {
+	ArtifactDigests(ctx context.Context) ([]string, error)
 }
 
 // Service is the escrow.
@@ -88,6 +97,7 @@ type Service struct {
 	uploadTTL time.Duration
 	baseURL   string
 	metrics   Metrics
+	artifacts ReleaseArtifacts
 }
 
 //go:embed migrations/*.sql
@@ -109,7 +119,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		db: o.DB, blobs: o.Blobs, products: o.Products, identity: o.Identity,
 		recipient: o.Identity.Recipient(), key: o.ReceiptKey, log: o.Logger, now: o.Now,
 		limits: o.Limits, retention: o.Retention, uploadTTL: o.UploadTTL,
-		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics,
+		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics, artifacts: o.Artifacts,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

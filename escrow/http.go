@@ -38,7 +38,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.POST("/trustees", httpapi.Op{Summary: "Register a trustee and its ed25519 public key", Roles: admin, Tag: tag}, s.httpAddTrustee)
 	v1.GET("/trustees", httpapi.Op{Summary: "List trustees", Roles: []auth.Role{auth.Trustee}, Tag: tag}, s.httpTrustees)
 	v1.GET("/escrow/receipt-key", httpapi.Op{Summary: "The public key that verifies receipts", Tag: tag}, s.httpReceiptKey)
-	v1.POST("/admin/scrub", httpapi.Op{Summary: "Re-read and re-hash every escrow blob now", Roles: admin, Tag: tag}, s.httpScrub)
+	v1.POST("/admin/scrub", httpapi.Op{Summary: "Re-read and re-hash every escrow blob and release artifact now", Roles: admin, Tag: tag}, s.httpScrub)
 	v1.GET("/admin/scrub", httpapi.Op{Summary: "Recent scrubs and blobs marked corrupt or missing", Roles: admin, Tag: tag}, s.httpScrubStatus)
 	root.GET("/feeds/releases.atom", httpapi.Op{Summary: "Atom feed of released deposits", Tag: tag}, s.httpFeed)
 }

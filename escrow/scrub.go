@@ -21,7 +21,7 @@ const ScrubLease = "escrow-scrub"
 // BlobProblem is a blob that failed its last check.
 type BlobProblem struct {
 	Digest    string    `json:"digest"`
-	Role      string    `json:"role"` // cipher (sealed content) or plain (released content)
+	Role      string    `json:"role"` // cipher (sealed content), plain (released content) or artifact (a release's)
 	Status    string    `json:"status"`
 	Detail    string    `json:"detail"`
 	CheckedAt time.Time `json:"checked_at"`
@@ -39,7 +39,8 @@ type ScrubReport struct {
 	Problems   []BlobProblem `json:"problems"`
 }
 
-// Scrubber re-reads every blob the escrow stored and checks its digest.
+// Scrubber re-reads every blob the escrow stored, and every release
+// artifact (Options.Artifacts), and checks its digest.
 type Scrubber struct {
 	s       *Service
 	replica string
@@ -101,6 +102,9 @@ func (sc *Scrubber) Run(ctx context.Context, actor string) (ScrubReport, error) 
 		}
 		after = page[len(page)-1]
 	}
+	if err := sc.scrubArtifacts(ctx, &rep); err != nil {
+		return rep, err
+	}
 	rep.FinishedAt = s.now().UTC()
 	_, err := s.db.ExecContext(ctx, s.db.Q(`INSERT INTO escrow_scrubs (id, started_at, finished_at, started_by, checked, corrupt, missing) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		rep.ID, db.Millis(rep.StartedAt), db.Millis(rep.FinishedAt), actor, rep.Checked, rep.Corrupt, rep.Missing)
@@ -113,6 +117,45 @@ func (sc *Scrubber) Run(ctx context.Context, actor string) (ScrubReport, error) 
 	}
 	s.log.Info("escrow: scrub finished", "checked", rep.Checked, "corrupt", rep.Corrupt, "missing", rep.Missing)
 	return rep, nil
+}
+
+// scrubArtifacts checks the release artifacts like the escrow's own blobs
+// and records each one's status in escrow_artifact_checks. The registry
+// verifies a download's digest as it serves it; the scrub finds a bad blob
+// before a device asks for it.
+func (sc *Scrubber) scrubArtifacts(ctx context.Context, rep *ScrubReport) error {
+	s := sc.s
+	if s.artifacts == nil {
+		return nil
+	}
+	digests, err := s.artifacts.ArtifactDigests(ctx)
+	if err != nil {
+		return fmt.Errorf("escrow: scrub: list release artifacts: %w", err)
+	}
+	for _, d := range digests {
+		status, detail, err := sc.check(ctx, blob.Digest(d))
+		if err != nil {
+			return fmt.Errorf("escrow: scrub artifact %s: %w", d, err)
+		}
+		rep.Checked++
+		count(s.metrics.BlobsChecked, 1)
+		switch status {
+		case blobCorrupt:
+			rep.Corrupt++
+		case blobMissing:
+			rep.Missing++
+		}
+		if status != blobOK {
+			count(s.metrics.BlobsCorrupt, 1)
+			s.log.Error("escrow: release artifact failed its check", "digest", d, "status", status, "detail", detail)
+		}
+		if _, err := s.db.ExecContext(ctx, s.db.Q(`INSERT INTO escrow_artifact_checks (digest, status, detail, checked_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (digest) DO UPDATE SET status = excluded.status, detail = excluded.detail, checked_at = excluded.checked_at`),
+			d, status, detail, db.Millis(s.now())); err != nil {
+			return fmt.Errorf("escrow: scrub artifact %s: %w", d, db.Classify(err))
+		}
+	}
+	return nil
 }
 
 // check re-hashes one blob. An error means the check itself could not run
@@ -162,7 +205,9 @@ func (sc *Scrubber) RunEvery(ctx context.Context, every time.Duration) error {
 
 // BlobProblems lists the blobs currently marked corrupt or missing.
 func (s *Service) BlobProblems(ctx context.Context) ([]BlobProblem, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT digest, role, status, detail, checked_at FROM escrow_blobs WHERE status <> ? ORDER BY digest`), blobOK)
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT digest, role, status, detail, checked_at FROM escrow_blobs WHERE status <> ?
+		UNION ALL SELECT digest, 'artifact', status, detail, checked_at FROM escrow_artifact_checks WHERE status <> ?
+		ORDER BY digest`), blobOK, blobOK)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: blob problems: %w", db.Classify(err))
 	}

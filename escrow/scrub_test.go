@@ -131,3 +131,70 @@ func TestTheScrubFindsACorruptBlobOnDiskAndReadsRefuseIt(t *testing.T) {
 		})
 	})
 }
+
+// artifactList stands for the registry's list of release artifacts; the
+// blobs themselves are real, in the same store as the escrow's.
+type artifactList []string
+
+func (l artifactList) ArtifactDigests(context.Context) ([]string, error) { return l, nil }
+
+func TestTheScrubChecksReleaseArtifactsToo(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		var list artifactList
+		contents := map[blob.Digest][]byte{}
+		for _, c := range []string{"firmware image 1.0.0", "firmware image 1.1.0", "sbom of 1.1.0"} {
+			info, err := e.blobs.Put(ctx, bytes.NewReader([]byte(c)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			list = append(list, string(info.Digest))
+			contents[info.Digest] = []byte(c)
+		}
+		svc := e.service(t, e.db, Options{Artifacts: list})
+		rep, err := svc.Scrubber("r1").Run(ctx, "test")
+		if err != nil || rep.Checked != 3 || rep.Corrupt+rep.Missing != 0 {
+			t.Fatalf("clean scrub = %+v, %v; want 3 artifacts checked", rep, err)
+		}
+
+		bad, lost := blob.Digest(list[0]), blob.Digest(list[1])
+		if e.disk != nil {
+			damage(t, e, bad)
+		} else if err := e.blobs.Delete(ctx, bad); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.blobs.Delete(ctx, lost); err != nil {
+			t.Fatal(err)
+		}
+		rep, err = svc.Scrubber("r1").Run(ctx, "test")
+		if err != nil || rep.Checked != 3 || rep.Corrupt+rep.Missing != 2 || rep.Missing < 1 {
+			t.Fatalf("scrub after damage = %+v, %v; want the damaged and the lost artifact", rep, err)
+		}
+		st, err := svc.ScrubStatus(ctx, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]string{}
+		for _, p := range st.Problems {
+			if p.Role == "artifact" {
+				found[p.Digest] = p.Status
+			}
+		}
+		if found[string(lost)] != blobMissing || found[string(bad)] == "" || len(found) != 2 {
+			t.Fatalf("problems = %+v, want the two artifacts reported", st.Problems)
+		}
+
+		for _, d := range []blob.Digest{bad, lost} {
+			if e.disk != nil {
+				os.Remove(e.disk.Path(d))
+			}
+			if _, err := e.blobs.Put(ctx, bytes.NewReader(contents[d]), d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err = svc.Scrubber("r1").Run(ctx, "test")
+		if err != nil || rep.Corrupt+rep.Missing != 0 || len(rep.Problems) != 0 {
+			t.Fatalf("scrub after restore = %+v, %v; want no problems", rep, err)
+		}
+	})
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -44,20 +46,54 @@ func IsLocalURL(rawURL string) bool {
 	return !ok || scheme == "file"
 }
 
-// Fetch clones the repository at url (https://, http://, file:// or a local
-// path) into dir, which must not exist or be empty, resolves ref (a branch,
-// a tag, a full or abbreviated commit id, or "" for the default branch) to a
-// commit and checks that commit out. It uses go-git only, never a git
-// program: local repositories are copied object by object.
+// Fetcher clones recipe repositories. Its zero value is what a server
+// open to anyone needs: https:// URLs only, without credentials, of hosts
+// whose every address is public; redirects are held to the same rules and
+// every refusal is the same error (see refusedURL).
+type Fetcher struct {
+	// AllowLocal also accepts file:// URLs, local paths, http:// URLs and
+	// hosts on this machine or its private networks: for tests and
+	// single-machine setups, never for a server open to the public.
+	AllowLocal bool
+	// Resolver looks host names up (net.DefaultResolver when nil).
+	Resolver Resolver
+
+	trusted netip.AddrPort // tests: one 127.0.0.1 address treated as public
+}
+
+// Fetch clones with the zero Fetcher: public https:// repositories only.
 func Fetch(ctx context.Context, rawURL, ref, dir string) (Checkout, error) {
+	return Fetcher{}.Fetch(ctx, rawURL, ref, dir)
+}
+
+// Fetch clones the repository at url into dir, which must not exist or be
+// empty, resolves ref (a branch, a tag, a full or abbreviated commit id, or
+// "" for the default branch) to a commit and checks that commit out. It
+// uses go-git only, never a git program: local repositories are copied
+// object by object.
+func (f Fetcher) Fetch(ctx context.Context, rawURL, ref, dir string) (Checkout, error) {
 	if err := checkRef(ref); err != nil {
 		return Checkout{}, err
+	}
+	p := &netPolicy{allowLocal: f.AllowLocal, resolver: f.Resolver, trusted: f.trusted}
+	if p.resolver == nil {
+		p.resolver = net.DefaultResolver
+	}
+	if IsLocalURL(rawURL) {
+		if !f.AllowLocal {
+			return Checkout{}, refusedURL()
+		}
+	} else if u, err := url.Parse(rawURL); err != nil || p.checkURL(u) != nil {
+		return Checkout{}, refusedURL()
 	}
 	created, err := prepareDir(dir)
 	if err != nil {
 		return Checkout{}, err
 	}
-	co, err := fetch(ctx, rawURL, ref, dir)
+	co, err := fetch(withPolicy(ctx, p), rawURL, ref, dir)
+	if p.refused.Load() {
+		err = refusedURL()
+	}
 	if err != nil && created {
 		_ = os.RemoveAll(dir)
 	}
@@ -116,11 +152,10 @@ func prepareDir(dir string) (created bool, err error) {
 	return false, nil
 }
 
+// cloneRemote clones over http(s) through the guarded transport, under the
+// policy in ctx; Fetch has checked the URL.
 func cloneRemote(ctx context.Context, rawURL, dir string) (*git.Repository, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, errs.E(errs.Invalid, "recipes: %q is not an https://, http://, file:// URL or a local path", rawURL)
-	}
+	installGuard()
 	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{URL: rawURL, NoCheckout: true, Tags: git.AllTags})
 	if err != nil {
 		return nil, classifyFetchError(ctx, rawURL, err)

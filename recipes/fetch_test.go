@@ -130,7 +130,7 @@ func TestFetchResolvesEveryKindOfRef(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "co")
-			co, err := Fetch(context.Background(), tt.url, tt.ref, dir)
+			co, err := localFetcher.Fetch(context.Background(), tt.url, tt.ref, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +188,7 @@ func TestFetchRefusals(t *testing.T) {
 			if dir == "" {
 				dir = filepath.Join(t.TempDir(), "co")
 			}
-			_, err := Fetch(context.Background(), tt.url, tt.ref, dir)
+			_, err := localFetcher.Fetch(context.Background(), tt.url, tt.ref, dir)
 			if !errs.Is(err, tt.kind) {
 				t.Fatalf("err = %v (%v), want kind %v", err, errs.KindOf(err), tt.kind)
 			}
@@ -205,7 +205,7 @@ func TestFetchStopsWhenTheContextEnds(t *testing.T) {
 	r := newTestRepo(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Fetch(ctx, r.dir, "", filepath.Join(t.TempDir(), "co"))
+	_, err := localFetcher.Fetch(ctx, r.dir, "", filepath.Join(t.TempDir(), "co"))
 	if !errs.Is(err, errs.Unavailable) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -214,7 +214,7 @@ func TestFetchStopsWhenTheContextEnds(t *testing.T) {
 func TestReadRecipeStaysInsideTheCheckout(t *testing.T) {
 	r := newTestRepo(t)
 	base := t.TempDir()
-	co, err := Fetch(context.Background(), r.dir, "main", filepath.Join(base, "co"))
+	co, err := localFetcher.Fetch(context.Background(), r.dir, "main", filepath.Join(base, "co"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +251,11 @@ func archiveBytes(t *testing.T, dir, commit string) []byte {
 
 func TestArchiveIsTheSameFromTwoClones(t *testing.T) {
 	r := newTestRepo(t)
-	co1, err := Fetch(context.Background(), "file://"+r.dir, "v2.0", filepath.Join(t.TempDir(), "a"))
+	co1, err := localFetcher.Fetch(context.Background(), "file://"+r.dir, "v2.0", filepath.Join(t.TempDir(), "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	co2, err := Fetch(context.Background(), r.dir, r.second.String()[:10], filepath.Join(t.TempDir(), "b"))
+	co2, err := localFetcher.Fetch(context.Background(), r.dir, r.second.String()[:10], filepath.Join(t.TempDir(), "b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,3 +403,6 @@ func TestArchiveRefusesAnUnknownCommit(t *testing.T) {
 		}
 	}
 }
+
+// localFetcher reads the repositories these tests make on disk.
+var localFetcher = Fetcher{AllowLocal: true}

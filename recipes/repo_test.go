@@ -25,7 +25,7 @@ func TestCommitTreeMakesAFetchableRepository(t *testing.T) {
 	if err != nil || again != commit {
 		t.Fatalf("committing the same tree again gave %s, %v; want the same commit %s", again, err, commit)
 	}
-	co, err := Fetch(ctx, "file://"+dir, "HEAD", filepath.Join(t.TempDir(), "clone"))
+	co, err := localFetcher.Fetch(ctx, "file://"+dir, "HEAD", filepath.Join(t.TempDir(), "clone"))
 	if err != nil {
 		t.Fatal(err)
 	}

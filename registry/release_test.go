@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -312,6 +313,34 @@ func TestConcurrentPublishesOfOneVersionLeaveOneSignedRelease(t *testing.T) {
 		_, data, err := up.DownloadTarget(info, path.Join(t.TempDir(), "fw.bin"), "")
 		if err != nil || string(data) != string(fw) {
 			t.Fatalf("download of the published target: %v", err)
+		}
+	})
+}
+
+func TestArtifactDigestsListEveryReleasedBlobOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, envOptions{})
+		b1, _ := e.firmware("1.0.0")
+		r1 := e.publish(PublishRequest{BuildID: b1, Version: "1.0.0", Channel: Stable})
+		b2, _ := e.firmware("1.1.0")
+		r2 := e.publish(PublishRequest{BuildID: b2, Version: "1.1.0", Channel: Testing})
+		want := map[string]bool{}
+		for _, r := range []Release{r1, r2} {
+			for _, a := range r.Artifacts {
+				want[a.Digest] = true
+			}
+		}
+		got, err := e.svc.ArtifactDigests(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) || !sort.StringsAreSorted(got) {
+			t.Fatalf("ArtifactDigests = %v, want the %d digests %v sorted", got, len(want), want)
+		}
+		for _, d := range got {
+			if !want[d] {
+				t.Errorf("%s is not an artifact", d)
+			}
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -547,3 +548,37 @@ func boolInt(b bool) int {
 }
 
 func blobDigest(a Artifact) blob.Digest { return blob.Digest(a.Digest) }
+
+// ArtifactDigests lists, sorted and once each, the digests of every
+// release's artifacts, yanked or not: the blobs the registry serves, which
+// the escrow's scrub re-reads and re-hashes with its own.
+func (s *Service) ArtifactDigests(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, artifacts FROM releases ORDER BY id`))
+	if err != nil {
+		return nil, fmt.Errorf("registry: artifact digests: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var id, raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, fmt.Errorf("registry: artifact digests: %w", err)
+		}
+		var arts []Artifact
+		if err := json.Unmarshal([]byte(raw), &arts); err != nil {
+			return nil, errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", id)
+		}
+		for _, a := range arts {
+			seen[a.Digest] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("registry: artifact digests: %w", db.Classify(err))
+	}
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out, nil
+}

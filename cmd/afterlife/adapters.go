@@ -171,3 +171,14 @@ func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (reg
 	}
 	return out, nil
 }
+
+// releaseArtifacts lets the escrow's scrub check the registry's release
+// artifacts; the registry is wired after the escrow, before any scrub runs.
+type releaseArtifacts struct{ p *parts }
+
+func (a releaseArtifacts) ArtifactDigests(ctx context.Context) ([]string, error) {
+	if a.p.reg == nil {
+		return nil, nil
+	}
+	return a.p.reg.ArtifactDigests(ctx)
+}

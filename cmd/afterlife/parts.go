@@ -59,8 +59,9 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 	p.escrow, err = escrow.New(ctx, escrow.Options{
 		DB: s.db, Blobs: s.blobs, Products: escrowProducts{p.catalog}, Identity: identity, ReceiptKey: receiptKey,
 		Logger: s.log.With("part", "escrow"), Now: s.now, BaseURL: s.cfg.PublicURL, Retention: s.cfg.Retention,
-		Limits:  manifest.Limits{MaxFileSize: s.cfg.MaxFileSize, MaxDepositSize: s.cfg.MaxDepositSize},
-		Metrics: escrowMetrics(s.metrics),
+		Limits:    manifest.Limits{MaxFileSize: s.cfg.MaxFileSize, MaxDepositSize: s.cfg.MaxDepositSize},
+		Metrics:   escrowMetrics(s.metrics),
+		Artifacts: releaseArtifacts{&p},
 	})
 	if err != nil {
 		return err

@@ -66,7 +66,7 @@ keep dead-man policies from firing by checking in, and verify receipts offline.`
 
 	var opts client.DepositOptions
 	deposit := &cobra.Command{
-		Use:   "deposit --product ID [--policy POLICY] PATH...",
+		Use:   "deposit --product ID --policy POLICY PATH...",
 		Short: "Deposit files and directories into escrow; resumes after a dropped connection",
 		Long: `Upload a sunset package: files and directories (walked in sorted order; symlinks
 stored as links, never followed out of the tree). Each file is tagged spec, source,
@@ -76,7 +76,8 @@ The upload streams with a progress bar. If the connection drops or the command i
 interrupted, run it again: finished files are not sent again. On success the
 server's signed receipt is written next to you (--receipt).
 
-Policies, combined with '+' (any one firing releases the deposit):
+--policy is required: there is no default, so nothing is published by
+accident. Policies, combined with '+' (any one firing releases the deposit):
   immediate                 public at once
   on=2027-06-30             on a date (or an RFC 3339 time)
   dead-man=30d,7d           if the vendor misses a check-in: every 30 days, 7 days grace
@@ -103,7 +104,7 @@ Policies, combined with '+' (any one firing releases the deposit):
 		},
 	}
 	deposit.Flags().StringVar(&opts.Product, "product", "", "product id (required)")
-	deposit.Flags().StringVar(&opts.Policy, "policy", "immediate", "release policy (see above)")
+	deposit.Flags().StringVar(&opts.Policy, "policy", "", "release policy, required: "+client.PolicyChoices)
 	deposit.Flags().StringVar(&opts.KindsFile, "kinds", "", "YAML file mapping paths to kinds, overriding the inferred ones")
 	deposit.Flags().StringVar(&opts.StateFile, "state", "", "resume state file (default: one per product in the user cache dir)")
 	deposit.Flags().StringVar(&opts.ReceiptFile, "receipt", "", "where to write the receipt (default DEPOSIT.receipt.json)")

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -349,5 +350,71 @@ func TestATrusteeApprovesWithAKeyFile(t *testing.T) {
 	d, err := s.client("").GetDeposit(ctx, res.Deposit)
 	if err != nil || d.State != "released" || d.Fired != "quorum" {
 		t.Fatalf("deposit after approval = %+v, %v", d, err)
+	}
+}
+
+func TestADepositWithoutAPolicyIsRefusedBeforeAnythingIsSent(t *testing.T) {
+	var requests sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Store(r.URL.Path, true)
+		http.Error(w, "unexpected", http.StatusTeapot)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "signing.key"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(client.Options{Server: srv.URL, Token: "t", Progress: io.Discard})
+	for _, pol := range []string{"", "  ", "someday"} {
+		t.Run("policy "+strconv.Quote(pol)+" is refused", func(t *testing.T) {
+			_, err := c.Deposit(context.Background(), client.DepositOptions{Product: "demo-cam", Policy: pol, Paths: []string{dir},
+				StateFile: filepath.Join(t.TempDir(), "state"), ReceiptFile: filepath.Join(t.TempDir(), "r.json")})
+			if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "immediate") || !strings.Contains(err.Error(), "quorum") {
+				t.Fatalf("err = %v, want an Invalid error naming the choices", err)
+			}
+		})
+	}
+	requests.Range(func(k, _ any) bool {
+		t.Errorf("the client sent %s before refusing", k)
+		return true
+	})
+}
+
+func TestScanRefusesTreesThatMislead(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+		links map[string]string
+	}{
+		{"a link escaping through another link", []string{"c/f"}, map[string]string{"a/b/m": "../../c", "a/b/l": "m/../../../x"}},
+		{"names equal once case-folded", []string{"README", "readme"}, nil},
+		{"names equal once NFC-normalised", []string{"caf\u00e9", "cafe\u0301"}, nil},
+		{"a name with a bidi override", []string{"evil\u202etxt.exe"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is refused before anything is sent", func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tt.files {
+				p := filepath.Join(dir, f)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for l, target := range tt.links {
+				p := filepath.Join(dir, l)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := client.Scan([]string{dir}, nil); !errs.Is(err, errs.Invalid) {
+				t.Fatalf("Scan = %v, want invalid", err)
+			}
+		})
 	}
 }

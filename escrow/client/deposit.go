@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
+	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
@@ -69,10 +71,30 @@ type fileStatus struct {
 	} `json:"files"`
 }
 
+// PolicyChoices names the release policies a deposit may take, for error
+// messages and help texts.
+const PolicyChoices = "immediate, on=DATE, dead-man=EVERY,GRACE or quorum=K/N:TRUSTEES (combine with '+')"
+
+// CheckPolicy refuses an empty or malformed release policy before anything
+// is hashed or sent. There is no default: a vendor who forgot to choose
+// must not publish sources and keys at once.
+func CheckPolicy(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errs.E(errs.Invalid, "a release policy is required (--policy): choose %s", PolicyChoices)
+	}
+	if _, err := policy.Parse(s); err != nil {
+		return fmt.Errorf("release policy %q: %w", s, err)
+	}
+	return nil
+}
+
 // Deposit scans, hashes, creates (or resumes), uploads and commits a
 // deposit, and writes its receipt.
 func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, error) {
 	var res DepositResult
+	if err := CheckPolicy(o.Policy); err != nil {
+		return res, err
+	}
 	if o.StateFile == "" {
 		o.StateFile = DefaultStateFile(o.Product)
 	}

@@ -28,7 +28,9 @@ type LocalFile struct {
 // contributes its contents (its own name is not part of the paths); a file
 // contributes itself under its base name. Directories are walked in sorted
 // order; symbolic links inside them are recorded as links, never followed,
-// and refused when their target leaves the tree. Kinds are inferred from
+// and refused when their target leaves the tree, also through other links
+// (manifest.CheckTree), as are names that collide once normalised or
+// case-folded. Kinds are inferred from
 // paths unless overrides (deposit path → kind) say otherwise.
 func Scan(paths []string, overrides map[string]manifest.Kind) ([]LocalFile, error) {
 	if len(paths) == 0 {
@@ -113,6 +115,10 @@ func Scan(paths []string, overrides map[string]manifest.Kind) ([]LocalFile, erro
 		out = append(out, f)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	// The server checks the same; refusing here saves hashing and sending.
+	if err := manifest.CheckTree(Entries(out)); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

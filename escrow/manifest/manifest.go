@@ -76,7 +76,8 @@ const (
 
 // ValidatePath accepts a slash-separated path relative to the deposit root:
 // not empty, not absolute, no "." or ".." elements, no empty elements, no
-// NUL, no backslash, valid UTF-8, bounded length.
+// NUL, no backslash, no control or bidirectional control characters, valid
+// UTF-8, bounded length.
 func ValidatePath(p string) error {
 	switch {
 	case p == "":
@@ -104,6 +105,9 @@ func ValidatePath(p string) error {
 		for _, r := range el {
 			if r < 0x20 || r == 0x7f {
 				return errs.E(errs.Invalid, "path %q: contains a control character", p)
+			}
+			if isBidiControl(r) {
+				return errs.E(errs.Invalid, "path %q: contains a bidirectional control character (U+%04X), which makes a name read as another", p, r)
 			}
 		}
 	}
@@ -177,6 +181,9 @@ func Validate(entries []Entry, lim Limits) ([]Entry, error) {
 				return nil, errs.E(errs.Invalid, "path %q is both a file and the directory of %q", dir, e.Path)
 			}
 		}
+	}
+	if err := CheckTree(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -1,6 +1,9 @@
 package manifest
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,6 +155,125 @@ func FuzzValidatePath(f *testing.F) {
 		for _, el := range strings.Split(p, "/") {
 			if el == ".." || el == "." || el == "" {
 				t.Fatalf("accepted %q with element %q", p, el)
+			}
+		}
+	})
+}
+
+func TestCheckTree(t *testing.T) {
+	file := func(p string) Entry { return Entry{Path: p, Size: 1, SHA256: hexA, Kind: Other} }
+	link := func(p, target string) Entry { return Entry{Path: p, Link: target, Kind: Other} }
+	tests := []struct {
+		name    string
+		entries []Entry
+		ok      bool
+	}{
+		{"links within the tree are accepted", []Entry{file("c"), link("a/b/m", "../../c"), link("a/n", "b/m")}, true},
+		{"a link through a link to a directory inside the tree is accepted", []Entry{file("d/x"), link("a/dl", "../d"), link("a/b/l", "../dl/x")}, true},
+		{"a link escaping through another link is refused", []Entry{file("c"), link("a/b/m", "../../c"), link("a/b/l", "m/../../../x")}, false},
+		{"a link escaping through a chain of links is refused", []Entry{link("a/b/c/up", "../.."), link("a/b/c/d/up2", "../up"), link("a/b/c/d/l", "up2/../../x")}, false},
+		{"a loop of links is refused", []Entry{link("a", "b"), link("b", "a")}, false},
+		{"a link to itself is refused", []Entry{link("a/self", "self")}, false},
+		{"names equal after case folding are refused", []Entry{file("README"), file("readme")}, false},
+		{"directory names equal after case folding are refused", []Entry{file("Src/a.c"), file("src/b.c")}, false},
+		{"a file and a directory equal after case folding are refused", []Entry{file("keys"), file("KEYS/signing.key")}, false},
+		{"names equal after NFC normalisation are refused", []Entry{file("caf\u00e9.txt"), file("cafe\u0301.txt")}, false},
+		{"names equal after folding ß are refused", []Entry{file("stra\u00dfe"), file("STRASSE")}, false},
+		{"distinct names in one directory are accepted", []Entry{file("src/a.c"), file("src/b.c"), file("docs/a.c")}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckTree(tt.entries)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckTree = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !errs.Is(err, errs.Invalid) {
+				t.Fatalf("kind = %v, want invalid", errs.KindOf(err))
+			}
+			if _, verr := Validate(tt.entries, DefaultLimits); (verr == nil) != tt.ok {
+				t.Fatalf("Validate = %v, want ok=%v", verr, tt.ok)
+			}
+		})
+	}
+}
+
+func TestValidatePathRefusesBidiControls(t *testing.T) {
+	for _, r := range []rune{0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F, 0x061C} {
+		p := "keys/invoice" + string(r) + "fdp.key"
+		if err := ValidatePath(p); !errs.Is(err, errs.Invalid) {
+			t.Errorf("ValidatePath(%q) = %v, want invalid", p, err)
+		}
+	}
+}
+
+// FuzzCheckTree lays every accepted manifest out as real files and links
+// and asks the kernel's view (os.Root, which refuses a path that escapes
+// through links) whether any link leads out.
+func FuzzCheckTree(f *testing.F) {
+	f.Add("a/b/m ../../c\na/b/l m/../../../x")
+	f.Add("a b\nb a")
+	f.Add("d/x\na/dl ../d\na/b/l ../dl/x")
+	f.Add("c\na/b/m ../../c\na/n b/m")
+	f.Add("c/f\na/b/m ../../c\na/b/l m/../../../x")
+	parent := f.TempDir()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "afterlife-fuzz-"); err == nil {
+			f.Cleanup(func() { _ = os.RemoveAll(dir) })
+			parent = dir
+		}
+	}
+	top := filepath.Join(parent, "tree")
+	f.Fuzz(func(t *testing.T, spec string) {
+		var entries []Entry
+		for line := range strings.SplitSeq(spec, "\n") {
+			p, target, _ := strings.Cut(line, " ")
+			e := Entry{Path: p, Link: target, Kind: Other}
+			if target == "" {
+				e.Size, e.SHA256 = 1, hexA
+			}
+			entries = append(entries, e)
+			if len(entries) == 50 {
+				break
+			}
+		}
+		out, err := Validate(entries, DefaultLimits)
+		if err != nil || !slices.ContainsFunc(out, Entry.IsLink) {
+			return // nothing that could escape
+		}
+		if err := os.RemoveAll(top); err != nil {
+			t.Fatal(err)
+		}
+		// The deposit sits two levels down, so that an escape lands on
+		// directories that exist.
+		root := filepath.Join(top, "x", "y", "root")
+		for _, e := range out {
+			p := filepath.Join(root, filepath.FromSlash(e.Path))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return // a case-insensitive or odd name the file system refuses
+			}
+			if e.IsLink() {
+				err = os.Symlink(e.Link, p)
+			} else {
+				err = os.WriteFile(p, nil, 0o644)
+			}
+			if err != nil {
+				return
+			}
+		}
+		r, err := os.OpenRoot(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for _, e := range out {
+			if !e.IsLink() {
+				continue
+			}
+			if _, err := r.Stat(e.Path); err != nil && strings.Contains(err.Error(), "escapes") {
+				t.Fatalf("accepted %q → %q, which escapes: %v", e.Path, e.Link, err)
+			}
+			if _, err := r.Stat(e.Path + "/x"); err != nil && strings.Contains(err.Error(), "escapes") {
+				t.Fatalf("accepted %q → %q, through which a path escapes: %v", e.Path, e.Link, err)
 			}
 		}
 	})

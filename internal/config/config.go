@@ -159,7 +159,7 @@ var serveFields = []field{
 	{"log-level", "info", "log level: debug, info, warn, error", str(func(c *Serve) *string { return &c.LogLevel })},
 	{"log-format", "text", "log format: text or json", str(func(c *Serve) *string { return &c.LogFormat })},
 	{"demo", "false", "seed the demo (vendor, product, deposit, recipe, reproducible release) into an empty data dir", boolean(func(c *Serve) *bool { return &c.Demo })},
-	{"allow-local-repos", "false", "accept recipe repositories on this machine (file:// URLs, paths): for tests and single-machine setups, never on a public server", boolean(func(c *Serve) *bool { return &c.AllowLocalRepos })},
+	{"allow-local-repos", "false", "accept recipe repositories on this machine or its private networks (file:// URLs, paths, http://, loopback and private addresses): for tests and single-machine setups, never on a public server", boolean(func(c *Serve) *bool { return &c.AllowLocalRepos })},
 	{"local-builders", "2", "builder agents to run inside this process (0 for none)", integer(func(c *Serve) *int { return &c.LocalBuilders })},
 	{"builder-cache", "", "directory for the local builders' caches (Go build cache, fetched inputs); empty for DATA/builders", str(func(c *Serve) *string { return &c.BuilderCache })},
 	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},

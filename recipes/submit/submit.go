@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
@@ -89,7 +88,8 @@ type Options struct {
 	Store    blob.Store
 	Released ReleasedFiles
 	Builds   Builds
-	// AllowLocal lets file:// URLs and local paths through (tests, the
+	// AllowLocal lets file:// URLs, local paths, http:// and addresses on
+	// this machine or its private networks through (tests, the
 	// single-machine demo). A public server must leave it false.
 	AllowLocal bool
 	// Maxima are the most a recipe may ask for (the server's max-build-*
@@ -132,7 +132,8 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	co, err := recipes.Fetch(ctx, req.RepoURL, req.Ref, filepath.Join(tmp, "recipe"))
+	fetcher := recipes.Fetcher{AllowLocal: s.o.AllowLocal}
+	co, err := fetcher.Fetch(ctx, req.RepoURL, req.Ref, filepath.Join(tmp, "recipe"))
 	if err != nil {
 		return Result{}, err
 	}
@@ -171,7 +172,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 		if err := s.checkURL(g.URL); err != nil {
 			return Result{}, fmt.Errorf("submit: git input %s: %w", g.Name, err)
 		}
-		gco, err := recipes.Fetch(ctx, g.URL, g.Commit, filepath.Join(tmp, fmt.Sprintf("git-%d", i)))
+		gco, err := fetcher.Fetch(ctx, g.URL, g.Commit, filepath.Join(tmp, fmt.Sprintf("git-%d", i)))
 		if err != nil {
 			return Result{}, fmt.Errorf("submit: git input %s: %w", g.Name, err)
 		}
@@ -192,15 +193,10 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 	return Result{BuildID: id, Created: created, Commit: co.Commit, Recipe: r.Name, Version: r.Version, Source: src}, nil
 }
 
+// checkURL asks for a URL; what a URL may name is the fetcher's rule.
 func (s *Submitter) checkURL(u string) error {
 	if u == "" {
 		return errs.E(errs.Invalid, "a repository URL is required")
-	}
-	if recipes.IsLocalURL(u) && !s.o.AllowLocal {
-		return errs.E(errs.Invalid, "repository %q: only https:// URLs are accepted", u)
-	}
-	if !recipes.IsLocalURL(u) && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		return errs.E(errs.Invalid, "repository %q: only https:// URLs are accepted", u)
 	}
 	return nil
 }

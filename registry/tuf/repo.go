@@ -570,7 +570,13 @@ func ParseTargetRequest(p string) (dir, hash, name string, ok bool) {
 		dir, base = p[:i], p[i+1:]
 	}
 	hash, name, found := strings.Cut(base, ".")
-	if !found || name == "" || len(hash) != 64 {
+	// The name after the hash is the target's last path element: "." or
+	// ".." there would name its directory, or the parent.
+	target := name
+	if dir != "" {
+		target = dir + "/" + name
+	}
+	if !found || len(hash) != 64 || !validTargetPath(target) {
 		return "", "", "", false
 	}
 	if _, err := hex.DecodeString(hash); err != nil || hash != strings.ToLower(hash) {
