@@ -40,10 +40,20 @@ type Config struct {
 	// InstallDir holds the A/B layout: slots "a" and "b" and the symlink
 	// "current" to the active one.
 	InstallDir string
-	// DeviceID and Channel override the values Init stored when set.
-	DeviceID, Channel string
+	// DeviceID, Channel and Product override the values Init stored when
+	// set. Product is the product this device is; without it the device
+	// learns it from its first install. Releases of another product are
+	// refused.
+	DeviceID, Channel, Product string
 	// AcceptCommunity allows community releases (also when Init stored it).
 	AcceptCommunity bool
+	// FromMetadata makes Update find the release in the signed TUF
+	// metadata alone, without asking the update API (Update also does so
+	// when the registry has no update API, as on a static mirror).
+	FromMetadata bool
+	// ReplaceRoot lets Init replace a root that StateDir already pins by a
+	// different one, forgetting the metadata verified under the old one.
+	ReplaceRoot bool
 	// HTTPClient supplies the transport (TLS settings, proxies); requests
 	// are always retried with afterlife's policy on top of it.
 	HTTPClient *http.Client
@@ -92,6 +102,7 @@ const (
 // stored is the device's config file, StateDir/config.json.
 type stored struct {
 	DeviceID        string `json:"device_id"`
+	Product         string `json:"product,omitempty"`
 	Channel         string `json:"channel"`
 	AcceptCommunity bool   `json:"accept_community"`
 }
@@ -149,12 +160,19 @@ func newClient(cfg Config, needState bool) (*client, error) {
 	if cfg.Channel != "" {
 		c.st.Channel = cfg.Channel
 	}
+	if cfg.Product != "" {
+		c.st.Product = cfg.Product
+	}
 	c.st.AcceptCommunity = c.st.AcceptCommunity || cfg.AcceptCommunity
 	return c, nil
 }
 
 // Init prepares StateDir: it stores the trusted TUF root and the device's
-// config (device id, channel, whether community releases are accepted).
+// config (device id, product, channel, whether community releases are
+// accepted). Run again with the same root it only updates the config; a
+// different root is refused (errs.Conflict) unless Config.ReplaceRoot is
+// set, because replacing it forgets the metadata versions that protect the
+// device against rollback.
 // With rootJSON nil it trusts on first use: it fetches /tuf/1.root.json
 // from the registry, checks that it is signed by its own root keys, and
 // logs a warning, since whoever answers that request decides what the
@@ -177,6 +195,16 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
 		return errs.Wrap(errs.Invalid, err, "device: the root is not signed by its own root keys")
 	}
+	pinned, err := os.ReadFile(filepath.Join(cfg.StateDir, rootFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("device: read pinned root: %w", err)
+	}
+	replace := pinned == nil || !bytes.Equal(pinned, rootJSON)
+	if pinned != nil && replace && !cfg.ReplaceRoot {
+		return errs.E(errs.Conflict, "device: %s already pins %s; a different root would replace it and forget the metadata "+
+			"verified under it (the versions that protect this device against rollback). Keep it, or replace it on purpose "+
+			"with --force (Config.ReplaceRoot)", cfg.StateDir, describeRoot(pinned))
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
 		return fmt.Errorf("device: create state dir: %w", err)
 	}
@@ -185,15 +213,20 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	if err != nil {
 		return fmt.Errorf("device: encode config: %w", err)
 	}
-	// A new root replaces the metadata cached under the old one.
-	if err := os.RemoveAll(filepath.Join(cfg.StateDir, tufDir)); err != nil {
-		return fmt.Errorf("device: reset tuf cache: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
-		return fmt.Errorf("device: create tuf cache: %w", err)
-	}
-	if err := writeFileSync(filepath.Join(cfg.StateDir, rootFile), rootJSON, 0o644); err != nil {
-		return fmt.Errorf("device: store root: %w", err)
+	if replace {
+		// A new root replaces the metadata cached under the old one.
+		if pinned != nil {
+			c.log.Warn("device: replacing the pinned root and forgetting the metadata verified under it", "old", describeRoot(pinned), "new", describeRoot(rootJSON))
+		}
+		if err := os.RemoveAll(filepath.Join(cfg.StateDir, tufDir)); err != nil {
+			return fmt.Errorf("device: reset tuf cache: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
+			return fmt.Errorf("device: create tuf cache: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(cfg.StateDir, rootFile), rootJSON, 0o644); err != nil {
+			return fmt.Errorf("device: store root: %w", err)
+		}
 	}
 	if err := writeFileSync(filepath.Join(cfg.StateDir, configFile), append(conf, '\n'), 0o644); err != nil {
 		return fmt.Errorf("device: store config: %w", err)
@@ -201,6 +234,21 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	c.log.Info("device initialised", "device_id", c.st.DeviceID, "channel", c.st.Channel,
 		"accept_community", c.st.AcceptCommunity, "root_version", root.Signed.Version)
 	return nil
+}
+
+// describeRoot names a root for a message: its version and root key ids.
+func describeRoot(b []byte) string {
+	root, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(b)
+	if err != nil {
+		return "a root that does not parse"
+	}
+	var keys []string
+	if r, ok := root.Signed.Roles[metadata.ROOT]; ok {
+		for _, k := range r.KeyIDs {
+			keys = append(keys, k[:min(len(k), 12)])
+		}
+	}
+	return fmt.Sprintf("TUF root version %d (root keys %s)", root.Signed.Version, strings.Join(keys, ", "))
 }
 
 // Check asks the registry whether a newer release exists for this device;

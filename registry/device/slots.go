@@ -142,6 +142,16 @@ func readRelease(installDir, slot string) (*Release, error) {
 	return &r, nil
 }
 
+// installedRelease is what the active slot holds, nil when nothing is
+// installed.
+func installedRelease(installDir string) (*Release, error) {
+	slot, err := activeSlot(installDir)
+	if err != nil || slot == "" {
+		return nil, err
+	}
+	return readRelease(installDir, slot)
+}
+
 // Current returns the version in the active slot; errs.NotFound when
 // nothing is installed yet.
 func Current(cfg Config) (string, error) {
