@@ -1,11 +1,14 @@
 // Package device is the client a device (or its integrator) imports to
-// update over the air from an afterlife registry: it asks the update API
-// for an offer, verifies the offered file against the registry's signed
-// TUF metadata with go-tuf's updater, downloads it with resume, installs it
-// into the inactive slot of an A/B layout, switches slots atomically and
-// reports the outcome. It must never install bytes that TUF metadata does
-// not vouch for, never trust the offer alone, and never act on a community
-// release without the owner's opt-in. It does not know how the registry
+// update over the air from an afterlife registry: it finds the release to
+// install (the update API's offer is a hint; without an update API it
+// reads the product's signed release list), decides on the fields the
+// registry signed into its TUF target metadata, verified with go-tuf's
+// updater, downloads the file with resume, installs it into the inactive
+// slot of an A/B layout, switches slots atomically and reports the
+// outcome. It must never install bytes or act on product, version,
+// channel or community flags that TUF metadata does not vouch for, never
+// act on a community release without the owner's opt-in, and never
+// replace a pinned root silently. It does not know how the registry
 // stores anything; it speaks only HTTP.
 package device
 
