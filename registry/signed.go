@@ -110,3 +110,70 @@ func (s *Service) releaseList(ctx context.Context, product string) (tuf.Target, 
 	custom := map[string]any{"afterlife": list.Schema, "product": list.Product, "releases": list.Releases}
 	return tuf.Target{Path: device.ReleaseListPath(product), Length: 0, SHA256: emptySHA256, Custom: custom}, nil
 }
+
+// SignUnsigned re-signs, in one publication, the targets of releases
+// published before targets carried their signed fields (devices refuse
+// those), and writes the release list of every product that has none. It
+// runs once at start on the replica that gets the signing lease; with
+// nothing to do it signs nothing.
+func (s *Service) SignUnsigned(ctx context.Context) error {
+	_, err := s.withTUFLease(ctx, false, func() error {
+		rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE yanked = 0`))
+		if err != nil {
+			return db.Classify(err)
+		}
+		var rels []Release
+		for rows.Next() {
+			r, err := scanRelease(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			rels = append(rels, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return db.Classify(err)
+		}
+		var paths []string
+		products := map[string]bool{}
+		for _, r := range rels {
+			paths = append(paths, r.targetPaths()...)
+			if !products[r.Product] {
+				products[r.Product] = true
+				paths = append(paths, device.ReleaseListPath(r.Product))
+			}
+		}
+		listed, err := s.o.TUF.Listed(ctx, paths)
+		if err != nil {
+			return err
+		}
+		var add []tuf.Target
+		for _, r := range rels {
+			for _, t := range r.targets() {
+				if cur, ok := listed[t.Path]; ok && cur.Custom["afterlife"] == nil {
+					add = append(add, t)
+				}
+			}
+		}
+		var lists []string
+		for p := range products {
+			if _, ok := listed[device.ReleaseListPath(p)]; !ok {
+				lists = append(lists, device.ReleaseListPath(p))
+			}
+		}
+		if len(add) == 0 && len(lists) == 0 {
+			return nil
+		}
+		if err := s.signProducts(ctx, add); err != nil {
+			return err
+		}
+		if err := s.o.TUF.Apply(ctx, add, nil); err != nil {
+			return err
+		}
+		s.signReleaseLists(ctx, add, lists)
+		s.log.Info("registry: signed the release fields of targets published before them", "targets", len(add), "release_lists", len(lists))
+		return nil
+	})
+	return err
+}
