@@ -143,13 +143,17 @@ func readRelease(installDir, slot string) (*Release, error) {
 }
 
 // installedRelease is what the active slot holds, nil when nothing is
-// installed.
+// installed (or the active slot records no release).
 func installedRelease(installDir string) (*Release, error) {
 	slot, err := activeSlot(installDir)
 	if err != nil || slot == "" {
 		return nil, err
 	}
-	return readRelease(installDir, slot)
+	r, err := readRelease(installDir, slot)
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	return r, err
 }
 
 // Current returns the version in the active slot; errs.NotFound when
