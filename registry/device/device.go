@@ -67,7 +67,8 @@ type Config struct {
 }
 
 // Offer is the registry's answer to "is there an update for me?", as
-// served by GET /v1/devices/updates.
+// served by GET /v1/devices/updates. It is not signed: Update uses only its
+// target path, as a hint of where to look in the signed metadata.
 type Offer struct {
 	Product    string      `json:"product"`
 	ReleaseID  string      `json:"release_id"`
@@ -255,7 +256,8 @@ func describeRoot(b []byte) string {
 }
 
 // Check asks the registry whether a newer release exists for this device;
-// nil means the device is up to date.
+// nil means the device is up to date. The offer is returned unverified:
+// Update decides on the signed metadata and may refuse it.
 func Check(ctx context.Context, cfg Config, current string) (*Offer, error) {
 	c, err := newClient(cfg, true)
 	if err != nil {
