@@ -63,7 +63,7 @@ github.com/afterlife-oss/afterlife/registry/device.`,
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Pin the registry's TUF root and store the device's settings",
-		Long: `Store the trusted TUF root and the device's settings (id, channel, opt-in).
+		Long: `Store the trusted TUF root and the device's settings (id, product, channel, opt-in).
 
 With --root the given root.json is trusted (ship it with the device). Without it the
 registry's first root is fetched and trusted on first use: whoever answers that request
@@ -118,7 +118,8 @@ then know its product (init --product, or an earlier install).
 The first switch from vendor firmware to community firmware needs the owner's explicit
 opt-in: --accept-community-firmware, or the same flag given to init.`,
 		Example: `  afterlife device update --registry http://127.0.0.1:8080 --id demo:afterlife-cam \
-      --current 0 --install-to ./device --accept-community-firmware`,
+      --install-to ./device --accept-community-firmware
+  afterlife device update --registry https://mirror.example --from-metadata --install-to ./device`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := f.config(cmd)
