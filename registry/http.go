@@ -220,7 +220,14 @@ func (s *Service) httpArtifact(c *gin.Context) error {
 func (s *Service) httpTUF(c *gin.Context) error {
 	p := c.Request.URL.Path
 	if !strings.HasPrefix(p, "/tuf/targets/") {
-		s.o.TUF.Handler().ServeHTTP(c.Writer, c.Request)
+		data, cc, err := s.o.TUF.Meta(c.Request.Context(), strings.TrimPrefix(p, "/tuf/"))
+		if err != nil {
+			return err
+		}
+		h := c.Writer.Header()
+		h.Set("Cache-Control", cc)
+		h.Set("Content-Length", strconv.Itoa(len(data)))
+		c.Data(http.StatusOK, "application/json", data)
 		return nil
 	}
 	dir, hash, name, ok := tuf.ParseTargetRequest(p)

@@ -240,6 +240,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer poll.Stop()
 	ts := time.NewTicker(s.o.TimestampCheck)
 	defer ts.Stop()
+	if err := s.SignUnsigned(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("registry: could not sign the fields of older targets; devices refuse them until it succeeds", "err", err)
+	}
 	s.refreshTimestamp(ctx)
 	for {
 		select {

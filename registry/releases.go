@@ -15,6 +15,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/registry/device"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
 
@@ -78,14 +79,18 @@ func (r Release) Offered() Artifact {
 // sha256Hex is the artifact's digest without its prefix.
 func (a Artifact) sha256Hex() string { return blob.Digest(a.Digest).Hex() }
 
-// targets lists the release's TUF targets; the custom fields are signed
-// with them, so a device can check the channel a file was released on.
+// targets lists the release's TUF targets with their signed fields
+// (device.TargetMeta, docs/tuf.md), so a device decides on signed data
+// alone. change adds the product's device ids and risk notes.
 func (r Release) targets() []tuf.Target {
 	out := make([]tuf.Target, len(r.Artifacts))
 	for i, a := range r.Artifacts {
-		out[i] = tuf.Target{Path: a.Target, Length: a.Size, SHA256: a.sha256Hex(), Custom: map[string]any{
-			"release_id": r.ID, "product": r.Product, "version": r.Version, "channel": r.Channel, "kind": a.Kind,
-		}}
+		community := r.Community
+		m := device.TargetMeta{
+			Schema: device.SchemaVersion, Product: r.Product, Version: r.Version, Channel: r.Channel, ReleaseID: r.ID,
+			Kind: a.Kind, Community: &community, MinVersion: r.MinVersion, PulledBack: r.PulledBack,
+		}
+		out[i] = tuf.Target{Path: a.Target, Length: a.Size, SHA256: a.sha256Hex(), Custom: m.Custom()}
 	}
 	return out
 }
@@ -312,6 +317,9 @@ func (s *Service) change(ctx context.Context, check func(context.Context) error,
 				return err
 			}
 		}
+		if err := s.signProducts(ctx, add, undoAdd); err != nil {
+			return err
+		}
 		err := s.o.TUF.Apply(ctx, add, remove)
 		if err != nil && !(len(add) == 0 && errs.Is(err, errs.NotFound)) {
 			return err
@@ -329,6 +337,7 @@ func (s *Service) change(ctx context.Context, check func(context.Context) error,
 			}
 			return err
 		}
+		s.signReleaseLists(ctx, add, remove)
 		return nil
 	})
 	if err != nil {

@@ -121,7 +121,7 @@ func (s *system) seedDemo(ctx context.Context) error {
 	}
 	log.Info("demo ready: a reproducible release is on stable; try it as a device",
 		"release", rel.ID, "agreeing_builders", b.Verdict.Agreeing,
-		"next", fmt.Sprintf("afterlife device init --registry %s && afterlife device update --registry %s --id %s --current 0 --install-to ./device --accept-community-firmware",
+		"next", fmt.Sprintf("afterlife device init --registry %s && afterlife device update --registry %s --id %s --install-to ./device --accept-community-firmware",
 			s.cfg.PublicURL, s.cfg.PublicURL, demoDevice))
 	return nil
 }

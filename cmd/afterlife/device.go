@@ -16,8 +16,8 @@ import (
 
 // deviceFlags are the settings of every device subcommand.
 type deviceFlags struct {
-	registry, state, id, channel, installTo string
-	acceptCommunity, verbose                bool
+	registry, state, id, product, channel, installTo string
+	acceptCommunity, verbose, force, fromMetadata    bool
 }
 
 func defaultDeviceState() string {
@@ -37,7 +37,8 @@ func (f *deviceFlags) config(cmd *cobra.Command) device.Config {
 	}
 	return device.Config{
 		Registry: f.registry, StateDir: f.state, InstallDir: f.installTo,
-		DeviceID: f.id, Channel: f.channel, AcceptCommunity: f.acceptCommunity,
+		DeviceID: f.id, Product: f.product, Channel: f.channel, AcceptCommunity: f.acceptCommunity,
+		ReplaceRoot: f.force, FromMetadata: f.fromMetadata,
 		Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 	}
 }
@@ -62,13 +63,18 @@ github.com/afterlife-oss/afterlife/registry/device.`,
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Pin the registry's TUF root and store the device's settings",
-		Long: `Store the trusted TUF root and the device's settings (id, channel, opt-in).
+		Long: `Store the trusted TUF root and the device's settings (id, product, channel, opt-in).
 
 With --root the given root.json is trusted (ship it with the device). Without it the
 registry's first root is fetched and trusted on first use: whoever answers that request
-decides what this device trusts, so do it over a network you trust.`,
+decides what this device trusts, so do it over a network you trust.
+
+Run again with the same root, init only updates the settings. A different root is
+refused while one is pinned: replacing it forgets the metadata versions verified under
+it, which protect the device against rollback. --force replaces it on purpose.`,
 		Example: `  afterlife device init --registry http://127.0.0.1:8080
-  afterlife device init --registry https://registry.example --root root.json --id usb:1d6b:0104 --accept-community-firmware`,
+  afterlife device init --registry https://registry.example --root root.json --id usb:1d6b:0104 --product demo-cam --accept-community-firmware
+  afterlife device init --registry https://registry.example --root new-root.json --force`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var root []byte
@@ -88,22 +94,32 @@ decides what this device trusts, so do it over a network you trust.`,
 	}
 	initCmd.Flags().StringVar(&rootFile, "root", "", "trusted root.json to pin (default: trust on first use)")
 	initCmd.Flags().StringVar(&f.id, "id", "", "device id the device reports, e.g. usb:1d6b:0104 or dt:acme,cam200")
+	initCmd.Flags().StringVar(&f.product, "product", "", "product this device is (default: learnt from the first install); releases of another product are refused")
+	initCmd.Flags().BoolVar(&f.force, "force", false, "replace an already pinned, different root (forgets the metadata verified under it)")
 	initCmd.Flags().StringVar(&f.channel, "channel", "stable", "release channel: stable or testing")
 	initCmd.Flags().BoolVar(&f.acceptCommunity, "accept-community-firmware", false, "allow community releases to replace vendor firmware (remembered)")
 
-	var current string
+	var current, checkCurrent string
 	update := &cobra.Command{
 		Use:   "update",
 		Short: "Check for an update and install it into the inactive slot",
-		Long: `Ask the registry for the newest release for this device, download it (resuming an
+		Long: `Find the newest release this device may install, download it (resuming an
 interrupted download), verify its length and sha256 against the signed TUF metadata,
 install it into the inactive slot of --install-to and switch DIR/current to it, then
 report the outcome to the registry.
 
+The registry's update offer is only a hint of where to look: product, version, channel,
+the community flag and the minimum version are read from the signed TUF metadata, and a
+release of another product or device, an older version (unless signed as a rollback) or
+one for another channel is refused. Without an update API (a static mirror of /tuf/) or
+with --from-metadata, the release is found in the signed metadata alone; the device must
+then know its product (init --product, or an earlier install).
+
 The first switch from vendor firmware to community firmware needs the owner's explicit
 opt-in: --accept-community-firmware, or the same flag given to init.`,
 		Example: `  afterlife device update --registry http://127.0.0.1:8080 --id demo:afterlife-cam \
-      --current 0 --install-to ./device --accept-community-firmware`,
+      --install-to ./device --accept-community-firmware
+  afterlife device update --registry https://mirror.example --from-metadata --install-to ./device`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := f.config(cmd)
@@ -126,7 +142,8 @@ opt-in: --accept-community-firmware, or the same flag given to init.`,
 	}
 	update.Flags().StringVar(&f.id, "id", "", "device id (default: the one given to init)")
 	update.Flags().StringVar(&f.channel, "channel", "", "release channel (default: the one given to init)")
-	update.Flags().StringVar(&current, "current", "0", "version the device runs now")
+	update.Flags().StringVar(&current, "current", "", "version the device runs now (default: the version in the active slot, or 0)")
+	update.Flags().BoolVar(&f.fromMetadata, "from-metadata", false, "find the release in the signed TUF metadata alone, without asking the update API")
 	update.Flags().StringVar(&f.installTo, "install-to", "", "A/B install directory (required)")
 	update.Flags().BoolVar(&f.acceptCommunity, "accept-community-firmware", false, "allow a community release to replace vendor firmware")
 	_ = update.MarkFlagRequired("install-to")
@@ -134,9 +151,11 @@ opt-in: --accept-community-firmware, or the same flag given to init.`,
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Ask whether an update exists, without installing anything",
-		Args:  cobra.NoArgs,
+		Long: `Print the registry's update offer. The offer is a hint: update decides on the signed
+TUF metadata and may refuse what check shows.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			offer, err := device.Check(cmd.Context(), f.config(cmd), current)
+			offer, err := device.Check(cmd.Context(), f.config(cmd), checkCurrent)
 			if err != nil {
 				return err
 			}
@@ -149,7 +168,7 @@ opt-in: --accept-community-firmware, or the same flag given to init.`,
 	}
 	check.Flags().StringVar(&f.id, "id", "", "device id (default: the one given to init)")
 	check.Flags().StringVar(&f.channel, "channel", "", "release channel (default: the one given to init)")
-	check.Flags().StringVar(&current, "current", "0", "version the device runs now")
+	check.Flags().StringVar(&checkCurrent, "current", "0", "version the device runs now")
 
 	rollback := &cobra.Command{
 		Use:   "rollback",

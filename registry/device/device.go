@@ -1,11 +1,14 @@
 // Package device is the client a device (or its integrator) imports to
-// update over the air from an afterlife registry: it asks the update API
-// for an offer, verifies the offered file against the registry's signed
-// TUF metadata with go-tuf's updater, downloads it with resume, installs it
-// into the inactive slot of an A/B layout, switches slots atomically and
-// reports the outcome. It must never install bytes that TUF metadata does
-// not vouch for, never trust the offer alone, and never act on a community
-// release without the owner's opt-in. It does not know how the registry
+// update over the air from an afterlife registry: it finds the release to
+// install (the update API's offer is a hint; without an update API it
+// reads the product's signed release list), decides on the fields the
+// registry signed into its TUF target metadata, verified with go-tuf's
+// updater, downloads the file with resume, installs it into the inactive
+// slot of an A/B layout, switches slots atomically and reports the
+// outcome. It must never install bytes or act on product, version,
+// channel or community flags that TUF metadata does not vouch for, never
+// act on a community release without the owner's opt-in, and never
+// replace a pinned root silently. It does not know how the registry
 // stores anything; it speaks only HTTP.
 package device
 
@@ -40,10 +43,20 @@ type Config struct {
 	// InstallDir holds the A/B layout: slots "a" and "b" and the symlink
 	// "current" to the active one.
 	InstallDir string
-	// DeviceID and Channel override the values Init stored when set.
-	DeviceID, Channel string
+	// DeviceID, Channel and Product override the values Init stored when
+	// set. Product is the product this device is; without it the device
+	// learns it from its first install. Releases of another product are
+	// refused.
+	DeviceID, Channel, Product string
 	// AcceptCommunity allows community releases (also when Init stored it).
 	AcceptCommunity bool
+	// FromMetadata makes Update find the release in the signed TUF
+	// metadata alone, without asking the update API (Update also does so
+	// when the registry has no update API, as on a static mirror).
+	FromMetadata bool
+	// ReplaceRoot lets Init replace a root that StateDir already pins by a
+	// different one, forgetting the metadata verified under the old one.
+	ReplaceRoot bool
 	// HTTPClient supplies the transport (TLS settings, proxies); requests
 	// are always retried with afterlife's policy on top of it.
 	HTTPClient *http.Client
@@ -54,7 +67,8 @@ type Config struct {
 }
 
 // Offer is the registry's answer to "is there an update for me?", as
-// served by GET /v1/devices/updates.
+// served by GET /v1/devices/updates. It is not signed: Update uses only its
+// target path, as a hint of where to look in the signed metadata.
 type Offer struct {
 	Product    string      `json:"product"`
 	ReleaseID  string      `json:"release_id"`
@@ -92,6 +106,7 @@ const (
 // stored is the device's config file, StateDir/config.json.
 type stored struct {
 	DeviceID        string `json:"device_id"`
+	Product         string `json:"product,omitempty"`
 	Channel         string `json:"channel"`
 	AcceptCommunity bool   `json:"accept_community"`
 }
@@ -149,12 +164,19 @@ func newClient(cfg Config, needState bool) (*client, error) {
 	if cfg.Channel != "" {
 		c.st.Channel = cfg.Channel
 	}
+	if cfg.Product != "" {
+		c.st.Product = cfg.Product
+	}
 	c.st.AcceptCommunity = c.st.AcceptCommunity || cfg.AcceptCommunity
 	return c, nil
 }
 
 // Init prepares StateDir: it stores the trusted TUF root and the device's
-// config (device id, channel, whether community releases are accepted).
+// config (device id, product, channel, whether community releases are
+// accepted). Run again with the same root it only updates the config; a
+// different root is refused (errs.Conflict) unless Config.ReplaceRoot is
+// set, because replacing it forgets the metadata versions that protect the
+// device against rollback.
 // With rootJSON nil it trusts on first use: it fetches /tuf/1.root.json
 // from the registry, checks that it is signed by its own root keys, and
 // logs a warning, since whoever answers that request decides what the
@@ -177,6 +199,16 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
 		return errs.Wrap(errs.Invalid, err, "device: the root is not signed by its own root keys")
 	}
+	pinned, err := os.ReadFile(filepath.Join(cfg.StateDir, rootFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("device: read pinned root: %w", err)
+	}
+	replace := pinned == nil || !bytes.Equal(pinned, rootJSON)
+	if pinned != nil && replace && !cfg.ReplaceRoot {
+		return errs.E(errs.Conflict, "device: %s already pins %s; a different root would replace it and forget the metadata "+
+			"verified under it (the versions that protect this device against rollback). Keep it, or replace it on purpose "+
+			"with --force (Config.ReplaceRoot)", cfg.StateDir, describeRoot(pinned))
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
 		return fmt.Errorf("device: create state dir: %w", err)
 	}
@@ -185,15 +217,20 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	if err != nil {
 		return fmt.Errorf("device: encode config: %w", err)
 	}
-	// A new root replaces the metadata cached under the old one.
-	if err := os.RemoveAll(filepath.Join(cfg.StateDir, tufDir)); err != nil {
-		return fmt.Errorf("device: reset tuf cache: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
-		return fmt.Errorf("device: create tuf cache: %w", err)
-	}
-	if err := writeFileSync(filepath.Join(cfg.StateDir, rootFile), rootJSON, 0o644); err != nil {
-		return fmt.Errorf("device: store root: %w", err)
+	if replace {
+		// A new root replaces the metadata cached under the old one.
+		if pinned != nil {
+			c.log.Warn("device: replacing the pinned root and forgetting the metadata verified under it", "old", describeRoot(pinned), "new", describeRoot(rootJSON))
+		}
+		if err := os.RemoveAll(filepath.Join(cfg.StateDir, tufDir)); err != nil {
+			return fmt.Errorf("device: reset tuf cache: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
+			return fmt.Errorf("device: create tuf cache: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(cfg.StateDir, rootFile), rootJSON, 0o644); err != nil {
+			return fmt.Errorf("device: store root: %w", err)
+		}
 	}
 	if err := writeFileSync(filepath.Join(cfg.StateDir, configFile), append(conf, '\n'), 0o644); err != nil {
 		return fmt.Errorf("device: store config: %w", err)
@@ -203,8 +240,24 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	return nil
 }
 
+// describeRoot names a root for a message: its version and root key ids.
+func describeRoot(b []byte) string {
+	root, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(b)
+	if err != nil {
+		return "a root that does not parse"
+	}
+	var keys []string
+	if r, ok := root.Signed.Roles[metadata.ROOT]; ok {
+		for _, k := range r.KeyIDs {
+			keys = append(keys, k[:min(len(k), 12)])
+		}
+	}
+	return fmt.Sprintf("TUF root version %d (root keys %s)", root.Signed.Version, strings.Join(keys, ", "))
+}
+
 // Check asks the registry whether a newer release exists for this device;
-// nil means the device is up to date.
+// nil means the device is up to date. The offer is returned unverified:
+// Update decides on the signed metadata and may refuse it.
 func Check(ctx context.Context, cfg Config, current string) (*Offer, error) {
 	c, err := newClient(cfg, true)
 	if err != nil {

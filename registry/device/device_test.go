@@ -165,25 +165,6 @@ func TestTamperedArtifactIsRefusedAndReported(t *testing.T) {
 	}
 }
 
-func TestOfferThatDisagreesWithTUFIsRefused(t *testing.T) {
-	reg := startRegistry(t)
-	cfg := deviceConfig(t, reg)
-	initDevice(t, reg, cfg)
-	offer, err := reg.publish("1.0.0", firmware("1.0.0"), false, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.mu.Lock()
-	offer.Target.Length++
-	reg.mu.Unlock()
-	if _, err := device.Update(context.Background(), cfg, "0.9.0"); !errs.Is(err, errs.Invalid) {
-		t.Fatalf("err = %v, want invalid", err)
-	}
-	if r := reg.gotReports(); len(r) != 1 || r[0].Outcome != "failure" {
-		t.Fatalf("reports = %+v, want one failure", r)
-	}
-}
-
 func TestInterruptedDownloadResumesWithRange(t *testing.T) {
 	reg := startRegistry(t)
 	cfg := deviceConfig(t, reg)

@@ -34,6 +34,8 @@ type testRegistry struct {
 	unavailable      int  // how many update checks still answer 503
 	cutFirstDownload bool // close the first full download half-way
 	ranges           []string
+	listed           map[string][]device.ListedTarget // product → its release list
+	noUpdateAPI      bool                             // answer update checks 404, as a static mirror does
 }
 
 func newTestRegistry() (*testRegistry, error) {
@@ -41,7 +43,7 @@ func newTestRegistry() (*testRegistry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &testRegistry{store: tuf.NewMemStore(), keyDir: keyDir, blobs: map[string][]byte{}}
+	r := &testRegistry{store: tuf.NewMemStore(), keyDir: keyDir, blobs: map[string][]byte{}, listed: map[string][]device.ListedTarget{}}
 	if r.repo, err = tuf.Open(context.Background(), r.store, keyDir, time.Now); err != nil {
 		return nil, err
 	}
@@ -67,18 +69,58 @@ func (r *testRegistry) root() []byte {
 	return b
 }
 
+// release says what publishWith signs.
+type release struct {
+	product    string   // default demo-cam
+	channel    string   // default stable
+	deviceIDs  []string // default cam-0001
+	community  bool
+	risk       string
+	minVersion string
+	rollback   *device.SignedRollback
+	unsigned   bool // no signed release fields, as before they existed
+}
+
 // publish signs a release into the TUF repository and makes it the offer.
 func (r *testRegistry) publish(version string, content []byte, community bool, risk string) (*device.Offer, error) {
+	return r.publishWith(version, content, release{community: community, risk: risk})
+}
+
+// publishWith signs a release with its signed fields and the product's
+// release list, and makes it the offer.
+func (r *testRegistry) publishWith(version string, content []byte, rel release) (*device.Offer, error) {
+	if rel.product == "" {
+		rel.product = "demo-cam"
+	}
+	if rel.channel == "" {
+		rel.channel = "stable"
+	}
+	if rel.deviceIDs == nil {
+		rel.deviceIDs = []string{"cam-0001"}
+	}
 	sum := sha256.Sum256(content)
 	hexSum := hex.EncodeToString(sum[:])
-	path := r.repo.TargetPath("demo-cam", version, "afterlife-cam.tar.gz")
-	err := r.repo.Apply(context.Background(), []tuf.Target{{Path: path, Length: int64(len(content)), SHA256: hexSum}}, nil)
-	if err != nil {
+	path := r.repo.TargetPath(rel.product, version, "afterlife-cam.tar.gz")
+	t := tuf.Target{Path: path, Length: int64(len(content)), SHA256: hexSum}
+	if !rel.unsigned {
+		t.Custom = device.TargetMeta{
+			Schema: device.SchemaVersion, Product: rel.product, Version: version, Channel: rel.channel, ReleaseID: "rel_" + version,
+			Kind: "firmware", Community: &rel.community, MinVersion: rel.minVersion, DeviceIDs: rel.deviceIDs, RiskNotes: rel.risk,
+			Rollback: rel.rollback,
+		}.Custom()
+	}
+	r.mu.Lock()
+	r.listed[rel.product] = append(r.listed[rel.product], device.ListedTarget{Version: version, Channel: rel.channel, Target: path, MinVersion: rel.minVersion})
+	list := map[string]any{"afterlife": device.SchemaVersion, "product": rel.product, "releases": r.listed[rel.product]}
+	r.mu.Unlock()
+	empty := sha256.Sum256(nil)
+	listTarget := tuf.Target{Path: device.ReleaseListPath(rel.product), SHA256: hex.EncodeToString(empty[:]), Custom: list}
+	if err := r.repo.Apply(context.Background(), []tuf.Target{t, listTarget}, nil); err != nil {
 		return nil, err
 	}
 	o := &device.Offer{
-		Product: "demo-cam", ReleaseID: "rel_" + version, Version: version, Channel: "stable",
-		Notes: "open firmware", Community: community, RiskNotes: risk,
+		Product: rel.product, ReleaseID: "rel_" + version, Version: version, Channel: rel.channel,
+		Notes: "open firmware", Community: rel.community, RiskNotes: rel.risk, MinVersion: rel.minVersion,
 		Target: device.OfferTarget{Path: path, Length: int64(len(content)), Hashes: map[string]string{"sha256": hexSum}},
 	}
 	r.mu.Lock()
@@ -88,10 +130,21 @@ func (r *testRegistry) publish(version string, content []byte, community bool, r
 	return o, nil
 }
 
+// spoof replaces the offer, as a hostile network would.
+func (r *testRegistry) spoof(o device.Offer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.offer = &o
+}
+
 func (r *testRegistry) updates(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.updateRequests = append(r.updateRequests, req.URL.Query())
+	if r.noUpdateAPI {
+		http.NotFound(w, req)
+		return
+	}
 	if r.unavailable > 0 {
 		r.unavailable--
 		w.Header().Set("Retry-After", "1")

@@ -142,6 +142,20 @@ func readRelease(installDir, slot string) (*Release, error) {
 	return &r, nil
 }
 
+// installedRelease is what the active slot holds, nil when nothing is
+// installed (or the active slot records no release).
+func installedRelease(installDir string) (*Release, error) {
+	slot, err := activeSlot(installDir)
+	if err != nil || slot == "" {
+		return nil, err
+	}
+	r, err := readRelease(installDir, slot)
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil
+	}
+	return r, err
+}
+
 // Current returns the version in the active slot; errs.NotFound when
 // nothing is installed yet.
 func Current(cfg Config) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
+	"github.com/afterlife-oss/afterlife/registry/version"
 )
 
 // Result says what Update did.
@@ -53,11 +56,25 @@ type Release struct {
 // downloadTries bounds how often an interrupted download resumes.
 const downloadTries = 5
 
-// Update checks for an offer and, when there is one, verifies, downloads,
-// installs and activates it, then reports the outcome to the registry.
-// Failures after the offer (verification, download, install) are reported
-// too. The offer only says what to look for: length and digests come from
-// the registry's signed TUF metadata.
+// candidate is a target the signed metadata allows this device to install.
+type candidate struct {
+	info *metadata.TargetFiles
+	meta TargetMeta
+}
+
+// Update finds the newest release the signed metadata allows this device
+// to install and, when there is one, downloads, verifies, installs and
+// activates it, then reports the outcome to the registry. Failures after
+// the release was accepted (download, verification, install) are reported
+// too.
+//
+// current is the version the device runs; "" means the version in the
+// active slot ("0" when nothing is installed). The update API's offer is
+// only a hint of which target to look at: product, version, channel, the
+// community flag, the minimum version and the file's length and digest all
+// come from the registry's signed TUF metadata. Without the update API (a
+// static mirror answers 404) or with Config.FromMetadata, Update finds the
+// release in the metadata alone, through the product's signed release list.
 func Update(ctx context.Context, cfg Config, current string) (*Result, error) {
 	c, err := newClient(cfg, true)
 	if err != nil {
@@ -66,26 +83,20 @@ func Update(ctx context.Context, cfg Config, current string) (*Result, error) {
 	if cfg.InstallDir == "" {
 		return nil, errs.E(errs.Invalid, "device: InstallDir is not set")
 	}
-	offer, err := c.check(ctx, current)
+	id, err := c.identity(current)
 	if err != nil {
 		return nil, err
 	}
-	if offer == nil {
-		c.log.Info("device is up to date", "version", current)
-		return &Result{Version: current}, nil
+	cand, err := c.find(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	if offer.Community && !c.st.AcceptCommunity {
-		risk := offer.RiskNotes
-		if risk == "" {
-			risk = "none given"
-		}
-		return nil, errs.E(errs.Forbidden,
-			"device: %s %s is a community release, built by the community after the vendor's end of life and not by the vendor; "+
-				"installing it needs the owner's opt-in (Init with acceptCommunity, or Config.AcceptCommunity). Risk notes: %s",
-			offer.Product, offer.Version, risk)
+	if cand == nil {
+		c.log.Info("device is up to date", "version", id.current)
+		return &Result{Version: id.current}, nil
 	}
-	res, err := c.install(ctx, offer)
-	rep := Report{ReleaseID: offer.ReleaseID, Version: offer.Version, Outcome: OutcomeSuccess}
+	res, err := c.install(ctx, cand)
+	rep := Report{ReleaseID: cand.meta.ReleaseID, Version: cand.meta.Version, Outcome: OutcomeSuccess}
 	if err != nil {
 		rep.Outcome, rep.Reason = OutcomeFailure, err.Error()
 	}
@@ -103,42 +114,172 @@ func Update(ctx context.Context, cfg Config, current string) (*Result, error) {
 	return res, nil
 }
 
-func (c *client) install(ctx context.Context, offer *Offer) (*Result, error) {
-	info, err := c.targetInfo(offer.Target.Path)
+// identity is the device as its own state describes it: the product comes
+// from the configuration or the active slot, never from the registry's
+// offer.
+func (c *client) identity(current string) (identity, error) {
+	id := identity{deviceID: c.st.DeviceID, product: c.st.Product, channel: c.st.Channel, current: current, accept: c.st.AcceptCommunity}
+	if id.deviceID == "" {
+		return id, errs.E(errs.Invalid, "device: no device id: give one to Init or in Config.DeviceID")
+	}
+	if id.channel == "" {
+		id.channel = channelStable
+	}
+	if id.channel != channelStable && id.channel != channelTesting {
+		return id, errs.E(errs.Invalid, "device: channel %q: want stable or testing", id.channel)
+	}
+	installed, err := installedRelease(c.cfg.InstallDir)
+	if err != nil {
+		return id, err
+	}
+	if installed != nil {
+		if id.product != "" && installed.Product != id.product {
+			return id, errs.E(errs.Conflict, "device: %s holds product %s, the device is configured for %s", c.cfg.InstallDir, installed.Product, id.product)
+		}
+		id.product = installed.Product
+	}
+	if id.current == "" {
+		id.current = "0"
+		if installed != nil {
+			id.current = installed.Version
+		}
+	}
+	if !version.Valid(id.current) {
+		return id, errs.E(errs.Invalid, "device: current version %q is not a version (e.g. 1.4.2)", id.current)
+	}
+	return id, nil
+}
+
+// find returns the target to install, nil when the device is up to date.
+func (c *client) find(ctx context.Context, id identity) (*candidate, error) {
+	if !c.cfg.FromMetadata {
+		offer, err := c.check(ctx, id.current)
+		switch {
+		case errs.Is(err, errs.NotFound):
+			c.log.Info("device: the registry has no update API; looking in the signed metadata alone", "err", err)
+		case err != nil:
+			return nil, err
+		case offer == nil:
+			return nil, nil
+		default:
+			return c.fromOffer(id, offer)
+		}
+	}
+	return c.fromMetadata(id)
+}
+
+// fromOffer looks up the offered target in the signed metadata and decides
+// on the signed fields alone.
+func (c *client) fromOffer(id identity, offer *Offer) (*candidate, error) {
+	if !validTargetPath(offer.Target.Path) {
+		return nil, errs.E(errs.Invalid, "device: offered target path %q is not valid", offer.Target.Path)
+	}
+	up, err := c.updater()
 	if err != nil {
 		return nil, err
 	}
-	want := hex.EncodeToString(info.Hashes["sha256"])
+	cand, err := lookup(up, offer.Target.Path)
+	if err != nil {
+		return nil, err
+	}
+	m := cand.meta
+	if offer.Product != m.Product || offer.Version != m.Version || offer.Channel != m.Channel || offer.Community != *m.Community || offer.MinVersion != m.MinVersion {
+		c.log.Warn("device: the update offer disagrees with the signed metadata; only the signed fields count",
+			"target", cand.info.Path, "offer_product", offer.Product, "signed_product", m.Product,
+			"offer_version", offer.Version, "signed_version", m.Version, "offer_channel", offer.Channel, "signed_channel", m.Channel,
+			"offer_community", offer.Community, "signed_community", *m.Community)
+	}
+	if err := id.acceptTarget(cand.info.Path, m); err != nil {
+		return nil, err
+	}
+	return cand, nil
+}
+
+// fromMetadata finds the update in the product's signed release list: the
+// newest release on the device's channel that is newer than what it runs
+// and whose minimum version it meets.
+func (c *client) fromMetadata(id identity) (*candidate, error) {
+	if id.product == "" {
+		return nil, errs.E(errs.Invalid, "device: to update from the TUF metadata alone the device must know its product: "+
+			"give it to Init (afterlife device init --product) or install once from a registry with an update API")
+	}
+	up, err := c.updater()
+	if err != nil {
+		return nil, err
+	}
+	listPath := ReleaseListPath(id.product)
+	info, err := up.GetTargetInfo(listPath)
+	if err != nil {
+		return nil, errs.Wrap(errs.NotFound, err, "device: the signed metadata has no release list for product %s (%s)", id.product, listPath)
+	}
+	var list ReleaseList
+	if info.Custom == nil || json.Unmarshal(*info.Custom, &list) != nil || list.Schema != SchemaVersion || list.Product != id.product {
+		return nil, errs.E(errs.Invalid, "device: %s is not a signed release list of product %s", listPath, id.product)
+	}
+	entries := slices.Clone(list.Releases)
+	entries = slices.DeleteFunc(entries, func(e ListedTarget) bool {
+		return !version.Valid(e.Version) || !channelAccepts(id.channel, e.Channel) || version.Compare(e.Version, id.current) <= 0 ||
+			(e.MinVersion != "" && version.Compare(id.current, e.MinVersion) < 0)
+	})
+	slices.SortStableFunc(entries, func(a, b ListedTarget) int { return version.Compare(b.Version, a.Version) })
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	e := entries[0]
+	if !validTargetPath(e.Target) {
+		return nil, errs.E(errs.Invalid, "device: the release list of %s names an invalid target %q", id.product, e.Target)
+	}
+	cand, err := lookup(up, e.Target)
+	if err != nil {
+		return nil, err
+	}
+	if cand.meta.Version != e.Version {
+		return nil, errs.E(errs.Invalid, "device: the release list of %s says %s is version %s, its signed fields say %s", id.product, e.Target, e.Version, cand.meta.Version)
+	}
+	if err := id.acceptTarget(cand.info.Path, cand.meta); err != nil {
+		return nil, err
+	}
+	return cand, nil
+}
+
+func lookup(up *updater.Updater, p string) (*candidate, error) {
+	info, err := up.GetTargetInfo(p)
+	if err != nil {
+		return nil, errs.Wrap(errs.NotFound, err, "device: %s is not in the signed TUF metadata", p)
+	}
 	if len(info.Hashes["sha256"]) != sha256.Size {
 		return nil, errs.E(errs.Invalid, "device: TUF metadata for %s has no sha256", info.Path)
 	}
-	if offer.Target.Length != info.Length || !strings.EqualFold(offer.Target.Hashes["sha256"], want) {
-		return nil, errs.E(errs.Invalid, "device: the offer for %s disagrees with the signed TUF metadata (length %d vs %d, sha256 %s vs %s)",
-			info.Path, offer.Target.Length, info.Length, offer.Target.Hashes["sha256"], want)
+	m, err := signedMeta(info)
+	if err != nil {
+		return nil, err
 	}
+	return &candidate{info: info, meta: m}, nil
+}
+
+func (c *client) install(ctx context.Context, cand *candidate) (*Result, error) {
+	info, m := cand.info, cand.meta
+	want := hex.EncodeToString(info.Hashes["sha256"])
 	part, err := c.download(ctx, info, want)
 	if err != nil {
 		return nil, err
 	}
 	slot, err := activate(c.cfg.InstallDir, part, Release{
-		Product: offer.Product, Version: offer.Version, ReleaseID: offer.ReleaseID,
+		Product: m.Product, Version: m.Version, ReleaseID: m.ReleaseID,
 		File: path.Base(info.Path), SHA256: want, Length: info.Length, Installed: time.Now().UTC(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	_ = os.Remove(part)
-	c.log.Info("device updated", "version", offer.Version, "slot", slot, "sha256", want)
-	return &Result{Updated: true, Product: offer.Product, Version: offer.Version, ReleaseID: offer.ReleaseID, SHA256: want, Slot: slot}, nil
+	c.log.Info("device updated", "product", m.Product, "version", m.Version, "slot", slot, "sha256", want)
+	return &Result{Updated: true, Product: m.Product, Version: m.Version, ReleaseID: m.ReleaseID, SHA256: want, Slot: slot}, nil
 }
 
-// targetInfo runs the TUF client workflow (root rotation, timestamp,
-// snapshot, targets, hashed bins, with their rollback and freeze checks)
-// and returns the signed description of target path p.
-func (c *client) targetInfo(p string) (*metadata.TargetFiles, error) {
-	if !validTargetPath(p) {
-		return nil, errs.E(errs.Invalid, "device: offered target path %q is not valid", p)
-	}
+// updater runs the TUF client workflow (root rotation, timestamp,
+// snapshot, targets, with their rollback and freeze checks) and returns an
+// updater ready to look up targets in the hashed bins.
+func (c *client) updater() (*updater.Updater, error) {
 	metaDir := filepath.Join(c.cfg.StateDir, tufDir)
 	// The newest root the updater verified is cached in metaDir; fall back
 	// to the one Init stored.
@@ -166,11 +307,7 @@ func (c *client) targetInfo(p string) (*metadata.TargetFiles, error) {
 	if err := up.Refresh(); err != nil {
 		return nil, errs.Wrap(refreshKind(err), err, "device: TUF metadata refresh failed")
 	}
-	info, err := up.GetTargetInfo(p)
-	if err != nil {
-		return nil, errs.Wrap(errs.NotFound, err, "device: %s is not in the signed TUF metadata", p)
-	}
-	return info, nil
+	return up, nil
 }
 
 // refreshKind tells a registry that could not be reached (worth trying

@@ -486,6 +486,44 @@ func (r *Repo) Apply(ctx context.Context, add []Target, remove []string) error {
 	return nil
 }
 
+// Listed returns the signed entries of the given target paths as the
+// Store holds them now; paths that are not listed are absent from the
+// map. It reads each hashed bin once.
+func (r *Repo) Listed(ctx context.Context, paths []string) (map[string]Target, error) {
+	st, err := r.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sr := st.targets.Signed.Delegations.SuccinctRoles
+	bins := map[string]*metadata.Metadata[metadata.TargetsType]{}
+	out := make(map[string]Target, len(paths))
+	for _, p := range paths {
+		if !validTargetPath(p) {
+			continue
+		}
+		name := sr.GetRolesForTarget(p)[0].Name
+		b, ok := bins[name]
+		if !ok {
+			if b, err = r.loadBin(ctx, st, name); err != nil {
+				return nil, err
+			}
+			bins[name] = b
+		}
+		tf, ok := b.Signed.Targets[p]
+		if !ok {
+			continue
+		}
+		t := Target{Path: p, Length: tf.Length, SHA256: hex.EncodeToString(tf.Hashes["sha256"])}
+		if tf.Custom != nil {
+			if err := json.Unmarshal(*tf.Custom, &t.Custom); err != nil {
+				return nil, errs.Wrap(errs.Internal, err, "tuf: custom fields of %s", p)
+			}
+		}
+		out[p] = t
+	}
+	return out, nil
+}
+
 func targetFile(t Target) (*metadata.TargetFiles, error) {
 	if !validTargetPath(t.Path) {
 		return nil, errs.E(errs.Invalid, "target path %q is not valid", t.Path)
