@@ -207,6 +207,16 @@ func (s *Service) generation(ctx context.Context) (int64, error) {
 	return gen, nil
 }
 
+// Refresh tells every replica that something the index is built from
+// changed outside the registry (a device id moved to another product): it
+// bumps the generation and rebuilds this replica's index at once.
+func (s *Service) Refresh(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE registry_generation SET generation = generation + 1 WHERE id = 1`)); err != nil {
+		return fmt.Errorf("registry: refresh: %w", db.Classify(err))
+	}
+	return s.Rebuild(ctx)
+}
+
 // Poll rebuilds the index when another replica changed something: one
 // query, whatever the request rate.
 func (s *Service) Poll(ctx context.Context) error {

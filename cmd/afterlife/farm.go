@@ -60,6 +60,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 		return err
 	}
 	p.reg.Register(v1, root)
+	p.catalog.OnDeviceIDsChanged(p.reg.Refresh)
 	s.background = append(s.background, func(ctx context.Context) { logStop(s, "registry", p.reg.Run(ctx)) })
 
 	secret, err := loadOrCreateSecret(filepath.Join(s.cfg.Keys, "session.key"))
