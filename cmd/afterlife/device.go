@@ -62,7 +62,10 @@ github.com/afterlife-oss/afterlife/registry/device.`,
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Pin the registry's TUF root and store the device's settings",
-		Long: `Store the trusted TUF root and the device's settings (id, channel, opt-in).
+		Long: `Store the trusted TUF root and the device's settings (id, channel, opt-in) and make a
+random install id. The device id names the model, shared by a whole fleet; the install id
+names this one device: downloads carry it and the registry answers with a receipt that the
+install report sends back, so only installs that really downloaded a release count.
 
 With --root the given root.json is trusted (ship it with the device). Without it the
 registry's first root is fetched and trusted on first use: whoever answers that request
@@ -98,7 +101,7 @@ decides what this device trusts, so do it over a network you trust.`,
 		Long: `Ask the registry for the newest release for this device, download it (resuming an
 interrupted download), verify its length and sha256 against the signed TUF metadata,
 install it into the inactive slot of --install-to and switch DIR/current to it, then
-report the outcome to the registry.
+report the outcome to the registry with the receipt the download came with.
 
 The first switch from vendor firmware to community firmware needs the owner's explicit
 opt-in: --accept-community-firmware, or the same flag given to init.`,
