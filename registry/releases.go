@@ -417,13 +417,11 @@ func (s *Service) mayRelease(ctx context.Context, who auth.Principal, product st
 	if who.Role != auth.Maintainer {
 		return errs.E(errs.Forbidden, "%s may not release product %s", who.Actor(), product)
 	}
-	org := "\x00none"
-	if who.Org != "" {
-		org = who.Org
-	}
+	// A token without an org matches by name only ("org:" is never
+	// granted). PostgreSQL refuses NUL bytes in text, so no sentinel.
 	var n int
 	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM product_maintainers WHERE product = ? AND grantee IN (?, ?)`),
-		product, "name:"+who.Name, "org:"+org).Scan(&n); err != nil {
+		product, "name:"+who.Name, "org:"+who.Org).Scan(&n); err != nil {
 		return fmt.Errorf("registry: maintainers: %w", db.Classify(err))
 	}
 	if n == 0 {

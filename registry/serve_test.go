@@ -290,9 +290,9 @@ func TestReportsCountOnlyWithAReceiptAndHoldAReleaseForReview(t *testing.T) {
 			}
 		})
 		t.Run("only a maintainer of the product or an admin confirms", func(t *testing.T) {
-			for _, tok := range []string{"", e.vendor, e.maint} {
-				if resp, _ := e.do("POST", "/v1/releases/"+rel.ID+"/pull-back", tok, ReviewRequest{Reason: "confirmed"}); resp.StatusCode/100 != 4 {
-					t.Fatalf("pull-back with token %q: %d", tok, resp.StatusCode)
+			for _, tok := range []string{"", e.vendor, e.maint, e.lone} {
+				if resp, body := e.do("POST", "/v1/releases/"+rel.ID+"/pull-back", tok, ReviewRequest{Reason: "confirmed"}); resp.StatusCode/100 != 4 {
+					t.Fatalf("pull-back with token %q: %d %s", tok, resp.StatusCode, body)
 				}
 			}
 			if resp, body := e.do("POST", "/v1/releases/"+rel.ID+"/resume", e.admin, ReviewRequest{Reason: "reports were from a lab"}); resp.StatusCode != http.StatusOK {
