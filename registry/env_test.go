@@ -71,6 +71,7 @@ type env struct {
 	clock  *clock
 	admin  string // tokens
 	maint  string
+	lone   string // a maintainer of no org
 	vendor string
 }
 
@@ -128,6 +129,7 @@ func newEnv(t *testing.T, d *db.DB, o envOptions) *env {
 	}
 	e.admin = tok("root", auth.Admin, "")
 	e.maint = tok("alice", auth.Maintainer, "openfw")
+	e.lone = tok("bob", auth.Maintainer, "")
 	e.vendor = tok("acme-ci", auth.Vendor, "acme")
 	api := httpapi.New(httpapi.Options{Auth: authSvc})
 	e.svc.Register(api.V1(), api.Root())

@@ -24,13 +24,15 @@ const UpdateCacheControl = "public, max-age=60"
 func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	const rel, dev, prod = "releases", "devices", "products"
 	v1.GET("/devices/updates", httpapi.Op{Summary: "Is there an update for this device? (?id=&version=&channel=) 200 with an offer, 204 when up to date", Tag: dev}, s.httpUpdates)
-	v1.POST("/devices/reports", httpapi.Op{Summary: "Report how an install went (anonymous, rate-limited per client)", Tag: dev, MaxBody: maxReportBody}, s.httpReport)
+	v1.POST("/devices/reports", httpapi.Op{Summary: "Report how an install went (anonymous; counts only with a download receipt; rate-limited per source network)", Tag: dev, MaxBody: maxReportBody}, s.httpReport)
 
 	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpPublish)
 	v1.GET("/releases", httpapi.Op{Summary: "List releases (?product=)", Tag: rel}, s.httpList)
 	v1.GET("/releases/:id", httpapi.Op{Summary: "A release", Tag: rel}, s.httpGet)
 	v1.POST("/releases/:id/promote", httpapi.Op{Summary: "Promote a release from testing to stable", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpPromote)
 	v1.POST("/releases/:id/yank", httpapi.Op{Summary: "Yank a release: no longer offered, TUF target removed, kept for audit", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpYank)
+	v1.POST("/releases/:id/pull-back", httpapi.Op{Summary: "Pull a release back to testing, offered to nobody (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpPullBack)
+	v1.POST("/releases/:id/resume", httpapi.Op{Summary: "Lift the review hold of a release: offered again (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpResume)
 	v1.GET("/releases/:id/reports", httpapi.Op{Summary: "Install report counts and top failure reasons of a release", Tag: rel}, s.httpStats)
 	v1.GET("/releases/:id/artifacts/:name", httpapi.Op{Summary: "Download a release artifact (Range, ETag; redirects to a presigned URL on S3)", Tag: rel, Stream: true}, s.httpArtifact)
 	v1.HEAD("/releases/:id/artifacts/:name", httpapi.Op{Summary: "Headers of a release artifact", Tag: rel}, s.httpArtifact)
@@ -114,12 +116,13 @@ func etagListMatches(header, etag string) bool {
 }
 
 func (s *Service) httpReport(c *gin.Context) error {
-	if ok, wait := s.limiter.allow(c.ClientIP(), s.now()); !ok {
+	from := sourceNetwork(c.ClientIP())
+	if ok, wait := s.limiter.allow(from, s.now()); !ok {
 		secs := int(wait.Seconds()) + 1
 		c.Header("Retry-After", strconv.Itoa(secs))
 		var body httpapi.ErrorBody
 		body.Error.Code = "rate_limited"
-		body.Error.Message = "too many install reports from this address; retry in " + strconv.Itoa(secs) + "s"
+		body.Error.Message = "too many install reports from this network; retry in " + strconv.Itoa(secs) + "s"
 		body.Error.RequestID = httpapi.RequestID(c)
 		c.AbortWithStatusJSON(http.StatusTooManyRequests, body)
 		return nil
@@ -128,7 +131,7 @@ func (s *Service) httpReport(c *gin.Context) error {
 	if err := httpapi.BindJSON(c, &r); err != nil {
 		return err
 	}
-	if err := s.Report(c.Request.Context(), r); err != nil {
+	if err := s.Report(c.Request.Context(), r, from); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
@@ -207,6 +210,9 @@ func (s *Service) httpArtifact(c *gin.Context) error {
 	for _, a := range rel.Artifacts {
 		if a.Name == c.Param("name") {
 			s.m.downloads.WithLabelValues("artifact").Inc()
+			if c.Request.Method == http.MethodGet {
+				s.giveReceipt(c, rel.ID)
+			}
 			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, blobDigest(a), blobhttp.Options{
 				Filename: a.Name, Size: a.Size, NoRedirect: c.Query("redirect") == "0",
 			})
@@ -243,7 +249,40 @@ func (s *Service) httpTUF(c *gin.Context) error {
 		return errs.E(errs.NotFound, "no published TUF target %s with sha256 %s", target, hash)
 	}
 	s.m.downloads.WithLabelValues("tuf_target").Inc()
+	if c.Request.Method == http.MethodGet {
+		s.giveReceipt(c, t.release)
+	}
 	return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, t.digest, blobhttp.Options{Filename: name, Size: t.size})
+}
+
+// ReviewRequest is the body of POST /v1/releases/:id/pull-back and
+// /resume.
+type ReviewRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Service) httpPullBack(c *gin.Context) error {
+	var req ReviewRequest
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
+	}
+	rel, err := s.ConfirmPullBack(c.Request.Context(), httpapi.Principal(c), c.Param("id"), req.Reason)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, rel)
+}
+
+func (s *Service) httpResume(c *gin.Context) error {
+	var req ReviewRequest
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
+	}
+	rel, err := s.Resume(c.Request.Context(), httpapi.Principal(c), c.Param("id"), req.Reason)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, rel)
 }
 
 func (s *Service) httpSearch(c *gin.Context) error {
@@ -288,6 +327,7 @@ func (s *Service) httpGetPolicy(c *gin.Context) error {
 type PolicyRequest struct {
 	MinFailures    int `json:"min_failures"`
 	FailurePercent int `json:"failure_percent"`
+	MinNetworks    int `json:"min_networks"` // 0: the default
 }
 
 func (s *Service) httpSetPolicy(c *gin.Context) error {
@@ -295,7 +335,7 @@ func (s *Service) httpSetPolicy(c *gin.Context) error {
 	if err := httpapi.BindJSON(c, &req); err != nil {
 		return err
 	}
-	p, err := s.SetPolicy(c.Request.Context(), httpapi.Principal(c), PullBackPolicy{Product: c.Param("id"), MinFailures: req.MinFailures, FailurePercent: req.FailurePercent})
+	p, err := s.SetPolicy(c.Request.Context(), httpapi.Principal(c), PullBackPolicy{Product: c.Param("id"), MinFailures: req.MinFailures, FailurePercent: req.FailurePercent, MinNetworks: req.MinNetworks})
 	if err != nil {
 		return err
 	}

@@ -46,8 +46,9 @@ type offer struct {
 }
 
 type indexedTarget struct {
-	digest blob.Digest
-	size   int64
+	digest  blob.Digest
+	size    int64
+	release string // the release it belongs to, named in download receipts
 }
 
 // indexRelease is what the index needs of a release and its product.
@@ -58,8 +59,8 @@ type indexRelease struct {
 }
 
 // buildIndex computes the index for generation gen. Yanked releases are
-// not passed in; pulled-back ones keep their TUF targets but are offered
-// to nobody.
+// not passed in; pulled-back and held ones keep their TUF targets but are
+// offered to nobody.
 func buildIndex(gen int64, rels []indexRelease) (*index, error) {
 	ix := &index{gen: gen, devices: map[string][]*productOffers{}, targets: make(map[string]indexedTarget, len(rels))}
 	byProduct := map[string]*productOffers{}
@@ -67,9 +68,9 @@ func buildIndex(gen int64, rels []indexRelease) (*index, error) {
 	for i := range rels {
 		r := &rels[i]
 		for _, a := range r.Artifacts {
-			ix.targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size}
+			ix.targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
 		}
-		if r.PulledBack || r.Yanked {
+		if r.PulledBack || r.Yanked || r.Held {
 			continue
 		}
 		o, err := newOffer(gen, r)
@@ -205,6 +206,16 @@ func (s *Service) generation(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("registry: index generation: %w", db.Classify(err))
 	}
 	return gen, nil
+}
+
+// Refresh tells every replica that something the index is built from
+// changed outside the registry (a device id moved to another product): it
+// bumps the generation and rebuilds this replica's index at once.
+func (s *Service) Refresh(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE registry_generation SET generation = generation + 1 WHERE id = 1`)); err != nil {
+		return fmt.Errorf("registry: refresh: %w", db.Classify(err))
+	}
+	return s.Rebuild(ctx)
 }
 
 // Poll rebuilds the index when another replica changed something: one

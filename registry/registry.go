@@ -13,6 +13,7 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -116,8 +117,17 @@ type Options struct {
 	// MaxUpdateLoad bounds concurrent update checks (default 1024); more
 	// are answered 503 with Retry-After.
 	MaxUpdateLoad int
-	// ReportsPerHour is each client IP's install report budget (default 60).
+	// ReportsPerHour is each source network's install report budget
+	// (default 60); a network is a /24 (IPv4) or /48 (IPv6).
 	ReportsPerHour int
+	// ReportsPerNetwork is how many reports of one outcome one source
+	// network counts for per release (default 5): more are stored, not
+	// counted.
+	ReportsPerNetwork int
+	// ReceiptKey is the HMAC key of download receipts (at least 32
+	// bytes). Replicas must share it; empty means a random key, which
+	// only a single replica that never restarts could use.
+	ReceiptKey []byte
 	// Metrics, when set, receives the registry's counters.
 	Metrics prometheus.Registerer
 	// PollInterval is how often a replica looks for changes made by
@@ -202,6 +212,18 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	if o.ReportsPerHour <= 0 {
 		o.ReportsPerHour = 60
+	}
+	if o.ReportsPerNetwork <= 0 {
+		o.ReportsPerNetwork = 5
+	}
+	if len(o.ReceiptKey) == 0 {
+		o.ReceiptKey = make([]byte, 32)
+		if _, err := rand.Read(o.ReceiptKey); err != nil {
+			return nil, fmt.Errorf("registry: receipt key: %w", err)
+		}
+	}
+	if len(o.ReceiptKey) < 32 {
+		return nil, errs.E(errs.Invalid, "registry: the receipt key must be at least 32 bytes")
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second

@@ -50,6 +50,9 @@ type Release struct {
 	YankReason      string     `json:"yank_reason,omitempty"`
 	YankedAt        time.Time  `json:"yanked_at,omitzero"`
 	PulledBack      bool       `json:"pulled_back"`
+	Held            bool       `json:"held"` // for review: failure reports from several networks
+	HeldReason      string     `json:"held_reason,omitempty"`
+	HeldAt          time.Time  `json:"held_at,omitzero"`
 	PublishedAt     time.Time  `json:"published_at"`
 	PublishedBy     string     `json:"published_by"`
 	PromotedAt      time.Time  `json:"promoted_at,omitzero"`
@@ -88,7 +91,7 @@ func (r Release) targets() []tuf.Target {
 		community := r.Community
 		m := device.TargetMeta{
 			Schema: device.SchemaVersion, Product: r.Product, Version: r.Version, Channel: r.Channel, ReleaseID: r.ID,
-			Kind: a.Kind, Community: &community, MinVersion: r.MinVersion, PulledBack: r.PulledBack,
+			Kind: a.Kind, Community: &community, MinVersion: r.MinVersion, PulledBack: r.PulledBack, Held: r.Held,
 		}
 		out[i] = tuf.Target{Path: a.Target, Length: a.Size, SHA256: a.sha256Hex(), Custom: m.Custom()}
 	}
@@ -243,6 +246,8 @@ func (s *Service) Promote(ctx context.Context, who auth.Principal, id string) (R
 		return Release{}, errs.E(errs.Conflict, "release %s was yanked", id)
 	case rel.PulledBack:
 		return Release{}, errs.E(errs.Conflict, "release %s was pulled back after failed installs; publish a fixed version", id)
+	case rel.Held:
+		return Release{}, errs.E(errs.Conflict, "release %s is held for review after failed installs; pull it back or resume it first", id)
 	case rel.Channel == Stable:
 		return Release{}, errs.E(errs.Conflict, "release %s is already stable", id)
 	}
@@ -362,20 +367,20 @@ func (s *Service) event(ctx context.Context, tx *sql.Tx, product, release, actor
 
 const releaseCols = `id, product, version, channel, notes, min_version, build_id, recipe, recipe_version, install_notes,
 	verdict_url, attestations_url, agreeing, total, artifacts, community, yanked, yank_reason, yanked_at, pulled_back,
-	published_at, published_by, promoted_at`
+	published_at, published_by, promoted_at, held, held_reason, held_at`
 
 func scanRelease(row interface{ Scan(...any) error }) (Release, error) {
 	var r Release
 	var arts string
-	var community, yanked, pulled int
-	var yankedAt, published, promoted int64
+	var community, yanked, pulled, held int
+	var yankedAt, published, promoted, heldAt int64
 	if err := row.Scan(&r.ID, &r.Product, &r.Version, &r.Channel, &r.Notes, &r.MinVersion, &r.BuildID, &r.Recipe, &r.RecipeVersion,
 		&r.InstallNotes, &r.VerdictURL, &r.AttestationsURL, &r.Agreeing, &r.Total, &arts, &community, &yanked, &r.YankReason,
-		&yankedAt, &pulled, &published, &r.PublishedBy, &promoted); err != nil {
+		&yankedAt, &pulled, &published, &r.PublishedBy, &promoted, &held, &r.HeldReason, &heldAt); err != nil {
 		return r, err
 	}
-	r.Community, r.Yanked, r.PulledBack = community == 1, yanked == 1, pulled == 1
-	r.YankedAt, r.PublishedAt, r.PromotedAt = db.FromMillis(yankedAt), db.FromMillis(published), db.FromMillis(promoted)
+	r.Community, r.Yanked, r.PulledBack, r.Held = community == 1, yanked == 1, pulled == 1, held == 1
+	r.YankedAt, r.PublishedAt, r.PromotedAt, r.HeldAt = db.FromMillis(yankedAt), db.FromMillis(published), db.FromMillis(promoted), db.FromMillis(heldAt)
 	if err := json.Unmarshal([]byte(arts), &r.Artifacts); err != nil || len(r.Artifacts) == 0 {
 		return r, errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", r.ID)
 	}
@@ -427,13 +432,11 @@ func (s *Service) mayRelease(ctx context.Context, who auth.Principal, product st
 	if who.Role != auth.Maintainer {
 		return errs.E(errs.Forbidden, "%s may not release product %s", who.Actor(), product)
 	}
-	org := "\x00none"
-	if who.Org != "" {
-		org = who.Org
-	}
+	// A token without an org matches by name only ("org:" is never
+	// granted). PostgreSQL refuses NUL bytes in text, so no sentinel.
 	var n int
 	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM product_maintainers WHERE product = ? AND grantee IN (?, ?)`),
-		product, "name:"+who.Name, "org:"+org).Scan(&n); err != nil {
+		product, "name:"+who.Name, "org:"+who.Org).Scan(&n); err != nil {
 		return fmt.Errorf("registry: maintainers: %w", db.Classify(err))
 	}
 	if n == 0 {
@@ -516,7 +519,7 @@ type Event struct {
 	Release string    `json:"release_id,omitempty"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor"`
-	Kind    string    `json:"kind"` // published, promoted, yanked, pulled_back, pullback_policy, maintainer_granted
+	Kind    string    `json:"kind"` // published, promoted, yanked, held, resumed, pulled_back, pullback_policy, maintainer_granted
 	Detail  string    `json:"detail"`
 }
 

@@ -24,17 +24,22 @@ const (
 	maxReportBody = 4 << 10
 )
 
-// Pull-back defaults: a release with at least 5 failed installs making up
-// at least 20% of its reports goes back to testing.
+// Review defaults: a release is held for review when failed installs
+// from at least 3 source networks number at least 5 and make up at least
+// 20% of its counted reports.
 const (
 	DefaultMinFailures    = 5
 	DefaultFailurePercent = 20
+	DefaultMinNetworks    = 3
 )
 
-// Report records how an install went, and pulls the release back when its
-// failures pass the product's threshold. Reports are anonymous; a reason
-// longer than 500 characters is cut.
-func (s *Service) Report(ctx context.Context, r device.Report) error {
+// Report records how an install went, from source network from, and holds
+// the release for review when its counted failures pass the product's
+// policy. A report counts only with a valid download receipt for the
+// release: anything else is refused (Forbidden) and changes nothing. A
+// device reporting again replaces its report. A reason longer than 500
+// characters is cut.
+func (s *Service) Report(ctx context.Context, r device.Report, from string) error {
 	if r.Outcome != device.OutcomeSuccess && r.Outcome != device.OutcomeFailure {
 		return errs.E(errs.Invalid, "outcome %q: want success or failure", r.Outcome)
 	}
@@ -48,6 +53,9 @@ func (s *Service) Report(ctx context.Context, r device.Report) error {
 	if r.ReleaseID == "" || len(r.ReleaseID) > 64 {
 		return errs.E(errs.Invalid, "release_id is required")
 	}
+	if !s.validReceipt(r.ReleaseID, r.InstallID, r.Receipt) {
+		return errs.E(errs.Forbidden, "the report carries no valid download receipt for release %s: reports count only from installs that downloaded it", r.ReleaseID)
+	}
 	reason := strings.ToValidUTF8(strings.TrimSpace(r.Reason), "?")
 	if utf8.RuneCountInString(reason) > maxReason {
 		reason = string([]rune(reason)[:maxReason])
@@ -59,23 +67,29 @@ func (s *Service) Report(ctx context.Context, r device.Report) error {
 	if rel.Version != r.Version {
 		return errs.E(errs.Invalid, "release %s is version %s, the report says %s", rel.ID, rel.Version, r.Version)
 	}
-	_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO install_reports (id, release_id, device_id, version, outcome, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		ids.At("rep", s.now()), rel.ID, devID, r.Version, r.Outcome, reason, db.Millis(s.now()))
+	_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO install_reports (id, release_id, device_id, version, outcome, reason, at, install_id, network)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (release_id, install_id) WHERE install_id <> '' DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason,
+		at = excluded.at, network = excluded.network, device_id = excluded.device_id`),
+		ids.At("rep", s.now()), rel.ID, devID, r.Version, r.Outcome, reason, db.Millis(s.now()), r.InstallID, from)
 	if err != nil {
 		return fmt.Errorf("registry: store report: %w", db.Classify(err))
 	}
-	if r.Outcome != device.OutcomeFailure || rel.Yanked || rel.PulledBack {
+	if r.Outcome != device.OutcomeFailure || rel.Yanked || rel.PulledBack || rel.Held {
 		return nil
 	}
-	return s.checkPullBack(ctx, rel)
+	return s.checkHold(ctx, rel)
 }
 
-// ReportStats aggregates a release's install reports.
+// ReportStats aggregates a release's counted install reports: those with a
+// receipt, each source network counting at most Options.ReportsPerNetwork
+// times per outcome.
 type ReportStats struct {
-	ReleaseID   string         `json:"release_id"`
-	Success     int            `json:"success"`
-	Failure     int            `json:"failure"`
-	TopFailures []FailureCount `json:"top_failures"`
+	ReleaseID       string         `json:"release_id"`
+	Success         int            `json:"success"`
+	Failure         int            `json:"failure"`
+	FailingNetworks int            `json:"failing_networks"` // source networks that reported a failure
+	TopFailures     []FailureCount `json:"top_failures"`
 }
 
 // FailureCount is how many failed installs gave one reason.
@@ -84,25 +98,28 @@ type FailureCount struct {
 	Count  int    `json:"count"`
 }
 
-// Stats returns a release's report counts and its five commonest failure
+// Stats returns a release's counted reports and its five commonest failure
 // reasons.
 func (s *Service) Stats(ctx context.Context, releaseID string) (ReportStats, error) {
 	st := ReportStats{ReleaseID: releaseID, TopFailures: []FailureCount{}}
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT outcome, COUNT(*) FROM install_reports WHERE release_id = ? GROUP BY outcome`), releaseID)
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT network, outcome, COUNT(*) FROM install_reports WHERE release_id = ? AND install_id <> ''
+		GROUP BY network, outcome`), releaseID)
 	if err != nil {
 		return st, fmt.Errorf("registry: report stats: %w", db.Classify(err))
 	}
 	for rows.Next() {
-		var outcome string
+		var network, outcome string
 		var n int
-		if err := rows.Scan(&outcome, &n); err != nil {
+		if err := rows.Scan(&network, &outcome, &n); err != nil {
 			rows.Close()
 			return st, err
 		}
+		n = min(n, s.o.ReportsPerNetwork)
 		if outcome == device.OutcomeSuccess {
-			st.Success = n
+			st.Success += n
 		} else {
-			st.Failure = n
+			st.Failure += n
+			st.FailingNetworks++
 		}
 	}
 	rows.Close()
@@ -112,7 +129,7 @@ func (s *Service) Stats(ctx context.Context, releaseID string) (ReportStats, err
 	if st.Failure == 0 {
 		return st, nil
 	}
-	rows, err = s.db.QueryContext(ctx, s.db.Q(`SELECT reason, COUNT(*) AS n FROM install_reports WHERE release_id = ? AND outcome = ?
+	rows, err = s.db.QueryContext(ctx, s.db.Q(`SELECT reason, COUNT(*) AS n FROM install_reports WHERE release_id = ? AND outcome = ? AND install_id <> ''
 		GROUP BY reason ORDER BY n DESC, reason LIMIT 5`), releaseID, device.OutcomeFailure)
 	if err != nil {
 		return st, fmt.Errorf("registry: report stats: %w", db.Classify(err))
@@ -128,23 +145,25 @@ func (s *Service) Stats(ctx context.Context, releaseID string) (ReportStats, err
 	return st, db.Classify(rows.Err())
 }
 
-// PullBackPolicy is when a product's releases are pulled back: at least
-// MinFailures failed installs that are at least FailurePercent of all
+// PullBackPolicy is when a product's releases are held for review: at
+// least MinFailures counted failed installs, from at least MinNetworks
+// source networks, that are at least FailurePercent of all counted
 // reports.
 type PullBackPolicy struct {
 	Product        string    `json:"product"`
 	MinFailures    int       `json:"min_failures"`
 	FailurePercent int       `json:"failure_percent"`
+	MinNetworks    int       `json:"min_networks"`
 	UpdatedAt      time.Time `json:"updated_at,omitzero"`
 	UpdatedBy      string    `json:"updated_by,omitempty"`
 }
 
-// Policy returns a product's pull-back policy, the defaults if none was set.
+// Policy returns a product's review policy, the defaults if none was set.
 func (s *Service) Policy(ctx context.Context, product string) (PullBackPolicy, error) {
-	p := PullBackPolicy{Product: product, MinFailures: DefaultMinFailures, FailurePercent: DefaultFailurePercent}
+	p := PullBackPolicy{Product: product, MinFailures: DefaultMinFailures, FailurePercent: DefaultFailurePercent, MinNetworks: DefaultMinNetworks}
 	var at int64
-	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT min_failures, failure_percent, updated_at, updated_by FROM pullback_policies WHERE product = ?`), product).
-		Scan(&p.MinFailures, &p.FailurePercent, &at, &p.UpdatedBy)
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT min_failures, failure_percent, min_networks, updated_at, updated_by FROM pullback_policies WHERE product = ?`), product).
+		Scan(&p.MinFailures, &p.FailurePercent, &p.MinNetworks, &at, &p.UpdatedBy)
 	if err == sql.ErrNoRows {
 		return p, nil
 	}
@@ -155,8 +174,8 @@ func (s *Service) Policy(ctx context.Context, product string) (PullBackPolicy, e
 	return p, nil
 }
 
-// SetPolicy changes a product's pull-back policy: admins, or the vendor
-// that owns the product.
+// SetPolicy changes a product's review policy: admins, or the vendor that
+// owns the product. MinNetworks 0 means the default.
 func (s *Service) SetPolicy(ctx context.Context, who auth.Principal, p PullBackPolicy) (PullBackPolicy, error) {
 	prod, err := s.o.Catalog.Get(ctx, p.Product)
 	if err != nil {
@@ -165,20 +184,23 @@ func (s *Service) SetPolicy(ctx context.Context, who auth.Principal, p PullBackP
 	if who.Role != auth.Admin && (who.Role != auth.Vendor || who.Org != prod.Vendor) {
 		return p, errs.E(errs.Forbidden, "%s may not set the pull-back policy of %s", who.Actor(), p.Product)
 	}
-	if p.MinFailures < 1 || p.MinFailures > 1_000_000 || p.FailurePercent < 1 || p.FailurePercent > 100 {
-		return p, errs.E(errs.Invalid, "min_failures must be at least 1 and failure_percent between 1 and 100")
+	if p.MinNetworks == 0 {
+		p.MinNetworks = DefaultMinNetworks
+	}
+	if p.MinFailures < 1 || p.MinFailures > 1_000_000 || p.FailurePercent < 1 || p.FailurePercent > 100 || p.MinNetworks < 1 || p.MinNetworks > 1_000_000 {
+		return p, errs.E(errs.Invalid, "min_failures and min_networks must be at least 1 and failure_percent between 1 and 100")
 	}
 	p.UpdatedAt, p.UpdatedBy = s.now().UTC().Truncate(time.Millisecond), who.Actor()
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO pullback_policies (product, min_failures, failure_percent, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO pullback_policies (product, min_failures, failure_percent, min_networks, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (product) DO UPDATE SET min_failures = excluded.min_failures, failure_percent = excluded.failure_percent,
-			updated_at = excluded.updated_at, updated_by = excluded.updated_by`),
-			p.Product, p.MinFailures, p.FailurePercent, db.Millis(p.UpdatedAt), p.UpdatedBy)
+			min_networks = excluded.min_networks, updated_at = excluded.updated_at, updated_by = excluded.updated_by`),
+			p.Product, p.MinFailures, p.FailurePercent, p.MinNetworks, db.Millis(p.UpdatedAt), p.UpdatedBy)
 		if err != nil {
 			return err
 		}
 		return s.event(ctx, tx, p.Product, "", who.Actor(), "pullback_policy",
-			fmt.Sprintf("pull back after %d failures making up %d%% of reports", p.MinFailures, p.FailurePercent))
+			fmt.Sprintf("hold for review after %d failures from %d networks making up %d%% of reports", p.MinFailures, p.MinNetworks, p.FailurePercent))
 	})
 	if err != nil {
 		return p, fmt.Errorf("registry: set pull-back policy of %s: %w", p.Product, err)
@@ -186,7 +208,7 @@ func (s *Service) SetPolicy(ctx context.Context, who auth.Principal, p PullBackP
 	return p, nil
 }
 
-func (s *Service) checkPullBack(ctx context.Context, rel Release) error {
+func (s *Service) checkHold(ctx context.Context, rel Release) error {
 	st, err := s.Stats(ctx, rel.ID)
 	if err != nil {
 		return err
@@ -196,42 +218,146 @@ func (s *Service) checkPullBack(ctx context.Context, rel Release) error {
 		return err
 	}
 	total := st.Success + st.Failure
-	if st.Failure < pol.MinFailures || st.Failure*100 < pol.FailurePercent*total {
+	if st.Failure < pol.MinFailures || st.FailingNetworks < pol.MinNetworks || st.Failure*100 < pol.FailurePercent*total {
 		return nil
 	}
-	return s.pullBack(ctx, rel, fmt.Sprintf("%d of %d installs failed (policy: %d failures, %d%%)", st.Failure, total, pol.MinFailures, pol.FailurePercent))
+	return s.hold(ctx, rel, fmt.Sprintf("%d of %d counted installs failed, from %d networks (policy: %d failures, %d networks, %d%%)",
+		st.Failure, total, st.FailingNetworks, pol.MinFailures, pol.MinNetworks, pol.FailurePercent))
 }
 
-// pullBack stops offering a release: it goes back to testing, marked
-// pulled back, and the TUF metadata says so too.
-func (s *Service) pullBack(ctx context.Context, rel Release, why string) error {
+// hold stops offering a release until a maintainer of the product or an
+// admin reviews it; the TUF metadata says so too. Its channel is left
+// alone: pulling a stable release back needs a person's confirmation.
+func (s *Service) hold(ctx context.Context, rel Release, why string) error {
 	before := rel.targets()
-	rel.Channel = Testing
 	after := rel.targets()
 	for i := range after {
-		after[i].Custom["pulled_back"] = true
+		after[i].Custom["held"] = true
 	}
+	at := s.now().UTC().Truncate(time.Millisecond)
 	err := s.change(ctx, nil, after, nil, before, nil, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET channel = ?, pulled_back = 1 WHERE id = ? AND yanked = 0 AND pulled_back = 0`), Testing, rel.ID)
+		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET held = 1, held_reason = ?, held_at = ? WHERE id = ? AND yanked = 0 AND pulled_back = 0 AND held = 0`),
+			why, db.Millis(at), rel.ID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errAlreadyPulled
 		}
-		return s.event(ctx, tx, rel.Product, rel.ID, "registry:pull-back", "pulled_back", rel.Version+" pulled back to testing: "+why)
+		return s.event(ctx, tx, rel.Product, rel.ID, "registry:review", "held", rel.Version+" held for review: "+why)
 	})
 	if err == errAlreadyPulled {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("registry: pull back %s: %w", rel.ID, err)
+		return fmt.Errorf("registry: hold %s: %w", rel.ID, err)
 	}
-	s.log.Warn("release pulled back", "release", rel.ID, "product", rel.Product, "version", rel.Version, "why", why)
+	s.log.Warn("release held for review", "release", rel.ID, "product", rel.Product, "version", rel.Version, "why", why)
 	return nil
 }
 
-var errAlreadyPulled = errs.E(errs.Conflict, "release already pulled back or yanked")
+// ConfirmPullBack pulls a release back: a maintainer of its product or an
+// admin confirms what the reports (or anything else) suggest. It goes back
+// to testing, is offered to nobody and cannot be promoted again.
+func (s *Service) ConfirmPullBack(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+	rel, err := s.reviewable(ctx, who, id, reason)
+	if err != nil {
+		return Release{}, err
+	}
+	why := strings.TrimSpace(reason)
+	if rel.Held {
+		why += " (held: " + rel.HeldReason + ")"
+	}
+	if err := s.pullBack(ctx, rel, who.Actor(), why); err != nil {
+		return Release{}, err
+	}
+	return s.Get(ctx, id)
+}
+
+// Resume lifts a review hold: the release is offered again on its channel.
+func (s *Service) Resume(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+	rel, err := s.reviewable(ctx, who, id, reason)
+	if err != nil {
+		return Release{}, err
+	}
+	if !rel.Held {
+		return Release{}, errs.E(errs.Conflict, "release %s is not held", id)
+	}
+	before := rel.targets()
+	for i := range before {
+		before[i].Custom["held"] = true
+	}
+	err = s.change(ctx, nil, rel.targets(), nil, before, nil, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET held = 0, held_reason = '', held_at = 0 WHERE id = ? AND held = 1 AND yanked = 0 AND pulled_back = 0`), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errs.E(errs.Conflict, "release %s changed concurrently", id)
+		}
+		return s.event(ctx, tx, rel.Product, rel.ID, who.Actor(), "resumed", rel.Version+" offered again after review: "+strings.TrimSpace(reason))
+	})
+	if err != nil {
+		return Release{}, fmt.Errorf("registry: resume %s: %w", id, err)
+	}
+	return s.Get(ctx, id)
+}
+
+func (s *Service) reviewable(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+	if r := strings.TrimSpace(reason); r == "" || len(r) > 2000 {
+		return Release{}, errs.E(errs.Invalid, "a review needs a reason of 1 to 2000 bytes")
+	}
+	rel, err := s.Get(ctx, id)
+	if err != nil {
+		return Release{}, err
+	}
+	if err := s.mayRelease(ctx, who, rel.Product); err != nil {
+		return Release{}, err
+	}
+	switch {
+	case rel.Yanked:
+		return Release{}, errs.E(errs.Conflict, "release %s was yanked", id)
+	case rel.PulledBack:
+		return Release{}, errs.E(errs.Conflict, "release %s is already pulled back", id)
+	}
+	return rel, nil
+}
+
+// pullBack stops offering a release: it goes back to testing, marked
+// pulled back, and the TUF metadata says so too.
+func (s *Service) pullBack(ctx context.Context, rel Release, actor, why string) error {
+	before := rel.targets()
+	if rel.Held {
+		for i := range before {
+			before[i].Custom["held"] = true
+		}
+	}
+	rel.Channel = Testing
+	after := rel.targets()
+	for i := range after {
+		after[i].Custom["pulled_back"] = true
+	}
+	err := s.change(ctx, nil, after, nil, before, nil, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET channel = ?, pulled_back = 1, held = 0 WHERE id = ? AND yanked = 0 AND pulled_back = 0`), Testing, rel.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errAlreadyPulled
+		}
+		return s.event(ctx, tx, rel.Product, rel.ID, actor, "pulled_back", rel.Version+" pulled back to testing: "+why)
+	})
+	if err == errAlreadyPulled {
+		return errs.E(errs.Conflict, "release %s was pulled back or yanked concurrently", rel.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("registry: pull back %s: %w", rel.ID, err)
+	}
+	s.log.Warn("release pulled back", "release", rel.ID, "product", rel.Product, "version", rel.Version, "by", actor, "why", why)
+	return nil
+}
+
+var errAlreadyPulled = errs.E(errs.Conflict, "release already held, pulled back or yanked")
 
 // limiter is a token bucket per key (client IP): burst tokens, refilled
 // evenly over period. Its memory is bounded: when it tracks too many keys

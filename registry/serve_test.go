@@ -2,10 +2,13 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -100,6 +103,9 @@ func TestDownloadsFromS3RedirectToAPresignedURL(t *testing.T) {
 		if err != nil || !res.Updated || res.Version != "1.0.0" {
 			t.Fatalf("update: %+v %v", res, err)
 		}
+		if res.ReportErr != nil {
+			t.Fatalf("the report was refused: the receipt did not survive the redirect: %v", res.ReportErr)
+		}
 	})
 }
 
@@ -148,113 +154,202 @@ func TestDeviceUpdatesEndToEnd(t *testing.T) {
 	})
 }
 
-func TestReportsAndPullBack(t *testing.T) {
+// install downloads the release's firmware as a device with a new install
+// id would, and returns a report carrying the receipt it got.
+func (e *env) install(rel Release, outcome, reason string) device.Report {
+	e.t.Helper()
+	id := newInstallID(e.t)
+	a := rel.Offered()
+	resp, body := e.do("GET", "/tuf/targets/"+path.Dir(a.Target)+"/"+a.sha256Hex()+"."+a.Name, "", nil, InstallIDHeader, id)
+	if resp.StatusCode != http.StatusOK || int64(len(body)) != a.Size || resp.Header.Get(ReceiptHeader) == "" {
+		e.t.Fatalf("download: %d, %d bytes, receipt %q", resp.StatusCode, len(body), resp.Header.Get(ReceiptHeader))
+	}
+	return device.Report{DeviceID: "usb:1d6b:0104", ReleaseID: rel.ID, Version: rel.Version, Outcome: outcome, Reason: reason,
+		InstallID: id, Receipt: resp.Header.Get(ReceiptHeader)}
+}
+
+func newInstallID(t *testing.T) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// sendReport posts r as if from address from (the test server trusts
+// X-Forwarded-For from 127.0.0.1, as afterlife serve does from local
+// proxies).
+func (e *env) sendReport(r device.Report, from string) (int, string) {
+	e.t.Helper()
+	resp, body := e.do("POST", "/v1/devices/reports", "", r, "X-Forwarded-For", from)
+	return resp.StatusCode, string(body)
+}
+
+func TestReportsCountOnlyWithAReceiptAndHoldAReleaseForReview(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		e := newEnv(t, d, envOptions{reportsPerHour: 1000})
+		ctx := context.Background()
+		e := newEnv(t, d, envOptions{reportsPerHour: 2000})
 		b, _ := e.firmware("1.0.0")
 		rel := e.publish(PublishRequest{BuildID: b, Version: "1.0.0", Channel: Stable})
-		report := func(outcome, reason string) int {
-			resp, body := e.do("POST", "/v1/devices/reports", "", device.Report{DeviceID: "usb:1d6b:0104", ReleaseID: rel.ID, Version: "1.0.0", Outcome: outcome, Reason: reason})
-			if resp.StatusCode >= 300 {
-				t.Logf("report: %d %s", resp.StatusCode, body)
-			}
-			return resp.StatusCode
-		}
-		t.Run("a vendor sets its product's pull-back policy", func(t *testing.T) {
-			resp, body := e.do("POST", "/v1/products/demo-cam/pullback-policy", e.vendor, PolicyRequest{MinFailures: 3, FailurePercent: 50})
-			if resp.StatusCode != http.StatusOK {
+		b2, _ := e.firmware("1.1.0")
+		other := e.publish(PublishRequest{BuildID: b2, Version: "1.1.0", Channel: Testing})
+		t.Run("a vendor sets its product's review policy", func(t *testing.T) {
+			resp, body := e.do("POST", "/v1/products/demo-cam/pullback-policy", e.vendor, PolicyRequest{MinFailures: 3, FailurePercent: 50, MinNetworks: 3})
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"min_networks":3`) {
 				t.Fatalf("%d %s", resp.StatusCode, body)
 			}
 			if resp, _ := e.do("POST", "/v1/products/demo-cam/pullback-policy", e.maint, PolicyRequest{MinFailures: 1, FailurePercent: 1}); resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("maintainer set the policy: %d", resp.StatusCode)
 			}
 		})
-		t.Run("bad reports are refused", func(t *testing.T) {
-			for _, r := range []device.Report{
-				{DeviceID: "usb:1d6b:0104", ReleaseID: rel.ID, Version: "1.0.0", Outcome: "maybe"},
-				{DeviceID: "no scheme", ReleaseID: rel.ID, Version: "1.0.0", Outcome: "success"},
-				{DeviceID: "usb:1d6b:0104", ReleaseID: rel.ID, Version: "9.9.9", Outcome: "success"},
+		t.Run("forged reports are refused and change nothing", func(t *testing.T) {
+			genuine := e.install(other, "failure", "")
+			for _, f := range []struct {
+				name string
+				r    device.Report
+			}{
+				{"no receipt", device.Report{InstallID: newInstallID(t)}},
+				{"an invented receipt", device.Report{InstallID: newInstallID(t), Receipt: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
+				{"another release's receipt", device.Report{InstallID: genuine.InstallID, Receipt: genuine.Receipt}},
+				{"a receipt of another install", device.Report{InstallID: newInstallID(t), Receipt: e.install(rel, "", "").Receipt}},
 			} {
-				if resp, _ := e.do("POST", "/v1/devices/reports", "", r); resp.StatusCode != http.StatusBadRequest {
-					t.Fatalf("%+v: %d, want 400", r, resp.StatusCode)
+				f.r.DeviceID, f.r.ReleaseID, f.r.Version, f.r.Outcome = "usb:1d6b:0104", rel.ID, "1.0.0", "failure"
+				for i := range 10 {
+					if code, body := e.sendReport(f.r, fmt.Sprintf("198.51.%d.7", i)); code != http.StatusForbidden || !strings.Contains(body, "receipt") {
+						t.Fatalf("%s: %d %s, want 403 naming the receipt", f.name, code, body)
+					}
 				}
 			}
-			big := strings.Repeat("x", 5000)
-			if resp, _ := e.do("POST", "/v1/devices/reports", "", device.Report{DeviceID: "usb:1", ReleaseID: rel.ID, Version: "1.0.0", Outcome: "failure", Reason: big}); resp.StatusCode != http.StatusRequestEntityTooLarge {
-				t.Fatalf("5 KB body: %d, want 413", resp.StatusCode)
+			if st, _ := e.svc.Stats(ctx, rel.ID); st.Success+st.Failure != 0 {
+				t.Fatalf("forged reports were counted: %+v", st)
 			}
 		})
-		t.Run("failures under the threshold keep the release offered", func(t *testing.T) {
-			for range 4 {
-				report("success", "")
+		t.Run("bad reports are refused", func(t *testing.T) {
+			for _, mod := range []func(*device.Report){
+				func(r *device.Report) { r.Outcome = "maybe" },
+				func(r *device.Report) { r.DeviceID = "no scheme" },
+				func(r *device.Report) { r.Version = "9.9.9" },
+			} {
+				r := e.install(rel, "success", "")
+				mod(&r)
+				if code, _ := e.sendReport(r, "192.0.2.1"); code != http.StatusBadRequest {
+					t.Fatalf("%+v: %d, want 400", r, code)
+				}
 			}
-			report("failure", "flash write error")
-			report("failure", strings.Repeat("é", 600))
+			r := e.install(rel, "failure", strings.Repeat("x", 5000))
+			if code, _ := e.sendReport(r, "192.0.2.1"); code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("5 KB body: %d, want 413", code)
+			}
+		})
+		t.Run("one network counts at most a few times", func(t *testing.T) {
+			for i := range 4 {
+				if code, body := e.sendReport(e.install(rel, "success", ""), fmt.Sprintf("10.0.%d.1", i)); code != http.StatusNoContent {
+					t.Fatalf("success report: %d %s", code, body)
+				}
+			}
+			for i := range 12 {
+				if code, body := e.sendReport(e.install(rel, "failure", "flash write error"), fmt.Sprintf("203.0.113.%d", i)); code != http.StatusNoContent {
+					t.Fatalf("failure report: %d %s", code, body)
+				}
+			}
+			st, _ := e.svc.Stats(ctx, rel.ID)
+			if st.Success != 4 || st.Failure != 5 || st.FailingNetworks != 1 {
+				t.Fatalf("stats = %+v, want 4 successes and 5 failures from 1 network", st)
+			}
 			if resp, _ := e.check("usb:1d6b:0104", "0.9.0", "stable"); resp.StatusCode != http.StatusOK {
-				t.Fatalf("release no longer offered after 2 failures: %d", resp.StatusCode)
+				t.Fatalf("release no longer offered after failures from one network: %d", resp.StatusCode)
 			}
 		})
-		t.Run("passing the threshold pulls the release back to testing and records an event", func(t *testing.T) {
-			for range 4 {
-				if code := report("failure", "flash write error"); code != http.StatusNoContent {
-					t.Fatalf("report: %d", code)
+		t.Run("a device reporting again replaces its report", func(t *testing.T) {
+			r := e.install(rel, "failure", "flash write error")
+			e.sendReport(r, "2001:db8:1:2::1")
+			r.Outcome, r.Reason = "success", ""
+			e.sendReport(r, "2001:db8:1:3::1")
+			if st, _ := e.svc.Stats(ctx, rel.ID); st.Success != 5 || st.Failure != 5 {
+				t.Fatalf("stats = %+v", st)
+			}
+		})
+		t.Run("failures from enough networks hold the release for review", func(t *testing.T) {
+			for _, from := range []string{"2001:db8:aaaa::1", "100.64.7.9"} {
+				if code, body := e.sendReport(e.install(rel, "failure", "flash write error"), from); code != http.StatusNoContent {
+					t.Fatalf("failure report: %d %s", code, body)
 				}
+			}
+			got, _ := e.svc.Get(ctx, rel.ID)
+			if !got.Held || got.PulledBack || got.Channel != Stable || !strings.Contains(got.HeldReason, "3 networks") {
+				t.Fatalf("release after failures from 3 networks: %+v", got)
 			}
 			if resp, _ := e.check("usb:1d6b:0104", "0.9.0", "stable"); resp.StatusCode != http.StatusNoContent {
-				t.Fatalf("pulled-back release still offered on stable: %d", resp.StatusCode)
+				t.Fatalf("held release still offered: %d", resp.StatusCode)
 			}
-			if resp, _ := e.check("usb:1d6b:0104", "0.9.0", "testing"); resp.StatusCode != http.StatusNoContent {
-				t.Fatalf("pulled-back release still offered on testing: %d", resp.StatusCode)
+			if _, body := e.do("GET", "/v1/products/demo-cam/events", "", nil); !strings.Contains(string(body), `"kind":"held"`) {
+				t.Fatalf("no held event: %s", body)
 			}
-			got, _ := e.svc.Get(context.Background(), rel.ID)
-			if !got.PulledBack || got.Channel != Testing {
+			if resp, _ := e.do("POST", "/v1/releases/"+rel.ID+"/promote", e.admin, nil); resp.StatusCode != http.StatusConflict {
+				t.Fatalf("promoting a held release: %d", resp.StatusCode)
+			}
+		})
+		t.Run("only a maintainer of the product or an admin confirms", func(t *testing.T) {
+			for _, tok := range []string{"", e.vendor, e.maint, e.lone} {
+				if resp, body := e.do("POST", "/v1/releases/"+rel.ID+"/pull-back", tok, ReviewRequest{Reason: "confirmed"}); resp.StatusCode/100 != 4 {
+					t.Fatalf("pull-back with token %q: %d %s", tok, resp.StatusCode, body)
+				}
+			}
+			if resp, body := e.do("POST", "/v1/releases/"+rel.ID+"/resume", e.admin, ReviewRequest{Reason: "reports were from a lab"}); resp.StatusCode != http.StatusOK {
+				t.Fatalf("resume: %d %s", resp.StatusCode, body)
+			}
+			if resp, _ := e.check("usb:1d6b:0104", "0.9.0", "stable"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("resumed release not offered: %d", resp.StatusCode)
+			}
+			if resp, _ := e.do("POST", "/v1/products/demo-cam/maintainers", e.admin, GrantRequest{Name: "alice"}); resp.StatusCode != http.StatusCreated {
+				t.Fatal(resp.StatusCode)
+			}
+			if resp, body := e.do("POST", "/v1/releases/"+rel.ID+"/pull-back", e.maint, ReviewRequest{Reason: "bricks rev B boards"}); resp.StatusCode != http.StatusOK {
+				t.Fatalf("maintainer pull-back: %d %s", resp.StatusCode, body)
+			}
+			got, _ := e.svc.Get(ctx, rel.ID)
+			if !got.PulledBack || got.Held || got.Channel != Testing {
 				t.Fatalf("release after pull-back: %+v", got)
 			}
-			_, body := e.do("GET", "/v1/products/demo-cam/events", "", nil)
-			if !strings.Contains(string(body), `"pulled_back"`) {
-				t.Fatalf("no pull-back event: %s", body)
+			for _, ch := range []string{"stable", "testing"} {
+				if resp, o := e.check("usb:1d6b:0104", "0.9.0", ch); resp.StatusCode == http.StatusOK && o.ReleaseID == rel.ID {
+					t.Fatalf("pulled-back release still offered on %s", ch)
+				}
 			}
-			_, body = e.do("GET", "/v1/products/demo-cam/overview", "", nil)
+			_, body := e.do("GET", "/v1/products/demo-cam/overview", "", nil)
 			if !strings.Contains(string(body), `"pulled_back":true`) {
 				t.Fatalf("overview does not show the pull-back: %s", body)
 			}
 		})
 		t.Run("the release's report stats count outcomes and top reasons", func(t *testing.T) {
 			resp, body := e.do("GET", "/v1/releases/"+rel.ID+"/reports", "", nil)
-			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"success":4`) || !strings.Contains(string(body), `"failure":6`) ||
-				!strings.Contains(string(body), `{"reason":"flash write error","count":5}`) {
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"success":5`) || !strings.Contains(string(body), `"failure":7`) ||
+				!strings.Contains(string(body), `{"reason":"flash write error","count":14}`) {
 				t.Fatalf("%d %s", resp.StatusCode, body)
-			}
-			st, _ := e.svc.Stats(context.Background(), rel.ID)
-			for _, f := range st.TopFailures {
-				if n := len([]rune(f.Reason)); n > maxReason {
-					t.Fatalf("a reason of %d characters was kept", n)
-				}
 			}
 		})
 	})
 }
 
-func TestReportsAreRateLimitedPerClient(t *testing.T) {
+func TestReportsAreRateLimitedPerNetwork(t *testing.T) {
 	e := newEnv(t, dbtest.SQLite(t), envOptions{reportsPerHour: 3})
 	b, _ := e.firmware("1.0.0")
 	rel := e.publish(PublishRequest{BuildID: b, Version: "1.0.0", Channel: Stable})
-	send := func() *http.Response {
-		resp, _ := e.do("POST", "/v1/devices/reports", "", device.Report{DeviceID: "usb:1d6b:0104", ReleaseID: rel.ID, Version: "1.0.0", Outcome: "success"})
-		return resp
-	}
 	for i := range 3 {
-		if resp := send(); resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("report %d: %d", i, resp.StatusCode)
+		if code, _ := e.sendReport(e.install(rel, "success", ""), fmt.Sprintf("192.0.2.%d", i)); code != http.StatusNoContent {
+			t.Fatalf("report %d: %d", i, code)
 		}
 	}
-	resp := send()
+	resp, _ := e.do("POST", "/v1/devices/reports", "", e.install(rel, "success", ""), "X-Forwarded-For", "192.0.2.200")
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("4th report: %d, Retry-After %q; want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+		t.Fatalf("4th report from the network: %d, Retry-After %q; want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code, _ := e.sendReport(e.install(rel, "success", ""), "192.0.3.1"); code != http.StatusNoContent {
+		t.Fatalf("another network was limited: %d", code)
 	}
 	e.clock.add(20 * 60e9) // a third of the hour refills one token
-	if resp := send(); resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("after refill: %d", resp.StatusCode)
+	if code, _ := e.sendReport(e.install(rel, "success", ""), "192.0.2.9"); code != http.StatusNoContent {
+		t.Fatalf("after refill: %d", code)
 	}
 }
 

@@ -87,7 +87,7 @@ func (s *Service) signReleaseLists(ctx context.Context, add []tuf.Target, remove
 // releaseList is the signed release list target of one product: its
 // releases that are neither yanked nor pulled back, newest first.
 func (s *Service) releaseList(ctx context.Context, product string) (tuf.Target, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE product = ? AND yanked = 0 AND pulled_back = 0`), product)
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE product = ? AND yanked = 0 AND pulled_back = 0 AND held = 0`), product)
 	if err != nil {
 		return tuf.Target{}, db.Classify(err)
 	}

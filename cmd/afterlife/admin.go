@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/registry/catalog"
 )
 
 func newAdminCmd() *cobra.Command {
@@ -141,7 +142,36 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	cmd.AddCommand(token, orgCmd, whoami, newKeysCmd(&cf), newBackupCmd(), newRestoreCmd())
+	cmd.AddCommand(token, orgCmd, whoami, newDeviceIDsCmd(&cf), newKeysCmd(&cf), newBackupCmd(), newRestoreCmd())
+	return cmd
+}
+
+func newDeviceIDsCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "device-ids",
+		Short: "Move device ids between products (a device id belongs to one product)",
+		Long: `A device id (usb:1d6b:0104, dt:acme,cam200) names a device model and belongs to at
+most one product: registering a product with an id another product holds is refused
+and names the holder. An admin moves an id with reassign.`,
+	}
+	var to string
+	reassign := &cobra.Command{
+		Use:     "reassign DEVICE_ID --to PRODUCT",
+		Short:   "Move a device id to a product, taking it from the product that holds it",
+		Example: `  afterlife admin device-ids reassign demo:afterlife-cam --to demo-cam`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out catalog.Reassigned
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/device-ids/reassign", catalog.ReassignRequest{DeviceID: args[0], To: to}, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "device id %s now belongs to %s (before: %s)\n", out.DeviceID, out.Product.ID, dash(out.From))
+			return nil
+		},
+	}
+	reassign.Flags().StringVar(&to, "to", "", "the product that gets the id (required)")
+	_ = reassign.MarkFlagRequired("to")
+	cmd.AddCommand(reassign)
 	return cmd
 }
 

@@ -63,7 +63,10 @@ github.com/afterlife-oss/afterlife/registry/device.`,
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Pin the registry's TUF root and store the device's settings",
-		Long: `Store the trusted TUF root and the device's settings (id, product, channel, opt-in).
+		Long: `Store the trusted TUF root and the device's settings (id, product, channel, opt-in)
+and make a random install id. The device id names the model, shared by a whole fleet; the
+install id names this one device: downloads carry it and the registry answers with a receipt
+that the install report sends back, so only installs that really downloaded a release count.
 
 With --root the given root.json is trusted (ship it with the device). Without it the
 registry's first root is fetched and trusted on first use: whoever answers that request
@@ -106,7 +109,7 @@ it, which protect the device against rollback. --force replaces it on purpose.`,
 		Long: `Find the newest release this device may install, download it (resuming an
 interrupted download), verify its length and sha256 against the signed TUF metadata,
 install it into the inactive slot of --install-to and switch DIR/current to it, then
-report the outcome to the registry.
+report the outcome to the registry with the receipt the download came with.
 
 The registry's update offer is only a hint of where to look: product, version, channel,
 the community flag and the minimum version are read from the signed TUF metadata, and a

@@ -196,6 +196,9 @@ func TestDemoStoryEndToEnd(t *testing.T) {
 				})
 			}
 
+			t.Run("a vendor cannot squat the demo's device id", func(t *testing.T) { testDeviceIDSquatting(t, srv, state) })
+			t.Run("forged install reports cannot pull firmware back", func(t *testing.T) { testForgedReports(t, srv, rels[0]) })
+
 			t.Run("a device holding the old root still updates after key rotation", func(t *testing.T) {
 				for _, role := range []string{"timestamp", "root"} {
 					afterlife(t, true, "admin", "keys", "rotate", role, "--server", srv.URL, "--token", srv.Token)

@@ -61,17 +61,25 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 		Submitter: farmSubmitter{p.submitter}, Logger: s.log.With("part", "farm"),
 	}).Register(v1)
 
+	// Download receipts are MACed with a key every replica shares (the
+	// key directory is shared like the TUF keys).
+	receiptKey, err := loadOrCreateSecret(filepath.Join(s.cfg.Keys, "download-receipt.key"))
+	if err != nil {
+		return err
+	}
 	p.reg, err = registry.New(ctx, registry.Options{
 		DB: s.db, Blobs: s.blobs, TUF: p.tuf, Catalog: p.catalog,
 		Builds: reproducibleBuilds{p.coord}, Escrow: productEscrow{p.escrow}, Farm: productBuilds{p.coord},
 		Now: s.now, Logger: s.log.With("part", "registry"), ReplicaID: s.cfg.ReplicaID,
-		MaxUpdateLoad: s.cfg.MaxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, Metrics: s.metrics,
+		MaxUpdateLoad: s.cfg.MaxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, ReportsPerNetwork: s.cfg.ReportsPerNetwork,
+		ReceiptKey: receiptKey, Metrics: s.metrics,
 		TimestampMargin: s.cfg.TimestampExpiry / 4,
 	})
 	if err != nil {
 		return err
 	}
 	p.reg.Register(v1, root)
+	p.catalog.OnDeviceIDsChanged(p.reg.Refresh)
 	s.background = append(s.background, func(ctx context.Context) { logStop(s, "registry", p.reg.Run(ctx)) })
 
 	secret, err := loadOrCreateSecret(filepath.Join(s.cfg.Keys, "session.key"))

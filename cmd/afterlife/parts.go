@@ -46,6 +46,11 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 		return err
 	}
 	p.catalog.RegisterRoutes(v1)
+	for _, d := range p.catalog.DroppedAtUpgrade() {
+		s.log.Warn("device id left to the product that claimed it first; a device id belongs to one product",
+			"device_id", d.DeviceID, "dropped_from", d.Product, "holder", d.Holder,
+			"fix", fmt.Sprintf("afterlife admin device-ids reassign %s --to %s", d.DeviceID, d.Product))
+	}
 
 	// Escrow: sealed deposits, release policies, receipts, scrubs.
 	identity, err := escrow.LoadOrCreateIdentity(s.cfg.Keys)

@@ -15,7 +15,7 @@ func newReleaseCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "release",
-		Short: "Publish reproducible builds as firmware releases; promote, yank and list them",
+		Short: "Publish reproducible builds as firmware releases; promote, yank, pull back and list them",
 		Long: `Releases are what devices are offered. Only a build with a reproducible verdict can
 become one; publishing re-signs the registry's TUF metadata. Admins may publish any
 product, maintainers the products an admin allowed them on.`,
@@ -78,6 +78,35 @@ product, maintainers the products an admin allowed them on.`,
 	yank.Flags().StringVar(&reason, "reason", "", "why, for the audit log (required)")
 	_ = yank.MarkFlagRequired("reason")
 
+	review := func(use, short, long, path, done string) *cobra.Command {
+		var why string
+		c := &cobra.Command{
+			Use:   use + " RELEASE_ID --reason TEXT",
+			Short: short,
+			Long:  long,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var rel registry.Release
+				if err := cf.call(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/"+path, registry.ReviewRequest{Reason: why}, &rel); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s (channel %s)\n", rel.Product, rel.Version, done, rel.Channel)
+				return nil
+			},
+		}
+		c.Flags().StringVar(&why, "reason", "", "why, for the audit log (required)")
+		_ = c.MarkFlagRequired("reason")
+		return c
+	}
+	pullBack := review("pull-back", "Pull a release back to testing, offered to nobody (a maintainer of the product, or admin)",
+		`Confirm that a release must stop being installed: it goes back to testing, is offered to no
+device, its TUF targets are re-signed as pulled back, and it cannot be promoted again.
+Failure reports from many networks only hold a release for review; pulling a stable release
+back always takes this confirmation.`, "pull-back", "pulled back")
+	resume := review("resume", "Lift a release's review hold: offered again on its channel",
+		`A release is held for review when receipt-bearing failure reports from enough source
+networks pass the product's policy. Resume it when the review finds nothing wrong.`, "resume", "offered again")
+
 	var product string
 	list := &cobra.Command{
 		Use:   "list [--product ID]",
@@ -99,6 +128,8 @@ product, maintainers the products an admin allowed them on.`,
 					state = "yanked"
 				case r.PulledBack:
 					state = "pulled back"
+				case r.Held:
+					state = "held for review"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Product, r.Version, r.Channel, r.Agreeing, r.Total, state, day(r.PublishedAt))
 			}
@@ -106,6 +137,6 @@ product, maintainers the products an admin allowed them on.`,
 		},
 	}
 	list.Flags().StringVar(&product, "product", "", "only this product")
-	cmd.AddCommand(publish, promote, yank, list)
+	cmd.AddCommand(publish, promote, yank, pullBack, resume, list)
 	return cmd
 }

@@ -72,7 +72,7 @@ func (a webCatalog) Search(ctx context.Context, q string, limit int) ([]web.Prod
 		s := productSummary(p)
 		if rels, err := a.p.reg.List(ctx, p.ID); err == nil {
 			for _, r := range rels {
-				if r.Channel == "stable" && !r.Yanked && !r.PulledBack {
+				if r.Channel == "stable" && !r.Yanked && !r.PulledBack && !r.Held {
 					s.Latest = r.Version
 					break
 				}

@@ -61,9 +61,10 @@ type Serve struct {
 	MaxBuildWrite   int64
 	MaxBuildLog     int64
 
-	ShutdownGrace  time.Duration // how long in-flight requests may take on SIGTERM
-	MaxUpdateLoad  int           // concurrent update checks before answering 503
-	ReportsPerHour int           // install reports accepted per client address per hour
+	ShutdownGrace     time.Duration // how long in-flight requests may take on SIGTERM
+	MaxUpdateLoad     int           // concurrent update checks before answering 503
+	ReportsPerHour    int           // install reports accepted per source network (/24, /48) per hour
+	ReportsPerNetwork int           // reports of one outcome one source network counts for, per release
 }
 
 type field struct {
@@ -178,7 +179,8 @@ var serveFields = []field{
 	{"max-build-log", "16MiB", "largest build log kept; a longer one keeps its head and tail with a note of what was cut", size(func(c *Serve) *int64 { return &c.MaxBuildLog })},
 	{"shutdown-grace", "20s", "time in-flight requests get to finish on SIGTERM", duration(func(c *Serve) *time.Duration { return &c.ShutdownGrace })},
 	{"max-update-load", "512", "concurrent device update checks before answering 503 + Retry-After", integer(func(c *Serve) *int { return &c.MaxUpdateLoad })},
-	{"reports-per-hour", "120", "install reports accepted per client address per hour", integer(func(c *Serve) *int { return &c.ReportsPerHour })},
+	{"reports-per-hour", "120", "install reports accepted per source network (IPv4 /24, IPv6 /48) per hour", integer(func(c *Serve) *int { return &c.ReportsPerHour })},
+	{"reports-per-network", "5", "install reports of one outcome that one source network counts for, per release", integer(func(c *Serve) *int { return &c.ReportsPerNetwork })},
 }
 
 // EnvName is the environment variable for a flag name.

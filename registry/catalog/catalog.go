@@ -117,8 +117,18 @@ func ParseDeviceID(s string) (string, error) {
 
 // Catalog is the product service.
 type Catalog struct {
-	db  *db.DB
-	now func() time.Time
+	db      *db.DB
+	now     func() time.Time
+	dropped []DroppedClaim
+	changed func(ctx context.Context) error
+}
+
+// DroppedClaim is a device id a product listed but lost at the upgrade
+// that made device ids unique: Holder, registered first, keeps it.
+type DroppedClaim struct {
+	DeviceID string `json:"device_id"`
+	Product  string `json:"product"`
+	Holder   string `json:"holder"`
 }
 
 //go:embed migrations/*.sql
@@ -136,7 +146,92 @@ func New(ctx context.Context, d *db.DB, now func() time.Time) (*Catalog, error) 
 	if now == nil {
 		now = time.Now
 	}
-	return &Catalog{db: d, now: now}, nil
+	c := &Catalog{db: d, now: now}
+	dropped, err := c.dropLostClaims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.dropped = dropped
+	return c, nil
+}
+
+// DroppedAtUpgrade lists the device ids this start removed from products
+// that had claimed them after another product (see migration 00002); the
+// caller logs them with the command that reassigns an id.
+func (c *Catalog) DroppedAtUpgrade() []DroppedClaim { return c.dropped }
+
+// OnDeviceIDsChanged sets fn to be called after an admin reassigns a
+// device id, so whoever serves devices from a copy of the ids (the
+// registry's update index) refreshes it.
+func (c *Catalog) OnDeviceIDsChanged(fn func(ctx context.Context) error) { c.changed = fn }
+
+// dropLostClaims brings each product's device_ids list in line with the
+// table of owners: an id the list names but another product owns was lost
+// at the upgrade to one owner per id. Once in line, it finds nothing.
+func (c *Catalog) dropLostClaims(ctx context.Context) ([]DroppedClaim, error) {
+	var out []DroppedClaim
+	err := c.db.Tx(ctx, func(tx *sql.Tx) error {
+		out = nil
+		owner := map[string]string{}
+		rows, err := tx.QueryContext(ctx, c.db.Q(`SELECT device_id, product FROM product_device_ids`))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var dev, product string
+			if err := rows.Scan(&dev, &product); err != nil {
+				rows.Close()
+				return err
+			}
+			owner[dev] = product
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, c.db.Q(`SELECT id, device_ids FROM products ORDER BY id`))
+		if err != nil {
+			return err
+		}
+		lists := map[string][]string{}
+		for rows.Next() {
+			var id, devs string
+			var list []string
+			if err := rows.Scan(&id, &devs); err != nil {
+				rows.Close()
+				return err
+			}
+			if err := json.Unmarshal([]byte(devs), &list); err != nil {
+				rows.Close()
+				return fmt.Errorf("product %s device ids: %w", id, err)
+			}
+			kept := list[:0:0]
+			for _, dev := range list {
+				if holder, ok := owner[dev]; ok && holder != id {
+					out = append(out, DroppedClaim{DeviceID: dev, Product: id, Holder: holder})
+					continue
+				}
+				kept = append(kept, dev)
+			}
+			if len(kept) != len(list) {
+				lists[id] = kept
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for id, list := range lists {
+			if err := setDeviceIDs(ctx, c.db, tx, id, list); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: drop device ids lost at upgrade: %w", err)
+	}
+	return out, nil
 }
 
 // Registration is what a vendor says about a new product.
@@ -210,6 +305,11 @@ func (c *Catalog) Register(ctx context.Context, who auth.Principal, r Registrati
 	revs, _ := json.Marshal(p.Revisions)
 	devs, _ := json.Marshal(p.DeviceIDs)
 	err = c.db.Tx(ctx, func(tx *sql.Tx) error {
+		for _, d := range p.DeviceIDs {
+			if err := claimable(ctx, c.db, tx, d, p.ID); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at, created_by)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			p.ID, p.Vendor, p.Model, string(revs), string(devs), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), who.Actor()); err != nil {
@@ -217,6 +317,9 @@ func (c *Catalog) Register(ctx context.Context, who auth.Principal, r Registrati
 		}
 		for _, d := range p.DeviceIDs {
 			if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_device_ids (device_id, product) VALUES (?, ?)`), d, p.ID); err != nil {
+				if db.IsUniqueViolation(err) {
+					return errs.E(errs.Conflict, "device id %s was claimed by another product at the same moment; look it up and try again", d)
+				}
 				return err
 			}
 		}
@@ -295,7 +398,90 @@ func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Product, e
 		OR LOWER(vendor) LIKE ? ESCAPE '\' OR LOWER(device_ids) LIKE ? ESCAPE '\'`, limit, like, like, like, like)
 }
 
-// ByDeviceID returns the products a device id identifies (usually one).
+// claimable fails with a Conflict naming the holder when another product
+// owns device id d: a device id belongs to at most one product.
+func claimable(ctx context.Context, d *db.DB, tx *sql.Tx, id, product string) error {
+	var holder string
+	err := tx.QueryRowContext(ctx, d.Q(`SELECT product FROM product_device_ids WHERE device_id = ?`), id).Scan(&holder)
+	switch {
+	case err == sql.ErrNoRows || holder == product:
+		return nil
+	case err != nil:
+		return err
+	}
+	return errs.E(errs.Conflict, "device id %s belongs to product %s; a device id names one product (an admin moves it: afterlife admin device-ids reassign %s --to PRODUCT)",
+		id, holder, id)
+}
+
+// Reassign moves device id deviceID to product to, taking it from the
+// product that holds it (if any). Only admins reassign. It returns the
+// product now holding the id and the one that held it before ("" when
+// none did).
+func (c *Catalog) Reassign(ctx context.Context, who auth.Principal, deviceID, to string) (Product, string, error) {
+	if who.Role != auth.Admin {
+		return Product{}, "", errs.E(errs.Forbidden, "only an admin reassigns device ids")
+	}
+	id, err := ParseDeviceID(deviceID)
+	if err != nil {
+		return Product{}, "", err
+	}
+	var from string
+	err = c.db.Tx(ctx, func(tx *sql.Tx) error {
+		from = ""
+		err := tx.QueryRowContext(ctx, c.db.Q(`SELECT product FROM product_device_ids WHERE device_id = ?`), id).Scan(&from)
+		if err != nil && err != sql.ErrNoRows {
+			return err
+		}
+		if from == to {
+			return errs.E(errs.Conflict, "device id %s already belongs to product %s", id, to)
+		}
+		target, err := scan(tx.QueryRowContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id = ?`), to))
+		if err != nil {
+			return db.NotFound(err, "product %s not found", to)
+		}
+		if len(target.DeviceIDs) >= maxDeviceIDs {
+			return errs.E(errs.TooLarge, "product %s already lists %d device ids", to, maxDeviceIDs)
+		}
+		if from != "" {
+			old, err := scan(tx.QueryRowContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id = ?`), from))
+			if err != nil {
+				return err
+			}
+			if err := setDeviceIDs(ctx, c.db, tx, from, slices.DeleteFunc(old.DeviceIDs, func(s string) bool { return s == id })); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, c.db.Q(`DELETE FROM product_device_ids WHERE device_id = ?`), id); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_device_ids (device_id, product) VALUES (?, ?)`), id, to); err != nil {
+			return err
+		}
+		return setDeviceIDs(ctx, c.db, tx, to, append(target.DeviceIDs, id))
+	})
+	if err != nil {
+		return Product{}, "", fmt.Errorf("catalog: reassign %s to %s: %w", id, to, err)
+	}
+	if c.changed != nil {
+		if err := c.changed(ctx); err != nil {
+			return Product{}, from, fmt.Errorf("catalog: %s reassigned to %s, but refreshing device lookups failed: %w", id, to, err)
+		}
+	}
+	p, err := c.Get(ctx, to)
+	return p, from, err
+}
+
+func setDeviceIDs(ctx context.Context, d *db.DB, tx *sql.Tx, product string, list []string) error {
+	if list == nil {
+		list = []string{}
+	}
+	b, _ := json.Marshal(list)
+	_, err := tx.ExecContext(ctx, d.Q(`UPDATE products SET device_ids = ? WHERE id = ?`), string(b), product)
+	return err
+}
+
+// ByDeviceID returns the product a device id identifies, as a list of at
+// most one (a device id belongs to one product).
 func (c *Catalog) ByDeviceID(ctx context.Context, deviceID string) ([]Product, error) {
 	id, err := ParseDeviceID(deviceID)
 	if err != nil {

@@ -3,10 +3,12 @@ package catalog
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/auth"
@@ -124,6 +126,134 @@ func TestProductsAreRegisteredFoundAndMovedForward(t *testing.T) {
 	})
 }
 
+func TestADeviceIDBelongsToOneProduct(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		c := newCatalog(t, d)
+		changes := 0
+		c.OnDeviceIDsChanged(func(context.Context) error { changes++; return nil })
+		if _, err := c.Register(ctx, acme, cam); err != nil {
+			t.Fatal(err)
+		}
+		squat := Registration{ID: "globex-cam", Vendor: "globex", Model: "Not a cam", DeviceIDs: []string{"dt:globex,x1", "USB:1d6b:0104"}}
+		t.Run("another vendor claiming a held id is refused and told who holds it", func(t *testing.T) {
+			_, err := c.Register(ctx, globex, squat)
+			wantKind(t, err, errs.Conflict)
+			if !strings.Contains(err.Error(), "usb:1d6b:0104 belongs to product demo-cam") {
+				t.Fatalf("the refusal does not name the holder: %v", err)
+			}
+			if _, err := c.Get(ctx, "globex-cam"); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("the refused product was stored: %v", err)
+			}
+			if _, err := c.Register(ctx, admin, squat); !errs.Is(err, errs.Conflict) {
+				t.Fatalf("an admin registering a held id: %v, want Conflict (admins reassign instead)", err)
+			}
+		})
+		t.Run("the lookup finds only the holder", func(t *testing.T) {
+			ps, err := c.ByDeviceID(ctx, "usb:1d6b:0104")
+			if err != nil || len(ps) != 1 || ps[0].ID != "demo-cam" {
+				t.Fatalf("ByDeviceID = %v, %v", ps, err)
+			}
+		})
+		squat.DeviceIDs = []string{"dt:globex,x1"}
+		if _, err := c.Register(ctx, globex, squat); err != nil {
+			t.Fatal(err)
+		}
+		t.Run("only an admin reassigns an id", func(t *testing.T) {
+			_, _, err := c.Reassign(ctx, globex, "usb:1d6b:0104", "globex-cam")
+			wantKind(t, err, errs.Forbidden)
+			_, _, err = c.Reassign(ctx, admin, "usb:1d6b:0104", "demo-cam")
+			wantKind(t, err, errs.Conflict)
+			_, _, err = c.Reassign(ctx, admin, "usb:1d6b:0104", "nope")
+			wantKind(t, err, errs.NotFound)
+			if changes != 0 {
+				t.Fatalf("refused reassignments announced %d changes", changes)
+			}
+		})
+		t.Run("a reassignment moves the id from one product's list to the other's", func(t *testing.T) {
+			p, from, err := c.Reassign(ctx, admin, "USB:1d6b:0104", "globex-cam")
+			if err != nil || from != "demo-cam" || strings.Join(p.DeviceIDs, ",") != "dt:globex,x1,usb:1d6b:0104" {
+				t.Fatalf("Reassign = %+v, %q, %v", p, from, err)
+			}
+			old, _ := c.Get(ctx, "demo-cam")
+			if strings.Join(old.DeviceIDs, ",") != "dt:acme,cam200" {
+				t.Fatalf("demo-cam still lists %v", old.DeviceIDs)
+			}
+			ps, _ := c.ByDeviceID(ctx, "usb:1d6b:0104")
+			if len(ps) != 1 || ps[0].ID != "globex-cam" || changes != 1 {
+				t.Fatalf("after reassigning: %v, %d changes", ps, changes)
+			}
+		})
+		t.Run("an id nobody holds is assigned", func(t *testing.T) {
+			if _, from, err := c.Reassign(ctx, admin, "dt:free,one", "demo-cam"); err != nil || from != "" {
+				t.Fatalf("Reassign of a free id: %q %v", from, err)
+			}
+		})
+	})
+}
+
+// TestDuplicateClaimsStoredBeforeTheUpgradeGoToTheFirstProduct applies the
+// first catalog migration only, stores what older versions allowed (two
+// products listing one device id), and opens the catalog as a new version
+// would: the product registered first keeps the id, the later claim is
+// dropped and reported.
+func TestDuplicateClaimsStoredBeforeTheUpgradeGoToTheFirstProduct(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		first, err := fs.ReadFile(migrations, "migrations/00001_catalog.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Migrate(ctx, "catalog", fstest.MapFS{"00001_catalog.sql": {Data: first}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []struct {
+			id      string
+			created int64
+			devs    []string
+		}{
+			{"zz-original", 1000, []string{"demo:afterlife-cam", "usb:1"}},
+			{"aa-squatter", 2000, []string{"demo:afterlife-cam", "usb:2"}},
+			{"mm-also", 3000, []string{"usb:1", "usb:3"}},
+		} {
+			devs, _ := json.Marshal(p.devs)
+			if _, err := d.ExecContext(ctx, d.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at, created_by)
+				VALUES (?, 'v', 'm', '[]', ?, 0, 'supported', '', ?, 'test')`), p.id, string(devs), p.created); err != nil {
+				t.Fatal(err)
+			}
+			for _, dev := range p.devs {
+				if _, err := d.ExecContext(ctx, d.Q(`INSERT INTO product_device_ids (device_id, product) VALUES (?, ?)`), dev, p.id); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		c := newCatalog(t, d)
+		want := []DroppedClaim{
+			{DeviceID: "demo:afterlife-cam", Product: "aa-squatter", Holder: "zz-original"},
+			{DeviceID: "usb:1", Product: "mm-also", Holder: "zz-original"},
+		}
+		if got := c.DroppedAtUpgrade(); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("dropped = %+v, want %+v", got, want)
+		}
+		for dev, holder := range map[string]string{"demo:afterlife-cam": "zz-original", "usb:1": "zz-original", "usb:2": "aa-squatter", "usb:3": "mm-also"} {
+			ps, err := c.ByDeviceID(ctx, dev)
+			if err != nil || len(ps) != 1 || ps[0].ID != holder {
+				t.Fatalf("ByDeviceID(%s) = %v, %v; want %s", dev, ps, err, holder)
+			}
+		}
+		if p, _ := c.Get(ctx, "aa-squatter"); strings.Join(p.DeviceIDs, ",") != "usb:2" {
+			t.Fatalf("the squatter still lists %v", p.DeviceIDs)
+		}
+		if again := newCatalog(t, d); len(again.DroppedAtUpgrade()) != 0 {
+			t.Fatalf("the next start dropped more: %+v", again.DroppedAtUpgrade())
+		}
+		_, err = d.ExecContext(ctx, d.Q(`INSERT INTO product_device_ids (device_id, product) VALUES (?, ?)`), "usb:2", "mm-also")
+		if !db.IsUniqueViolation(err) {
+			t.Fatalf("a second owner of one id was stored: %v", err)
+		}
+	})
+}
+
 type tokens map[string]auth.Principal
 
 func (tk tokens) Authenticate(_ context.Context, s string) (auth.Principal, error) {
@@ -135,7 +265,7 @@ func (tk tokens) Authenticate(_ context.Context, s string) (auth.Principal, erro
 
 func TestTheProductRoutes(t *testing.T) {
 	c := newCatalog(t, dbtest.SQLite(t))
-	api := httpapi.New(httpapi.Options{Auth: tokens{"acme": acme, "globex": globex}})
+	api := httpapi.New(httpapi.Options{Auth: tokens{"acme": acme, "globex": globex, "root": admin}})
 	c.RegisterRoutes(api.V1())
 	srv := httptest.NewServer(api.Engine())
 	defer srv.Close()
@@ -166,6 +296,11 @@ func TestTheProductRoutes(t *testing.T) {
 		{"another vendor cannot move it", "POST", "/v1/products/demo-cam/status", "globex", `{"status":"sunset"}`, 403},
 		{"acme moves it to sunset", "POST", "/v1/products/demo-cam/status", "acme", `{"status":"sunset"}`, 200},
 		{"moving it back is a 409", "POST", "/v1/products/demo-cam/status", "acme", `{"status":"supported"}`, 409},
+		{"another vendor claiming its device id is a 409", "POST", "/v1/products", "globex", `{"id":"squat","vendor":"globex","model":"x","device_ids":["usb:1d6b:0104"]}`, 409},
+		{"another vendor registers its own product", "POST", "/v1/products", "globex", `{"id":"squat","vendor":"globex","model":"x","device_ids":["usb:ffff:1"]}`, 201},
+		{"a vendor cannot reassign a device id", "POST", "/v1/admin/device-ids/reassign", "globex", `{"device_id":"usb:1d6b:0104","to":"squat"}`, 403},
+		{"anonymous cannot reassign a device id", "POST", "/v1/admin/device-ids/reassign", "", `{"device_id":"usb:1d6b:0104","to":"squat"}`, 401},
+		{"an admin reassigns a device id", "POST", "/v1/admin/device-ids/reassign", "root", `{"device_id":"usb:1d6b:0104","to":"squat"}`, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

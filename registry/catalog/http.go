@@ -18,6 +18,34 @@ func (c *Catalog) RegisterRoutes(v1 *httpapi.Router) {
 	v1.GET("/products", httpapi.Op{Summary: "List or search products (?q=, ?vendor=, ?status=, ?device_id=)", Tag: tag}, c.httpList)
 	v1.GET("/products/:id", httpapi.Op{Summary: "A product and its status history", Tag: tag}, c.httpGet)
 	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []auth.Role{auth.Vendor}, Tag: tag}, c.httpStatus)
+	v1.POST("/admin/device-ids/reassign", httpapi.Op{Summary: "Move a device id to another product (a device id belongs to one product)", Roles: []auth.Role{auth.Admin}, Tag: tag}, c.httpReassign)
+}
+
+// ReassignRequest is the body of POST /v1/admin/device-ids/reassign.
+type ReassignRequest struct {
+	DeviceID string `json:"device_id"`
+	To       string `json:"to"`
+}
+
+// Reassigned is its answer: the product now holding the id, and the one
+// that held it ("" when none did).
+type Reassigned struct {
+	DeviceID string  `json:"device_id"`
+	From     string  `json:"from"`
+	Product  Product `json:"product"`
+}
+
+func (c *Catalog) httpReassign(g *gin.Context) error {
+	var r ReassignRequest
+	if err := httpapi.BindJSON(g, &r); err != nil {
+		return err
+	}
+	p, from, err := c.Reassign(g.Request.Context(), httpapi.Principal(g), r.DeviceID, r.To)
+	if err != nil {
+		return err
+	}
+	id, _ := ParseDeviceID(r.DeviceID)
+	return httpapi.JSON(g, http.StatusOK, Reassigned{DeviceID: id, From: from, Product: p})
 }
 
 func (c *Catalog) httpRegister(g *gin.Context) error {

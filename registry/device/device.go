@@ -15,6 +15,8 @@ package device
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,12 +91,16 @@ type OfferTarget struct {
 }
 
 // Report is the body of POST /v1/devices/reports.
+// A report counts only when it carries the receipt the registry gave
+// this install with the download of the release.
 type Report struct {
 	DeviceID  string `json:"device_id"`
 	ReleaseID string `json:"release_id"`
 	Version   string `json:"version"`
 	Outcome   string `json:"outcome"` // "success" or "failure"
 	Reason    string `json:"reason,omitempty"`
+	InstallID string `json:"install_id,omitempty"`
+	Receipt   string `json:"receipt,omitempty"`
 }
 
 // Outcomes of a Report.
@@ -105,6 +111,10 @@ const (
 
 // stored is the device's config file, StateDir/config.json.
 type stored struct {
+	// InstallID is this device's random id (16 bytes, hex), made at Init:
+	// the registry binds download receipts to it. A device id names a
+	// model, shared by a whole fleet; the install id names one device.
+	InstallID       string `json:"install_id"`
 	DeviceID        string `json:"device_id"`
 	Product         string `json:"product,omitempty"`
 	Channel         string `json:"channel"`
@@ -126,6 +136,23 @@ type client struct {
 	log    *slog.Logger
 	base   *url.URL
 	tufURL string
+	// receipt is what the registry answered the last download with.
+	receipt string
+}
+
+// Headers of a download: the install id it is for, and the registry's
+// receipt for this install and release (sent back with the report).
+const (
+	installIDHeader = "Afterlife-Install-Id"
+	receiptHeader   = "Afterlife-Receipt"
+)
+
+func newInstallID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("device: install id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 func newClient(cfg Config, needState bool) (*client, error) {
@@ -157,6 +184,12 @@ func newClient(cfg Config, needState bool) (*client, error) {
 		if err := json.Unmarshal(b, &c.st); err != nil {
 			return nil, errs.Wrap(errs.Invalid, err, "device: config %s", filepath.Join(cfg.StateDir, configFile))
 		}
+		if c.st.InstallID == "" {
+			// Initialised by a version that had no install ids.
+			if err := c.addInstallID(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if cfg.DeviceID != "" {
 		c.st.DeviceID = cfg.DeviceID
@@ -171,12 +204,30 @@ func newClient(cfg Config, needState bool) (*client, error) {
 	return c, nil
 }
 
+// addInstallID gives a device initialised without an install id one, and
+// stores it.
+func (c *client) addInstallID() error {
+	id, err := newInstallID()
+	if err != nil {
+		return err
+	}
+	c.st.InstallID = id
+	conf, err := json.MarshalIndent(c.st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("device: encode config: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(c.cfg.StateDir, configFile), append(conf, '\n'), 0o644); err != nil {
+		return fmt.Errorf("device: store config: %w", err)
+	}
+	return nil
+}
+
 // Init prepares StateDir: it stores the trusted TUF root and the device's
-// config (device id, product, channel, whether community releases are
-// accepted). Run again with the same root it only updates the config; a
-// different root is refused (errs.Conflict) unless Config.ReplaceRoot is
-// set, because replacing it forgets the metadata versions that protect the
-// device against rollback.
+// config (a new random install id, device id, product, channel, whether
+// community releases are accepted). Run again with the same root it only
+// updates the config; a different root is refused (errs.Conflict) unless
+// Config.ReplaceRoot is set, because replacing it forgets the metadata
+// versions that protect the device against rollback.
 // With rootJSON nil it trusts on first use: it fetches /tuf/1.root.json
 // from the registry, checks that it is signed by its own root keys, and
 // logs a warning, since whoever answers that request decides what the
@@ -213,6 +264,19 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 		return fmt.Errorf("device: create state dir: %w", err)
 	}
 	c.st.AcceptCommunity = c.st.AcceptCommunity || acceptCommunity
+	// Init again with the same root is the same device: it keeps its
+	// install id, which its download receipts are bound to.
+	if !replace {
+		var prev stored
+		if b, err := os.ReadFile(filepath.Join(cfg.StateDir, configFile)); err == nil && json.Unmarshal(b, &prev) == nil {
+			c.st.InstallID = prev.InstallID
+		}
+	}
+	if c.st.InstallID == "" {
+		if c.st.InstallID, err = newInstallID(); err != nil {
+			return err
+		}
+	}
 	conf, err := json.MarshalIndent(c.st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("device: encode config: %w", err)
@@ -313,9 +377,10 @@ func (c *client) get(ctx context.Context, u string, limit int64) ([]byte, error)
 	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
-// report tells the registry how an install went.
+// report tells the registry how an install went, with the receipt of the
+// download (without one the registry does not count it).
 func (c *client) report(ctx context.Context, r Report) error {
-	r.DeviceID = c.st.DeviceID
+	r.DeviceID, r.InstallID, r.Receipt = c.st.DeviceID, c.st.InstallID, c.receipt
 	body, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("device: encode report: %w", err)

@@ -89,8 +89,14 @@ func TestUpdateInstallsIntoTheInactiveSlotAndRollsBack(t *testing.T) {
 		t.Errorf("current -> %q, want b", link)
 	}
 	reports := reg.gotReports()
-	if len(reports) != 2 || reports[1] != (device.Report{DeviceID: "cam-0001", ReleaseID: "rel_1.1.0", Version: "1.1.0", Outcome: "success"}) {
+	if len(reports) != 2 {
 		t.Fatalf("reports = %+v", reports)
+	}
+	install := reports[0].InstallID
+	want := device.Report{DeviceID: "cam-0001", ReleaseID: "rel_1.1.0", Version: "1.1.0", Outcome: "success",
+		InstallID: install, Receipt: receiptFor(sha256Hex(firmware("1.1.0")), install)}
+	if len(install) != 32 || reports[1] != want {
+		t.Fatalf("report = %+v, want %+v: one install id, and the receipt of the download", reports[1], want)
 	}
 
 	res, err := device.Update(ctx, cfg, "1.1.0")

@@ -192,7 +192,16 @@ func (r *testRegistry) target(w http.ResponseWriter, req *http.Request) {
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler) // drop the connection mid-body
 	}
+	if id := req.Header.Get("Afterlife-Install-Id"); id != "" {
+		w.Header().Set("Afterlife-Receipt", receiptFor(hash, id))
+	}
 	http.ServeContent(w, req, name, time.Time{}, bytes.NewReader(b))
+}
+
+// receiptFor is the test registry's receipt for a download of the file
+// with that digest by that install.
+func receiptFor(sha256Hex, installID string) string {
+	return "rcpt-" + sha256Hex[:12] + "-" + installID
 }
 
 func (r *testRegistry) tamper(sum string) {
@@ -207,4 +216,9 @@ func (r *testRegistry) gotReports() []device.Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]device.Report(nil), r.reports...)
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

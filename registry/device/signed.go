@@ -32,6 +32,7 @@ type TargetMeta struct {
 	DeviceIDs  []string `json:"device_ids"`
 	RiskNotes  string   `json:"risk_notes,omitempty"`
 	PulledBack bool     `json:"pulled_back,omitempty"`
+	Held       bool     `json:"held,omitempty"` // held for review after failed installs
 	// Rollback, when set, allows devices running a newer version, up to
 	// and including Rollback.MaxFrom, to install this older one.
 	Rollback *SignedRollback `json:"rollback,omitempty"`
@@ -146,6 +147,9 @@ func (id identity) acceptTarget(path string, m TargetMeta) error {
 	}
 	if m.PulledBack {
 		return errs.E(errs.Forbidden, "device: refused %s %s: the registry pulled this release back", m.Product, m.Version)
+	}
+	if m.Held {
+		return errs.E(errs.Forbidden, "device: refused %s %s: the registry holds this release for review after failed installs", m.Product, m.Version)
 	}
 	if !channelAccepts(id.channel, m.Channel) {
 		return errs.E(errs.Forbidden, "device: refused %s %s: it is signed for channel %s, this device follows %s", m.Product, m.Version, m.Channel, id.channel)

@@ -358,9 +358,37 @@ func (c *client) download(ctx context.Context, info *metadata.TargetFiles, sum s
 	}
 	if err := verifyFile(part, info.Length, sum); err != nil {
 		_ = os.Remove(part)
+		_ = os.Remove(part + ".receipt")
 		return "", err
 	}
+	if c.receipt == "" {
+		// The whole file was there from an earlier run; so is its receipt.
+		if b, err := os.ReadFile(part + ".receipt"); err == nil {
+			c.receipt = strings.TrimSpace(string(b))
+		}
+	}
+	_ = os.Remove(part + ".receipt")
 	return part, nil
+}
+
+// keepReceipt takes the registry's receipt from a download answer (or
+// from the redirect that led to it, when the file is served from S3) and
+// keeps it beside the partial file, so a download finished by a later
+// run still has it.
+func (c *client) keepReceipt(resp *http.Response, part string) {
+	for r := resp; r != nil; {
+		if v := r.Header.Get(receiptHeader); v != "" && len(v) < 200 {
+			c.receipt = v
+			if err := os.WriteFile(part+".receipt", []byte(v), 0o600); err != nil {
+				c.log.Warn("device: could not keep the download receipt", "err", err)
+			}
+			return
+		}
+		if r.Request == nil {
+			return
+		}
+		r = r.Request.Response
+	}
 }
 
 // fetchRange appends the rest of the file to part; it returns how many
@@ -392,11 +420,13 @@ func (c *client) fetchRange(ctx context.Context, u, part string, length int64) (
 	if have > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
 	}
+	req.Header.Set(installIDHeader, c.st.InstallID)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return have, err
 	}
 	defer httpclient.Drain(resp)
+	c.keepReceipt(resp, part)
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 	case resp.StatusCode == http.StatusOK:
