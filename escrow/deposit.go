@@ -48,10 +48,9 @@ type Deposit struct {
 	ReleasedBy     string           `json:"released_by,omitempty"`
 	Fired          string           `json:"fired,omitempty"`
 	Manifest       []manifest.Entry `json:"manifest,omitempty"`
-	// Approvals names the trustees who approved a sealed quorum deposit;
-	// set only in the approval-state view (Get for a named trustee,
-	// PendingApprovals).
-	Approvals []string `json:"approvals,omitempty"`
+	// Approvals names the trustees who approved a sealed quorum deposit
+	// so far (null for other policies).
+	Approvals []string `json:"approvals"`
 }
 
 // CreateRequest starts a deposit.
@@ -177,7 +176,7 @@ func (s *Service) trusteeView(ctx context.Context, d Deposit) (Deposit, error) {
 	}
 	return Deposit{
 		ID: d.ID, Product: d.Product, Org: d.Org, Policy: d.Policy, State: d.State,
-		ManifestDigest: d.ManifestDigest, SealedAt: d.SealedAt, Approvals: approvals,
+		ManifestDigest: d.ManifestDigest, CreatedAt: d.CreatedAt, SealedAt: d.SealedAt, Approvals: approvals,
 	}, nil
 }
 
@@ -198,6 +197,13 @@ func (s *Service) Get(ctx context.Context, p auth.Principal, id string) (Deposit
 	d.Manifest, err = s.entries(ctx, id)
 	if err != nil {
 		return Deposit{}, err
+	}
+	if pol, err := policy.Parse(d.Policy); err == nil && pol.Quorum != nil && d.State == Sealed {
+		v, err := s.trusteeView(ctx, d)
+		if err != nil {
+			return Deposit{}, err
+		}
+		d.Approvals = v.Approvals
 	}
 	return d, nil
 }

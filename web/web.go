@@ -179,12 +179,12 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 	vendor := []auth.Role{auth.Vendor}
 	v := g.Group("/vendor", s.require(vendor...))
 	page(v, http.MethodGet, "", roles("The vendor's products and deposits", "", vendor...), s.vendorHome)
-	page(v, http.MethodPost, "/products", roles("Register a product for the vendor's org", httpapi.OwnOrg, vendor...), s.vendorCreateProduct)
+	page(v, http.MethodPost, "/products", roles("Register a product for the vendor's own org", "", vendor...), s.vendorCreateProduct)
 	page(v, http.MethodGet, "/deposits/new", roles("The deposit form", "", vendor...), s.vendorDepositForm)
 	page(v, http.MethodPost, "/deposits", roles("Start a deposit for a product of the vendor's org", httpapi.OwnOrg, vendor...), s.vendorCreateDeposit)
 	page(v, http.MethodPut, "/deposits/:id/files/*path", roles("Upload one file of the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorUploadFile)
 	page(v, http.MethodPost, "/deposits/:id/commit", roles("Seal the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorCommitDeposit)
-	page(v, http.MethodPost, "/checkin", roles("Check in for the vendor's org", httpapi.OwnOrg, vendor...), s.vendorCheckIn)
+	page(v, http.MethodPost, "/checkin", roles("Check in for the vendor's own org", "", vendor...), s.vendorCheckIn)
 
 	maint := []auth.Role{auth.Maintainer}
 	m := g.Group("/maintainer", s.require(maint...))
