@@ -190,6 +190,27 @@ func TestEveryRouteAnswersOnlyWhomItDeclares(t *testing.T) {
 					t.Errorf("the product page does not show the released deposit %s", f.released)
 				}
 			})
+			t.Run("a wrong method answers 405 with an Allow header, on the API and on pages", func(t *testing.T) {
+				for _, tc := range []struct{ method, path, allow string }{
+					{"DELETE", "/v1/whoami", "GET"},
+					{"POST", "/v1/deposits/" + f.released + "/events", "GET"},
+					{"PUT", "/login", "GET, POST"},
+					{"GET", "/logout", "POST"},
+					{"POST", "/tuf/timestamp.json", "GET, HEAD"},
+				} {
+					req, _ := http.NewRequest(tc.method, f.url+tc.path, nil)
+					resp, err := noRedirects.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					allow := strings.Split(resp.Header.Get("Allow"), ", ")
+					slices.Sort(allow)
+					if resp.StatusCode != http.StatusMethodNotAllowed || strings.Join(allow, ", ") != tc.allow {
+						t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+					}
+				}
+			})
 			t.Run("every route answers as declared", func(t *testing.T) {
 				f.matrix(t, decls)
 			})
