@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/afterlife-oss/afterlife/internal/auth"
@@ -80,6 +81,13 @@ func TestOnlyTheVendorAdminsAndNamedTrusteesSeeASealedDeposit(t *testing.T) {
 				listed := slices.ContainsFunc(ds, func(d Deposit) bool { return d.ID == sealed.ID })
 				if listed != tc.full {
 					t.Fatalf("List shows the sealed deposit: %v, want %v", listed, tc.full)
+				}
+				if tc.p.Role == auth.Trustee && !tc.approval {
+					_, err := e.svc.Approve(ctx, tc.p, sealed.ID, tc.p.Name, "AAAA")
+					_, errNone := e.svc.Approve(ctx, tc.p, "dep_none", tc.p.Name, "AAAA")
+					if !errs.Is(err, errs.NotFound) || errs.Message(err) != strings.Replace(errs.Message(errNone), "dep_none", sealed.ID, 1) {
+						t.Fatalf("approving a sealed deposit that does not name the trustee says %q; for no deposit: %q", errs.Message(err), errs.Message(errNone))
+					}
 				}
 				pending, err := e.svc.PendingApprovals(ctx, tc.p)
 				if err != nil {
