@@ -1,7 +1,9 @@
 // Package httpapi is afterlife's HTTP edge: the gin engine with request ids,
 // one access-log line per request, panic recovery, caller identification,
-// per-route role checks and body limits, one JSON error shape, and an
-// OpenAPI 3.1 document generated from the routes as they are registered.
+// per-route access declarations (who may call each route, pages included)
+// with role checks, body limits, 405 for a wrong method, one JSON error
+// shape, and an OpenAPI 3.1 document generated from the routes as they
+// are registered.
 // Parts register their routes through Router and return errors with an
 // errs kind; they never pick status codes for errors by hand.
 package httpapi
