@@ -62,8 +62,8 @@ type principal struct {
 	name   string
 	role   auth.Role // "" anonymous
 	org    string
-	token  string // tokens' names are the principal's key
-	key    string
+	token  string // its secret; the token's name is key
+	key    string // short name: "vendor-acme", "alice", …
 	named  bool // named by the sealed deposit's quorum
 	bad    bool // presents a token the server never issued
 	csrf   string
@@ -477,7 +477,8 @@ func deposit(t *testing.T, url, token, product, policy string, files map[string]
 func (f *accessFixture) do(p *principal, method, path string, body []byte, contentType string) (int, string) {
 	req, err := http.NewRequest(method, f.url+path, bytes.NewReader(body))
 	if err != nil {
-		f.t.Fatal(err)
+		f.t.Errorf("%s %s: %v", method, path, err)
+		return 0, ""
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
