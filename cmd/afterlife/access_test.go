@@ -64,8 +64,8 @@ type principal struct {
 	org    string
 	token  string // its secret; the token's name is key
 	key    string // short name: "vendor-acme", "alice", …
-	named  bool // named by the sealed deposit's quorum
-	bad    bool // presents a token the server never issued
+	named  bool   // named by the sealed deposit's quorum
+	bad    bool   // presents a token the server never issued
 	csrf   string
 	cookie string
 }
