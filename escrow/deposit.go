@@ -67,7 +67,7 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateReques
 	if err != nil {
 		return Deposit{}, fmt.Errorf("escrow: deposit for product %q: %w", req.Product, err)
 	}
-	if p.Role != auth.Admin && p.Org != org {
+	if !isOwner(p, Deposit{Org: org}) {
 		return Deposit{}, errs.E(errs.Forbidden, "product %s belongs to org %s; %s may not deposit for it", req.Product, org, p.Actor())
 	}
 	pol, err := policy.Parse(req.Policy)
@@ -114,14 +114,29 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateReques
 	return d, nil
 }
 
-// canSee reports whether p may know deposit d exists: anyone once it is
-// released, otherwise its own org and admins.
-func canSee(p auth.Principal, d Deposit) bool {
-	return d.State == Released || p.Role == auth.Admin || (p.Org != "" && p.Org == d.Org)
+// Who may see a deposit is decided here and nowhere else.
+//
+// Released deposits are public. Before release (uploading or sealed) a
+// deposit is seen only by its owner: a vendor token of the deposit's org,
+// or an admin. Other tokens of that org (maintainer, builder, trustee) are
+// not the vendor. The trustees a sealed deposit's quorum names see its
+// approval state (trusteeView), never its manifest, files or events.
+// Everyone else gets NotFound, not Forbidden, so a sealed deposit's
+// existence does not leak.
+
+// isOwner reports whether p acts for the vendor that made deposit d.
+func isOwner(p auth.Principal, d Deposit) bool {
+	return p.Role == auth.Admin || (p.Role == auth.Vendor && p.Org != "" && p.Org == d.Org)
 }
 
-// isQuorumTrustee reports whether p is a trustee named by d's quorum: they
-// may read the manifest they are asked to approve (not the files).
+// canSee reports whether p may see deposit d in full: anyone once it is
+// released, otherwise its owner.
+func canSee(p auth.Principal, d Deposit) bool {
+	return d.State == Released || isOwner(p, d)
+}
+
+// isQuorumTrustee reports whether p is a trustee named by d's quorum while
+// d is sealed: they may see what they are asked to approve, no more.
 func isQuorumTrustee(p auth.Principal, d Deposit) bool {
 	if p.Role != auth.Trustee || d.State != Sealed {
 		return false
@@ -130,22 +145,103 @@ func isQuorumTrustee(p auth.Principal, d Deposit) bool {
 	return err == nil && pol.HasTrustee(p.Name)
 }
 
-// Get returns a deposit with its manifest. Sealed and uploading deposits
-// are NotFound for anyone but their org and admins, so outsiders cannot
-// even learn they exist.
+// trusteeView is what a named trustee sees of a sealed deposit: enough to
+// sign an approval (id, manifest digest) and to know where the quorum
+// stands; no manifest, file names, sizes or events.
+func (s *Service) trusteeView(ctx context.Context, d Deposit) (Deposit, error) {
+	approvals, err := s.approvals(ctx, d.ID)
+	if err != nil {
+		return Deposit{}, err
+	}
+	return Deposit{
+		ID: d.ID, Product: d.Product, Org: d.Org, Policy: d.Policy, State: d.State,
+		ManifestDigest: d.ManifestDigest, CreatedAt: d.CreatedAt, SealedAt: d.SealedAt, Approvals: approvals,
+	}, nil
+}
+
+// approvals names the trustees who approved deposit id so far.
+func (s *Service) approvals(ctx context.Context, id string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT trustee FROM escrow_approvals WHERE deposit = ? ORDER BY trustee`), id)
+	if err != nil {
+		return nil, fmt.Errorf("escrow: approvals of %s: %w", id, db.Classify(err))
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("escrow: approvals of %s: %w", id, err)
+		}
+		out = append(out, t)
+	}
+	return out, db.Classify(rows.Err())
+}
+
+// Get returns a deposit with its manifest to those who may see it, and its
+// approval state alone to the trustees its quorum names. Everyone else
+// gets NotFound.
 func (s *Service) Get(ctx context.Context, p auth.Principal, id string) (Deposit, error) {
 	d, err := s.load(ctx, s.db.DB, id)
 	if err != nil {
 		return Deposit{}, err
 	}
-	if !canSee(p, d) && !isQuorumTrustee(p, d) {
+	if !canSee(p, d) {
+		if isQuorumTrustee(p, d) {
+			return s.trusteeView(ctx, d)
+		}
 		return Deposit{}, errs.E(errs.NotFound, "deposit %s not found", id)
 	}
 	d.Manifest, err = s.entries(ctx, id)
 	if err != nil {
 		return Deposit{}, err
 	}
+	if pol, err := policy.Parse(d.Policy); err == nil && pol.Quorum != nil && d.State == Sealed {
+		if d.Approvals, err = s.approvals(ctx, id); err != nil {
+			return Deposit{}, err
+		}
+	}
 	return d, nil
+}
+
+// PendingApprovals lists the sealed quorum deposits waiting for p: all of
+// them for admins, those naming p for a trustee (approval state only),
+// none for anyone else.
+func (s *Service) PendingApprovals(ctx context.Context, p auth.Principal) ([]Deposit, error) {
+	if p.Role != auth.Admin && p.Role != auth.Trustee {
+		return []Deposit{}, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+depositCols+` FROM escrow_deposits WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT 1000`), Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("escrow: pending approvals: %w", db.Classify(err))
+	}
+	var sealed []Deposit
+	for rows.Next() {
+		d, err := scanDeposit(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("escrow: pending approvals: %w", err)
+		}
+		sealed = append(sealed, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("escrow: pending approvals: %w", db.Classify(err))
+	}
+	out := []Deposit{}
+	for _, d := range sealed {
+		if pol, err := policy.Parse(d.Policy); err != nil || pol.Quorum == nil {
+			continue
+		}
+		if p.Role != auth.Admin && !isQuorumTrustee(p, d) {
+			continue
+		}
+		v, err := s.trusteeView(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 type querier interface {
@@ -231,7 +327,7 @@ func (s *Service) uploadable(ctx context.Context, p auth.Principal, id string) (
 	if !canSee(p, d) {
 		return Deposit{}, errs.E(errs.NotFound, "deposit %s not found", id)
 	}
-	if p.Role != auth.Admin && p.Org != d.Org {
+	if !isOwner(p, d) {
 		return Deposit{}, errs.E(errs.Forbidden, "%s may not upload to deposit %s", p.Actor(), id)
 	}
 	if d.State != Uploading {
@@ -377,7 +473,7 @@ func (s *Service) Upload(ctx context.Context, p auth.Principal, id string) (Uplo
 	if err != nil {
 		return UploadStatus{}, err
 	}
-	if !canSee(p, d) || (d.State == Released && p.Role != auth.Admin && p.Org != d.Org) {
+	if !isOwner(p, d) {
 		return UploadStatus{}, errs.E(errs.NotFound, "deposit %s not found", id)
 	}
 	fs, err := s.files(ctx, id)
@@ -406,7 +502,7 @@ func (s *Service) Commit(ctx context.Context, p auth.Principal, id string) (rece
 	if !canSee(p, d) {
 		return receipt.Signed{}, errs.E(errs.NotFound, "deposit %s not found", id)
 	}
-	if p.Role != auth.Admin && p.Org != d.Org {
+	if !isOwner(p, d) {
 		return receipt.Signed{}, errs.E(errs.Forbidden, "%s may not commit deposit %s", p.Actor(), id)
 	}
 	if d.State != Uploading {
@@ -474,7 +570,7 @@ func (s *Service) Receipt(ctx context.Context, p auth.Principal, id string) (rec
 	if err != nil {
 		return receipt.Signed{}, db.NotFound(err, "deposit %s not found", id)
 	}
-	if p.Role != auth.Admin && p.Org != org {
+	if !isOwner(p, Deposit{Org: org, State: state}) {
 		return receipt.Signed{}, errs.E(errs.NotFound, "deposit %s not found", id)
 	}
 	if state == Uploading {
@@ -520,7 +616,7 @@ func (s *Service) Abort(ctx context.Context, p auth.Principal, id string) error 
 	if !canSee(p, d) {
 		return errs.E(errs.NotFound, "deposit %s not found", id)
 	}
-	if p.Role != auth.Admin && p.Org != d.Org {
+	if !isOwner(p, d) {
 		return errs.E(errs.Forbidden, "%s may not remove deposit %s", p.Actor(), id)
 	}
 	if d.State != Uploading {
@@ -578,13 +674,14 @@ type ListFilter struct {
 }
 
 // List returns the deposits p may see, newest first: released ones for
-// everybody, plus the sealed and uploading ones of p's org (all for admins).
+// everybody, plus the sealed and uploading ones of a vendor's own org (all
+// for admins). Named trustees find theirs with PendingApprovals.
 func (s *Service) List(ctx context.Context, p auth.Principal, f ListFilter) ([]Deposit, error) {
 	q := `SELECT ` + depositCols + ` FROM escrow_deposits WHERE 1 = 1`
 	var args []any
 	switch {
 	case p.Role == auth.Admin:
-	case p.Org != "":
+	case p.Role == auth.Vendor && p.Org != "":
 		q += ` AND (state = ? OR org = ?)`
 		args = append(args, Released, p.Org)
 	default:

@@ -21,26 +21,32 @@ const tag = "escrow"
 func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	vendor := []auth.Role{auth.Vendor}
 	admin := []auth.Role{auth.Admin}
-	v1.POST("/deposits", httpapi.Op{Summary: "Start a deposit: product, release policy and manifest", Roles: vendor, Tag: tag, MaxBody: 64 << 20}, s.httpCreate)
-	v1.GET("/deposits", httpapi.Op{Summary: "List deposits: released ones, and your org's sealed ones", Tag: tag}, s.httpList)
+	own := httpapi.OwnOrg
+	// While a deposit is sealed only its vendor and admins reach it, and
+	// the trustees its quorum names see its approval state (canSee,
+	// isQuorumTrustee); everyone else gets 404.
+	sealedVendor := &httpapi.Sealed{Roles: vendor}
+	sealedRead := &httpapi.Sealed{Roles: vendor, NamedTrustee: true}
+	v1.POST("/deposits", httpapi.Op{Summary: "Start a deposit: product, release policy and manifest", Roles: vendor, Scope: own, Tag: tag, MaxBody: 64 << 20}, s.httpCreate)
+	v1.GET("/deposits", httpapi.Op{Public: true, Summary: "List deposits: released ones, and a vendor's own sealed ones", Tag: tag}, s.httpList)
 	v1.GET("/uploads", httpapi.Op{Summary: "List your org's uncommitted uploads", Roles: vendor, Tag: tag}, s.httpUploads)
-	v1.GET("/deposits/:id", httpapi.Op{Summary: "A deposit and its manifest (sealed: own org and admins only)", Tag: tag}, s.httpGet)
-	v1.DELETE("/deposits/:id", httpapi.Op{Summary: "Abandon an uncommitted upload (sealed deposits cannot be deleted)", Roles: vendor, Tag: tag}, s.httpAbort)
-	v1.GET("/deposits/:id/events", httpapi.Op{Summary: "A deposit's append-only event log", Tag: tag}, s.httpEvents)
-	v1.PUT("/deposits/:id/files/*path", httpapi.Op{Summary: "Stream one file of an uploading deposit", Roles: vendor, Tag: tag, MaxBody: -1}, s.httpPutFile)
-	v1.GET("/deposits/:id/files/*path", httpapi.Op{Summary: "Download one file, digest-checked (sealed: own org and admins only)", Tag: tag, Stream: true}, s.httpGetFile)
-	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Tag: tag}, s.httpUpload)
-	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Tag: tag}, s.httpCommit)
-	v1.GET("/deposits/:id/receipt", httpapi.Op{Summary: "The signed receipt of a committed deposit", Roles: vendor, Tag: tag}, s.httpReceipt)
-	v1.POST("/deposits/:id/approvals", httpapi.Op{Summary: "A trustee's signed approval of a quorum release", Roles: []auth.Role{auth.Trustee}, Tag: tag}, s.httpApprove)
-	v1.POST("/vendors/:org/checkin", httpapi.Op{Summary: "Check in: the vendor is alive (postpones dead-man releases)", Roles: vendor, Tag: tag}, s.httpCheckin)
-	v1.GET("/vendors/:org/checkin", httpapi.Op{Summary: "When the vendor last checked in", Roles: vendor, Tag: tag}, s.httpLastCheckin)
+	v1.GET("/deposits/:id", httpapi.Op{Public: true, Sealed: sealedRead, Summary: "A deposit and its manifest (sealed: its vendor and admins; named trustees see the approval state only)", Tag: tag}, s.httpGet)
+	v1.DELETE("/deposits/:id", httpapi.Op{Summary: "Abandon an uncommitted upload (sealed deposits cannot be deleted)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpAbort)
+	v1.GET("/deposits/:id/events", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "A deposit's append-only event log (sealed: its vendor and admins)", Tag: tag}, s.httpEvents)
+	v1.PUT("/deposits/:id/files/*path", httpapi.Op{Summary: "Stream one file of an uploading deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag, MaxBody: -1}, s.httpPutFile)
+	v1.GET("/deposits/:id/files/*path", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "Download one file, digest-checked (sealed: its vendor and admins)", Tag: tag, Stream: true}, s.httpGetFile)
+	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpUpload)
+	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpCommit)
+	v1.GET("/deposits/:id/receipt", httpapi.Op{Summary: "The signed receipt of a committed deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpReceipt)
+	v1.POST("/deposits/:id/approvals", httpapi.Op{Summary: "A trustee's signed approval of a quorum release", Roles: []auth.Role{auth.Trustee}, Scope: httpapi.NamedTrustee, Sealed: &httpapi.Sealed{NamedTrustee: true}, Tag: tag}, s.httpApprove)
+	v1.POST("/vendors/:org/checkin", httpapi.Op{Summary: "Check in: the vendor is alive (postpones dead-man releases)", Roles: vendor, Scope: own, Tag: tag}, s.httpCheckin)
+	v1.GET("/vendors/:org/checkin", httpapi.Op{Summary: "When the vendor last checked in", Roles: vendor, Scope: own, Tag: tag}, s.httpLastCheckin)
 	v1.POST("/trustees", httpapi.Op{Summary: "Register a trustee and its ed25519 public key", Roles: admin, Tag: tag}, s.httpAddTrustee)
 	v1.GET("/trustees", httpapi.Op{Summary: "List trustees", Roles: []auth.Role{auth.Trustee}, Tag: tag}, s.httpTrustees)
-	v1.GET("/escrow/receipt-key", httpapi.Op{Summary: "The public key that verifies receipts", Tag: tag}, s.httpReceiptKey)
+	v1.GET("/escrow/receipt-key", httpapi.Op{Public: true, Summary: "The public key that verifies receipts", Tag: tag}, s.httpReceiptKey)
 	v1.POST("/admin/scrub", httpapi.Op{Summary: "Re-read and re-hash every escrow blob and release artifact now", Roles: admin, Tag: tag}, s.httpScrub)
 	v1.GET("/admin/scrub", httpapi.Op{Summary: "Recent scrubs and blobs marked corrupt or missing", Roles: admin, Tag: tag}, s.httpScrubStatus)
-	root.GET("/feeds/releases.atom", httpapi.Op{Summary: "Atom feed of released deposits", Tag: tag}, s.httpFeed)
+	root.GET("/feeds/releases.atom", httpapi.Op{Public: true, Summary: "Atom feed of released deposits", Tag: tag}, s.httpFeed)
 }
 
 func (s *Service) httpCreate(c *gin.Context) error {

@@ -349,6 +349,11 @@ func (s *Service) Approve(ctx context.Context, p auth.Principal, id, trustee, si
 		return ApprovalResult{}, fmt.Errorf("escrow: stored policy of %s: %w", id, err)
 	}
 	if !pol.HasTrustee(trustee) {
+		if !canSee(p, d) {
+			// The same answer as for no deposit at all: a trustee the
+			// quorum does not name must not learn a sealed deposit exists.
+			return ApprovalResult{}, errs.E(errs.NotFound, "deposit %s not found", id)
+		}
 		return ApprovalResult{}, errs.E(errs.NotFound, "deposit %s has no quorum naming trustee %s", id, trustee)
 	}
 	if d.State != Sealed {

@@ -23,33 +23,33 @@ const UpdateCacheControl = "public, max-age=60"
 // repository (metadata and target files) on root under /tuf/.
 func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	const rel, dev, prod = "releases", "devices", "products"
-	v1.GET("/devices/updates", httpapi.Op{Summary: "Is there an update for this device? (?id=&version=&channel=) 200 with an offer, 204 when up to date", Tag: dev}, s.httpUpdates)
-	v1.POST("/devices/reports", httpapi.Op{Summary: "Report how an install went (anonymous; counts only with a download receipt; rate-limited per source network)", Tag: dev, MaxBody: maxReportBody}, s.httpReport)
+	v1.GET("/devices/updates", httpapi.Op{Public: true, Summary: "Is there an update for this device? (?id=&version=&channel=) 200 with an offer, 204 when up to date", Tag: dev}, s.httpUpdates)
+	v1.POST("/devices/reports", httpapi.Op{Public: true, Summary: "Report how an install went (anonymous; counts only with a download receipt; rate-limited per source network)", Tag: dev, MaxBody: maxReportBody}, s.httpReport)
 
-	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpPublish)
-	v1.GET("/releases", httpapi.Op{Summary: "List releases (?product=)", Tag: rel}, s.httpList)
-	v1.GET("/releases/:id", httpapi.Op{Summary: "A release", Tag: rel}, s.httpGet)
-	v1.POST("/releases/:id/promote", httpapi.Op{Summary: "Promote a release from testing to stable", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpPromote)
-	v1.POST("/releases/:id/yank", httpapi.Op{Summary: "Yank a release: no longer offered, TUF target removed, kept for audit", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpYank)
-	v1.POST("/releases/:id/pull-back", httpapi.Op{Summary: "Pull a release back to testing, offered to nobody (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpPullBack)
-	v1.POST("/releases/:id/resume", httpapi.Op{Summary: "Lift the review hold of a release: offered again (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Tag: rel}, s.httpResume)
-	v1.GET("/releases/:id/reports", httpapi.Op{Summary: "Install report counts and top failure reasons of a release", Tag: rel}, s.httpStats)
-	v1.GET("/releases/:id/artifacts/:name", httpapi.Op{Summary: "Download a release artifact (Range, ETag; redirects to a presigned URL on S3)", Tag: rel, Stream: true}, s.httpArtifact)
-	v1.HEAD("/releases/:id/artifacts/:name", httpapi.Op{Summary: "Headers of a release artifact", Tag: rel}, s.httpArtifact)
+	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPublish)
+	v1.GET("/releases", httpapi.Op{Public: true, Summary: "List releases (?product=)", Tag: rel}, s.httpList)
+	v1.GET("/releases/:id", httpapi.Op{Public: true, Summary: "A release", Tag: rel}, s.httpGet)
+	v1.POST("/releases/:id/promote", httpapi.Op{Summary: "Promote a release from testing to stable", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPromote)
+	v1.POST("/releases/:id/yank", httpapi.Op{Summary: "Yank a release: no longer offered, TUF target removed, kept for audit", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpYank)
+	v1.POST("/releases/:id/pull-back", httpapi.Op{Summary: "Pull a release back to testing, offered to nobody (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPullBack)
+	v1.POST("/releases/:id/resume", httpapi.Op{Summary: "Lift the review hold of a release: offered again (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpResume)
+	v1.GET("/releases/:id/reports", httpapi.Op{Public: true, Summary: "Install report counts and top failure reasons of a release", Tag: rel}, s.httpStats)
+	v1.GET("/releases/:id/artifacts/:name", httpapi.Op{Public: true, Summary: "Download a release artifact (Range, ETag; redirects to a presigned URL on S3)", Tag: rel, Stream: true}, s.httpArtifact)
+	v1.HEAD("/releases/:id/artifacts/:name", httpapi.Op{Public: true, Summary: "Headers of a release artifact", Tag: rel}, s.httpArtifact)
 
-	v1.GET("/search", httpapi.Op{Summary: "Find a product by vendor, model or device id (?q=)", Tag: prod}, s.httpSearch)
-	v1.GET("/products/:id/overview", httpapi.Op{Summary: "A product's status, escrow, builds, releases and reports", Tag: prod}, s.httpOverview)
-	v1.GET("/products/:id/events", httpapi.Op{Summary: "The registry's events for a product (releases, yanks, pull-backs)", Tag: prod}, s.httpEvents)
-	v1.GET("/products/:id/pullback-policy", httpapi.Op{Summary: "When a product's releases are pulled back", Tag: prod}, s.httpGetPolicy)
-	v1.POST("/products/:id/pullback-policy", httpapi.Op{Summary: "Set when a product's releases are pulled back (admin or the product's vendor)", Roles: []auth.Role{auth.Vendor}, Tag: prod}, s.httpSetPolicy)
-	v1.GET("/products/:id/maintainers", httpapi.Op{Summary: "Maintainers allowed to release a product", Tag: prod}, s.httpMaintainers)
+	v1.GET("/search", httpapi.Op{Public: true, Summary: "Find a product by vendor, model or device id (?q=)", Tag: prod}, s.httpSearch)
+	v1.GET("/products/:id/overview", httpapi.Op{Public: true, Summary: "A product's status, escrow, builds, releases and reports", Tag: prod}, s.httpOverview)
+	v1.GET("/products/:id/events", httpapi.Op{Public: true, Summary: "The registry's events for a product (releases, yanks, pull-backs)", Tag: prod}, s.httpEvents)
+	v1.GET("/products/:id/pullback-policy", httpapi.Op{Public: true, Summary: "When a product's releases are pulled back", Tag: prod}, s.httpGetPolicy)
+	v1.POST("/products/:id/pullback-policy", httpapi.Op{Summary: "Set when a product's releases are pulled back (admin or the product's vendor)", Roles: []auth.Role{auth.Vendor}, Scope: httpapi.OwnOrg, Tag: prod}, s.httpSetPolicy)
+	v1.GET("/products/:id/maintainers", httpapi.Op{Public: true, Summary: "Maintainers allowed to release a product", Tag: prod}, s.httpMaintainers)
 	v1.POST("/products/:id/maintainers", httpapi.Op{Summary: "Allow a maintainer (token name or org) to release a product", Roles: []auth.Role{auth.Admin}, Tag: prod}, s.httpGrant)
 
 	s.registerKeyRoutes(v1)
 
 	const tag = "tuf"
-	root.GET("/tuf/*name", httpapi.Op{Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
-	root.HEAD("/tuf/*name", httpapi.Op{Summary: "Headers of TUF metadata or a target file", Tag: tag}, s.httpTUF)
+	root.GET("/tuf/*name", httpapi.Op{Public: true, Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
+	root.HEAD("/tuf/*name", httpapi.Op{Public: true, Summary: "Headers of TUF metadata or a target file", Tag: tag}, s.httpTUF)
 }
 
 var (

@@ -300,7 +300,7 @@ func (s *Site) adminData(c *gin.Context) (adminData, error) {
 	p := principal(c)
 	d := adminData{IsAdmin: p.Is(auth.Admin), Roles: []auth.Role{auth.Vendor, auth.Maintainer, auth.Builder, auth.Trustee, auth.Admin}}
 	var err error
-	if d.Approvals, err = s.deps.Admin.Approvals(ctx); err != nil {
+	if d.Approvals, err = s.deps.Admin.Approvals(ctx, p); err != nil {
 		return d, err
 	}
 	if !d.IsAdmin {

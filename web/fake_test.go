@@ -349,7 +349,7 @@ func (a *fakeAdmin) Scrubs(context.Context) ([]web.ScrubRow, error) {
 	return []web.ScrubRow{{At: t0.Add(-time.Hour), Checked: 42, Bad: 0, Detail: "all blobs match their digests"}}, nil
 }
 
-func (a *fakeAdmin) Approvals(context.Context) ([]web.ApprovalRow, error) {
+func (a *fakeAdmin) Approvals(context.Context, auth.Principal) ([]web.ApprovalRow, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return []web.ApprovalRow{{DepositID: "dep_quorum", ProductID: "acme-thermo-2", Vendor: "Acme", Quorum: 2, Trustees: 3, Approvals: append([]string(nil), a.approved...)}}, nil
@@ -484,7 +484,7 @@ func newDemo(tb testing.TB) *demo {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	site.Register(e)
+	site.Register(e, nil)
 	e.GET("/files/:name", func(c *gin.Context) {
 		b, ok := d.catalog.files[c.Param("name")]
 		if !ok {

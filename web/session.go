@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -146,12 +148,38 @@ func (s *Site) setCookie(c *gin.Context, name, value string, maxAge int) {
 
 func (s *Site) clearCookie(c *gin.Context, name string) { s.setCookie(c, name, "", -1) }
 
-// safeNext keeps post-login redirects on this site.
+// safeNext keeps post-login redirects on this site. next must be a path
+// (one leading slash, no scheme, host or user) with no backslash and no
+// control or invisible formatting character anywhere, since browsers drop
+// tabs and newlines and read "\\" as "/"; it is resolved with net/url
+// against this site and must still be a path afterwards (dot segments
+// cannot turn it into "//host"). Anything else becomes "/".
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return "/"
 	}
-	return next
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "/"
+	}
+	site := &url.URL{Scheme: "https", Host: "afterlife.invalid"}
+	r := site.ResolveReference(u)
+	if r.Scheme != site.Scheme || r.Host != site.Host || r.User != nil || !strings.HasPrefix(r.Path, "/") || strings.HasPrefix(r.Path, "//") {
+		return "/"
+	}
+	out := r.EscapedPath()
+	if strings.HasPrefix(out, "//") || strings.Contains(out, "\\") {
+		return "/"
+	}
+	if r.RawQuery != "" {
+		out += "?" + r.RawQuery
+	}
+	return out
 }
 
 func (s *Site) loginForm(c *gin.Context) {

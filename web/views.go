@@ -72,8 +72,9 @@ type Admin interface {
 	Builders(ctx context.Context) ([]BuilderRow, error)
 	// Scrubs lists recent integrity scrub runs, newest first.
 	Scrubs(ctx context.Context) ([]ScrubRow, error)
-	// Approvals lists quorum-policy deposits still waiting for approvals.
-	Approvals(ctx context.Context) ([]ApprovalRow, error)
+	// Approvals lists the quorum-policy deposits waiting for p's approval:
+	// all for an admin, those naming p for a trustee (approval state only).
+	Approvals(ctx context.Context, p auth.Principal) ([]ApprovalRow, error)
 	// Approve records p's (a trustee's) approval for releasing a deposit.
 	Approve(ctx context.Context, p auth.Principal, depositID string) error
 	// Tokens lists API tokens (never their secrets).

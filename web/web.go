@@ -24,6 +24,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
 )
 
 //go:embed templates static
@@ -133,37 +134,68 @@ func (s *Site) parse() error {
 	return nil
 }
 
-// Register mounts the pages on e.
-func (s *Site) Register(e *gin.Engine) {
+// Declarer records who may call each page; *httpapi.API is one. The
+// pages enforce their rules themselves (require); the declarations let the
+// access test check every page against what it says.
+type Declarer interface {
+	Declare(method, path string, op httpapi.Op)
+}
+
+// Register mounts the pages on e and declares each one to d (nil: not
+// declared).
+func (s *Site) Register(e *gin.Engine, d Declarer) {
 	g := e.Group("/", s.headers, s.identify)
+	page := func(g *gin.RouterGroup, method, path string, op httpapi.Op, h gin.HandlerFunc) {
+		g.Handle(method, path, h)
+		if d != nil {
+			op.Page, op.Tag = true, "pages"
+			full := strings.TrimSuffix(g.BasePath(), "/") + path
+			if path == "" {
+				full = g.BasePath()
+			}
+			d.Declare(method, full, op)
+		}
+	}
+	public := httpapi.Op{Public: true}
+	roles := func(summary string, scope httpapi.Scope, rs ...auth.Role) httpapi.Op {
+		return httpapi.Op{Summary: summary, Roles: rs, Scope: scope}
+	}
 	g.StaticFS("/static", http.FS(s.stat))
-	g.GET("/", s.home)
-	g.GET("/search", s.search)
-	g.GET("/products/:id", s.product)
-	g.GET("/builds/:id", s.build)
-	g.GET("/builds/:id/jobs/:job/log", s.jobLog)
-	g.GET("/login", s.loginForm)
-	g.POST("/login", s.login)
-	g.POST("/logout", s.logout)
+	if d != nil {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			d.Declare(m, "/static/*filepath", httpapi.Op{Summary: "Stylesheet, scripts and images", Public: true, Page: true, Tag: "pages"})
+		}
+	}
+	with := func(op httpapi.Op, summary string) httpapi.Op { op.Summary = summary; return op }
+	page(g, http.MethodGet, "/", with(public, "Home: counts and recent products"), s.home)
+	page(g, http.MethodGet, "/search", with(public, "Search products"), s.search)
+	page(g, http.MethodGet, "/products/:id", with(public, "A product: status, released escrow, releases"), s.product)
+	page(g, http.MethodGet, "/builds/:id", with(public, "A build: jobs, verdict, differences"), s.build)
+	page(g, http.MethodGet, "/builds/:id/jobs/:job/log", with(public, "A job's log as text"), s.jobLog)
+	page(g, http.MethodGet, "/login", with(public, "The login form"), s.loginForm)
+	page(g, http.MethodPost, "/login", with(public, "Log in with an API token"), s.login)
+	page(g, http.MethodPost, "/logout", with(public, "Log out"), s.logout)
 
-	v := g.Group("/vendor", s.require(auth.Vendor))
-	v.GET("", s.vendorHome)
-	v.POST("/products", s.vendorCreateProduct)
-	v.GET("/deposits/new", s.vendorDepositForm)
-	v.POST("/deposits", s.vendorCreateDeposit)
-	v.PUT("/deposits/:id/files/*path", s.vendorUploadFile)
-	v.POST("/deposits/:id/commit", s.vendorCommitDeposit)
-	v.POST("/checkin", s.vendorCheckIn)
+	vendor := []auth.Role{auth.Vendor}
+	v := g.Group("/vendor", s.require(vendor...))
+	page(v, http.MethodGet, "", roles("The vendor's products and deposits", "", vendor...), s.vendorHome)
+	page(v, http.MethodPost, "/products", roles("Register a product for the vendor's own org", "", vendor...), s.vendorCreateProduct)
+	page(v, http.MethodGet, "/deposits/new", roles("The deposit form", "", vendor...), s.vendorDepositForm)
+	page(v, http.MethodPost, "/deposits", roles("Start a deposit for a product of the vendor's org", httpapi.OwnOrg, vendor...), s.vendorCreateDeposit)
+	page(v, http.MethodPut, "/deposits/:id/files/*path", roles("Upload one file of the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorUploadFile)
+	page(v, http.MethodPost, "/deposits/:id/commit", roles("Seal the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorCommitDeposit)
+	page(v, http.MethodPost, "/checkin", roles("Check in for the vendor's own org", "", vendor...), s.vendorCheckIn)
 
-	m := g.Group("/maintainer", s.require(auth.Maintainer))
-	m.GET("", s.maintainerHome)
-	m.POST("/recipes", s.maintainerSubmit)
+	maint := []auth.Role{auth.Maintainer}
+	m := g.Group("/maintainer", s.require(maint...))
+	page(m, http.MethodGet, "", roles("The maintainer's builds", "", maint...), s.maintainerHome)
+	page(m, http.MethodPost, "/recipes", roles("Submit a recipe", "", maint...), s.maintainerSubmit)
 
 	a := g.Group("/admin", s.require(auth.Admin, auth.Trustee))
-	a.GET("", s.adminHome)
-	a.POST("/approvals/:id", s.adminApprove)
-	a.POST("/tokens", s.adminCreateToken)
-	a.POST("/tokens/:id/revoke", s.adminRevokeToken)
+	page(a, http.MethodGet, "", roles("Approvals waiting (trustees: those naming them); builders, scrubs and tokens (admins)", "", auth.Trustee), s.adminHome)
+	page(a, http.MethodPost, "/approvals/:id", roles("Explains how a trustee approves (with their own key)", "", auth.Trustee), s.adminApprove)
+	page(a, http.MethodPost, "/tokens", roles("Create a token", "", auth.Admin), s.adminCreateToken)
+	page(a, http.MethodPost, "/tokens/:id/revoke", roles("Revoke a token", "", auth.Admin), s.adminRevokeToken)
 }
 
 // headers sets security headers on every page: a strict content security

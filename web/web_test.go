@@ -221,10 +221,40 @@ func TestLogin(t *testing.T) {
 		}
 	})
 	t.Run("next never leaves the site", func(t *testing.T) {
-		c := newClient(t, d)
-		w := c.postForm("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {vendorToken}, "next": {"//evil.example/x"}})
-		if loc := w.Header().Get("Location"); loc != "/vendor" {
-			t.Fatalf("Location = %q", loc)
+		// Browsers drop tabs and newlines from URLs, read "\\" as "/" and
+		// resolve dot segments: each hostile value below would land on
+		// another host if it were sent as the Location.
+		for _, tc := range []struct{ name, next, want string }{
+			{"a network-path reference goes home", "//evil.example/x", "/vendor"},
+			{"a backslash after the slash goes home", "/\\evil.example", "/vendor"},
+			{"a tab between the slashes goes home", "/\t/evil.example", "/vendor"},
+			{"a newline between the slashes goes home", "/\n/evil.example", "/vendor"},
+			{"a carriage return between the slashes goes home", "/\r/evil.example", "/vendor"},
+			{"two backslashes go home", "\\\\evil.example", "/vendor"},
+			{"an absolute URL goes home", "https://evil.example/", "/vendor"},
+			{"a scheme without slashes goes home", "http:evil.example", "/vendor"},
+			{"a javascript URL goes home", "javascript:alert(1)", "/vendor"},
+			{"dot segments are resolved on this site", "/./..//evil.example", "/evil.example"},
+			{"a dot segment before //host goes home", "/.//evil.example", "/vendor"},
+			{"a NUL goes home", "/vendor\x00", "/vendor"},
+			{"a bidi override goes home", "/\u202e/evil.example", "/vendor"},
+			{"a leading space goes home", " /vendor", "/vendor"},
+			{"a backslash in the query goes home", "/search?q=\\evil", "/vendor"},
+			{"an encoded slash that decodes to //host goes home", "/%2F/evil.example", "/vendor"},
+			{"a page of this site is kept with its query", "/search?q=cam", "/search?q=cam"},
+			{"a page of this site is kept", "/builds/b1", "/builds/b1"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := newClient(t, d)
+				w := c.postForm("/login", url.Values{"csrf": {c.csrf("/login")}, "token": {vendorToken}, "next": {tc.next}})
+				if loc := w.Header().Get("Location"); w.Code != 303 || loc != tc.want {
+					t.Fatalf("next %q: status %d, Location %q; want 303 to %q", tc.next, w.Code, loc, tc.want)
+				}
+				form := c.get("/login?next=" + url.QueryEscape(tc.next)).Body.String()
+				if strings.Contains(form, "evil.example") && tc.want == "/vendor" {
+					t.Errorf("the login form carries the hostile next %q", tc.next)
+				}
+			})
 		}
 	})
 	t.Run("logout clears the session", func(t *testing.T) {

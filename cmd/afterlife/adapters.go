@@ -142,16 +142,20 @@ func finishedJobs(b coord.Build) int {
 	return n
 }
 
-// productEscrow summarises a product's deposits for the overview. It reads
-// as the system (policies are public; contents are not returned).
+// productEscrow summarises a product's deposits for the public overview.
+// It reads as an anonymous visitor, so escrow's rule leaves only released
+// deposits: a sealed deposit's existence is not public.
 type productEscrow struct{ e *escrow.Service }
 
-// systemReader is how parts read across org boundaries for public
-// summaries; it is never handed to a request.
+// systemReader is how admin-only pages read across orgs; it is never
+// handed to a request, nor used for anything the public sees.
 var systemReader = auth.Principal{Role: auth.Admin, Name: "afterlife-summary"}
 
+// publicReader reads what anyone may see.
+var publicReader = auth.Principal{}
+
 func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (registry.Escrow, error) {
-	ds, err := a.e.List(ctx, systemReader, escrow.ListFilter{Product: productID})
+	ds, err := a.e.List(ctx, publicReader, escrow.ListFilter{Product: productID})
 	if err != nil {
 		return registry.Escrow{}, err
 	}

@@ -97,7 +97,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	if err != nil {
 		return err
 	}
-	site.Register(s.api.Engine())
+	site.Register(s.api.Engine(), s.api)
 
 	return s.startLocalBuilders(ctx, p)
 }

@@ -261,10 +261,10 @@ func (s *system) wire(ctx context.Context) error {
 }
 
 func (s *system) registerHealth(root *httpapi.Router) {
-	root.GET("/healthz", httpapi.Op{Summary: "Liveness: the process is up", Tag: "meta"}, func(c *gin.Context) error {
+	root.GET("/healthz", httpapi.Op{Public: true, Summary: "Liveness: the process is up", Tag: "meta"}, func(c *gin.Context) error {
 		return httpapi.JSON(c, http.StatusOK, gin.H{"status": "ok"})
 	})
-	root.GET("/readyz", httpapi.Op{Summary: "Readiness: the database and the blob store answer", Tag: "meta"}, func(c *gin.Context) error {
+	root.GET("/readyz", httpapi.Op{Public: true, Summary: "Readiness: the database and the blob store answer", Tag: "meta"}, func(c *gin.Context) error {
 		ctx, cancel := context.WithTimeout(c, 2*time.Second)
 		defer cancel()
 		checks := gin.H{"database": "ok", "blobs": "ok"}
@@ -282,7 +282,7 @@ func (s *system) registerHealth(root *httpapi.Router) {
 		return httpapi.JSON(c, http.StatusOK, gin.H{"status": "ready", "checks": checks})
 	})
 	metrics := promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})
-	root.GET("/metrics", httpapi.Op{Summary: "Prometheus metrics", Tag: "meta"}, func(c *gin.Context) error {
+	root.GET("/metrics", httpapi.Op{Public: true, Summary: "Prometheus metrics", Tag: "meta"}, func(c *gin.Context) error {
 		metrics.ServeHTTP(c.Writer, c.Request)
 		return nil
 	})

@@ -117,7 +117,7 @@ func (a webCatalog) Product(ctx context.Context, id string) (*web.ProductPage, e
 		title = strings.ToUpper(title[:1]) + title[1:]
 		page.Timeline = append(page.Timeline, web.TimelineEvent{At: e.At, Title: title, Detail: e.Detail})
 	}
-	deps, err := a.p.escrow.List(ctx, systemReader, escrow.ListFilter{Product: id})
+	deps, err := a.p.escrow.List(ctx, publicReader, escrow.ListFilter{Product: id})
 	if err != nil {
 		return nil, err
 	}
@@ -540,26 +540,21 @@ func (a webAdmin) Scrubs(ctx context.Context) ([]web.ScrubRow, error) {
 	return out, nil
 }
 
-func (a webAdmin) Approvals(ctx context.Context) ([]web.ApprovalRow, error) {
-	ds, err := a.p.escrow.List(ctx, systemReader, escrow.ListFilter{State: "sealed"})
+func (a webAdmin) Approvals(ctx context.Context, p auth.Principal) ([]web.ApprovalRow, error) {
+	ds, err := a.p.escrow.PendingApprovals(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	var out []web.ApprovalRow
+	out := make([]web.ApprovalRow, 0, len(ds))
 	for _, d := range ds {
 		pol, err := policy.Parse(d.Policy)
 		if err != nil || pol.Quorum == nil {
 			continue
 		}
-		row := web.ApprovalRow{DepositID: d.ID, ProductID: d.Product, Vendor: d.Org, Quorum: pol.Quorum.K, Trustees: len(pol.Quorum.Trustees)}
-		if evs, err := a.p.escrow.Events(ctx, systemReader, d.ID); err == nil {
-			for _, e := range evs {
-				if e.Kind == "approved" {
-					row.Approvals = append(row.Approvals, e.Actor)
-				}
-			}
-		}
-		out = append(out, row)
+		out = append(out, web.ApprovalRow{
+			DepositID: d.ID, ProductID: d.Product, Vendor: d.Org, Quorum: pol.Quorum.K,
+			Trustees: len(pol.Quorum.Trustees), Approvals: d.Approvals,
+		})
 	}
 	return out, nil
 }

@@ -196,14 +196,19 @@ type ApprovalResult struct {
 }
 
 // Approve signs and sends trustee's approval of a sealed deposit. It signs
-// the manifest digest the server shows, so the trustee approves exactly
-// that content.
+// the manifest digest the server shows, so the approval holds for exactly
+// that content (the digest the vendor's signed receipt names). A trustee
+// never sees the sealed manifest itself; when the server does return one,
+// it must hash to that digest.
 func (c *Client) Approve(ctx context.Context, depositID, trustee string, key ed25519.PrivateKey) (ApprovalResult, error) {
 	d, err := c.GetDeposit(ctx, depositID)
 	if err != nil {
 		return ApprovalResult{}, err
 	}
-	if got := manifest.Digest(d.Manifest); got != d.ManifestDigest {
+	if d.ManifestDigest == "" {
+		return ApprovalResult{}, errs.E(errs.Invalid, "deposit %s shows no manifest digest to approve", depositID)
+	}
+	if got := manifest.Digest(d.Manifest); d.Manifest != nil && got != d.ManifestDigest {
 		return ApprovalResult{}, errs.E(errs.Invalid, "the server's manifest hashes to %s but it claims %s: refusing to approve", got, d.ManifestDigest)
 	}
 	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(key, policy.ApprovalMessage(depositID, d.ManifestDigest)))

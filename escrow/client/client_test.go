@@ -343,6 +343,9 @@ func TestATrusteeApprovesWithAKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if d, err := s.client("alice").GetDeposit(ctx, res.Deposit); err != nil || d.Manifest != nil || d.ManifestDigest == "" {
+		t.Fatalf("the trustee reads %+v, %v; want the approval state without the manifest", d, err)
+	}
 	r, err := s.client("alice").Approve(ctx, res.Deposit, "alice", key)
 	if err != nil || !r.Released {
 		t.Fatalf("approve = %+v, %v", r, err)

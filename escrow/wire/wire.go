@@ -34,4 +34,7 @@ type Deposit struct {
 	ReleasedBy     string           `json:"released_by,omitempty"`
 	Fired          string           `json:"fired,omitempty"`
 	Manifest       []manifest.Entry `json:"manifest,omitempty"`
+	// Approvals names the trustees who approved a sealed quorum deposit
+	// so far (null for other policies).
+	Approvals []string `json:"approvals"`
 }

@@ -1,7 +1,9 @@
 // Package httpapi is afterlife's HTTP edge: the gin engine with request ids,
 // one access-log line per request, panic recovery, caller identification,
-// per-route role checks and body limits, one JSON error shape, and an
-// OpenAPI 3.1 document generated from the routes as they are registered.
+// per-route access declarations (who may call each route, pages included)
+// with role checks, body limits, 405 for a wrong method, one JSON error
+// shape, and an OpenAPI 3.1 document generated from the routes as they
+// are registered.
 // Parts register their routes through Router and return errors with an
 // errs kind; they never pick status codes for errors by hand.
 package httpapi
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,11 +69,26 @@ type route struct {
 
 // Op describes one operation: what it is for, who may call it, how large a
 // body it takes.
+//
+// Every route declares who may call it: Public, or Roles (optionally
+// narrowed by Scope), and Sealed where the resource can be private. The
+// access test calls every route as every role, in the resource owner's org
+// and in another, and fails on a route that declares nothing or answers
+// against its declaration.
 type Op struct {
 	Summary string
-	// Roles that may call the route; admin always may. Empty: anyone,
-	// including anonymous callers.
+	// Public: anyone may call the route, anonymous callers included.
+	Public bool
+	// Roles that may call the route; admin always may. httpapi enforces
+	// them before the handler runs (401 without a token, 403 otherwise).
 	Roles []auth.Role
+	// Scope narrows Roles to callers related to the resource the path
+	// names. The part that owns the resource enforces it.
+	Scope Scope
+	// Sealed, for resources that can be private (a sealed deposit), says
+	// who may call the route on such a resource; everyone else gets 404,
+	// so its existence does not leak. The owning part enforces it.
+	Sealed *Sealed
 	// MaxBody bounds the request body: 0 means 1 MiB, -1 means unbounded
 	// (streaming uploads enforce their own limits).
 	MaxBody int64
@@ -78,6 +96,59 @@ type Op struct {
 	Tag string
 	// Stream marks responses that are streamed (long polls, downloads).
 	Stream bool
+	// Page marks a server-rendered page or asset (not a JSON API route).
+	Page bool
+}
+
+// Scope is the relation a caller must have with the resource in the path.
+type Scope string
+
+const (
+	// AnyResource: any caller with one of Roles.
+	AnyResource Scope = ""
+	// OwnOrg: callers of the org that owns the resource (a product's or a
+	// deposit's vendor, the org in the path); admins always.
+	OwnOrg Scope = "own-org"
+	// Granted: maintainers an admin granted the resource's product (by
+	// token name or org); admins always.
+	Granted Scope = "granted-maintainer"
+	// OwnBuilder: callers whose token has a registered builder.
+	OwnBuilder Scope = "own-builder"
+	// LeaseHolder: the builder that holds the lease of the job in the
+	// path; others get 409 (the agent drops the job) or 404.
+	LeaseHolder Scope = "lease-holder"
+	// NamedTrustee: the trustees the resource names (a quorum policy's);
+	// admins act through their own trustee tokens.
+	NamedTrustee Scope = "named-trustee"
+)
+
+// Sealed says who may reach a resource while it is private.
+type Sealed struct {
+	// Roles of the owning org that see it (admins always).
+	Roles []auth.Role
+	// NamedTrustee: the trustees the resource names see its approval
+	// state, never its content.
+	NamedTrustee bool
+}
+
+// Declared reports whether op says who may call the route.
+func (op Op) Declared() bool { return op.Public != (len(op.Roles) > 0) }
+
+// Who is the x-roles list of the OpenAPI document: "public", or the roles
+// that may call the route with admin last, each once.
+func (op Op) Who() []string { return who(op.Public, op.Roles) }
+
+func who(public bool, roles []auth.Role) []string {
+	if public {
+		return []string{"public"}
+	}
+	out := []string{}
+	for _, r := range roles {
+		if r != auth.Admin && !slices.Contains(out, string(r)) {
+			out = append(out, string(r))
+		}
+	}
+	return append(out, string(auth.Admin))
 }
 
 // HandlerFunc handles a request and returns an error with a kind, or nil
@@ -96,7 +167,9 @@ func New(opts Options) *API {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.ContextWithFallback = true
-	e.HandleMethodNotAllowed = false
+	// A known path with another method is 405 with an Allow header
+	// (RFC 9110), not 404.
+	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	// Only a proxy on this machine may say who the client is; otherwise
 	// anyone could spoof X-Forwarded-For around per-client limits.
@@ -123,12 +196,51 @@ func New(opts Options) *API {
 	e.NoRoute(func(c *gin.Context) {
 		WriteError(c, errs.E(errs.NotFound, "no route for %s %s", c.Request.Method, c.Request.URL.Path))
 	})
+	e.NoMethod(methodNotAllowed)
 	return a
+}
+
+// methodNotAllowed answers a known path asked with another method; gin has
+// set the Allow header.
+func methodNotAllowed(c *gin.Context) {
+	msg := fmt.Sprintf("%s is not allowed on %s (allowed: %s)", c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow"))
+	var body ErrorBody
+	body.Error.Code = "method_not_allowed"
+	body.Error.Message = msg
+	body.Error.RequestID = RequestID(c)
+	c.AbortWithStatusJSON(http.StatusMethodNotAllowed, body)
 }
 
 // Engine is the gin engine, for mounting non-API handlers (web pages, TUF
 // files) and for serving.
 func (a *API) Engine() *gin.Engine { return a.engine }
+
+// Declare records who may call a route mounted on the engine directly
+// (web pages, static assets), for the OpenAPI document and the access
+// test. It enforces nothing: the page's own middleware does, and the
+// access test checks that the two agree.
+func (a *API) Declare(method, path string, op Op) {
+	a.mu.Lock()
+	a.routes = append(a.routes, route{method: method, path: path, op: op})
+	a.mu.Unlock()
+}
+
+// Declaration is who may call one route, as declared.
+type Declaration struct {
+	Method, Path string
+	Op           Op
+}
+
+// Declarations lists every route declared through a Router or Declare.
+func (a *API) Declarations() []Declaration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Declaration, len(a.routes))
+	for i, r := range a.routes {
+		out[i] = Declaration{Method: r.method, Path: r.path, Op: r.op}
+	}
+	return out
+}
 
 // Root is a router at "/" whose routes are recorded in the OpenAPI document.
 func (a *API) Root() *Router { return &Router{api: a, g: &a.engine.RouterGroup, prefix: ""} }

@@ -30,7 +30,7 @@ func newTestAPI() *API {
 		"globex": {Role: auth.Vendor, Name: "globex-ci", Org: "globex"},
 	}})
 	v1 := a.V1()
-	v1.GET("/public", Op{Summary: "public"}, func(c *gin.Context) error {
+	v1.GET("/public", Op{Summary: "public", Public: true}, func(c *gin.Context) error {
 		return JSON(c, http.StatusOK, gin.H{"ok": true})
 	})
 	v1.GET("/admin-only", Op{Summary: "admin", Roles: []auth.Role{auth.Admin}}, func(c *gin.Context) error {
@@ -75,6 +75,7 @@ func TestRoutesEnforceRolesAndScope(t *testing.T) {
 		{"a panic is a 500 with the error shape", "GET", "/v1/boom", "", "", 500, "internal"},
 		{"a kind maps to its status", "GET", "/v1/missing", "", "", 404, "not_found"},
 		{"an unknown route is a JSON 404", "GET", "/v1/nowhere", "", "", 404, "not_found"},
+		{"a known path with another method is a JSON 405", "DELETE", "/v1/public", "", "", 405, "method_not_allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
@@ -120,5 +121,69 @@ func TestOpenAPIListsEveryRegisteredRoute(t *testing.T) {
 	a.Engine().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/openapi.json", nil))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"/v1/orgs/{org}/things"`) {
 		t.Fatalf("served document: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestAWrongMethodIs405WithAllow(t *testing.T) {
+	a := newTestAPI()
+	a.Engine().GET("/page", func(c *gin.Context) { c.String(http.StatusOK, "page") })
+	for _, tc := range []struct{ name, method, path, allow string }{
+		{"an API route answers 405 and names its method", "POST", "/v1/public", "GET"},
+		{"a route with a parameter answers 405 too", "GET", "/v1/orgs/acme/things", "POST"},
+		{"a page mounted on the engine answers 405", "PUT", "/page", "GET"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			a.Engine().ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+			if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != tc.allow {
+				t.Fatalf("%s %s: status %d Allow %q, want 405 Allow %q", tc.method, tc.path, rec.Code, rec.Header().Get("Allow"), tc.allow)
+			}
+		})
+	}
+}
+
+func TestOpenAPIDeclaresWhoMayCallEachRoute(t *testing.T) {
+	a := newTestAPI()
+	v1 := a.V1()
+	v1.GET("/twice", Op{Summary: "admin named twice", Roles: []auth.Role{auth.Admin, auth.Admin}}, func(c *gin.Context) error { return nil })
+	v1.GET("/scoped", Op{Summary: "own org", Roles: []auth.Role{auth.Vendor}, Scope: OwnOrg, Sealed: &Sealed{Roles: []auth.Role{auth.Vendor}, NamedTrustee: true}}, func(c *gin.Context) error { return nil })
+	v1.GET("/undeclared", Op{Summary: "says nothing"}, func(c *gin.Context) error { return nil })
+	a.Declare("GET", "/page", Op{Summary: "a page", Public: true, Page: true})
+	paths := a.OpenAPI()["paths"].(map[string]any)
+	op := func(path string) map[string]any {
+		for _, o := range paths[path].(map[string]any) {
+			return o.(map[string]any)
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name, path string
+		want       []string
+	}{
+		{"an admin route lists admin once", "/v1/admin-only", []string{"admin"}},
+		{"admin named twice is still listed once", "/v1/twice", []string{"admin"}},
+		{"a vendor route lists vendor, then admin", "/v1/orgs/{org}/things", []string{"vendor", "admin"}},
+		{"a public route says public", "/v1/public", []string{"public"}},
+		{"a declared page says public", "/page", []string{"public"}},
+		{"a scoped route lists its roles", "/v1/scoped", []string{"vendor", "admin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := op(tc.path)["x-roles"].([]string)
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("x-roles of %s = %v, want %v", tc.path, got, tc.want)
+			}
+		})
+	}
+	if got := op("/v1/scoped")["x-scope"]; got != "own-org" {
+		t.Errorf("x-scope = %v", got)
+	}
+	if sealed, _ := op("/v1/scoped")["x-sealed"].(map[string]any); sealed["named-trustee"] != true {
+		t.Errorf("x-sealed = %v", sealed)
+	}
+	if _, ok := op("/v1/undeclared")["x-roles"]; ok {
+		t.Errorf("a route that declares nothing has x-roles %v", op("/v1/undeclared")["x-roles"])
+	}
+	if (Op{}).Declared() || (Op{Public: true, Roles: []auth.Role{auth.Vendor}}).Declared() || !(Op{Public: true}).Declared() {
+		t.Errorf("Declared: an op must say public or roles, not both nor neither")
 	}
 }

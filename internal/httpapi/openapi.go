@@ -57,11 +57,18 @@ func (a *API) OpenAPI() map[string]any {
 		}
 		if len(r.op.Roles) > 0 {
 			op["security"] = []any{map[string]any{"bearer": []string{}}}
-			roles := make([]string, len(r.op.Roles))
-			for i, role := range r.op.Roles {
-				roles[i] = string(role)
-			}
-			op["x-roles"] = append(roles, "admin")
+		}
+		if r.op.Declared() {
+			op["x-roles"] = r.op.Who()
+		}
+		if r.op.Scope != AnyResource {
+			op["x-scope"] = string(r.op.Scope)
+		}
+		if sl := r.op.Sealed; sl != nil {
+			op["x-sealed"] = map[string]any{"x-roles": who(false, sl.Roles), "x-scope": string(OwnOrg), "named-trustee": sl.NamedTrustee}
+		}
+		if r.op.Page {
+			op["x-page"] = true
 		}
 		switch r.method {
 		case http.MethodPost, http.MethodPut:
@@ -93,7 +100,7 @@ func (a *API) OpenAPI() map[string]any {
 					"properties": map[string]any{"error": map[string]any{
 						"type": "object",
 						"properties": map[string]any{
-							"code":       map[string]any{"type": "string", "enum": []string{"not_found", "invalid", "conflict", "unauthenticated", "forbidden", "too_large", "unavailable", "internal"}},
+							"code":       map[string]any{"type": "string", "enum": []string{"not_found", "invalid", "conflict", "unauthenticated", "forbidden", "too_large", "unavailable", "internal", "method_not_allowed"}},
 							"message":    map[string]any{"type": "string"},
 							"request_id": map[string]any{"type": "string"},
 						},
@@ -121,7 +128,7 @@ func operationID(method, path string) string {
 
 // ServeOpenAPI registers GET /openapi.json on r.
 func (a *API) ServeOpenAPI(r *Router) {
-	r.GET("/openapi.json", Op{Summary: "This OpenAPI 3.1 document", Tag: "meta"}, func(c *gin.Context) error {
+	r.GET("/openapi.json", Op{Summary: "This OpenAPI 3.1 document", Public: true, Tag: "meta"}, func(c *gin.Context) error {
 		return JSON(c, http.StatusOK, a.OpenAPI())
 	})
 }

@@ -18,7 +18,7 @@ import (
 // Register mounts the routes on the /v1 router.
 func Register(v1 *httpapi.Router, s *auth.Service) {
 	admin := []auth.Role{auth.Admin}
-	v1.GET("/whoami", httpapi.Op{Summary: "Who the token belongs to", Tag: "auth"}, func(c *gin.Context) error {
+	v1.GET("/whoami", httpapi.Op{Public: true, Summary: "Who the token belongs to", Tag: "auth"}, func(c *gin.Context) error {
 		p := httpapi.Principal(c)
 		return httpapi.JSON(c, http.StatusOK, gin.H{"token_id": p.TokenID, "name": p.Name, "role": p.Role, "org": p.Org, "anonymous": p.IsAnonymous()})
 	})
