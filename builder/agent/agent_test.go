@@ -18,6 +18,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/builder/verdict"
+	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
@@ -53,7 +54,18 @@ func runOne(t *testing.T, d *db.DB, steps []string, stop func(ctx context.Contex
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := coord.New(ctx, coord.Options{DB: d, Store: store, Quorum: 1, Recheck: 50 * time.Millisecond})
+	au, err := auth.New(ctx, d, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := coord.New(ctx, coord.Options{DB: d, Store: store, Operators: au, Quorum: 1, Recheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := au.CreateOrg(ctx, "alice", "", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "a", Role: auth.Builder, Operator: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +89,7 @@ func runOne(t *testing.T, d *db.DB, steps []string, stop func(ctx context.Contex
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	a, err := agent.New(agent.Options{
-		Coordinator: c.Local("tok-" + t.Name()), Key: key, Name: "a", Operator: "alice",
+		Coordinator: c.Local(tok.ID), Key: key, Name: "a",
 		WorkDir: filepath.Join(t.TempDir(), "work"), CacheDir: filepath.Join(t.TempDir(), "cache"),
 		Toolchains: tcs, PollWait: 200 * time.Millisecond, LogFlush: 50 * time.Millisecond,
 		Extract: func(r io.Reader, dir string) error { return recipes.Extract(r, dir, recipes.ExtractLimits{}) },
