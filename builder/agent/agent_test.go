@@ -22,6 +22,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/recipes"
 )
@@ -62,7 +63,7 @@ func runOne(t *testing.T, d *db.DB, steps []string, stop func(ctx context.Contex
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := au.CreateOrg(ctx, "alice", "", "operator"); err != nil {
+	if err := au.CreateOrg(ctx, "alice", "", "operator"); err != nil && !errs.Is(err, errs.Conflict) {
 		t.Fatal(err)
 	}
 	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "a", Role: auth.Builder, Operator: "alice"})

@@ -197,11 +197,12 @@ func cacheDir(t *testing.T, slot int) string {
 func (f *testFarm) startAgent(slot int, operator string, wrap func(builder.Coordinator) builder.Coordinator) context.CancelFunc {
 	f.t.Helper()
 	secret, _ := f.builderToken(fmt.Sprint("builder-", slot), operator)
-	return f.startAgentWithToken(slot, secret, wrap)
+	return f.startAgentWithToken(slot, secret, cacheDir(f.t, slot), wrap)
 }
 
-// startAgentWithToken runs an agent with the builder token secret.
-func (f *testFarm) startAgentWithToken(slot int, secret string, wrap func(builder.Coordinator) builder.Coordinator) context.CancelFunc {
+// startAgentWithToken runs an agent with the builder token secret and its
+// caches under cache.
+func (f *testFarm) startAgentWithToken(slot int, secret, cache string, wrap func(builder.Coordinator) builder.Coordinator) context.CancelFunc {
 	f.t.Helper()
 	var c builder.Coordinator = farmhttp.NewClient(f.url, secret, farmhttp.ClientOptions{
 		HTTP: httpclient.Options{WaitMin: 50 * time.Millisecond, WaitMax: time.Second},
@@ -212,7 +213,7 @@ func (f *testFarm) startAgentWithToken(slot int, secret string, wrap func(builde
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	a, err := agent.New(agent.Options{
 		Coordinator: c, Key: key, Name: fmt.Sprint("builder-", slot),
-		WorkDir: filepath.Join(f.t.TempDir(), strings.Repeat("w", slot+1)), CacheDir: cacheDir(f.t, slot),
+		WorkDir: filepath.Join(f.t.TempDir(), strings.Repeat("w", slot+1)), CacheDir: cache,
 		Toolchains: f.tcs, PollWait: 3 * time.Second, LogFlush: 200 * time.Millisecond, Version: "test",
 		Extract: func(r io.Reader, dir string) error { return recipes.Extract(r, dir, recipes.ExtractLimits{}) },
 		Logger:  testLogger(f.t, fmt.Sprint("builder-", slot)),
