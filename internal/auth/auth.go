@@ -388,15 +388,15 @@ func (s *Service) BindOperator(ctx context.Context, id, org string) (Token, erro
 	return s.token(ctx, id)
 }
 
-// OperatorOf returns the operator organisation the builder token id is
-// bound to, "" when it is unbound. It reads the database every time, so a
-// binding counts at once.
+// OperatorOf returns the operator organisation the token id is bound to,
+// "" when it is unbound (every token but a bound builder token). It reads
+// the database every time, so a binding counts at once.
 func (s *Service) OperatorOf(ctx context.Context, id string) (string, error) {
 	var op string
 	var revoked int64
-	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT operator, revoked FROM tokens WHERE id = ? AND role = ?`), id, string(Builder)).Scan(&op, &revoked)
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT operator, revoked FROM tokens WHERE id = ?`), id).Scan(&op, &revoked)
 	if err != nil {
-		return "", db.NotFound(err, "builder token %s not found", id)
+		return "", db.NotFound(err, "token %s not found", id)
 	}
 	if revoked != 0 {
 		return "", nil
