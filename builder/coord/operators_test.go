@@ -185,3 +185,48 @@ func TestTheColdWitnessMustSaySoInItsSignedAttestation(t *testing.T) {
 		})
 	})
 }
+
+func TestAResultOfABuilderNoLongerBoundToItsOperatorCountsForNothing(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFarm(t, d, coord.Options{Quorum: 2})
+		ctx := context.Background()
+		id, _, err := f.svc.CreateBuild(ctx, coord.NewBuild{Spec: spec(t, f.store, builder.ToolchainReq{Name: "busybox"}, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokA := builderToken(t, f.auth, "a", "alice")
+		a := registerClaiming(t, f, tokA, "a", "alice")
+		b := register(t, f, "b", "bob", "amd64", busybox)
+		ja, jb := next(t, f, a), next(t, f, b)
+		if ja == nil || jb == nil {
+			t.Fatal("the two operators did not both get a job")
+		}
+		// An admin moves a's token to bob while its job runs: the job was
+		// leased for alice, so its result counts for no one.
+		if _, err := f.auth.BindOperator(ctx, tokA, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		for _, fin := range []struct {
+			a agentID
+			j *builder.Job
+		}{{a, ja}, {b, jb}} {
+			if err := finish(t, f, fin.a, fin.j, "firmware"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bd, err := f.svc.Build(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Once a's result could not count, bob alone could never reach two
+		// operators: the build is decided failed at once.
+		if bd.State != verdict.Failed {
+			t.Fatalf("verdict %+v: want failed, the moved builder's result counting for nothing", bd.Verdict)
+		}
+		for _, r := range bd.Results {
+			if r.JobID == ja.ID && r.Operator != "" {
+				t.Fatalf("the moved builder's result counts for %q", r.Operator)
+			}
+		}
+	})
+}
