@@ -230,3 +230,33 @@ func TestAResultOfABuilderNoLongerBoundToItsOperatorCountsForNothing(t *testing.
 		}
 	})
 }
+
+func TestResultsRecordedAtTheSameMomentStillDecideTheBuild(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFarm(t, d, coord.Options{Quorum: 2})
+		ctx := context.Background()
+		a := register(t, f, "a", "alice", "amd64", busybox)
+		b := register(t, f, "b", "bob", "amd64", busybox)
+		for i := range 5 {
+			id, _, err := f.svc.CreateBuild(ctx, coord.NewBuild{Spec: spec(t, f.store, builder.ToolchainReq{Name: "busybox"}, "")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ja, jb := next(t, f, a), next(t, f, b)
+			if ja == nil || jb == nil {
+				t.Fatalf("round %d: jobs %v %v", i, ja, jb)
+			}
+			errc := make(chan error, 2)
+			go func() { errc <- finish(t, f, a, ja, "firmware") }()
+			go func() { errc <- finish(t, f, b, jb, "firmware") }()
+			for range 2 {
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if v, err := f.svc.Verdict(ctx, id); err != nil || v.State != verdict.Reproducible {
+				t.Fatalf("round %d: verdict %+v, %v; want reproducible", i, v, err)
+			}
+		}
+	})
+}

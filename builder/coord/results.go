@@ -238,7 +238,16 @@ func (s *Service) insertResult(ctx context.Context, tx *sql.Tx, jobID, buildID, 
 func (s *Service) decide(ctx context.Context, tx *sql.Tx, buildID string, now time.Time) (verdict.Verdict, error) {
 	var state, raw string
 	var quorum int
-	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT state, verdict, quorum FROM farm_builds WHERE id = ?`), buildID).Scan(&state, &raw, &quorum); err != nil {
+	// On PostgreSQL two results of one build can be recorded at the same
+	// moment; each transaction would see only its own result and the other
+	// job still leased, and the build would stay pending for ever. Locking
+	// the build row makes the second wait for the first and then read both
+	// (SQLite's immediate transactions serialise them already).
+	lock := ""
+	if s.db.Dialect == db.Postgres {
+		lock = " FOR UPDATE"
+	}
+	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT state, verdict, quorum FROM farm_builds WHERE id = ?`+lock), buildID).Scan(&state, &raw, &quorum); err != nil {
 		return verdict.Verdict{}, db.NotFound(err, "build %s not found", buildID)
 	}
 	if state != string(verdict.Pending) {
