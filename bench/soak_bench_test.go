@@ -159,17 +159,20 @@ func BenchmarkSoak(b *testing.B) {
 		}
 	}
 
-	// Builders: a token and a registration each.
+	// Builders: a token bound to an operator and a registration each.
+	if _, err := apiCall(ctx, client, "POST", r1.URL+"/v1/admin/orgs", r1.Token, map[string]string{"id": "soak-operator", "kind": "operator"}, nil); err != nil {
+		b.Fatal(err)
+	}
 	tokens := make([]string, soakBuilders)
 	for i := range tokens {
 		var out struct {
 			Token string `json:"token"`
 		}
-		if _, err := apiCall(ctx, client, "POST", r1.URL+"/v1/admin/tokens", r1.Token, map[string]string{"name": "soak-builder-" + strconv.Itoa(i), "role": "builder"}, &out); err != nil {
+		if _, err := apiCall(ctx, client, "POST", r1.URL+"/v1/admin/tokens", r1.Token, map[string]string{"name": "soak-builder-" + strconv.Itoa(i), "role": "builder", "operator": "soak-operator"}, &out); err != nil {
 			b.Fatal(err)
 		}
 		pub, _, _ := ed25519.GenerateKey(rand.Reader)
-		reg := builder.Registration{Name: "soak-" + strconv.Itoa(i), Operator: "soak", PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
+		reg := builder.Registration{Name: "soak-" + strconv.Itoa(i), PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
 			Toolchains: []builder.ToolchainInfo{{Name: "busybox", Version: "1.36.1"}}}
 		if _, err := apiCall(ctx, client, "POST", proxy+"/v1/builders", out.Token, reg, nil); err != nil {
 			b.Fatal(err)

@@ -221,8 +221,11 @@ func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArc
 
 // Registration is what a builder tells the coordinator about itself.
 type Registration struct {
-	Name         string          `json:"name"`
-	Operator     string          `json:"operator"`
+	Name string `json:"name"`
+	// Operator is ignored: the coordinator takes a builder's operator from
+	// the binding an admin made for its token. It is accepted so that
+	// agents that still send it keep working.
+	Operator     string          `json:"operator,omitempty"`
 	PublicKey    string          `json:"public_key"` // keys.PublicKeyString form: "ed25519:<base64>"
 	Arch         string          `json:"arch"`
 	Toolchains   []ToolchainInfo `json:"toolchains"`
@@ -252,6 +255,9 @@ type Job struct {
 	LeaseUntil time.Time     `json:"lease_until"`
 	LeaseTTL   time.Duration `json:"lease_ttl_ns"` // how long each Extend renews the lease
 	Spec       Spec          `json:"spec"`
+	// Cold makes this job the build's cold witness: it runs with empty
+	// caches and says so in its signed attestation.
+	Cold bool `json:"cold,omitempty"`
 }
 
 // OutputFile is one output a builder produced.

@@ -104,6 +104,9 @@ if want sandbox; then
   row "afterlife-cam build, warm Go cache, in bwrap" "$(metric example BenchmarkExampleBuild sandbox-s)" s \
     "$(metric example BenchmarkExampleBuild direct-s)" "s same steps, no bwrap" lower
   row "  same image from both (1 = yes)" "$(metric example BenchmarkExampleBuild same-image)" "" "" "(each way has its own warm cache)"
+  row "afterlife-cam build, cold witness, in bwrap" "$(metric example BenchmarkExampleBuild cold-s)" s \
+    "$(metric example BenchmarkExampleBuild sandbox-s)" "s warm Go cache, in bwrap" lower
+  row "  cold image = warm image (1 = yes)" "$(metric example BenchmarkExampleBuild cold-same-image)" "" "" "(empty /cache, as the cold witness)"
 fi
 
 if want queue; then

@@ -459,7 +459,7 @@ func newDemo(tb testing.TB) *demo {
 				digest = strings.Repeat(fmt.Sprint(i+1), 64)
 			}
 			jid := fmt.Sprintf("job%d", i)
-			b.Jobs = append(b.Jobs, web.Job{ID: jid, Builder: name, Operator: "op-" + name, State: "done", StartedAt: t0, FinishedAt: t0.Add(time.Minute),
+			b.Jobs = append(b.Jobs, web.Job{ID: jid, Builder: name, Operator: "op-" + name, Cold: i == 0, State: "done", StartedAt: t0, FinishedAt: t0.Add(time.Minute),
 				Outputs: []web.Output{{Path: "firmware.bin", SHA256: digest, Size: 4096}}, AttestationURL: "/files/attestation.json"})
 			d.farm.logs[id+"/"+jid] = "+ make firmware.bin\nok\n"
 		}

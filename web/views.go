@@ -281,9 +281,12 @@ func (b *BuildPage) Finished() bool { return b.Verdict != nil || b.State == "fai
 
 // Job is one builder's run of a build.
 type Job struct {
-	ID             string
-	Builder        string
-	Operator       string
+	ID       string
+	Builder  string
+	Operator string // "" when the builder's token is not bound to an operator
+	// Cold marks the cold witness: the job that ran with empty caches and
+	// must agree for the build to be reproducible.
+	Cold           bool
 	State          string // queued | running | done | failed
 	StartedAt      time.Time
 	FinishedAt     time.Time

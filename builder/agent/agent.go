@@ -43,11 +43,13 @@ type Options struct {
 	Coordinator builder.Coordinator
 	Key         ed25519.PrivateKey
 	Name        string
-	Operator    string
 	// WorkDir holds one directory per running job, removed afterwards.
 	WorkDir string
-	// CacheDir keeps verified blobs by digest and the sandbox's /cache
-	// (GOCACHE), one per agent, so repeated builds are fast.
+	// CacheDir keeps verified blobs by digest (builds never see them) and
+	// the warm build caches bound at /cache (GOCACHE): one per recipe
+	// repository, toolchain and architecture, so a build can never read
+	// what a build of another repository wrote. The cold witness gets an
+	// empty /cache of its own instead.
 	CacheDir string
 	// Toolchains are what this machine really has (toolchain.Detect).
 	Toolchains []toolchain.Toolchain
@@ -90,8 +92,8 @@ func New(o Options) (*Agent, error) {
 		return nil, errs.E(errs.Invalid, "agent: a coordinator is required")
 	case len(o.Key) != ed25519.PrivateKeySize:
 		return nil, errs.E(errs.Invalid, "agent: an ed25519 key is required")
-	case o.Name == "" || o.Operator == "":
-		return nil, errs.E(errs.Invalid, "agent: name and operator are required")
+	case o.Name == "":
+		return nil, errs.E(errs.Invalid, "agent: a name is required")
 	case o.WorkDir == "" || o.CacheDir == "":
 		return nil, errs.E(errs.Invalid, "agent: work and cache directories are required")
 	case o.Extract == nil:
@@ -124,7 +126,12 @@ func New(o Options) (*Agent, error) {
 	if o.MaxLogBytes <= 0 {
 		o.MaxLogBytes = builder.DefaultMaxLogBytes
 	}
-	for _, d := range []string{o.WorkDir, filepath.Join(o.CacheDir, "blobs"), filepath.Join(o.CacheDir, "sandbox")} {
+	// Earlier agents kept one /cache for every build in "sandbox": any
+	// recipe could have poisoned it, so it is thrown away, never reused.
+	if err := os.RemoveAll(filepath.Join(o.CacheDir, "sandbox")); err != nil {
+		return nil, fmt.Errorf("agent: remove the old shared build cache: %w", err)
+	}
+	for _, d := range []string{o.WorkDir, filepath.Join(o.CacheDir, "blobs"), filepath.Join(o.CacheDir, "builds")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("agent: create %s: %w", d, err)
 		}
@@ -148,7 +155,7 @@ func New(o Options) (*Agent, error) {
 // Registration is what the agent tells the coordinator about itself.
 func (a *Agent) Registration() builder.Registration {
 	reg := builder.Registration{
-		Name: a.o.Name, Operator: a.o.Operator, Arch: a.o.Arch, AgentVersion: a.o.Version,
+		Name: a.o.Name, Arch: a.o.Arch, AgentVersion: a.o.Version,
 		PublicKey: keys.PublicKeyString(a.o.Key.Public().(ed25519.PublicKey)),
 	}
 	for _, tc := range a.o.Toolchains {
@@ -178,7 +185,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-	a.log.Info("builder registered", "id", a.me.ID, "operator", a.me.Operator, "key", a.me.KeyID)
+	if a.me.Operator == "" {
+		a.log.Warn("builder registered, but its token is not bound to an operator: it gets no jobs until an admin binds it (afterlife admin token bind)", "id", a.me.ID, "key", a.me.KeyID)
+	} else {
+		a.log.Info("builder registered", "id", a.me.ID, "operator", a.me.Operator, "key", a.me.KeyID)
+	}
 	var backoff time.Duration
 	for ctx.Err() == nil {
 		job, err := a.o.Coordinator.Next(ctx, a.o.PollWait)
@@ -187,7 +198,11 @@ func (a *Agent) Run(ctx context.Context) error {
 				return nil
 			}
 			a.log.Warn("asking for work failed", "error", err)
-			pause(ctx, 2*time.Second)
+			if errs.Is(err, errs.Forbidden) {
+				pause(ctx, 10*time.Second) // waiting for an admin
+			} else {
+				pause(ctx, 2*time.Second)
+			}
 			continue
 		}
 		if job == nil {
@@ -348,8 +363,8 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	defer logFile.Close()
 	live := newLiveLog(a.o.Coordinator, job.ID, logFile, a.o.LogFlush)
 	defer live.close()
-	fmt.Fprintf(live, "==> afterlife builder %s (%s) job %s attempt %d: %s %s at %s\n",
-		a.o.Name, a.o.Operator, job.ID, job.Attempt, sp.Recipe.Name, sp.Recipe.Version, sp.Recipe.Commit)
+	fmt.Fprintf(live, "==> afterlife builder %s job %s attempt %d: %s %s at %s\n",
+		a.o.Name, job.ID, job.Attempt, sp.Recipe.Name, sp.Recipe.Version, sp.Recipe.Commit)
 
 	started := a.o.Now().UTC()
 	tc, tcErr := a.toolchain(sp.Toolchain)
@@ -374,6 +389,17 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 		fmt.Fprintf(live, "==> input %s verified: %s\n", in.Mount, in.Digest)
 	}
 
+	cache, cacheInfo, err := a.buildCache(job, tc, root)
+	if err != nil {
+		return builder.Report{}, err
+	}
+	if cacheInfo.Cold {
+		fmt.Fprintf(live, "==> cache: cold witness: %s is empty and this job's alone\n", sandbox.CacheDir)
+	} else {
+		fmt.Fprintf(live, "==> cache: warm, %s key %s (builds of %s with %s %s on %s only)\n",
+			sandbox.CacheDir, cacheInfo.Key, sp.Recipe.RepoURL, tc.Name, tc.Version, a.o.Arch)
+	}
+
 	env := map[string]string{}
 	for k, v := range tc.Env {
 		env[k] = v
@@ -387,7 +413,7 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	}
 	capped := builder.NewCappedLog(live, maxLog)
 	res, runErr := sandbox.Run(ctx, sandbox.Spec{
-		WorkDir: buildDir, Inputs: inputsDir, OutDir: outDir, Cache: filepath.Join(a.o.CacheDir, "sandbox"), TmpDir: ws.Tmp,
+		WorkDir: buildDir, Inputs: inputsDir, OutDir: outDir, Cache: cache, TmpDir: ws.Tmp,
 		ReadOnly: tc.Paths, Path: tc.Bin, Env: env, UIDs: a.o.UIDs,
 		Steps: sp.Steps, SourceDateEpoch: sp.SourceDateEpoch, Limits: limits, Log: capped,
 	})
@@ -444,7 +470,8 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 		Inputs:          []attest.Input{{Name: "source", Digest: string(sp.Source)}},
 		Env:             sandboxEnv(env, tc, sp.SourceDateEpoch),
 		SourceDateEpoch: sp.SourceDateEpoch,
-		Builder:         attest.Builder{ID: a.me.ID, Operator: a.o.Operator, KeyID: keys.KeyID(a.o.Key.Public().(ed25519.PublicKey)), Arch: a.o.Arch, AgentVersion: a.o.Version},
+		Builder:         attest.Builder{ID: a.me.ID, Operator: a.me.Operator, KeyID: keys.KeyID(a.o.Key.Public().(ed25519.PublicKey)), Arch: a.o.Arch, AgentVersion: a.o.Version},
+		Cache:           cacheInfo,
 		Started:         started, Finished: finished,
 	}
 	for _, in := range sp.Inputs {
@@ -472,6 +499,34 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 		return builder.Report{}, fmt.Errorf("agent: upload attestation: %w", err)
 	}
 	return rep, nil
+}
+
+// buildCache picks the host directory bound at /cache. The cold witness
+// gets an empty one inside the job's directory, removed with it. Any other
+// job gets the warm cache of its recipe repository, toolchain and
+// architecture: what a build can write there only builds of the same
+// repository (whose maintainers could change the recipe anyway) ever read.
+func (a *Agent) buildCache(job *builder.Job, tc toolchain.Toolchain, root string) (string, attest.Cache, error) {
+	if job.Cold {
+		dir := filepath.Join(root, "cache")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return "", attest.Cache{}, fmt.Errorf("agent: create the cold cache: %w", err)
+		}
+		return dir, attest.Cache{Cold: true}, nil
+	}
+	key := CacheKey(job.Spec.Recipe.RepoURL, tc.Name, tc.Version, a.o.Arch)
+	dir := filepath.Join(a.o.CacheDir, "builds", key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", attest.Cache{}, fmt.Errorf("agent: create cache %s: %w", key, err)
+	}
+	return dir, attest.Cache{Key: key}, nil
+}
+
+// CacheKey names the warm cache of builds of the recipe repository repo
+// with toolchain name at version on arch.
+func CacheKey(repo, name, version, arch string) string {
+	sum := sha256.Sum256([]byte(repo + "\x00" + name + "\x00" + version + "\x00" + arch))
+	return hex.EncodeToString(sum[:16])
 }
 
 // sandboxEnv is the environment the steps saw, for the buildinfo.

@@ -19,10 +19,12 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/builder/verdict"
+	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/recipes"
 )
@@ -63,7 +65,18 @@ func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, o
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := coord.New(ctx, coord.Options{DB: d, Store: store, Quorum: 1, Recheck: 50 * time.Millisecond})
+	au, err := auth.New(ctx, d, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := coord.New(ctx, coord.Options{DB: d, Store: store, Operators: au, Quorum: 1, Recheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := au.CreateOrg(ctx, "alice", "", "operator"); err != nil && !errs.Is(err, errs.Conflict) {
+		t.Fatal(err)
+	}
+	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "a", Role: auth.Builder, Operator: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +100,7 @@ func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, o
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	o := agent.Options{
-		Coordinator: c.Local("tok-" + t.Name()), Key: key, Name: "a", Operator: "alice",
+		Coordinator: c.Local(tok.ID), Key: key, Name: "a",
 		WorkDir: filepath.Join(t.TempDir(), "work"), CacheDir: filepath.Join(t.TempDir(), "cache"),
 		Toolchains: tcs, PollWait: 200 * time.Millisecond, LogFlush: 50 * time.Millisecond,
 		Extract: func(r io.Reader, dir string) error { return recipes.Extract(r, dir, recipes.ExtractLimits{}) },

@@ -78,6 +78,7 @@ func Statement(bi BuildInfo) (*intoto.Statement, error) {
 		"arch":            bi.Builder.Arch,
 		"operator":        bi.Builder.Operator,
 		"keyId":           bi.Builder.KeyID,
+		"cache":           map[string]any{"cold": bi.Cache.Cold, "key": bi.Cache.Key},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attest: internal parameters: %w", err)
@@ -341,6 +342,14 @@ func CheckSubjects(st *intoto.Statement, outputs map[string]string) error {
 		return errs.E(errs.Invalid, "attestation subjects do not match the outputs: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// ColdCache reports whether prov says the build ran with empty caches
+// (internalParameters.cache.cold), that is, as the build's cold witness.
+// Read it from a verified provenance only.
+func ColdCache(prov *provenance.Provenance) bool {
+	cache := prov.GetBuildDefinition().GetInternalParameters().GetFields()["cache"].GetStructValue()
+	return cache.GetFields()["cold"].GetBoolValue()
 }
 
 // CheckRun reports whether prov describes job jobID run by builder

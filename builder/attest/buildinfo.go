@@ -38,6 +38,7 @@ type BuildInfo struct {
 	Env             map[string]string `json:"env"` // the sandbox environment, exactly as the steps saw it
 	SourceDateEpoch int64             `json:"source_date_epoch"`
 	Builder         Builder           `json:"builder"`
+	Cache           Cache             `json:"cache"`
 	Started         time.Time         `json:"started"`
 	Finished        time.Time         `json:"finished"`
 	Outputs         []Output          `json:"outputs"`
@@ -71,6 +72,17 @@ type Builder struct {
 	KeyID        string `json:"key_id"`
 	Arch         string `json:"arch"`
 	AgentVersion string `json:"agent_version"`
+}
+
+// Cache says which writable cache (/cache in the sandbox) the build had.
+type Cache struct {
+	// Cold is true for the cold witness: /cache was empty, made for this
+	// job alone and thrown away after it.
+	Cold bool `json:"cold"`
+	// Key names the warm cache otherwise: one per recipe repository,
+	// toolchain and architecture on this builder, never shared with builds
+	// of another repository.
+	Key string `json:"key,omitempty"`
 }
 
 // Output is one file the build produced.

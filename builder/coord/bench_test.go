@@ -13,6 +13,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/keys"
+	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
@@ -31,13 +32,25 @@ func BenchmarkQueueToStart(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			svc, err := coord.New(ctx, coord.Options{DB: c.open(b), Store: st, Quorum: 1})
+			d := c.open(b)
+			au, err := auth.New(ctx, d, time.Now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc, err := coord.New(ctx, coord.Options{DB: d, Store: st, Operators: au, Quorum: 1})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer svc.Close()
+			if err := au.CreateOrg(ctx, "bench-op", "", "operator"); err != nil {
+				b.Fatal(err)
+			}
+			_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "bench", Role: auth.Builder, Operator: "bench-op"})
+			if err != nil {
+				b.Fatal(err)
+			}
 			pub, _, _ := ed25519.GenerateKey(rand.Reader)
-			bd, err := svc.Register(ctx, "tok", builder.Registration{Name: "bench", Operator: "op", PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
+			bd, err := svc.Register(ctx, tok.ID, builder.Registration{Name: "bench", PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
 				Toolchains: []builder.ToolchainInfo{{Name: "busybox", Version: "1.36.1"}}})
 			if err != nil {
 				b.Fatal(err)

@@ -57,10 +57,19 @@ const (
 	candidates = 64
 )
 
+// Operators says which operator organisation an admin bound a builder
+// token to: "" when it is unbound. internal/auth answers it; cmd/afterlife
+// wires it. A builder never names its own operator.
+type Operators interface {
+	OperatorOf(ctx context.Context, tokenID string) (string, error)
+}
+
 // Options configure a Service.
 type Options struct {
 	DB    *db.DB
 	Store blob.Store
+	// Operators binds builder tokens to operator organisations (required).
+	Operators Operators
 	// Quorum is k: how many builders of distinct operators must agree. It
 	// is also the number of jobs a build gets. Default 2.
 	Quorum int
@@ -103,8 +112,8 @@ type Service struct {
 
 // New applies the farm migrations and returns the coordinator.
 func New(ctx context.Context, o Options) (*Service, error) {
-	if o.DB == nil || o.Store == nil {
-		return nil, errs.E(errs.Internal, "coord: DB and Store are required")
+	if o.DB == nil || o.Store == nil || o.Operators == nil {
+		return nil, errs.E(errs.Internal, "coord: DB, Store and Operators are required")
 	}
 	if o.MaxLogBytes <= 0 {
 		o.MaxLogBytes = builder.DefaultMaxLogBytes
@@ -216,7 +225,8 @@ func (n *notifier) notify() {
 // Register records the builder bound to tokenID, or updates its name and
 // capabilities. A builder's key cannot change through its own token: a new
 // key needs an admin to remove the builder first, so a leaked token cannot
-// swap the key results are checked with.
+// swap the key results are checked with. Its operator is the one an admin
+// bound the token to; reg.Operator is ignored.
 func (s *Service) Register(ctx context.Context, tokenID string, reg builder.Registration) (builder.Builder, error) {
 	if tokenID == "" {
 		return builder.Builder{}, errs.E(errs.Unauthenticated, "registering a builder needs a builder token")
@@ -228,8 +238,9 @@ func (s *Service) Register(ctx context.Context, tokenID string, reg builder.Regi
 	if err := checkText("name", reg.Name, 1, 100); err != nil {
 		return builder.Builder{}, err
 	}
-	if err := checkText("operator", reg.Operator, 1, 100); err != nil {
-		return builder.Builder{}, err
+	operator, err := s.opts.Operators.OperatorOf(ctx, tokenID)
+	if err != nil {
+		return builder.Builder{}, fmt.Errorf("coord: register builder %q: operator of its token: %w", reg.Name, err)
 	}
 	if err := checkText("arch", reg.Arch, 1, 32); err != nil {
 		return builder.Builder{}, err
@@ -257,7 +268,7 @@ func (s *Service) Register(ctx context.Context, tokenID string, reg builder.Regi
 			id = ids.At("bdr", s.now())
 			_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_builders (id, token_id, name, operator, public_key, key_id, arch, toolchains, agent_version, registered, last_seen)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-				id, tokenID, reg.Name, reg.Operator, pubText, keys.KeyID(pub), reg.Arch, string(tcs), reg.AgentVersion, now, now)
+				id, tokenID, reg.Name, operator, pubText, keys.KeyID(pub), reg.Arch, string(tcs), reg.AgentVersion, now, now)
 			return err
 		case err != nil:
 			return err
@@ -265,7 +276,7 @@ func (s *Service) Register(ctx context.Context, tokenID string, reg builder.Regi
 			return errs.E(errs.Conflict, "builder %s is registered with another key; an admin must remove it before it registers a new key", id)
 		}
 		_, err = tx.ExecContext(ctx, s.db.Q(`UPDATE farm_builders SET name = ?, operator = ?, arch = ?, toolchains = ?, agent_version = ?, last_seen = ? WHERE id = ?`),
-			reg.Name, reg.Operator, reg.Arch, string(tcs), reg.AgentVersion, now, id)
+			reg.Name, operator, reg.Arch, string(tcs), reg.AgentVersion, now, id)
 		return err
 	})
 	if err != nil {
@@ -359,6 +370,26 @@ func (s *Service) RemoveBuilder(ctx context.Context, id string) error {
 	}
 	s.wake.notify()
 	return nil
+}
+
+// boundOperator returns the operator builderID's token is bound to now,
+// recording it with the builder when an admin bound or moved the token
+// since the builder registered.
+func (s *Service) boundOperator(ctx context.Context, b builder.Builder) (string, error) {
+	var tokenID string
+	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT token_id FROM farm_builders WHERE id = ?`), b.ID).Scan(&tokenID); err != nil {
+		return "", db.NotFound(err, "builder %s not found", b.ID)
+	}
+	op, err := s.opts.Operators.OperatorOf(ctx, tokenID)
+	if err != nil {
+		return "", fmt.Errorf("coord: operator of builder %s: %w", b.ID, err)
+	}
+	if op != b.Operator {
+		if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE farm_builders SET operator = ? WHERE id = ?`), op, b.ID); err != nil {
+			return "", fmt.Errorf("coord: record operator of builder %s: %w", b.ID, db.Classify(err))
+		}
+	}
+	return op, nil
 }
 
 func (s *Service) touch(ctx context.Context, builderID string) {

@@ -18,6 +18,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/builder/verdict"
+	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -32,6 +33,7 @@ type farm struct {
 	svc   *coord.Service
 	store blob.Store
 	d     *db.DB
+	auth  *auth.Service
 }
 
 func newFarm(t *testing.T, d *db.DB, o coord.Options) farm {
@@ -40,7 +42,11 @@ func newFarm(t *testing.T, d *db.DB, o coord.Options) farm {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.DB, o.Store = d, st
+	au, err := auth.New(context.Background(), d, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.DB, o.Store, o.Operators = d, st, au
 	if o.Recheck == 0 {
 		o.Recheck = 50 * time.Millisecond
 	}
@@ -49,7 +55,24 @@ func newFarm(t *testing.T, d *db.DB, o coord.Options) farm {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	return farm{svc: svc, store: st, d: d}
+	return farm{svc: svc, store: st, d: d, auth: au}
+}
+
+// builderToken makes a builder token the way an admin does, bound to the
+// operator organisation operator ("" leaves it unbound), and returns its id.
+func builderToken(t *testing.T, au *auth.Service, name, operator string) string {
+	t.Helper()
+	ctx := context.Background()
+	if operator != "" {
+		if err := au.CreateOrg(ctx, operator, operator, "operator"); err != nil && !errs.Is(err, errs.Conflict) {
+			t.Fatal(err)
+		}
+	}
+	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: name, Role: auth.Builder, Operator: operator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.ID
 }
 
 var commitSeq int
@@ -80,8 +103,8 @@ type agentID struct {
 func register(t *testing.T, f farm, name, operator, arch string, tcs ...builder.ToolchainInfo) agentID {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	b, err := f.svc.Register(context.Background(), "tok-"+name, builder.Registration{
-		Name: name, Operator: operator, PublicKey: keys.PublicKeyString(pub), Arch: arch, Toolchains: tcs,
+	b, err := f.svc.Register(context.Background(), builderToken(t, f.auth, name, operator), builder.Registration{
+		Name: name, PublicKey: keys.PublicKeyString(pub), Arch: arch, Toolchains: tcs,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +117,13 @@ var busybox = builder.ToolchainInfo{Name: "busybox", Version: "1.36.1"}
 // finish uploads outputs with the given content, signs an attestation the
 // way an agent does, and reports the job done.
 func finish(t *testing.T, f farm, a agentID, job *builder.Job, content string) error {
+	t.Helper()
+	return finishAs(t, f, a, job, content, job.Cold)
+}
+
+// finishAs is finish with an attestation that says cold (the job ran with
+// empty caches) or not, whatever the job was assigned.
+func finishAs(t *testing.T, f farm, a agentID, job *builder.Job, content string, cold bool) error {
 	t.Helper()
 	ctx := context.Background()
 	put := func(b []byte) blob.Digest {
@@ -111,6 +141,7 @@ func finish(t *testing.T, f farm, a agentID, job *builder.Job, content string) e
 		BuildID: job.BuildID, JobID: job.ID,
 		Recipe:  attest.Recipe{Name: job.Spec.Recipe.Name, Version: job.Spec.Recipe.Version, RepoURL: job.Spec.Recipe.RepoURL, Commit: job.Spec.Recipe.Commit, Path: job.Spec.Recipe.Path},
 		Builder: attest.Builder{ID: a.b.ID, Operator: a.b.Operator, KeyID: a.b.KeyID, Arch: a.b.Arch},
+		Cache:   attest.Cache{Cold: cold},
 		Started: now, Finished: now,
 		Outputs: []attest.Output{{Path: "fw.bin", Kind: "firmware", Digest: string(od), Size: int64(len(out))}},
 	}
@@ -363,7 +394,7 @@ func TestConcurrentClaimsFromTwoReplicasNeverDoubleLease(t *testing.T) {
 		f1 := newFarm(t, d, coord.Options{Quorum: 2})
 		f2 := f1
 		var err error
-		f2.svc, err = coord.New(context.Background(), coord.Options{DB: d, Store: f1.store, Quorum: 2, Recheck: 50 * time.Millisecond})
+		f2.svc, err = coord.New(context.Background(), coord.Options{DB: d, Store: f1.store, Operators: f1.auth, Quorum: 2, Recheck: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

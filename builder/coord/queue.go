@@ -38,7 +38,7 @@ func (s *Service) CreateBuild(ctx context.Context, nb NewBuild) (string, bool, e
 	if err != nil {
 		return "", false, fmt.Errorf("coord: encode spec: %w", err)
 	}
-	pending, _ := json.Marshal(verdict.Decide(nil, s.opts.Quorum, s.opts.Quorum))
+	pending, _ := json.Marshal(verdict.Decide(nil, s.opts.Quorum, verdict.Outstanding{Jobs: s.opts.Quorum, Cold: true}))
 	now := db.Millis(s.now())
 	var id string
 	created := false
@@ -71,10 +71,16 @@ func (s *Service) CreateBuild(ctx context.Context, nb NewBuild) (string, bool, e
 				return err
 			}
 		}
-		for range s.opts.Quorum {
-			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_jobs (id, build_id, state, builder_id, operator, toolchain, toolchain_version, arch, lease_until, attempts, created, started, finished)
-				VALUES (?, ?, ?, '', '', ?, ?, ?, 0, 0, ?, 0, 0)`),
-				ids.At("job", db.FromMillis(now)), id, JobQueued, sp.Toolchain.Name, sp.Toolchain.Version, sp.Arch, now); err != nil {
+		// The first job is the cold witness: it runs with empty caches, and
+		// the build is reproducible only if it agrees.
+		for i := range s.opts.Quorum {
+			cold := 0
+			if i == 0 {
+				cold = 1
+			}
+			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_jobs (id, build_id, state, builder_id, operator, toolchain, toolchain_version, arch, lease_until, attempts, created, started, finished, cold)
+				VALUES (?, ?, ?, '', '', ?, ?, ?, 0, 0, ?, 0, 0, ?)`),
+				ids.At("job", db.FromMillis(now)), id, JobQueued, sp.Toolchain.Name, sp.Toolchain.Version, sp.Arch, now, cold); err != nil {
 				return err
 			}
 		}
@@ -113,6 +119,14 @@ func (s *Service) Next(ctx context.Context, builderID string, wait time.Duration
 	b, err := s.Builder(ctx, builderID)
 	if err != nil {
 		return nil, err
+	}
+	if b.Operator, err = s.boundOperator(ctx, b); err != nil {
+		return nil, err
+	}
+	if b.Operator == "" {
+		// Its results would count for nothing, and the job it held would
+		// keep a bound builder from it.
+		return nil, errs.E(errs.Forbidden, "builder %s is not bound to an operator; an admin must bind its token (afterlife admin token bind TOKEN_ID --operator ORG) before it gets jobs", b.ID)
 	}
 	s.touch(ctx, builderID)
 	deadline := time.NewTimer(wait)
@@ -237,17 +251,20 @@ type jobRow struct {
 	id, buildID, state, builderID, operator string
 	leaseUntil                              int64
 	attempts                                int
+	cold                                    bool // the cold witness: runs with empty caches
 }
 
 func (s *Service) jobRow(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, id string) (jobRow, error) {
 	var j jobRow
-	err := q.QueryRowContext(ctx, s.db.Q(`SELECT id, build_id, state, builder_id, operator, lease_until, attempts FROM farm_jobs WHERE id = ?`), id).
-		Scan(&j.id, &j.buildID, &j.state, &j.builderID, &j.operator, &j.leaseUntil, &j.attempts)
+	var cold int
+	err := q.QueryRowContext(ctx, s.db.Q(`SELECT id, build_id, state, builder_id, operator, lease_until, attempts, cold FROM farm_jobs WHERE id = ?`), id).
+		Scan(&j.id, &j.buildID, &j.state, &j.builderID, &j.operator, &j.leaseUntil, &j.attempts, &cold)
 	if err != nil {
 		return j, db.NotFound(err, "job %s not found", id)
 	}
+	j.cold = cold == 1
 	return j, nil
 }
 
@@ -261,7 +278,7 @@ func (s *Service) loadJob(ctx context.Context, tx *sql.Tx, id string) (*builder.
 		return nil, err
 	}
 	return &builder.Job{
-		ID: j.id, BuildID: j.buildID, BuilderID: j.builderID, Attempt: j.attempts,
+		ID: j.id, BuildID: j.buildID, BuilderID: j.builderID, Attempt: j.attempts, Cold: j.cold,
 		LeaseUntil: db.FromMillis(j.leaseUntil), LeaseTTL: s.opts.LeaseTTL, Spec: sp,
 	}, nil
 }

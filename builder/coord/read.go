@@ -47,6 +47,8 @@ type Job struct {
 	Created    time.Time `json:"created"`
 	Started    time.Time `json:"started,omitzero"`
 	Finished   time.Time `json:"finished,omitzero"`
+	// Cold marks the cold witness: the job that runs with empty caches.
+	Cold bool `json:"cold,omitempty"`
 }
 
 // Result is what one job returned.
@@ -61,6 +63,7 @@ type Result struct {
 	Failed      bool                 `json:"failed"`
 	Reason      string               `json:"reason,omitempty"`
 	Created     time.Time            `json:"created"`
+	Cold        bool                 `json:"cold,omitempty"` // the cold witness's result
 }
 
 // Diff is diffoscope's report on one differing output path.
@@ -127,7 +130,7 @@ func (s *Service) Build(ctx context.Context, id string) (Build, error) {
 }
 
 func (s *Service) jobs(ctx context.Context, buildID string) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, state, builder_id, operator, attempts, lease_until, created, started, finished
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, state, builder_id, operator, attempts, lease_until, created, started, finished, cold
 		FROM farm_jobs WHERE build_id = ? ORDER BY created, id`), buildID)
 	if err != nil {
 		return nil, fmt.Errorf("coord: jobs of %s: %w", buildID, db.Classify(err))
@@ -137,9 +140,11 @@ func (s *Service) jobs(ctx context.Context, buildID string) ([]Job, error) {
 	for rows.Next() {
 		var j Job
 		var lease, created, started, finished int64
-		if err := rows.Scan(&j.ID, &j.State, &j.BuilderID, &j.Operator, &j.Attempts, &lease, &created, &started, &finished); err != nil {
+		var cold int
+		if err := rows.Scan(&j.ID, &j.State, &j.BuilderID, &j.Operator, &j.Attempts, &lease, &created, &started, &finished, &cold); err != nil {
 			return nil, err
 		}
+		j.Cold = cold == 1
 		j.LeaseUntil, j.Created, j.Started, j.Finished = db.FromMillis(lease), db.FromMillis(created), db.FromMillis(started), db.FromMillis(finished)
 		out = append(out, j)
 	}
@@ -151,7 +156,7 @@ type querier interface {
 }
 
 func (s *Service) results(ctx context.Context, q querier, buildID string) ([]Result, error) {
-	rows, err := q.QueryContext(ctx, s.db.Q(`SELECT job_id, builder_id, operator, outputs, buildinfo, attestation, log, failed, reason, created
+	rows, err := q.QueryContext(ctx, s.db.Q(`SELECT job_id, builder_id, operator, outputs, buildinfo, attestation, log, failed, reason, created, cold
 		FROM farm_results WHERE build_id = ? ORDER BY created, job_id`), buildID)
 	if err != nil {
 		return nil, fmt.Errorf("coord: results of %s: %w", buildID, db.Classify(err))
@@ -161,11 +166,12 @@ func (s *Service) results(ctx context.Context, q querier, buildID string) ([]Res
 	for rows.Next() {
 		var r Result
 		var outs string
-		var failed int
+		var failed, cold int
 		var created int64
-		if err := rows.Scan(&r.JobID, &r.BuilderID, &r.Operator, &outs, &r.BuildInfo, &r.Attestation, &r.Log, &failed, &r.Reason, &created); err != nil {
+		if err := rows.Scan(&r.JobID, &r.BuilderID, &r.Operator, &outs, &r.BuildInfo, &r.Attestation, &r.Log, &failed, &r.Reason, &created, &cold); err != nil {
 			return nil, err
 		}
+		r.Cold = cold == 1
 		if err := json.Unmarshal([]byte(outs), &r.Outputs); err != nil {
 			return nil, fmt.Errorf("coord: result of %s: %w", r.JobID, err)
 		}

@@ -46,6 +46,21 @@ func (s *Service) Done(ctx context.Context, jobID, builderID string, rep builder
 	if rep.Log, err = s.capLog(ctx, rep.Log); err != nil {
 		return fmt.Errorf("coord: log of job %s: %w", jobID, err)
 	}
+	// The result counts for the operator the token is bound to now, and
+	// only if that is the operator it was leased for; otherwise (the token
+	// was moved, or a job leased before operators were bound) it counts for
+	// nothing.
+	b, err := s.Builder(ctx, builderID)
+	if err != nil {
+		return err
+	}
+	operator, err := s.boundOperator(ctx, b)
+	if err != nil {
+		return err
+	}
+	if operator != j.operator {
+		operator = ""
+	}
 	var v verdict.Verdict
 	var decidedNow bool
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -57,7 +72,7 @@ func (s *Service) Done(ctx context.Context, jobID, builderID string, rep builder
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errs.E(errs.Conflict, "job %s is no longer leased by this builder", jobID)
 		}
-		if err := s.insertResult(ctx, tx, jobID, j.buildID, builderID, j.operator, rep, now); err != nil {
+		if err := s.insertResult(ctx, tx, jobID, j.buildID, builderID, operator, rep, now); err != nil {
 			return err
 		}
 		v, err = s.decide(ctx, tx, j.buildID, now)
@@ -147,6 +162,12 @@ func (s *Service) checkReport(ctx context.Context, j jobRow, builderID string, s
 	}
 	if err := attest.CheckRun(prov, j.id, builderID); err != nil {
 		return err
+	}
+	if cold := attest.ColdCache(prov); cold != j.cold {
+		if j.cold {
+			return errs.E(errs.Invalid, "job %s is the cold witness, but its attestation says it ran with warm caches", j.id)
+		}
+		return errs.E(errs.Invalid, "job %s was assigned warm caches, but its attestation claims it is the cold witness", j.id)
 	}
 	raw, err := s.readSmall(ctx, rep.BuildInfo, attest.MaxBuildInfoSize)
 	if err != nil {
@@ -244,9 +265,11 @@ func (s *Service) insertResult(ctx context.Context, tx *sql.Tx, jobID, buildID, 
 	if rep.Failed {
 		failed = 1
 	}
-	_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_results (job_id, build_id, builder_id, operator, outputs, buildinfo, attestation, log, failed, reason, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		jobID, buildID, builderID, operator, string(raw), string(rep.BuildInfo), string(rep.Attestation), string(rep.Log), failed, sanitize(rep.Reason), db.Millis(now))
+	// cold is the job's assignment; Done has checked that a successful
+	// result's signed attestation says the same.
+	_, err = tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_results (job_id, build_id, builder_id, operator, outputs, buildinfo, attestation, log, failed, reason, created, cold)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT cold FROM farm_jobs WHERE id = ?))`),
+		jobID, buildID, builderID, operator, string(raw), string(rep.BuildInfo), string(rep.Attestation), string(rep.Log), failed, sanitize(rep.Reason), db.Millis(now), jobID)
 	return err
 }
 
@@ -255,7 +278,16 @@ func (s *Service) insertResult(ctx context.Context, tx *sql.Tx, jobID, buildID, 
 func (s *Service) decide(ctx context.Context, tx *sql.Tx, buildID string, now time.Time) (verdict.Verdict, error) {
 	var state, raw string
 	var quorum int
-	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT state, verdict, quorum FROM farm_builds WHERE id = ?`), buildID).Scan(&state, &raw, &quorum); err != nil {
+	// On PostgreSQL two results of one build can be recorded at the same
+	// moment; each transaction would see only its own result and the other
+	// job still leased, and the build would stay pending for ever. Locking
+	// the build row makes the second wait for the first and then read both
+	// (SQLite's immediate transactions serialise them already).
+	lock := ""
+	if s.db.Dialect == db.Postgres {
+		lock = " FOR UPDATE"
+	}
+	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT state, verdict, quorum FROM farm_builds WHERE id = ?`+lock), buildID).Scan(&state, &raw, &quorum); err != nil {
 		return verdict.Verdict{}, db.NotFound(err, "build %s not found", buildID)
 	}
 	if state != string(verdict.Pending) {
@@ -267,8 +299,8 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, buildID string, now ti
 	if err != nil {
 		return verdict.Verdict{}, err
 	}
-	var pending int
-	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*) FROM farm_jobs WHERE build_id = ? AND state IN (?, ?)`), buildID, JobQueued, JobLeased).Scan(&pending); err != nil {
+	var pending, coldPending int
+	if err := tx.QueryRowContext(ctx, s.db.Q(`SELECT COUNT(*), COALESCE(MAX(cold), 0) FROM farm_jobs WHERE build_id = ? AND state IN (?, ?)`), buildID, JobQueued, JobLeased).Scan(&pending, &coldPending); err != nil {
 		return verdict.Verdict{}, err
 	}
 	in := make([]verdict.Result, 0, len(results))
@@ -277,9 +309,9 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, buildID string, now ti
 		for _, o := range r.Outputs {
 			outs[o.Path] = string(o.Digest)
 		}
-		in = append(in, verdict.Result{JobID: r.JobID, BuilderID: r.BuilderID, Operator: r.Operator, Outputs: outs, Failed: r.Failed, Reason: r.Reason})
+		in = append(in, verdict.Result{JobID: r.JobID, BuilderID: r.BuilderID, Operator: r.Operator, Outputs: outs, Failed: r.Failed, Reason: r.Reason, Cold: r.Cold})
 	}
-	v := verdict.Decide(in, quorum, pending)
+	v := verdict.Decide(in, quorum, verdict.Outstanding{Jobs: pending, Cold: coldPending == 1})
 	vj, err := json.Marshal(v)
 	if err != nil {
 		return v, err

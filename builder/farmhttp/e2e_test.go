@@ -117,11 +117,11 @@ func startFarm(t *testing.T, d *db.DB, quorum int, leaseTTL time.Duration) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := coord.New(ctx, coord.Options{DB: d, Store: store, Quorum: quorum, LeaseTTL: leaseTTL, Recheck: 500 * time.Millisecond, MaxWait: 5 * time.Second})
+	au, err := auth.New(ctx, d, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	au, err := auth.New(ctx, d, time.Now)
+	c, err := coord.New(ctx, coord.Options{DB: d, Store: store, Operators: au, Quorum: quorum, LeaseTTL: leaseTTL, Recheck: 500 * time.Millisecond, MaxWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +163,24 @@ func (f *testFarm) token(role auth.Role, name string) string {
 	return secret
 }
 
+// builderToken makes a builder token as an admin does, bound to the
+// operator organisation operator ("" leaves it unbound); it returns the
+// secret and the token's id.
+func (f *testFarm) builderToken(name, operator string) (string, string) {
+	f.t.Helper()
+	ctx := context.Background()
+	if operator != "" {
+		if err := f.auth.CreateOrg(ctx, operator, operator, "operator"); err != nil && !errs.Is(err, errs.Conflict) {
+			f.t.Fatal(err)
+		}
+	}
+	secret, tok, err := f.auth.CreateToken(ctx, auth.TokenSpec{Name: name, Role: auth.Builder, Operator: operator, TTL: time.Hour})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return secret, tok.ID
+}
+
 // cacheDir is a per-slot builder cache that outlives the test, so the Go
 // standard library is cross-compiled once per slot, not once per run.
 func cacheDir(t *testing.T, slot int) string {
@@ -173,11 +191,20 @@ func cacheDir(t *testing.T, slot int) string {
 	return filepath.Join(base, "afterlife", "builder-cache", fmt.Sprint(slot))
 }
 
-// startAgent runs an agent as a goroutine talking HTTP to the farm; wrap,
-// when set, stands between the agent and its client.
+// startAgent runs an agent as a goroutine talking HTTP to the farm, with a
+// builder token bound to operator; wrap, when set, stands between the agent
+// and its client.
 func (f *testFarm) startAgent(slot int, operator string, wrap func(builder.Coordinator) builder.Coordinator) context.CancelFunc {
 	f.t.Helper()
-	var c builder.Coordinator = farmhttp.NewClient(f.url, f.token(auth.Builder, fmt.Sprint("builder-", slot)), farmhttp.ClientOptions{
+	secret, _ := f.builderToken(fmt.Sprint("builder-", slot), operator)
+	return f.startAgentWithToken(slot, secret, cacheDir(f.t, slot), wrap)
+}
+
+// startAgentWithToken runs an agent with the builder token secret and its
+// caches under cache.
+func (f *testFarm) startAgentWithToken(slot int, secret, cache string, wrap func(builder.Coordinator) builder.Coordinator) context.CancelFunc {
+	f.t.Helper()
+	var c builder.Coordinator = farmhttp.NewClient(f.url, secret, farmhttp.ClientOptions{
 		HTTP: httpclient.Options{WaitMin: 50 * time.Millisecond, WaitMax: time.Second},
 	})
 	if wrap != nil {
@@ -185,8 +212,8 @@ func (f *testFarm) startAgent(slot int, operator string, wrap func(builder.Coord
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	a, err := agent.New(agent.Options{
-		Coordinator: c, Key: key, Name: fmt.Sprint("builder-", slot), Operator: operator,
-		WorkDir: filepath.Join(f.t.TempDir(), strings.Repeat("w", slot+1)), CacheDir: cacheDir(f.t, slot),
+		Coordinator: c, Key: key, Name: fmt.Sprint("builder-", slot),
+		WorkDir: filepath.Join(f.t.TempDir(), strings.Repeat("w", slot+1)), CacheDir: cache,
 		Toolchains: f.tcs, PollWait: 3 * time.Second, LogFlush: 200 * time.Millisecond, Version: "test",
 		Extract: func(r io.Reader, dir string) error { return recipes.Extract(r, dir, recipes.ExtractLimits{}) },
 		Logger:  testLogger(f.t, fmt.Sprint("builder-", slot)),

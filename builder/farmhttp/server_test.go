@@ -13,7 +13,6 @@ import (
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/builder/keys"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
@@ -25,12 +24,10 @@ func TestRoutesEnforceRolesAndCheckUploads(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := startFarm(t, d, 2, time.Minute)
 		ctx := context.Background()
-		client := func(role auth.Role) *farmhttp.Client {
-			return farmhttp.NewClient(f.url, f.token(role, string(role)), farmhttp.ClientOptions{HTTP: httpclient.Options{RetryMax: 1}})
-		}
-		bc := client(auth.Builder)
+		secret, _ := f.builderToken("b", "op")
+		bc := farmhttp.NewClient(f.url, secret, farmhttp.ClientOptions{HTTP: httpclient.Options{RetryMax: 1}})
 		pub, _, _ := ed25519.GenerateKey(rand.Reader)
-		reg := builder.Registration{Name: "b", Operator: "op", PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
+		reg := builder.Registration{Name: "b", PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
 			Toolchains: []builder.ToolchainInfo{{Name: "busybox", Version: "1.36.1"}}}
 
 		cases := []struct {

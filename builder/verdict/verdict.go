@@ -5,23 +5,33 @@
 //
 // The rule, for k agreeing operators wanted and p jobs still pending:
 //
-//   - A result counts when it succeeded and reported at least one output.
-//     Successful results are grouped by their complete output set: two
-//     results agree only if they list the same paths with the same digests.
+//   - A result counts when it succeeded, reported at least one output and
+//     its builder is bound to an operator (an admin binds builder tokens to
+//     operator organisations; an unbound builder's operator is "" and its
+//     result counts for nothing). Successful results are grouped by their
+//     complete output set: two results agree only if they list the same
+//     paths with the same digests.
 //   - A group's strength is the number of DISTINCT operators in it. Two
-//     builders of one operator count once; builders with an empty operator
-//     share the operator "" and so also count once together.
-//   - reproducible: some group has at least k distinct operators. It is
-//     decided as soon as that happens, even if other builders disagree or
-//     jobs are pending; the disagreements are still listed in Differences.
-//   - pending: no group has k operators yet, but the strongest group plus
-//     the pending jobs could still reach k (each pending job is assumed to
-//     come from a new operator and to agree).
-//   - unreproducible: no group can reach k any more, and at least two
-//     successful results disagree. Differences lists every path whose
-//     digests differ or that some builders did not produce.
-//   - failed: no group can reach k any more and no disagreement explains it:
-//     builders failed, or too few distinct operators ran the build.
+//     builders of one operator count once.
+//   - The cold witness: the coordinator assigns one job of every build to
+//     run with empty caches (Result.Cold, checked by the caller against the
+//     job and the signed attestation). A group holds the witness when that
+//     result is in it. Builders whose caches were poisoned the same way
+//     agree with each other, never with the witness.
+//   - reproducible: some group has at least k distinct operators and holds
+//     the cold witness. It is decided as soon as that happens, even if
+//     other builders disagree or jobs are pending; the disagreements are
+//     still listed in Differences.
+//   - pending: no group is reproducible yet, but one still could be: the
+//     strongest group plus the pending jobs could reach k (each pending job
+//     is assumed to come from a new operator and to agree), and the group
+//     holds the witness or the witness's job is pending.
+//   - unreproducible: no group can become reproducible any more, and at
+//     least two successful results disagree. Differences lists every path
+//     whose digests differ or that some builders did not produce.
+//   - failed: no group can become reproducible any more and no
+//     disagreement explains it: builders failed, too few distinct operators
+//     ran the build, or the cold witness failed.
 //
 // With several groups of equal strength, the one with more results and then
 // the one whose output set sorts first is reported, so Decide is
@@ -53,6 +63,15 @@ type Result struct {
 	Outputs   map[string]string `json:"outputs"` // path → digest
 	Failed    bool              `json:"failed"`
 	Reason    string            `json:"reason,omitempty"` // why it failed
+	// Cold marks the cold witness: the job assigned to run with empty
+	// caches, whose verified attestation says it did.
+	Cold bool `json:"cold,omitempty"`
+}
+
+// Outstanding is what a build still waits for.
+type Outstanding struct {
+	Jobs int  // jobs queued or running
+	Cold bool // the cold witness's job is among them
 }
 
 // Verdict is the decision about a build.
@@ -63,6 +82,8 @@ type Verdict struct {
 	Agreeing int `json:"agreeing"`
 	// Outputs is the agreed output set (path → digest) when reproducible.
 	Outputs map[string]string `json:"outputs,omitempty"`
+	// ColdJob is the cold witness among the agreeing jobs when reproducible.
+	ColdJob string `json:"cold_job,omitempty"`
 	// Differences lists every path on which successful results disagree,
 	// sorted by path.
 	Differences []Difference `json:"differences,omitempty"`
@@ -95,14 +116,15 @@ type group struct {
 	outputs   map[string]string
 	operators map[string]bool
 	results   int
+	coldJob   string // the cold witness in this group, if any
 }
 
 // Decide applies the rule in the package comment to results, wanting k
-// distinct agreeing operators (k below 1 counts as 1), with pending jobs
-// still to come (negative counts as 0).
-func Decide(results []Result, k int, pending int) Verdict {
+// distinct agreeing operators (k below 1 counts as 1), with what is still
+// to come (negative job counts count as 0).
+func Decide(results []Result, k int, out Outstanding) Verdict {
 	k = max(k, 1)
-	pending = max(pending, 0)
+	pending := max(out.Jobs, 0)
 
 	var (
 		v          Verdict
@@ -121,6 +143,9 @@ func Decide(results []Result, k int, pending int) Verdict {
 		case len(r.Outputs) == 0:
 			v.Failures = append(v.Failures, Failure{JobID: r.JobID, BuilderID: r.BuilderID, Reason: "succeeded without outputs"})
 			continue
+		case r.Operator == "":
+			v.Failures = append(v.Failures, Failure{JobID: r.JobID, BuilderID: r.BuilderID, Reason: "its builder is not bound to an operator, so its result counts for nothing"})
+			continue
 		}
 		successful = append(successful, r)
 		key := outputKey(r.Outputs)
@@ -131,6 +156,9 @@ func Decide(results []Result, k int, pending int) Verdict {
 		}
 		g.operators[r.Operator] = true
 		g.results++
+		if r.Cold && g.coldJob == "" {
+			g.coldJob = r.JobID
+		}
 	}
 	groups := make([]*group, 0, len(byKey))
 	for _, g := range byKey {
@@ -140,6 +168,9 @@ func Decide(results []Result, k int, pending int) Verdict {
 		a, b := groups[i], groups[j]
 		if len(a.operators) != len(b.operators) {
 			return len(a.operators) > len(b.operators)
+		}
+		if (a.coldJob != "") != (b.coldJob != "") {
+			return a.coldJob != ""
 		}
 		if a.results != b.results {
 			return a.results > b.results
@@ -154,28 +185,48 @@ func Decide(results []Result, k int, pending int) Verdict {
 		best = len(groups[0].operators)
 	}
 	v.Agreeing = best
+	var winner *group
+	possible := out.Cold && best+pending >= k // a group with the witness still to come
+	for _, g := range groups {
+		if len(g.operators) >= k && g.coldJob != "" && winner == nil {
+			winner = g
+		}
+		if len(g.operators)+pending >= k && (g.coldJob != "" || out.Cold) {
+			possible = true
+		}
+	}
 
 	switch {
-	case best >= k:
+	case winner != nil:
 		v.State = Reproducible
-		v.Outputs = make(map[string]string, len(groups[0].outputs))
-		for p, d := range groups[0].outputs {
+		v.Agreeing = len(winner.operators)
+		v.ColdJob = winner.coldJob
+		v.Outputs = make(map[string]string, len(winner.outputs))
+		for p, d := range winner.outputs {
 			v.Outputs[p] = d
 		}
-		v.Reason = fmt.Sprintf("%s agree on %s (%d needed)", plural(best, "operator"), plural(len(v.Outputs), "output"), k)
+		v.Reason = fmt.Sprintf("%s agree on %s (%d needed), the cold witness %s among them",
+			plural(v.Agreeing, "operator"), plural(len(v.Outputs), "output"), k, winner.coldJob)
 		if len(v.Differences) > 0 {
 			v.Reason += fmt.Sprintf("; other builders differ on %s", plural(len(v.Differences), "path"))
 		}
-	case best+pending >= k:
+	case possible:
 		v.State = Pending
 		v.Reason = fmt.Sprintf("%s agree, %d needed, %s pending", plural(best, "operator"), k, plural(pending, "job"))
+		if best >= k {
+			v.Reason += "; waiting for the cold witness (the job run with empty caches)"
+		}
 	case len(groups) > 1:
 		v.State = Unreproducible
 		v.Reason = fmt.Sprintf("%d successful results disagree on %s and no output set can reach %d agreeing operators",
 			len(successful), plural(len(v.Differences), "path"), k)
+	case best >= k:
+		v.State = Failed
+		v.Reason = fmt.Sprintf("%s agree but none of them is the cold witness (the job run with empty caches), and it cannot come any more; %s did not count",
+			plural(best, "operator"), plural(len(v.Failures), "result"))
 	default:
 		v.State = Failed
-		v.Reason = fmt.Sprintf("%s agree, %d needed, no job pending; %s failed",
+		v.Reason = fmt.Sprintf("%s agree, %d needed, no job pending; %s did not count",
 			plural(best, "operator"), k, plural(len(v.Failures), "result"))
 	}
 	return v

@@ -24,29 +24,31 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 	cf.add(cmd)
 
 	token := &cobra.Command{Use: "token", Short: "Create, list and revoke API tokens"}
-	var name, role, org, ttl string
+	var name, role, org, operator, ttl string
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a token; its secret is printed once and never stored",
 		Example: `  afterlife admin token create --name acme-ci --role vendor --org acme
-  afterlife admin token create --name builder-1 --role builder --ttl 90d`,
+  afterlife admin org create alice-lab --kind operator
+  afterlife admin token create --name builder-1 --role builder --operator alice-lab --ttl 90d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct {
 				Token string     `json:"token"`
 				Info  auth.Token `json:"info"`
 			}
-			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/tokens", map[string]string{"name": name, "role": role, "org": org, "ttl": ttl}, &out); err != nil {
+			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/tokens", map[string]string{"name": name, "role": role, "org": org, "operator": operator, "ttl": ttl}, &out); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), out.Token)
-			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s%s) created; store the secret above now, it is not shown again\n", out.Info.ID, out.Info.Role, orgSuffix(out.Info.Org))
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s%s%s) created; store the secret above now, it is not shown again\n", out.Info.ID, out.Info.Role, orgSuffix(out.Info.Org), operatorSuffix(out.Info))
 			return nil
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a name that says who or what uses the token (required)")
 	create.Flags().StringVar(&role, "role", "", "admin, vendor, maintainer, builder or trustee (required)")
 	create.Flags().StringVar(&org, "org", "", "organisation the token acts for (required for vendor)")
+	create.Flags().StringVar(&operator, "operator", "", "builder tokens: the operator organisation (kind operator) that runs the builder; an unbound builder counts for nothing in a quorum")
 	create.Flags().StringVar(&ttl, "ttl", "", "lifetime, e.g. 90d or 12h (default: no expiry)")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("role")
@@ -68,9 +70,9 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tROLE\tORG\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tORG\tOPERATOR\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 			for _, t := range out.Tokens {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, dash(t.Org),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, dash(t.Org), operatorColumn(t),
 					day(t.Created), day(t.Expires), day(t.LastUsed), day(t.Revoked))
 			}
 			return tw.Flush()
@@ -90,7 +92,31 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 			return nil
 		},
 	}
-	token.AddCommand(create, list, revoke)
+	var bindOperator string
+	bind := &cobra.Command{
+		Use:   "bind TOKEN_ID --operator ORG",
+		Short: "Bind a builder token to the operator organisation that runs the builder",
+		Long: `Bind a builder token to an operator organisation (an org of kind operator).
+
+A verdict counts distinct operators, and only an admin says which operator a
+builder belongs to: whatever the builder itself claims is ignored. Builder
+tokens made before operators were bound stay unbound, and their results count
+for nothing, until this command binds them.`,
+		Example: `  afterlife admin org create alice-lab --kind operator
+  afterlife admin token bind tok_01H… --operator alice-lab`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out auth.Token
+			if err := cf.call(cmd.Context(), http.MethodPut, "/v1/admin/tokens/"+args[0]+"/operator", map[string]string{"operator": bindOperator}, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "token %s bound to operator %s\n", out.ID, out.Operator)
+			return nil
+		},
+	}
+	bind.Flags().StringVar(&bindOperator, "operator", "", "the operator organisation (required)")
+	_ = bind.MarkFlagRequired("operator")
+	token.AddCommand(create, list, bind, revoke)
 
 	orgCmd := &cobra.Command{Use: "org", Short: "Create and list organisations"}
 	var orgName, orgKind string
@@ -180,6 +206,23 @@ func orgSuffix(org string) string {
 		return ""
 	}
 	return " of " + org
+}
+
+func operatorSuffix(t auth.Token) string {
+	if t.Role != auth.Builder {
+		return ""
+	}
+	if t.Operator == "" {
+		return ", not bound to an operator: its builds count for nothing until an admin binds it"
+	}
+	return ", operator " + t.Operator
+}
+
+func operatorColumn(t auth.Token) string {
+	if t.Role == auth.Builder && t.Operator == "" {
+		return "(unbound)"
+	}
+	return dash(t.Operator)
 }
 
 func dash(s string) string {

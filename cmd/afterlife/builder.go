@@ -23,7 +23,7 @@ import (
 )
 
 func newBuilderCmd() *cobra.Command {
-	var coordinator, token, keyFile, work, name, operator, logLevel string
+	var coordinator, token, keyFile, work, name, logLevel string
 	var maxTimeout time.Duration
 	var maxMemory, maxWrite, maxLog, jobUIDs string
 	var maxCPUs, maxProcs int
@@ -32,7 +32,7 @@ func newBuilderCmd() *cobra.Command {
 		Short: "Run a builder agent: pull jobs, build in a sandbox, return signed results",
 		Long: `Run a builder agent for a coordinator (an afterlife server).
 
-The agent registers its ed25519 public key, its operator name and the toolchains it
+The agent registers its ed25519 public key and the toolchains it
 really has (detected on this machine), long-polls for jobs it can run, fetches every
 input by digest and checks it, runs the recipe's steps in a bubblewrap sandbox (no
 network, fixed paths, cleared environment, SOURCE_DATE_EPOCH, TZ=UTC, limits), and
@@ -47,11 +47,20 @@ root, each job runs under a host uid of its own from --job-uids (never root), so
 RLIMIT_NPROC holds too; run as another user, jobs run as that user and writes are
 not bounded.
 
-It needs a token with the builder role (afterlife admin token create --role builder)
-and a key file (afterlife builder keygen FILE). Builds agree only across builders of
-distinct operators, so name yours truthfully.`,
+Builds agree only across builders of distinct operators, and the operator is not
+the builder's to say: an admin binds its token to an operator organisation
+(afterlife admin token create --role builder --operator ORG, or afterlife admin
+token bind for an older token). An unbound builder gets no jobs.
+
+Caches: the warm build cache (/cache in the sandbox, GOCACHE) is kept per recipe
+repository, toolchain and architecture under --work, never shared between
+repositories; the job the coordinator names the cold witness runs with an empty
+/cache of its own.
+
+It needs a builder token bound to an operator and a key file (afterlife builder
+keygen FILE).`,
 		Example: `  afterlife builder keygen builder.key
-  afterlife builder --coordinator https://afterlife.example --token "$TOKEN" --key builder.key --operator alice`,
+  afterlife builder --coordinator https://afterlife.example --token "$TOKEN" --key builder.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if coordinator == "" || token == "" || keyFile == "" {
@@ -75,9 +84,6 @@ distinct operators, so name yours truthfully.`,
 				host, _ := os.Hostname()
 				name = host
 			}
-			if operator == "" {
-				operator = name
-			}
 			maxima, maxLogBytes, uids, err := builderMaxima(maxTimeout, maxMemory, maxCPUs, maxProcs, maxWrite, maxLog, jobUIDs)
 			if err != nil {
 				return err
@@ -91,7 +97,7 @@ distinct operators, so name yours truthfully.`,
 			}
 			a, err := agent.New(agent.Options{
 				Coordinator: farmhttp.NewClient(coordinator, token, farmhttp.ClientOptions{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
-				Key:         key, Name: name, Operator: operator,
+				Key:         key, Name: name,
 				WorkDir: filepath.Join(work, "work"), CacheDir: filepath.Join(work, "cache"),
 				Toolchains: tcs, Extract: extractSource, Version: version, Logger: log,
 				MaxLimits: maxima, MaxLogBytes: maxLogBytes, UIDs: uids,
@@ -99,7 +105,7 @@ distinct operators, so name yours truthfully.`,
 			if err != nil {
 				return err
 			}
-			log.Info("builder starting", "coordinator", coordinator, "name", name, "operator", operator, "toolchains", len(tcs), "key_id", keys.KeyID(key.Public().(ed25519.PublicKey)))
+			log.Info("builder starting", "coordinator", coordinator, "name", name, "toolchains", len(tcs), "key_id", keys.KeyID(key.Public().(ed25519.PublicKey)))
 			return a.Run(cmd.Context())
 		},
 	}
@@ -108,7 +114,6 @@ distinct operators, so name yours truthfully.`,
 	cmd.Flags().StringVar(&keyFile, "key", os.Getenv("AFTERLIFE_BUILDER_KEY"), "ed25519 key file, mode 0600 (env AFTERLIFE_BUILDER_KEY)")
 	cmd.Flags().StringVar(&work, "work", "", "work and cache directory (default: the user cache dir)")
 	cmd.Flags().StringVar(&name, "name", "", "builder name (default: the host name)")
-	cmd.Flags().StringVar(&operator, "operator", "", "who runs this builder; agreement counts distinct operators (default: the name)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().DurationVar(&maxTimeout, "max-timeout", time.Duration(recipes.DefaultMaxima.Timeout), "longest build this builder runs; a recipe asking for more is refused")
 	cmd.Flags().StringVar(&maxMemory, "max-memory", recipes.DefaultMaxima.Memory.String(), "most memory one build may use (memory cgroup); a recipe asking for more is refused")

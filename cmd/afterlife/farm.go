@@ -14,6 +14,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/ids"
 	"github.com/afterlife-oss/afterlife/recipes"
@@ -38,7 +39,7 @@ func (s *system) farmBuilds(p *parts) farmBuilds {
 func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Router, p *parts) error {
 	var err error
 	p.coord, err = coord.New(ctx, coord.Options{
-		DB: s.db, Store: s.blobs, Quorum: s.cfg.Quorum, LeaseTTL: s.cfg.LeaseTTL, Holder: s.cfg.ReplicaID,
+		DB: s.db, Store: s.blobs, Operators: s.auth, Quorum: s.cfg.Quorum, LeaseTTL: s.cfg.LeaseTTL, Holder: s.cfg.ReplicaID,
 		MaxLogBytes: s.cfg.MaxBuildLog, Now: s.now, Logger: s.log.With("part", "farm"), Metrics: s.metrics,
 	})
 	if err != nil {
@@ -103,8 +104,9 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 }
 
 // startLocalBuilders runs the embedded default's builder agents in this
-// process: each has its own key, operator, work and cache directories, so
-// they are independent enough for a quorum on one machine.
+// process: each has its own key, work and cache directories, and its token
+// is bound to a demo operator of its own (labelled as such: they run on
+// one machine and are not independent), so one machine reaches a quorum.
 func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 	if s.cfg.LocalBuilders == 0 {
 		return nil
@@ -127,13 +129,13 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		if err != nil {
 			return err
 		}
-		tokenID, err := localBuilderToken(ctx, s.auth, name)
+		tokenID, err := localBuilderToken(ctx, s.auth, name, i)
 		if err != nil {
 			return err
 		}
 		a, err := agent.New(agent.Options{
 			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
-			Operator: "local-operator-" + fmt.Sprint(i), WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
+			WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
 			Toolchains: tcs, Extract: extractSource, Version: version, Logger: s.log.With("part", "builder", "builder", name),
 		})
 		if err != nil {
@@ -145,18 +147,29 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 }
 
 // localBuilderToken finds or makes the builder token a local agent acts
-// with; it never leaves the process, so its secret is not kept.
-func localBuilderToken(ctx context.Context, a *auth.Service, name string) (string, error) {
+// with, bound to the demo operator demo-operator-<i>; it never leaves the
+// process, so its secret is not kept.
+func localBuilderToken(ctx context.Context, a *auth.Service, name string, i int) (string, error) {
+	operator := fmt.Sprintf("demo-operator-%d", i)
+	label := fmt.Sprintf("Demo operator %d (local builder %s of this server; not independent)", i, name)
+	if err := a.CreateOrg(ctx, operator, label, "operator"); err != nil && !errs.Is(err, errs.Conflict) {
+		return "", err
+	}
 	toks, err := a.Tokens(ctx, "")
 	if err != nil {
 		return "", err
 	}
 	for _, t := range toks {
 		if t.Name == "builder "+name && t.Role == auth.Builder && t.Revoked.IsZero() {
+			if t.Operator == "" { // made before operators were bound
+				if _, err := a.BindOperator(ctx, t.ID, operator); err != nil {
+					return "", err
+				}
+			}
 			return t.ID, nil
 		}
 	}
-	_, t, err := a.CreateToken(ctx, auth.TokenSpec{Name: "builder " + name, Role: auth.Builder})
+	_, t, err := a.CreateToken(ctx, auth.TokenSpec{Name: "builder " + name, Role: auth.Builder, Operator: operator})
 	return t.ID, err
 }
 

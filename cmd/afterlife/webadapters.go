@@ -259,7 +259,7 @@ func (a webFarm) Build(ctx context.Context, id string) (*web.BuildPage, error) {
 		results[r.JobID] = r
 	}
 	for _, j := range b.Jobs {
-		job := web.Job{ID: j.ID, Builder: names[j.BuilderID], Operator: j.Operator, State: jobState(j.State), StartedAt: j.Started, FinishedAt: j.Finished}
+		job := web.Job{ID: j.ID, Builder: names[j.BuilderID], Operator: j.Operator, Cold: j.Cold, State: jobState(j.State), StartedAt: j.Started, FinishedAt: j.Finished}
 		if r, ok := results[j.ID]; ok {
 			if r.Failed {
 				job.State = "failed"

@@ -85,11 +85,13 @@ func startCluster(t *testing.T) *cluster {
 	keyDir := t.TempDir()
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("builder-%d", i)
+		operator := fmt.Sprintf("op%d", i)
+		c.mustCLI(t, "admin", "org", "create", operator, "--kind", "operator", "--server", c.lb.URL, "--token", c.admin)
 		token := strings.TrimSpace(c.mustCLI(t, "admin", "token", "create", "--name", name, "--role", "builder",
-			"--server", c.lb.URL, "--token", c.admin).stdout)
+			"--operator", operator, "--server", c.lb.URL, "--token", c.admin).stdout)
 		c.builders = append(c.builders, testenv.StartBuilder(t, testenv.BuilderOptions{
 			Coordinator: c.lb.URL, Token: token, Key: testenv.BuilderKeygen(t, keyDir, name),
-			Name: name, Operator: fmt.Sprintf("op%d", i),
+			Name: name,
 			// Persistent, so Go cross builds are warm on later runs.
 			Work: filepath.Join(cache, "afterlife", "cluster-builder-cache", fmt.Sprint(i)),
 		}))

@@ -53,6 +53,9 @@ type Principal struct {
 	Name    string
 	Role    Role
 	Org     string
+	// Operator is the operator organisation an admin bound a builder
+	// token to; "" when unbound.
+	Operator string
 }
 
 // IsAnonymous reports whether no token was presented.
@@ -85,6 +88,7 @@ type Token struct {
 	Name     string    `json:"name"`
 	Role     Role      `json:"role"`
 	Org      string    `json:"org,omitempty"`
+	Operator string    `json:"operator,omitempty"` // builder tokens: the operator organisation an admin bound it to
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires,omitzero"`
 	Revoked  time.Time `json:"revoked,omitzero"`
@@ -96,7 +100,10 @@ type TokenSpec struct {
 	Name string
 	Role Role
 	Org  string
-	TTL  time.Duration
+	// Operator binds a builder token to an operator organisation (an org
+	// of kind "operator"); only builder tokens take one.
+	Operator string
+	TTL      time.Duration
 }
 
 // Org is an organisation: a vendor, a maintainers' group, a builder operator.
@@ -219,14 +226,22 @@ func (s *Service) CreateToken(ctx context.Context, spec TokenSpec) (string, Toke
 			return "", Token{}, err
 		}
 	}
+	if spec.Operator != "" {
+		if spec.Role != Builder {
+			return "", Token{}, errs.E(errs.Invalid, "only a builder token is bound to an operator")
+		}
+		if err := s.checkOperator(ctx, spec.Operator); err != nil {
+			return "", Token{}, err
+		}
+	}
 	secret := TokenPrefix + strings.ToLower(ids.Secret(32))
 	now := s.now()
-	t := Token{ID: ids.At("tok", now), Name: spec.Name, Role: spec.Role, Org: spec.Org, Created: now.UTC().Truncate(time.Millisecond)}
+	t := Token{ID: ids.At("tok", now), Name: spec.Name, Role: spec.Role, Org: spec.Org, Operator: spec.Operator, Created: now.UTC().Truncate(time.Millisecond)}
 	if spec.TTL > 0 {
 		t.Expires = now.Add(spec.TTL).UTC().Truncate(time.Millisecond)
 	}
-	_, err := s.db.ExecContext(ctx, s.db.Q(`INSERT INTO tokens (id, hash, name, role, org, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		t.ID, hashSecret(secret), t.Name, string(t.Role), t.Org, db.Millis(t.Created), db.Millis(t.Expires))
+	_, err := s.db.ExecContext(ctx, s.db.Q(`INSERT INTO tokens (id, hash, name, role, org, operator, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		t.ID, hashSecret(secret), t.Name, string(t.Role), t.Org, t.Operator, db.Millis(t.Created), db.Millis(t.Expires))
 	if err != nil {
 		return "", Token{}, fmt.Errorf("auth: create token: %w", db.Classify(err))
 	}
@@ -255,8 +270,8 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	var p Principal
 	var role string
 	var expires, revoked, lastUsed int64
-	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT id, name, role, org, expires, revoked, last_used FROM tokens WHERE hash = ?`), h).
-		Scan(&p.TokenID, &p.Name, &role, &p.Org, &expires, &revoked, &lastUsed)
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT id, name, role, org, operator, expires, revoked, last_used FROM tokens WHERE hash = ?`), h).
+		Scan(&p.TokenID, &p.Name, &role, &p.Org, &p.Operator, &expires, &revoked, &lastUsed)
 	if err == sql.ErrNoRows {
 		return Principal{}, errs.E(errs.Unauthenticated, "invalid token")
 	}
@@ -288,7 +303,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 
 // Tokens lists tokens, newest first; org "" lists all.
 func (s *Service) Tokens(ctx context.Context, org string) ([]Token, error) {
-	q := `SELECT id, name, role, org, created, expires, revoked, last_used FROM tokens`
+	q := `SELECT id, name, role, org, operator, created, expires, revoked, last_used FROM tokens`
 	var args []any
 	if org != "" {
 		q += ` WHERE org = ?`
@@ -304,7 +319,7 @@ func (s *Service) Tokens(ctx context.Context, org string) ([]Token, error) {
 		var t Token
 		var role string
 		var created, expires, revoked, lastUsed int64
-		if err := rows.Scan(&t.ID, &t.Name, &role, &t.Org, &created, &expires, &revoked, &lastUsed); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &role, &t.Org, &t.Operator, &created, &expires, &revoked, &lastUsed); err != nil {
 			return nil, err
 		}
 		t.Role = Role(role)
@@ -330,4 +345,75 @@ func (s *Service) Revoke(ctx context.Context, id string) error {
 	clear(s.cache)
 	s.mu.Unlock()
 	return nil
+}
+
+// checkOperator accepts the id of an organisation of kind "operator".
+func (s *Service) checkOperator(ctx context.Context, org string) error {
+	o, err := s.Org(ctx, org)
+	if err != nil {
+		return err
+	}
+	if o.Kind != "operator" {
+		return errs.E(errs.Invalid, "org %s is a %s org; a builder is bound to an org of kind operator", org, o.Kind)
+	}
+	return nil
+}
+
+// BindOperator binds the builder token id to the operator organisation
+// org. Only an admin may call it (the route says so): a builder never names
+// its own operator, so one party with two tokens cannot pose as two
+// independent operators. Binding again moves the token to another operator.
+func (s *Service) BindOperator(ctx context.Context, id, org string) (Token, error) {
+	if err := s.checkOperator(ctx, org); err != nil {
+		return Token{}, err
+	}
+	var role string
+	var revoked int64
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT role, revoked FROM tokens WHERE id = ?`), id).Scan(&role, &revoked)
+	if err != nil {
+		return Token{}, db.NotFound(err, "token %s not found", id)
+	}
+	switch {
+	case Role(role) != Builder:
+		return Token{}, errs.E(errs.Invalid, "token %s is a %s token; only builder tokens are bound to an operator", id, role)
+	case revoked != 0:
+		return Token{}, errs.E(errs.Conflict, "token %s is revoked", id)
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE tokens SET operator = ? WHERE id = ?`), org, id); err != nil {
+		return Token{}, fmt.Errorf("auth: bind token %s to operator %s: %w", id, org, db.Classify(err))
+	}
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+	return s.token(ctx, id)
+}
+
+// OperatorOf returns the operator organisation the token id is bound to,
+// "" when it is unbound (every token but a bound builder token). It reads
+// the database every time, so a binding counts at once.
+func (s *Service) OperatorOf(ctx context.Context, id string) (string, error) {
+	var op string
+	var revoked int64
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT operator, revoked FROM tokens WHERE id = ?`), id).Scan(&op, &revoked)
+	if err != nil {
+		return "", db.NotFound(err, "token %s not found", id)
+	}
+	if revoked != 0 {
+		return "", nil
+	}
+	return op, nil
+}
+
+func (s *Service) token(ctx context.Context, id string) (Token, error) {
+	var t Token
+	var role string
+	var created, expires, revoked, lastUsed int64
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT id, name, role, org, operator, created, expires, revoked, last_used FROM tokens WHERE id = ?`), id).
+		Scan(&t.ID, &t.Name, &role, &t.Org, &t.Operator, &created, &expires, &revoked, &lastUsed)
+	if err != nil {
+		return Token{}, db.NotFound(err, "token %s not found", id)
+	}
+	t.Role = Role(role)
+	t.Created, t.Expires, t.Revoked, t.LastUsed = db.FromMillis(created), db.FromMillis(expires), db.FromMillis(revoked), db.FromMillis(lastUsed)
+	return t, nil
 }

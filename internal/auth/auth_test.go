@@ -107,3 +107,77 @@ func TestTokens(t *testing.T) {
 		})
 	})
 }
+
+func TestBuilderTokensAreBoundToOperatorsByAnAdmin(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, err := auth.New(ctx, d, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, kind := range map[string]string{"alice-lab": "operator", "bob-lab": "operator", "acme": "vendor"} {
+			if err := s.CreateOrg(ctx, id, "", kind); err != nil {
+				t.Fatal(err)
+			}
+		}
+		secret, bound, err := s.CreateToken(ctx, auth.TokenSpec{Name: "b1", Role: auth.Builder, Operator: "alice-lab"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, legacy, err := s.CreateToken(ctx, auth.TokenSpec{Name: "old", Role: auth.Builder})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, maint, _ := s.CreateToken(ctx, auth.TokenSpec{Name: "m", Role: auth.Maintainer})
+
+		t.Run("a token created with an operator is bound to it", func(t *testing.T) {
+			p, err := s.Authenticate(ctx, secret)
+			if err != nil || p.Operator != "alice-lab" {
+				t.Fatalf("principal %+v, %v", p, err)
+			}
+			if op, err := s.OperatorOf(ctx, bound.ID); err != nil || op != "alice-lab" {
+				t.Fatalf("OperatorOf = %q, %v", op, err)
+			}
+		})
+		t.Run("a token created without one stays unbound", func(t *testing.T) {
+			if op, err := s.OperatorOf(ctx, legacy.ID); err != nil || op != "" {
+				t.Fatalf("OperatorOf = %q, %v; want unbound", op, err)
+			}
+		})
+		t.Run("an admin binds an unbound token and may move it", func(t *testing.T) {
+			for _, org := range []string{"bob-lab", "alice-lab"} {
+				tok, err := s.BindOperator(ctx, legacy.ID, org)
+				if err != nil || tok.Operator != org {
+					t.Fatalf("BindOperator(%s) = %+v, %v", org, tok, err)
+				}
+				if op, _ := s.OperatorOf(ctx, legacy.ID); op != org {
+					t.Fatalf("OperatorOf = %q after binding to %s", op, org)
+				}
+			}
+		})
+		refusals := []struct {
+			name string
+			err  func() error
+			want errs.Kind
+		}{
+			{"only builder tokens take an operator", func() error {
+				_, _, err := s.CreateToken(ctx, auth.TokenSpec{Name: "x", Role: auth.Maintainer, Operator: "alice-lab"})
+				return err
+			}, errs.Invalid},
+			{"an operator must be an org of kind operator", func() error {
+				_, _, err := s.CreateToken(ctx, auth.TokenSpec{Name: "x", Role: auth.Builder, Operator: "acme"})
+				return err
+			}, errs.Invalid},
+			{"an operator must exist", func() error { _, err := s.BindOperator(ctx, legacy.ID, "nobody"); return err }, errs.NotFound},
+			{"a maintainer token cannot be bound", func() error { _, err := s.BindOperator(ctx, maint.ID, "alice-lab"); return err }, errs.Invalid},
+			{"an unknown token cannot be bound", func() error { _, err := s.BindOperator(ctx, "tok_none", "alice-lab"); return err }, errs.NotFound},
+		}
+		for _, r := range refusals {
+			t.Run(r.name, func(t *testing.T) {
+				if err := r.err(); !errs.Is(err, r.want) {
+					t.Fatalf("got %v, want %s", err, r.want)
+				}
+			})
+		}
+	})
+}

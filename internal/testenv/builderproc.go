@@ -21,10 +21,9 @@ type Builder struct {
 // BuilderOptions say how to start a builder agent.
 type BuilderOptions struct {
 	Coordinator string // the server (or load balancer) URL
-	Token       string // a token with the builder role
+	Token       string // a token with the builder role, bound to an operator
 	Key         string // key file made by BuilderKeygen
 	Name        string // builder name (required: it also names the log)
-	Operator    string // default: Name
 	// Work is the agent's work and cache directory; give a persistent one
 	// to keep Go build caches warm across test runs (default t.TempDir()).
 	Work string
@@ -53,9 +52,6 @@ func StartBuilder(t testing.TB, o BuilderOptions) *Builder {
 	if o.Name == "" {
 		t.Fatalf("testenv: StartBuilder needs a Name")
 	}
-	if o.Operator == "" {
-		o.Operator = o.Name
-	}
 	if o.Work == "" {
 		o.Work = t.TempDir()
 	}
@@ -66,7 +62,7 @@ func StartBuilder(t testing.TB, o BuilderOptions) *Builder {
 	}
 	defer logf.Close()
 	args := append([]string{"builder", "--coordinator", o.Coordinator, "--token", o.Token, "--key", o.Key,
-		"--name", o.Name, "--operator", o.Operator, "--work", o.Work}, o.Args...)
+		"--name", o.Name, "--work", o.Work}, o.Args...)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(os.Environ(), o.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf

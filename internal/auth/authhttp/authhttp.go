@@ -49,10 +49,11 @@ func Register(v1 *httpapi.Router, s *auth.Service) {
 	})
 	v1.POST("/admin/tokens", httpapi.Op{Summary: "Create a token (its secret is shown once)", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
 		var req struct {
-			Name string `json:"name"`
-			Role string `json:"role"`
-			Org  string `json:"org"`
-			TTL  string `json:"ttl"`
+			Name     string `json:"name"`
+			Role     string `json:"role"`
+			Org      string `json:"org"`
+			Operator string `json:"operator"`
+			TTL      string `json:"ttl"`
 		}
 		if err := httpapi.BindJSON(c, &req); err != nil {
 			return err
@@ -65,7 +66,7 @@ func Register(v1 *httpapi.Router, s *auth.Service) {
 			}
 			ttl = d
 		}
-		secret, tok, err := s.CreateToken(c.Request.Context(), auth.TokenSpec{Name: req.Name, Role: auth.Role(req.Role), Org: req.Org, TTL: ttl})
+		secret, tok, err := s.CreateToken(c.Request.Context(), auth.TokenSpec{Name: req.Name, Role: auth.Role(req.Role), Org: req.Org, Operator: req.Operator, TTL: ttl})
 		if err != nil {
 			return err
 		}
@@ -77,6 +78,19 @@ func Register(v1 *httpapi.Router, s *auth.Service) {
 			return err
 		}
 		return httpapi.JSON(c, http.StatusOK, gin.H{"tokens": nonNil(toks)})
+	})
+	v1.PUT("/admin/tokens/:id/operator", httpapi.Op{Summary: "Bind a builder token to an operator organisation", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
+		var req struct {
+			Operator string `json:"operator"`
+		}
+		if err := httpapi.BindJSON(c, &req); err != nil {
+			return err
+		}
+		tok, err := s.BindOperator(c.Request.Context(), c.Param("id"), req.Operator)
+		if err != nil {
+			return err
+		}
+		return httpapi.JSON(c, http.StatusOK, tok)
 	})
 	v1.DELETE("/admin/tokens/:id", httpapi.Op{Summary: "Revoke a token", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
 		if err := s.Revoke(c.Request.Context(), c.Param("id")); err != nil {
