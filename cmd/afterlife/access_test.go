@@ -287,6 +287,8 @@ func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
 	}
 	for _, org := range []string{accessOwner, accessOther} {
 		must(adm("POST", "/v1/admin/orgs", map[string]string{"id": org, "kind": "vendor"}, nil), 201)
+		// Builders count only for the operator an admin binds them to.
+		must(adm("POST", "/v1/admin/orgs", map[string]string{"id": org + "-lab", "kind": "operator"}, nil), 201)
 	}
 	for _, p := range f.ps {
 		f.byKey[p.key] = p
@@ -300,7 +302,11 @@ func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
 		var out struct {
 			Token string `json:"token"`
 		}
-		must(adm("POST", "/v1/admin/tokens", map[string]string{"name": p.key, "role": string(p.role), "org": p.org}, &out), 201)
+		spec := map[string]string{"name": p.key, "role": string(p.role), "org": p.org}
+		if p.role == auth.Builder {
+			spec["operator"] = p.org + "-lab"
+		}
+		must(adm("POST", "/v1/admin/tokens", spec, &out), 201)
 		p.token = out.Token
 	}
 	for _, name := range []string{accessNamed, "bob"} {
@@ -392,7 +398,7 @@ limits: {timeout: 1m, memory: 256MiB}
 		var out struct {
 			Token string `json:"token"`
 		}
-		must(adm("POST", "/v1/admin/tokens", map[string]string{"name": fmt.Sprint("spare-builder-", i), "role": "builder"}, &out), 201)
+		must(adm("POST", "/v1/admin/tokens", map[string]string{"name": fmt.Sprint("spare-builder-", i), "role": "builder", "operator": accessOwner + "-lab"}, &out), 201)
 		f.spareBuilders = append(f.spareBuilders, register(out.Token, fmt.Sprint("spare-builder-", i)))
 	}
 
@@ -624,7 +630,7 @@ func (f *accessFixture) body(d httpapi.Declaration) ([]byte, string) {
 		return js(map[string]string{"status": "sunset"})
 	case "POST /v1/releases":
 		return js(map[string]string{"build_id": f.build, "product": f.product, "version": "1.0.0", "channel": "stable"})
-	case "POST /v1/releases/:id/yank":
+	case "POST /v1/releases/:id/yank", "POST /v1/releases/:id/pull-back", "POST /v1/releases/:id/resume":
 		return js(map[string]string{"reason": "access test"})
 	case "POST /v1/deposits/:id/approvals":
 		return js(map[string]string{"trustee": accessNamed, "signature": "AAAA"})
