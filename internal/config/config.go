@@ -43,7 +43,7 @@ type Serve struct {
 	Quorum          int    // builders of distinct operators that must agree
 
 	LeaseTTL        time.Duration // how long a builder's job lease lasts without a heartbeat
-	SchedulerEvery  time.Duration // how often release policies are evaluated
+	SchedulerEvery  time.Duration // how often release policies are evaluated and the escrow outbox retried
 	ScrubEvery      time.Duration // how often every blob is re-hashed (0: never)
 	TimestampExpiry time.Duration // lifetime of TUF timestamp metadata
 
@@ -165,7 +165,7 @@ var serveFields = []field{
 	{"builder-cache", "", "directory for the local builders' caches (Go build cache, fetched inputs); empty for DATA/builders", str(func(c *Serve) *string { return &c.BuilderCache })},
 	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},
 	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},
-	{"scheduler-every", "30s", "how often release policies are evaluated", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
+	{"scheduler-every", "30s", "how often release policies are evaluated and undelivered release notices retried", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
