@@ -158,8 +158,8 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// Delivery is the state of one notice's delivery to one consumer.
-type Delivery struct {
+// delivery is the state of one notice's delivery to one consumer.
+type delivery struct {
 	Notice   string
 	Deposit  string
 	Consumer string
@@ -169,17 +169,17 @@ type Delivery struct {
 	Error    string    // the last failure, while pending
 }
 
-// Deliveries lists the outbox's deliveries of deposit's release notices.
-func (s *Service) Deliveries(ctx context.Context, deposit string) ([]Delivery, error) {
+// deliveries lists the outbox's deliveries of deposit's release notices.
+func (s *Service) deliveries(ctx context.Context, deposit string) ([]delivery, error) {
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT d.notice, o.deposit, d.consumer, d.attempts, d.due_at, d.done_at, d.last_error
 		FROM escrow_outbox_deliveries d JOIN escrow_outbox o ON o.id = d.notice WHERE o.deposit = ? ORDER BY d.notice, d.consumer`), deposit)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: deliveries of %s: %w", deposit, db.Classify(err))
 	}
 	defer rows.Close()
-	var out []Delivery
+	var out []delivery
 	for rows.Next() {
-		var d Delivery
+		var d delivery
 		var due, done int64
 		if err := rows.Scan(&d.Notice, &d.Deposit, &d.Consumer, &d.Attempts, &due, &done, &d.Error); err != nil {
 			return nil, err

@@ -67,9 +67,9 @@ func (e *env) sealedDeposits(t *testing.T, n int) (ids []string, due time.Time) 
 	return ids, t0.Add(25 * time.Hour)
 }
 
-func onlyDelivery(t *testing.T, s *Service, deposit string) Delivery {
+func onlyDelivery(t *testing.T, s *Service, deposit string) delivery {
 	t.Helper()
-	ds, err := s.Deliveries(context.Background(), deposit)
+	ds, err := s.deliveries(context.Background(), deposit)
 	if err != nil {
 		t.Fatal(err)
 	}
