@@ -60,10 +60,11 @@ func (p *products) Vendor(_ context.Context, id string) (string, error) {
 	return org, nil
 }
 
-func (p *products) HandOver(_ context.Context, id, _ string) error {
+// Notify is the catalog's hand-over, as an after-release consumer.
+func (p *products) Notify(_ context.Context, n Notice) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.handedTo = append(p.handedTo, id)
+	p.handedTo = append(p.handedTo, n.Product)
 	return nil
 }
 
@@ -167,6 +168,9 @@ func newEnv(t testing.TB, url string, store blob.Store) *env {
 func (e *env) service(t testing.TB, d *db.DB, o Options) *Service {
 	t.Helper()
 	o.DB, o.Blobs, o.Products, o.Identity, o.ReceiptKey, o.Now = d, e.blobs, e.products, e.identity, e.key, e.clock.Now
+	if o.AfterRelease == nil {
+		o.AfterRelease = map[string]AfterRelease{"hand-over": e.products}
+	}
 	s, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

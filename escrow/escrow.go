@@ -1,8 +1,9 @@
 // Package escrow owns vendors' sunset deposits: the upload protocol
 // (create, stream files, commit), encryption at rest with age to the escrow
 // key, signed receipts, release policies and the scheduler that fires them
-// exactly once across replicas, the append-only event log, the Atom feed of
-// releases, and the integrity scrub of every blob it stored.
+// exactly once across replicas, the append-only event log, the outbox that
+// tells other parts of every release until they have heard it, the Atom feed
+// of releases, and the integrity scrub of every blob it stored.
 //
 // It must not import other parts (products come through the Products
 // interface), must not keep the escrow key in the blob store, and must never
@@ -31,12 +32,11 @@ import (
 )
 
 // Products is what escrow needs to know about products; the registry's
-// catalog provides it through an adapter.
+// catalog provides it through an adapter. (The catalog hears of releases
+// as an AfterRelease consumer, through the outbox.)
 type Products interface {
 	// Vendor returns the vendor org that owns productID, or a NotFound error.
 	Vendor(ctx context.Context, productID string) (org string, err error)
-	// HandOver records that productID's deposit was released.
-	HandOver(ctx context.Context, productID, actor string) error
 }
 
 // Counter is the slice of a prometheus.Counter that escrow uses.
@@ -74,6 +74,16 @@ type Options struct {
 	// Artifacts, when set, lists the release artifacts in the same blob
 	// store, which the scrub then checks as well.
 	Artifacts ReleaseArtifacts
+	// AfterRelease are the parts told of every release, by a name that is
+	// stored with each pending delivery (keep it stable). Each notice is
+	// delivered at release and, until it succeeds, by the Outbox worker.
+	AfterRelease map[string]AfterRelease
+	// OutboxBackoff is the wait before retrying a delivery that failed
+	// attempts times (default DefaultBackoff).
+	OutboxBackoff func(attempts int) time.Duration
+	// OutboxClaim is how long one delivery attempt may take before another
+	// deliverer may start it again (default 1 minute).
+	OutboxClaim time.Duration
 }
 
 // ReleaseArtifacts lists the digests of the blobs published as release
@@ -98,6 +108,11 @@ type Service struct {
 	baseURL   string
 	metrics   Metrics
 	artifacts ReleaseArtifacts
+
+	afterRelease map[string]AfterRelease
+	consumers    []string // afterRelease's names, sorted
+	backoff      func(attempts int) time.Duration
+	claimTTL     time.Duration
 }
 
 //go:embed migrations/*.sql
@@ -120,6 +135,14 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		recipient: o.Identity.Recipient(), key: o.ReceiptKey, log: o.Logger, now: o.Now,
 		limits: o.Limits, retention: o.Retention, uploadTTL: o.UploadTTL,
 		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics, artifacts: o.Artifacts,
+		afterRelease: o.AfterRelease, consumers: consumerNames(o.AfterRelease),
+		backoff: o.OutboxBackoff, claimTTL: o.OutboxClaim,
+	}
+	if s.backoff == nil {
+		s.backoff = DefaultBackoff
+	}
+	if s.claimTTL <= 0 {
+		s.claimTTL = time.Minute
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -126,9 +126,11 @@ func (s *Service) Evaluate(ctx context.Context, id string, now time.Time, actor 
 
 // release makes a sealed deposit public: it writes a verified plaintext
 // copy of every file under its plaintext digest, then flips the state in a
-// conditional UPDATE, so however many replicas try, exactly one succeeds
-// and logs the event. Writing the copies first is safe to repeat: they are
-// content-addressed and identical.
+// conditional UPDATE, so however many replicas try, exactly one succeeds,
+// logs the event and puts its notice in the outbox, all in one
+// transaction. Writing the copies first is safe to repeat: they are
+// content-addressed and identical. The notice is delivered at once; what
+// fails is retried by the Outbox worker.
 func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, fired string) (bool, error) {
 	fs, err := s.files(ctx, d.ID)
 	if err != nil {
@@ -146,6 +148,7 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 		plain = append(plain, info)
 	}
 	var won bool
+	var notice string
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE escrow_deposits SET state = ?, released_at = ?, released_by = ?, fired = ? WHERE id = ? AND state = ?`),
 			Released, db.Millis(now), actor, fired, d.ID, Sealed)
@@ -162,7 +165,11 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 				return err
 			}
 		}
-		return s.appendEvent(ctx, tx, d.ID, now, actor, "released", fired, "policy "+d.Policy)
+		if err := s.appendEvent(ctx, tx, d.ID, now, actor, "released", fired, "policy "+d.Policy); err != nil {
+			return err
+		}
+		notice, err = s.addNotice(ctx, tx, d, now, actor, fired)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("escrow: release %s: %w", d.ID, err)
@@ -172,9 +179,7 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 	}
 	count(s.metrics.Releases, 1)
 	s.log.Info("escrow: deposit released", "deposit", d.ID, "product", d.Product, "fired", fired, "actor", actor)
-	if err := s.products.HandOver(ctx, d.Product, actor); err != nil {
-		s.log.Error("escrow: product hand-over failed after release", "deposit", d.ID, "product", d.Product, "error", err)
-	}
+	s.deliverNow(ctx, notice, now)
 	return true, nil
 }
 

@@ -18,7 +18,7 @@ import (
 // The adapters below connect one part to the small interface another part
 // declares. They hold no logic beyond translating types.
 
-// escrowProducts gives escrow the two things it needs of the catalog.
+// escrowProducts tells escrow which vendor owns a product.
 type escrowProducts struct{ c *catalog.Catalog }
 
 func (a escrowProducts) Vendor(ctx context.Context, id string) (string, error) {
@@ -29,8 +29,13 @@ func (a escrowProducts) Vendor(ctx context.Context, id string) (string, error) {
 	return p.Vendor, nil
 }
 
-func (a escrowProducts) HandOver(ctx context.Context, id, actor string) error {
-	return a.c.HandOver(ctx, id, actor)
+// handOver moves a released deposit's product to handed-over. The escrow
+// outbox may deliver one release twice; the catalog's HandOver leaves a
+// product already handed over alone, so the second changes nothing.
+type handOver struct{ c *catalog.Catalog }
+
+func (a handOver) Notify(ctx context.Context, n escrow.Notice) error {
+	return a.c.HandOver(ctx, n.Product, n.Actor)
 }
 
 // releasedFiles tells recipe submission which escrow files are public.

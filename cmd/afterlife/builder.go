@@ -17,16 +17,13 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
+	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
 	"github.com/afterlife-oss/afterlife/recipes"
 )
 
 func newBuilderCmd() *cobra.Command {
-	var coordinator, token, keyFile, work, name, logLevel string
-	var maxTimeout time.Duration
-	var maxMemory, maxWrite, maxLog, jobUIDs string
-	var maxCPUs, maxProcs int
 	cmd := &cobra.Command{
 		Use:   "builder",
 		Short: "Run a builder agent: pull jobs, build in a sandbox, return signed results",
@@ -58,18 +55,24 @@ repositories; the job the coordinator names the cold witness runs with an empty
 /cache of its own.
 
 It needs a builder token bound to an operator and a key file (afterlife builder
-keygen FILE).`,
+keygen FILE).
+
+Every setting is a flag, an AFTERLIFE_BUILDER_* environment variable
+(AFTERLIFE_COORDINATOR for the coordinator) or a key of the YAML file given
+with --config (version: 1); flags win over the environment, the environment
+over the file. docs/builder-settings.md lists them.`,
 		Example: `  afterlife builder keygen builder.key
   afterlife builder --coordinator https://afterlife.example --token "$TOKEN" --key builder.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if coordinator == "" || token == "" || keyFile == "" {
-				return errs.E(errs.Invalid, "--coordinator, --token and --key are required (or AFTERLIFE_COORDINATOR, AFTERLIFE_BUILDER_TOKEN, AFTERLIFE_BUILDER_KEY)")
+			cfg, err := config.LoadBuilder(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
 			}
 			var level slog.Level
-			_ = level.UnmarshalText([]byte(logLevel))
+			_ = level.UnmarshalText([]byte(cfg.LogLevel))
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			key, err := keys.Load(keyFile)
+			key, err := keys.Load(cfg.Key)
 			if err != nil {
 				return err
 			}
@@ -80,11 +83,12 @@ keygen FILE).`,
 			if err != nil {
 				return err
 			}
+			name, work := cfg.Name, cfg.Work
 			if name == "" {
 				host, _ := os.Hostname()
 				name = host
 			}
-			maxima, maxLogBytes, uids, err := builderMaxima(maxTimeout, maxMemory, maxCPUs, maxProcs, maxWrite, maxLog, jobUIDs)
+			maxima, maxLogBytes, uids, err := builderMaxima(cfg)
 			if err != nil {
 				return err
 			}
@@ -96,7 +100,7 @@ keygen FILE).`,
 				work = filepath.Join(cache, "afterlife", "builder", name)
 			}
 			a, err := agent.New(agent.Options{
-				Coordinator: farmhttp.NewClient(coordinator, token, farmhttp.ClientOptions{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
+				Coordinator: farmhttp.NewClient(cfg.Coordinator, cfg.Token, farmhttp.ClientOptions{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
 				Key:         key, Name: name,
 				WorkDir: filepath.Join(work, "work"), CacheDir: filepath.Join(work, "cache"),
 				Toolchains: tcs, Extract: extractSource, Version: version, Logger: log,
@@ -105,23 +109,11 @@ keygen FILE).`,
 			if err != nil {
 				return err
 			}
-			log.Info("builder starting", "coordinator", coordinator, "name", name, "toolchains", len(tcs), "key_id", keys.KeyID(key.Public().(ed25519.PublicKey)))
+			log.Info("builder starting", "coordinator", cfg.Coordinator, "name", name, "toolchains", len(tcs), "key_id", keys.KeyID(key.Public().(ed25519.PublicKey)))
 			return a.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVar(&coordinator, "coordinator", os.Getenv("AFTERLIFE_COORDINATOR"), "coordinator URL, e.g. https://afterlife.example (env AFTERLIFE_COORDINATOR)")
-	cmd.Flags().StringVar(&token, "token", os.Getenv("AFTERLIFE_BUILDER_TOKEN"), "builder token (env AFTERLIFE_BUILDER_TOKEN)")
-	cmd.Flags().StringVar(&keyFile, "key", os.Getenv("AFTERLIFE_BUILDER_KEY"), "ed25519 key file, mode 0600 (env AFTERLIFE_BUILDER_KEY)")
-	cmd.Flags().StringVar(&work, "work", "", "work and cache directory (default: the user cache dir)")
-	cmd.Flags().StringVar(&name, "name", "", "builder name (default: the host name)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.Flags().DurationVar(&maxTimeout, "max-timeout", time.Duration(recipes.DefaultMaxima.Timeout), "longest build this builder runs; a recipe asking for more is refused")
-	cmd.Flags().StringVar(&maxMemory, "max-memory", recipes.DefaultMaxima.Memory.String(), "most memory one build may use (memory cgroup); a recipe asking for more is refused")
-	cmd.Flags().IntVar(&maxCPUs, "max-cpus", recipes.DefaultMaxima.CPUs, "most CPUs one build may ask for; a recipe asking for more is refused (a build is pinned to the CPUs it asks for)")
-	cmd.Flags().IntVar(&maxProcs, "max-procs", 1024, "most processes and threads one build may run (pids cgroup, RLIMIT_NPROC)")
-	cmd.Flags().StringVar(&maxWrite, "max-write", "8GiB", "most bytes one build may write to /build, /out and /tmp (tmpfs size)")
-	cmd.Flags().StringVar(&maxLog, "max-log", "16MiB", "largest build log; a longer one keeps its head and tail with a note")
-	cmd.Flags().StringVar(&jobUIDs, "job-uids", fmt.Sprintf("%d:%d", sandbox.DefaultUIDs.First, sandbox.DefaultUIDs.Count), "FIRST:COUNT host uids no account uses; as root, each job runs under one of its own")
+	config.AddBuilderFlags(cmd.Flags())
 
 	keygen := &cobra.Command{
 		Use:   "keygen FILE",
@@ -140,31 +132,31 @@ keygen FILE).`,
 	return cmd
 }
 
-// builderMaxima turns the builder's --max-* and --job-uids flags into the
-// agent's options.
-func builderMaxima(timeout time.Duration, memory string, cpus, procs int, write, logSize, uids string) (sandbox.Limits, int64, sandbox.UIDRange, error) {
+// builderMaxima turns the builder's --max-* and --job-uids settings into
+// the agent's options. Sizes are read as recipes write them.
+func builderMaxima(c config.Builder) (sandbox.Limits, int64, sandbox.UIDRange, error) {
 	var r sandbox.UIDRange
-	mem, err := recipes.ParseByteSize(memory)
+	mem, err := recipes.ParseByteSize(c.MaxMemory)
 	if err != nil {
 		return sandbox.Limits{}, 0, r, errs.Wrap(errs.Invalid, err, "--max-memory")
 	}
-	wr, err := recipes.ParseByteSize(write)
+	wr, err := recipes.ParseByteSize(c.MaxWrite)
 	if err != nil {
 		return sandbox.Limits{}, 0, r, errs.Wrap(errs.Invalid, err, "--max-write")
 	}
-	lg, err := recipes.ParseByteSize(logSize)
+	lg, err := recipes.ParseByteSize(c.MaxLog)
 	if err != nil {
 		return sandbox.Limits{}, 0, r, errs.Wrap(errs.Invalid, err, "--max-log")
 	}
-	first, count, ok := strings.Cut(uids, ":")
+	first, count, ok := strings.Cut(c.JobUIDs, ":")
 	f, ferr := strconv.ParseUint(first, 10, 32)
-	c, cerr := strconv.ParseUint(count, 10, 32)
-	if !ok || ferr != nil || cerr != nil || f == 0 || c == 0 {
-		return sandbox.Limits{}, 0, r, errs.E(errs.Invalid, "--job-uids %q: want FIRST:COUNT, e.g. 1500000000:65536", uids)
+	n, cerr := strconv.ParseUint(count, 10, 32)
+	if !ok || ferr != nil || cerr != nil || f == 0 || n == 0 {
+		return sandbox.Limits{}, 0, r, errs.E(errs.Invalid, "--job-uids %q: want FIRST:COUNT, e.g. 1500000000:65536", c.JobUIDs)
 	}
-	if timeout <= 0 || cpus <= 0 || procs <= 0 || mem <= 0 || wr <= 0 || lg <= 0 {
+	if c.MaxTimeout <= 0 || c.MaxCPUs <= 0 || c.MaxProcs <= 0 || mem <= 0 || wr <= 0 || lg <= 0 {
 		return sandbox.Limits{}, 0, r, errs.E(errs.Invalid, "the --max-* flags must be positive")
 	}
-	return sandbox.Limits{Timeout: timeout, MemoryBytes: int64(mem), CPUs: cpus, MaxProcs: procs, WriteBytes: int64(wr)},
-		int64(lg), sandbox.UIDRange{First: uint32(f), Count: uint32(c)}, nil
+	return sandbox.Limits{Timeout: c.MaxTimeout, MemoryBytes: int64(mem), CPUs: c.MaxCPUs, MaxProcs: c.MaxProcs, WriteBytes: int64(wr)},
+		int64(lg), sandbox.UIDRange{First: uint32(f), Count: uint32(n)}, nil
 }

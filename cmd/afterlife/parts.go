@@ -67,6 +67,9 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 		Limits:    manifest.Limits{MaxFileSize: s.cfg.MaxFileSize, MaxDepositSize: s.cfg.MaxDepositSize},
 		Metrics:   escrowMetrics(s.metrics),
 		Artifacts: releaseArtifacts{&p},
+		// Told of every release, through escrow's outbox, until they
+		// have heard it.
+		AfterRelease: map[string]escrow.AfterRelease{"hand-over": handOver{p.catalog}},
 	})
 	if err != nil {
 		return err
@@ -75,6 +78,9 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 	s.background = append(s.background,
 		func(ctx context.Context) {
 			logStop(s, "escrow scheduler", p.escrow.Scheduler(s.cfg.ReplicaID).Run(ctx, s.cfg.SchedulerEvery))
+		},
+		func(ctx context.Context) {
+			logStop(s, "escrow outbox", p.escrow.Outbox(s.cfg.ReplicaID).Run(ctx, s.cfg.SchedulerEvery))
 		},
 	)
 	if s.cfg.ScrubEvery > 0 {

@@ -41,7 +41,6 @@ func (products) Vendor(_ context.Context, id string) (string, error) {
 	}
 	return "", errs.E(errs.NotFound, "product %s not found", id)
 }
-func (products) HandOver(context.Context, string, string) error { return nil }
 
 type tokens map[string]auth.Principal
 

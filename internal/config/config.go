@@ -43,7 +43,7 @@ type Serve struct {
 	Quorum          int    // builders of distinct operators that must agree
 
 	LeaseTTL        time.Duration // how long a builder's job lease lasts without a heartbeat
-	SchedulerEvery  time.Duration // how often release policies are evaluated
+	SchedulerEvery  time.Duration // how often release policies are evaluated and the escrow outbox retried
 	ScrubEvery      time.Duration // how often every blob is re-hashed (0: never)
 	TimestampExpiry time.Duration // lifetime of TUF timestamp metadata
 
@@ -67,16 +67,17 @@ type Serve struct {
 	ReportsPerNetwork int           // reports of one outcome one source network counts for, per release
 }
 
-type field struct {
-	name  string // flag name; env is AFTERLIFE_ + upper(name with - → _); YAML key is name with - → _
+// field is one setting of a command whose configuration is C.
+type field[C any] struct {
+	name  string // flag name; the YAML key is name with - → _
 	def   string
 	usage string
-	set   func(c *Serve, v string) error
+	set   func(c *C, v string) error
 }
 
 // typeName is how --help names a field's value: bool, int, duration, size
 // or string.
-func (f field) typeName() string {
+func (f field[C]) typeName() string {
 	switch {
 	case f.def == "true" || f.def == "false":
 		return "bool"
@@ -101,12 +102,12 @@ func (v *flagValue) Set(s string) error { v.text = s; return nil }
 func (v *flagValue) Type() string       { return v.typ }
 func (v *flagValue) IsBoolFlag() bool   { return v.typ == "bool" }
 
-func str(p func(*Serve) *string) func(*Serve, string) error {
-	return func(c *Serve, v string) error { *p(c) = v; return nil }
+func str[C any](p func(*C) *string) func(*C, string) error {
+	return func(c *C, v string) error { *p(c) = v; return nil }
 }
 
-func integer(p func(*Serve) *int) func(*Serve, string) error {
-	return func(c *Serve, v string) error {
+func integer[C any](p func(*C) *int) func(*C, string) error {
+	return func(c *C, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("want a whole number, got %q", v)
@@ -116,8 +117,8 @@ func integer(p func(*Serve) *int) func(*Serve, string) error {
 	}
 }
 
-func boolean(p func(*Serve) *bool) func(*Serve, string) error {
-	return func(c *Serve, v string) error {
+func boolean[C any](p func(*C) *bool) func(*C, string) error {
+	return func(c *C, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("want true or false, got %q", v)
@@ -127,8 +128,8 @@ func boolean(p func(*Serve) *bool) func(*Serve, string) error {
 	}
 }
 
-func duration(p func(*Serve) *time.Duration) func(*Serve, string) error {
-	return func(c *Serve, v string) error {
+func duration[C any](p func(*C) *time.Duration) func(*C, string) error {
+	return func(c *C, v string) error {
 		d, err := ParseDuration(v)
 		if err != nil {
 			return err
@@ -138,8 +139,8 @@ func duration(p func(*Serve) *time.Duration) func(*Serve, string) error {
 	}
 }
 
-func size(p func(*Serve) *int64) func(*Serve, string) error {
-	return func(c *Serve, v string) error {
+func size[C any](p func(*C) *int64) func(*C, string) error {
+	return func(c *C, v string) error {
 		n, err := ParseSize(v)
 		if err != nil {
 			return err
@@ -149,7 +150,7 @@ func size(p func(*Serve) *int64) func(*Serve, string) error {
 	}
 }
 
-var serveFields = []field{
+var serveFields = []field[Serve]{
 	{"addr", "127.0.0.1:8080", "listen address", str(func(c *Serve) *string { return &c.Addr })},
 	{"data", "./data", "data directory (SQLite database, blobs, keys, admin token)", str(func(c *Serve) *string { return &c.Data })},
 	{"database", "", "database: empty for SQLite under --data, or postgres://USER@HOST:PORT/DB", str(func(c *Serve) *string { return &c.Database })},
@@ -165,7 +166,7 @@ var serveFields = []field{
 	{"builder-cache", "", "directory for the local builders' caches (Go build cache, fetched inputs); empty for DATA/builders", str(func(c *Serve) *string { return &c.BuilderCache })},
 	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},
 	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},
-	{"scheduler-every", "30s", "how often release policies are evaluated", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
+	{"scheduler-every", "30s", "how often release policies are evaluated and undelivered release notices retried", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
@@ -183,20 +184,47 @@ var serveFields = []field{
 	{"reports-per-network", "5", "install reports of one outcome that one source network counts for, per release", integer(func(c *Serve) *int { return &c.ReportsPerNetwork })},
 }
 
-// EnvName is the environment variable for a flag name.
+// EnvName is the environment variable of a serve flag.
 func EnvName(flag string) string {
-	return "AFTERLIFE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	return serveSet.envName(flag)
 }
 
 func yamlKey(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
 
+// settingSet is the settings of one command: its fields and the prefix of
+// their environment variables.
+type settingSet[C any] struct {
+	envPrefix string // AFTERLIFE_, AFTERLIFE_BUILDER_
+	fields    []field[C]
+	env       map[string]string // flag → its environment variable, where not envPrefix + NAME
+	types     map[string]string // flag → how --help names its value, where typeName cannot tell
+}
+
+func (s settingSet[C]) typeName(f field[C]) string {
+	if t, ok := s.types[f.name]; ok {
+		return t
+	}
+	return f.typeName()
+}
+
+var serveSet = settingSet[Serve]{envPrefix: "AFTERLIFE_", fields: serveFields}
+
+func (s settingSet[C]) envName(flag string) string {
+	if e, ok := s.env[flag]; ok {
+		return e
+	}
+	return s.envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 // AddServeFlags declares every serve setting on fs, with its environment
 // variable and YAML key in the help text, plus --config.
-func AddServeFlags(fs *pflag.FlagSet) {
-	fs.String("config", "", "YAML configuration file (env "+EnvName("config")+")")
-	for _, f := range serveFields {
-		v := &flagValue{text: f.def, typ: f.typeName()}
-		fl := fs.VarPF(v, f.name, "", fmt.Sprintf("%s (env %s, yaml %s)", f.usage, EnvName(f.name), yamlKey(f.name)))
+func AddServeFlags(fs *pflag.FlagSet) { serveSet.addFlags(fs) }
+
+func (s settingSet[C]) addFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (env "+s.envName("config")+")")
+	for _, f := range s.fields {
+		v := &flagValue{text: f.def, typ: s.typeName(f)}
+		fl := fs.VarPF(v, f.name, "", fmt.Sprintf("%s (env %s, yaml %s)", f.usage, s.envName(f.name), yamlKey(f.name)))
 		if v.typ == "bool" {
 			fl.NoOptDefVal = "true"
 		}
@@ -206,38 +234,46 @@ func AddServeFlags(fs *pflag.FlagSet) {
 // LoadServe resolves the settings: defaults < YAML file < environment <
 // flags that were given. getenv is os.Getenv outside tests.
 func LoadServe(fs *pflag.FlagSet, getenv func(string) string) (Serve, error) {
+	c, err := serveSet.load(fs, getenv)
+	if err != nil {
+		return Serve{}, err
+	}
+	return c, c.validate()
+}
+
+func (s settingSet[C]) load(fs *pflag.FlagSet, getenv func(string) string) (C, error) {
+	var c C
 	values := map[string]string{}
-	for _, f := range serveFields {
+	for _, f := range s.fields {
 		values[f.name] = f.def
 	}
-	path := getenv(EnvName("config"))
+	path := getenv(s.envName("config"))
 	if fl := fs.Lookup("config"); fl != nil && fl.Changed {
 		path = fl.Value.String()
 	}
 	if path != "" {
-		fromFile, err := readYAML(path)
+		fromFile, err := s.readYAML(path)
 		if err != nil {
-			return Serve{}, err
+			return c, err
 		}
 		for k, v := range fromFile {
 			values[k] = v
 		}
 	}
-	for _, f := range serveFields {
-		if v, ok := lookupEnv(getenv, EnvName(f.name)); ok {
+	for _, f := range s.fields {
+		if v, ok := lookupEnv(getenv, s.envName(f.name)); ok {
 			values[f.name] = v
 		}
 		if fl := fs.Lookup(f.name); fl != nil && fl.Changed {
 			values[f.name] = fl.Value.String()
 		}
 	}
-	var c Serve
-	for _, f := range serveFields {
+	for _, f := range s.fields {
 		if err := f.set(&c, values[f.name]); err != nil {
-			return Serve{}, errs.E(errs.Invalid, "setting %s: %v", f.name, err)
+			return c, errs.E(errs.Invalid, "setting %s: %v", f.name, err)
 		}
 	}
-	return c, c.validate()
+	return c, nil
 }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
@@ -245,7 +281,7 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-func readYAML(path string) (map[string]string, error) {
+func (s settingSet[C]) readYAML(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "config file %s", path)
@@ -255,7 +291,7 @@ func readYAML(path string) (map[string]string, error) {
 		return nil, errs.Wrap(errs.Invalid, err, "config file %s", path)
 	}
 	known := map[string]string{}
-	for _, f := range serveFields {
+	for _, f := range s.fields {
 		known[yamlKey(f.name)] = f.name
 	}
 	out := map[string]string{}

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,26 +11,34 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/settings.md from the settings")
+var update = flag.Bool("update", false, "rewrite docs/settings.md and docs/builder-settings.md from the settings")
 
-const settingsPage = "../../docs/settings.md"
-
-func TestTheSettingsPageIsGeneratedFromTheSettings(t *testing.T) {
-	var want bytes.Buffer
-	if err := WriteServeReference(&want); err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile(settingsPage, want.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(settingsPage)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./internal/config -update` to write it)", err)
-	}
-	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("docs/settings.md is out of date with internal/config; run `go test ./internal/config -update`")
+func TestTheSettingsPagesAreGeneratedFromTheSettings(t *testing.T) {
+	for _, page := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{
+		{"../../docs/settings.md", WriteServeReference},
+		{"../../docs/builder-settings.md", WriteBuilderReference},
+	} {
+		t.Run(filepath.Base(page.path), func(t *testing.T) {
+			var want bytes.Buffer
+			if err := page.write(&want); err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				if err := os.WriteFile(page.path, want.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := os.ReadFile(page.path)
+			if err != nil {
+				t.Fatalf("%v (run `go test ./internal/config -update` to write it)", err)
+			}
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("%s is out of date with internal/config; run `go test ./internal/config -update`", filepath.Base(page.path))
+			}
+		})
 	}
 }
 
@@ -43,14 +52,14 @@ func TestDocsQuoteTheDefaultsTheCodeHas(t *testing.T) {
 	pages = append(pages, "../../README.md")
 	checked := 0
 	for _, page := range pages {
-		if filepath.Base(page) == "settings.md" {
+		if base := filepath.Base(page); base == "settings.md" || base == "builder-settings.md" {
 			continue
 		}
 		text, err := os.ReadFile(page)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range ServeSettings() {
+		for _, s := range append(ServeSettings(), BuilderSettings()...) {
 			name := strings.TrimPrefix(s.Flag, "--")
 			re := regexp.MustCompile("`(?:--)?" + regexp.QuoteMeta(name) + "`[^.\\n]{0,40}?default:? `?([^`),;\\s]+)")
 			for _, m := range re.FindAllStringSubmatch(string(text), -1) {
