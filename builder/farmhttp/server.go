@@ -22,11 +22,11 @@ import (
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/verdict"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blobhttp"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // SubmitRequest asks for a recipe to be built.
@@ -84,10 +84,10 @@ func NewServer(c *coord.Service, store blob.Store, o Options) *Server {
 
 // Register mounts the farm's routes on the /v1 router.
 func (s *Server) Register(r *httpapi.Router) {
-	agent := []auth.Role{auth.Builder}
+	agent := []principal.Role{principal.Builder}
 	r.POST("/builders", httpapi.Op{Summary: "Register this token's builder, or update its capabilities", Roles: agent, Tag: "farm"}, s.register)
 	r.GET("/builders", httpapi.Op{Public: true, Summary: "List builders with when they were last seen", Tag: "farm"}, s.builders)
-	r.DELETE("/builders/:id", httpapi.Op{Summary: "Remove a builder; its jobs go back to the queue", Roles: []auth.Role{auth.Admin}, Tag: "farm"}, s.removeBuilder)
+	r.DELETE("/builders/:id", httpapi.Op{Summary: "Remove a builder; its jobs go back to the queue", Roles: []principal.Role{principal.Admin}, Tag: "farm"}, s.removeBuilder)
 	r.POST("/jobs/next", httpapi.Op{Summary: "Long-poll for a job and lease it", Roles: agent, Scope: httpapi.OwnBuilder, Tag: "farm", Stream: true}, s.next)
 	r.POST("/jobs/:id/extend", httpapi.Op{Summary: "Renew the lease on a job", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.extend)
 	r.PUT("/jobs/:id/outputs/:digest", httpapi.Op{Summary: "Upload a blob a job produced", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm", MaxBody: -1}, s.upload)
@@ -101,7 +101,7 @@ func (s *Server) Register(r *httpapi.Router) {
 	r.GET("/builds/:id/jobs/:job/attestation", httpapi.Op{Public: true, Summary: "A job's signed attestation (DSSE envelope)", Tag: "farm", Stream: true}, s.resultBlob(func(r coord.Result) blob.Digest { return r.Attestation }, "attestation.dsse.json"))
 	r.GET("/builds/:id/jobs/:job/buildinfo", httpapi.Op{Public: true, Summary: "A job's buildinfo", Tag: "farm", Stream: true}, s.resultBlob(func(r coord.Result) blob.Digest { return r.BuildInfo }, "buildinfo.json"))
 	if s.opts.Submitter != nil {
-		r.POST("/recipes", httpapi.Op{Summary: "Submit a recipe repository at a ref for building", Roles: []auth.Role{auth.Maintainer}, Tag: "farm"}, s.submit)
+		r.POST("/recipes", httpapi.Op{Summary: "Submit a recipe repository at a ref for building", Roles: []principal.Role{principal.Maintainer}, Tag: "farm"}, s.submit)
 	}
 }
 
