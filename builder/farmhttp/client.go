@@ -76,7 +76,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, contentT
 	}
 	defer httpclient.Drain(resp)
 	if resp.StatusCode >= 300 {
-		return resp.StatusCode, decodeError(method, path, resp)
+		return resp.StatusCode, httpclient.DecodeError(resp, method+" "+path)
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out); err != nil {
@@ -97,40 +97,6 @@ func (c *Client) json(ctx context.Context, method, path string, in, out any) (in
 		body, ctype = b, "application/json"
 	}
 	return c.do(ctx, method, path, body, ctype, out)
-}
-
-// kindOf reads an error code of the API back into its kind.
-func kindOf(code string) errs.Kind {
-	for k := errs.Internal; k <= errs.Unavailable; k++ {
-		if k.String() == code {
-			return k
-		}
-	}
-	return errs.Internal
-}
-
-// decodeError turns the API's error shape back into an error of its kind.
-func decodeError(method, path string, resp *http.Response) error {
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
-		return errs.E(kindOf(body.Error.Code), "%s %s: %s", method, path, body.Error.Message)
-	}
-	k := errs.Internal
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		k = errs.NotFound
-	case resp.StatusCode >= 500:
-		k = errs.Unavailable
-	case resp.StatusCode >= 400:
-		k = errs.Invalid
-	}
-	return errs.E(k, "%s %s: HTTP %d", method, path, resp.StatusCode)
 }
 
 // Register implements builder.Coordinator.
@@ -181,7 +147,7 @@ func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer httpclient.Drain(resp)
-		return nil, decodeError(http.MethodGet, path, resp)
+		return nil, httpclient.DecodeError(resp, http.MethodGet+" "+path)
 	}
 	return resp.Body, nil
 }
@@ -206,7 +172,7 @@ func (c *Client) Upload(ctx context.Context, jobID string, d blob.Digest, size i
 	}
 	defer httpclient.Drain(resp)
 	if resp.StatusCode >= 300 {
-		return decodeError(http.MethodPut, path, resp)
+		return httpclient.DecodeError(resp, http.MethodPut+" "+path)
 	}
 	return nil
 }
