@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,9 +65,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, contentT
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	c.header(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -84,6 +83,14 @@ func (c *Client) do(ctx context.Context, method, path string, body any, contentT
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// header says who calls and which protocol version it speaks.
+func (c *Client) header(req *retryablehttp.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set(ProtocolHeader, strconv.Itoa(builder.ProtocolVersion))
 }
 
 func (c *Client) json(ctx context.Context, method, path string, in, out any) (int, error) {
@@ -137,7 +144,7 @@ func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "farm client: GET %s", path)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	c.header(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -152,17 +159,29 @@ func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error
 	return resp.Body, nil
 }
 
-// Upload implements builder.Coordinator. r is re-read from its start when
-// a try is retried.
-func (c *Client) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.ReadSeeker) error {
+// Upload implements builder.Coordinator. When r is an io.Seeker (a file,
+// a bytes.Reader) it is re-read from its start when a try is retried;
+// otherwise the upload is tried once.
+func (c *Client) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.Reader) error {
 	path := "/v1/jobs/" + url.PathEscape(jobID) + "/outputs/" + string(d)
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, c.base+path, r)
+	var body any = r
+	if _, ok := r.(io.ReadSeeker); !ok {
+		read := false
+		body = retryablehttp.ReaderFunc(func() (io.Reader, error) {
+			if read {
+				return nil, errs.E(errs.Unavailable, "farm client: the upload of %s cannot be read again for a retry", d)
+			}
+			read = true
+			return r, nil
+		})
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, c.base+path, body)
 	if err != nil {
 		return errs.Wrap(errs.Invalid, err, "farm client: PUT %s", path)
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	c.header(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
