@@ -219,9 +219,39 @@ func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArc
 	return false
 }
 
+// ProtocolVersion is the version of the farm protocol this code speaks.
+// An agent says which version it speaks when it registers (and, over HTTP,
+// on every call); a coordinator refuses any version it does not speak, so
+// an agent and a coordinator that no longer understand each other stop at
+// once with an error naming both versions instead of failing job by job.
+// Version 1 is the protocol as it was before agents said so: an agent that
+// names no version speaks 1. Raise it when a change to the Coordinator
+// contract or its JSON would be misread by the other side.
+const ProtocolVersion = 1
+
+// CheckProtocol refuses a farm protocol version this coordinator does not
+// speak, naming both (kind Invalid: asking again will not help). 0, no
+// version, is version 1.
+func CheckProtocol(v int) error {
+	if v == 0 {
+		v = 1
+	}
+	if v == ProtocolVersion {
+		return nil
+	}
+	upgrade := "the coordinator"
+	if v < ProtocolVersion {
+		upgrade = "the builder"
+	}
+	return errs.E(errs.Invalid, "the builder speaks farm protocol %d, this coordinator speaks %d: upgrade %s", v, ProtocolVersion, upgrade)
+}
+
 // Registration is what a builder tells the coordinator about itself.
 type Registration struct {
-	Name string `json:"name"`
+	// Protocol is the farm protocol version the agent speaks
+	// (ProtocolVersion); 0 means 1.
+	Protocol int    `json:"protocol,omitempty"`
+	Name     string `json:"name"`
 	// Operator is ignored: the coordinator takes a builder's operator from
 	// the binding an admin made for its token. It is accepted so that
 	// agents that still send it keep working.
@@ -281,7 +311,9 @@ type Report struct {
 
 // Coordinator is the whole agent ↔ coordinator contract. The caller's
 // identity (its token) decides which builder a call is for; Register binds
-// a token to a builder.
+// a token to a builder. builder/coord implements it once (coord.Local, for
+// the builder a token is bound to); the HTTP server of builder/farmhttp
+// calls that implementation and its Client carries the calls over HTTP.
 type Coordinator interface {
 	// Register records (or updates) the calling builder and its capabilities.
 	Register(ctx context.Context, reg Registration) (Builder, error)
@@ -295,8 +327,11 @@ type Coordinator interface {
 	// verifies the digest.
 	Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error)
 	// Upload stores a blob produced by a job (an output, the log, the
-	// buildinfo, the attestation); the coordinator verifies its digest.
-	Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.ReadSeeker) error
+	// buildinfo, the attestation) of size bytes (-1: unknown); the
+	// coordinator verifies the lease, the size limit, the size and the
+	// digest. A client that may retry re-reads r from its start when r is
+	// an io.Seeker.
+	Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.Reader) error
 	// AppendLog adds a chunk to the job's live log.
 	AppendLog(ctx context.Context, jobID string, chunk []byte) error
 	// Done reports the end of a job.

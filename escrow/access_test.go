@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // TestOnlyTheVendorAdminsAndNamedTrusteesSeeASealedDeposit is the escrow's
@@ -19,21 +19,21 @@ func TestOnlyTheVendorAdminsAndNamedTrusteesSeeASealedDeposit(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		sealed, _ := e.deposit(t, acme, "demo-cam", "quorum=2/2:alice,bob", demoFiles)
-		in := func(role auth.Role, name string) auth.Principal {
-			return auth.Principal{TokenID: "t-" + name, Name: name, Role: role, Org: "acme"}
+		in := func(role principal.Role, name string) principal.Principal {
+			return principal.Principal{TokenID: "t-" + name, Name: name, Role: role, Org: "acme"}
 		}
-		alice := auth.Principal{TokenID: "t-alice", Name: "alice", Role: auth.Trustee, Org: "trustees"}
+		alice := principal.Principal{TokenID: "t-alice", Name: "alice", Role: principal.Trustee, Org: "trustees"}
 		for _, tc := range []struct {
 			name     string
-			p        auth.Principal
+			p        principal.Principal
 			full     bool // manifest, files, events, listing
 			approval bool // the approval state alone
 		}{
 			{"the depositing vendor sees it all", acme, true, false},
 			{"an admin sees it all", admin, true, false},
-			{"a maintainer of the vendor's org sees nothing", in(auth.Maintainer, "maint"), false, false},
-			{"a builder of the vendor's org sees nothing", in(auth.Builder, "b"), false, false},
-			{"a trustee of the vendor's org that the quorum does not name sees nothing", in(auth.Trustee, "carol"), false, false},
+			{"a maintainer of the vendor's org sees nothing", in(principal.Maintainer, "maint"), false, false},
+			{"a builder of the vendor's org sees nothing", in(principal.Builder, "b"), false, false},
+			{"a trustee of the vendor's org that the quorum does not name sees nothing", in(principal.Trustee, "carol"), false, false},
 			{"a named trustee sees the approval state only", alice, false, true},
 			{"another vendor sees nothing", globex, false, false},
 			{"an anonymous caller sees nothing", nobody, false, false},
@@ -82,7 +82,7 @@ func TestOnlyTheVendorAdminsAndNamedTrusteesSeeASealedDeposit(t *testing.T) {
 				if listed != tc.full {
 					t.Fatalf("List shows the sealed deposit: %v, want %v", listed, tc.full)
 				}
-				if tc.p.Role == auth.Trustee && !tc.approval {
+				if tc.p.Role == principal.Trustee && !tc.approval {
 					_, err := e.svc.Approve(ctx, tc.p, sealed.ID, tc.p.Name, "AAAA")
 					_, errNone := e.svc.Approve(ctx, tc.p, "dep_none", tc.p.Name, "AAAA")
 					if !errs.Is(err, errs.NotFound) || errs.Message(err) != strings.Replace(errs.Message(errNone), "dep_none", sealed.ID, 1) {
@@ -94,7 +94,7 @@ func TestOnlyTheVendorAdminsAndNamedTrusteesSeeASealedDeposit(t *testing.T) {
 					t.Fatal(err)
 				}
 				waiting := slices.ContainsFunc(pending, func(d Deposit) bool { return d.ID == sealed.ID && d.Manifest == nil })
-				if waiting != (tc.approval || tc.p.Role == auth.Admin) {
+				if waiting != (tc.approval || tc.p.Role == principal.Admin) {
 					t.Fatalf("PendingApprovals shows it: %v", waiting)
 				}
 			})

@@ -18,11 +18,11 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/escrow/wire"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // Deposit states.
@@ -59,8 +59,8 @@ type UploadStatus struct {
 
 // Create validates the request and records a deposit in state uploading.
 // Only the product's vendor org (or an admin) may deposit for it.
-func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateRequest) (Deposit, error) {
-	if !p.Is(auth.Vendor) {
+func (s *Service) Create(ctx context.Context, p principal.Principal, req CreateRequest) (Deposit, error) {
+	if !p.Is(principal.Vendor) {
 		return Deposit{}, errs.E(errs.Forbidden, "only vendors deposit")
 	}
 	org, err := s.products.Vendor(ctx, req.Product)
@@ -125,20 +125,20 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateReques
 // existence does not leak.
 
 // isOwner reports whether p acts for the vendor that made deposit d.
-func isOwner(p auth.Principal, d Deposit) bool {
-	return p.Role == auth.Admin || (p.Role == auth.Vendor && p.Org != "" && p.Org == d.Org)
+func isOwner(p principal.Principal, d Deposit) bool {
+	return p.Role == principal.Admin || (p.Role == principal.Vendor && p.Org != "" && p.Org == d.Org)
 }
 
 // canSee reports whether p may see deposit d in full: anyone once it is
 // released, otherwise its owner.
-func canSee(p auth.Principal, d Deposit) bool {
+func canSee(p principal.Principal, d Deposit) bool {
 	return d.State == Released || isOwner(p, d)
 }
 
 // isQuorumTrustee reports whether p is a trustee named by d's quorum while
 // d is sealed: they may see what they are asked to approve, no more.
-func isQuorumTrustee(p auth.Principal, d Deposit) bool {
-	if p.Role != auth.Trustee || d.State != Sealed {
+func isQuorumTrustee(p principal.Principal, d Deposit) bool {
+	if p.Role != principal.Trustee || d.State != Sealed {
 		return false
 	}
 	pol, err := policy.Parse(d.Policy)
@@ -180,7 +180,7 @@ func (s *Service) approvals(ctx context.Context, id string) ([]string, error) {
 // Get returns a deposit with its manifest to those who may see it, and its
 // approval state alone to the trustees its quorum names. Everyone else
 // gets NotFound.
-func (s *Service) Get(ctx context.Context, p auth.Principal, id string) (Deposit, error) {
+func (s *Service) Get(ctx context.Context, p principal.Principal, id string) (Deposit, error) {
 	d, err := s.load(ctx, s.db.DB, id)
 	if err != nil {
 		return Deposit{}, err
@@ -206,8 +206,8 @@ func (s *Service) Get(ctx context.Context, p auth.Principal, id string) (Deposit
 // PendingApprovals lists the sealed quorum deposits waiting for p: all of
 // them for admins, those naming p for a trustee (approval state only),
 // none for anyone else.
-func (s *Service) PendingApprovals(ctx context.Context, p auth.Principal) ([]Deposit, error) {
-	if p.Role != auth.Admin && p.Role != auth.Trustee {
+func (s *Service) PendingApprovals(ctx context.Context, p principal.Principal) ([]Deposit, error) {
+	if p.Role != principal.Admin && p.Role != principal.Trustee {
 		return []Deposit{}, nil
 	}
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+depositCols+` FROM escrow_deposits WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT 1000`), Sealed)
@@ -232,7 +232,7 @@ func (s *Service) PendingApprovals(ctx context.Context, p auth.Principal) ([]Dep
 		if pol, err := policy.Parse(d.Policy); err != nil || pol.Quorum == nil {
 			continue
 		}
-		if p.Role != auth.Admin && !isQuorumTrustee(p, d) {
+		if p.Role != principal.Admin && !isQuorumTrustee(p, d) {
 			continue
 		}
 		v, err := s.trusteeView(ctx, d)
@@ -319,7 +319,7 @@ func (s *Service) file(ctx context.Context, id, path string) (fileRow, error) {
 }
 
 // uploadable loads a deposit that p may still upload to.
-func (s *Service) uploadable(ctx context.Context, p auth.Principal, id string) (Deposit, error) {
+func (s *Service) uploadable(ctx context.Context, p principal.Principal, id string) (Deposit, error) {
 	d, err := s.load(ctx, s.db.DB, id)
 	if err != nil {
 		return Deposit{}, err
@@ -341,7 +341,7 @@ func (s *Service) uploadable(ctx context.Context, p auth.Principal, id string) (
 // size and sha256; otherwise the file is refused and nothing stays. A file
 // already uploaded is acknowledged without reading the body, so a client
 // retrying after a lost response loses nothing.
-func (s *Service) PutFile(ctx context.Context, p auth.Principal, id, path string, body io.Reader) (FileState, error) {
+func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path string, body io.Reader) (FileState, error) {
 	if err := manifest.ValidatePath(path); err != nil {
 		return FileState{}, err
 	}
@@ -468,7 +468,7 @@ func (s *Service) encrypt(pw *io.PipeWriter, body io.Reader, want manifest.Entry
 }
 
 // Upload reports which files of an uploading deposit have arrived.
-func (s *Service) Upload(ctx context.Context, p auth.Principal, id string) (UploadStatus, error) {
+func (s *Service) Upload(ctx context.Context, p principal.Principal, id string) (UploadStatus, error) {
 	d, err := s.load(ctx, s.db.DB, id)
 	if err != nil {
 		return UploadStatus{}, err
@@ -494,7 +494,7 @@ func (s *Service) Upload(ctx context.Context, p auth.Principal, id string) (Uplo
 // transaction, and returns the signed receipt. Committing again returns the
 // same receipt. A policy that is already due (immediate, a past date)
 // releases the deposit right after.
-func (s *Service) Commit(ctx context.Context, p auth.Principal, id string) (receipt.Signed, error) {
+func (s *Service) Commit(ctx context.Context, p principal.Principal, id string) (receipt.Signed, error) {
 	d, err := s.load(ctx, s.db.DB, id)
 	if err != nil {
 		return receipt.Signed{}, err
@@ -564,7 +564,7 @@ func (s *Service) Commit(ctx context.Context, p auth.Principal, id string) (rece
 }
 
 // Receipt returns the signed receipt of a committed deposit.
-func (s *Service) Receipt(ctx context.Context, p auth.Principal, id string) (receipt.Signed, error) {
+func (s *Service) Receipt(ctx context.Context, p principal.Principal, id string) (receipt.Signed, error) {
 	var org, state, rj string
 	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT org, state, receipt FROM escrow_deposits WHERE id = ?`), id).Scan(&org, &state, &rj)
 	if err != nil {
@@ -608,7 +608,7 @@ func (s *Service) retain(ctx context.Context, id string, now time.Time) {
 
 // Abort removes an uploading deposit and its blobs. Sealed and released
 // deposits cannot be removed by anyone.
-func (s *Service) Abort(ctx context.Context, p auth.Principal, id string) error {
+func (s *Service) Abort(ctx context.Context, p principal.Principal, id string) error {
 	d, err := s.load(ctx, s.db.DB, id)
 	if err != nil {
 		return err
@@ -676,12 +676,12 @@ type ListFilter struct {
 // List returns the deposits p may see, newest first: released ones for
 // everybody, plus the sealed and uploading ones of a vendor's own org (all
 // for admins). Named trustees find theirs with PendingApprovals.
-func (s *Service) List(ctx context.Context, p auth.Principal, f ListFilter) ([]Deposit, error) {
+func (s *Service) List(ctx context.Context, p principal.Principal, f ListFilter) ([]Deposit, error) {
 	q := `SELECT ` + depositCols + ` FROM escrow_deposits WHERE 1 = 1`
 	var args []any
 	switch {
-	case p.Role == auth.Admin:
-	case p.Role == auth.Vendor && p.Org != "":
+	case p.Role == principal.Admin:
+	case p.Role == principal.Vendor && p.Org != "":
 		q += ` AND (state = ? OR org = ?)`
 		args = append(args, Released, p.Org)
 	default:

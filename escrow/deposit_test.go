@@ -11,13 +11,13 @@ import (
 
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
-func readAll(t testing.TB, s *Service, p auth.Principal, id, path string) (string, error) {
+func readAll(t testing.TB, s *Service, p principal.Principal, id, path string) (string, error) {
 	t.Helper()
 	f, err := s.Open(context.Background(), p, id, path)
 	if err != nil {
@@ -85,7 +85,7 @@ func TestADepositIsSealedEncryptedAndReceipted(t *testing.T) {
 			}
 		})
 		t.Run("another vendor, a builder and anonymous callers cannot see it", func(t *testing.T) {
-			for _, p := range []auth.Principal{globex, nobody, builder} {
+			for _, p := range []principal.Principal{globex, nobody, builder} {
 				_, err := e.svc.Get(ctx, p, d.ID)
 				wantKind(t, err, errs.NotFound)
 				_, err = readAll(t, e.svc, p, d.ID, "keys/unlock.pem")
@@ -97,7 +97,7 @@ func TestADepositIsSealedEncryptedAndReceipted(t *testing.T) {
 			}
 		})
 		t.Run("nobody can delete or change a sealed deposit", func(t *testing.T) {
-			for _, p := range []auth.Principal{acme, admin} {
+			for _, p := range []principal.Principal{acme, admin} {
 				wantKind(t, e.svc.Abort(ctx, p, d.ID), errs.Conflict)
 				_, err := e.svc.PutFile(ctx, p, d.ID, "src/main.c", strings.NewReader("x"))
 				wantKind(t, err, errs.Conflict)
@@ -126,7 +126,7 @@ func TestBadUploadsAreRefusedAndLeaveNothing(t *testing.T) {
 		before := e.blobCount(t)
 		tests := []struct {
 			name string
-			p    auth.Principal
+			p    principal.Principal
 			path string
 			body string
 			kind errs.Kind
@@ -194,7 +194,7 @@ func TestBadUploadsAreRefusedAndLeaveNothing(t *testing.T) {
 
 		create := []struct {
 			name string
-			p    auth.Principal
+			p    principal.Principal
 			req  CreateRequest
 			kind errs.Kind
 		}{
@@ -205,7 +205,7 @@ func TestBadUploadsAreRefusedAndLeaveNothing(t *testing.T) {
 			{"a file over the per-file limit is refused", acme, CreateRequest{Product: "demo-cam", Policy: "immediate", Manifest: entries(map[string]string{"big": strings.Repeat("x", 65)})}, errs.TooLarge},
 			{"files over the per-deposit limit are refused", acme, CreateRequest{Product: "demo-cam", Policy: "immediate", Manifest: entries(map[string]string{"a": strings.Repeat("x", 60), "b": strings.Repeat("x", 60)})}, errs.TooLarge},
 			{"a link escaping the tree is refused", acme, CreateRequest{Product: "demo-cam", Policy: "immediate", Manifest: entries(map[string]string{"a/l": "->../../etc/passwd"})}, errs.Invalid},
-			{"a maintainer cannot deposit", auth.Principal{Name: "m", Role: auth.Maintainer}, CreateRequest{Product: "demo-cam", Policy: "immediate", Manifest: entries(files)}, errs.Forbidden},
+			{"a maintainer cannot deposit", principal.Principal{Name: "m", Role: principal.Maintainer}, CreateRequest{Product: "demo-cam", Policy: "immediate", Manifest: entries(files)}, errs.Forbidden},
 		}
 		for _, tt := range create {
 			t.Run(tt.name, func(t *testing.T) {

@@ -17,12 +17,12 @@ import (
 
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
@@ -89,11 +89,11 @@ type env struct {
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 var (
-	acme    = auth.Principal{TokenID: "t1", Name: "acme-ci", Role: auth.Vendor, Org: "acme"}
-	globex  = auth.Principal{TokenID: "t2", Name: "globex-ci", Role: auth.Vendor, Org: "globex"}
-	admin   = auth.Principal{TokenID: "t3", Name: "root", Role: auth.Admin}
-	nobody  = auth.Principal{}
-	builder = auth.Principal{TokenID: "t4", Name: "b1", Role: auth.Builder}
+	acme    = principal.Principal{TokenID: "t1", Name: "acme-ci", Role: principal.Vendor, Org: "acme"}
+	globex  = principal.Principal{TokenID: "t2", Name: "globex-ci", Role: principal.Vendor, Org: "globex"}
+	admin   = principal.Principal{TokenID: "t3", Name: "root", Role: principal.Admin}
+	nobody  = principal.Principal{}
+	builder = principal.Principal{TokenID: "t4", Name: "b1", Role: principal.Builder}
 )
 
 // each runs fn on SQLite with a disk store and on PostgreSQL with MinIO.
@@ -206,7 +206,7 @@ var demoFiles = map[string]string{
 }
 
 // deposit creates, uploads and commits a deposit.
-func (e *env) deposit(t testing.TB, p auth.Principal, product, pol string, files map[string]string) (Deposit, receipt.Signed) {
+func (e *env) deposit(t testing.TB, p principal.Principal, product, pol string, files map[string]string) (Deposit, receipt.Signed) {
 	t.Helper()
 	ctx := context.Background()
 	d, err := e.svc.Create(ctx, p, CreateRequest{Product: product, Policy: pol, Manifest: entries(files)})

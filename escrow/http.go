@@ -10,8 +10,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 const tag = "escrow"
@@ -19,8 +19,8 @@ const tag = "escrow"
 // Register mounts the escrow API on v1 (the /v1 router) and the releases
 // feed at /feeds/releases.atom on root.
 func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
-	vendor := []auth.Role{auth.Vendor}
-	admin := []auth.Role{auth.Admin}
+	vendor := []principal.Role{principal.Vendor}
+	admin := []principal.Role{principal.Admin}
 	own := httpapi.OwnOrg
 	// While a deposit is sealed only its vendor and admins reach it, and
 	// the trustees its quorum names see its approval state (canSee,
@@ -38,11 +38,11 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpUpload)
 	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpCommit)
 	v1.GET("/deposits/:id/receipt", httpapi.Op{Summary: "The signed receipt of a committed deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpReceipt)
-	v1.POST("/deposits/:id/approvals", httpapi.Op{Summary: "A trustee's signed approval of a quorum release", Roles: []auth.Role{auth.Trustee}, Scope: httpapi.NamedTrustee, Sealed: &httpapi.Sealed{NamedTrustee: true}, Tag: tag}, s.httpApprove)
+	v1.POST("/deposits/:id/approvals", httpapi.Op{Summary: "A trustee's signed approval of a quorum release", Roles: []principal.Role{principal.Trustee}, Scope: httpapi.NamedTrustee, Sealed: &httpapi.Sealed{NamedTrustee: true}, Tag: tag}, s.httpApprove)
 	v1.POST("/vendors/:org/checkin", httpapi.Op{Summary: "Check in: the vendor is alive (postpones dead-man releases)", Roles: vendor, Scope: own, Tag: tag}, s.httpCheckin)
 	v1.GET("/vendors/:org/checkin", httpapi.Op{Summary: "When the vendor last checked in", Roles: vendor, Scope: own, Tag: tag}, s.httpLastCheckin)
 	v1.POST("/trustees", httpapi.Op{Summary: "Register a trustee and its ed25519 public key", Roles: admin, Tag: tag}, s.httpAddTrustee)
-	v1.GET("/trustees", httpapi.Op{Summary: "List trustees", Roles: []auth.Role{auth.Trustee}, Tag: tag}, s.httpTrustees)
+	v1.GET("/trustees", httpapi.Op{Summary: "List trustees", Roles: []principal.Role{principal.Trustee}, Tag: tag}, s.httpTrustees)
 	v1.GET("/escrow/receipt-key", httpapi.Op{Public: true, Summary: "The public key that verifies receipts", Tag: tag}, s.httpReceiptKey)
 	v1.POST("/admin/scrub", httpapi.Op{Summary: "Re-read and re-hash every escrow blob and release artifact now", Roles: admin, Tag: tag}, s.httpScrub)
 	v1.GET("/admin/scrub", httpapi.Op{Summary: "Recent scrubs and blobs marked corrupt or missing", Roles: admin, Tag: tag}, s.httpScrubStatus)

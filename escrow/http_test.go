@@ -20,21 +20,21 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
-type tokens map[string]auth.Principal
+type tokens map[string]principal.Principal
 
-func (tk tokens) Authenticate(_ context.Context, s string) (auth.Principal, error) {
+func (tk tokens) Authenticate(_ context.Context, s string) (principal.Principal, error) {
 	if p, ok := tk[s]; ok {
 		return p, nil
 	}
-	return auth.Principal{}, errs.E(errs.Unauthenticated, "unknown token")
+	return principal.Principal{}, errs.E(errs.Unauthenticated, "unknown token")
 }
 
 var testTokens = tokens{"acme": acme, "globex": globex, "admin": admin, "builder": builder}

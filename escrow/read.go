@@ -10,10 +10,10 @@ import (
 	"io"
 
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // File is an open deposit file. Reading it to EOF checks its digest; a
@@ -28,7 +28,7 @@ type File struct {
 // Open opens one file of a deposit for p: released files for anyone, sealed
 // ones for their own vendor org and admins only (decrypted on the fly).
 // Everyone else gets NotFound.
-func (s *Service) Open(ctx context.Context, p auth.Principal, id, path string) (*File, error) {
+func (s *Service) Open(ctx context.Context, p principal.Principal, id, path string) (*File, error) {
 	if err := manifest.ValidatePath(path); err != nil {
 		return nil, err
 	}

@@ -13,11 +13,11 @@ import (
 
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // Event is one entry of the append-only escrow log.
@@ -45,7 +45,7 @@ func (s *Service) appendEvent(ctx context.Context, tx *sql.Tx, deposit string, a
 }
 
 // Events returns a deposit's log, oldest first, to those who may see it.
-func (s *Service) Events(ctx context.Context, p auth.Principal, id string) ([]Event, error) {
+func (s *Service) Events(ctx context.Context, p principal.Principal, id string) ([]Event, error) {
 	d, err := s.load(ctx, s.db.DB, id)
 	if err != nil {
 		return nil, err
@@ -247,8 +247,8 @@ func (a *ageReader) Read(p []byte) (int, error) {
 
 // Checkin records that org is alive, which postpones dead-man releases of
 // its deposits.
-func (s *Service) Checkin(ctx context.Context, p auth.Principal, org string) (time.Time, error) {
-	if p.Role != auth.Admin && (p.Role != auth.Vendor || p.Org != org) {
+func (s *Service) Checkin(ctx context.Context, p principal.Principal, org string) (time.Time, error) {
+	if p.Role != principal.Admin && (p.Role != principal.Vendor || p.Org != org) {
 		return time.Time{}, errs.E(errs.Forbidden, "%s may not check in for org %s", p.Actor(), org)
 	}
 	now := s.now()
@@ -282,8 +282,8 @@ type Trustee struct {
 }
 
 // AddTrustee registers a trustee's signing key (admins only).
-func (s *Service) AddTrustee(ctx context.Context, p auth.Principal, name, publicKey string) (Trustee, error) {
-	if p.Role != auth.Admin {
+func (s *Service) AddTrustee(ctx context.Context, p principal.Principal, name, publicKey string) (Trustee, error) {
+	if p.Role != principal.Admin {
 		return Trustee{}, errs.E(errs.Forbidden, "only admins register trustees")
 	}
 	if !policy.ValidTrusteeName(name) {
@@ -341,8 +341,8 @@ type ApprovalResult struct {
 
 // Approve records a trustee's signed approval of a sealed deposit; the K-th
 // valid approval releases it. The caller must be that trustee.
-func (s *Service) Approve(ctx context.Context, p auth.Principal, id, trustee, signature string) (ApprovalResult, error) {
-	if p.Role != auth.Trustee || p.Name != trustee {
+func (s *Service) Approve(ctx context.Context, p principal.Principal, id, trustee, signature string) (ApprovalResult, error) {
+	if p.Role != principal.Trustee || p.Name != trustee {
 		return ApprovalResult{}, errs.E(errs.Forbidden, "%s may not approve as trustee %q: use that trustee's token", p.Actor(), trustee)
 	}
 	d, err := s.load(ctx, s.db.DB, id)

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // checkReleased asserts that id is public, its files readable by anyone
@@ -113,7 +113,7 @@ func TestEachPolicyReleasesExactlyAtItsConditionAndNotBefore(t *testing.T) {
 			wantKind(t, err, errs.Forbidden)
 
 			d, _ := e.deposit(t, acme, "demo-cam", "quorum=2/3:alice,bob,carol", demoFiles)
-			as := func(name string) auth.Principal { return auth.Principal{Name: name, Role: auth.Trustee} }
+			as := func(name string) principal.Principal { return principal.Principal{Name: name, Role: principal.Trustee} }
 			sig := func(name string) string { return SignApproval(keys[name], d.ID, d.ManifestDigest) }
 
 			_, err = e.svc.Approve(ctx, as("alice"), d.ID, "alice", sig("bob"))

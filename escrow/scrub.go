@@ -8,11 +8,11 @@ import (
 	"io"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // ScrubLease is the lease a replica holds while it runs a periodic scrub.
@@ -234,8 +234,8 @@ type ScrubStatus struct {
 
 // ScrubStatus returns the last scrubs (newest first) and the blobs now
 // marked bad. Admins only.
-func (s *Service) ScrubStatus(ctx context.Context, p auth.Principal) (ScrubStatus, error) {
-	if p.Role != auth.Admin {
+func (s *Service) ScrubStatus(ctx context.Context, p principal.Principal) (ScrubStatus, error) {
+	if p.Role != principal.Admin {
 		return ScrubStatus{}, errs.E(errs.Forbidden, "only admins see scrub results")
 	}
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT id, started_at, finished_at, started_by, checked, corrupt, missing FROM escrow_scrubs ORDER BY started_at DESC, id DESC LIMIT 20`))

@@ -21,6 +21,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
@@ -120,22 +121,22 @@ func newEnv(t *testing.T, d *db.DB, o envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	tok := func(name string, role auth.Role, org string) string {
+	tok := func(name string, role principal.Role, org string) string {
 		secret, _, err := authSvc.CreateToken(ctx, auth.TokenSpec{Name: name, Role: role, Org: org})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return secret
 	}
-	e.admin = tok("root", auth.Admin, "")
-	e.maint = tok("alice", auth.Maintainer, "openfw")
-	e.lone = tok("bob", auth.Maintainer, "")
-	e.vendor = tok("acme-ci", auth.Vendor, "acme")
+	e.admin = tok("root", principal.Admin, "")
+	e.maint = tok("alice", principal.Maintainer, "openfw")
+	e.lone = tok("bob", principal.Maintainer, "")
+	e.vendor = tok("acme-ci", principal.Vendor, "acme")
 	api := httpapi.New(httpapi.Options{Auth: authSvc})
 	e.svc.Register(api.V1(), api.Root())
 	e.srv = httptest.NewServer(api.Engine())
 	t.Cleanup(e.srv.Close)
-	if _, err := e.cat.Register(ctx, auth.Principal{Role: auth.Admin, Name: "root"}, catalog.Registration{
+	if _, err := e.cat.Register(ctx, principal.Principal{Role: principal.Admin, Name: "root"}, catalog.Registration{
 		ID: "demo-cam", Vendor: "acme", Model: "Demo Cam 200", DeviceIDs: []string{"usb:1d6b:0104", "dt:acme,cam200"},
 		RiskNotes: "the vendor no longer tests this firmware",
 	}); err != nil {

@@ -7,10 +7,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blobhttp"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/device"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
@@ -26,13 +26,13 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/devices/updates", httpapi.Op{Public: true, Summary: "Is there an update for this device? (?id=&version=&channel=) 200 with an offer, 204 when up to date", Tag: dev}, s.httpUpdates)
 	v1.POST("/devices/reports", httpapi.Op{Public: true, Summary: "Report how an install went (anonymous; counts only with a download receipt; rate-limited per source network)", Tag: dev, MaxBody: maxReportBody}, s.httpReport)
 
-	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPublish)
+	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPublish)
 	v1.GET("/releases", httpapi.Op{Public: true, Summary: "List releases (?product=)", Tag: rel}, s.httpList)
 	v1.GET("/releases/:id", httpapi.Op{Public: true, Summary: "A release", Tag: rel}, s.httpGet)
-	v1.POST("/releases/:id/promote", httpapi.Op{Summary: "Promote a release from testing to stable", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPromote)
-	v1.POST("/releases/:id/yank", httpapi.Op{Summary: "Yank a release: no longer offered, TUF target removed, kept for audit", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpYank)
-	v1.POST("/releases/:id/pull-back", httpapi.Op{Summary: "Pull a release back to testing, offered to nobody (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPullBack)
-	v1.POST("/releases/:id/resume", httpapi.Op{Summary: "Lift the review hold of a release: offered again (a maintainer of the product, or admin)", Roles: []auth.Role{auth.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpResume)
+	v1.POST("/releases/:id/promote", httpapi.Op{Summary: "Promote a release from testing to stable", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPromote)
+	v1.POST("/releases/:id/yank", httpapi.Op{Summary: "Yank a release: no longer offered, TUF target removed, kept for audit", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpYank)
+	v1.POST("/releases/:id/pull-back", httpapi.Op{Summary: "Pull a release back to testing, offered to nobody (a maintainer of the product, or admin)", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPullBack)
+	v1.POST("/releases/:id/resume", httpapi.Op{Summary: "Lift the review hold of a release: offered again (a maintainer of the product, or admin)", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpResume)
 	v1.GET("/releases/:id/reports", httpapi.Op{Public: true, Summary: "Install report counts and top failure reasons of a release", Tag: rel}, s.httpStats)
 	v1.GET("/releases/:id/artifacts/:name", httpapi.Op{Public: true, Summary: "Download a release artifact (Range, ETag; redirects to a presigned URL on S3)", Tag: rel, Stream: true}, s.httpArtifact)
 	v1.HEAD("/releases/:id/artifacts/:name", httpapi.Op{Public: true, Summary: "Headers of a release artifact", Tag: rel}, s.httpArtifact)
@@ -41,9 +41,9 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/products/:id/overview", httpapi.Op{Public: true, Summary: "A product's status, escrow, builds, releases and reports", Tag: prod}, s.httpOverview)
 	v1.GET("/products/:id/events", httpapi.Op{Public: true, Summary: "The registry's events for a product (releases, yanks, pull-backs)", Tag: prod}, s.httpEvents)
 	v1.GET("/products/:id/pullback-policy", httpapi.Op{Public: true, Summary: "When a product's releases are pulled back", Tag: prod}, s.httpGetPolicy)
-	v1.POST("/products/:id/pullback-policy", httpapi.Op{Summary: "Set when a product's releases are pulled back (admin or the product's vendor)", Roles: []auth.Role{auth.Vendor}, Scope: httpapi.OwnOrg, Tag: prod}, s.httpSetPolicy)
+	v1.POST("/products/:id/pullback-policy", httpapi.Op{Summary: "Set when a product's releases are pulled back (admin or the product's vendor)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: prod}, s.httpSetPolicy)
 	v1.GET("/products/:id/maintainers", httpapi.Op{Public: true, Summary: "Maintainers allowed to release a product", Tag: prod}, s.httpMaintainers)
-	v1.POST("/products/:id/maintainers", httpapi.Op{Summary: "Allow a maintainer (token name or org) to release a product", Roles: []auth.Role{auth.Admin}, Tag: prod}, s.httpGrant)
+	v1.POST("/products/:id/maintainers", httpapi.Op{Summary: "Allow a maintainer (token name or org) to release a product", Roles: []principal.Role{principal.Admin}, Tag: prod}, s.httpGrant)
 
 	s.registerKeyRoutes(v1)
 

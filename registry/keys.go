@@ -6,9 +6,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // RotateKey replaces the signing key of a TUF role (root, targets,
@@ -16,8 +16,8 @@ import (
 // so no publish on another replica interleaves with it. A new root is
 // signed by the old and the new root key, so devices that trust the old
 // root follow the chain.
-func (s *Service) RotateKey(ctx context.Context, who auth.Principal, role string) error {
-	if who.Role != auth.Admin {
+func (s *Service) RotateKey(ctx context.Context, who principal.Principal, role string) error {
+	if who.Role != principal.Admin {
 		return errs.E(errs.Forbidden, "only admins rotate keys")
 	}
 	switch role {
@@ -34,7 +34,7 @@ func (s *Service) RotateKey(ctx context.Context, who auth.Principal, role string
 }
 
 func (s *Service) registerKeyRoutes(v1 *httpapi.Router) {
-	v1.POST("/admin/keys/rotate", httpapi.Op{Summary: "Rotate a TUF role's signing key (root, targets, snapshot, timestamp)", Roles: []auth.Role{auth.Admin}, Tag: "tuf"},
+	v1.POST("/admin/keys/rotate", httpapi.Op{Summary: "Rotate a TUF role's signing key (root, targets, snapshot, timestamp)", Roles: []principal.Role{principal.Admin}, Tag: "tuf"},
 		func(c *gin.Context) error {
 			var req struct {
 				Role string `json:"role"`

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/device"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
@@ -122,7 +122,7 @@ func validChannel(c string) bool { return c == Testing || c == Stable }
 // the build's verdict and that every artifact is stored, signs the new TUF
 // targets, records the release and refreshes the update index. Admins may
 // publish anything; maintainers the products they were granted.
-func (s *Service) Publish(ctx context.Context, who auth.Principal, req PublishRequest) (Release, error) {
+func (s *Service) Publish(ctx context.Context, who principal.Principal, req PublishRequest) (Release, error) {
 	if req.Channel == "" {
 		req.Channel = Testing
 	}
@@ -233,7 +233,7 @@ func (s *Service) Publish(ctx context.Context, who auth.Principal, req PublishRe
 }
 
 // Promote moves a testing release to stable.
-func (s *Service) Promote(ctx context.Context, who auth.Principal, id string) (Release, error) {
+func (s *Service) Promote(ctx context.Context, who principal.Principal, id string) (Release, error) {
 	rel, err := s.Get(ctx, id)
 	if err != nil {
 		return Release{}, err
@@ -273,7 +273,7 @@ func (s *Service) Promote(ctx context.Context, who auth.Principal, id string) (R
 
 // Yank hides a release from update checks and removes its TUF targets; the
 // record stays, for audit.
-func (s *Service) Yank(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+func (s *Service) Yank(ctx context.Context, who principal.Principal, id, reason string) (Release, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 2000 {
 		return Release{}, errs.E(errs.Invalid, "a yank needs a reason of 1 to 2000 bytes")
@@ -422,14 +422,14 @@ func (s *Service) List(ctx context.Context, product string) ([]Release, error) {
 
 // mayRelease allows admins, and maintainers granted the product by name or
 // by org.
-func (s *Service) mayRelease(ctx context.Context, who auth.Principal, product string) error {
-	if who.Role == auth.Admin {
+func (s *Service) mayRelease(ctx context.Context, who principal.Principal, product string) error {
+	if who.Role == principal.Admin {
 		return nil
 	}
 	if who.IsAnonymous() {
 		return errs.E(errs.Unauthenticated, "releasing needs an admin or maintainer token")
 	}
-	if who.Role != auth.Maintainer {
+	if who.Role != principal.Maintainer {
 		return errs.E(errs.Forbidden, "%s may not release product %s", who.Actor(), product)
 	}
 	// A token without an org matches by name only ("org:" is never
@@ -456,8 +456,8 @@ type Grant struct {
 
 // GrantMaintainer lets maintainer tokens with that name (or of that org)
 // release the product. Only admins grant.
-func (s *Service) GrantMaintainer(ctx context.Context, who auth.Principal, product, name, org string) (Grant, error) {
-	if who.Role != auth.Admin {
+func (s *Service) GrantMaintainer(ctx context.Context, who principal.Principal, product, name, org string) (Grant, error) {
+	if who.Role != principal.Admin {
 		return Grant{}, errs.E(errs.Forbidden, "only an admin grants maintainers")
 	}
 	if (name == "") == (org == "") || len(name) > 200 || len(org) > 200 {

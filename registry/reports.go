@@ -10,10 +10,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/device"
 )
@@ -176,12 +176,12 @@ func (s *Service) Policy(ctx context.Context, product string) (PullBackPolicy, e
 
 // SetPolicy changes a product's review policy: admins, or the vendor that
 // owns the product. MinNetworks 0 means the default.
-func (s *Service) SetPolicy(ctx context.Context, who auth.Principal, p PullBackPolicy) (PullBackPolicy, error) {
+func (s *Service) SetPolicy(ctx context.Context, who principal.Principal, p PullBackPolicy) (PullBackPolicy, error) {
 	prod, err := s.o.Catalog.Get(ctx, p.Product)
 	if err != nil {
 		return p, err
 	}
-	if who.Role != auth.Admin && (who.Role != auth.Vendor || who.Org != prod.Vendor) {
+	if who.Role != principal.Admin && (who.Role != principal.Vendor || who.Org != prod.Vendor) {
 		return p, errs.E(errs.Forbidden, "%s may not set the pull-back policy of %s", who.Actor(), p.Product)
 	}
 	if p.MinNetworks == 0 {
@@ -259,7 +259,7 @@ func (s *Service) hold(ctx context.Context, rel Release, why string) error {
 // ConfirmPullBack pulls a release back: a maintainer of its product or an
 // admin confirms what the reports (or anything else) suggest. It goes back
 // to testing, is offered to nobody and cannot be promoted again.
-func (s *Service) ConfirmPullBack(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+func (s *Service) ConfirmPullBack(ctx context.Context, who principal.Principal, id, reason string) (Release, error) {
 	rel, err := s.reviewable(ctx, who, id, reason)
 	if err != nil {
 		return Release{}, err
@@ -275,7 +275,7 @@ func (s *Service) ConfirmPullBack(ctx context.Context, who auth.Principal, id, r
 }
 
 // Resume lifts a review hold: the release is offered again on its channel.
-func (s *Service) Resume(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+func (s *Service) Resume(ctx context.Context, who principal.Principal, id, reason string) (Release, error) {
 	rel, err := s.reviewable(ctx, who, id, reason)
 	if err != nil {
 		return Release{}, err
@@ -303,7 +303,7 @@ func (s *Service) Resume(ctx context.Context, who auth.Principal, id, reason str
 	return s.Get(ctx, id)
 }
 
-func (s *Service) reviewable(ctx context.Context, who auth.Principal, id, reason string) (Release, error) {
+func (s *Service) reviewable(ctx context.Context, who principal.Principal, id, reason string) (Release, error) {
 	if r := strings.TrimSpace(reason); r == "" || len(r) > 2000 {
 		return Release{}, errs.E(errs.Invalid, "a review needs a reason of 1 to 2000 bytes")
 	}

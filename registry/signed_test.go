@@ -6,9 +6,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/device"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
@@ -69,13 +69,13 @@ func TestTargetsCarryTheirSignedFieldsAndEachProductItsReleaseList(t *testing.T)
 			if got := listedVersions(t, e); !slices.Equal(got, []string{"1.1.0 testing", "1.0.0 stable"}) {
 				t.Fatalf("after publishing: %v", got)
 			}
-			if _, err := e.svc.Promote(ctx, auth.Principal{Role: auth.Admin, Name: "test"}, r2.ID); err != nil {
+			if _, err := e.svc.Promote(ctx, principal.Principal{Role: principal.Admin, Name: "test"}, r2.ID); err != nil {
 				t.Fatal(err)
 			}
 			if m, _ := signed[device.TargetMeta](t, e, r2.Offered().Target); m.Channel != Stable {
 				t.Fatalf("the promoted target is signed for %q", m.Channel)
 			}
-			if _, err := e.svc.Yank(ctx, auth.Principal{Role: auth.Admin, Name: "test"}, r1.ID, "bricks rev A"); err != nil {
+			if _, err := e.svc.Yank(ctx, principal.Principal{Role: principal.Admin, Name: "test"}, r1.ID, "bricks rev A"); err != nil {
 				t.Fatal(err)
 			}
 			if got := listedVersions(t, e); !slices.Equal(got, []string{"1.1.0 stable"}) {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // flashes are the fixed confirmations a redirect may ask for (?done=key);
@@ -64,7 +64,7 @@ func (s *Site) vendorData(c *gin.Context) (vendorData, error) {
 		return vendorData{}, errs.E(errs.NotFound, "the vendor area is not enabled")
 	}
 	ctx := c.Request.Context()
-	p := principal(c)
+	p := caller(c)
 	prods, err := s.deps.Catalog.VendorProducts(ctx, p.Org)
 	if err != nil {
 		return vendorData{}, err
@@ -116,7 +116,7 @@ func (s *Site) vendorCreateProduct(c *gin.Context) {
 		}
 	}
 	if err == nil {
-		_, err = s.deps.Catalog.CreateProduct(c.Request.Context(), principal(c), np)
+		_, err = s.deps.Catalog.CreateProduct(c.Request.Context(), caller(c), np)
 	}
 	if err != nil {
 		if !formError(err) {
@@ -177,7 +177,7 @@ func (s *Site) vendorCreateDeposit(c *gin.Context) {
 		jsonError(c, errs.E(errs.Invalid, "choose at least one file"))
 		return
 	}
-	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), principal(c), NewDeposit{ProductID: req.Product, Policy: req.Policy, Manifest: req.Manifest})
+	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), caller(c), NewDeposit{ProductID: req.Product, Policy: req.Policy, Manifest: req.Manifest})
 	if err != nil {
 		jsonError(c, err)
 		return
@@ -201,7 +201,7 @@ func (s *Site) vendorUploadFile(c *gin.Context) {
 	}
 	path := strings.TrimPrefix(c.Param("path"), "/")
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, size)
-	if err := s.deps.Escrow.UploadFile(c.Request.Context(), principal(c), c.Param("id"), path, size, body); err != nil {
+	if err := s.deps.Escrow.UploadFile(c.Request.Context(), caller(c), c.Param("id"), path, size, body); err != nil {
 		jsonError(c, err)
 		return
 	}
@@ -213,7 +213,7 @@ func (s *Site) vendorCommitDeposit(c *gin.Context) {
 		jsonError(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
 		return
 	}
-	r, err := s.deps.Escrow.CommitDeposit(c.Request.Context(), principal(c), c.Param("id"))
+	r, err := s.deps.Escrow.CommitDeposit(c.Request.Context(), caller(c), c.Param("id"))
 	if err != nil {
 		jsonError(c, err)
 		return
@@ -226,7 +226,7 @@ func (s *Site) vendorCheckIn(c *gin.Context) {
 		s.fail(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
 		return
 	}
-	if err := s.deps.Escrow.CheckIn(c.Request.Context(), principal(c)); err != nil {
+	if err := s.deps.Escrow.CheckIn(c.Request.Context(), caller(c)); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -245,7 +245,7 @@ func (s *Site) maintainerHome(c *gin.Context) {
 }
 
 func (s *Site) maintainerPage(c *gin.Context, status int, f RecipeSubmission, msg string) {
-	p := principal(c)
+	p := caller(c)
 	filter := BuildFilter{Submitter: p.Name, Limit: 50}
 	builds, err := s.deps.Farm.Builds(c.Request.Context(), filter)
 	if err != nil {
@@ -267,7 +267,7 @@ func (s *Site) maintainerSubmit(c *gin.Context) {
 		s.maintainerPage(c, http.StatusBadRequest, f, "The repository URL and the ref are required.")
 		return
 	}
-	id, err := s.deps.Farm.SubmitRecipe(c.Request.Context(), principal(c), f)
+	id, err := s.deps.Farm.SubmitRecipe(c.Request.Context(), caller(c), f)
 	if err != nil {
 		if !formError(err) {
 			s.fail(c, err)
@@ -289,7 +289,7 @@ type adminData struct {
 	Tokens    []TokenRow
 	NewSecret string // shown once after creating a token
 	NewName   string
-	Roles     []auth.Role
+	Roles     []principal.Role
 }
 
 func (s *Site) adminData(c *gin.Context) (adminData, error) {
@@ -297,8 +297,8 @@ func (s *Site) adminData(c *gin.Context) (adminData, error) {
 		return adminData{}, errs.E(errs.NotFound, "the admin area is not enabled")
 	}
 	ctx := c.Request.Context()
-	p := principal(c)
-	d := adminData{IsAdmin: p.Is(auth.Admin), Roles: []auth.Role{auth.Vendor, auth.Maintainer, auth.Builder, auth.Trustee, auth.Admin}}
+	p := caller(c)
+	d := adminData{IsAdmin: p.Is(principal.Admin), Roles: []principal.Role{principal.Vendor, principal.Maintainer, principal.Builder, principal.Trustee, principal.Admin}}
 	var err error
 	if d.Approvals, err = s.deps.Admin.Approvals(ctx, p); err != nil {
 		return d, err
@@ -333,7 +333,7 @@ func (s *Site) adminApprove(c *gin.Context) {
 		s.fail(c, errs.E(errs.NotFound, "the admin area is not enabled"))
 		return
 	}
-	if err := s.deps.Admin.Approve(c.Request.Context(), principal(c), c.Param("id")); err != nil {
+	if err := s.deps.Admin.Approve(c.Request.Context(), caller(c), c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -341,7 +341,7 @@ func (s *Site) adminApprove(c *gin.Context) {
 }
 
 func (s *Site) adminCreateToken(c *gin.Context) {
-	if !principal(c).Is(auth.Admin) {
+	if !caller(c).Is(principal.Admin) {
 		s.fail(c, errs.E(errs.Forbidden, "only admins manage tokens"))
 		return
 	}
@@ -363,7 +363,7 @@ func (s *Site) adminCreateToken(c *gin.Context) {
 	}
 	var secret string
 	if err == nil {
-		secret, err = s.deps.Admin.CreateToken(c.Request.Context(), principal(c), nt)
+		secret, err = s.deps.Admin.CreateToken(c.Request.Context(), caller(c), nt)
 	}
 	status := http.StatusOK
 	p := s.newPage(c, "Admin", nil)
@@ -386,7 +386,7 @@ func (s *Site) adminCreateToken(c *gin.Context) {
 }
 
 func (s *Site) adminRevokeToken(c *gin.Context) {
-	if !principal(c).Is(auth.Admin) {
+	if !caller(c).Is(principal.Admin) {
 		s.fail(c, errs.E(errs.Forbidden, "only admins manage tokens"))
 		return
 	}
@@ -394,7 +394,7 @@ func (s *Site) adminRevokeToken(c *gin.Context) {
 		s.fail(c, errs.E(errs.NotFound, "the admin area is not enabled"))
 		return
 	}
-	if err := s.deps.Admin.RevokeToken(c.Request.Context(), principal(c), c.Param("id")); err != nil {
+	if err := s.deps.Admin.RevokeToken(c.Request.Context(), caller(c), c.Param("id")); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/web"
 )
 
@@ -37,12 +37,12 @@ const (
 	hostile         = `<script>alert("x")</script>`
 )
 
-type fakeAuth map[string]auth.Principal
+type fakeAuth map[string]principal.Principal
 
-func (f fakeAuth) Authenticate(_ context.Context, tok string) (auth.Principal, error) {
+func (f fakeAuth) Authenticate(_ context.Context, tok string) (principal.Principal, error) {
 	p, ok := f[tok]
 	if !ok {
-		return auth.Principal{}, errs.E(errs.Unauthenticated, "unknown token")
+		return principal.Principal{}, errs.E(errs.Unauthenticated, "unknown token")
 	}
 	return p, nil
 }
@@ -121,7 +121,7 @@ func (c *fakeCatalog) VendorProducts(_ context.Context, org string) ([]web.Produ
 	return out, nil
 }
 
-func (c *fakeCatalog) CreateProduct(_ context.Context, p auth.Principal, np web.NewProduct) (string, error) {
+func (c *fakeCatalog) CreateProduct(_ context.Context, p principal.Principal, np web.NewProduct) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := strings.ToLower(p.Org + "-" + strings.Join(strings.Fields(np.Model), "-"))
@@ -198,7 +198,7 @@ func (f *fakeFarm) Builds(_ context.Context, flt web.BuildFilter) ([]web.BuildSu
 	return out, nil
 }
 
-func (f *fakeFarm) SubmitRecipe(_ context.Context, p auth.Principal, s web.RecipeSubmission) (string, error) {
+func (f *fakeFarm) SubmitRecipe(_ context.Context, p principal.Principal, s web.RecipeSubmission) (string, error) {
 	if !strings.HasPrefix(s.Repo, "https://") && !strings.HasPrefix(s.Repo, "file://") {
 		return "", errs.E(errs.Invalid, "repository %q: only https:// and file:// URLs are accepted", s.Repo)
 	}
@@ -249,7 +249,7 @@ type fakeEscrow struct {
 	checkins int
 }
 
-func (e *fakeEscrow) Deposits(_ context.Context, p auth.Principal) ([]web.DepositSummary, error) {
+func (e *fakeEscrow) Deposits(_ context.Context, p principal.Principal) ([]web.DepositSummary, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []web.DepositSummary
@@ -259,7 +259,7 @@ func (e *fakeEscrow) Deposits(_ context.Context, p auth.Principal) ([]web.Deposi
 	return out, nil
 }
 
-func (e *fakeEscrow) CreateDeposit(_ context.Context, p auth.Principal, d web.NewDeposit) (string, error) {
+func (e *fakeEscrow) CreateDeposit(_ context.Context, p principal.Principal, d web.NewDeposit) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if d.ProductID == "" {
@@ -286,7 +286,7 @@ func (e *fakeEscrow) CreateDeposit(_ context.Context, p auth.Principal, d web.Ne
 	return id, nil
 }
 
-func (e *fakeEscrow) UploadFile(_ context.Context, p auth.Principal, id, path string, size int64, body io.Reader) error {
+func (e *fakeEscrow) UploadFile(_ context.Context, p principal.Principal, id, path string, size int64, body io.Reader) error {
 	h := sha256.New()
 	n, err := io.Copy(h, body)
 	if err != nil {
@@ -309,7 +309,7 @@ func (e *fakeEscrow) UploadFile(_ context.Context, p auth.Principal, id, path st
 	return nil
 }
 
-func (e *fakeEscrow) CommitDeposit(_ context.Context, p auth.Principal, id string) (web.Receipt, error) {
+func (e *fakeEscrow) CommitDeposit(_ context.Context, p principal.Principal, id string) (web.Receipt, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d, ok := e.deposits[id]
@@ -325,7 +325,7 @@ func (e *fakeEscrow) CommitDeposit(_ context.Context, p auth.Principal, id strin
 	return r, nil
 }
 
-func (e *fakeEscrow) CheckIn(_ context.Context, p auth.Principal) error {
+func (e *fakeEscrow) CheckIn(_ context.Context, p principal.Principal) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.checkins++
@@ -349,13 +349,13 @@ func (a *fakeAdmin) Scrubs(context.Context) ([]web.ScrubRow, error) {
 	return []web.ScrubRow{{At: t0.Add(-time.Hour), Checked: 42, Bad: 0, Detail: "all blobs match their digests"}}, nil
 }
 
-func (a *fakeAdmin) Approvals(context.Context, auth.Principal) ([]web.ApprovalRow, error) {
+func (a *fakeAdmin) Approvals(context.Context, principal.Principal) ([]web.ApprovalRow, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return []web.ApprovalRow{{DepositID: "dep_quorum", ProductID: "acme-thermo-2", Vendor: "Acme", Quorum: 2, Trustees: 3, Approvals: append([]string(nil), a.approved...)}}, nil
 }
 
-func (a *fakeAdmin) Approve(_ context.Context, p auth.Principal, id string) error {
+func (a *fakeAdmin) Approve(_ context.Context, p principal.Principal, id string) error {
 	if id != "dep_quorum" {
 		return errs.E(errs.NotFound, "deposit %s not found", id)
 	}
@@ -371,8 +371,8 @@ func (a *fakeAdmin) Tokens(context.Context) ([]web.TokenRow, error) {
 	return append([]web.TokenRow(nil), a.tokens...), nil
 }
 
-func (a *fakeAdmin) CreateToken(_ context.Context, p auth.Principal, t web.NewToken) (string, error) {
-	if _, err := auth.ParseRole(t.Role); err != nil {
+func (a *fakeAdmin) CreateToken(_ context.Context, p principal.Principal, t web.NewToken) (string, error) {
+	if _, err := principal.ParseRole(t.Role); err != nil {
 		return "", err
 	}
 	a.mu.Lock()
@@ -381,7 +381,7 @@ func (a *fakeAdmin) CreateToken(_ context.Context, p auth.Principal, t web.NewTo
 	return "afl_new_secret_value", nil
 }
 
-func (a *fakeAdmin) RevokeToken(_ context.Context, p auth.Principal, id string) error {
+func (a *fakeAdmin) RevokeToken(_ context.Context, p principal.Principal, id string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i := range a.tokens {
@@ -467,10 +467,10 @@ func newDemo(tb testing.TB) *demo {
 	site, err := web.New(web.Deps{
 		Catalog: d.catalog, Farm: d.farm, Escrow: d.escrow, Admin: d.admin,
 		Auth: fakeAuth{
-			vendorToken:     {TokenID: "tok_v", Name: "acme-web", Role: auth.Vendor, Org: "acme"},
-			maintainerToken: {TokenID: "tok_m", Name: "maint", Role: auth.Maintainer},
-			adminToken:      {TokenID: "tok_a", Name: "root", Role: auth.Admin},
-			trusteeToken:    {TokenID: "tok_t", Name: "trustee-bo", Role: auth.Trustee},
+			vendorToken:     {TokenID: "tok_v", Name: "acme-web", Role: principal.Vendor, Org: "acme"},
+			maintainerToken: {TokenID: "tok_m", Name: "maint", Role: principal.Maintainer},
+			adminToken:      {TokenID: "tok_a", Name: "root", Role: principal.Admin},
+			trusteeToken:    {TokenID: "tok_t", Name: "trustee-bo", Role: principal.Trustee},
 		},
 	}, web.Options{
 		CSRFSecret:  []byte("0123456789abcdef0123456789abcdef"),

@@ -13,8 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // The session is the API token itself, kept in an HttpOnly,
@@ -51,18 +51,18 @@ func (s *Site) identify(c *gin.Context) {
 	c.Next()
 }
 
-func principal(c *gin.Context) auth.Principal {
+func caller(c *gin.Context) principal.Principal {
 	v, _ := c.Get(ctxPrincipal)
-	p, _ := v.(auth.Principal)
+	p, _ := v.(principal.Principal)
 	return p
 }
 
 // require lets through principals with one of roles (admins always);
 // anonymous visitors are sent to the login form, others get a 403. Every
 // unsafe method must also pass the CSRF check.
-func (s *Site) require(roles ...auth.Role) gin.HandlerFunc {
+func (s *Site) require(roles ...principal.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		p := principal(c)
+		p := caller(c)
 		if p.IsAnonymous() {
 			if c.Request.Method == http.MethodGet {
 				c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
@@ -72,7 +72,7 @@ func (s *Site) require(roles ...auth.Role) gin.HandlerFunc {
 			s.fail(c, errs.E(errs.Unauthenticated, "please log in"))
 			return
 		}
-		if !p.Is(append(roles, auth.Admin)...) {
+		if !p.Is(append(roles, principal.Admin)...) {
 			s.fail(c, errs.E(errs.Forbidden, "this area needs the %s role", roles[0]))
 			return
 		}
@@ -209,13 +209,13 @@ func (s *Site) login(c *gin.Context) {
 }
 
 // homeFor is where a principal lands after login.
-func homeFor(p auth.Principal) string {
+func homeFor(p principal.Principal) string {
 	switch {
-	case p.Is(auth.Vendor):
+	case p.Is(principal.Vendor):
 		return "/vendor"
-	case p.Is(auth.Maintainer):
+	case p.Is(principal.Maintainer):
 		return "/maintainer"
-	case p.Is(auth.Admin, auth.Trustee):
+	case p.Is(principal.Admin, principal.Trustee):
 		return "/admin"
 	}
 	return "/"

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // The interfaces below are what web needs from the rest of afterlife. They
@@ -30,7 +30,7 @@ type Catalog interface {
 	// VendorProducts lists the products registered by vendor organisation org.
 	VendorProducts(ctx context.Context, org string) ([]ProductSummary, error)
 	// CreateProduct registers a product for p's organisation and returns its id.
-	CreateProduct(ctx context.Context, p auth.Principal, np NewProduct) (string, error)
+	CreateProduct(ctx context.Context, p principal.Principal, np NewProduct) (string, error)
 }
 
 // Farm is the build farm: builds, their jobs and logs, recipe submission.
@@ -41,7 +41,7 @@ type Farm interface {
 	Builds(ctx context.Context, f BuildFilter) ([]BuildSummary, error)
 	// SubmitRecipe pins repo at ref, validates the recipe at path (empty
 	// means afterlife.yaml) and queues its build; it returns the build id.
-	SubmitRecipe(ctx context.Context, p auth.Principal, s RecipeSubmission) (string, error)
+	SubmitRecipe(ctx context.Context, p principal.Principal, s RecipeSubmission) (string, error)
 	// Log returns the bytes of a job's log from offset on (at most a few
 	// hundred KiB per call), the offset to ask for next, and whether the
 	// log is complete.
@@ -52,18 +52,18 @@ type Farm interface {
 // Every method acts for p and only on p's organisation's deposits.
 type Escrow interface {
 	// Deposits lists p's organisation's deposits, newest first.
-	Deposits(ctx context.Context, p auth.Principal) ([]DepositSummary, error)
+	Deposits(ctx context.Context, p principal.Principal) ([]DepositSummary, error)
 	// CreateDeposit opens a deposit for a manifest; files are then uploaded
 	// with UploadFile and the deposit sealed with CommitDeposit.
-	CreateDeposit(ctx context.Context, p auth.Principal, d NewDeposit) (string, error)
+	CreateDeposit(ctx context.Context, p principal.Principal, d NewDeposit) (string, error)
 	// UploadFile streams one manifest file's bytes; the escrow checks size
 	// and sha256 against the manifest.
-	UploadFile(ctx context.Context, p auth.Principal, depositID, path string, size int64, body io.Reader) error
+	UploadFile(ctx context.Context, p principal.Principal, depositID, path string, size int64, body io.Reader) error
 	// CommitDeposit seals the deposit and returns its signed receipt.
-	CommitDeposit(ctx context.Context, p auth.Principal, depositID string) (Receipt, error)
+	CommitDeposit(ctx context.Context, p principal.Principal, depositID string) (Receipt, error)
 	// CheckIn records a dead-man check-in for every dead-man policy of
 	// p's organisation.
-	CheckIn(ctx context.Context, p auth.Principal) error
+	CheckIn(ctx context.Context, p principal.Principal) error
 }
 
 // Admin is the operators' view: builders, scrubs, approvals, tokens.
@@ -74,21 +74,21 @@ type Admin interface {
 	Scrubs(ctx context.Context) ([]ScrubRow, error)
 	// Approvals lists the quorum-policy deposits waiting for p's approval:
 	// all for an admin, those naming p for a trustee (approval state only).
-	Approvals(ctx context.Context, p auth.Principal) ([]ApprovalRow, error)
+	Approvals(ctx context.Context, p principal.Principal) ([]ApprovalRow, error)
 	// Approve records p's (a trustee's) approval for releasing a deposit.
-	Approve(ctx context.Context, p auth.Principal, depositID string) error
+	Approve(ctx context.Context, p principal.Principal, depositID string) error
 	// Tokens lists API tokens (never their secrets).
 	Tokens(ctx context.Context) ([]TokenRow, error)
 	// CreateToken makes a token and returns its secret, shown once.
-	CreateToken(ctx context.Context, p auth.Principal, t NewToken) (string, error)
+	CreateToken(ctx context.Context, p principal.Principal, t NewToken) (string, error)
 	// RevokeToken revokes a token by id.
-	RevokeToken(ctx context.Context, p auth.Principal, id string) error
+	RevokeToken(ctx context.Context, p principal.Principal, id string) error
 }
 
 // Authenticator turns a pasted API token into a principal; it returns an
 // errs.Unauthenticated error for unknown, expired or revoked tokens.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+	Authenticate(ctx context.Context, token string) (principal.Principal, error)
 }
 
 // Stats are the home page counts.

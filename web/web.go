@@ -22,9 +22,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 //go:embed templates static
@@ -157,7 +157,7 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 		}
 	}
 	public := httpapi.Op{Public: true}
-	roles := func(summary string, scope httpapi.Scope, rs ...auth.Role) httpapi.Op {
+	roles := func(summary string, scope httpapi.Scope, rs ...principal.Role) httpapi.Op {
 		return httpapi.Op{Summary: summary, Roles: rs, Scope: scope}
 	}
 	g.StaticFS("/static", http.FS(s.stat))
@@ -176,7 +176,7 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 	page(g, http.MethodPost, "/login", with(public, "Log in with an API token"), s.login)
 	page(g, http.MethodPost, "/logout", with(public, "Log out"), s.logout)
 
-	vendor := []auth.Role{auth.Vendor}
+	vendor := []principal.Role{principal.Vendor}
 	v := g.Group("/vendor", s.require(vendor...))
 	page(v, http.MethodGet, "", roles("The vendor's products and deposits", "", vendor...), s.vendorHome)
 	page(v, http.MethodPost, "/products", roles("Register a product for the vendor's own org", "", vendor...), s.vendorCreateProduct)
@@ -186,16 +186,16 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 	page(v, http.MethodPost, "/deposits/:id/commit", roles("Seal the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorCommitDeposit)
 	page(v, http.MethodPost, "/checkin", roles("Check in for the vendor's own org", "", vendor...), s.vendorCheckIn)
 
-	maint := []auth.Role{auth.Maintainer}
+	maint := []principal.Role{principal.Maintainer}
 	m := g.Group("/maintainer", s.require(maint...))
 	page(m, http.MethodGet, "", roles("The maintainer's builds", "", maint...), s.maintainerHome)
 	page(m, http.MethodPost, "/recipes", roles("Submit a recipe", "", maint...), s.maintainerSubmit)
 
-	a := g.Group("/admin", s.require(auth.Admin, auth.Trustee))
-	page(a, http.MethodGet, "", roles("Approvals waiting (trustees: those naming them); builders, scrubs and tokens (admins)", "", auth.Trustee), s.adminHome)
-	page(a, http.MethodPost, "/approvals/:id", roles("Explains how a trustee approves (with their own key)", "", auth.Trustee), s.adminApprove)
-	page(a, http.MethodPost, "/tokens", roles("Create a token", "", auth.Admin), s.adminCreateToken)
-	page(a, http.MethodPost, "/tokens/:id/revoke", roles("Revoke a token", "", auth.Admin), s.adminRevokeToken)
+	a := g.Group("/admin", s.require(principal.Admin, principal.Trustee))
+	page(a, http.MethodGet, "", roles("Approvals waiting (trustees: those naming them); builders, scrubs and tokens (admins)", "", principal.Trustee), s.adminHome)
+	page(a, http.MethodPost, "/approvals/:id", roles("Explains how a trustee approves (with their own key)", "", principal.Trustee), s.adminApprove)
+	page(a, http.MethodPost, "/tokens", roles("Create a token", "", principal.Admin), s.adminCreateToken)
+	page(a, http.MethodPost, "/tokens/:id/revoke", roles("Revoke a token", "", principal.Admin), s.adminRevokeToken)
 }
 
 // headers sets security headers on every page: a strict content security
@@ -212,7 +212,7 @@ func (s *Site) headers(c *gin.Context) {
 // page is what every template receives.
 type page struct {
 	Title    string
-	User     auth.Principal
+	User     principal.Principal
 	LoggedIn bool
 	CSRF     string
 	Feeds    []FeedLink
@@ -226,7 +226,7 @@ type page struct {
 
 func (s *Site) newPage(c *gin.Context, title string, data any) *page {
 	p, _ := c.Get(ctxPrincipal)
-	pr, _ := p.(auth.Principal)
+	pr, _ := p.(principal.Principal)
 	return &page{
 		Title:    title,
 		User:     pr,

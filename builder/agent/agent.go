@@ -145,7 +145,7 @@ func New(o Options) (*Agent, error) {
 // Registration is what the agent tells the coordinator about itself.
 func (a *Agent) Registration() builder.Registration {
 	reg := builder.Registration{
-		Name: a.o.Name, Arch: a.o.Arch, AgentVersion: a.o.Version,
+		Protocol: builder.ProtocolVersion, Name: a.o.Name, Arch: a.o.Arch, AgentVersion: a.o.Version,
 		PublicKey: keys.PublicKeyString(a.o.Key.Public().(ed25519.PublicKey)),
 	}
 	for _, tc := range a.o.Toolchains {

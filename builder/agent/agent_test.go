@@ -25,6 +25,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/recipes"
 )
@@ -76,7 +77,7 @@ func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, o
 	if err := au.CreateOrg(ctx, "alice", "", "operator"); err != nil && !errs.Is(err, errs.Conflict) {
 		t.Fatal(err)
 	}
-	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "a", Role: auth.Builder, Operator: "alice"})
+	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "a", Role: principal.Builder, Operator: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // BenchmarkQueueToStart measures the time from CreateBuild to a
@@ -45,7 +46,7 @@ func BenchmarkQueueToStart(b *testing.B) {
 			if err := au.CreateOrg(ctx, "bench-op", "", "operator"); err != nil {
 				b.Fatal(err)
 			}
-			_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "bench", Role: auth.Builder, Operator: "bench-op"})
+			_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: "bench", Role: principal.Builder, Operator: "bench-op"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -53,6 +53,8 @@ const (
 	DefaultMaxAttempts = 3
 	DefaultRecheck     = 2 * time.Second
 	DefaultMaxWait     = 30 * time.Second
+	// DefaultMaxUpload bounds one uploaded blob (an output, a log).
+	DefaultMaxUpload = 2 << 30
 	// candidates is how many queued jobs one claim looks at.
 	candidates = 64
 )
@@ -86,6 +88,9 @@ type Options struct {
 	// builder.DefaultMaxLogBytes): the live log keeps its head, and a final
 	// log blob above it is stored as its head and tail with a note.
 	MaxLogBytes int64
+	// MaxUpload bounds one blob a builder uploads (default
+	// DefaultMaxUpload).
+	MaxUpload int64
 	// Holder names this replica for the sweeper's lease (default: a new id).
 	Holder string
 	Now    func() time.Time
@@ -132,6 +137,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = DefaultMaxWait
+	}
+	if o.MaxUpload <= 0 {
+		o.MaxUpload = DefaultMaxUpload
 	}
 	if o.Holder == "" {
 		o.Holder = ids.New("replica")
@@ -230,6 +238,9 @@ func (n *notifier) notify() {
 func (s *Service) Register(ctx context.Context, tokenID string, reg builder.Registration) (builder.Builder, error) {
 	if tokenID == "" {
 		return builder.Builder{}, errs.E(errs.Unauthenticated, "registering a builder needs a builder token")
+	}
+	if err := builder.CheckProtocol(reg.Protocol); err != nil {
+		return builder.Builder{}, fmt.Errorf("coord: register builder %q: %w", reg.Name, err)
 	}
 	pub, err := keys.ParsePublicKey(reg.PublicKey)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
@@ -68,7 +69,7 @@ func builderToken(t *testing.T, au *auth.Service, name, operator string) string 
 			t.Fatal(err)
 		}
 	}
-	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: name, Role: auth.Builder, Operator: operator})
+	_, tok, err := au.CreateToken(ctx, auth.TokenSpec{Name: name, Role: principal.Builder, Operator: operator})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -11,9 +12,11 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
-// Local is the in-process builder.Coordinator of one builder, identified by
-// a token id the way the HTTP API identifies it: for the local builders
-// `afterlife serve` runs and for tests of the agent without HTTP.
+// Local is the builder.Coordinator as seen by one builder, identified by a
+// token id: the one server-side implementation of the protocol. The local
+// builders `afterlife serve` runs call it in process, the HTTP API
+// (builder/farmhttp) calls it for each request with the caller's token,
+// and tests of the agent use it without HTTP.
 type Local struct {
 	s       *Service
 	tokenID string
@@ -78,8 +81,10 @@ func (l *Local) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error)
 	return l.s.store.Get(ctx, d, 0, -1)
 }
 
-// Upload implements builder.Coordinator.
-func (l *Local) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.ReadSeeker) error {
+// Upload implements builder.Coordinator, for in-process builders and for
+// the HTTP API alike: the lease, the size limit (Options.MaxUpload), the
+// size (unless -1) and the digest (the store's Put) are checked here only.
+func (l *Local) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.Reader) error {
 	id, err := l.id(ctx)
 	if err != nil {
 		return err
@@ -87,14 +92,46 @@ func (l *Local) Upload(ctx context.Context, jobID string, d blob.Digest, size in
 	if err := l.s.CheckLease(ctx, jobID, id); err != nil {
 		return err
 	}
-	info, err := l.s.store.Put(ctx, r, d)
+	limit := l.s.opts.MaxUpload
+	if size > limit {
+		return errs.E(errs.TooLarge, "blob is %d bytes, limit %d", size, limit)
+	}
+	info, err := l.s.store.Put(ctx, &capped{r: r, left: limit}, d)
+	if errors.Is(err, errOverLimit) {
+		return errs.E(errs.TooLarge, "blob larger than %d bytes", limit)
+	}
 	if err != nil {
 		return err
 	}
-	if info.Size != size {
-		return errs.E(errs.Invalid, "blob %s is %d bytes, not %d", d, info.Size, size)
+	if size >= 0 && info.Size != size {
+		return errs.E(errs.Invalid, "blob %s is %d bytes, the upload said %d", d, info.Size, size)
 	}
 	return nil
+}
+
+var errOverLimit = errors.New("coord: blob over the upload limit")
+
+// capped fails a read that goes past left bytes, so a blob of unknown
+// size stops at the limit instead of filling the store.
+type capped struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, _ := io.ReadFull(c.r, one[:]); n > 0 {
+			return 0, errOverLimit
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // AppendLog implements builder.Coordinator.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,9 +65,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, contentT
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	c.header(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -76,7 +75,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, contentT
 	}
 	defer httpclient.Drain(resp)
 	if resp.StatusCode >= 300 {
-		return resp.StatusCode, decodeError(method, path, resp)
+		return resp.StatusCode, httpclient.DecodeError(resp, method+" "+path)
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out); err != nil {
@@ -84,6 +83,14 @@ func (c *Client) do(ctx context.Context, method, path string, body any, contentT
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// header says who calls and which protocol version it speaks.
+func (c *Client) header(req *retryablehttp.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set(ProtocolHeader, strconv.Itoa(builder.ProtocolVersion))
 }
 
 func (c *Client) json(ctx context.Context, method, path string, in, out any) (int, error) {
@@ -97,40 +104,6 @@ func (c *Client) json(ctx context.Context, method, path string, in, out any) (in
 		body, ctype = b, "application/json"
 	}
 	return c.do(ctx, method, path, body, ctype, out)
-}
-
-// kindOf reads an error code of the API back into its kind.
-func kindOf(code string) errs.Kind {
-	for k := errs.Internal; k <= errs.Unavailable; k++ {
-		if k.String() == code {
-			return k
-		}
-	}
-	return errs.Internal
-}
-
-// decodeError turns the API's error shape back into an error of its kind.
-func decodeError(method, path string, resp *http.Response) error {
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
-		return errs.E(kindOf(body.Error.Code), "%s %s: %s", method, path, body.Error.Message)
-	}
-	k := errs.Internal
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		k = errs.NotFound
-	case resp.StatusCode >= 500:
-		k = errs.Unavailable
-	case resp.StatusCode >= 400:
-		k = errs.Invalid
-	}
-	return errs.E(k, "%s %s: HTTP %d", method, path, resp.StatusCode)
 }
 
 // Register implements builder.Coordinator.
@@ -171,7 +144,7 @@ func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "farm client: GET %s", path)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	c.header(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -181,22 +154,34 @@ func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer httpclient.Drain(resp)
-		return nil, decodeError(http.MethodGet, path, resp)
+		return nil, httpclient.DecodeError(resp, http.MethodGet+" "+path)
 	}
 	return resp.Body, nil
 }
 
-// Upload implements builder.Coordinator. r is re-read from its start when
-// a try is retried.
-func (c *Client) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.ReadSeeker) error {
+// Upload implements builder.Coordinator. When r is an io.Seeker (a file,
+// a bytes.Reader) it is re-read from its start when a try is retried;
+// otherwise the upload is tried once.
+func (c *Client) Upload(ctx context.Context, jobID string, d blob.Digest, size int64, r io.Reader) error {
 	path := "/v1/jobs/" + url.PathEscape(jobID) + "/outputs/" + string(d)
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, c.base+path, r)
+	var body any = r
+	if _, ok := r.(io.ReadSeeker); !ok {
+		read := false
+		body = retryablehttp.ReaderFunc(func() (io.Reader, error) {
+			if read {
+				return nil, errs.E(errs.Unavailable, "farm client: the upload of %s cannot be read again for a retry", d)
+			}
+			read = true
+			return r, nil
+		})
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, c.base+path, body)
 	if err != nil {
 		return errs.Wrap(errs.Invalid, err, "farm client: PUT %s", path)
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	c.header(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -206,7 +191,7 @@ func (c *Client) Upload(ctx context.Context, jobID string, d blob.Digest, size i
 	}
 	defer httpclient.Drain(resp)
 	if resp.StatusCode >= 300 {
-		return decodeError(http.MethodPut, path, resp)
+		return httpclient.DecodeError(resp, http.MethodPut+" "+path)
 	}
 	return nil
 }

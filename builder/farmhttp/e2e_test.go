@@ -39,6 +39,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
@@ -140,7 +141,7 @@ func startFarm(t *testing.T, d *db.DB, quorum int, leaseTTL time.Duration) *test
 		t.Fatal(err)
 	}
 	f := &testFarm{t: t, url: ts.URL, coord: c, store: store, auth: au, tcs: tcs}
-	f.maint = farmhttp.NewClient(ts.URL, f.token(auth.Maintainer, "maintainer"), farmhttp.ClientOptions{HTTP: httpclient.Options{RetryMax: 2}})
+	f.maint = farmhttp.NewClient(ts.URL, f.token(principal.Maintainer, "maintainer"), farmhttp.ClientOptions{HTTP: httpclient.Options{RetryMax: 2}})
 	t.Cleanup(func() {
 		for _, stop := range f.stopAll {
 			stop()
@@ -154,7 +155,7 @@ func startFarm(t *testing.T, d *db.DB, quorum int, leaseTTL time.Duration) *test
 	return f
 }
 
-func (f *testFarm) token(role auth.Role, name string) string {
+func (f *testFarm) token(role principal.Role, name string) string {
 	f.t.Helper()
 	secret, _, err := f.auth.CreateToken(context.Background(), auth.TokenSpec{Name: name, Role: role, TTL: time.Hour})
 	if err != nil {
@@ -174,7 +175,7 @@ func (f *testFarm) builderToken(name, operator string) (string, string) {
 			f.t.Fatal(err)
 		}
 	}
-	secret, tok, err := f.auth.CreateToken(ctx, auth.TokenSpec{Name: name, Role: auth.Builder, Operator: operator, TTL: time.Hour})
+	secret, tok, err := f.auth.CreateToken(ctx, auth.TokenSpec{Name: name, Role: principal.Builder, Operator: operator, TTL: time.Hour})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -1,16 +1,18 @@
 // Package farmhttp carries the build farm protocol over HTTP: the /v1
-// routes builders, maintainers and readers call (server side, on top of
-// builder/coord), and Client, the builder.Coordinator the agent uses over
-// the network with afterlife's retrying HTTP client. The JSON of every
-// route is documented in docs/farm-protocol.md.
+// routes builders, maintainers and readers call (server side: the builder
+// protocol's routes call builder.Coordinator as builder/coord implements
+// it, coord.Local, and check the protocol version), and Client, the
+// builder.Coordinator the agent uses over the network with afterlife's
+// retrying HTTP client. The JSON of every route is documented in
+// docs/farm-protocol.md.
 //
 // gin appears here and nowhere else in the farm; it must not decide
-// anything the coordinator decides (leases, verdicts, checks of results).
+// anything the coordinator decides (leases, verdicts, checks of uploads
+// and results).
 package farmhttp
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,11 +24,11 @@ import (
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/verdict"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blobhttp"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // SubmitRequest asks for a recipe to be built.
@@ -52,19 +54,22 @@ type Submitter interface {
 	Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error)
 }
 
-// DefaultMaxUpload bounds one uploaded blob (an output, a log).
-const DefaultMaxUpload = 2 << 30
+// ProtocolHeader carries the farm protocol version (builder.ProtocolVersion)
+// on every call of an agent, and on the server's answers to them.
+const ProtocolHeader = "Afterlife-Farm-Protocol"
 
 // Options configure a Server.
 type Options struct {
 	// Submitter handles POST /v1/recipes; nil leaves the route out.
 	Submitter Submitter
-	// MaxUpload bounds one uploaded blob (default DefaultMaxUpload).
-	MaxUpload int64
 	Logger    *slog.Logger
 }
 
-// Server is the farm's HTTP API.
+// Server is the farm's HTTP API. The builder protocol's routes are thin
+// adapters of builder.Coordinator: each call runs on the coordinator as
+// seen by the builder the caller's token is bound to (coord.Local), the
+// same implementation in-process builders use, so every check of a lease,
+// an upload or a report lives in builder/coord once.
 type Server struct {
 	coord *coord.Service
 	store blob.Store
@@ -73,9 +78,6 @@ type Server struct {
 
 // NewServer returns the farm API over c, serving blobs from store.
 func NewServer(c *coord.Service, store blob.Store, o Options) *Server {
-	if o.MaxUpload <= 0 {
-		o.MaxUpload = DefaultMaxUpload
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,30 +86,51 @@ func NewServer(c *coord.Service, store blob.Store, o Options) *Server {
 
 // Register mounts the farm's routes on the /v1 router.
 func (s *Server) Register(r *httpapi.Router) {
-	agent := []auth.Role{auth.Builder}
-	r.POST("/builders", httpapi.Op{Summary: "Register this token's builder, or update its capabilities", Roles: agent, Tag: "farm"}, s.register)
+	agent := []principal.Role{principal.Builder}
+	r.POST("/builders", httpapi.Op{Summary: "Register this token's builder, or update its capabilities", Roles: agent, Tag: "farm"}, s.speaks(s.register))
 	r.GET("/builders", httpapi.Op{Public: true, Summary: "List builders with when they were last seen", Tag: "farm"}, s.builders)
-	r.DELETE("/builders/:id", httpapi.Op{Summary: "Remove a builder; its jobs go back to the queue", Roles: []auth.Role{auth.Admin}, Tag: "farm"}, s.removeBuilder)
-	r.POST("/jobs/next", httpapi.Op{Summary: "Long-poll for a job and lease it", Roles: agent, Scope: httpapi.OwnBuilder, Tag: "farm", Stream: true}, s.next)
-	r.POST("/jobs/:id/extend", httpapi.Op{Summary: "Renew the lease on a job", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.extend)
-	r.PUT("/jobs/:id/outputs/:digest", httpapi.Op{Summary: "Upload a blob a job produced", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm", MaxBody: -1}, s.upload)
-	r.POST("/jobs/:id/log", httpapi.Op{Summary: "Append a chunk to a job's live log", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.appendLog)
-	r.POST("/jobs/:id/done", httpapi.Op{Summary: "Report a job's result", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.done)
-	r.POST("/jobs/:id/giveback", httpapi.Op{Summary: "Return a job to the queue unfinished", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.giveBack)
-	r.GET("/blobs/:digest", httpapi.Op{Summary: "Fetch a build input or source archive by digest", Roles: agent, Tag: "farm", Stream: true}, s.blob)
+	r.DELETE("/builders/:id", httpapi.Op{Summary: "Remove a builder; its jobs go back to the queue", Roles: []principal.Role{principal.Admin}, Tag: "farm"}, s.removeBuilder)
+	r.POST("/jobs/next", httpapi.Op{Summary: "Long-poll for a job and lease it", Roles: agent, Scope: httpapi.OwnBuilder, Tag: "farm", Stream: true}, s.speaks(s.next))
+	r.POST("/jobs/:id/extend", httpapi.Op{Summary: "Renew the lease on a job", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.extend))
+	r.PUT("/jobs/:id/outputs/:digest", httpapi.Op{Summary: "Upload a blob a job produced", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm", MaxBody: -1}, s.speaks(s.upload))
+	r.POST("/jobs/:id/log", httpapi.Op{Summary: "Append a chunk to a job's live log", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.appendLog))
+	r.POST("/jobs/:id/done", httpapi.Op{Summary: "Report a job's result", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.done))
+	r.POST("/jobs/:id/giveback", httpapi.Op{Summary: "Return a job to the queue unfinished", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.giveBack))
+	r.GET("/blobs/:digest", httpapi.Op{Summary: "Fetch a build input or source archive by digest", Roles: agent, Tag: "farm", Stream: true}, s.speaks(s.blob))
 	r.GET("/builds", httpapi.Op{Public: true, Summary: "List builds", Tag: "farm"}, s.builds)
 	r.GET("/builds/:id", httpapi.Op{Public: true, Summary: "A build with its jobs, results and verdict", Tag: "farm"}, s.build)
 	r.GET("/builds/:id/jobs/:job/log", httpapi.Op{Public: true, Summary: "A job's log (live, from an offset, or the final blob with ?raw=1)", Tag: "farm", Stream: true}, s.log)
 	r.GET("/builds/:id/jobs/:job/attestation", httpapi.Op{Public: true, Summary: "A job's signed attestation (DSSE envelope)", Tag: "farm", Stream: true}, s.resultBlob(func(r coord.Result) blob.Digest { return r.Attestation }, "attestation.dsse.json"))
 	r.GET("/builds/:id/jobs/:job/buildinfo", httpapi.Op{Public: true, Summary: "A job's buildinfo", Tag: "farm", Stream: true}, s.resultBlob(func(r coord.Result) blob.Digest { return r.BuildInfo }, "buildinfo.json"))
 	if s.opts.Submitter != nil {
-		r.POST("/recipes", httpapi.Op{Summary: "Submit a recipe repository at a ref for building", Roles: []auth.Role{auth.Maintainer}, Tag: "farm"}, s.submit)
+		r.POST("/recipes", httpapi.Op{Summary: "Submit a recipe repository at a ref for building", Roles: []principal.Role{principal.Maintainer}, Tag: "farm"}, s.submit)
 	}
 }
 
-// me is the builder bound to the caller's token.
-func (s *Server) me(c *gin.Context) (builder.Builder, error) {
-	return s.coord.BuilderByToken(c.Request.Context(), httpapi.Principal(c).TokenID)
+// as is the protocol as seen by the builder bound to the caller's token.
+func (s *Server) as(c *gin.Context) builder.Coordinator {
+	return s.coord.Local(httpapi.Principal(c).TokenID)
+}
+
+// speaks refuses a call in a farm protocol version this server does not
+// speak (builder.CheckProtocol); a call without the header is version 1.
+// Every answer says which version the server speaks.
+func (s *Server) speaks(h httpapi.HandlerFunc) httpapi.HandlerFunc {
+	return func(c *gin.Context) error {
+		c.Header(ProtocolHeader, strconv.Itoa(builder.ProtocolVersion))
+		v := 0
+		if h := c.GetHeader(ProtocolHeader); h != "" {
+			n, err := strconv.Atoi(h)
+			if err != nil || n < 1 {
+				return errs.E(errs.Invalid, "%s %q is not a protocol version; this coordinator speaks %d", ProtocolHeader, h, builder.ProtocolVersion)
+			}
+			v = n
+		}
+		if err := builder.CheckProtocol(v); err != nil {
+			return err
+		}
+		return h(c)
+	}
 }
 
 func (s *Server) register(c *gin.Context) error {
@@ -115,7 +138,7 @@ func (s *Server) register(c *gin.Context) error {
 	if err := httpapi.BindJSON(c, &reg); err != nil {
 		return err
 	}
-	b, err := s.coord.Register(c.Request.Context(), httpapi.Principal(c).TokenID, reg)
+	b, err := s.as(c).Register(c.Request.Context(), reg)
 	if err != nil {
 		return err
 	}
@@ -153,11 +176,7 @@ func (s *Server) next(c *gin.Context) error {
 			return err
 		}
 	}
-	b, err := s.me(c)
-	if err != nil {
-		return err
-	}
-	job, err := s.coord.Next(c.Request.Context(), b.ID, time.Duration(req.WaitMillis)*time.Millisecond)
+	job, err := s.as(c).Next(c.Request.Context(), time.Duration(req.WaitMillis)*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -174,11 +193,7 @@ type ExtendResponse struct {
 }
 
 func (s *Server) extend(c *gin.Context) error {
-	b, err := s.me(c)
-	if err != nil {
-		return err
-	}
-	until, err := s.coord.Extend(c.Request.Context(), c.Param("id"), b.ID)
+	until, err := s.as(c).Extend(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -190,41 +205,24 @@ func (s *Server) upload(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.me(c)
-	if err != nil {
+	if err := s.as(c).Upload(c.Request.Context(), c.Param("id"), d, c.Request.ContentLength, c.Request.Body); err != nil {
 		return err
 	}
-	if err := s.coord.CheckLease(c.Request.Context(), c.Param("id"), b.ID); err != nil {
-		return err
-	}
-	if c.Request.ContentLength > s.opts.MaxUpload {
-		return errs.E(errs.TooLarge, "blob is %d bytes, limit %d", c.Request.ContentLength, s.opts.MaxUpload)
-	}
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxUpload)
-	info, err := s.store.Put(c.Request.Context(), body, d)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errs.E(errs.TooLarge, "blob larger than %d bytes", s.opts.MaxUpload)
+	info := blob.Info{Digest: d, Size: c.Request.ContentLength} // Upload checked both
+	if info.Size < 0 {
+		if info, err = s.store.Stat(c.Request.Context(), d); err != nil {
+			return err
 		}
-		return err
-	}
-	if c.Request.ContentLength >= 0 && info.Size != c.Request.ContentLength {
-		return errs.E(errs.Invalid, "blob %s is %d bytes, the request said %d", d, info.Size, c.Request.ContentLength)
 	}
 	return httpapi.JSON(c, http.StatusOK, info)
 }
 
 func (s *Server) appendLog(c *gin.Context) error {
-	b, err := s.me(c)
-	if err != nil {
-		return err
-	}
 	chunk, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		return errs.Wrap(errs.TooLarge, err, "log chunk larger than %d bytes", httpapi.DefaultMaxBody)
 	}
-	if err := s.coord.AppendLog(c.Request.Context(), c.Param("id"), b.ID, chunk); err != nil {
+	if err := s.as(c).AppendLog(c.Request.Context(), c.Param("id"), chunk); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
@@ -236,11 +234,7 @@ func (s *Server) done(c *gin.Context) error {
 	if err := httpapi.BindJSON(c, &rep); err != nil {
 		return err
 	}
-	b, err := s.me(c)
-	if err != nil {
-		return err
-	}
-	if err := s.coord.Done(c.Request.Context(), c.Param("id"), b.ID, rep); err != nil {
+	if err := s.as(c).Done(c.Request.Context(), c.Param("id"), rep); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
@@ -248,17 +242,15 @@ func (s *Server) done(c *gin.Context) error {
 }
 
 func (s *Server) giveBack(c *gin.Context) error {
-	b, err := s.me(c)
-	if err != nil {
-		return err
-	}
-	if err := s.coord.GiveBack(c.Request.Context(), c.Param("id"), b.ID); err != nil {
+	if err := s.as(c).GiveBack(c.Request.Context(), c.Param("id")); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
 	return nil
 }
 
+// blob serves Fetch with Range and presigned redirects (internal/blobhttp);
+// like coord.Local.Fetch it checks only the digest.
 func (s *Server) blob(c *gin.Context) error {
 	d, err := blob.ParseDigest(c.Param("digest"))
 	if err != nil {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +112,70 @@ func TestRoutesEnforceRolesAndCheckUploads(t *testing.T) {
 			_, err := f.maint.Submit(ctx, farmhttp.SubmitRequest{Repo: gitRepo(t, examples+"/cortex-m3/recipe", nil)})
 			if !errs.Is(err, errs.Conflict) || !strings.Contains(err.Error(), "sha256:") {
 				t.Fatalf("got %v", err)
+			}
+		})
+	})
+}
+
+func TestAgentsAndTheServerShakeHandsOnTheProtocolVersion(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := startFarm(t, d, 1, time.Minute)
+		ctx := context.Background()
+		secret, _ := f.builderToken("b", "op")
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		reg := func(protocol int) []byte {
+			b, _ := json.Marshal(builder.Registration{Protocol: protocol, Name: "b", PublicKey: keys.PublicKeyString(pub), Arch: "amd64"})
+			return b
+		}
+		newer := strconv.Itoa(builder.ProtocolVersion + 1)
+		both := "the builder speaks farm protocol " + newer + ", this coordinator speaks " + strconv.Itoa(builder.ProtocolVersion)
+		call := func(method, path, header string, body []byte) (*http.Response, string) {
+			t.Helper()
+			req, _ := http.NewRequestWithContext(ctx, method, f.url+path, bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+secret)
+			req.Header.Set("Content-Type", "application/json")
+			if header != "" {
+				req.Header.Set(farmhttp.ProtocolHeader, header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			text, _ := io.ReadAll(resp.Body)
+			return resp, string(text)
+		}
+		for _, tc := range []struct {
+			name, method, path, header string
+			body                       []byte
+			status                     int
+			says                       string
+		}{
+			{"a call in a newer version is refused, naming both versions", http.MethodPost, "/v1/builders", newer, reg(0), http.StatusBadRequest, both},
+			{"a registration in a newer version is refused by the coordinator, naming both versions", http.MethodPost, "/v1/builders", "", reg(builder.ProtocolVersion + 1), http.StatusBadRequest, both},
+			{"a version that is not a number is refused", http.MethodPost, "/v1/builders", "one", reg(0), http.StatusBadRequest, "is not a protocol version; this coordinator speaks " + strconv.Itoa(builder.ProtocolVersion)},
+			{"an agent from before the handshake still registers", http.MethodPost, "/v1/builders", "", reg(0), http.StatusOK, ""},
+			{"an agent of this version registers", http.MethodPost, "/v1/builders", strconv.Itoa(builder.ProtocolVersion), reg(builder.ProtocolVersion), http.StatusOK, ""},
+			{"every protocol call checks the version, not only registration", http.MethodPost, "/v1/jobs/next", newer, []byte(`{"wait_ms":1}`), http.StatusBadRequest, both},
+			{"fetching an input checks it too", http.MethodGet, "/v1/blobs/" + string(blob.FromBytes([]byte("x"))), newer, nil, http.StatusBadRequest, both},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				resp, text := call(tc.method, tc.path, tc.header, tc.body)
+				if resp.StatusCode != tc.status || !strings.Contains(text, tc.says) {
+					t.Fatalf("%d %s, want %d saying %q", resp.StatusCode, text, tc.status, tc.says)
+				}
+				if got := resp.Header.Get(farmhttp.ProtocolHeader); got != strconv.Itoa(builder.ProtocolVersion) {
+					t.Fatalf("the answer says protocol %q", got)
+				}
+			})
+		}
+		t.Run("the client sends its version on every call", func(t *testing.T) {
+			bc := farmhttp.NewClient(f.url, secret, farmhttp.ClientOptions{HTTP: httpclient.Options{RetryMax: 1}})
+			if _, err := bc.Register(ctx, builder.Registration{Protocol: builder.ProtocolVersion, Name: "b", PublicKey: keys.PublicKeyString(pub), Arch: "amd64"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bc.Next(ctx, time.Millisecond); err != nil {
+				t.Fatal(err)
 			}
 		})
 	})

@@ -28,9 +28,9 @@ import (
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/recipes"
 )
@@ -58,9 +58,9 @@ const (
 )
 
 // principal is one caller of the matrix.
-type principal struct {
+type caller struct {
 	name   string
-	role   auth.Role // "" anonymous
+	role   principal.Role // "" anonymous
 	org    string
 	token  string // its secret; the token's name is key
 	key    string // short name: "vendor-acme", "alice", …
@@ -70,23 +70,23 @@ type principal struct {
 	cookie string
 }
 
-func accessPrincipals() []*principal {
-	ps := []*principal{{name: "anonymous", key: "anonymous"}, {name: "a bad token", key: "bad", bad: true}}
-	for _, r := range auth.Roles {
+func accessPrincipals() []*caller {
+	ps := []*caller{{name: "anonymous", key: "anonymous"}, {name: "a bad token", key: "bad", bad: true}}
+	for _, r := range principal.Roles {
 		for _, org := range []string{accessOwner, accessOther} {
 			rel := "the owner's org"
 			if org == accessOther {
 				rel = "another org"
 			}
-			ps = append(ps, &principal{name: fmt.Sprintf("%s of %s", r, rel), role: r, org: org, key: fmt.Sprintf("%s-%s", r, org)})
+			ps = append(ps, &caller{name: fmt.Sprintf("%s of %s", r, rel), role: r, org: org, key: fmt.Sprintf("%s-%s", r, org)})
 		}
 	}
-	return append(ps, &principal{name: "the trustee the sealed deposit names", role: auth.Trustee, org: accessOther, key: accessNamed, named: true})
+	return append(ps, &caller{name: "the trustee the sealed deposit names", role: principal.Trustee, org: accessOther, key: accessNamed, named: true})
 }
 
 // owner reports whether p may see the sealed deposit in full.
-func (p *principal) owner() bool {
-	return p.role == auth.Admin || (p.role == auth.Vendor && p.org == accessOwner)
+func (p *caller) owner() bool {
+	return p.role == principal.Admin || (p.role == principal.Vendor && p.org == accessOwner)
 }
 
 // variant is one concrete request of a route.
@@ -95,15 +95,15 @@ type variant struct {
 	sealed bool // names the sealed deposit
 	// relation: whether p is related to the resource as the route's
 	// Scope asks (own org, granted, own builder, lease, named trustee).
-	related func(p *principal) bool
+	related func(p *caller) bool
 }
 
 type accessFixture struct {
 	t        *testing.T
 	url      string
 	admin    string
-	ps       []*principal
-	byKey    map[string]*principal
+	ps       []*caller
+	byKey    map[string]*caller
 	product  string
 	sealed   string
 	released string
@@ -274,7 +274,7 @@ func declaredRoutes(t *testing.T) []httpapi.Declaration {
 // reproducible build of a one-line recipe by the two local builders, two
 // releases of it, and registered builders.
 func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
-	f := &accessFixture{t: t, url: srv.URL, admin: srv.Token, ps: accessPrincipals(), byKey: map[string]*principal{}, product: "acme-cam"}
+	f := &accessFixture{t: t, url: srv.URL, admin: srv.Token, ps: accessPrincipals(), byKey: map[string]*caller{}, product: "acme-cam"}
 	must := func(code int, want ...int) {
 		t.Helper()
 		if !slices.Contains(want, code) {
@@ -303,7 +303,7 @@ func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
 			Token string `json:"token"`
 		}
 		spec := map[string]string{"name": p.key, "role": string(p.role), "org": p.org}
-		if p.role == auth.Builder {
+		if p.role == principal.Builder {
 			spec["operator"] = p.org + "-lab"
 		}
 		must(adm("POST", "/v1/admin/tokens", spec, &out), 201)
@@ -480,7 +480,7 @@ func deposit(t *testing.T, url, token, product, policy string, files map[string]
 }
 
 // do sends one request as p and returns the status and body.
-func (f *accessFixture) do(p *principal, method, path string, body []byte, contentType string) (int, string) {
+func (f *accessFixture) do(p *caller, method, path string, body []byte, contentType string) (int, string) {
 	req, err := http.NewRequest(method, f.url+path, bytes.NewReader(body))
 	if err != nil {
 		f.t.Errorf("%s %s: %v", method, path, err)
@@ -517,7 +517,7 @@ var noRedirects = &http.Client{
 }
 
 // param fills one path parameter of route pattern for p.
-func (f *accessFixture) param(pattern, name string, p *principal) (string, bool) {
+func (f *accessFixture) param(pattern, name string, p *caller) (string, bool) {
 	switch {
 	case name == "path":
 		return "{file}", true
@@ -564,7 +564,7 @@ var patternParam = regexp.MustCompile(`[:*]([A-Za-z0-9_]+)`)
 
 // variants are the concrete requests of one route for p: one per deposit
 // (sealed and released) where the route names a deposit.
-func (f *accessFixture) variants(d httpapi.Declaration, p *principal) ([]variant, error) {
+func (f *accessFixture) variants(d httpapi.Declaration, p *caller) ([]variant, error) {
 	path, missing := d.Path, ""
 	path = patternParam.ReplaceAllStringFunc(path, func(m string) string {
 		v, ok := f.param(d.Path, m[1:], p)
@@ -579,19 +579,19 @@ func (f *accessFixture) variants(d httpapi.Declaration, p *principal) ([]variant
 	if missing != "" {
 		return nil, fmt.Errorf("%s %s: the access test does not know a value for %s: add one to accessFixture.param", d.Method, d.Path, missing)
 	}
-	owner := func(p *principal) bool { return p.role == auth.Admin || p.org == accessOwner }
-	var related func(*principal) bool
+	owner := func(p *caller) bool { return p.role == principal.Admin || p.org == accessOwner }
+	var related func(*caller) bool
 	switch d.Op.Scope {
 	case httpapi.AnyResource:
-		related = func(*principal) bool { return true }
+		related = func(*caller) bool { return true }
 	case httpapi.OwnOrg, httpapi.Granted:
 		related = owner // the product is granted to the owner's org
 	case httpapi.OwnBuilder:
-		related = func(p *principal) bool { return p.role == auth.Builder } // both registered
+		related = func(p *caller) bool { return p.role == principal.Builder } // both registered
 	case httpapi.LeaseHolder:
-		related = func(*principal) bool { return false } // the fixture's job is done
+		related = func(*caller) bool { return false } // the fixture's job is done
 	case httpapi.NamedTrustee:
-		related = func(p *principal) bool { return p.named }
+		related = func(p *caller) bool { return p.named }
 	default:
 		return nil, fmt.Errorf("%s %s: scope %q is new to the access test", d.Method, d.Path, d.Op.Scope)
 	}
@@ -603,7 +603,7 @@ func (f *accessFixture) variants(d httpapi.Declaration, p *principal) ([]variant
 	}
 	releasedRelated := related
 	if d.Op.Scope == httpapi.NamedTrustee {
-		releasedRelated = func(*principal) bool { return false } // the released deposit names no trustee
+		releasedRelated = func(*caller) bool { return false } // the released deposit names no trustee
 	}
 	return []variant{
 		{path: on(f.released, f.releasedFile), related: releasedRelated},
@@ -653,16 +653,16 @@ func (f *accessFixture) body(d httpapi.Declaration) ([]byte, string) {
 }
 
 // declaredAllows is what the declaration says of p on variant v.
-func declaredAllows(op httpapi.Op, v variant, p *principal) bool {
+func declaredAllows(op httpapi.Op, v variant, p *caller) bool {
 	if p.bad {
 		return false
 	}
-	ok := op.Public || (p.role != "" && (p.role == auth.Admin || slices.Contains(op.Roles, p.role)))
+	ok := op.Public || (p.role != "" && (p.role == principal.Admin || slices.Contains(op.Roles, p.role)))
 	if op.Scope != httpapi.AnyResource && !v.related(p) {
 		ok = false
 	}
 	if v.sealed && op.Sealed != nil {
-		sees := p.role == auth.Admin || (slices.Contains(op.Sealed.Roles, p.role) && p.org == accessOwner) || (op.Sealed.NamedTrustee && p.named)
+		sees := p.role == principal.Admin || (slices.Contains(op.Sealed.Roles, p.role) && p.org == accessOwner) || (op.Sealed.NamedTrustee && p.named)
 		ok = ok && sees
 	}
 	return ok
@@ -671,7 +671,7 @@ func declaredAllows(op httpapi.Op, v variant, p *principal) bool {
 type accessCase struct {
 	d    httpapi.Declaration
 	v    variant
-	p    *principal
+	p    *caller
 	body []byte
 	ct   string
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/escrow"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
@@ -154,10 +154,10 @@ type productEscrow struct{ e *escrow.Service }
 
 // systemReader is how admin-only pages read across orgs; it is never
 // handed to a request, nor used for anything the public sees.
-var systemReader = auth.Principal{Role: auth.Admin, Name: "afterlife-summary"}
+var systemReader = principal.Principal{Role: principal.Admin, Name: "afterlife-summary"}
 
 // publicReader reads what anyone may see.
-var publicReader = auth.Principal{}
+var publicReader = principal.Principal{}
 
 func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (registry.Escrow, error) {
 	ds, err := a.e.List(ctx, publicReader, escrow.ListFilter{Product: productID})

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/escrow"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 )
 
@@ -23,7 +23,7 @@ func TestAReleaseNoticeDeliveredAgainHandsTheProductOverOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		vendor := auth.Principal{Name: "acme-ci", Role: auth.Vendor, Org: "acme"}
+		vendor := principal.Principal{Name: "acme-ci", Role: principal.Vendor, Org: "acme"}
 		if _, err := c.Register(ctx, vendor, catalog.Registration{ID: "demo-cam", Vendor: "acme", Model: "Cam 200"}); err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/internal/auth"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 )
 
@@ -209,7 +210,7 @@ func orgSuffix(org string) string {
 }
 
 func operatorSuffix(t auth.Token) string {
-	if t.Role != auth.Builder {
+	if t.Role != principal.Builder {
 		return ""
 	}
 	if t.Operator == "" {
@@ -219,7 +220,7 @@ func operatorSuffix(t auth.Token) string {
 }
 
 func operatorColumn(t auth.Token) string {
-	if t.Role == auth.Builder && t.Operator == "" {
+	if t.Role == principal.Builder && t.Operator == "" {
 		return "(unbound)"
 	}
 	return dash(t.Operator)

@@ -104,14 +104,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 // an error of the matching kind.
 func decodeResponse(resp *http.Response, out any) error {
 	if resp.StatusCode >= 400 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
-			return errs.E(kindForStatus(resp.StatusCode), "server answered %s", resp.Status)
-		}
-		return errs.E(kindForStatus(resp.StatusCode), "%s", e.Error.Message)
+		return httpclient.DecodeError(resp, "")
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -120,26 +113,6 @@ func decodeResponse(resp *http.Response, out any) error {
 		return fmt.Errorf("decode answer: %w", err)
 	}
 	return nil
-}
-
-func kindForStatus(status int) errs.Kind {
-	switch status {
-	case http.StatusNotFound:
-		return errs.NotFound
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return errs.Invalid
-	case http.StatusConflict:
-		return errs.Conflict
-	case http.StatusUnauthorized:
-		return errs.Unauthenticated
-	case http.StatusForbidden:
-		return errs.Forbidden
-	case http.StatusRequestEntityTooLarge:
-		return errs.TooLarge
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return errs.Unavailable
-	}
-	return errs.Internal
 }
 
 // printJSON writes v indented, for commands whose output is data.

@@ -14,8 +14,8 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/verdict"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/examples"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
@@ -33,7 +33,7 @@ const (
 	demoDevice  = "demo:afterlife-cam"
 )
 
-var demoActor = auth.Principal{Role: auth.Admin, Name: "demo"}
+var demoActor = principal.Principal{Role: principal.Admin, Name: "demo"}
 
 // demoDeposit is what the demo vendor hands over.
 var demoDeposit = map[string]string{

@@ -17,6 +17,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
@@ -160,7 +161,7 @@ func localBuilderToken(ctx context.Context, a *auth.Service, name string, i int)
 		return "", err
 	}
 	for _, t := range toks {
-		if t.Name == "builder "+name && t.Role == auth.Builder && t.Revoked.IsZero() {
+		if t.Name == "builder "+name && t.Role == principal.Builder && t.Revoked.IsZero() {
 			if t.Operator == "" { // made before operators were bound
 				if _, err := a.BindOperator(ctx, t.ID, operator); err != nil {
 					return "", err
@@ -169,7 +170,7 @@ func localBuilderToken(ctx context.Context, a *auth.Service, name string, i int)
 			return t.ID, nil
 		}
 	}
-	_, t, err := a.CreateToken(ctx, auth.TokenSpec{Name: "builder " + name, Role: auth.Builder, Operator: operator})
+	_, t, err := a.CreateToken(ctx, auth.TokenSpec{Name: "builder " + name, Role: principal.Builder, Operator: operator})
 	return t.ID, err
 }
 

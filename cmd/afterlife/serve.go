@@ -27,6 +27,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 func newServeCmd() *cobra.Command {
@@ -314,7 +315,7 @@ func ensureAdminToken(ctx context.Context, a *auth.Service, path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	secret, _, err := a.CreateToken(ctx, auth.TokenSpec{Name: "bootstrap-admin", Role: auth.Admin})
+	secret, _, err := a.CreateToken(ctx, auth.TokenSpec{Name: "bootstrap-admin", Role: principal.Admin})
 	if err != nil {
 		return fmt.Errorf("serve: create admin token: %w", err)
 	}

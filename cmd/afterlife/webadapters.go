@@ -18,6 +18,7 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
@@ -222,7 +223,7 @@ func (a webCatalog) VendorProducts(ctx context.Context, org string) ([]web.Produ
 
 var notSlug = regexp.MustCompile(`[^a-z0-9]+`)
 
-func (a webCatalog) CreateProduct(ctx context.Context, p auth.Principal, np web.NewProduct) (string, error) {
+func (a webCatalog) CreateProduct(ctx context.Context, p principal.Principal, np web.NewProduct) (string, error) {
 	if p.Org == "" {
 		return "", errs.E(errs.Forbidden, "only a vendor token of an organisation can register products")
 	}
@@ -375,8 +376,8 @@ func (a webFarm) Builds(ctx context.Context, f web.BuildFilter) ([]web.BuildSumm
 	return out, nil
 }
 
-func (a webFarm) SubmitRecipe(ctx context.Context, p auth.Principal, s web.RecipeSubmission) (string, error) {
-	if !p.Is(auth.Maintainer) {
+func (a webFarm) SubmitRecipe(ctx context.Context, p principal.Principal, s web.RecipeSubmission) (string, error) {
+	if !p.Is(principal.Maintainer) {
 		return "", errs.E(errs.Forbidden, "submitting recipes needs a maintainer token")
 	}
 	res, err := a.p.submitter.Submit(ctx, submit.Request{RepoURL: s.Repo, Ref: s.Ref, Path: s.Path, RequestedBy: p.Actor()})
@@ -407,14 +408,14 @@ func (a webFarm) Log(ctx context.Context, buildID, jobID string, offset int64) (
 
 type webEscrow struct{ p *parts }
 
-func (a webEscrow) Deposits(ctx context.Context, p auth.Principal) ([]web.DepositSummary, error) {
+func (a webEscrow) Deposits(ctx context.Context, p principal.Principal) ([]web.DepositSummary, error) {
 	ds, err := a.p.escrow.List(ctx, p, escrow.ListFilter{})
 	if err != nil {
 		return nil, err
 	}
 	var out []web.DepositSummary
 	for _, d := range ds {
-		if p.Role != auth.Admin && d.Org != p.Org {
+		if p.Role != principal.Admin && d.Org != p.Org {
 			continue
 		}
 		s := web.DepositSummary{ID: d.ID, ProductID: d.Product, State: d.State, CreatedAt: d.CreatedAt, Files: d.Files, Bytes: d.TotalSize, Policy: webPolicy(d.Policy)}
@@ -448,7 +449,7 @@ func webReceipt(id string, signed receipt.Signed) *web.Receipt {
 	return r
 }
 
-func (a webEscrow) CreateDeposit(ctx context.Context, p auth.Principal, d web.NewDeposit) (string, error) {
+func (a webEscrow) CreateDeposit(ctx context.Context, p principal.Principal, d web.NewDeposit) (string, error) {
 	pol, err := policyText(d.Policy)
 	if err != nil {
 		return "", err
@@ -485,12 +486,12 @@ func policyText(s web.PolicySpec) (string, error) {
 	return "", errs.E(errs.Invalid, "unknown policy %q", s.Kind)
 }
 
-func (a webEscrow) UploadFile(ctx context.Context, p auth.Principal, depositID, path string, size int64, body io.Reader) error {
+func (a webEscrow) UploadFile(ctx context.Context, p principal.Principal, depositID, path string, size int64, body io.Reader) error {
 	_, err := a.p.escrow.PutFile(ctx, p, depositID, path, body)
 	return err
 }
 
-func (a webEscrow) CommitDeposit(ctx context.Context, p auth.Principal, depositID string) (web.Receipt, error) {
+func (a webEscrow) CommitDeposit(ctx context.Context, p principal.Principal, depositID string) (web.Receipt, error) {
 	signed, err := a.p.escrow.Commit(ctx, p, depositID)
 	if err != nil {
 		return web.Receipt{}, err
@@ -498,7 +499,7 @@ func (a webEscrow) CommitDeposit(ctx context.Context, p auth.Principal, depositI
 	return *webReceipt(depositID, signed), nil
 }
 
-func (a webEscrow) CheckIn(ctx context.Context, p auth.Principal) error {
+func (a webEscrow) CheckIn(ctx context.Context, p principal.Principal) error {
 	_, err := a.p.escrow.Checkin(ctx, p, p.Org)
 	return err
 }
@@ -540,7 +541,7 @@ func (a webAdmin) Scrubs(ctx context.Context) ([]web.ScrubRow, error) {
 	return out, nil
 }
 
-func (a webAdmin) Approvals(ctx context.Context, p auth.Principal) ([]web.ApprovalRow, error) {
+func (a webAdmin) Approvals(ctx context.Context, p principal.Principal) ([]web.ApprovalRow, error) {
 	ds, err := a.p.escrow.PendingApprovals(ctx, p)
 	if err != nil {
 		return nil, err
@@ -559,7 +560,7 @@ func (a webAdmin) Approvals(ctx context.Context, p auth.Principal) ([]web.Approv
 	return out, nil
 }
 
-func (a webAdmin) Approve(ctx context.Context, p auth.Principal, depositID string) error {
+func (a webAdmin) Approve(ctx context.Context, p principal.Principal, depositID string) error {
 	return errs.E(errs.Invalid, "approvals are signed with the trustee's own key, which never reaches the server: run `afterlife trustee approve %s --name NAME --key FILE`", depositID)
 }
 
@@ -575,16 +576,16 @@ func (a webAdmin) Tokens(ctx context.Context) ([]web.TokenRow, error) {
 	return out, nil
 }
 
-func (a webAdmin) CreateToken(ctx context.Context, p auth.Principal, t web.NewToken) (string, error) {
-	if p.Role != auth.Admin {
+func (a webAdmin) CreateToken(ctx context.Context, p principal.Principal, t web.NewToken) (string, error) {
+	if p.Role != principal.Admin {
 		return "", errs.E(errs.Forbidden, "only admins create tokens")
 	}
-	secret, _, err := a.auth.CreateToken(ctx, auth.TokenSpec{Name: t.Name, Role: auth.Role(t.Role), Org: t.Org, TTL: t.TTL})
+	secret, _, err := a.auth.CreateToken(ctx, auth.TokenSpec{Name: t.Name, Role: principal.Role(t.Role), Org: t.Org, TTL: t.TTL})
 	return secret, err
 }
 
-func (a webAdmin) RevokeToken(ctx context.Context, p auth.Principal, id string) error {
-	if p.Role != auth.Admin {
+func (a webAdmin) RevokeToken(ctx context.Context, p principal.Principal, id string) error {
+	if p.Role != principal.Admin {
 		return errs.E(errs.Forbidden, "only admins revoke tokens")
 	}
 	return a.auth.Revoke(ctx, id)

@@ -72,35 +72,6 @@ func New(o Options) *Client {
 	return c
 }
 
-// apiError turns the server's {"error":{"code","message"}} into an error
-// with the same kind.
-func apiError(resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	msg := strings.TrimSpace(string(body))
-	kind := errs.Internal
-	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-		msg = e.Error.Message
-		for k := errs.Internal; k <= errs.Unavailable; k++ {
-			if k.String() == e.Error.Code {
-				kind = k
-			}
-		}
-	} else {
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			kind = errs.NotFound
-		case resp.StatusCode >= 500:
-			kind = errs.Unavailable
-		case resp.StatusCode >= 400:
-			kind = errs.Invalid
-		}
-	}
-	return errs.E(kind, "server: %s (HTTP %d)", msg, resp.StatusCode)
-}
-
 // call sends a JSON request (body may be nil) and decodes a JSON answer
 // into out (may be nil).
 func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
@@ -135,7 +106,7 @@ func (c *Client) do(req *retryablehttp.Request, out any) error {
 	}
 	defer httpclient.Drain(resp)
 	if resp.StatusCode >= 300 {
-		return apiError(resp)
+		return httpclient.DecodeError(resp, req.Method+" "+req.URL.Path)
 	}
 	if out == nil {
 		return nil

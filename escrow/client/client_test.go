@@ -22,12 +22,12 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/client"
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
@@ -42,13 +42,13 @@ func (products) Vendor(_ context.Context, id string) (string, error) {
 	return "", errs.E(errs.NotFound, "product %s not found", id)
 }
 
-type tokens map[string]auth.Principal
+type tokens map[string]principal.Principal
 
-func (tk tokens) Authenticate(_ context.Context, s string) (auth.Principal, error) {
+func (tk tokens) Authenticate(_ context.Context, s string) (principal.Principal, error) {
 	if p, ok := tk[s]; ok {
 		return p, nil
 	}
-	return auth.Principal{}, errs.E(errs.Unauthenticated, "bad token")
+	return principal.Principal{}, errs.E(errs.Unauthenticated, "bad token")
 }
 
 // server is a real escrow behind httptest, with a hook that can break
@@ -75,9 +75,9 @@ func newServer(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	api := httpapi.New(httpapi.Options{Auth: tokens{
-		"acme":  {Name: "acme-ci", Role: auth.Vendor, Org: "acme"},
-		"alice": {Name: "alice", Role: auth.Trustee},
-		"admin": {Name: "root", Role: auth.Admin},
+		"acme":  {Name: "acme-ci", Role: principal.Vendor, Org: "acme"},
+		"alice": {Name: "alice", Role: principal.Trustee},
+		"admin": {Name: "root", Role: principal.Admin},
 	}})
 	svc.Register(api.V1(), api.Root())
 	s := &server{svc: svc, puts: map[string]int{}}
@@ -249,7 +249,7 @@ func TestADepositUploadsResumesAndCommits(t *testing.T) {
 	}
 	b, _ := os.ReadFile(state)
 	json.Unmarshal(b, &st)
-	before, err := s.svc.Upload(ctx, auth.Principal{Role: auth.Admin}, st.Deposit)
+	before, err := s.svc.Upload(ctx, principal.Principal{Role: principal.Admin}, st.Deposit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestADepositUploadsResumesAndCommits(t *testing.T) {
 		}
 	})
 	t.Run("the vendor reads a sealed file back decrypted", func(t *testing.T) {
-		f, err := s.svc.Open(ctx, auth.Principal{Role: auth.Vendor, Org: "acme"}, res.Deposit, "src/main.c")
+		f, err := s.svc.Open(ctx, principal.Principal{Role: principal.Vendor, Org: "acme"}, res.Deposit, "src/main.c")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,7 +330,7 @@ func TestATrusteeApprovesWithAKeyFile(t *testing.T) {
 	if _, err := client.GenerateKey(keyFile); !errs.Is(err, errs.Conflict) {
 		t.Fatalf("a second GenerateKey overwrote: %v", err)
 	}
-	if _, err := s.svc.AddTrustee(ctx, auth.Principal{Role: auth.Admin, Name: "root"}, "alice", pub); err != nil {
+	if _, err := s.svc.AddTrustee(ctx, principal.Principal{Role: principal.Admin, Name: "root"}, "alice", pub); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.client("acme").Deposit(ctx, client.DepositOptions{Product: "demo-cam", Policy: "quorum=1/2:alice,bob",

@@ -21,84 +21,26 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
-
-// Role is what a token may do.
-type Role string
-
-const (
-	Admin      Role = "admin"      // everything
-	Vendor     Role = "vendor"     // its own vendor org's products and deposits
-	Maintainer Role = "maintainer" // submits recipes, publishes releases of allowed products
-	Builder    Role = "builder"    // pulls jobs and returns results
-	Trustee    Role = "trustee"    // approves quorum releases
-)
-
-// Roles lists every role, in the order the docs give them.
-var Roles = []Role{Admin, Vendor, Maintainer, Builder, Trustee}
-
-// ParseRole validates a role name.
-func ParseRole(s string) (Role, error) {
-	for _, r := range Roles {
-		if string(r) == s {
-			return r, nil
-		}
-	}
-	return "", errs.E(errs.Invalid, "unknown role %q (want one of admin, vendor, maintainer, builder, trustee)", s)
-}
-
-// Principal is who is calling. The zero Principal is anonymous.
-type Principal struct {
-	TokenID string
-	Name    string
-	Role    Role
-	Org     string
-	// Operator is the operator organisation an admin bound a builder
-	// token to; "" when unbound.
-	Operator string
-}
-
-// IsAnonymous reports whether no token was presented.
-func (p Principal) IsAnonymous() bool { return p.Role == "" }
-
-// Is reports whether p has one of roles; admin has them all.
-func (p Principal) Is(roles ...Role) bool {
-	if p.Role == Admin {
-		return true
-	}
-	for _, r := range roles {
-		if p.Role == r {
-			return true
-		}
-	}
-	return false
-}
-
-// Actor is how p is named in event logs.
-func (p Principal) Actor() string {
-	if p.IsAnonymous() {
-		return "anonymous"
-	}
-	return fmt.Sprintf("%s:%s", p.Role, p.Name)
-}
 
 // Token is a stored token, without its secret.
 type Token struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Role     Role      `json:"role"`
-	Org      string    `json:"org,omitempty"`
-	Operator string    `json:"operator,omitempty"` // builder tokens: the operator organisation an admin bound it to
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires,omitzero"`
-	Revoked  time.Time `json:"revoked,omitzero"`
-	LastUsed time.Time `json:"last_used,omitzero"`
+	ID       string         `json:"id"`
+	Name     string         `json:"name"`
+	Role     principal.Role `json:"role"`
+	Org      string         `json:"org,omitempty"`
+	Operator string         `json:"operator,omitempty"` // builder tokens: the operator organisation an admin bound it to
+	Created  time.Time      `json:"created"`
+	Expires  time.Time      `json:"expires,omitzero"`
+	Revoked  time.Time      `json:"revoked,omitzero"`
+	LastUsed time.Time      `json:"last_used,omitzero"`
 }
 
 // TokenSpec says what token to create. TTL 0 means it does not expire.
 type TokenSpec struct {
 	Name string
-	Role Role
+	Role principal.Role
 	Org  string
 	// Operator binds a builder token to an operator organisation (an org
 	// of kind "operator"); only builder tokens take one.
@@ -127,7 +69,7 @@ type Service struct {
 }
 
 type cached struct {
-	p       Principal
+	p       principal.Principal
 	expires time.Time // of the cache entry
 	tokExp  time.Time // of the token
 }
@@ -212,13 +154,13 @@ const TokenPrefix = "afl_"
 // CreateToken makes a token and returns its secret, which is not stored and
 // cannot be shown again.
 func (s *Service) CreateToken(ctx context.Context, spec TokenSpec) (string, Token, error) {
-	if _, err := ParseRole(string(spec.Role)); err != nil {
+	if _, err := principal.ParseRole(string(spec.Role)); err != nil {
 		return "", Token{}, err
 	}
 	if spec.Name == "" || len(spec.Name) > 100 {
 		return "", Token{}, errs.E(errs.Invalid, "token name must be 1 to 100 characters")
 	}
-	if spec.Role == Vendor && spec.Org == "" {
+	if spec.Role == principal.Vendor && spec.Org == "" {
 		return "", Token{}, errs.E(errs.Invalid, "a vendor token needs the vendor's org")
 	}
 	if spec.Org != "" {
@@ -227,7 +169,7 @@ func (s *Service) CreateToken(ctx context.Context, spec TokenSpec) (string, Toke
 		}
 	}
 	if spec.Operator != "" {
-		if spec.Role != Builder {
+		if spec.Role != principal.Builder {
 			return "", Token{}, errs.E(errs.Invalid, "only a builder token is bound to an operator")
 		}
 		if err := s.checkOperator(ctx, spec.Operator); err != nil {
@@ -255,9 +197,9 @@ func hashSecret(secret string) string {
 
 // Authenticate resolves a secret to its principal. Unknown, expired and
 // revoked tokens are Unauthenticated errors.
-func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, secret string) (principal.Principal, error) {
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 200 {
-		return Principal{}, errs.E(errs.Unauthenticated, "invalid token")
+		return principal.Principal{}, errs.E(errs.Unauthenticated, "invalid token")
 	}
 	h := hashSecret(secret)
 	now := s.now()
@@ -267,29 +209,29 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	if ok && now.Before(c.expires) && (c.tokExp.IsZero() || now.Before(c.tokExp)) {
 		return c.p, nil
 	}
-	var p Principal
+	var p principal.Principal
 	var role string
 	var expires, revoked, lastUsed int64
 	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT id, name, role, org, operator, expires, revoked, last_used FROM tokens WHERE hash = ?`), h).
 		Scan(&p.TokenID, &p.Name, &role, &p.Org, &p.Operator, &expires, &revoked, &lastUsed)
 	if err == sql.ErrNoRows {
-		return Principal{}, errs.E(errs.Unauthenticated, "invalid token")
+		return principal.Principal{}, errs.E(errs.Unauthenticated, "invalid token")
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("auth: authenticate: %w", db.Classify(err))
+		return principal.Principal{}, fmt.Errorf("auth: authenticate: %w", db.Classify(err))
 	}
-	p.Role = Role(role)
+	p.Role = principal.Role(role)
 	switch {
 	case revoked != 0:
-		return Principal{}, errs.E(errs.Unauthenticated, "token %s was revoked", p.TokenID)
+		return principal.Principal{}, errs.E(errs.Unauthenticated, "token %s was revoked", p.TokenID)
 	case expires != 0 && now.UnixMilli() >= expires:
-		return Principal{}, errs.E(errs.Unauthenticated, "token %s expired", p.TokenID)
+		return principal.Principal{}, errs.E(errs.Unauthenticated, "token %s expired", p.TokenID)
 	}
 	// last_used is written at most once a minute per token, so reads do not
 	// turn into a write per request.
 	if now.UnixMilli()-lastUsed > time.Minute.Milliseconds() {
 		if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE tokens SET last_used = ? WHERE id = ?`), db.Millis(now), p.TokenID); err != nil {
-			return Principal{}, fmt.Errorf("auth: record token use: %w", db.Classify(err))
+			return principal.Principal{}, fmt.Errorf("auth: record token use: %w", db.Classify(err))
 		}
 	}
 	s.mu.Lock()
@@ -322,7 +264,7 @@ func (s *Service) Tokens(ctx context.Context, org string) ([]Token, error) {
 		if err := rows.Scan(&t.ID, &t.Name, &role, &t.Org, &t.Operator, &created, &expires, &revoked, &lastUsed); err != nil {
 			return nil, err
 		}
-		t.Role = Role(role)
+		t.Role = principal.Role(role)
 		t.Created, t.Expires, t.Revoked, t.LastUsed = db.FromMillis(created), db.FromMillis(expires), db.FromMillis(revoked), db.FromMillis(lastUsed)
 		out = append(out, t)
 	}
@@ -374,7 +316,7 @@ func (s *Service) BindOperator(ctx context.Context, id, org string) (Token, erro
 		return Token{}, db.NotFound(err, "token %s not found", id)
 	}
 	switch {
-	case Role(role) != Builder:
+	case principal.Role(role) != principal.Builder:
 		return Token{}, errs.E(errs.Invalid, "token %s is a %s token; only builder tokens are bound to an operator", id, role)
 	case revoked != 0:
 		return Token{}, errs.E(errs.Conflict, "token %s is revoked", id)
@@ -413,7 +355,7 @@ func (s *Service) token(ctx context.Context, id string) (Token, error) {
 	if err != nil {
 		return Token{}, db.NotFound(err, "token %s not found", id)
 	}
-	t.Role = Role(role)
+	t.Role = principal.Role(role)
 	t.Created, t.Expires, t.Revoked, t.LastUsed = db.FromMillis(created), db.FromMillis(expires), db.FromMillis(revoked), db.FromMillis(lastUsed)
 	return t, nil
 }

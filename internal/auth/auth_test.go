@@ -10,6 +10,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
@@ -29,12 +30,12 @@ func TestTokens(t *testing.T) {
 		}
 
 		t.Run("a secret authenticates and is stored only hashed", func(t *testing.T) {
-			secret, tok, err := s.CreateToken(ctx, auth.TokenSpec{Name: "ci", Role: auth.Vendor, Org: "acme"})
+			secret, tok, err := s.CreateToken(ctx, auth.TokenSpec{Name: "ci", Role: principal.Vendor, Org: "acme"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			p, err := s.Authenticate(ctx, secret)
-			if err != nil || p.Role != auth.Vendor || p.Org != "acme" || p.TokenID != tok.ID {
+			if err != nil || p.Role != principal.Vendor || p.Org != "acme" || p.TokenID != tok.ID {
 				t.Fatalf("Authenticate = %+v, %v", p, err)
 			}
 			var n int
@@ -49,7 +50,7 @@ func TestTokens(t *testing.T) {
 		})
 
 		t.Run("a revoked token stops working", func(t *testing.T) {
-			secret, tok, _ := s.CreateToken(ctx, auth.TokenSpec{Name: "leaked", Role: auth.Maintainer})
+			secret, tok, _ := s.CreateToken(ctx, auth.TokenSpec{Name: "leaked", Role: principal.Maintainer})
 			if _, err := s.Authenticate(ctx, secret); err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +63,7 @@ func TestTokens(t *testing.T) {
 		})
 
 		t.Run("an expired token stops working", func(t *testing.T) {
-			secret, _, _ := s.CreateToken(ctx, auth.TokenSpec{Name: "short", Role: auth.Builder, TTL: time.Hour})
+			secret, _, _ := s.CreateToken(ctx, auth.TokenSpec{Name: "short", Role: principal.Builder, TTL: time.Hour})
 			if _, err := s.Authenticate(ctx, secret); err != nil {
 				t.Fatal(err)
 			}
@@ -78,9 +79,9 @@ func TestTokens(t *testing.T) {
 			kind errs.Kind
 		}{
 			{"an unknown role is refused", auth.TokenSpec{Name: "x", Role: "root"}, errs.Invalid},
-			{"a vendor token needs an org", auth.TokenSpec{Name: "x", Role: auth.Vendor}, errs.Invalid},
-			{"an unknown org is refused", auth.TokenSpec{Name: "x", Role: auth.Vendor, Org: "nope"}, errs.NotFound},
-			{"a nameless token is refused", auth.TokenSpec{Role: auth.Admin}, errs.Invalid},
+			{"a vendor token needs an org", auth.TokenSpec{Name: "x", Role: principal.Vendor}, errs.Invalid},
+			{"an unknown org is refused", auth.TokenSpec{Name: "x", Role: principal.Vendor, Org: "nope"}, errs.NotFound},
+			{"a nameless token is refused", auth.TokenSpec{Role: principal.Admin}, errs.Invalid},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				if _, _, err := s.CreateToken(ctx, tc.spec); !errs.Is(err, tc.kind) {
@@ -120,15 +121,15 @@ func TestBuilderTokensAreBoundToOperatorsByAnAdmin(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		secret, bound, err := s.CreateToken(ctx, auth.TokenSpec{Name: "b1", Role: auth.Builder, Operator: "alice-lab"})
+		secret, bound, err := s.CreateToken(ctx, auth.TokenSpec{Name: "b1", Role: principal.Builder, Operator: "alice-lab"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, legacy, err := s.CreateToken(ctx, auth.TokenSpec{Name: "old", Role: auth.Builder})
+		_, legacy, err := s.CreateToken(ctx, auth.TokenSpec{Name: "old", Role: principal.Builder})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, maint, _ := s.CreateToken(ctx, auth.TokenSpec{Name: "m", Role: auth.Maintainer})
+		_, maint, _ := s.CreateToken(ctx, auth.TokenSpec{Name: "m", Role: principal.Maintainer})
 
 		t.Run("a token created with an operator is bound to it", func(t *testing.T) {
 			p, err := s.Authenticate(ctx, secret)
@@ -161,11 +162,11 @@ func TestBuilderTokensAreBoundToOperatorsByAnAdmin(t *testing.T) {
 			want errs.Kind
 		}{
 			{"only builder tokens take an operator", func() error {
-				_, _, err := s.CreateToken(ctx, auth.TokenSpec{Name: "x", Role: auth.Maintainer, Operator: "alice-lab"})
+				_, _, err := s.CreateToken(ctx, auth.TokenSpec{Name: "x", Role: principal.Maintainer, Operator: "alice-lab"})
 				return err
 			}, errs.Invalid},
 			{"an operator must be an org of kind operator", func() error {
-				_, _, err := s.CreateToken(ctx, auth.TokenSpec{Name: "x", Role: auth.Builder, Operator: "acme"})
+				_, _, err := s.CreateToken(ctx, auth.TokenSpec{Name: "x", Role: principal.Builder, Operator: "acme"})
 				return err
 			}, errs.Invalid},
 			{"an operator must exist", func() error { _, err := s.BindOperator(ctx, legacy.ID, "nobody"); return err }, errs.NotFound},

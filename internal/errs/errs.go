@@ -42,6 +42,17 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", k)
 }
 
+// ParseKind reads a kind back from its name (the code of an API error);
+// ok is false for a name that is no kind.
+func ParseKind(name string) (k Kind, ok bool) {
+	for k := range Kind(len(kindNames)) {
+		if kindNames[k] == name {
+			return k, true
+		}
+	}
+	return Internal, false
+}
+
 // HTTPStatus is the one place where a kind becomes an HTTP status.
 func (k Kind) HTTPStatus() int {
 	switch k {

@@ -22,7 +22,18 @@ func TestKindsMapToStatusesAndSurviveWrapping(t *testing.T) {
 			if KindOf(err) != tc.kind || KindOf(err).HTTPStatus() != tc.status {
 				t.Fatalf("kind %v status %d", KindOf(err), KindOf(err).HTTPStatus())
 			}
+			if k, ok := ParseKind(tc.kind.String()); !ok || k != tc.kind {
+				t.Fatalf("ParseKind(%q) = %v, %v", tc.kind.String(), k, ok)
+			}
 		})
+	}
+}
+
+func TestANameThatIsNoKindDoesNotParse(t *testing.T) {
+	for _, name := range []string{"", "rate_limited", "method_not_allowed", "kind(9)", "NotFound"} {
+		if k, ok := ParseKind(name); ok || k != Internal {
+			t.Fatalf("ParseKind(%q) = %v, %v", name, k, ok)
+		}
 	}
 }
 

@@ -25,14 +25,14 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // Authenticator resolves a bearer token.
 type Authenticator interface {
-	Authenticate(ctx context.Context, secret string) (auth.Principal, error)
+	Authenticate(ctx context.Context, secret string) (principal.Principal, error)
 }
 
 // Options configure an API.
@@ -81,7 +81,7 @@ type Op struct {
 	Public bool
 	// Roles that may call the route; admin always may. httpapi enforces
 	// them before the handler runs (401 without a token, 403 otherwise).
-	Roles []auth.Role
+	Roles []principal.Role
 	// Scope narrows Roles to callers related to the resource the path
 	// names. The part that owns the resource enforces it.
 	Scope Scope
@@ -125,7 +125,7 @@ const (
 // Sealed says who may reach a resource while it is private.
 type Sealed struct {
 	// Roles of the owning org that see it (admins always).
-	Roles []auth.Role
+	Roles []principal.Role
 	// NamedTrustee: the trustees the resource names see its approval
 	// state, never its content.
 	NamedTrustee bool
@@ -138,17 +138,17 @@ func (op Op) Declared() bool { return op.Public != (len(op.Roles) > 0) }
 // that may call the route with admin last, each once.
 func (op Op) Who() []string { return who(op.Public, op.Roles) }
 
-func who(public bool, roles []auth.Role) []string {
+func who(public bool, roles []principal.Role) []string {
 	if public {
 		return []string{"public"}
 	}
 	out := []string{}
 	for _, r := range roles {
-		if r != auth.Admin && !slices.Contains(out, string(r)) {
+		if r != principal.Admin && !slices.Contains(out, string(r)) {
 			out = append(out, string(r))
 		}
 	}
-	return append(out, string(auth.Admin))
+	return append(out, string(principal.Admin))
 }
 
 // HandlerFunc handles a request and returns an error with a kind, or nil
@@ -297,7 +297,7 @@ func (r *Router) Handle(method, path string, op Op, h HandlerFunc) {
 	})
 }
 
-func roleList(rs []auth.Role) string {
+func roleList(rs []principal.Role) string {
 	s := make([]string, len(rs))
 	for i, r := range rs {
 		s[i] = string(r)
@@ -306,16 +306,16 @@ func roleList(rs []auth.Role) string {
 }
 
 // Principal is the caller of the request; anonymous when no token came.
-func Principal(c *gin.Context) auth.Principal {
+func Principal(c *gin.Context) principal.Principal {
 	if p, ok := c.Get(principalKey); ok {
-		return p.(auth.Principal)
+		return p.(principal.Principal)
 	}
-	return auth.Principal{}
+	return principal.Principal{}
 }
 
 // WithPrincipal sets the caller, for pages that authenticate another way
 // (a session cookie).
-func WithPrincipal(c *gin.Context, p auth.Principal) { c.Set(principalKey, p) }
+func WithPrincipal(c *gin.Context, p principal.Principal) { c.Set(principalKey, p) }
 
 // RequestID is the id of the request, also sent as X-Request-Id.
 func RequestID(c *gin.Context) string { return c.GetString(requestIDKey) }
@@ -324,7 +324,7 @@ func RequestID(c *gin.Context) string { return c.GetString(requestIDKey) }
 // principals of that org.
 func RequireOrg(c *gin.Context, org string) error {
 	p := Principal(c)
-	if p.Role == auth.Admin || (p.Org != "" && p.Org == org) {
+	if p.Role == principal.Admin || (p.Org != "" && p.Org == org) {
 		return nil
 	}
 	if p.IsAnonymous() {

@@ -10,33 +10,33 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
-type tokens map[string]auth.Principal
+type tokens map[string]principal.Principal
 
-func (t tokens) Authenticate(_ context.Context, secret string) (auth.Principal, error) {
+func (t tokens) Authenticate(_ context.Context, secret string) (principal.Principal, error) {
 	if p, ok := t[secret]; ok {
 		return p, nil
 	}
-	return auth.Principal{}, errs.E(errs.Unauthenticated, "invalid token")
+	return principal.Principal{}, errs.E(errs.Unauthenticated, "invalid token")
 }
 
 func newTestAPI() *API {
 	a := New(Options{Auth: tokens{
-		"admin":  {Role: auth.Admin, Name: "root"},
-		"acme":   {Role: auth.Vendor, Name: "acme-ci", Org: "acme"},
-		"globex": {Role: auth.Vendor, Name: "globex-ci", Org: "globex"},
+		"admin":  {Role: principal.Admin, Name: "root"},
+		"acme":   {Role: principal.Vendor, Name: "acme-ci", Org: "acme"},
+		"globex": {Role: principal.Vendor, Name: "globex-ci", Org: "globex"},
 	}})
 	v1 := a.V1()
 	v1.GET("/public", Op{Summary: "public", Public: true}, func(c *gin.Context) error {
 		return JSON(c, http.StatusOK, gin.H{"ok": true})
 	})
-	v1.GET("/admin-only", Op{Summary: "admin", Roles: []auth.Role{auth.Admin}}, func(c *gin.Context) error {
+	v1.GET("/admin-only", Op{Summary: "admin", Roles: []principal.Role{principal.Admin}}, func(c *gin.Context) error {
 		return JSON(c, http.StatusOK, gin.H{"ok": true})
 	})
-	v1.POST("/orgs/:org/things", Op{Summary: "org scoped", Roles: []auth.Role{auth.Vendor}, MaxBody: 64}, func(c *gin.Context) error {
+	v1.POST("/orgs/:org/things", Op{Summary: "org scoped", Roles: []principal.Role{principal.Vendor}, MaxBody: 64}, func(c *gin.Context) error {
 		if err := RequireOrg(c, c.Param("org")); err != nil {
 			return err
 		}
@@ -145,8 +145,8 @@ func TestAWrongMethodIs405WithAllow(t *testing.T) {
 func TestOpenAPIDeclaresWhoMayCallEachRoute(t *testing.T) {
 	a := newTestAPI()
 	v1 := a.V1()
-	v1.GET("/twice", Op{Summary: "admin named twice", Roles: []auth.Role{auth.Admin, auth.Admin}}, func(c *gin.Context) error { return nil })
-	v1.GET("/scoped", Op{Summary: "own org", Roles: []auth.Role{auth.Vendor}, Scope: OwnOrg, Sealed: &Sealed{Roles: []auth.Role{auth.Vendor}, NamedTrustee: true}}, func(c *gin.Context) error { return nil })
+	v1.GET("/twice", Op{Summary: "admin named twice", Roles: []principal.Role{principal.Admin, principal.Admin}}, func(c *gin.Context) error { return nil })
+	v1.GET("/scoped", Op{Summary: "own org", Roles: []principal.Role{principal.Vendor}, Scope: OwnOrg, Sealed: &Sealed{Roles: []principal.Role{principal.Vendor}, NamedTrustee: true}}, func(c *gin.Context) error { return nil })
 	v1.GET("/undeclared", Op{Summary: "says nothing"}, func(c *gin.Context) error { return nil })
 	a.Declare("GET", "/page", Op{Summary: "a page", Public: true, Page: true})
 	paths := a.OpenAPI()["paths"].(map[string]any)
@@ -183,7 +183,7 @@ func TestOpenAPIDeclaresWhoMayCallEachRoute(t *testing.T) {
 	if _, ok := op("/v1/undeclared")["x-roles"]; ok {
 		t.Errorf("a route that declares nothing has x-roles %v", op("/v1/undeclared")["x-roles"])
 	}
-	if (Op{}).Declared() || (Op{Public: true, Roles: []auth.Role{auth.Vendor}}).Declared() || !(Op{Public: true}).Declared() {
+	if (Op{}).Declared() || (Op{Public: true, Roles: []principal.Role{principal.Vendor}}).Declared() || !(Op{Public: true}).Declared() {
 		t.Errorf("Declared: an op must say public or roles, not both nor neither")
 	}
 }

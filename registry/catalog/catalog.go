@@ -20,10 +20,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/ids"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // Status is where a product is in its life.
@@ -293,8 +293,8 @@ func (r Registration) validate() (Product, error) {
 
 // Register records a new product. Vendors register for their own org;
 // admins for any.
-func (c *Catalog) Register(ctx context.Context, who auth.Principal, r Registration) (Product, error) {
-	if who.Role != auth.Admin && (who.Role != auth.Vendor || who.Org != r.Vendor) {
+func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Registration) (Product, error) {
+	if who.Role != principal.Admin && (who.Role != principal.Vendor || who.Org != r.Vendor) {
 		return Product{}, errs.E(errs.Forbidden, "%s may not register products for org %q", who.Actor(), r.Vendor)
 	}
 	p, err := r.validate()
@@ -417,8 +417,8 @@ func claimable(ctx context.Context, d *db.DB, tx *sql.Tx, id, product string) er
 // product that holds it (if any). Only admins reassign. It returns the
 // product now holding the id and the one that held it before ("" when
 // none did).
-func (c *Catalog) Reassign(ctx context.Context, who auth.Principal, deviceID, to string) (Product, string, error) {
-	if who.Role != auth.Admin {
+func (c *Catalog) Reassign(ctx context.Context, who principal.Principal, deviceID, to string) (Product, string, error) {
+	if who.Role != principal.Admin {
 		return Product{}, "", errs.E(errs.Forbidden, "only an admin reassigns device ids")
 	}
 	id, err := ParseDeviceID(deviceID)
@@ -513,7 +513,7 @@ func (c *Catalog) query(ctx context.Context, q string, limit int, args ...any) (
 // SetStatus moves a product forward to status to. Moving backward, or to
 // the status it has, is a Conflict. Vendors may move their own products;
 // admins any; actor names who did it in the log.
-func (c *Catalog) SetStatus(ctx context.Context, id string, to Status, who auth.Principal) (Product, error) {
+func (c *Catalog) SetStatus(ctx context.Context, id string, to Status, who principal.Principal) (Product, error) {
 	if _, err := ParseStatus(string(to)); err != nil {
 		return Product{}, err
 	}
@@ -521,7 +521,7 @@ func (c *Catalog) SetStatus(ctx context.Context, id string, to Status, who auth.
 	if err != nil {
 		return Product{}, err
 	}
-	if who.Role != auth.Admin && (who.Role != auth.Vendor || who.Org != p.Vendor) {
+	if who.Role != principal.Admin && (who.Role != principal.Vendor || who.Org != p.Vendor) {
 		return Product{}, errs.E(errs.Forbidden, "%s may not change product %s", who.Actor(), id)
 	}
 	return c.advance(ctx, p, to, who.Actor())

@@ -11,20 +11,20 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 var (
-	acme   = auth.Principal{Name: "acme-ci", Role: auth.Vendor, Org: "acme"}
-	globex = auth.Principal{Name: "globex-ci", Role: auth.Vendor, Org: "globex"}
-	admin  = auth.Principal{Name: "root", Role: auth.Admin}
+	acme   = principal.Principal{Name: "acme-ci", Role: principal.Vendor, Org: "acme"}
+	globex = principal.Principal{Name: "globex-ci", Role: principal.Vendor, Org: "globex"}
+	admin  = principal.Principal{Name: "root", Role: principal.Admin}
 )
 
 func newCatalog(t *testing.T, d *db.DB) *Catalog {
@@ -254,13 +254,13 @@ func TestDuplicateClaimsStoredBeforeTheUpgradeGoToTheFirstProduct(t *testing.T) 
 	})
 }
 
-type tokens map[string]auth.Principal
+type tokens map[string]principal.Principal
 
-func (tk tokens) Authenticate(_ context.Context, s string) (auth.Principal, error) {
+func (tk tokens) Authenticate(_ context.Context, s string) (principal.Principal, error) {
 	if p, ok := tk[s]; ok {
 		return p, nil
 	}
-	return auth.Principal{}, errs.E(errs.Unauthenticated, "bad token")
+	return principal.Principal{}, errs.E(errs.Unauthenticated, "bad token")
 }
 
 func TestTheProductRoutes(t *testing.T) {

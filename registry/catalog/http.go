@@ -6,19 +6,19 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // RegisterRoutes mounts the product routes on the /v1 router (Register is
 // taken by product registration).
 func (c *Catalog) RegisterRoutes(v1 *httpapi.Router) {
 	const tag = "products"
-	v1.POST("/products", httpapi.Op{Summary: "Register a product (vendor of that org, or admin)", Roles: []auth.Role{auth.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpRegister)
+	v1.POST("/products", httpapi.Op{Summary: "Register a product (vendor of that org, or admin)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpRegister)
 	v1.GET("/products", httpapi.Op{Public: true, Summary: "List or search products (?q=, ?vendor=, ?status=, ?device_id=)", Tag: tag}, c.httpList)
 	v1.GET("/products/:id", httpapi.Op{Public: true, Summary: "A product and its status history", Tag: tag}, c.httpGet)
-	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []auth.Role{auth.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpStatus)
-	v1.POST("/admin/device-ids/reassign", httpapi.Op{Summary: "Move a device id to another product (a device id belongs to one product)", Roles: []auth.Role{auth.Admin}, Tag: tag}, c.httpReassign)
+	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpStatus)
+	v1.POST("/admin/device-ids/reassign", httpapi.Op{Summary: "Move a device id to another product (a device id belongs to one product)", Roles: []principal.Role{principal.Admin}, Tag: tag}, c.httpReassign)
 }
 
 // ReassignRequest is the body of POST /v1/admin/device-ids/reassign.

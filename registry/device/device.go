@@ -351,7 +351,7 @@ func (c *client) check(ctx context.Context, current string) (*Offer, error) {
 		return nil, nil
 	case http.StatusOK:
 	default:
-		return nil, statusError(resp, "device: check for updates")
+		return nil, httpclient.DecodeError(resp, "device: check for updates")
 	}
 	var o Offer
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&o); err != nil {
@@ -372,7 +372,7 @@ func (c *client) get(ctx context.Context, u string, limit int64) ([]byte, error)
 	}
 	defer httpclient.Drain(resp)
 	if resp.StatusCode != http.StatusOK {
-		return nil, statusError(resp, "GET "+u)
+		return nil, httpclient.DecodeError(resp, "GET "+u)
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
@@ -396,38 +396,9 @@ func (c *client) report(ctx context.Context, r Report) error {
 	}
 	defer httpclient.Drain(resp)
 	if resp.StatusCode/100 != 2 {
-		return statusError(resp, "device: send report")
+		return httpclient.DecodeError(resp, "device: send report")
 	}
 	return nil
-}
-
-// statusError turns an unexpected response into an error with a kind,
-// using the registry's {"error":{"message"}} body when there is one.
-func statusError(resp *http.Response, what string) error {
-	var body struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
-	msg := body.Error.Message
-	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
-	}
-	kind := errs.Internal
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		kind = errs.NotFound
-	case resp.StatusCode == http.StatusUnauthorized:
-		kind = errs.Unauthenticated
-	case resp.StatusCode == http.StatusForbidden:
-		kind = errs.Forbidden
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		kind = errs.Unavailable
-	case resp.StatusCode >= 400:
-		kind = errs.Invalid
-	}
-	return errs.E(kind, "%s: registry answered %d: %s", what, resp.StatusCode, msg)
 }
 
 // writeFileSync writes a file through a temporary file, fsyncs it and

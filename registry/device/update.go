@@ -438,7 +438,7 @@ func (c *client) fetchRange(ctx context.Context, u, part string, length int64) (
 			return 0, err
 		}
 	default:
-		return have, statusError(resp, "device: download "+u)
+		return have, httpclient.DecodeError(resp, "device: download "+u)
 	}
 	buf := make([]byte, 64<<10)
 	body := io.LimitReader(resp.Body, length-have+1)

@@ -13,11 +13,12 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 // Register mounts the routes on the /v1 router.
 func Register(v1 *httpapi.Router, s *auth.Service) {
-	admin := []auth.Role{auth.Admin}
+	admin := []principal.Role{principal.Admin}
 	v1.GET("/whoami", httpapi.Op{Public: true, Summary: "Who the token belongs to", Tag: "auth"}, func(c *gin.Context) error {
 		p := httpapi.Principal(c)
 		return httpapi.JSON(c, http.StatusOK, gin.H{"token_id": p.TokenID, "name": p.Name, "role": p.Role, "org": p.Org, "anonymous": p.IsAnonymous()})
@@ -66,7 +67,7 @@ func Register(v1 *httpapi.Router, s *auth.Service) {
 			}
 			ttl = d
 		}
-		secret, tok, err := s.CreateToken(c.Request.Context(), auth.TokenSpec{Name: req.Name, Role: auth.Role(req.Role), Org: req.Org, Operator: req.Operator, TTL: ttl})
+		secret, tok, err := s.CreateToken(c.Request.Context(), auth.TokenSpec{Name: req.Name, Role: principal.Role(req.Role), Org: req.Org, Operator: req.Operator, TTL: ttl})
 		if err != nil {
 			return err
 		}
