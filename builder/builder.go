@@ -4,8 +4,10 @@
 // side (builder/coord) and the HTTP adapters (builder/farmhttp) implement
 // it; the agent (builder/agent) only uses it.
 //
-// It must not import recipes, escrow or registry: a recipe becomes a Spec
-// before it reaches the farm, and builders never see anything else.
+// It must not import escrow or registry, nor the recipes package itself: a
+// recipe becomes a Spec before it reaches the farm, and builders never see
+// anything else. Of recipes it shares only the toolchain constraint
+// grammar (recipes/constraint), a format package without server code.
 package builder
 
 import (
@@ -16,9 +18,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // Spec is everything a builder needs to run one build: the recipe pinned to
@@ -50,7 +52,7 @@ type RecipeRef struct {
 }
 
 // ToolchainReq is the toolchain a build needs: a name and a version
-// constraint (comma-separated clauses, see Satisfies).
+// constraint in the grammar of recipes/constraint.
 type ToolchainReq struct {
 	Name    string `json:"name"`
 	Version string `json:"version,omitempty"`
@@ -193,18 +195,6 @@ type ToolchainInfo struct {
 	Version string `json:"version"`
 }
 
-// Satisfies reports whether version meets constraint, a comma-separated
-// list of clauses that must all hold (each as toolchain.Satisfies reads it:
-// "1.26", ">=12.2", "<2").
-func Satisfies(version, constraint string) bool {
-	for clause := range strings.SplitSeq(constraint, ",") {
-		if !toolchain.Satisfies(version, clause) {
-			return false
-		}
-	}
-	return true
-}
-
 // Capable reports whether a builder with arch and toolchains can run a job
 // that needs tc on arch want.
 func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArch string) bool {
@@ -212,7 +202,7 @@ func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArc
 		return false
 	}
 	for _, t := range toolchains {
-		if t.Name == want.Name && Satisfies(t.Version, want.Version) {
+		if t.Name == want.Name && constraint.Satisfies(t.Version, want.Version) {
 			return true
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // MaxRecipeSize bounds an afterlife.yaml file (and its canonical JSON).
@@ -47,7 +48,7 @@ type Recipe struct {
 type Toolchain struct {
 	// Name is one of KnownToolchains.
 	Name string `yaml:"name" json:"name" recipe:"required"`
-	// Version is a constraint (see ParseConstraint); empty means any.
+	// Version is a constraint (see recipes/constraint); empty means any.
 	Version string `yaml:"version,omitempty" json:"version,omitempty"`
 }
 
@@ -226,11 +227,7 @@ func (r *Recipe) ToolchainMatches(name, version string) bool {
 	if name != r.Toolchain.Name {
 		return false
 	}
-	c, err := ParseConstraint(r.Toolchain.Version)
-	if err != nil {
-		return false
-	}
-	return c.Matches(version)
+	return constraint.Satisfies(version, r.Toolchain.Version)
 }
 
 // ArchMatches reports whether a builder of architecture arch (GOARCH-style)

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // Patterns shared with schema.json (a test keeps them equal).
@@ -145,7 +146,7 @@ func (v *validator) toolchain(t Toolchain) {
 	case !slices.Contains(ToolchainNames(), t.Name):
 		v.add("toolchain.name", "%q is not one of %s", t.Name, strings.Join(ToolchainNames(), ", "))
 	}
-	if _, err := ParseConstraint(t.Version); err != nil {
+	if _, err := constraint.Parse(t.Version); err != nil {
 		v.add("toolchain.version", "%v", err)
 	}
 }

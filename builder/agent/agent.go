@@ -36,6 +36,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // Options configure an agent.
@@ -549,7 +550,7 @@ func sandboxEnv(env map[string]string, tc toolchain.Toolchain, epoch int64) map[
 
 func (a *Agent) toolchain(req builder.ToolchainReq) (toolchain.Toolchain, error) {
 	for _, tc := range a.o.Toolchains {
-		if tc.Name == req.Name && builder.Satisfies(tc.Version, req.Version) {
+		if tc.Name == req.Name && constraint.Satisfies(tc.Version, req.Version) {
 			return tc, nil
 		}
 	}
