@@ -14,12 +14,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
@@ -122,7 +122,7 @@ func (s Spec) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, o := range s.Outputs {
-		if err := CheckRelPath(o.Path); err != nil {
+		if err := relpath.Check(o.Path); err != nil {
 			add("output %q: %s", o.Path, errs.Message(err))
 		}
 		if seen[o.Path] {
@@ -138,7 +138,7 @@ func (s Spec) Validate() error {
 		if _, err := blob.ParseDigest(string(in.Digest)); err != nil {
 			add("input %q: %s", in.Mount, errs.Message(err))
 		}
-		if err := CheckRelPath(in.Mount); err != nil {
+		if err := relpath.Check(in.Mount); err != nil {
 			add("input mount %q: %s", in.Mount, errs.Message(err))
 		}
 		if in.Kind != InputEscrow && in.Kind != InputGitArchive {
@@ -157,20 +157,6 @@ func (s Spec) Validate() error {
 	}
 	if len(problems) > 0 {
 		return errs.E(errs.Invalid, "build spec: %s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// CheckRelPath accepts a clean, relative, slash-separated path that stays
-// where it is put: no "..", no absolute path, no empty segment.
-func CheckRelPath(p string) error {
-	switch {
-	case p == "" || len(p) > 1024:
-		return errs.E(errs.Invalid, "path must be 1 to 1024 characters")
-	case strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0):
-		return errs.E(errs.Invalid, "path %q must be relative and slash-separated", p)
-	case path.Clean(p) != p || p == "." || p == ".." || strings.HasPrefix(p, "../"):
-		return errs.E(errs.Invalid, "path %q is not clean or leaves its directory", p)
 	}
 	return nil
 }

@@ -133,7 +133,6 @@ const (
 	MaxEscrowFiles = 1000
 	MaxGitInputs   = 64
 	MaxTextSize    = 64 << 10 // install, risk_notes
-	MaxPathLen     = 1024
 	// MaxSourceDateEpoch is the largest time a plain ustar header holds
 	// (8^11-1 seconds, year 2242), so archives never need extra records.
 	MaxSourceDateEpoch = 1<<33 - 1

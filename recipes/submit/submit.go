@@ -21,6 +21,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 	"github.com/afterlife-oss/afterlife/recipes"
 )
 
@@ -120,7 +121,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 	if req.Path == "" {
 		req.Path = recipes.DefaultFile
 	}
-	if err := recipes.CheckRelPath(req.Path); err != nil {
+	if err := relpath.Check(req.Path); err != nil {
 		return Result{}, errs.Wrap(errs.Invalid, err, "recipe path %q", req.Path)
 	}
 	if err := s.checkURL(req.RepoURL); err != nil {
