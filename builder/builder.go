@@ -7,7 +7,8 @@
 // It must not import escrow or registry, nor the recipes package itself: a
 // recipe becomes a Spec before it reaches the farm, and builders never see
 // anything else. Of recipes it shares only the toolchain constraint
-// grammar (recipes/constraint), a format package without server code.
+// grammar (recipes/constraint) and the input kinds (recipes/inputkind),
+// format packages without server code.
 package builder
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/relpath"
 	"github.com/afterlife-oss/afterlife/recipes/constraint"
+	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 )
 
 // Spec is everything a builder needs to run one build: the recipe pinned to
@@ -81,20 +83,11 @@ type Limits struct {
 // Timeout is TimeoutSeconds as a duration.
 func (l Limits) Timeout() time.Duration { return time.Duration(l.TimeoutSeconds) * time.Second }
 
-// Input kinds.
-const (
-	// InputEscrow is a single released escrow file, mounted as a file.
-	InputEscrow = "escrow"
-	// InputGitArchive is a deterministic tar of a git tree, extracted into
-	// a directory.
-	InputGitArchive = "git-archive"
-)
-
 // Input is one blob the build reads, mounted under /inputs/<Mount>.
 type Input struct {
 	Digest blob.Digest `json:"digest"`
 	Mount  string      `json:"mount"` // e.g. "escrow/vendor/main.c" or "git/libfoo"
-	Kind   string      `json:"kind"`  // InputEscrow or InputGitArchive
+	Kind   string      `json:"kind"`  // inputkind.Escrow or inputkind.GitArchive
 }
 
 // Validate checks a spec before it is stored or run; errors have kind
@@ -141,8 +134,8 @@ func (s Spec) Validate() error {
 		if err := relpath.Check(in.Mount); err != nil {
 			add("input mount %q: %s", in.Mount, errs.Message(err))
 		}
-		if in.Kind != InputEscrow && in.Kind != InputGitArchive {
-			add("input %q: kind %q is not %s or %s", in.Mount, in.Kind, InputEscrow, InputGitArchive)
+		if !inputkind.Valid(in.Kind) {
+			add("input %q: kind %q is not %s or %s", in.Mount, in.Kind, inputkind.Escrow, inputkind.GitArchive)
 		}
 		if mounts[in.Mount] {
 			add("input mount %q used twice", in.Mount)

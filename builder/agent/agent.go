@@ -37,6 +37,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/recipes/constraint"
+	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 )
 
 // Options configure an agent.
@@ -379,7 +380,7 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	for _, in := range sp.Inputs {
 		dst := filepath.Join(inputsDir, filepath.FromSlash(in.Mount))
 		var err error
-		if in.Kind == builder.InputGitArchive {
+		if in.Kind == inputkind.GitArchive {
 			err = a.unpack(ctx, in.Digest, dst)
 		} else {
 			err = a.place(ctx, in.Digest, dst)

@@ -9,6 +9,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/recipes"
+	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 )
 
@@ -23,7 +24,7 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 			Install: "hold reset for 5s",
 			Limits:  recipes.Limits{Timeout: recipes.Duration(10 * time.Minute), Memory: recipes.ByteSize(1 << 30), CPUs: 2},
 		},
-		Inputs: []submit.Input{{Digest: blob.FromBytes([]byte("tree")), Mount: "escrow/spec.pdf", Kind: submit.InputEscrow}},
+		Inputs: []submit.Input{{Digest: blob.FromBytes([]byte("tree")), Mount: "escrow/spec.pdf", Kind: inputkind.Escrow}},
 	}
 	ceilings := builder.Limits{Processes: 256, WriteBytes: 1 << 32, LogBytes: 1 << 20}
 	got := coord.SpecFor(req, ceilings)
@@ -38,7 +39,7 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 			Processes: 256, WriteBytes: 1 << 32, LogBytes: 1 << 20},
 		SourceDateEpoch: 1700000000,
 		Source:          req.Source,
-		Inputs:          []builder.Input{{Digest: req.Inputs[0].Digest, Mount: "escrow/spec.pdf", Kind: submit.InputEscrow}},
+		Inputs:          []builder.Input{{Digest: req.Inputs[0].Digest, Mount: "escrow/spec.pdf", Kind: inputkind.Escrow}},
 		Install:         "hold reset for 5s",
 	}
 	if !reflect.DeepEqual(got, want) {
