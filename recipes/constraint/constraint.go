@@ -97,22 +97,6 @@ func (c Constraint) Matches(version string) bool {
 	return true
 }
 
-// String is the constraint in its canonical spelling.
-func (c Constraint) String() string {
-	if len(c.clauses) == 0 {
-		return "*"
-	}
-	parts := make([]string, len(c.clauses))
-	for i, cl := range c.clauses {
-		nums := make([]string, len(cl.ver))
-		for j, n := range cl.ver {
-			nums[j] = strconv.Itoa(n)
-		}
-		parts[i] = cl.op + strings.Join(nums, ".")
-	}
-	return strings.Join(parts, ",")
-}
-
 // version is a toolchain version as read by read.
 type version struct {
 	nums []int
