@@ -4,21 +4,25 @@
 // side (builder/coord) and the HTTP adapters (builder/farmhttp) implement
 // it; the agent (builder/agent) only uses it.
 //
-// It must not import recipes, escrow or registry: a recipe becomes a Spec
-// before it reaches the farm, and builders never see anything else.
+// It must not import escrow or registry, nor the recipes package itself: a
+// recipe becomes a Spec before it reaches the farm, and builders never see
+// anything else. Of recipes it shares only the toolchain constraint
+// grammar (recipes/constraint) and the input kinds (recipes/inputkind),
+// format packages without server code.
 package builder
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
+	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 )
 
 // Spec is everything a builder needs to run one build: the recipe pinned to
@@ -50,7 +54,7 @@ type RecipeRef struct {
 }
 
 // ToolchainReq is the toolchain a build needs: a name and a version
-// constraint (comma-separated clauses, see Satisfies).
+// constraint in the grammar of recipes/constraint.
 type ToolchainReq struct {
 	Name    string `json:"name"`
 	Version string `json:"version,omitempty"`
@@ -79,20 +83,11 @@ type Limits struct {
 // Timeout is TimeoutSeconds as a duration.
 func (l Limits) Timeout() time.Duration { return time.Duration(l.TimeoutSeconds) * time.Second }
 
-// Input kinds.
-const (
-	// InputEscrow is a single released escrow file, mounted as a file.
-	InputEscrow = "escrow"
-	// InputGitArchive is a deterministic tar of a git tree, extracted into
-	// a directory.
-	InputGitArchive = "git-archive"
-)
-
 // Input is one blob the build reads, mounted under /inputs/<Mount>.
 type Input struct {
 	Digest blob.Digest `json:"digest"`
 	Mount  string      `json:"mount"` // e.g. "escrow/vendor/main.c" or "git/libfoo"
-	Kind   string      `json:"kind"`  // InputEscrow or InputGitArchive
+	Kind   string      `json:"kind"`  // inputkind.Escrow or inputkind.GitArchive
 }
 
 // Validate checks a spec before it is stored or run; errors have kind
@@ -120,7 +115,7 @@ func (s Spec) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, o := range s.Outputs {
-		if err := CheckRelPath(o.Path); err != nil {
+		if err := relpath.Check(o.Path); err != nil {
 			add("output %q: %s", o.Path, errs.Message(err))
 		}
 		if seen[o.Path] {
@@ -136,11 +131,11 @@ func (s Spec) Validate() error {
 		if _, err := blob.ParseDigest(string(in.Digest)); err != nil {
 			add("input %q: %s", in.Mount, errs.Message(err))
 		}
-		if err := CheckRelPath(in.Mount); err != nil {
+		if err := relpath.Check(in.Mount); err != nil {
 			add("input mount %q: %s", in.Mount, errs.Message(err))
 		}
-		if in.Kind != InputEscrow && in.Kind != InputGitArchive {
-			add("input %q: kind %q is not %s or %s", in.Mount, in.Kind, InputEscrow, InputGitArchive)
+		if !inputkind.Valid(in.Kind) {
+			add("input %q: kind %q is not %s or %s", in.Mount, in.Kind, inputkind.Escrow, inputkind.GitArchive)
 		}
 		if mounts[in.Mount] {
 			add("input mount %q used twice", in.Mount)
@@ -155,20 +150,6 @@ func (s Spec) Validate() error {
 	}
 	if len(problems) > 0 {
 		return errs.E(errs.Invalid, "build spec: %s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// CheckRelPath accepts a clean, relative, slash-separated path that stays
-// where it is put: no "..", no absolute path, no empty segment.
-func CheckRelPath(p string) error {
-	switch {
-	case p == "" || len(p) > 1024:
-		return errs.E(errs.Invalid, "path must be 1 to 1024 characters")
-	case strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0):
-		return errs.E(errs.Invalid, "path %q must be relative and slash-separated", p)
-	case path.Clean(p) != p || p == "." || p == ".." || strings.HasPrefix(p, "../"):
-		return errs.E(errs.Invalid, "path %q is not clean or leaves its directory", p)
 	}
 	return nil
 }
@@ -193,18 +174,6 @@ type ToolchainInfo struct {
 	Version string `json:"version"`
 }
 
-// Satisfies reports whether version meets constraint, a comma-separated
-// list of clauses that must all hold (each as toolchain.Satisfies reads it:
-// "1.26", ">=12.2", "<2").
-func Satisfies(version, constraint string) bool {
-	for clause := range strings.SplitSeq(constraint, ",") {
-		if !toolchain.Satisfies(version, clause) {
-			return false
-		}
-	}
-	return true
-}
-
 // Capable reports whether a builder with arch and toolchains can run a job
 // that needs tc on arch want.
 func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArch string) bool {
@@ -212,7 +181,7 @@ func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArc
 		return false
 	}
 	for _, t := range toolchains {
-		if t.Name == want.Name && Satisfies(t.Version, want.Version) {
+		if t.Name == want.Name && constraint.Satisfies(t.Version, want.Version) {
 			return true
 		}
 	}

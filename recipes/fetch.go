@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 )
 
 // Checkout is a recipe repository cloned and checked out at one commit.
@@ -359,7 +360,7 @@ func ReadRecipe(co Checkout, path string) (*Recipe, error) {
 	if path == "" {
 		path = DefaultFile
 	}
-	if err := CheckRelPath(path); err != nil {
+	if err := relpath.Check(path); err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "recipes: recipe path")
 	}
 	root, err := os.OpenRoot(co.Dir)

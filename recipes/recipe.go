@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // MaxRecipeSize bounds an afterlife.yaml file (and its canonical JSON).
@@ -47,7 +48,7 @@ type Recipe struct {
 type Toolchain struct {
 	// Name is one of KnownToolchains.
 	Name string `yaml:"name" json:"name" recipe:"required"`
-	// Version is a constraint (see ParseConstraint); empty means any.
+	// Version is a constraint (see recipes/constraint); empty means any.
 	Version string `yaml:"version,omitempty" json:"version,omitempty"`
 }
 
@@ -132,7 +133,6 @@ const (
 	MaxEscrowFiles = 1000
 	MaxGitInputs   = 64
 	MaxTextSize    = 64 << 10 // install, risk_notes
-	MaxPathLen     = 1024
 	// MaxSourceDateEpoch is the largest time a plain ustar header holds
 	// (8^11-1 seconds, year 2242), so archives never need extra records.
 	MaxSourceDateEpoch = 1<<33 - 1
@@ -226,11 +226,7 @@ func (r *Recipe) ToolchainMatches(name, version string) bool {
 	if name != r.Toolchain.Name {
 		return false
 	}
-	c, err := ParseConstraint(r.Toolchain.Version)
-	if err != nil {
-		return false
-	}
-	return c.Matches(version)
+	return constraint.Satisfies(version, r.Toolchain.Version)
 }
 
 // ArchMatches reports whether a builder of architecture arch (GOARCH-style)

@@ -253,45 +253,9 @@ func TestParseJSONRefusesUnknownFieldsAndBadValues(t *testing.T) {
 	}
 }
 
-func TestToolchainConstraints(t *testing.T) {
-	tests := []struct {
-		constraint, have string
-		want             bool
-	}{
-		{"1.26", "1.26.8", true},
-		{"1.26", "go1.26.8", true},
-		{"1.26", "1.26", true},
-		{"1.26", "1.27.0", false},
-		{"1.26", "1.2", false},
-		{"1.26", "1.260", false},
-		{">=1.25", "1.26.8", true},
-		{">=1.25", "1.24.9", false},
-		{">=1.25,<1.27", "1.26.1", true},
-		{">=1.25,<1.27", "1.27", false},
-		{">1.25", "1.25", false},
-		{"<=12.2", "12.2.1", false},
-		{"=12.2.1", "12.2.1", true},
-		{"12", "12.2.1 20221205", true},
-		{"", "anything", true},
-		{"*", "1.0", true},
-		{"1.26", "unknown", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.constraint+" against "+tt.have, func(t *testing.T) {
-			c, err := ParseConstraint(tt.constraint)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := c.Matches(tt.have); got != tt.want {
-				t.Errorf("Matches = %v, want %v", got, tt.want)
-			}
-		})
-	}
-	for _, bad := range []string{"~1.2", "1.x", ">=", "1.26,", "latest"} {
-		if _, err := ParseConstraint(bad); err == nil {
-			t.Errorf("ParseConstraint(%q) accepted", bad)
-		}
-	}
+// The constraint grammar itself is tested in recipes/constraint; a recipe
+// reads its toolchain and arch through it.
+func TestARecipeMatchesToolchainsAndArchitectures(t *testing.T) {
 	r, _ := Parse(readTestdata(t, "full.yaml"))
 	if !r.ToolchainMatches("go", "1.26.8") || r.ToolchainMatches("busybox", "1.26.8") || r.ToolchainMatches("go", "1.25.0") {
 		t.Error("Recipe.ToolchainMatches disagrees with the constraint")

@@ -8,9 +8,10 @@ import (
 	"slices"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // Patterns shared with schema.json (a test keeps them equal).
@@ -145,7 +146,7 @@ func (v *validator) toolchain(t Toolchain) {
 	case !slices.Contains(ToolchainNames(), t.Name):
 		v.add("toolchain.name", "%q is not one of %s", t.Name, strings.Join(ToolchainNames(), ", "))
 	}
-	if _, err := ParseConstraint(t.Version); err != nil {
+	if _, err := constraint.Parse(t.Version); err != nil {
 		v.add("toolchain.version", "%v", err)
 	}
 }
@@ -293,39 +294,11 @@ func (v *validator) confined(field, p string) bool {
 		v.add(field, "required: a relative path")
 		return false
 	}
-	if err := CheckRelPath(p); err != nil {
+	if err := relpath.Check(p); err != nil {
 		v.add(field, "%v", err)
 		return false
 	}
 	return true
-}
-
-// CheckRelPath accepts a clean, relative, slash-separated path that cannot
-// leave the directory it is joined to.
-func CheckRelPath(p string) error {
-	switch {
-	case p == "":
-		return fmt.Errorf("empty path")
-	case len(p) > MaxPathLen:
-		return fmt.Errorf("path is longer than %d bytes", MaxPathLen)
-	case !utf8.ValidString(p):
-		return fmt.Errorf("path %q is not UTF-8", p)
-	case strings.ContainsFunc(p, unicode.IsControl):
-		return fmt.Errorf("path %q contains a control character", p)
-	case strings.ContainsRune(p, '\\'):
-		return fmt.Errorf("path %q contains a backslash; use '/'", p)
-	case strings.HasPrefix(p, "/"):
-		return fmt.Errorf("path %q is absolute; write it relative", p)
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return fmt.Errorf("path %q leaves its directory ('..')", p)
-		}
-	}
-	if c := path.Clean(p); c != p || c == "." {
-		return fmt.Errorf("path %q is not clean; write %q", p, c)
-	}
-	return nil
 }
 
 func (v *validator) text(field, s string) {

@@ -20,6 +20,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // built is what a job's run in the sandbox left: its outputs, or why the
@@ -92,7 +93,7 @@ func (a *Agent) build(ctx context.Context, job *builder.Job, tc toolchain.Toolch
 
 func (a *Agent) toolchain(req builder.ToolchainReq) (toolchain.Toolchain, error) {
 	for _, tc := range a.o.Toolchains {
-		if tc.Name == req.Name && builder.Satisfies(tc.Version, req.Version) {
+		if tc.Name == req.Name && constraint.Satisfies(tc.Version, req.Version) {
 			return tc, nil
 		}
 	}

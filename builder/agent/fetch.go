@@ -16,6 +16,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 )
 
 // fetchInputs unpacks the recipe source into the build directory and puts
@@ -29,7 +30,7 @@ func (a *Agent) fetchInputs(ctx context.Context, sp builder.Spec, ws *sandbox.Wo
 	for _, in := range sp.Inputs {
 		dst := filepath.Join(ws.Inputs, filepath.FromSlash(in.Mount))
 		var err error
-		if in.Kind == builder.InputGitArchive {
+		if in.Kind == inputkind.GitArchive {
 			err = a.unpack(ctx, in.Digest, dst)
 		} else {
 			err = a.place(ctx, in.Digest, dst)

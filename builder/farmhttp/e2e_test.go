@@ -49,34 +49,6 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 const examples = "../../recipes/examples"
 
-// specOf is how cmd/afterlife turns a submission into the farm's spec.
-func specOf(r submit.BuildRequest) builder.Spec {
-	rc := r.Recipe
-	sp := builder.Spec{
-		Recipe:          builder.RecipeRef{Name: rc.Name, Version: rc.Version, RepoURL: r.RepoURL, Commit: r.Commit, Path: r.Path},
-		Products:        rc.Products,
-		Toolchain:       builder.ToolchainReq{Name: rc.Toolchain.Name, Version: rc.Toolchain.Version},
-		Arch:            rc.Arch,
-		Steps:           rc.Steps,
-		Limits:          builder.Limits{TimeoutSeconds: int64(time.Duration(rc.Limits.Timeout) / time.Second), MemoryBytes: int64(rc.Limits.Memory), CPUs: rc.Limits.CPUs},
-		SourceDateEpoch: r.SourceDateEpoch,
-		Source:          r.Source,
-	}
-	for _, o := range rc.Outputs {
-		sp.Outputs = append(sp.Outputs, builder.Output{Path: o.Path, Kind: o.Kind})
-	}
-	for _, in := range r.Inputs {
-		sp.Inputs = append(sp.Inputs, builder.Input{Digest: in.Digest, Mount: in.Mount, Kind: in.Kind})
-	}
-	return sp
-}
-
-type farmBuilds struct{ c *coord.Service }
-
-func (f farmBuilds) CreateBuild(ctx context.Context, r submit.BuildRequest) (string, bool, error) {
-	return f.c.CreateBuild(ctx, coord.NewBuild{Spec: specOf(r), RequestedBy: r.RequestedBy})
-}
-
 type farmSubmitter struct{ s *submit.Submitter }
 
 func (f farmSubmitter) Submit(ctx context.Context, r farmhttp.SubmitRequest) (farmhttp.SubmitResult, error) {
@@ -126,7 +98,7 @@ func startFarm(t *testing.T, d *db.DB, quorum int, leaseTTL time.Duration) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := submit.New(submit.Options{Store: store, Released: released{store}, Builds: farmBuilds{c}, AllowLocal: true, TempDir: t.TempDir()})
+	sub, err := submit.New(submit.Options{Store: store, Released: released{store}, Builds: coord.Submissions{Coord: c}, AllowLocal: true, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,8 @@
 // this machine (Go, the ARM bare-metal GCC, the base shell tools), so that a
 // builder advertises only what it can run, and says which host directories
 // the sandbox must bind read-only for each of them. It must not install
-// anything, trust a declared list, or know about jobs or recipes.
+// anything, trust a declared list, or know about jobs or recipes; it reads
+// version constraints with recipes/constraint, the grammar recipes use.
 package toolchain
 
 import (
@@ -15,11 +16,11 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/constraint"
 )
 
 // Names of the toolchains a recipe may ask for.
@@ -84,14 +85,15 @@ func (f Finder) Detect(ctx context.Context) ([]Toolchain, error) {
 	return out, nil
 }
 
-// Find returns the toolchain called name whose version satisfies constraint.
-func Find(tcs []Toolchain, name, constraint string) (Toolchain, error) {
+// Find returns the toolchain called name whose version satisfies the
+// constraint want (recipes/constraint).
+func Find(tcs []Toolchain, name, want string) (Toolchain, error) {
 	var seen []string
 	for _, tc := range tcs {
 		if tc.Name != name {
 			continue
 		}
-		if Satisfies(tc.Version, constraint) {
+		if constraint.Satisfies(tc.Version, want) {
 			return tc, nil
 		}
 		seen = append(seen, tc.Version)
@@ -99,7 +101,7 @@ func Find(tcs []Toolchain, name, constraint string) (Toolchain, error) {
 	if len(seen) == 0 {
 		return Toolchain{}, errs.E(errs.NotFound, "toolchain %s is not installed on this builder", name)
 	}
-	return Toolchain{}, errs.E(errs.NotFound, "toolchain %s %q not available: this builder has %s", name, constraint, strings.Join(seen, ", "))
+	return Toolchain{}, errs.E(errs.NotFound, "toolchain %s %q not available: this builder has %s", name, want, strings.Join(seen, ", "))
 }
 
 func (f Finder) look(name string) (string, bool) {
@@ -263,93 +265,4 @@ func (f Finder) shell(ctx context.Context) (Toolchain, error) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-// Satisfies reports whether version have meets constraint. An empty
-// constraint accepts anything; ">=X", ">X", "<=X", "<X", "=X" compare
-// numerically; a bare "X" matches X and every X.* ("1.26" matches
-// "1.26.8", not "1.2" or "1.260").
-func Satisfies(have, constraint string) bool {
-	c := strings.TrimSpace(constraint)
-	if c == "" || c == "*" {
-		return true
-	}
-	for _, op := range []string{">=", "<=", "==", ">", "<", "="} {
-		rest, ok := strings.CutPrefix(c, op)
-		if !ok {
-			continue
-		}
-		cmp, ok := compare(have, strings.TrimSpace(rest))
-		if !ok {
-			return false
-		}
-		switch op {
-		case ">=":
-			return cmp >= 0
-		case "<=":
-			return cmp <= 0
-		case ">":
-			return cmp > 0
-		case "<":
-			return cmp < 0
-		default:
-			return cmp == 0
-		}
-	}
-	c = strings.TrimPrefix(c, "v")
-	h := strings.TrimPrefix(strings.TrimSpace(have), "v")
-	return h == c || strings.HasPrefix(h, c+".")
-}
-
-// compare orders dotted numeric versions; missing parts count as 0. A
-// pre-release suffix ("1.26rc1") sorts before its release.
-func compare(a, b string) (int, bool) {
-	pa, oka := parts(a)
-	pb, okb := parts(b)
-	if !oka || !okb {
-		return 0, false
-	}
-	for i := range max(len(pa), len(pb)) {
-		var x, y int
-		if i < len(pa) {
-			x = pa[i]
-		}
-		if i < len(pb) {
-			y = pb[i]
-		}
-		if x != y {
-			if x < y {
-				return -1, true
-			}
-			return 1, true
-		}
-	}
-	return 0, true
-}
-
-var leadingNum = regexp.MustCompile(`^\d+`)
-
-func parts(v string) ([]int, bool) {
-	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-	if v == "" {
-		return nil, false
-	}
-	var out []int
-	for _, p := range strings.Split(v, ".") {
-		num := leadingNum.FindString(p)
-		if num == "" {
-			return nil, false
-		}
-		n, err := strconv.Atoi(num)
-		if err != nil {
-			return nil, false
-		}
-		out = append(out, n)
-		if num != p {
-			// "26rc1": a pre-release of 26, ordered just below it.
-			out = append(out, -1)
-			break
-		}
-	}
-	return out, true
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"time"
 
-	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/escrow"
@@ -47,44 +45,6 @@ func (a releasedFiles) ReleasedFile(ctx context.Context, digest string) (int64, 
 		return 0, false, err
 	}
 	return a.e.ReleasedFile(ctx, d)
-}
-
-// farmBuilds turns a validated submission into the farm's build spec,
-// with the server's ceilings on processes, bytes written and log size.
-type farmBuilds struct {
-	c        *coord.Service
-	ceilings builder.Limits
-}
-
-func (a farmBuilds) CreateBuild(ctx context.Context, r submit.BuildRequest) (string, bool, error) {
-	sp := buildSpec(r)
-	sp.Limits.Processes, sp.Limits.WriteBytes, sp.Limits.LogBytes = a.ceilings.Processes, a.ceilings.WriteBytes, a.ceilings.LogBytes
-	return a.c.CreateBuild(ctx, coord.NewBuild{Spec: sp, RequestedBy: r.RequestedBy})
-}
-
-func buildSpec(r submit.BuildRequest) builder.Spec {
-	rc := r.Recipe
-	sp := builder.Spec{
-		Recipe:    builder.RecipeRef{Name: rc.Name, Version: rc.Version, RepoURL: r.RepoURL, Commit: r.Commit, Path: r.Path},
-		Products:  rc.Products,
-		Toolchain: builder.ToolchainReq{Name: rc.Toolchain.Name, Version: rc.Toolchain.Version},
-		Arch:      rc.Arch,
-		Steps:     rc.Steps,
-		Limits: builder.Limits{
-			TimeoutSeconds: int64(time.Duration(rc.Limits.Timeout) / time.Second),
-			MemoryBytes:    int64(rc.Limits.Memory), CPUs: rc.Limits.CPUs,
-		},
-		SourceDateEpoch: r.SourceDateEpoch,
-		Source:          r.Source,
-		Install:         rc.Install,
-	}
-	for _, o := range rc.Outputs {
-		sp.Outputs = append(sp.Outputs, builder.Output{Path: o.Path, Kind: o.Kind})
-	}
-	for _, in := range r.Inputs {
-		sp.Inputs = append(sp.Inputs, builder.Input{Digest: in.Digest, Mount: in.Mount, Kind: in.Kind})
-	}
-	return sp
 }
 
 // farmSubmitter serves POST /v1/recipes with recipes/submit.

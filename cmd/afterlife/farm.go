@@ -31,8 +31,8 @@ func (s *system) recipeMaxima() recipes.Maxima {
 
 // farmBuilds creates builds whose jobs carry the serve settings that bound
 // processes, bytes written and log size.
-func (s *system) farmBuilds(p *parts) farmBuilds {
-	return farmBuilds{c: p.coord, ceilings: builder.Limits{Processes: s.cfg.MaxBuildProcs, WriteBytes: s.cfg.MaxBuildWrite, LogBytes: s.cfg.MaxBuildLog}}
+func (s *system) farmBuilds(p *parts) coord.Submissions {
+	return coord.Submissions{Coord: p.coord, Ceilings: builder.Limits{Processes: s.cfg.MaxBuildProcs, WriteBytes: s.cfg.MaxBuildWrite, LogBytes: s.cfg.MaxBuildLog}}
 }
 
 // wireFarmAndRegistry builds the coordinator, recipe submission, the

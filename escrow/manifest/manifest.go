@@ -14,9 +14,9 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 )
 
 // Kind says what a deposited file is for.
@@ -69,55 +69,17 @@ type Limits struct {
 // toolchain tarball is a few GiB) and small enough to protect the server.
 var DefaultLimits = Limits{MaxFileSize: 8 << 30, MaxDepositSize: 32 << 30, MaxFiles: 100_000}
 
-const (
-	maxPathLen    = 1024
-	maxElementLen = 255
-)
-
-// ValidatePath accepts a slash-separated path relative to the deposit root:
-// not empty, not absolute, no "." or ".." elements, no empty elements, no
-// NUL, no backslash, no control or bidirectional control characters, valid
-// UTF-8, bounded length.
-func ValidatePath(p string) error {
-	switch {
-	case p == "":
-		return errs.E(errs.Invalid, "path is empty")
-	case len(p) > maxPathLen:
-		return errs.E(errs.Invalid, "path %.40q…: longer than %d bytes", p, maxPathLen)
-	case strings.ContainsRune(p, 0):
-		return errs.E(errs.Invalid, "path %q: contains NUL", p)
-	case strings.ContainsRune(p, '\\'):
-		return errs.E(errs.Invalid, "path %q: contains a backslash", p)
-	case strings.HasPrefix(p, "/"):
-		return errs.E(errs.Invalid, "path %q: absolute paths are refused", p)
-	case !utf8.ValidString(p):
-		return errs.E(errs.Invalid, "path %q: not valid UTF-8", p)
-	}
-	for _, el := range strings.Split(p, "/") {
-		switch {
-		case el == "":
-			return errs.E(errs.Invalid, "path %q: empty element", p)
-		case el == "." || el == "..":
-			return errs.E(errs.Invalid, "path %q: %q elements are refused", p, el)
-		case len(el) > maxElementLen:
-			return errs.E(errs.Invalid, "path %q: element longer than %d bytes", p, maxElementLen)
-		}
-		for _, r := range el {
-			if r < 0x20 || r == 0x7f {
-				return errs.E(errs.Invalid, "path %q: contains a control character", p)
-			}
-			if isBidiControl(r) {
-				return errs.E(errs.Invalid, "path %q: contains a bidirectional control character (U+%04X), which makes a name read as another", p, r)
-			}
-		}
-	}
-	return nil
-}
+// ValidatePath accepts a path relative to the deposit root by the one rule
+// every part applies to relative paths (relpath.Check): not empty, not
+// absolute, no "." or ".." elements, no empty elements, no backslash, no
+// control or bidirectional control characters, valid UTF-8, bounded
+// length.
+func ValidatePath(p string) error { return relpath.Check(p) }
 
 // ValidateLink accepts a link target that, resolved from the link's
 // directory, stays inside the deposit tree.
 func ValidateLink(linkPath, target string) error {
-	if target == "" || strings.ContainsRune(target, 0) || strings.HasPrefix(target, "/") || len(target) > maxPathLen {
+	if target == "" || strings.ContainsRune(target, 0) || strings.HasPrefix(target, "/") || len(target) > relpath.MaxLen {
 		return errs.E(errs.Invalid, "link %q → %q: targets must be relative, non-empty and without NUL", linkPath, target)
 	}
 	resolved := path.Join(path.Dir(linkPath), target)

@@ -14,12 +14,6 @@ import (
 // does (ELOOP); a cycle of links ends here too.
 const maxLinkHops = 40
 
-// isBidiControl reports the invisible characters that reorder text: a
-// name holding them reads differently from what it is.
-func isBidiControl(r rune) bool {
-	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069 || r == 0x200E || r == 0x200F || r == 0x061C
-}
-
 // CheckTree checks the entries as one tree, the way a file system that
 // holds them would see it:
 //   - no two names (of entries or of the directories above them) are the

@@ -21,7 +21,9 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 	"github.com/afterlife-oss/afterlife/recipes"
+	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 )
 
 // ReleasedFiles tells whether an escrow file is public: ok is false when
@@ -52,17 +54,11 @@ type BuildRequest struct {
 	Inputs []Input
 }
 
-// Input kinds, as the farm spells them.
-const (
-	InputEscrow     = "escrow"
-	InputGitArchive = "git-archive"
-)
-
 // Input is one blob the build reads, mounted under /inputs/<Mount>.
 type Input struct {
 	Digest blob.Digest
 	Mount  string // "escrow/<as>" or "git/<name>"
-	Kind   string // InputEscrow or InputGitArchive
+	Kind   string // inputkind.Escrow or inputkind.GitArchive
 }
 
 // Request is one submission.
@@ -120,7 +116,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 	if req.Path == "" {
 		req.Path = recipes.DefaultFile
 	}
-	if err := recipes.CheckRelPath(req.Path); err != nil {
+	if err := relpath.Check(req.Path); err != nil {
 		return Result{}, errs.Wrap(errs.Invalid, err, "recipe path %q", req.Path)
 	}
 	if err := s.checkURL(req.RepoURL); err != nil {
@@ -166,7 +162,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		br.Inputs = append(br.Inputs, Input{Digest: d, Mount: "escrow/" + in.As, Kind: InputEscrow})
+		br.Inputs = append(br.Inputs, Input{Digest: d, Mount: "escrow/" + in.As, Kind: inputkind.Escrow})
 	}
 	for i, g := range r.Inputs.Git {
 		if err := s.checkURL(g.URL); err != nil {
@@ -183,7 +179,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("submit: archive git input %s: %w", g.Name, err)
 		}
-		br.Inputs = append(br.Inputs, Input{Digest: d, Mount: "git/" + g.Name, Kind: InputGitArchive})
+		br.Inputs = append(br.Inputs, Input{Digest: d, Mount: "git/" + g.Name, Kind: inputkind.GitArchive})
 	}
 	id, created, err := s.o.Builds.CreateBuild(ctx, br)
 	if err != nil {

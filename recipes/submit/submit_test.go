@@ -15,6 +15,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/recipes"
+	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 )
 
@@ -122,7 +123,7 @@ func TestSubmit(t *testing.T) {
 			if !res.Created || len(res.Commit) != 40 || req.SourceDateEpoch != 1710000000 {
 				t.Fatalf("result %+v, epoch %d (want the commit time)", res, req.SourceDateEpoch)
 			}
-			if len(req.Inputs) != 1 || req.Inputs[0].Mount != "escrow/vendor/main.c" || req.Inputs[0].Kind != submit.InputEscrow {
+			if len(req.Inputs) != 1 || req.Inputs[0].Mount != "escrow/vendor/main.c" || req.Inputs[0].Kind != inputkind.Escrow {
 				t.Fatalf("inputs %+v", req.Inputs)
 			}
 			if _, err := store.Stat(context.Background(), req.Source); err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 	"github.com/afterlife-oss/afterlife/registry/version"
 )
 
@@ -171,7 +172,7 @@ func (c *client) find(ctx context.Context, id identity) (*candidate, error) {
 // fromOffer looks up the offered target in the signed metadata and decides
 // on the signed fields alone.
 func (c *client) fromOffer(id identity, offer *Offer) (*candidate, error) {
-	if !validTargetPath(offer.Target.Path) {
+	if relpath.Check(offer.Target.Path) != nil {
 		return nil, errs.E(errs.Invalid, "device: offered target path %q is not valid", offer.Target.Path)
 	}
 	up, err := c.updater()
@@ -226,7 +227,7 @@ func (c *client) fromMetadata(id identity) (*candidate, error) {
 		return nil, nil
 	}
 	e := entries[0]
-	if !validTargetPath(e.Target) {
+	if relpath.Check(e.Target) != nil {
 		return nil, errs.E(errs.Invalid, "device: the release list of %s names an invalid target %q", id.product, e.Target)
 	}
 	cand, err := lookup(up, e.Target)
@@ -496,16 +497,4 @@ func verifyFile(p string, length int64, sum string) error {
 		return errs.E(errs.Invalid, "device: downloaded file has sha256 %s, the signed digest is %s", got, sum)
 	}
 	return nil
-}
-
-func validTargetPath(p string) bool {
-	if p == "" || strings.ContainsAny(p, "\\\x00") {
-		return false
-	}
-	for _, el := range strings.Split(p, "/") {
-		if el == "" || el == "." || el == ".." {
-			return false
-		}
-	}
-	return true
 }

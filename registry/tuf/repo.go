@@ -24,6 +24,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 )
 
 const (
@@ -423,7 +424,7 @@ func (r *Repo) Apply(ctx context.Context, add []Target, remove []string) error {
 		files[t.Path] = tf
 	}
 	for _, p := range remove {
-		if !validTargetPath(p) {
+		if relpath.Check(p) != nil {
 			return errs.E(errs.Invalid, "target path %q is not valid", p)
 		}
 		if seen[p] {
@@ -498,7 +499,7 @@ func (r *Repo) Listed(ctx context.Context, paths []string) (map[string]Target, e
 	bins := map[string]*metadata.Metadata[metadata.TargetsType]{}
 	out := make(map[string]Target, len(paths))
 	for _, p := range paths {
-		if !validTargetPath(p) {
+		if relpath.Check(p) != nil {
 			continue
 		}
 		name := sr.GetRolesForTarget(p)[0].Name
@@ -525,7 +526,7 @@ func (r *Repo) Listed(ctx context.Context, paths []string) (map[string]Target, e
 }
 
 func targetFile(t Target) (*metadata.TargetFiles, error) {
-	if !validTargetPath(t.Path) {
+	if relpath.Check(t.Path) != nil {
 		return nil, errs.E(errs.Invalid, "target path %q is not valid", t.Path)
 	}
 	if t.Length < 0 {
@@ -545,20 +546,6 @@ func targetFile(t Target) (*metadata.TargetFiles, error) {
 		tf.Custom = &raw
 	}
 	return tf, nil
-}
-
-// validTargetPath accepts slash-separated relative paths without empty,
-// "." or ".." elements.
-func validTargetPath(p string) bool {
-	if p == "" || len(p) > 1024 || strings.ContainsAny(p, "\\\x00") {
-		return false
-	}
-	for _, el := range strings.Split(p, "/") {
-		if el == "" || el == "." || el == ".." {
-			return false
-		}
-	}
-	return true
 }
 
 // RefreshTimestamp re-signs the timestamp, and the snapshot too, when
@@ -600,21 +587,20 @@ func (r *Repo) TargetPath(product, version, file string) string {
 func ParseTargetRequest(p string) (dir, hash, name string, ok bool) {
 	p = strings.TrimPrefix(p, "/tuf/targets/")
 	p = strings.TrimPrefix(p, "/")
-	if !validTargetPath(p) {
-		return "", "", "", false
-	}
 	base := p
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		dir, base = p[:i], p[i+1:]
 	}
 	hash, name, found := strings.Cut(base, ".")
 	// The name after the hash is the target's last path element: "." or
-	// ".." there would name its directory, or the parent.
+	// ".." there would name its directory, or the parent. The target path
+	// (not the request path, whose last element carries the hash) is
+	// checked like every target path.
 	target := name
 	if dir != "" {
 		target = dir + "/" + name
 	}
-	if !found || len(hash) != 64 || !validTargetPath(target) {
+	if !found || len(hash) != 64 || relpath.Check(target) != nil {
 		return "", "", "", false
 	}
 	if _, err := hex.DecodeString(hash); err != nil || hash != strings.ToLower(hash) {

@@ -20,6 +20,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/relpath"
 )
 
 // clock is a settable time source.
@@ -488,7 +489,7 @@ func FuzzParseTargetRequest(f *testing.F) {
 		if dir != "" {
 			full = dir + "/" + name
 		}
-		if !validTargetPath(full) || len(hash) != 64 {
+		if relpath.Check(full) != nil || len(hash) != 64 {
 			t.Fatalf("accepted %q as %q %q %q", p, dir, hash, name)
 		}
 	})
