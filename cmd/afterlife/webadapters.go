@@ -417,7 +417,7 @@ func (a webEscrow) Deposits(ctx context.Context, p auth.Principal) ([]web.Deposi
 		if p.Role != auth.Admin && d.Org != p.Org {
 			continue
 		}
-		s := web.DepositSummary{ID: d.ID, ProductID: d.Product, State: d.State, CreatedAt: d.CreatedAt, Files: d.Files, Bytes: d.TotalSize, Policy: webPolicy(d.Policy)}
+		s := web.DepositSummary{ID: d.ID, ProductID: d.Product, State: string(d.State), CreatedAt: d.CreatedAt, Files: d.Files, Bytes: d.TotalSize, Policy: webPolicy(d.Policy)}
 		if s.State == "uploading" {
 			s.State = "open"
 		}
