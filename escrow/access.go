@@ -112,6 +112,7 @@ func (s *Service) PendingApprovals(ctx context.Context, p auth.Principal) ([]Dep
 type ListFilter struct {
 	Product string
 	State   State // "": sealed and released
+	Mine    bool  // only the deposits p acts for: its vendor org's (every org's for admins)
 	Limit   int    // default 100, at most 1000
 }
 
@@ -120,6 +121,10 @@ type ListFilter struct {
 // for admins). Named trustees find theirs with PendingApprovals.
 func (s *Service) List(ctx context.Context, p auth.Principal, f ListFilter) ([]Deposit, error) {
 	where, args := visible(p)
+	if f.Mine && p.Role != auth.Admin {
+		where += ` AND org = ?`
+		args = append(args, p.Org)
+	}
 	if f.Product != "" {
 		where += ` AND product = ?`
 		args = append(args, f.Product)
