@@ -113,7 +113,7 @@ type ListFilter struct {
 	Product string
 	State   State // "": sealed and released
 	Mine    bool  // only the deposits p acts for: its vendor org's (every org's for admins)
-	Limit   int    // default 100, at most 1000
+	Limit   int   // default 100, at most 1000
 }
 
 // List returns the deposits p may see, newest first: released ones for
