@@ -8,7 +8,6 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/escrow"
-	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
@@ -128,33 +127,18 @@ func (a productBuilds) BuildsForProduct(ctx context.Context, productID string, l
 	return out, nil
 }
 
-// productEscrow summarises a product's deposits for the public overview.
-// It reads as an anonymous visitor, so escrow's rule leaves only released
-// deposits: a sealed deposit's existence is not public.
+// productEscrow gives the overview the escrow's public summary of a
+// product.
 type productEscrow struct{ e *escrow.Service }
 
-// publicReader reads what anyone may see.
-var publicReader = auth.Principal{}
-
 func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (registry.Escrow, error) {
-	ds, err := a.e.List(ctx, publicReader, escrow.ListFilter{Product: productID})
+	sum, err := a.e.ProductSummary(ctx, productID)
 	if err != nil {
 		return registry.Escrow{}, err
 	}
-	var out registry.Escrow
-	for _, d := range ds {
-		switch d.State {
-		case escrow.Sealed:
-			out.Deposits++
-			out.Sealed++
-			if out.Policy == "" {
-				out.Policy = d.Policy
-			}
-		case escrow.Released:
-			out.Deposits++
-			out.Released++
-			out.Public = append(out.Public, registry.PublicDeposit{ID: d.ID, Policy: d.Policy, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt, Fired: d.Fired})
-		}
+	out := registry.Escrow{Deposits: sum.Released, Released: sum.Released}
+	for _, d := range sum.Deposits {
+		out.Public = append(out.Public, registry.PublicDeposit{ID: d.ID, Policy: d.Policy, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt, Fired: d.Fired})
 	}
 	return out, nil
 }
