@@ -50,6 +50,8 @@ func (c benchCatalog) Search(ctx context.Context, q string, limit int) ([]catalo
 	return []catalog.Product{p}, nil
 }
 
+func (benchCatalog) Events(context.Context, string) ([]catalog.Event, error) { return nil, nil }
+
 func (c benchCatalog) ByDeviceID(ctx context.Context, deviceID string) ([]catalog.Product, error) {
 	n, ok := strings.CutPrefix(deviceID, "usb:")
 	if !ok {

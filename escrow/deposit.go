@@ -2,17 +2,12 @@ package escrow
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
@@ -24,6 +19,9 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/ids"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 )
+
+// State is where a deposit is in its life.
+type State = wire.State
 
 // Deposit states.
 const (
@@ -53,7 +51,7 @@ type FileState struct {
 // UploadStatus is what a resuming client needs.
 type UploadStatus struct {
 	Deposit string      `json:"deposit"`
-	State   string      `json:"state"`
+	State   State       `json:"state"`
 	Files   []FileState `json:"files"`
 }
 
@@ -112,210 +110,6 @@ func (s *Service) Create(ctx context.Context, p principal.Principal, req CreateR
 		return Deposit{}, fmt.Errorf("escrow: create deposit: %w", err)
 	}
 	return d, nil
-}
-
-// Who may see a deposit is decided here and nowhere else.
-//
-// Released deposits are public. Before release (uploading or sealed) a
-// deposit is seen only by its owner: a vendor token of the deposit's org,
-// or an admin. Other tokens of that org (maintainer, builder, trustee) are
-// not the vendor. The trustees a sealed deposit's quorum names see its
-// approval state (trusteeView), never its manifest, files or events.
-// Everyone else gets NotFound, not Forbidden, so a sealed deposit's
-// existence does not leak.
-
-// isOwner reports whether p acts for the vendor that made deposit d.
-func isOwner(p principal.Principal, d Deposit) bool {
-	return p.Role == principal.Admin || (p.Role == principal.Vendor && p.Org != "" && p.Org == d.Org)
-}
-
-// canSee reports whether p may see deposit d in full: anyone once it is
-// released, otherwise its owner.
-func canSee(p principal.Principal, d Deposit) bool {
-	return d.State == Released || isOwner(p, d)
-}
-
-// isQuorumTrustee reports whether p is a trustee named by d's quorum while
-// d is sealed: they may see what they are asked to approve, no more.
-func isQuorumTrustee(p principal.Principal, d Deposit) bool {
-	if p.Role != principal.Trustee || d.State != Sealed {
-		return false
-	}
-	pol, err := policy.Parse(d.Policy)
-	return err == nil && pol.HasTrustee(p.Name)
-}
-
-// trusteeView is what a named trustee sees of a sealed deposit: enough to
-// sign an approval (id, manifest digest) and to know where the quorum
-// stands; no manifest, file names, sizes or events.
-func (s *Service) trusteeView(ctx context.Context, d Deposit) (Deposit, error) {
-	approvals, err := s.approvals(ctx, d.ID)
-	if err != nil {
-		return Deposit{}, err
-	}
-	return Deposit{
-		ID: d.ID, Product: d.Product, Org: d.Org, Policy: d.Policy, State: d.State,
-		ManifestDigest: d.ManifestDigest, CreatedAt: d.CreatedAt, SealedAt: d.SealedAt, Approvals: approvals,
-	}, nil
-}
-
-// approvals names the trustees who approved deposit id so far.
-func (s *Service) approvals(ctx context.Context, id string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT trustee FROM escrow_approvals WHERE deposit = ? ORDER BY trustee`), id)
-	if err != nil {
-		return nil, fmt.Errorf("escrow: approvals of %s: %w", id, db.Classify(err))
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, fmt.Errorf("escrow: approvals of %s: %w", id, err)
-		}
-		out = append(out, t)
-	}
-	return out, db.Classify(rows.Err())
-}
-
-// Get returns a deposit with its manifest to those who may see it, and its
-// approval state alone to the trustees its quorum names. Everyone else
-// gets NotFound.
-func (s *Service) Get(ctx context.Context, p principal.Principal, id string) (Deposit, error) {
-	d, err := s.load(ctx, s.db.DB, id)
-	if err != nil {
-		return Deposit{}, err
-	}
-	if !canSee(p, d) {
-		if isQuorumTrustee(p, d) {
-			return s.trusteeView(ctx, d)
-		}
-		return Deposit{}, errs.E(errs.NotFound, "deposit %s not found", id)
-	}
-	d.Manifest, err = s.entries(ctx, id)
-	if err != nil {
-		return Deposit{}, err
-	}
-	if pol, err := policy.Parse(d.Policy); err == nil && pol.Quorum != nil && d.State == Sealed {
-		if d.Approvals, err = s.approvals(ctx, id); err != nil {
-			return Deposit{}, err
-		}
-	}
-	return d, nil
-}
-
-// PendingApprovals lists the sealed quorum deposits waiting for p: all of
-// them for admins, those naming p for a trustee (approval state only),
-// none for anyone else.
-func (s *Service) PendingApprovals(ctx context.Context, p principal.Principal) ([]Deposit, error) {
-	if p.Role != principal.Admin && p.Role != principal.Trustee {
-		return []Deposit{}, nil
-	}
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+depositCols+` FROM escrow_deposits WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT 1000`), Sealed)
-	if err != nil {
-		return nil, fmt.Errorf("escrow: pending approvals: %w", db.Classify(err))
-	}
-	var sealed []Deposit
-	for rows.Next() {
-		d, err := scanDeposit(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("escrow: pending approvals: %w", err)
-		}
-		sealed = append(sealed, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("escrow: pending approvals: %w", db.Classify(err))
-	}
-	out := []Deposit{}
-	for _, d := range sealed {
-		if pol, err := policy.Parse(d.Policy); err != nil || pol.Quorum == nil {
-			continue
-		}
-		if p.Role != principal.Admin && !isQuorumTrustee(p, d) {
-			continue
-		}
-		v, err := s.trusteeView(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-const depositCols = `id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, sealed_at, released_at, released_by, fired`
-
-func scanDeposit(row interface{ Scan(...any) error }) (Deposit, error) {
-	var d Deposit
-	var created, sealed, released int64
-	err := row.Scan(&d.ID, &d.Product, &d.Org, &d.Policy, &d.State, &d.ManifestDigest, &d.Files, &d.TotalSize,
-		&d.CreatedBy, &created, &sealed, &released, &d.ReleasedBy, &d.Fired)
-	d.CreatedAt, d.SealedAt, d.ReleasedAt = db.FromMillis(created), db.FromMillis(sealed), db.FromMillis(released)
-	return d, err
-}
-
-func (s *Service) load(ctx context.Context, q querier, id string) (Deposit, error) {
-	d, err := scanDeposit(q.QueryRowContext(ctx, s.db.Q(`SELECT `+depositCols+` FROM escrow_deposits WHERE id = ?`), id))
-	if err != nil {
-		return Deposit{}, db.NotFound(err, "deposit %s not found", id)
-	}
-	return d, nil
-}
-
-type fileRow struct {
-	manifest.Entry
-	Cipher   blob.Digest
-	Uploaded bool
-}
-
-func (s *Service) files(ctx context.Context, id string) ([]fileRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT path, kind, size, sha256, link, cipher_digest, uploaded FROM escrow_files WHERE deposit = ? ORDER BY path`), id)
-	if err != nil {
-		return nil, db.Classify(err)
-	}
-	defer rows.Close()
-	var out []fileRow
-	for rows.Next() {
-		var f fileRow
-		var kind, cipher string
-		var up int
-		if err := rows.Scan(&f.Path, &kind, &f.Size, &f.SHA256, &f.Link, &cipher, &up); err != nil {
-			return nil, err
-		}
-		f.Kind, f.Cipher, f.Uploaded = manifest.Kind(kind), blob.Digest(cipher), up == 1
-		out = append(out, f)
-	}
-	return out, db.Classify(rows.Err())
-}
-
-func (s *Service) entries(ctx context.Context, id string) ([]manifest.Entry, error) {
-	fs, err := s.files(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("escrow: manifest of %s: %w", id, err)
-	}
-	out := make([]manifest.Entry, len(fs))
-	for i, f := range fs {
-		out[i] = f.Entry
-	}
-	return out, nil
-}
-
-func (s *Service) file(ctx context.Context, id, path string) (fileRow, error) {
-	var f fileRow
-	var kind, cipher string
-	var up int
-	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT path, kind, size, sha256, link, cipher_digest, uploaded FROM escrow_files WHERE deposit = ? AND path = ?`), id, path).
-		Scan(&f.Path, &kind, &f.Size, &f.SHA256, &f.Link, &cipher, &up)
-	if err != nil {
-		return fileRow{}, db.NotFound(err, "deposit %s has no file %q", id, path)
-	}
-	f.Kind, f.Cipher, f.Uploaded = manifest.Kind(kind), blob.Digest(cipher), up == 1
-	return f, nil
 }
 
 // uploadable loads a deposit that p may still upload to.
@@ -394,77 +188,6 @@ func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path s
 		}
 	}
 	return st, nil
-}
-
-func (s *Service) deleteBlob(ctx context.Context, d blob.Digest) {
-	if d == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	if err := s.blobs.Delete(ctx, d); err != nil {
-		s.log.Warn("escrow: could not delete an unused blob", "digest", d, "error", err)
-	}
-}
-
-func (s *Service) trackBlob(ctx context.Context, tx *sql.Tx, info blob.Info, role string, now time.Time) error {
-	_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO escrow_blobs (digest, role, size, status, checked_at, detail)
-		VALUES (?, ?, ?, 'ok', ?, '') ON CONFLICT (digest) DO NOTHING`), string(info.Digest), role, info.Size, db.Millis(now))
-	return err
-}
-
-// sealStream hashes body while encrypting it into the blob store. It reads
-// at most want.Size+1 bytes, so an oversized body costs nothing more.
-func (s *Service) sealStream(ctx context.Context, body io.Reader, want manifest.Entry) (blob.Info, error) {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- s.encrypt(pw, body, want)
-	}()
-	info, err := s.blobs.Put(ctx, pr, "")
-	pr.CloseWithError(errPutEnded) // unblock the encryptor if Put stopped early
-	encErr := <-done
-	if encErr != nil {
-		if err == nil {
-			s.deleteBlob(ctx, info.Digest)
-		}
-		return blob.Info{}, encErr
-	}
-	if err != nil {
-		return blob.Info{}, err
-	}
-	return info, nil
-}
-
-var errPutEnded = errors.New("escrow: blob store stopped reading")
-
-func (s *Service) encrypt(pw *io.PipeWriter, body io.Reader, want manifest.Entry) (err error) {
-	defer func() { pw.CloseWithError(err) }()
-	w, err := age.Encrypt(pw, s.recipient)
-	if err != nil {
-		return fmt.Errorf("encrypt: %w", err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(w, io.TeeReader(io.LimitReader(body, want.Size+1), h))
-	if err != nil {
-		if errors.Is(err, errPutEnded) {
-			return err
-		}
-		return errs.Wrap(errs.Invalid, err, "reading %s: upload interrupted", want.Path)
-	}
-	if n > want.Size {
-		return errs.E(errs.TooLarge, "%s: body is larger than the %d bytes the manifest declares", want.Path, want.Size)
-	}
-	if n < want.Size {
-		return errs.E(errs.Invalid, "%s: body has %d bytes; the manifest declares %d", want.Path, n, want.Size)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 {
-		return errs.E(errs.Invalid, "%s: content hashes to sha256 %s; the manifest declares %s", want.Path, got, want.SHA256)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("encrypt: %w", err)
-	}
-	return nil
 }
 
 // Upload reports which files of an uploading deposit have arrived.
@@ -565,7 +288,8 @@ func (s *Service) Commit(ctx context.Context, p principal.Principal, id string) 
 
 // Receipt returns the signed receipt of a committed deposit.
 func (s *Service) Receipt(ctx context.Context, p principal.Principal, id string) (receipt.Signed, error) {
-	var org, state, rj string
+	var org, rj string
+	var state State
 	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT org, state, receipt FROM escrow_deposits WHERE id = ?`), id).Scan(&org, &state, &rj)
 	if err != nil {
 		return receipt.Signed{}, db.NotFound(err, "deposit %s not found", id)
@@ -664,61 +388,4 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 		s.deleteBlob(ctx, f.Cipher)
 	}
 	return nil
-}
-
-// ListFilter narrows List.
-type ListFilter struct {
-	Product string
-	State   string // "", uploading, sealed, released
-	Limit   int    // default 100, at most 1000
-}
-
-// List returns the deposits p may see, newest first: released ones for
-// everybody, plus the sealed and uploading ones of a vendor's own org (all
-// for admins). Named trustees find theirs with PendingApprovals.
-func (s *Service) List(ctx context.Context, p principal.Principal, f ListFilter) ([]Deposit, error) {
-	q := `SELECT ` + depositCols + ` FROM escrow_deposits WHERE 1 = 1`
-	var args []any
-	switch {
-	case p.Role == principal.Admin:
-	case p.Role == principal.Vendor && p.Org != "":
-		q += ` AND (state = ? OR org = ?)`
-		args = append(args, Released, p.Org)
-	default:
-		q += ` AND state = ?`
-		args = append(args, Released)
-	}
-	if f.Product != "" {
-		q += ` AND product = ?`
-		args = append(args, f.Product)
-	}
-	if f.State != "" {
-		if f.State != Uploading && f.State != Sealed && f.State != Released {
-			return nil, errs.E(errs.Invalid, "state %q: want uploading, sealed or released", f.State)
-		}
-		q += ` AND state = ?`
-		args = append(args, f.State)
-	} else {
-		q += ` AND state <> ?` // uploads are listed only when asked for
-		args = append(args, Uploading)
-	}
-	limit := f.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit)
-	rows, err := s.db.QueryContext(ctx, s.db.Q(q), args...)
-	if err != nil {
-		return nil, fmt.Errorf("escrow: list: %w", db.Classify(err))
-	}
-	defer rows.Close()
-	out := []Deposit{}
-	for rows.Next() {
-		d, err := scanDeposit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("escrow: list: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, db.Classify(rows.Err())
 }

@@ -260,7 +260,7 @@ func (e *env) eventKinds(t testing.TB, id string) []string {
 	return out
 }
 
-func (e *env) state(t testing.TB, id string) string {
+func (e *env) state(t testing.TB, id string) State {
 	t.Helper()
 	d, err := e.svc.load(context.Background(), e.db.DB, id)
 	if err != nil {

@@ -63,7 +63,7 @@ func (s *Service) httpCreate(c *gin.Context) error {
 
 func (s *Service) httpList(c *gin.Context) error {
 	limit, _ := strconv.Atoi(c.Query("limit"))
-	ds, err := s.List(c.Request.Context(), httpapi.Principal(c), ListFilter{Product: c.Query("product"), State: c.Query("state"), Limit: limit})
+	ds, err := s.List(c.Request.Context(), httpapi.Principal(c), ListFilter{Product: c.Query("product"), State: State(c.Query("state")), Limit: limit})
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (sc *Scheduler) TickResult(ctx context.Context, now time.Time) (TickResult,
 
 // stateIDs lists deposits in state; createdBefore > 0 keeps only those
 // created before it.
-func (s *Service) stateIDs(ctx context.Context, state string, createdBefore int64) ([]string, error) {
+func (s *Service) stateIDs(ctx context.Context, state State, createdBefore int64) ([]string, error) {
 	q := `SELECT id FROM escrow_deposits WHERE state = ?`
 	args := []any{state}
 	if createdBefore > 0 {

@@ -8,10 +8,12 @@ import (
 )
 
 // Overview is what a device owner sees of a product: its status and end of
-// life, where its escrow stands, the builds of its recipes, its releases
-// with their verdicts and install reports, and the registry's events.
+// life with the history of its status, where its escrow stands, the builds
+// of its recipes, its releases with their verdicts and install reports, and
+// the registry's events. It is the product page's one read model.
 type Overview struct {
 	Product  catalog.Product   `json:"product"`
+	History  []catalog.Event   `json:"history"`
 	Escrow   *Escrow           `json:"escrow,omitempty"`
 	Builds   []BuildSummary    `json:"builds"`
 	Releases []ReleaseOverview `json:"releases"`
@@ -40,6 +42,9 @@ func (s *Service) ProductOverview(ctx context.Context, productID string) (Overvi
 		return Overview{}, err
 	}
 	ov := Overview{Product: p, Builds: []BuildSummary{}, Releases: []ReleaseOverview{}}
+	if ov.History, err = s.o.Catalog.Events(ctx, p.ID); err != nil {
+		return Overview{}, fmt.Errorf("registry: overview of %s: %w", p.ID, err)
+	}
 	if s.o.Escrow != nil {
 		e, err := s.o.Escrow.ProductEscrow(ctx, p.ID)
 		if err != nil {

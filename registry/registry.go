@@ -41,6 +41,7 @@ type Catalog interface {
 	Get(ctx context.Context, id string) (catalog.Product, error)
 	Search(ctx context.Context, q string, limit int) ([]catalog.Product, error)
 	ByDeviceID(ctx context.Context, deviceID string) ([]catalog.Product, error)
+	Events(ctx context.Context, id string) ([]catalog.Event, error)
 }
 
 // Builds gives the registry a build's verdict and outputs. A verdict is the
@@ -83,6 +84,17 @@ type Escrow struct {
 	Released   int       `json:"released"`
 	Policy     string    `json:"policy,omitempty"`     // e.g. "dead-man 30d", "quorum 2 of 3"
 	ReleasesAt time.Time `json:"releases_at,omitzero"` // when a date or dead-man policy fires next
+	// Public are the deposits anyone may read (released), newest first.
+	Public []PublicDeposit `json:"public,omitempty"`
+}
+
+// PublicDeposit is what anyone may know of a released deposit.
+type PublicDeposit struct {
+	ID         string    `json:"id"`
+	Policy     string    `json:"policy"`
+	SealedAt   time.Time `json:"sealed_at,omitzero"`
+	ReleasedAt time.Time `json:"released_at,omitzero"`
+	Fired      string    `json:"fired,omitempty"` // the policy condition that released it
 }
 
 // Farm lists the builds of a product's recipes for the overview.

@@ -420,6 +420,46 @@ func (s *Service) List(ctx context.Context, product string) ([]Release, error) {
 	return out, db.Classify(rows.Err())
 }
 
+// CountReleases counts the releases published, yanked ones included.
+func (s *Service) CountReleases(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM releases`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("registry: count releases: %w", db.Classify(err))
+	}
+	return n, nil
+}
+
+// LatestStable maps each of products to the version of its newest stable
+// release that devices are offered (not yanked, pulled back or held);
+// products without one are left out.
+func (s *Service) LatestStable(ctx context.Context, products []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(products) == 0 {
+		return out, nil
+	}
+	args := []any{"stable"}
+	for _, p := range products {
+		args = append(args, p)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT product, version FROM releases
+		WHERE channel = ? AND yanked = 0 AND pulled_back = 0 AND held = 0 AND product IN (?`+strings.Repeat(`, ?`, len(products)-1)+`)
+		ORDER BY product, published_at DESC, id DESC`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: latest stable releases: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var product, version string
+		if err := rows.Scan(&product, &version); err != nil {
+			return nil, fmt.Errorf("registry: latest stable releases: %w", err)
+		}
+		if _, seen := out[product]; !seen {
+			out[product] = version
+		}
+	}
+	return out, db.Classify(rows.Err())
+}
+
 // mayRelease allows admins, and maintainers granted the product by name or
 // by org.
 func (s *Service) mayRelease(ctx context.Context, who principal.Principal, product string) error {

@@ -11,8 +11,8 @@ import (
 
 // The interfaces below are what web needs from the rest of afterlife. They
 // are declared here, by the consumer, and return plain view structs that
-// carry exactly what the pages show; cmd/afterlife adapts the real parts to
-// them. Every method takes the caller's context first. Errors should carry
+// carry exactly what the pages show; web/live implements them with the
+// running parts. Every method takes the caller's context first. Errors should carry
 // an internal/errs kind: NotFound becomes a 404 page, Forbidden a 403,
 // Invalid and Conflict a form error shown to the user.
 

@@ -2,8 +2,9 @@
 // html/template from templates embedded in the binary, with a small
 // hand-written stylesheet and a few lines of plain JavaScript that only
 // enhance pages which work without it. It gets its data through the small
-// interfaces in views.go and must not import escrow, registry, builder or
-// recipes, nor run SQL: cmd/afterlife adapts those parts to the interfaces.
+// interfaces in views.go, which web/live implements with the parts' public
+// APIs (and the tests with fakes); it runs no SQL and never imports the
+// database.
 package web
 
 import (

@@ -39,12 +39,15 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// JobState is where a job is: waiting, leased by a builder, or ended.
+type JobState string
+
 // Job states.
 const (
-	JobQueued = "queued"
-	JobLeased = "leased"
-	JobDone   = "done"
-	JobFailed = "failed"
+	JobQueued JobState = "queued"
+	JobLeased JobState = "leased"
+	JobDone   JobState = "done"
+	JobFailed JobState = "failed"
 )
 
 // Defaults for Options.

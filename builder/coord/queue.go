@@ -248,10 +248,11 @@ func (s *Service) lease(ctx context.Context, tx *sql.Tx, c candidate, b builder.
 }
 
 type jobRow struct {
-	id, buildID, state, builderID, operator string
-	leaseUntil                              int64
-	attempts                                int
-	cold                                    bool // the cold witness: runs with empty caches
+	id, buildID, builderID, operator string
+	state                            JobState
+	leaseUntil                       int64
+	attempts                         int
+	cold                             bool // the cold witness: runs with empty caches
 }
 
 func (s *Service) jobRow(ctx context.Context, q interface {
@@ -444,6 +445,19 @@ type LogChunk struct {
 	Data []byte `json:"data"`
 	Next int64  `json:"next"` // the offset to ask for next
 	Done bool   `json:"done"` // the job ended; no more will come
+}
+
+// BuildLog is Log for a job of build buildID; a job of another build is
+// not found.
+func (s *Service) BuildLog(ctx context.Context, buildID, jobID string, offset int64) (LogChunk, error) {
+	j, err := s.jobRow(ctx, s.db, jobID)
+	if errs.Is(err, errs.NotFound) || (err == nil && j.buildID != buildID) {
+		return LogChunk{}, errs.E(errs.NotFound, "build %s has no job %s", buildID, jobID)
+	}
+	if err != nil {
+		return LogChunk{}, err
+	}
+	return s.Log(ctx, jobID, offset)
 }
 
 // Log returns the live log of a job from byte offset on.

@@ -39,7 +39,7 @@ type Build struct {
 // Job is one job of a build.
 type Job struct {
 	ID         string    `json:"id"`
-	State      string    `json:"state"`
+	State      JobState  `json:"state"`
 	BuilderID  string    `json:"builder_id,omitempty"`
 	Operator   string    `json:"operator,omitempty"`
 	Attempts   int       `json:"attempts"`
@@ -76,9 +76,10 @@ type Diff struct {
 
 // Filter selects builds.
 type Filter struct {
-	Product string
-	State   verdict.State
-	Limit   int // default 50, at most 500
+	Product     string
+	State       verdict.State
+	RequestedBy string // the submitter's actor name
+	Limit       int    // default 50, at most 500
 }
 
 const buildCols = `b.id, b.repo, b.commit_id, b.path, b.name, b.version, b.state, b.verdict, b.quorum, b.requested_by, b.created, b.decided, b.spec`
@@ -224,6 +225,10 @@ func (s *Service) Builds(ctx context.Context, f Filter) ([]Build, error) {
 		where = append(where, `b.state = ?`)
 		args = append(args, string(f.State))
 	}
+	if f.RequestedBy != "" {
+		where = append(where, `b.requested_by = ?`)
+		args = append(args, f.RequestedBy)
+	}
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -305,4 +310,44 @@ func sameOutputs(outs []builder.OutputFile, agreed map[string]string) bool {
 // sanitize makes text storable in a TEXT column of both databases.
 func sanitize(s string) string {
 	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// CountBuilds counts the builds in state (all builds when empty).
+func (s *Service) CountBuilds(ctx context.Context, state verdict.State) (int, error) {
+	q, args := `SELECT COUNT(*) FROM farm_builds`, []any{}
+	if state != "" {
+		q += ` WHERE state = ?`
+		args = append(args, string(state))
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.db.Q(q), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("coord: count builds: %w", db.Classify(err))
+	}
+	return n, nil
+}
+
+// Finished counts the builders that returned a result for b (those whose
+// agreement the verdict counted, when the results are not loaded).
+func (b Build) Finished() int {
+	n := 0
+	for _, r := range b.Results {
+		if !r.Failed {
+			n++
+		}
+	}
+	if n == 0 && b.Verdict.Agreeing > 0 {
+		return b.Verdict.Agreeing
+	}
+	return n
+}
+
+// Running reports whether a build without a verdict has a job that left
+// the queue.
+func (b Build) Running() bool {
+	for _, j := range b.Jobs {
+		if j.State != JobQueued {
+			return true
+		}
+	}
+	return false
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/blob"
-	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
@@ -87,56 +86,24 @@ func (a productBuilds) BuildsForProduct(ctx context.Context, productID string, l
 	for _, b := range bs {
 		out = append(out, registry.BuildSummary{
 			ID: b.ID, Recipe: b.Name, RecipeVersion: b.Version, Verdict: string(b.State),
-			Agreeing: b.Verdict.Agreeing, Total: finishedJobs(b), Created: b.Created,
+			Agreeing: b.Verdict.Agreeing, Total: b.Finished(), Created: b.Created,
 		})
 	}
 	return out, nil
 }
 
-// finishedJobs counts the builders that returned a result.
-func finishedJobs(b coord.Build) int {
-	n := 0
-	for _, r := range b.Results {
-		if !r.Failed {
-			n++
-		}
-	}
-	if n == 0 && b.Verdict.Agreeing > 0 {
-		return b.Verdict.Agreeing
-	}
-	return n
-}
-
-// productEscrow summarises a product's deposits for the public overview.
-// It reads as an anonymous visitor, so escrow's rule leaves only released
-// deposits: a sealed deposit's existence is not public.
+// productEscrow gives the overview the escrow's public summary of a
+// product.
 type productEscrow struct{ e *escrow.Service }
 
-// systemReader is how admin-only pages read across orgs; it is never
-// handed to a request, nor used for anything the public sees.
-var systemReader = principal.Principal{Role: principal.Admin, Name: "afterlife-summary"}
-
-// publicReader reads what anyone may see.
-var publicReader = principal.Principal{}
-
 func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (registry.Escrow, error) {
-	ds, err := a.e.List(ctx, publicReader, escrow.ListFilter{Product: productID})
+	sum, err := a.e.ProductSummary(ctx, productID)
 	if err != nil {
 		return registry.Escrow{}, err
 	}
-	var out registry.Escrow
-	for _, d := range ds {
-		switch d.State {
-		case "sealed":
-			out.Deposits++
-			out.Sealed++
-			if out.Policy == "" {
-				out.Policy = d.Policy
-			}
-		case "released":
-			out.Deposits++
-			out.Released++
-		}
+	out := registry.Escrow{Deposits: sum.Released, Released: sum.Released}
+	for _, d := range sum.Deposits {
+		out.Public = append(out.Public, registry.PublicDeposit{ID: d.ID, Policy: d.Policy, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt, Fired: d.Fired})
 	}
 	return out, nil
 }

@@ -128,7 +128,7 @@ func (s *system) seedDemo(ctx context.Context) error {
 
 func (s *system) demoDeposit(ctx context.Context) error {
 	p := s.parts
-	existing, err := p.escrow.List(ctx, demoActor, escrow.ListFilter{Product: demoProduct, State: "released"})
+	existing, err := p.escrow.List(ctx, demoActor, escrow.ListFilter{Product: demoProduct, State: escrow.Released})
 	if err != nil || len(existing) > 0 {
 		return err
 	}

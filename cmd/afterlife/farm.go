@@ -22,6 +22,7 @@ import (
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/web"
+	"github.com/afterlife-oss/afterlife/web/live"
 )
 
 // recipeMaxima are the serve settings a recipe's limits must stay within.
@@ -88,10 +89,11 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	if err != nil {
 		return err
 	}
-	site, err := web.New(web.Deps{
-		Catalog: webCatalog{p}, Farm: webFarm{p}, Escrow: webEscrow{p}, Admin: webAdmin{p, s.auth},
-		Auth: s.auth, Log: s.log.With("part", "web"),
-	}, web.Options{
+	deps := live.Parts{
+		Auth: s.auth, Catalog: p.catalog, Registry: p.reg, Farm: p.coord, Submitter: p.submitter, Escrow: p.escrow,
+	}.Deps()
+	deps.Log = s.log.With("part", "web")
+	site, err := web.New(deps, web.Options{
 		CSRFSecret: secret, SecureCookies: len(s.cfg.PublicURL) > 8 && s.cfg.PublicURL[:8] == "https://",
 		Feeds:      []web.FeedLink{{Title: "Escrow releases", URL: "/feeds/releases.atom"}},
 		APIDocsURL: "/v1/openapi.json", MaxUpload: s.cfg.MaxFileSize,

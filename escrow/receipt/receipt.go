@@ -42,6 +42,21 @@ type Signed struct {
 	KeyID     string `json:"key_id"`
 }
 
+// PayloadUnverified decodes the receipt s carries without checking its
+// signature (Verify does both): for showing a receipt its owner was just
+// handed by the server.
+func (s Signed) PayloadUnverified() (Receipt, error) {
+	var r Receipt
+	raw, err := base64.StdEncoding.DecodeString(s.Payload)
+	if err != nil {
+		return r, errs.Wrap(errs.Invalid, err, "receipt payload")
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, errs.Wrap(errs.Invalid, err, "receipt payload")
+	}
+	return r, nil
+}
+
 const domain = "afterlife-receipt:v1\n"
 
 // KeyID names a public key: the first 16 hex digits of its sha256.

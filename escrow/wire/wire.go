@@ -10,11 +10,14 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 )
 
+// State is where a deposit is in its life.
+type State string
+
 // Deposit states.
 const (
-	Uploading = "uploading" // files arriving; visible to its org only
-	Sealed    = "sealed"    // committed, encrypted, private
-	Released  = "released"  // public
+	Uploading State = "uploading" // files arriving; visible to its org only
+	Sealed    State = "sealed"    // committed, encrypted, private
+	Released  State = "released"  // public
 )
 
 // Deposit is one sunset package as the API shows it.
@@ -23,7 +26,7 @@ type Deposit struct {
 	Product        string           `json:"product"`
 	Org            string           `json:"org"`
 	Policy         string           `json:"policy"`
-	State          string           `json:"state"`
+	State          State            `json:"state"`
 	ManifestDigest string           `json:"manifest_digest"`
 	Files          int              `json:"files"`
 	TotalSize      int64            `json:"total_size"`

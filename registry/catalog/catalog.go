@@ -334,6 +334,46 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 	return p, nil
 }
 
+var notSlug = regexp.MustCompile(`[^a-z0-9]+`)
+
+// IDFor is the product id the catalog gives a model that org registers
+// without choosing one (the web form): org and model, lowercased, with
+// dashes for everything else, at most 63 bytes. The API asks for the id.
+func IDFor(org, model string) string {
+	id := strings.Trim(notSlug.ReplaceAllString(strings.ToLower(org+"-"+model), "-"), "-")
+	if len(id) > 63 {
+		id = strings.Trim(id[:63], "-")
+	}
+	return id
+}
+
+// RegisterOwn registers a product for who's own organisation, under the
+// id IDFor gives its model; r's ID and Vendor are ignored.
+func (c *Catalog) RegisterOwn(ctx context.Context, who principal.Principal, r Registration) (Product, error) {
+	if who.Org == "" {
+		return Product{}, errs.E(errs.Forbidden, "only a vendor token of an organisation can register products")
+	}
+	r.ID, r.Vendor = IDFor(who.Org, r.Model), who.Org
+	return c.Register(ctx, who, r)
+}
+
+// Count counts the products in any of statuses (every product when none
+// is given).
+func (c *Catalog) Count(ctx context.Context, statuses ...Status) (int, error) {
+	q, args := `SELECT COUNT(*) FROM products`, []any{}
+	if len(statuses) > 0 {
+		q += ` WHERE status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		for _, st := range statuses {
+			args = append(args, string(st))
+		}
+	}
+	var n int
+	if err := c.db.QueryRowContext(ctx, c.db.Q(q), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("catalog: count: %w", db.Classify(err))
+	}
+	return n, nil
+}
+
 const cols = `id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at`
 
 func scan(row interface{ Scan(...any) error }) (Product, error) {

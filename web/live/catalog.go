@@ -1,0 +1,205 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/afterlife-oss/afterlife/builder/verdict"
+	"github.com/afterlife-oss/afterlife/escrow/policy"
+	"github.com/afterlife-oss/afterlife/internal/principal"
+	"github.com/afterlife-oss/afterlife/registry"
+	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/web"
+)
+
+// Catalog is web.Catalog: products, their page, the home page counts.
+type Catalog struct{ p Parts }
+
+var _ web.Catalog = Catalog{}
+
+// Stats counts handed-over products, releases, builders and reproducible
+// builds.
+func (a Catalog) Stats(ctx context.Context) (web.Stats, error) {
+	var st web.Stats
+	var err error
+	if st.Products, err = a.p.Catalog.Count(ctx, catalog.HandedOver, catalog.Community); err != nil {
+		return st, err
+	}
+	if st.Releases, err = a.p.Registry.CountReleases(ctx); err != nil {
+		return st, err
+	}
+	builders, err := a.p.Farm.Builders(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Builders = len(builders)
+	if st.Reproducible, err = a.p.Farm.CountBuilds(ctx, verdict.Reproducible); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// Search finds products (recent ones for an empty q) with their newest
+// stable version.
+func (a Catalog) Search(ctx context.Context, q string, limit int) ([]web.ProductSummary, error) {
+	ps, err := a.p.Catalog.Search(ctx, q, limit)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	latest, err := a.p.Registry.LatestStable(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.ProductSummary, 0, len(ps))
+	for _, p := range ps {
+		s := productSummary(p)
+		s.Latest = latest[p.ID]
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func productSummary(p catalog.Product) web.ProductSummary {
+	return web.ProductSummary{ID: p.ID, Vendor: p.Vendor, Model: p.Model, DeviceIDs: p.DeviceIDs, Status: string(p.Status), EOL: p.EOL}
+}
+
+// Product is the product page, from the registry's overview.
+func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, error) {
+	ov, err := a.p.Registry.ProductOverview(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	pr := ov.Product
+	page := &web.ProductPage{
+		ID: pr.ID, Vendor: pr.Vendor, Model: pr.Model, HardwareRevisions: pr.Revisions, DeviceIDs: pr.DeviceIDs,
+		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/releases.atom",
+	}
+	if !pr.EOL.IsZero() {
+		page.Timeline = append(page.Timeline, web.TimelineEvent{At: pr.EOL, Title: "End of life", Detail: "The vendor's support ends."})
+	}
+	if o, err := a.p.Auth.Org(ctx, pr.Vendor); err == nil {
+		page.Vendor = o.Name
+	}
+	for _, e := range ov.History {
+		ev := web.TimelineEvent{At: e.At, Title: "Status: " + string(e.To), Detail: fmt.Sprintf("From %s, by %s.", e.From, e.Actor)}
+		if e.From == "" {
+			ev.Title, ev.Detail = "Registered", "Registered by "+e.Actor+"."
+		}
+		page.Timeline = append(page.Timeline, ev)
+	}
+	for _, e := range ov.Events {
+		title := strings.ReplaceAll(e.Kind, "_", " ")
+		title = strings.ToUpper(title[:1]) + title[1:]
+		page.Timeline = append(page.Timeline, web.TimelineEvent{At: e.At, Title: title, Detail: e.Detail})
+	}
+	if ov.Escrow != nil {
+		for _, d := range ov.Escrow.Public {
+			page.Escrow = append(page.Escrow, web.EscrowState{
+				DepositID: d.ID, Policy: pagePolicy(d.Policy), Released: true, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt,
+				URL: "/v1/deposits/" + d.ID,
+			})
+			page.Timeline = append(page.Timeline, web.TimelineEvent{At: d.ReleasedAt, Title: "Escrow released", Detail: "Policy fired: " + d.Fired})
+		}
+	}
+	channels := map[string]*web.Channel{}
+	for _, r := range ov.Releases {
+		if r.Yanked {
+			continue
+		}
+		ch := channels[r.Channel]
+		if ch == nil {
+			ch = &web.Channel{Name: r.Channel}
+			channels[r.Channel] = ch
+		}
+		ch.Releases = append(ch.Releases, pageRelease(r))
+		page.Reports.Success += r.Reports.Success
+		page.Reports.Failure += r.Reports.Failure
+		if page.InstallNotes == "" {
+			page.InstallNotes = r.InstallNotes
+		}
+	}
+	for _, name := range []string{"stable", "testing"} {
+		if ch := channels[name]; ch != nil {
+			page.Channels = append(page.Channels, *ch)
+		}
+	}
+	for _, para := range strings.Split(strings.TrimSpace(pr.RiskNotes), "\n\n") {
+		if para = strings.TrimSpace(para); para != "" {
+			page.RiskNotes = append(page.RiskNotes, para)
+		}
+	}
+	sort.SliceStable(page.Timeline, func(i, j int) bool { return page.Timeline[i].At.Before(page.Timeline[j].At) })
+	return page, nil
+}
+
+func pageRelease(r registry.ReleaseOverview) web.Release {
+	rel := web.Release{
+		Version: r.Version, PublishedAt: r.PublishedAt, Notes: r.Notes, BuildID: r.BuildID,
+		Badge: web.Badge{Agree: r.Agreeing, Total: r.Total, VerdictURL: "/builds/" + r.BuildID},
+	}
+	firmware := map[string]bool{}
+	for _, art := range r.Artifacts {
+		firmware[art.Name] = firmware[art.Name] || art.Kind == "firmware"
+		rel.Artifacts = append(rel.Artifacts, web.Artifact{
+			Name: art.Name, Size: art.Size, SHA256: strings.TrimPrefix(art.Digest, "sha256:"),
+			URL: "/v1/releases/" + r.ID + "/artifacts/" + art.Name,
+		})
+	}
+	// Firmware first, then SBOMs and the rest: what an owner came for.
+	sort.SliceStable(rel.Artifacts, func(i, j int) bool {
+		return firmware[rel.Artifacts[i].Name] && !firmware[rel.Artifacts[j].Name]
+	})
+	return rel
+}
+
+// pagePolicy describes a policy for the pages: its conditions, never the
+// deposit's content.
+func pagePolicy(s string) web.Policy {
+	pol, err := policy.Parse(s)
+	if err != nil {
+		return web.Policy{Kind: s}
+	}
+	w := web.Policy{Kind: pol.Kind()}
+	switch w.Kind {
+	case policy.Quorum:
+		w.Quorum, w.Trustees = pol.Quorum.K, len(pol.Quorum.Trustees)
+	case policy.DeadMan:
+		w.CheckInEvery, w.GraceDays = int(pol.DeadMan.Every.Hours()/24), int(pol.DeadMan.Grace.Hours()/24)
+	case "date":
+		w.ReleaseAt = pol.On
+	}
+	return w
+}
+
+// VendorProducts lists the products of vendor organisation org.
+func (a Catalog) VendorProducts(ctx context.Context, org string) ([]web.ProductSummary, error) {
+	ps, err := a.p.Catalog.List(ctx, catalog.Filter{Vendor: org, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.ProductSummary, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, productSummary(p))
+	}
+	return out, nil
+}
+
+// CreateProduct registers a product for p's organisation under the id the
+// catalog derives.
+func (a Catalog) CreateProduct(ctx context.Context, p principal.Principal, np web.NewProduct) (string, error) {
+	reg := catalog.Registration{Model: np.Model, Revisions: np.HardwareRevisions, DeviceIDs: np.DeviceIDs}
+	if !np.EOL.IsZero() {
+		reg.EOL = np.EOL.Format("2006-01-02")
+	}
+	pr, err := a.p.Catalog.RegisterOwn(ctx, p, reg)
+	if err != nil {
+		return "", err
+	}
+	return pr.ID, nil
+}
