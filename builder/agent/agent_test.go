@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -115,16 +116,17 @@ func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, o
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
-	deadline := time.Now().Add(time.Minute)
-	for !stop(runCtx, c, id) {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatal("the agent did not get there in a minute")
+	err = testenv.Poll(runCtx, time.Minute, func() error {
+		if !stop(runCtx, c, id) {
+			return errors.New("the agent has not got there")
 		}
-		time.Sleep(20 * time.Millisecond) // polling the coordinator's state with a deadline
-	}
+		return nil
+	})
 	cancel()
+	if err != nil {
+		<-done
+		t.Fatal(err)
+	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
