@@ -403,7 +403,7 @@ func (s *Service) deleteBlob(ctx context.Context, d blob.Digest) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := s.blobs.Delete(ctx, d); err != nil {
-		s.log.Warn("escrow: could not delete an unused blob", "digest", d, "error", err)
+		s.log.Warn("escrow: could not delete an unused blob", "digest", d, "err", err)
 	}
 }
 
@@ -558,7 +558,7 @@ func (s *Service) Commit(ctx context.Context, p auth.Principal, id string) (rece
 	}
 	s.retain(ctx, id, now)
 	if _, err := s.Evaluate(ctx, id, now, p.Actor()); err != nil {
-		s.log.Error("escrow: evaluating a just-sealed deposit failed; the scheduler will retry", "deposit", id, "error", err)
+		s.log.Error("escrow: evaluating a just-sealed deposit failed; the scheduler will retry", "deposit", id, "err", err)
 	}
 	return s.Receipt(ctx, p, id)
 }
@@ -592,7 +592,7 @@ func (s *Service) retain(ctx context.Context, id string, now time.Time) {
 	}
 	fs, err := s.files(ctx, id)
 	if err != nil {
-		s.log.Error("escrow: retention: cannot list files", "deposit", id, "error", err)
+		s.log.Error("escrow: retention: cannot list files", "deposit", id, "err", err)
 		return
 	}
 	until := now.Add(s.retention)
@@ -601,7 +601,7 @@ func (s *Service) retain(ctx context.Context, id string, now time.Time) {
 			continue
 		}
 		if err := r.Retain(ctx, f.Cipher, until); err != nil {
-			s.log.Error("escrow: retention: cannot lock a sealed blob", "deposit", id, "digest", f.Cipher, "error", err)
+			s.log.Error("escrow: retention: cannot lock a sealed blob", "deposit", id, "digest", f.Cipher, "err", err)
 		}
 	}
 }

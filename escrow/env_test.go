@@ -167,6 +167,9 @@ func newEnv(t testing.TB, url string, store blob.Store) *env {
 func (e *env) service(t testing.TB, d *db.DB, o Options) *Service {
 	t.Helper()
 	o.DB, o.Blobs, o.Products, o.Identity, o.ReceiptKey, o.Now = d, e.blobs, e.products, e.identity, e.key, e.clock.Now
+	if o.Logger == nil {
+		o.Logger = testenv.Logger(t)
+	}
 	s, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

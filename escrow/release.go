@@ -173,7 +173,7 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 	count(s.metrics.Releases, 1)
 	s.log.Info("escrow: deposit released", "deposit", d.ID, "product", d.Product, "fired", fired, "actor", actor)
 	if err := s.products.HandOver(ctx, d.Product, actor); err != nil {
-		s.log.Error("escrow: product hand-over failed after release", "deposit", d.ID, "product", d.Product, "error", err)
+		s.log.Error("escrow: product hand-over failed after release", "deposit", d.ID, "product", d.Product, "err", err)
 	}
 	return true, nil
 }

@@ -180,7 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if k := errs.KindOf(err); k != errs.Unavailable && k != errs.Internal {
 			return fmt.Errorf("agent: register %s: %w", a.o.Name, err)
 		}
-		a.log.Warn("registration failed; retrying", "error", err)
+		a.log.Warn("registration failed; retrying", "err", err)
 		if !pause(ctx, 5*time.Second) {
 			return nil
 		}
@@ -197,7 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			a.log.Warn("asking for work failed", "error", err)
+			a.log.Warn("asking for work failed", "err", err)
 			if errs.Is(err, errs.Forbidden) {
 				pause(ctx, 10*time.Second) // waiting for an admin
 			} else {
@@ -265,12 +265,12 @@ func (a *Agent) runJob(ctx context.Context, job *builder.Job) (trouble bool) {
 			}
 			if _, err := a.o.Coordinator.Extend(jobCtx, job.ID); err != nil {
 				if errs.Is(err, errs.Conflict) || errs.Is(err, errs.NotFound) {
-					log.Warn("lease lost; dropping the job", "error", err)
+					log.Warn("lease lost; dropping the job", "err", err)
 					lost.Store(true)
 					cancelJob()
 					return
 				}
-				log.Warn("heartbeat failed", "error", err)
+				log.Warn("heartbeat failed", "err", err)
 			}
 		}
 	}()
@@ -292,7 +292,7 @@ func (a *Agent) runJob(ctx context.Context, job *builder.Job) (trouble bool) {
 	case err != nil && stopping.Load() && phase.Load() == phaseBuilding:
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		if gerr := a.o.Coordinator.GiveBack(gctx, job.ID); gerr != nil {
-			log.Warn("giving the job back failed; its lease will expire", "error", gerr)
+			log.Warn("giving the job back failed; its lease will expire", "err", gerr)
 		} else {
 			log.Info("job given back on shutdown")
 		}
@@ -302,26 +302,26 @@ func (a *Agent) runJob(ctx context.Context, job *builder.Job) (trouble bool) {
 		// sandbox would not start): another builder, or this one later, may
 		// do better.
 		trouble = true
-		log.Error("job could not be run; giving it back", "error", err)
+		log.Error("job could not be run; giving it back", "err", err)
 		if gerr := a.o.Coordinator.GiveBack(jobCtx, job.ID); gerr != nil {
-			log.Warn("giving the job back failed; its lease will expire", "error", gerr)
+			log.Warn("giving the job back failed; its lease will expire", "err", gerr)
 		}
 	case err != nil:
 		// The job cannot be run as given (a blob that does not match its
 		// digest, a missing toolchain): say so, so the verdict names it.
-		log.Error("job failed before it could build", "error", err)
+		log.Error("job failed before it could build", "err", err)
 		reason := errs.Message(err)
 		if errs.KindOf(err) == errs.Internal {
 			reason = err.Error()
 		}
 		if derr := a.o.Coordinator.Done(jobCtx, job.ID, builder.Report{Failed: true, Reason: truncate(reason, 1000)}); derr != nil {
-			log.Warn("reporting the failure failed; its lease will expire", "error", derr)
+			log.Warn("reporting the failure failed; its lease will expire", "err", derr)
 		}
 	default:
 		if derr := a.o.Coordinator.Done(jobCtx, job.ID, rep); derr != nil {
-			log.Error("reporting the result failed", "error", derr)
+			log.Error("reporting the result failed", "err", derr)
 			if gerr := a.o.Coordinator.GiveBack(jobCtx, job.ID); gerr != nil {
-				log.Warn("giving the job back failed; its lease will expire", "error", gerr)
+				log.Warn("giving the job back failed; its lease will expire", "err", gerr)
 			}
 		} else {
 			log.Info("job done", "failed", rep.Failed, "reason", rep.Reason, "outputs", len(rep.Outputs))

@@ -101,6 +101,7 @@ func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, o
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	o := agent.Options{
+		Logger:      testenv.Logger(t),
 		Coordinator: c.Local(tok.ID), Key: key, Name: "a",
 		WorkDir: filepath.Join(t.TempDir(), "work"), CacheDir: filepath.Join(t.TempDir(), "cache"),
 		Toolchains: tcs, PollWait: 200 * time.Millisecond, LogFlush: 50 * time.Millisecond,

@@ -3,7 +3,10 @@
 // start once per test process; call Main from TestMain so they stop when
 // the tests end, and they die with the process if it is killed. A missing
 // binary fails the test with a pointer to scripts/test-deps.sh: tests never
-// skip. It is imported only by tests.
+// skip. It also holds what tests share about waiting and logs: Eventually,
+// the one way a test waits for a condition, and the check that log lines
+// put errors under "err" and name each key once. It is imported only by
+// tests.
 package testenv
 
 import (
