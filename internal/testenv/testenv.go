@@ -10,6 +10,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -133,26 +134,19 @@ func (p *process) stop(sig os.Signal, grace time.Duration) {
 	}
 }
 
-// waitFor polls ready every 50ms until it returns nil, the process exits,
-// or the deadline passes.
+// waitFor polls ready until it returns nil, the process exits, or the
+// timeout passes.
 func waitFor(what string, p *process, timeout time.Duration, ready func() error) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := ready()
-		if err == nil {
-			return nil
+	err := Poll(context.Background(), timeout, func() error {
+		if p.exited() {
+			return GiveUp(fmt.Errorf("exited before it was ready: %v", p.err))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %w", what, timeout, err)
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %v", what, p.err)
-		case <-tick.C:
-		}
+		return ready()
+	})
+	if err != nil {
+		return fmt.Errorf("%s not ready: %w", what, err)
 	}
+	return nil
 }
 
 // logTail is the end of a server's log, for failure messages.
