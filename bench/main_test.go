@@ -191,22 +191,20 @@ http {
 	go func() { done <- cmd.Wait() }()
 	tb.Cleanup(func() { cancel(); <-done })
 	n := &nginx{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Root: root}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(n.URL + "/")
-		if err == nil {
-			resp.Body.Close()
-			return n
-		}
+	testenv.Eventually(tb, 15*time.Second, func() error {
 		select {
 		case err := <-done:
-			tb.Fatalf("nginx exited: %v\n%s", err, out.String())
-		case <-time.After(50 * time.Millisecond):
+			return testenv.GiveUp(fmt.Errorf("nginx exited: %v\n%s", err, out.String()))
+		default:
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("nginx not answering on %s: %v\n%s", n.URL, err, out.String())
+		resp, err := http.Get(n.URL + "/")
+		if err != nil {
+			return fmt.Errorf("nginx not answering on %s: %v\n%s", n.URL, err, out.String())
 		}
-	}
+		resp.Body.Close()
+		return nil
+	})
+	return n
 }
 
 // procMemory reads a process's peak and current resident set in MiB.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -23,18 +24,16 @@ func BenchmarkDemoPages(b *testing.B) {
 	cache := filepath.Join(base, "afterlife", "builder-cache")
 	srv := testenv.Serve(b, testenv.ServeOptions{Args: []string{"--demo", "--builder-cache", cache}, Ready: 3 * time.Minute})
 	done := filepath.Join(srv.Data, "demo.done")
-	deadline := time.Now().Add(8 * time.Minute)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := os.Stat(done); err == nil {
-			break
+	testenv.Eventually(b, 8*time.Minute, func() error {
+		_, err := os.Stat(done)
+		switch {
+		case err == nil:
+			return nil
+		case srv.Exited():
+			return testenv.GiveUp(fmt.Errorf("the server exited before the demo finished\n%s", srv.LogTail()))
 		}
-		if srv.Exited() || time.Now().After(deadline) {
-			b.Fatalf("the demo did not finish (no %s)\n%s", done, srv.LogTail())
-		}
-		<-tick.C
-	}
+		return fmt.Errorf("the demo did not finish (%v)\n%s", err, srv.LogTail())
+	})
 	pages := []struct{ name, path string }{
 		{"home", "/"},
 		{"search", "/search?q=cam"},

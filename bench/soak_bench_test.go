@@ -146,17 +146,13 @@ func BenchmarkSoak(b *testing.B) {
 		MaxConnsPerHost: soakConns, MaxIdleConnsPerHost: soakConns, IdleConnTimeout: time.Minute}}
 	updateURL := proxy + "/v1/devices/updates?id=usb:soak&version=1.0.0&channel=stable"
 	for _, r := range []*testenv.Server{r1, r2} { // both replicas have picked the release up
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testenv.Eventually(b, 30*time.Second, func() error {
 			code, err := apiCall(ctx, client, "GET", r.URL+"/v1/devices/updates?id=usb:soak&version=1.0.0&channel=stable", "", nil, nil)
-			if err == nil && code == http.StatusOK {
-				break
+			if err != nil || code != http.StatusOK {
+				return fmt.Errorf("replica %s offers no update: %d %v", r.URL, code, err)
 			}
-			if time.Now().After(deadline) {
-				b.Fatalf("replica %s offers no update: %d %v", r.URL, code, err)
-			}
-			time.Sleep(100 * time.Millisecond) // pacing the poll; the replica polls the generation every second
-		}
+			return nil
+		})
 	}
 
 	// Builders: a token bound to an operator and a registration each.
@@ -214,6 +210,9 @@ func BenchmarkSoak(b *testing.B) {
 				defer func() { mu.Lock(); lat = append(lat, mine...); mu.Unlock() }()
 				wait := time.Duration(r.Int64N(int64(soakPoll)))
 				for {
+					// Deliberate pacing: a device asks once per poll
+					// interval; the wait is the load's shape, not a wait
+					// for a condition.
 					select {
 					case <-runCtx.Done():
 						return

@@ -281,7 +281,7 @@ func (s *Service) Commit(ctx context.Context, p principal.Principal, id string) 
 	}
 	s.retain(ctx, id, now)
 	if _, err := s.Evaluate(ctx, id, now, p.Actor()); err != nil {
-		s.log.Error("escrow: evaluating a just-sealed deposit failed; the scheduler will retry", "deposit", id, "error", err)
+		s.log.Error("escrow: evaluating a just-sealed deposit failed; the scheduler will retry", "deposit", id, "err", err)
 	}
 	return s.Receipt(ctx, p, id)
 }
@@ -316,7 +316,7 @@ func (s *Service) retain(ctx context.Context, id string, now time.Time) {
 	}
 	fs, err := s.files(ctx, id)
 	if err != nil {
-		s.log.Error("escrow: retention: cannot list files", "deposit", id, "error", err)
+		s.log.Error("escrow: retention: cannot list files", "deposit", id, "err", err)
 		return
 	}
 	until := now.Add(s.retention)
@@ -325,7 +325,7 @@ func (s *Service) retain(ctx context.Context, id string, now time.Time) {
 			continue
 		}
 		if err := r.Retain(ctx, f.Cipher, until); err != nil {
-			s.log.Error("escrow: retention: cannot lock a sealed blob", "deposit", id, "digest", f.Cipher, "error", err)
+			s.log.Error("escrow: retention: cannot lock a sealed blob", "deposit", id, "digest", f.Cipher, "err", err)
 		}
 	}
 }

@@ -171,6 +171,9 @@ func (e *env) service(t testing.TB, d *db.DB, o Options) *Service {
 	if o.AfterRelease == nil {
 		o.AfterRelease = map[string]AfterRelease{"hand-over": e.products}
 	}
+	if o.Logger == nil {
+		o.Logger = testenv.Logger(t)
+	}
 	s, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

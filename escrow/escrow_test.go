@@ -2,10 +2,13 @@ package escrow
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
 func TestTheEscrowKeyIsCreatedOnceAndGuarded(t *testing.T) {
@@ -34,20 +37,21 @@ func TestTheSchedulerLoopReleasesWhenTheClockPassesTheDeadline(t *testing.T) {
 	e := newEnv(t, "sqlite:"+filepath.Join(t.TempDir(), "a.db"), mustDisk(t))
 	d, _ := e.deposit(t, acme, "demo-cam", "dead-man=1d,0s", demoFiles)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- e.svc.Scheduler("r1").Run(ctx, 5*time.Millisecond) }()
 	e.clock.Add(24 * time.Hour)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.state(t, d.ID) != Released {
-		if time.Now().After(deadline) {
-			t.Fatal("the scheduler loop did not release the deposit")
-		}
+	testenv.Eventually(t, 10*time.Second, func() error {
 		select {
-		case <-time.After(5 * time.Millisecond):
 		case err := <-done:
-			t.Fatalf("the loop ended early: %v", err)
+			return testenv.GiveUp(fmt.Errorf("the loop ended early: %v", err))
+		default:
 		}
-	}
+		if s := e.state(t, d.ID); s != Released {
+			return fmt.Errorf("the scheduler loop has not released the deposit: it is %v", s)
+		}
+		return nil
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -140,7 +140,7 @@ func (s *Service) httpGetFile(c *gin.Context) error {
 		} else {
 			// The body stops one byte short of Content-Length: the client
 			// sees a truncated transfer, never complete wrong content.
-			s.log.Error("escrow: download aborted", "deposit", c.Param("id"), "path", f.Path, "error", err)
+			s.log.Error("escrow: download aborted", "deposit", c.Param("id"), "path", f.Path, "err", err)
 		}
 		return err
 	}

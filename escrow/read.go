@@ -132,7 +132,7 @@ func (s *Service) setBlobStatus(ctx context.Context, d blob.Digest, status, deta
 	_, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE escrow_blobs SET status = ?, detail = ?, checked_at = ? WHERE digest = ?`),
 		status, detail, db.Millis(s.now()), string(d))
 	if err != nil {
-		s.log.Error("escrow: cannot record a corrupt blob", "digest", d, "error", err)
+		s.log.Error("escrow: cannot record a corrupt blob", "digest", d, "err", err)
 	}
 }
 

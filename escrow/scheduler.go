@@ -57,7 +57,7 @@ func (sc *Scheduler) TickResult(ctx context.Context, now time.Time) (TickResult,
 	for _, id := range ids {
 		released, err := sc.s.Evaluate(ctx, id, now, "scheduler:"+sc.replica)
 		if err != nil {
-			sc.s.log.Error("escrow: evaluating a deposit failed", "deposit", id, "error", err)
+			sc.s.log.Error("escrow: evaluating a deposit failed", "deposit", id, "err", err)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -73,7 +73,7 @@ func (sc *Scheduler) TickResult(ctx context.Context, now time.Time) (TickResult,
 	}
 	for _, id := range stale {
 		if err := sc.s.drop(ctx, id, "scheduler:"+sc.replica, "abandoned"); err != nil {
-			sc.s.log.Warn("escrow: could not remove an abandoned upload", "deposit", id, "error", err)
+			sc.s.log.Warn("escrow: could not remove an abandoned upload", "deposit", id, "err", err)
 			continue
 		}
 		res.Abandoned = append(res.Abandoned, id)
@@ -115,7 +115,7 @@ func (sc *Scheduler) Run(ctx context.Context, every time.Duration) error {
 	defer t.Stop()
 	for {
 		if err := sc.Tick(ctx, sc.s.now()); err != nil && ctx.Err() == nil {
-			sc.s.log.Error("escrow: scheduler tick failed", "replica", sc.replica, "error", err)
+			sc.s.log.Error("escrow: scheduler tick failed", "replica", sc.replica, "err", err)
 		}
 		select {
 		case <-ctx.Done():

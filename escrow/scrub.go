@@ -191,14 +191,14 @@ func (sc *Scrubber) RunEvery(ctx context.Context, every time.Duration) error {
 		}
 		ok, err := sc.s.db.TryLease(ctx, ScrubLease, sc.replica, every, sc.s.now())
 		if err != nil {
-			sc.s.log.Error("escrow: scrub lease", "error", err)
+			sc.s.log.Error("escrow: scrub lease", "err", err)
 			continue
 		}
 		if !ok {
 			continue
 		}
 		if _, err := sc.Run(ctx, "scheduler:"+sc.replica); err != nil && ctx.Err() == nil {
-			sc.s.log.Error("escrow: periodic scrub failed", "error", err)
+			sc.s.log.Error("escrow: periodic scrub failed", "err", err)
 		}
 	}
 }

@@ -80,6 +80,6 @@ func (s *Service) deleteBlob(ctx context.Context, d blob.Digest) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := s.blobs.Delete(ctx, d); err != nil {
-		s.log.Warn("escrow: could not delete an unused blob", "digest", d, "error", err)
+		s.log.Warn("escrow: could not delete an unused blob", "digest", d, "err", err)
 	}
 }

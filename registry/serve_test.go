@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -540,11 +539,10 @@ func TestRunPicksUpAnotherReplicasChange(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	b, _ := a.firmware("1.0.0")
 	a.publish(PublishRequest{BuildID: b, Version: "1.0.0", Channel: Stable})
-	deadline := time.Now().Add(10 * time.Second)
-	for other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the running replica did not pick up the release within 10s")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable) == nil {
+			return errors.New("the running replica has not picked up the release")
 		}
-		runtime.Gosched()
-	}
+		return nil
+	})
 }

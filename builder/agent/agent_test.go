@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -101,6 +102,7 @@ func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, o
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	o := agent.Options{
+		Logger:      testenv.Logger(t),
 		Coordinator: c.Local(tok.ID), Key: key, Name: "a",
 		WorkDir: filepath.Join(t.TempDir(), "work"), CacheDir: filepath.Join(t.TempDir(), "cache"),
 		Toolchains: tcs, PollWait: 200 * time.Millisecond, LogFlush: 50 * time.Millisecond,
@@ -116,16 +118,17 @@ func runOneWith(t *testing.T, d *db.DB, steps []string, limits builder.Limits, o
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
-	deadline := time.Now().Add(time.Minute)
-	for !stop(runCtx, c, id) {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatal("the agent did not get there in a minute")
+	err = testenv.Poll(runCtx, time.Minute, func() error {
+		if !stop(runCtx, c, id) {
+			return errors.New("the agent has not got there")
 		}
-		time.Sleep(20 * time.Millisecond) // polling the coordinator's state with a deadline
-	}
+		return nil
+	})
 	cancel()
+	if err != nil {
+		<-done
+		t.Fatal(err)
+	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ func newFarm(t *testing.T, d *db.DB, o coord.Options) farm {
 		t.Fatal(err)
 	}
 	o.DB, o.Store, o.Operators = d, st, au
+	if o.Logger == nil {
+		o.Logger = testenv.Logger(t)
+	}
 	if o.Recheck == 0 {
 		o.Recheck = 50 * time.Millisecond
 	}

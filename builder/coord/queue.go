@@ -583,14 +583,14 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) error {
 		now := s.now()
 		ok, err := s.db.TryLease(ctx, "farm-sweeper", s.opts.Holder, 3*interval, now)
 		if err != nil {
-			s.log.Warn("farm sweeper: lease", "error", err)
+			s.log.Warn("farm sweeper: lease", "err", err)
 			continue
 		}
 		if !ok {
 			continue
 		}
 		if _, err := s.ExpireLeases(ctx, now); err != nil && ctx.Err() == nil {
-			s.log.Warn("farm sweeper", "error", err)
+			s.log.Warn("farm sweeper", "err", err)
 		}
 	}
 }

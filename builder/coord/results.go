@@ -374,13 +374,13 @@ func (s *Service) explain(buildID string, v verdict.Verdict) {
 				return
 			}
 			if err != nil {
-				s.log.Warn("diffoscope failed", "build", buildID, "path", d.Path, "error", err)
+				s.log.Warn("diffoscope failed", "build", buildID, "path", d.Path, "err", err)
 				report = "diffoscope failed: " + err.Error()
 			}
 			_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO farm_diffs (build_id, path, digest_a, digest_b, report, created) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (build_id, path) DO NOTHING`), buildID, d.Path, digests[0], digests[1], sanitize(report), db.Millis(s.now()))
 			if err != nil {
-				s.log.Warn("store diffoscope report", "build", buildID, "path", d.Path, "error", err)
+				s.log.Warn("store diffoscope report", "build", buildID, "path", d.Path, "err", err)
 			}
 		}
 	}()

@@ -251,27 +251,24 @@ func gitRepo(t *testing.T, dir string, extra map[string]string) string {
 func (f *testFarm) waitDecided(ids ...string) map[string]coord.Build {
 	f.t.Helper()
 	out := map[string]coord.Build{}
-	deadline := time.Now().Add(8 * time.Minute)
-	for len(out) < len(ids) {
+	testenv.Eventually(f.t, 8*time.Minute, func() error {
 		for _, id := range ids {
 			if _, ok := out[id]; ok {
 				continue
 			}
 			b, err := f.maint.Build(context.Background(), id)
 			if err != nil {
-				f.t.Fatal(err)
+				return testenv.GiveUp(err)
 			}
 			if b.State != verdict.Pending {
 				out[id] = b
 			}
 		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("builds not decided in time: %d of %d", len(out), len(ids))
-		}
 		if len(out) < len(ids) {
-			time.Sleep(200 * time.Millisecond) // polling a remote state with a deadline
+			return fmt.Errorf("builds decided: %d of %d", len(out), len(ids))
 		}
-	}
+		return nil
+	})
 	return out
 }
 
@@ -347,23 +344,19 @@ func TestTheExamplesGetTheirVerdictsFromRealAgents(t *testing.T) {
 			t.Fatalf("an unreproducible build gave release outputs: %v", err)
 		}
 		// diffoscope is installed by scripts/test-deps.sh; its report comes in the background.
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
+		testenv.Eventually(t, 2*time.Minute, func() error {
 			b, err := f.maint.Build(ctx, unrepro.BuildID)
 			if err != nil {
-				t.Fatal(err)
+				return testenv.GiveUp(err)
 			}
-			if len(b.Diffs) == 1 {
-				if b.Diffs[0].Path != "stamp.txt" || !strings.Contains(b.Diffs[0].Diffoscope, "stamp.txt") {
-					t.Fatalf("diffoscope report: %+v", b.Diffs[0])
-				}
-				break
+			if len(b.Diffs) != 1 {
+				return fmt.Errorf("no diffoscope report for stamp.txt (is diffoscope installed? run scripts/test-deps.sh): %d reports", len(b.Diffs))
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("no diffoscope report for stamp.txt (is diffoscope installed? run scripts/test-deps.sh)")
+			if b.Diffs[0].Path != "stamp.txt" || !strings.Contains(b.Diffs[0].Diffoscope, "stamp.txt") {
+				return testenv.GiveUp(fmt.Errorf("diffoscope report: %+v", b.Diffs[0]))
 			}
-			time.Sleep(200 * time.Millisecond) // polling a background job with a deadline
-		}
+			return nil
+		})
 
 		again, err := f.maint.Submit(ctx, farmhttp.SubmitRequest{Repo: got[cam.BuildID].Repo, Ref: cam.Commit})
 		if err != nil || again.BuildID != cam.BuildID || again.Created {

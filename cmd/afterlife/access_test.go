@@ -351,8 +351,7 @@ limits: {timeout: 1m, memory: 256MiB}
 	}
 	must(apiJSON(t, "POST", srv.URL+"/v1/recipes", maint, map[string]string{"repo": "file://" + repo, "ref": "HEAD"}, &sub), 200, 201, 202)
 	f.build = sub.BuildID
-	deadline := time.Now().Add(4 * time.Minute)
-	for {
+	testenv.Eventually(t, 4*time.Minute, func() error {
 		var b struct {
 			State string `json:"state"`
 			Jobs  []struct {
@@ -360,15 +359,15 @@ limits: {timeout: 1m, memory: 256MiB}
 			} `json:"jobs"`
 		}
 		adm("GET", "/v1/builds/"+f.build, nil, &b)
-		if b.State == "reproducible" && len(b.Jobs) > 0 {
+		switch {
+		case b.State == "reproducible" && len(b.Jobs) > 0:
 			f.job = b.Jobs[0].ID
-			break
+			return nil
+		case b.State == "unreproducible" || b.State == "failed":
+			return testenv.GiveUp(fmt.Errorf("the fixture build %s ends %q\n%s", f.build, b.State, srv.LogTail()))
 		}
-		if b.State == "unreproducible" || b.State == "failed" || time.Now().After(deadline) {
-			t.Fatalf("the fixture build %s ends %q\n%s", f.build, b.State, srv.LogTail())
-		}
-		time.Sleep(200 * time.Millisecond) // polling the build's state
-	}
+		return fmt.Errorf("the fixture build %s is %q\n%s", f.build, b.State, srv.LogTail())
+	})
 	must(adm("POST", "/v1/products/"+f.product+"/maintainers", map[string]string{"org": accessOwner}, nil), 201)
 	var rel struct {
 		ID        string `json:"id"`

@@ -189,9 +189,12 @@ func TestSpoofedUpdateOffersAreRefused(t *testing.T) {
 			Reason string `json:"reason"`
 		} `json:"verdict"`
 	}
-	pollUntil(t, "a verdict on the recipe", 3*time.Minute, func() bool {
+	testenv.Eventually(t, 3*time.Minute, func() error {
 		apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &build)
-		return build.State != "" && build.State != "pending"
+		if build.State == "" || build.State == "pending" {
+			return fmt.Errorf("no verdict on build %s yet (%q)", sub.BuildID, build.State)
+		}
+		return nil
 	})
 	if build.State != "reproducible" {
 		t.Fatalf("build %s: %s (%s)\n%s", sub.BuildID, build.State, build.Verdict.Reason, srv.LogTail())

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -71,18 +72,16 @@ func apiJSON(t *testing.T, method, url, token string, body, out any) int {
 // waitForDemo waits until the demo's release is published.
 func waitForDemo(t *testing.T, srv *testenv.Server) {
 	t.Helper()
-	deadline := time.Now().Add(12 * time.Minute)
-	for {
-		if _, err := os.Stat(filepath.Join(srv.Data, "demo.done")); err == nil {
-			return
+	testenv.Eventually(t, 12*time.Minute, func() error {
+		_, err := os.Stat(filepath.Join(srv.Data, "demo.done"))
+		if err == nil {
+			return nil
 		}
-		if srv.Exited() || time.Now().After(deadline) || strings.Contains(srv.LogTail(), "demo seeding failed") {
-			t.Fatalf("the demo did not finish\n%s", srv.LogTail())
+		if srv.Exited() || strings.Contains(srv.LogTail(), "demo seeding failed") {
+			return testenv.GiveUp(fmt.Errorf("the demo did not finish\n%s", srv.LogTail()))
 		}
-		select {
-		case <-time.After(time.Second):
-		}
-	}
+		return fmt.Errorf("the demo is not done (%v)\n%s", err, srv.LogTail())
+	})
 }
 
 type release struct {

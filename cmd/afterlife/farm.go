@@ -139,7 +139,7 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		a, err := agent.New(agent.Options{
 			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
 			WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
-			Toolchains: tcs, Extract: extractSource, Version: version, Logger: s.log.With("part", "builder", "builder", name),
+			Toolchains: tcs, Extract: extractSource, Version: version, Logger: s.log.With("part", "builder"),
 		})
 		if err != nil {
 			return err

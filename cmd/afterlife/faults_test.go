@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,18 +17,6 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
-// pollUntil checks cond every 100ms until it holds or the deadline passes.
-func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-time.After(100 * time.Millisecond)
-	}
-}
-
 func status(url string) int {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -35,6 +24,16 @@ func status(url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// answers is a condition for testenv.Eventually: url answers code.
+func answers(url string, code int) func() error {
+	return func() error {
+		if got := status(url); got != code {
+			return fmt.Errorf("%s answers %d, want %d", url, got, code)
+		}
+		return nil
+	}
 }
 
 func TestKillDuringDepositLeavesNothingAndTheUploadResumes(t *testing.T) {
@@ -62,9 +61,11 @@ func TestKillDuringDepositLeavesNothingAndTheUploadResumes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the upload to start streaming", time.Minute, func() bool {
-		entries, _ := os.ReadDir(filepath.Join(srv.Data, "blobs", "tmp"))
-		return len(entries) > 0
+	testenv.Eventually(t, time.Minute, func() error {
+		if entries, err := os.ReadDir(filepath.Join(srv.Data, "blobs", "tmp")); len(entries) == 0 {
+			return fmt.Errorf("the upload has not started streaming (%v)", err)
+		}
+		return nil
 	})
 	srv.Stop(syscall.SIGKILL)
 	cmd.Process.Kill()
@@ -140,14 +141,14 @@ func TestReadinessFollowsTheBackendsAndRecovers(t *testing.T) {
 			if err := fault.stop(); err != nil {
 				t.Fatal(err)
 			}
-			pollUntil(t, "readyz to fail", 30*time.Second, func() bool { return status(ready) == http.StatusServiceUnavailable })
+			testenv.Eventually(t, 30*time.Second, answers(ready, http.StatusServiceUnavailable))
 			if status(srv.URL+"/healthz") != 200 {
 				t.Fatal("liveness failed while a backend was down; the process should stay up")
 			}
 			if err := fault.start(); err != nil {
 				t.Fatal(err)
 			}
-			pollUntil(t, "readyz to recover by itself", 60*time.Second, func() bool { return status(ready) == http.StatusOK })
+			testenv.Eventually(t, 60*time.Second, answers(ready, http.StatusOK)) // recovering by itself
 		})
 	}
 	if code := status(srv.URL + "/v1/products"); code != 200 {
@@ -184,12 +185,17 @@ func TestTwoReplicasReleaseADeadManDepositExactlyOnce(t *testing.T) {
 	var dep struct {
 		State string `json:"state"`
 	}
-	pollUntil(t, "the dead-man deposit to release", time.Minute, func() bool {
+	testenv.Eventually(t, time.Minute, func() error {
 		apiJSON(t, "GET", a.URL+"/v1/deposits/"+id, "", nil, &dep)
-		return dep.State == "released"
+		if dep.State != "released" {
+			return fmt.Errorf("the dead-man deposit is %q, not released", dep.State)
+		}
+		return nil
 	})
-	// Both replicas keep ticking; give them a few more rounds to misbehave.
-	<-time.After(2 * time.Second)
+	// Deliberate pacing, not a wait for a condition: both replicas keep
+	// ticking, and the test proves a second release does not come, so it
+	// gives them a few more rounds to misbehave.
+	time.Sleep(2 * time.Second)
 	var evs struct {
 		Events []struct{ Kind string } `json:"events"`
 	}

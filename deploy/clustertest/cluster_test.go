@@ -179,22 +179,16 @@ func (c *cluster) mustCLI(t testing.TB, args ...string) cliResult {
 	return r
 }
 
-// waitUntil polls cond every 200ms until it holds or timeout passes.
+// waitUntil waits with testenv.Eventually until cond holds; cond also
+// says what it last saw, for the failure message.
 func (c *cluster) waitUntil(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, last := cond()
-		if ok {
-			return
+	testenv.Eventually(t, timeout, func() error {
+		if ok, last := cond(); !ok {
+			return fmt.Errorf("%s: not yet; last: %s", what, last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s; last: %s", what, timeout, last)
-		}
-		<-tick.C
-	}
+		return nil
+	})
 }
 
 // api calls the JSON API through the balancer once and decodes the answer

@@ -241,7 +241,7 @@ func (c *Client) uploadAll(ctx context.Context, id string, files []LocalFile, re
 		if k := errs.KindOf(lastErr); k != errs.Unavailable || ctx.Err() != nil {
 			return lastErr // a refusal will not change by retrying
 		}
-		c.log.Warn("upload interrupted; resuming from the server's view", "deposit", id, "error", lastErr)
+		c.log.Warn("upload interrupted; resuming from the server's view", "deposit", id, "err", lastErr)
 	}
 	return lastErr
 }

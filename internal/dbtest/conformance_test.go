@@ -27,20 +27,27 @@ DROP TABLE counters;
 `)},
 }
 
+// The conformance checks run in parallel: on both databases at once, and
+// within each, every check on rows of its own, so they also show that the
+// database takes concurrent work.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	Each(t, func(t *testing.T, d *db.DB) {
+		t.Parallel()
 		ctx := context.Background()
 		if err := d.Migrate(ctx, "test", counterMigrations); err != nil {
 			t.Fatal(err)
 		}
 
 		t.Run("migrations are idempotent", func(t *testing.T) {
+			t.Parallel()
 			if err := d.Migrate(ctx, "test", counterMigrations); err != nil {
 				t.Fatalf("second migrate: %v", err)
 			}
 		})
 
 		t.Run("placeholders and times round trip", func(t *testing.T) {
+			t.Parallel()
 			at := time.Date(2030, 1, 2, 3, 4, 5, 6e6, time.UTC)
 			if _, err := d.ExecContext(ctx, d.Q(`INSERT INTO counters (name, n, at) VALUES (?, ?, ?)`), "rt", 7, db.Millis(at)); err != nil {
 				t.Fatal(err)
@@ -55,6 +62,7 @@ func TestConformance(t *testing.T) {
 		})
 
 		t.Run("a failed transaction leaves nothing", func(t *testing.T) {
+			t.Parallel()
 			boom := errors.New("boom")
 			err := d.Tx(ctx, func(tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, d.Q(`INSERT INTO counters (name, n) VALUES (?, 1)`), "rolled-back"); err != nil {
@@ -73,6 +81,7 @@ func TestConformance(t *testing.T) {
 		})
 
 		t.Run("unique violations are recognised", func(t *testing.T) {
+			t.Parallel()
 			q := d.Q(`INSERT INTO counters (name, n) VALUES (?, 0)`)
 			if _, err := d.ExecContext(ctx, q, "dup"); err != nil {
 				t.Fatal(err)
@@ -84,6 +93,7 @@ func TestConformance(t *testing.T) {
 		})
 
 		t.Run("concurrent read-modify-write transactions lose no update", func(t *testing.T) {
+			t.Parallel()
 			if _, err := d.ExecContext(ctx, d.Q(`INSERT INTO counters (name, n) VALUES (?, 0)`), "race"); err != nil {
 				t.Fatal(err)
 			}
@@ -127,6 +137,7 @@ func TestConformance(t *testing.T) {
 		})
 
 		t.Run("claiming rows hands each row to one worker", func(t *testing.T) {
+			t.Parallel()
 			for i := 0; i < 40; i++ {
 				d.ExecContext(ctx, d.Q(`INSERT INTO jobs (id) VALUES (?)`), string(rune('A'+i)))
 			}
@@ -179,6 +190,7 @@ func TestConformance(t *testing.T) {
 		})
 
 		t.Run("a lease has one holder until it expires", func(t *testing.T) {
+			t.Parallel()
 			now := time.Unix(1_800_000_000, 0)
 			ok, err := d.TryLease(ctx, "sched", "replica-a", time.Minute, now)
 			if err != nil || !ok {
@@ -202,6 +214,7 @@ func TestConformance(t *testing.T) {
 		})
 
 		t.Run("missing rows become NotFound", func(t *testing.T) {
+			t.Parallel()
 			var n int
 			err := d.QueryRowContext(ctx, d.Q(`SELECT n FROM counters WHERE name = ?`), "nope").Scan(&n)
 			if !errs.Is(db.NotFound(err, "counter %s", "nope"), errs.NotFound) {
@@ -212,6 +225,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestQRebindsPlaceholdersOutsideStrings(t *testing.T) {
+	t.Parallel()
 	pg := &db.DB{Dialect: db.Postgres}
 	for _, tc := range []struct{ in, want string }{
 		{"SELECT ? , ?", "SELECT $1 , $2"},

@@ -25,7 +25,9 @@ DROP TABLE test_log;
 // never see it. Concurrent writers hold their transaction open for a while
 // after taking a number, which is when out-of-order commits would happen.
 func TestLogSequencesAreGapFreeForATailingReader(t *testing.T) {
+	t.Parallel()
 	Each(t, func(t *testing.T, d *db.DB) {
+		t.Parallel()
 		ctx := context.Background()
 		if err := d.Migrate(ctx, "testlog", logMigrations); err != nil {
 			t.Fatal(err)
@@ -99,6 +101,7 @@ func TestLogSequencesAreGapFreeForATailingReader(t *testing.T) {
 }
 
 func TestNextSeqRefusesABadTableName(t *testing.T) {
+	t.Parallel()
 	d := SQLite(t)
 	err := d.Tx(context.Background(), func(tx *sql.Tx) error {
 		_, err := d.NextSeq(context.Background(), tx, "t; DROP TABLE x")

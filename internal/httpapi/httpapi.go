@@ -438,7 +438,7 @@ func (a *API) observe(c *gin.Context) {
 		attrs = append(attrs, slog.String("who", p.Actor()))
 	}
 	if v, ok := c.Get("afterlife.error"); ok {
-		attrs = append(attrs, slog.String("error", fmt.Sprint(v)))
+		attrs = append(attrs, slog.String("err", fmt.Sprint(v)))
 		if status >= 500 {
 			level = slog.LevelError
 		}

@@ -87,7 +87,8 @@ type ServeOptions struct {
 }
 
 // Serve starts `afterlife serve` and waits until /readyz answers 200. The
-// process is stopped (SIGTERM) at the end of the test.
+// process is stopped (SIGTERM) at the end of the test, and its log is
+// checked then: a line that breaks the key rule (LogKeyProblem) fails t.
 func Serve(t testing.TB, o ServeOptions) *Server {
 	t.Helper()
 	bin := Binary(t)
@@ -109,7 +110,10 @@ func Serve(t testing.TB, o ServeOptions) *Server {
 	if err := s.start(bin, o.Ready); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	t.Cleanup(func() { s.Stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		s.Stop(syscall.SIGTERM)
+		checkLogFile(t, s.Log)
+	})
 	return s
 }
 

@@ -46,7 +46,8 @@ func BuilderKeygen(t testing.TB, dir, name string) string {
 // StartBuilder starts `afterlife builder` with its output in a log file
 // under t.TempDir(). It does not wait for the agent to register: poll
 // GET /v1/builders for that. The process is stopped (SIGTERM, which gives
-// its job back) at the end of the test.
+// its job back) at the end of the test, and its log is checked then, as
+// Serve's is.
 func StartBuilder(t testing.TB, o BuilderOptions) *Builder {
 	t.Helper()
 	if o.Name == "" {
@@ -71,7 +72,10 @@ func StartBuilder(t testing.TB, o BuilderOptions) *Builder {
 		t.Fatalf("testenv: start afterlife builder %s: %v", o.Name, err)
 	}
 	b.proc = p
-	t.Cleanup(func() { b.Stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		b.Stop(syscall.SIGTERM)
+		checkLogFile(t, b.Log)
+	})
 	return b
 }
 

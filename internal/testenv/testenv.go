@@ -3,10 +3,14 @@
 // start once per test process; call Main from TestMain so they stop when
 // the tests end, and they die with the process if it is killed. A missing
 // binary fails the test with a pointer to scripts/test-deps.sh: tests never
-// skip. It is imported only by tests.
+// skip. It also holds what tests share about waiting and logs: Eventually,
+// the one way a test waits for a condition, and the check that log lines
+// put errors under "err" and name each key once. It is imported only by
+// tests.
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -130,26 +134,19 @@ func (p *process) stop(sig os.Signal, grace time.Duration) {
 	}
 }
 
-// waitFor polls ready every 50ms until it returns nil, the process exits,
-// or the deadline passes.
+// waitFor polls ready until it returns nil, the process exits, or the
+// timeout passes.
 func waitFor(what string, p *process, timeout time.Duration, ready func() error) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := ready()
-		if err == nil {
-			return nil
+	err := Poll(context.Background(), timeout, func() error {
+		if p.exited() {
+			return GiveUp(fmt.Errorf("exited before it was ready: %v", p.err))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %w", what, timeout, err)
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %v", what, p.err)
-		case <-tick.C:
-		}
+		return ready()
+	})
+	if err != nil {
+		return fmt.Errorf("%s not ready: %w", what, err)
 	}
+	return nil
 }
 
 // logTail is the end of a server's log, for failure messages.

@@ -169,21 +169,22 @@ func TestServersDieWithAKilledTestProcess(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for syscall.Kill(pid, 0) == nil {
+	t.Cleanup(func() {
+		if t.Failed() && syscall.Kill(pid, 0) == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if syscall.Kill(pid, 0) != nil {
+			return nil
+		}
 		// The grandchild is re-parented to init, which reaps it; until
 		// then it may linger as a zombie, which counts as dead.
 		if state, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); zombie(state) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("process %d outlived the killed test process", pid)
-		}
-		<-tick.C
-	}
+		return fmt.Errorf("process %d outlived the killed test process", pid)
+	})
 }
 
 func zombie(stat []byte) bool {

@@ -37,8 +37,9 @@ type suite struct {
 	corrupt  func(t *testing.T, s blob.Store, d blob.Digest)
 }
 
-// Run checks newStore's stores against the blob.Store contract. newStore
-// must return an empty store each time it is called.
+// Run checks newStore's stores against the blob.Store contract, as
+// parallel subtests. newStore must return an empty store each time it is
+// called, and may be called from several goroutines at once.
 func Run(t *testing.T, newStore func(t *testing.T) blob.Store, opts ...Option) {
 	s := &suite{newStore: newStore}
 	for _, o := range opts {
@@ -49,28 +50,36 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store, opts ...Option) {
 			s.corrupt = corruptFile
 		}
 	}
-	t.Run("a put blob reads back byte for byte", s.roundTrip)
-	t.Run("an empty blob can be stored and read", s.emptyBlob)
-	t.Run("a put with the right expected digest succeeds", s.expectedDigestMatches)
-	t.Run("a put with a wrong expected digest is invalid and leaves nothing", s.expectedDigestMismatch)
-	t.Run("ranges return the requested bytes", s.ranges)
-	t.Run("an offset past the end is invalid", s.offsetPastEnd)
-	t.Run("a missing blob is not found", s.missing)
-	t.Run("a malformed digest is invalid", s.malformedDigest)
-	t.Run("putting the same content twice stores it once", s.idempotentPut)
-	t.Run("a deleted blob is gone and deleting again is fine", s.deleteBlob)
-	t.Run("walk lists every blob with its size", s.walk)
-	t.Run("walk stops at the first error its callback returns", s.walkError)
-	t.Run("concurrent puts of the same content all succeed", s.concurrentPuts)
-	t.Run("a 64 MiB stream is stored without a byte slice", s.largeStream)
-	t.Run("a put cancelled midway leaves nothing", s.cancelledPut)
-	t.Run("a failing reader leaves nothing", s.failingReader)
-	t.Run("read verified accepts intact content", s.readVerifiedIntact)
-	t.Run("read verified detects content altered in transit", s.readVerifiedTransit)
-	if s.corrupt != nil {
-		t.Run("read verified detects content corrupted in storage", s.readVerifiedStored)
+	// Every check gets a fresh store (newStore must return an empty one),
+	// so they run in parallel.
+	run := func(name string, check func(*testing.T)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			check(t)
+		})
 	}
-	t.Run("ping succeeds", s.ping)
+	run("a put blob reads back byte for byte", s.roundTrip)
+	run("an empty blob can be stored and read", s.emptyBlob)
+	run("a put with the right expected digest succeeds", s.expectedDigestMatches)
+	run("a put with a wrong expected digest is invalid and leaves nothing", s.expectedDigestMismatch)
+	run("ranges return the requested bytes", s.ranges)
+	run("an offset past the end is invalid", s.offsetPastEnd)
+	run("a missing blob is not found", s.missing)
+	run("a malformed digest is invalid", s.malformedDigest)
+	run("putting the same content twice stores it once", s.idempotentPut)
+	run("a deleted blob is gone and deleting again is fine", s.deleteBlob)
+	run("walk lists every blob with its size", s.walk)
+	run("walk stops at the first error its callback returns", s.walkError)
+	run("concurrent puts of the same content all succeed", s.concurrentPuts)
+	run("a 64 MiB stream is stored without a byte slice", s.largeStream)
+	run("a put cancelled midway leaves nothing", s.cancelledPut)
+	run("a failing reader leaves nothing", s.failingReader)
+	run("read verified accepts intact content", s.readVerifiedIntact)
+	run("read verified detects content altered in transit", s.readVerifiedTransit)
+	if s.corrupt != nil {
+		run("read verified detects content corrupted in storage", s.readVerifiedStored)
+	}
+	run("ping succeeds", s.ping)
 }
 
 func (s *suite) store(t *testing.T) blob.Store {

@@ -20,6 +20,7 @@ func newStore(t *testing.T) blob.Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	blobtest.Run(t, newStore)
 }
 

@@ -57,10 +57,12 @@ func corrupt(t *testing.T, st blob.Store, d blob.Digest) {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t, false) }, blobtest.WithCorrupt(corrupt))
 }
 
 func TestConformanceOnALockedBucketWithAPrefix(t *testing.T) {
+	t.Parallel()
 	// An object-lock bucket is versioned: Delete must remove every version,
 	// and a prefix keeps stores that share a bucket apart.
 	blobtest.Run(t, func(t *testing.T) blob.Store {
@@ -69,6 +71,7 @@ func TestConformanceOnALockedBucketWithAPrefix(t *testing.T) {
 }
 
 func TestFailedLargePutsLeaveNoObjectsAndNoUploads(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, false, smallParts)
 	ctx := t.Context()
 	const size = 12 << 20 // three parts of 5 MiB
@@ -99,6 +102,7 @@ type readerFunc func([]byte) (int, error)
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 func TestPutOfAStoredDigestDoesNotReadAgain(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, false)
 	data := []byte("already here")
 	info, err := s.Put(t.Context(), bytes.NewReader(data), "")
@@ -113,6 +117,7 @@ func TestPutOfAStoredDigestDoesNotReadAgain(t *testing.T) {
 }
 
 func TestPresignedURLServesTheBlobUnderItsFilename(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, false)
 	data := []byte("downloaded straight from the bucket")
 	info, err := s.Put(t.Context(), bytes.NewReader(data), "")
@@ -150,6 +155,7 @@ func TestPresignedURLServesTheBlobUnderItsFilename(t *testing.T) {
 }
 
 func TestRetainedBlobsCannotBeDeleted(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, true)
 	ctx := t.Context()
 	info, err := s.Put(ctx, bytes.NewReader([]byte("keep for a year")), "")
@@ -176,6 +182,7 @@ func TestRetainedBlobsCannotBeDeleted(t *testing.T) {
 }
 
 func TestRetainFailsOnABucketWithoutObjectLock(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, false)
 	info, err := s.Put(t.Context(), bytes.NewReader([]byte("x")), "")
 	if err != nil {
@@ -187,6 +194,7 @@ func TestRetainFailsOnABucketWithoutObjectLock(t *testing.T) {
 }
 
 func TestConfiguredRetentionLocksEveryPut(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, true, smallParts, func(c *s3store.Config) { c.Retention = 48 * time.Hour })
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	s3store.SetNow(s, func() time.Time { return now })
@@ -207,6 +215,7 @@ func TestConfiguredRetentionLocksEveryPut(t *testing.T) {
 }
 
 func TestNewRequiresAnExistingBucket(t *testing.T) {
+	t.Parallel()
 	srv := testenv.MinIO(t)
 	_, err := s3store.New(t.Context(), srv.Config("no-such-bucket"))
 	if !errs.Is(err, errs.NotFound) || !strings.Contains(err.Error(), "no-such-bucket") {
@@ -215,6 +224,7 @@ func TestNewRequiresAnExistingBucket(t *testing.T) {
 }
 
 func TestAStoppedServerIsUnavailable(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartMinIO(t)
 	s, err := s3store.New(t.Context(), srv.Config(srv.NewBucket(t, false)))
 	if err != nil {
