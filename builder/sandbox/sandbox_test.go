@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
 // requireTools fails the test, loudly, when a real component is missing.
@@ -125,6 +127,14 @@ func TestAStepCannotReachTheNetworkNotEvenAHostLoopbackPort(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "connected") {
 		t.Fatalf("the probe does not work outside the sandbox: %v %s", err, out)
 	}
+	// The listener accepts in its own goroutine: wait until it has counted
+	// the probe's connection, or it would be counted against the sandbox.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if accepted.Load() < 1 {
+			return fmt.Errorf("the listener has not accepted the outside probe yet")
+		}
+		return nil
+	})
 	before := accepted.Load()
 
 	d := newDirs(t)
