@@ -70,9 +70,15 @@ func TestDownloadsFromDisk(t *testing.T) {
 	})
 }
 
-func TestDownloadsFromS3RedirectToAPresignedURL(t *testing.T) {
+func TestDownloadsFromS3RedirectToAPresignedURLOnThePublicURL(t *testing.T) {
 	m := testenv.MinIO(t)
-	store, err := s3store.New(context.Background(), m.Config(m.NewBucket(t, false)))
+	cfg := m.Config(m.NewBucket(t, false))
+	// The registry reaches MinIO as 127.0.0.1:PORT, devices as
+	// localhost:PORT: a Location on the internal address would be one a
+	// device behind compose or Kubernetes cannot reach.
+	_, port, _ := strings.Cut(cfg.Endpoint, ":")
+	cfg.PublicURL = "http://localhost:" + port
+	store, err := s3store.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +89,8 @@ func TestDownloadsFromS3RedirectToAPresignedURL(t *testing.T) {
 	for _, p := range []string{"/v1/releases/" + rel.ID + "/artifacts/" + a.Name, "/tuf/targets/demo-cam/1.0.0/" + a.sha256Hex() + "." + a.Name} {
 		resp, _ := e.do("GET", p, "", nil)
 		loc := resp.Header.Get("Location")
-		if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature") {
-			t.Fatalf("%s: got %d Location %q, want a redirect to a presigned URL", p, resp.StatusCode, loc)
+		if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(loc, cfg.PublicURL+"/") || !strings.Contains(loc, "X-Amz-Signature") {
+			t.Fatalf("%s: got %d Location %q, want a redirect to a presigned URL on %s", p, resp.StatusCode, loc, cfg.PublicURL)
 		}
 		got, err := http.Get(loc)
 		if err != nil {
@@ -544,5 +550,36 @@ func TestRunPicksUpAnotherReplicasChange(t *testing.T) {
 			return errors.New("the running replica has not picked up the release")
 		}
 		return nil
+	})
+}
+
+func TestDownloadsFromS3WithoutAPublicURLStreamThroughTheServer(t *testing.T) {
+	m := testenv.MinIO(t)
+	store, err := s3store.New(context.Background(), m.Config(m.NewBucket(t, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, dbtest.SQLite(t), envOptions{blobs: store})
+	b, fw := e.firmware("1.0.0")
+	rel := e.publish(PublishRequest{BuildID: b, Version: "1.0.0", Channel: Stable})
+	a := rel.Offered()
+	for _, p := range []string{"/v1/releases/" + rel.ID + "/artifacts/" + a.Name, "/tuf/targets/demo-cam/1.0.0/" + a.sha256Hex() + "." + a.Name} {
+		resp, body := e.do("GET", p, "", nil)
+		if resp.StatusCode != http.StatusOK || string(body) != string(fw) {
+			t.Fatalf("%s: got %d (Location %q), %d bytes; want 200 with the firmware", p, resp.StatusCode, resp.Header.Get("Location"), len(body))
+		}
+	}
+	t.Run("a resumed download gets the rest through the server", func(t *testing.T) {
+		resp, body := e.do("GET", "/v1/releases/"+rel.ID+"/artifacts/"+a.Name, "", nil, "Range", "bytes=10-")
+		if resp.StatusCode != http.StatusPartialContent || string(body) != string(fw[10:]) {
+			t.Fatalf("got %d, %d bytes; want 206 with %d bytes", resp.StatusCode, len(body), len(fw)-10)
+		}
+	})
+	t.Run("the device client installs", func(t *testing.T) {
+		cfg := e.deviceConfig(t, "usb:1d6b:0104", true)
+		res, err := device.Update(context.Background(), cfg, "0.1.0")
+		if err != nil || !res.Updated || res.Version != "1.0.0" || res.ReportErr != nil {
+			t.Fatalf("update: %+v %v", res, err)
+		}
 	})
 }

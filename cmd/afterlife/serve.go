@@ -46,6 +46,9 @@ S3-compatible bucket:
   afterlife serve --database postgres://afterlife@db:5432/afterlife \
                   --blobs 's3://afterlife?endpoint=minio:9000&secure=false'
 (S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.)
+Downloads stream through the replica unless the s3:// URL says where clients
+reach the store (&public_url=https://blobs.example.org): then they redirect to a
+short-lived URL presigned for that address.
 
 Every setting can be given as a flag, as an AFTERLIFE_* environment variable, or
 in a YAML file (--config, with "version: 1"); flags win over the environment,

@@ -74,7 +74,9 @@ type Store interface {
 }
 
 // Presigner is implemented by stores that can hand out a short-lived URL
-// from which a client fetches the blob directly.
+// from which a client fetches the blob directly. PresignGet returns "" when
+// the store knows no address its clients can reach (an S3 endpoint only the
+// servers see); the server then sends the bytes itself.
 type Presigner interface {
 	PresignGet(ctx context.Context, d Digest, ttl time.Duration, filename string) (string, error)
 }

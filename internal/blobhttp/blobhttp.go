@@ -2,7 +2,9 @@
 // afterlife is served: Content-Length, a strong ETag (the digest),
 // If-None-Match, single Range requests, zero-copy sendfile when the blob is
 // a plain file, and a redirect to a short-lived presigned URL when the store
-// can hand one out, so bytes do not pass through the server at all.
+// can hand one out that clients reach (an S3 store with a public URL), so
+// bytes do not pass through the server at all. Without one, the bytes are
+// streamed from the store through the server, with the same Range support.
 package blobhttp
 
 import (
@@ -62,16 +64,18 @@ func Serve(w http.ResponseWriter, r *http.Request, store blob.Store, d blob.Dige
 		if ttl == 0 {
 			ttl = 5 * time.Minute
 		}
-		if _, err := store.Stat(r.Context(), d); err != nil {
-			return err
-		}
 		u, err := p.PresignGet(r.Context(), d, ttl, path.Base(name))
 		if err != nil {
 			return fmt.Errorf("blobhttp: presign %s: %w", d, err)
 		}
-		h.Set("Cache-Control", "no-store")
-		http.Redirect(w, r, u, http.StatusTemporaryRedirect)
-		return nil
+		if u != "" {
+			if _, err := store.Stat(r.Context(), d); err != nil {
+				return err
+			}
+			h.Set("Cache-Control", "no-store")
+			http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+			return nil
+		}
 	}
 	if ctype := mime.TypeByExtension(path.Ext(name)); ctype != "" {
 		h.Set("Content-Type", ctype)

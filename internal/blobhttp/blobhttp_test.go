@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
@@ -25,11 +26,19 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	mc := testenv.MinIO(t)
-	s3, err := s3store.New(ctx, mc.Config(mc.NewBucket(t, false)))
+	bucket := mc.NewBucket(t, false)
+	s3, err := s3store.New(ctx, mc.Config(bucket))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, store := range map[string]blob.Store{"disk": fs, "s3": s3} {
+	public := mc.Config(bucket)
+	_, port, _ := strings.Cut(public.Endpoint, ":")
+	public.PublicURL = "http://localhost:" + port
+	s3public, err := s3store.New(ctx, public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, store := range map[string]blob.Store{"disk": fs, "s3": s3, "s3 with a public URL": s3public} {
 		t.Run(name, func(t *testing.T) {
 			info, err := store.Put(ctx, bytes.NewReader(content), "")
 			if err != nil {
@@ -70,16 +79,21 @@ func TestServe(t *testing.T) {
 				})
 			}
 
-			t.Run("the S3 store redirects instead of proxying bytes", func(t *testing.T) {
+			t.Run("only a store with a public URL redirects, to that URL", func(t *testing.T) {
 				client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 				resp, err := client.Get(srv.URL)
 				if err != nil {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
-				wantRedirect := name == "s3"
-				if (resp.StatusCode == http.StatusTemporaryRedirect) != wantRedirect {
-					t.Fatalf("status %d; redirect expected: %v", resp.StatusCode, wantRedirect)
+				if name != "s3 with a public URL" {
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("status %d; want 200 with the bytes streamed by the server", resp.StatusCode)
+					}
+					return
+				}
+				if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(loc, public.PublicURL+"/") {
+					t.Fatalf("status %d, Location %q; want 307 to %s/…", resp.StatusCode, loc, public.PublicURL)
 				}
 			})
 		})

@@ -154,7 +154,7 @@ var serveFields = []field[Serve]{
 	{"addr", "127.0.0.1:8080", "listen address", str(func(c *Serve) *string { return &c.Addr })},
 	{"data", "./data", "data directory (SQLite database, blobs, keys, admin token)", str(func(c *Serve) *string { return &c.Data })},
 	{"database", "", "database: empty for SQLite under --data, or postgres://USER@HOST:PORT/DB", str(func(c *Serve) *string { return &c.Database })},
-	{"blobs", "", "blob store: empty for DATA/blobs, or s3://BUCKET?endpoint=HOST:PORT&secure=false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", str(func(c *Serve) *string { return &c.Blobs })},
+	{"blobs", "", "blob store: empty for DATA/blobs, or s3://BUCKET?endpoint=HOST:PORT&secure=false (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); add &public_url=https://HOST[:PORT] to redirect downloads to URLs presigned for that address, otherwise they stream through the server", str(func(c *Serve) *string { return &c.Blobs })},
 	{"keys", "", "key directory (TUF, escrow, receipt keys); empty for DATA/keys", str(func(c *Serve) *string { return &c.Keys })},
 	{"public-url", "", "URL clients use to reach this server; empty for http://ADDR", str(func(c *Serve) *string { return &c.PublicURL })},
 	{"replica-id", "", "name of this replica in leases; empty for HOSTNAME-PID", str(func(c *Serve) *string { return &c.ReplicaID })},

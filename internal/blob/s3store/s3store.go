@@ -59,10 +59,18 @@ type Config struct {
 	// PartSize is the multipart part size (default DefaultPartSize,
 	// at least 5 MiB).
 	PartSize int64
+	// PublicURL is where clients (devices, browsers, builders) reach the
+	// same S3 service, as scheme://host[:port], when Endpoint is an address
+	// only the servers can reach (minio:9000 inside compose). Presigned
+	// URLs are signed for it, since SigV4 signs the Host. Empty means no
+	// address is known to be reachable by clients: the store hands out no
+	// presigned URLs and servers stream the bytes themselves.
+	PublicURL string
 }
 
 // ParseURL reads s3://BUCKET?endpoint=HOST:PORT&secure=false&region=R&
-// retention=720h&mode=governance&prefix=p. Credentials come from the
+// retention=720h&mode=governance&prefix=p&public_url=https://HOST[:PORT].
+// Credentials come from the
 // environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN),
 // never from the URL, so it can be logged.
 func ParseURL(raw string) (Config, error) {
@@ -82,7 +90,7 @@ func ParseURL(raw string) (Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "endpoint", "secure", "region", "retention", "mode", "prefix", "part_size":
+		case "endpoint", "secure", "region", "retention", "mode", "prefix", "part_size", "public_url":
 		default:
 			return Config{}, errs.E(errs.Invalid, "s3store: %q: unknown parameter %q", raw, k)
 		}
@@ -92,6 +100,7 @@ func ParseURL(raw string) (Config, error) {
 		Endpoint:      q.Get("endpoint"),
 		Region:        q.Get("region"),
 		Prefix:        q.Get("prefix"),
+		PublicURL:     q.Get("public_url"),
 		RetentionMode: strings.ToUpper(q.Get("mode")),
 		Secure:        true,
 		AccessKey:     os.Getenv("AWS_ACCESS_KEY_ID"),
@@ -133,7 +142,23 @@ func (c *Config) validate() error {
 	case c.PartSize != 0 && (c.PartSize < 5<<20 || c.PartSize > 5<<30):
 		return errs.E(errs.Invalid, "s3store: part size %d: want 5 MiB to 5 GiB", c.PartSize)
 	}
+	if c.PublicURL != "" {
+		if _, _, err := c.publicEndpoint(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// publicEndpoint splits PublicURL into the host:port and the HTTPS flag a
+// client for it needs.
+func (c *Config) publicEndpoint() (host string, secure bool, err error) {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", false, errs.E(errs.Invalid, "s3store: public URL %q: want http(s)://HOST[:PORT] and nothing else", c.PublicURL)
+	}
+	return u.Host, u.Scheme == "https", nil
 }
 
 func (c *Config) mode() minio.RetentionMode {
@@ -147,6 +172,8 @@ func (c *Config) mode() minio.RetentionMode {
 type Store struct {
 	cfg    Config
 	client *minio.Client
+	// public signs presigned URLs for cfg.PublicURL; nil when none is set.
+	public *minio.Client
 	prefix string
 	now    func() time.Time
 }
@@ -196,7 +223,32 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if !ok {
 		return nil, errs.E(errs.NotFound, "s3store: bucket %s does not exist at %s; create it (with object lock if blobs are to be retained)", cfg.Bucket, cfg.Endpoint)
 	}
+	if cfg.PublicURL != "" {
+		if s.public, err = newPublicClient(ctx, cfg, client); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// newPublicClient makes the client that signs URLs for cfg.PublicURL. It
+// never sends a request: the servers may not be able to reach the public
+// address at all (a name only outside DNS resolves), so the bucket's region,
+// which signing needs, is asked of the internal endpoint once, here.
+func newPublicClient(ctx context.Context, cfg Config, internal *minio.Client) (*minio.Client, error) {
+	host, secure, err := cfg.publicEndpoint()
+	if err != nil {
+		return nil, err
+	}
+	region := cfg.Region
+	if region == "" {
+		if region, err = internal.GetBucketLocation(ctx, cfg.Bucket); err != nil {
+			return nil, mapErr(err, "s3store: region of bucket %s", cfg.Bucket)
+		}
+	}
+	pub := cfg
+	pub.Endpoint, pub.Secure, pub.Region = host, secure, region
+	return newClient(pub)
 }
 
 // EnsureBucket creates cfg's bucket when it is missing, with object lock
@@ -468,11 +520,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// PresignGet returns a URL valid for ttl from which d downloads directly,
-// saved under filename when filename is not empty.
+// PresignGet returns a URL on the public URL, valid for ttl, from which d
+// downloads directly, saved under filename when filename is not empty. It
+// returns "" when the store has no public URL.
 func (s *Store) PresignGet(ctx context.Context, d blob.Digest, ttl time.Duration, filename string) (string, error) {
 	if err := checkDigest("presign", d); err != nil {
 		return "", err
+	}
+	if s.public == nil {
+		return "", nil
 	}
 	params := url.Values{}
 	if filename != "" {
@@ -482,7 +538,7 @@ func (s *Store) PresignGet(ctx context.Context, d blob.Digest, ttl time.Duration
 		}
 		params.Set("response-content-disposition", cd)
 	}
-	u, err := s.client.PresignedGetObject(ctx, s.cfg.Bucket, s.key(d), ttl, params)
+	u, err := s.public.PresignedGetObject(ctx, s.cfg.Bucket, s.key(d), ttl, params)
 	if err != nil {
 		return "", mapErr(err, "s3store: presign %s", d)
 	}

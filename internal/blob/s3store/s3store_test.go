@@ -116,9 +116,17 @@ func TestPutOfAStoredDigestDoesNotReadAgain(t *testing.T) {
 	}
 }
 
+// publicAtLocalhost makes clients reach the store as localhost:PORT while the
+// store itself talks to 127.0.0.1:PORT: two names for one MinIO, like
+// minio:9000 inside compose and blobs.example.org outside.
+func publicAtLocalhost(c *s3store.Config) {
+	_, port, _ := strings.Cut(c.Endpoint, ":")
+	c.PublicURL = "http://localhost:" + port
+}
+
 func TestPresignedURLServesTheBlobUnderItsFilename(t *testing.T) {
 	t.Parallel()
-	s := newStore(t, false)
+	s := newStore(t, false, publicAtLocalhost)
 	data := []byte("downloaded straight from the bucket")
 	info, err := s.Put(t.Context(), bytes.NewReader(data), "")
 	if err != nil {
@@ -127,6 +135,9 @@ func TestPresignedURLServesTheBlobUnderItsFilename(t *testing.T) {
 	u, err := s.PresignGet(t.Context(), info.Digest, time.Minute, "firmware v1.2.bin")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.HasPrefix(u, "http://localhost:") {
+		t.Fatalf("presigned URL %s is not on the public URL", u)
 	}
 	resp, err := http.Get(u)
 	if err != nil {
@@ -151,6 +162,32 @@ func TestPresignedURLServesTheBlobUnderItsFilename(t *testing.T) {
 	resp2.Body.Close()
 	if resp2.StatusCode != http.StatusForbidden {
 		t.Errorf("GET tampered URL: %s, want 403", resp2.Status)
+	}
+}
+
+func TestAStoreWithoutAPublicURLHandsOutNoPresignedURL(t *testing.T) {
+	s := newStore(t, false)
+	info, err := s.Put(t.Context(), bytes.NewReader([]byte("streamed by the server")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.PresignGet(t.Context(), info.Digest, time.Minute, "fw.bin")
+	if err != nil || u != "" {
+		t.Fatalf("PresignGet = %q, %v; want no URL, so the server streams the bytes", u, err)
+	}
+}
+
+func TestAPublicURLTheServerCannotReachStillSigns(t *testing.T) {
+	// Signing needs no request to the public address: a name only clients
+	// resolve must not stop the server from starting or presigning.
+	s := newStore(t, false, func(c *s3store.Config) { c.PublicURL = "https://blobs.invalid" })
+	info, err := s.Put(t.Context(), bytes.NewReader([]byte("x")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.PresignGet(t.Context(), info.Digest, time.Minute, "")
+	if err != nil || !strings.HasPrefix(u, "https://blobs.invalid/") || !strings.Contains(u, "X-Amz-Signature=") {
+		t.Fatalf("PresignGet = %q, %v; want a signed URL on https://blobs.invalid", u, err)
 	}
 }
 
@@ -271,6 +308,12 @@ func TestParseURL(t *testing.T) {
 				Retention: 720 * time.Hour, RetentionMode: "COMPLIANCE", Prefix: "prod"},
 		},
 		{
+			name: "a public URL says where clients reach the bucket",
+			raw:  "s3://blobs?endpoint=minio:9000&secure=false&public_url=https://blobs.example.org",
+			want: s3store.Config{Endpoint: "minio:9000", Bucket: "blobs", PublicURL: "https://blobs.example.org",
+				AccessKey: "AKID", SecretKey: "SECRET", SessionToken: "TOKEN"},
+		},
+		{
 			name: "a bare bucket means AWS over HTTPS",
 			raw:  "s3://blobs",
 			want: s3store.Config{Endpoint: "s3.amazonaws.com", Bucket: "blobs", Secure: true,
@@ -286,6 +329,8 @@ func TestParseURL(t *testing.T) {
 		{name: "an unknown parameter is refused", raw: "s3://blobs?endpont=x:1", bad: true},
 		{name: "a part size under 5 MiB is refused", raw: "s3://blobs?part_size=1024", bad: true},
 		{name: "an endpoint with a scheme is refused", raw: "s3://blobs?endpoint=http://x:1", bad: true},
+		{name: "a public URL with a path is refused", raw: "s3://blobs?public_url=https://x/blobs", bad: true},
+		{name: "a public URL without a scheme is refused", raw: "s3://blobs?public_url=x:9000", bad: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
