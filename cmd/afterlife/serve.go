@@ -195,6 +195,7 @@ type system struct {
 	metrics *prometheus.Registry
 	now     func() time.Time
 
+	keys       *serverKeys
 	parts      *parts
 	background []func(ctx context.Context)
 	closers    []func()
@@ -244,6 +245,12 @@ func (s *system) migrateOnly(ctx context.Context) error {
 // wire builds the parts and mounts their routes. Reading it shows the whole
 // system: which part needs what, and through which adapter.
 func (s *system) wire(ctx context.Context) error {
+	// Keys first: a replica whose keys do not match the database stops
+	// here, before it writes anything.
+	var err error
+	if s.keys, err = s.loadKeys(ctx); err != nil {
+		return err
+	}
 	s.api = httpapi.New(httpapi.Options{
 		Auth: s.auth, Logger: s.log, Title: "afterlife API", Version: version, Metrics: s.metrics,
 		QuietPaths: []string{"/v1/devices/updates", "/healthz", "/readyz", "/metrics"},
