@@ -14,6 +14,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/afterlife-oss/afterlife/builder/keys"
+	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 )
 
@@ -98,27 +99,27 @@ func TestAReplicaWhoseKeysDoNotMatchTheDatabaseRefusesToStart(t *testing.T) {
 			[]string{"session key is missing", "session.key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			keyDir := tc.keys(t)
-			before := listFiles(t, keyDir)
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, testenv.Binary(t), append([]string{"serve",
-				"--addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--data", t.TempDir()}, args(keyDir)...)...)
-			cmd.Env = append(os.Environ(), env...)
-			outb, err := cmd.CombinedOutput()
-			if err == nil || ctx.Err() != nil {
-				t.Fatalf("serve did not refuse to start (err %v):\n%s", err, outb)
-			}
-			for _, want := range append(tc.saying, keyDir) {
-				if !strings.Contains(string(outb), want) {
-					t.Fatalf("the refusal does not say %q:\n%s", want, outb)
-				}
-			}
-			if after := listFiles(t, keyDir); after != before {
-				t.Fatalf("the refused replica changed its key directory: before %q, after %q", before, after)
-			}
+			wantRefusal(t, args(tc.keys(t)), env, tc.saying...)
 		})
 	}
+
+	t.Run("a database from before the fingerprints refuses a replica missing a key and records a complete one's", func(t *testing.T) {
+		d, err := db.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if _, err := d.ExecContext(context.Background(), `DELETE FROM keyring_keys`); err != nil {
+			t.Fatal(err)
+		}
+		wantRefusal(t, args(filepath.Join(t.TempDir(), "keys")), env, "escrow identity is missing", "no new key is made")
+		testenv.Serve(t, testenv.ServeOptions{Args: args(copyKeys(t, func(string) {})), Env: env})
+		var n int
+		if err := d.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM keyring_keys`).Scan(&n); err != nil || n != 4 {
+			t.Fatalf("%d keys recorded (%v), want 4", n, err)
+		}
+		wantRefusal(t, args(copyKeys(t, otherEscrowKey)), env, "escrow identity in", "is not the key the database was initialised with")
+	})
 
 	t.Run("nothing is marked corrupt and the first replica still reads the sealed file", func(t *testing.T) {
 		var st struct {
@@ -138,6 +139,36 @@ func TestAReplicaWhoseKeysDoNotMatchTheDatabaseRefusesToStart(t *testing.T) {
 			t.Fatalf("reading the sealed file: %s", resp.Status)
 		}
 	})
+}
+
+// wantRefusal runs serve with args and wants it to exit saying each of
+// saying and the key directory, without touching the key directory.
+func wantRefusal(t *testing.T, args, env []string, saying ...string) {
+	t.Helper()
+	keyDir := ""
+	for i, a := range args {
+		if a == "--keys" {
+			keyDir = args[i+1]
+		}
+	}
+	before := listFiles(t, keyDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.Binary(t), append([]string{"serve",
+		"--addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--data", t.TempDir()}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("serve did not refuse to start (err %v):\n%s", err, out)
+	}
+	for _, want := range append(saying, keyDir) {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("the refusal does not say %q:\n%s", want, out)
+		}
+	}
+	if after := listFiles(t, keyDir); after != before {
+		t.Fatalf("the refused replica changed its key directory: before %q, after %q", before, after)
+	}
 }
 
 // listFiles names the files under dir with their sizes, to tell whether
