@@ -47,6 +47,10 @@ S3-compatible bucket:
   afterlife serve --database postgres://afterlife@db:5432/afterlife \
                   --blobs 's3://afterlife?endpoint=minio:9000&secure=false'
 (S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.)
+Create the bucket first with afterlife admin blobs init. Keys are generated
+only for a fresh database, which records their fingerprints; every replica
+needs a copy of the same key directory (--keys), and one whose keys are
+missing or different refuses to start, naming the key.
 
 Every setting can be given as a flag, as an AFTERLIFE_* environment variable, or
 in a YAML file (--config, with "version: 1"); flags win over the environment,
