@@ -422,7 +422,7 @@ func TestEveryAfterlifeInvocationUsesFlagsAndVariablesTheBinaryHas(t *testing.T)
 	}
 	for _, path := range k8sFiles(t) {
 		for _, o := range decodeAll(t, path, mustRead(t, path)) {
-			for _, ct := range o.Spec.Template.Spec.Containers {
+			for _, ct := range append(o.Spec.Template.Spec.InitContainers, o.Spec.Template.Spec.Containers...) {
 				if !isAfterlifeImage(ct.Image) || len(ct.Args) == 0 {
 					continue
 				}
