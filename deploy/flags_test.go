@@ -27,7 +27,7 @@ var (
 // as an error, and the other subcommands are still checked.
 func helpOf(t *testing.T, cmd string) (cliHelp, bool) {
 	t.Helper()
-	out, err := exec.Command(afterlifeBin, cmd, "--help").CombinedOutput()
+	out, err := exec.Command(afterlifeBin, append(strings.Fields(cmd), "--help")...).CombinedOutput()
 	if err != nil {
 		t.Errorf("afterlife %s --help: %v\n%s\n(the deploy files use `afterlife %s`; it must exist)", cmd, err, out, cmd)
 		return cliHelp{}, false
@@ -53,7 +53,7 @@ func helpOf(t *testing.T, cmd string) (cliHelp, bool) {
 func allHelps(t *testing.T) map[string]cliHelp {
 	t.Helper()
 	helps := map[string]cliHelp{}
-	for _, sub := range []string{"serve", "migrate", "builder", "admin"} {
+	for _, sub := range []string{"serve", "migrate", "builder", "admin", "admin blobs init"} {
 		if h, ok := helpOf(t, sub); ok {
 			helps[sub] = h
 		}
@@ -76,14 +76,19 @@ func checkInvocation(t *testing.T, inv invocation, helps map[string]cliHelp) {
 		t.Errorf("%s: no afterlife subcommand", inv.where)
 		return
 	}
-	sub := inv.args[0]
+	sub, args := inv.args[0], inv.args[1:]
+	if len(inv.args) >= 3 { // a nested command: admin blobs init
+		if nested := strings.Join(inv.args[:3], " "); helps[nested].flags != nil {
+			sub, args = nested, inv.args[3:]
+		}
+	}
 	h, ok := helps[sub]
 	if !ok {
 		t.Errorf("%s: runs `afterlife %s`, whose help could not be read", inv.where, sub)
 		return
 	}
 	seen := map[string]bool{}
-	for _, a := range inv.args[1:] {
+	for _, a := range args {
 		if !strings.HasPrefix(a, "--") {
 			continue
 		}
@@ -132,7 +137,7 @@ func TestEveryAfterlifeInvocationUsesFlagsAndVariablesTheBinaryHas(t *testing.T)
 	}
 	for _, path := range k8sFiles(t) {
 		for _, o := range decodeAll(t, path, mustRead(t, path)) {
-			for _, ct := range o.Spec.Template.Spec.Containers {
+			for _, ct := range append(o.Spec.Template.Spec.InitContainers, o.Spec.Template.Spec.Containers...) {
 				if !isAfterlifeImage(ct.Image) || len(ct.Args) == 0 {
 					continue
 				}

@@ -187,10 +187,21 @@ const IdentityFile = "escrow.age"
 // The key lives beside the server's other keys, never in the blob store:
 // whoever holds the blob store alone cannot read sealed content.
 func LoadOrCreateIdentity(dir string) (*age.X25519Identity, error) {
+	id, err := LoadIdentity(dir)
+	if errs.Is(err, errs.NotFound) {
+		return createIdentity(dir, filepath.Join(dir, IdentityFile))
+	}
+	return id, err
+}
+
+// LoadIdentity reads the escrow key from dir/escrow.age; a missing file is
+// errs.NotFound. A replica of an initialised database loads its key this
+// way: it must never make a new one.
+func LoadIdentity(dir string) (*age.X25519Identity, error) {
 	path := filepath.Join(dir, IdentityFile)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return createIdentity(dir, path)
+		return nil, errs.Wrap(errs.NotFound, err, "escrow: key file %s does not exist", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("escrow: open key: %w", err)

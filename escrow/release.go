@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -211,6 +212,10 @@ func (s *Service) openSealed(ctx context.Context, f fileRow) (io.ReadCloser, err
 	}
 	cipher := newChecked(rc, f.Cipher.Hex(), -1, string(f.Cipher), func(got string) { s.markCorrupt(ctx, f.Cipher, got) })
 	pr, err := age.Decrypt(cipher, s.identity)
+	var noMatch *age.NoIdentityMatchError
+	if errors.As(err, &noMatch) {
+		return nil, s.notOurKey(f, cipher, rc)
+	}
 	if err != nil {
 		rc.Close()
 		if cipher.sourceErr == nil {
@@ -226,6 +231,27 @@ func (s *Service) openSealed(ctx context.Context, f fileRow) (io.ReadCloser, err
 		io.Reader
 		io.Closer
 	}{plain, rc}, f.SHA256, f.Size, f.Path, func(got string) { s.markCorrupt(ctx, f.Cipher, "plaintext hashes to "+got) }), nil
+}
+
+// notOurKey tells a file sealed to another escrow key from a damaged one:
+// age cannot tell them apart from the header, but the ciphertext digest
+// can. Intact ciphertext that this replica's identity does not open means
+// the replica holds the wrong key, which is not the blob's fault and is
+// never recorded against it; damaged ciphertext is marked corrupt as on
+// any read.
+func (s *Service) notOurKey(f fileRow, cipher *checked, rc io.Closer) error {
+	defer rc.Close()
+	_, err := io.Copy(io.Discard, cipher)
+	switch {
+	case cipher.sourceErr != nil:
+		return cipher.sourceErr
+	case err != nil: // the ciphertext digest failed, and is marked corrupt
+		return err
+	}
+	s.log.Error("escrow: a sealed file is encrypted to an escrow key this replica does not hold; check its key directory",
+		"file", f.Path, "blob", f.Cipher, "escrow_key", s.identity.Recipient().String(), "key_file", IdentityFile)
+	return errs.E(errs.Internal, "%s is sealed to an escrow key other than this replica's (%s, from %s): the replica's key directory does not match the database",
+		f.Path, s.identity.Recipient(), IdentityFile)
 }
 
 // ageReader turns age's authentication failures (not read errors of the

@@ -169,7 +169,7 @@ for nothing, until this command binds them.`,
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	cmd.AddCommand(token, orgCmd, whoami, newDeviceIDsCmd(&cf), newKeysCmd(&cf), newBackupCmd(), newRestoreCmd())
+	cmd.AddCommand(token, orgCmd, whoami, newDeviceIDsCmd(&cf), newKeysCmd(&cf), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -58,17 +59,17 @@ func TestBlobDownloadsRedirectOnlyToThePublicURL(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.URL+"/v1/blobs/"+digest, nil)
 			req.Header.Set("Authorization", "Bearer "+builder)
 			var resp *http.Response
-			pollUntil(t, "the released file to be fetchable", 30*time.Second, func() bool {
+			testenv.Eventually(t, 30*time.Second, func() error {
 				r, err := noFollow.Do(req)
 				if err != nil {
-					return false
+					return err
 				}
 				if r.StatusCode == http.StatusNotFound {
 					r.Body.Close()
-					return false
+					return fmt.Errorf("the released file is not fetchable yet: %s", r.Status)
 				}
 				resp = r
-				return true
+				return nil
 			})
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

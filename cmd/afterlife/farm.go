@@ -64,12 +64,8 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 		Submitter: farmSubmitter{p.submitter}, Logger: s.log.With("part", "farm"),
 	}).Register(v1)
 
-	// Download receipts are MACed with a key every replica shares (the
-	// key directory is shared like the TUF keys).
-	receiptKey, err := loadOrCreateSecret(filepath.Join(s.cfg.Keys, "download-receipt.key"))
-	if err != nil {
-		return err
-	}
+	// Download receipts are MACed with a key every replica shares.
+	receiptKey := s.keys.downloadReceipt
 	p.reg, err = registry.New(ctx, registry.Options{
 		DB: s.db, Blobs: s.blobs, TUF: p.tuf, Catalog: p.catalog,
 		Builds: reproducibleBuilds{p.coord}, Escrow: productEscrow{p.escrow}, Farm: productBuilds{p.coord},
@@ -85,10 +81,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	p.catalog.OnDeviceIDsChanged(p.reg.Refresh)
 	s.background = append(s.background, func(ctx context.Context) { logStop(s, "registry", p.reg.Run(ctx)) })
 
-	secret, err := loadOrCreateSecret(filepath.Join(s.cfg.Keys, "session.key"))
-	if err != nil {
-		return err
-	}
+	secret := s.keys.session
 	deps := live.Parts{
 		Auth: s.auth, Catalog: p.catalog, Registry: p.reg, Farm: p.coord, Submitter: p.submitter, Escrow: p.escrow,
 	}.Deps()

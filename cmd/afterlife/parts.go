@@ -53,16 +53,8 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 	}
 
 	// Escrow: sealed deposits, release policies, receipts, scrubs.
-	identity, err := escrow.LoadOrCreateIdentity(s.cfg.Keys)
-	if err != nil {
-		return err
-	}
-	receiptKey, err := loadOrCreateKey(filepath.Join(s.cfg.Keys, "receipt.key"))
-	if err != nil {
-		return err
-	}
 	p.escrow, err = escrow.New(ctx, escrow.Options{
-		DB: s.db, Blobs: s.blobs, Products: escrowProducts{p.catalog}, Identity: identity, ReceiptKey: receiptKey,
+		DB: s.db, Blobs: s.blobs, Products: escrowProducts{p.catalog}, Identity: s.keys.escrow, ReceiptKey: s.keys.receipt,
 		Logger: s.log.With("part", "escrow"), Now: s.now, BaseURL: s.cfg.PublicURL, Retention: s.cfg.Retention,
 		Limits:    manifest.Limits{MaxFileSize: s.cfg.MaxFileSize, MaxDepositSize: s.cfg.MaxDepositSize},
 		Metrics:   escrowMetrics(s.metrics),

@@ -27,7 +27,6 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
-	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
 func newServeCmd() *cobra.Command {
@@ -39,13 +38,20 @@ func newServeCmd() *cobra.Command {
 With no settings it keeps everything under ./data: the SQLite database, the blob
 directory and the generated keys, and it runs two local builder agents, so one
 machine is a whole afterlife. On first start it writes an admin token to
-DATA/admin.token (mode 0600).
+DATA/admin.token (mode 0600), valid for --bootstrap-token-ttl (24h): make
+lasting admin tokens with it. A database gets one such token, written by the
+replica that initialised it; later replicas write none.
 
 To scale out, point several replicas at one PostgreSQL database and one
 S3-compatible bucket:
   afterlife serve --database postgres://afterlife@db:5432/afterlife \
                   --blobs 's3://afterlife?endpoint=minio:9000&secure=false'
 (S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.)
+Create the bucket first with afterlife admin blobs init. Keys are generated
+only for a fresh database, which records their fingerprints; every replica
+needs a copy of the same key directory (--keys), and one whose keys are
+missing or different refuses to start, naming the key.
+
 Downloads stream through the replica unless the s3:// URL says where clients
 reach the store (&public_url=https://blobs.example.org): then they redirect to a
 short-lived URL presigned for that address.
@@ -71,7 +77,9 @@ func newMigrateCmd() *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply database migrations and exit (serve also applies them at start)",
 		Long: `Apply every part's database migrations and exit. serve does this at start too;
-run it on its own before rolling out new replicas (the Kubernetes Job does).`,
+run it on its own before rolling out new replicas (the Kubernetes Job does).
+Against a fresh database it also makes and records the keys (see serve); it
+makes no admin token: the first serve does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadServe(cmd.Flags(), os.Getenv)
@@ -129,6 +137,10 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 	}
 	defer sys.close()
 	if err := sys.wire(ctx); err != nil {
+		return err
+	}
+	// serve, not migrate: the token belongs in a replica's data dir.
+	if err := ensureAdminToken(ctx, sys.auth, filepath.Join(cfg.Data, "admin.token"), cfg.BootstrapTokenTTL, log); err != nil {
 		return err
 	}
 
@@ -198,6 +210,7 @@ type system struct {
 	metrics *prometheus.Registry
 	now     func() time.Time
 
+	keys       *serverKeys
 	parts      *parts
 	background []func(ctx context.Context)
 	closers    []func()
@@ -247,6 +260,12 @@ func (s *system) migrateOnly(ctx context.Context) error {
 // wire builds the parts and mounts their routes. Reading it shows the whole
 // system: which part needs what, and through which adapter.
 func (s *system) wire(ctx context.Context) error {
+	// Keys first: a replica whose keys do not match the database stops
+	// here, before it writes anything.
+	var err error
+	if s.keys, err = s.loadKeys(ctx); err != nil {
+		return err
+	}
 	s.api = httpapi.New(httpapi.Options{
 		Auth: s.auth, Logger: s.log, Title: "afterlife API", Version: version, Metrics: s.metrics,
 		QuietPaths: []string{"/v1/devices/updates", "/healthz", "/readyz", "/metrics"},
@@ -254,9 +273,6 @@ func (s *system) wire(ctx context.Context) error {
 	root, v1 := s.api.Root(), s.api.V1()
 	s.registerHealth(root)
 	authhttp.Register(v1, s.auth)
-	if err := ensureAdminToken(ctx, s.auth, filepath.Join(s.cfg.Data, "admin.token")); err != nil {
-		return err
-	}
 	if err := s.wireParts(ctx, root, v1); err != nil {
 		return err
 	}
@@ -312,15 +328,20 @@ func (s *system) startBackground(ctx context.Context) <-chan struct{} {
 	return done
 }
 
-// ensureAdminToken creates the first admin token when the data dir has
-// none, and writes its secret to path with mode 0600.
-func ensureAdminToken(ctx context.Context, a *auth.Service, path string) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	secret, _, err := a.CreateToken(ctx, auth.TokenSpec{Name: "bootstrap-admin", Role: principal.Admin})
+// ensureAdminToken makes the database's bootstrap admin token when the
+// database has none, and writes its secret to path (mode 0600): only the
+// replica that made it holds it. Other replicas, and restarts, make none.
+func ensureAdminToken(ctx context.Context, a *auth.Service, path string, ttl time.Duration, log *slog.Logger) error {
+	secret, t, created, err := a.Bootstrap(ctx, ttl)
 	if err != nil {
-		return fmt.Errorf("serve: create admin token: %w", err)
+		return fmt.Errorf("serve: %w", err)
+	}
+	if !created {
+		if _, err := os.Stat(path); err != nil {
+			log.Info("this database already has its bootstrap admin token, so none is written here; an admin makes more with: afterlife admin token create --role admin --name NAME",
+				"token_file", path)
+		}
+		return nil
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
@@ -329,6 +350,12 @@ func ensureAdminToken(ctx context.Context, a *auth.Service, path string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("serve: write admin token: %w", err)
 	}
+	expires := "never"
+	if !t.Expires.IsZero() {
+		expires = t.Expires.Format(time.RFC3339)
+	}
+	log.Info("wrote the bootstrap admin token; make lasting admin tokens with it (afterlife admin token create --role admin) before it expires",
+		"token_file", path, "expires", expires)
 	return nil
 }
 

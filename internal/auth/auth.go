@@ -182,12 +182,62 @@ func (s *Service) CreateToken(ctx context.Context, spec TokenSpec) (string, Toke
 	if spec.TTL > 0 {
 		t.Expires = now.Add(spec.TTL).UTC().Truncate(time.Millisecond)
 	}
-	_, err := s.db.ExecContext(ctx, s.db.Q(`INSERT INTO tokens (id, hash, name, role, org, operator, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		t.ID, hashSecret(secret), t.Name, string(t.Role), t.Org, t.Operator, db.Millis(t.Created), db.Millis(t.Expires))
-	if err != nil {
-		return "", Token{}, fmt.Errorf("auth: create token: %w", db.Classify(err))
+	if err := s.insertToken(ctx, s.db, secret, t); err != nil {
+		return "", Token{}, err
 	}
 	return secret, t, nil
+}
+
+// execer is a database or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Service) insertToken(ctx context.Context, x execer, secret string, t Token) error {
+	_, err := x.ExecContext(ctx, s.db.Q(`INSERT INTO tokens (id, hash, name, role, org, operator, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		t.ID, hashSecret(secret), t.Name, string(t.Role), t.Org, t.Operator, db.Millis(t.Created), db.Millis(t.Expires))
+	if err != nil {
+		return fmt.Errorf("auth: create token: %w", db.Classify(err))
+	}
+	return nil
+}
+
+// BootstrapName names the bootstrap admin token.
+const BootstrapName = "bootstrap-admin"
+
+// Bootstrap makes the first admin token of a database, once per database:
+// of any number of replicas starting on one database, exactly one gets
+// created == true and the secret; the others get created == false and
+// make nothing. ttl bounds the token's life (0: it never expires).
+func (s *Service) Bootstrap(ctx context.Context, ttl time.Duration) (secret string, t Token, created bool, err error) {
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		secret = TokenPrefix + strings.ToLower(ids.Secret(32))
+		now := s.now()
+		t = Token{ID: ids.At("tok", now), Name: BootstrapName, Role: principal.Admin, Created: now.UTC().Truncate(time.Millisecond)}
+		if ttl > 0 {
+			t.Expires = now.Add(ttl).UTC().Truncate(time.Millisecond)
+		}
+		res, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO auth_bootstrap (id, token, created) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`),
+			t.ID, db.Millis(t.Created))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if created = n == 1; !created {
+			return nil
+		}
+		return s.insertToken(ctx, tx, secret, t)
+	})
+	if err != nil {
+		return "", Token{}, false, fmt.Errorf("auth: bootstrap admin token: %w", db.Classify(err))
+	}
+	if !created {
+		return "", Token{}, false, nil
+	}
+	return secret, t, true, nil
 }
 
 func hashSecret(secret string) string {

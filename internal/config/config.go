@@ -62,6 +62,7 @@ type Serve struct {
 	MaxBuildLog     int64
 
 	ShutdownGrace     time.Duration // how long in-flight requests may take on SIGTERM
+	BootstrapTokenTTL time.Duration // lifetime of the database's bootstrap admin token (0: never expires)
 	MaxUpdateLoad     int           // concurrent update checks before answering 503
 	ReportsPerHour    int           // install reports accepted per source network (/24, /48) per hour
 	ReportsPerNetwork int           // reports of one outcome one source network counts for, per release
@@ -178,6 +179,7 @@ var serveFields = []field[Serve]{
 	{"max-build-procs", "1024", "most processes and threads one build may run at once", integer(func(c *Serve) *int { return &c.MaxBuildProcs })},
 	{"max-build-write", "8GiB", "most bytes one build may write (/build, /out, /tmp: a size-limited tmpfs on the builder)", size(func(c *Serve) *int64 { return &c.MaxBuildWrite })},
 	{"max-build-log", "16MiB", "largest build log kept; a longer one keeps its head and tail with a note of what was cut", size(func(c *Serve) *int64 { return &c.MaxBuildLog })},
+	{"bootstrap-token-ttl", "24h", "lifetime of the bootstrap admin token that the replica initialising a database writes to DATA/admin.token (0: never expires); make lasting admin tokens with it", duration(func(c *Serve) *time.Duration { return &c.BootstrapTokenTTL })},
 	{"shutdown-grace", "20s", "time in-flight requests get to finish on SIGTERM", duration(func(c *Serve) *time.Duration { return &c.ShutdownGrace })},
 	{"max-update-load", "512", "concurrent device update checks before answering 503 + Retry-After", integer(func(c *Serve) *int { return &c.MaxUpdateLoad })},
 	{"reports-per-hour", "120", "install reports accepted per source network (IPv4 /24, IPv6 /48) per hour", integer(func(c *Serve) *int { return &c.ReportsPerHour })},

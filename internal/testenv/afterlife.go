@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,7 +70,7 @@ type Server struct {
 	URL   string
 	Addr  string
 	Data  string
-	Token string // the admin token the server wrote on first start
+	Token string // the admin token the server wrote, if it initialised the database
 	Log   string // path of its combined output
 	args  []string
 	env   []string
@@ -146,8 +148,9 @@ func (s *Server) start(bin string, ready time.Duration) error {
 		p.stop(syscall.SIGKILL, 0)
 		return fmt.Errorf("%v\n--- serve log ---\n%s", err, logTail(s.Log))
 	}
+	// Only the replica that initialised the database has the token.
 	tok, err := os.ReadFile(filepath.Join(s.Data, "admin.token"))
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read admin token: %w", err)
 	}
 	s.Token = strings.TrimSpace(string(tok))

@@ -210,7 +210,13 @@ func (s *MinIOServer) NewBucket(t testing.TB, lock bool) string {
 	name := fmt.Sprintf("t%d-%s", s.bucketSeq.Add(1), randomHex(6))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s3store.EnsureBucket(ctx, s.Config(name), lock); err != nil {
+	var err error
+	if lock { // as afterlife admin blobs init makes it
+		_, err = s3store.Init(ctx, s.Config(name))
+	} else {
+		err = s3store.EnsureBucket(ctx, s.Config(name), false)
+	}
+	if err != nil {
 		t.Fatalf("testenv: create bucket %s: %v", name, err)
 	}
 	return name

@@ -272,6 +272,48 @@ func EnsureBucket(ctx context.Context, cfg Config, lock bool) error {
 	return mapErr(err, "s3store: create bucket %s", cfg.Bucket)
 }
 
+// Bucket is what Init found or made.
+type Bucket struct {
+	Name       string
+	Created    bool // Init made it; false when it was there already
+	ObjectLock bool // object lock (and so versioning) is enabled
+}
+
+// Init makes cfg's bucket ready for a server: it creates it with object
+// lock when missing and checks that an existing one has object lock, which
+// retention of sealed blobs needs and which S3 lets a bucket have only
+// from its creation. Running it again changes nothing.
+func Init(ctx context.Context, cfg Config) (Bucket, error) {
+	b := Bucket{Name: cfg.Bucket}
+	client, err := newClient(cfg)
+	if err != nil {
+		return b, err
+	}
+	ok, err := client.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return b, mapErr(err, "s3store: check bucket %s at %s", cfg.Bucket, cfg.Endpoint)
+	}
+	if !ok {
+		err = client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region, ObjectLocking: true})
+		switch code := minio.ToErrorResponse(err).Code; {
+		case err == nil:
+			b.Created = true
+		case code == minio.BucketAlreadyOwnedByYou: // another init won
+		default:
+			return b, mapErr(err, "s3store: create bucket %s", cfg.Bucket)
+		}
+	}
+	lock, _, _, _, err := client.GetObjectLockConfig(ctx, cfg.Bucket)
+	if err != nil && minio.ToErrorResponse(err).Code != "ObjectLockConfigurationNotFoundError" {
+		return b, mapErr(err, "s3store: object lock of bucket %s", cfg.Bucket)
+	}
+	b.ObjectLock = lock == "Enabled"
+	if !b.ObjectLock {
+		return b, errs.E(errs.Conflict, "s3store: bucket %s exists without object lock, which only a new bucket gets: create a new bucket (afterlife admin blobs init) and copy the blobs into it", cfg.Bucket)
+	}
+	return b, nil
+}
+
 func (s *Store) key(d blob.Digest) string { return s.prefix + "sha256/" + d.Hex() }
 
 func checkDigest(op string, d blob.Digest) error {
