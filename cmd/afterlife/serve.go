@@ -168,6 +168,10 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	stopBG() // local builders give their jobs back; loops stop
+	// Builders' long polls would hold the replica until their 30 s wait
+	// or the grace ran out: they end now with no job, and the builders
+	// poll again through the load balancer, reaching a replica that stays.
+	sys.parts.coord.Drain()
 	err = srv.Shutdown(shutCtx)
 	<-done
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
