@@ -9,6 +9,7 @@
 // addresses and log paths changed) while devices poll: MinIO stopped for
 // 5 s and a rolling restart of both replicas must fail no update check,
 // take no replica out of nginx's rotation, and each replica must stop
-// within 3 s. It holds only tests; it must not
+// within 3 s; a replica shedding update checks must reach devices as 503
+// with Retry-After, not as nginx's 502. It holds only tests; it must not
 // reach into any part's tables or packages beyond their public HTTP API.
 package clustertest

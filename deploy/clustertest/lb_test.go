@@ -28,7 +28,7 @@ import (
 // with devices polling for updates and TUF metadata and owners
 // downloading, and breaks the cluster under them: MinIO away for 5 s,
 // then both replicas restarted one after the other while a builder's
-// long poll is held on each. No update check or metadata fetch may fail,
+// long poll is held on each; then a replica sheds update checks. No update check or metadata fetch may fail,
 // nginx may take no replica out of the rotation, the blob outage must
 // reach downloaders as 503 + Retry-After, and each replica must stop
 // within 3 s of SIGTERM (the bound the operator is promised; it stops in
@@ -175,6 +175,50 @@ func TestTheShippedNginxKeepsDevicesServedThroughABlobOutageAndARollingRestart(t
 		}
 		if down := proxy.markedDown(); len(down) > 0 {
 			t.Errorf("nginx took replicas out of the rotation:\n%s", strings.Join(down, "\n"))
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("load shedding reaches devices as 503 with Retry-After and takes no replica out", func(t *testing.T) {
+		// A replica that sheds every update check beyond the first at once,
+		// behind an nginx of its own (both upstream slots point at it).
+		shedding := testenv.Serve(t, testenv.ServeOptions{
+			Args: []string{
+				"--database", dsn, "--blobs", c.minio.URL(bucket), "--keys", keys,
+				"--local-builders", "0", "--replica-id", "replica-shedding", "--scrub-every", "0",
+				"--max-update-load", "1",
+			},
+			Env: []string{"AWS_ACCESS_KEY_ID=" + c.minio.AccessKey, "AWS_SECRET_ACCESS_KEY=" + c.minio.SecretKey},
+		})
+		shed := startNginx(t, []string{shedding.Addr, shedding.Addr})
+		check := shed.URL + "/v1/devices/updates?version=0&channel=stable&id=" + url.QueryEscape(deviceID)
+		tl := &tally{what: "update checks", byStatus: map[string]int{}, ok: func(c int) bool { return c == 204 || c == 503 }}
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				for range 60 {
+					resp, err := c.client.Get(check)
+					if err != nil {
+						tl.add("error", false)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					tl.add(fmt.Sprint(resp.StatusCode), resp.Header.Get("Retry-After") != "")
+				}
+			})
+		}
+		wg.Wait()
+		t.Logf("under shedding: %s, %d 503s with Retry-After", tl, tl.retryAfter)
+		if n := tl.failed(); n != 0 || tl.retryAfter != tl.byStatus["503"] {
+			t.Errorf("%d answers were neither 204 nor 503, %d of %d 503s carried Retry-After: %v", n, tl.retryAfter, tl.byStatus["503"], tl.byStatus)
+		} else if tl.byStatus["503"] == 0 {
+			t.Errorf("no update check was shed (%s): the test did not load the replica", tl)
+		}
+		if down := shed.markedDown(); len(down) > 0 {
+			t.Errorf("nginx took the shedding replica out of the rotation:\n%s", strings.Join(down, "\n"))
 		}
 	})
 	t.Logf("done in %s", time.Since(began).Round(time.Millisecond))
