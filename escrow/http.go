@@ -1,15 +1,18 @@
 package escrow
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 )
@@ -34,7 +37,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.DELETE("/deposits/:id", httpapi.Op{Summary: "Abandon an uncommitted upload (sealed deposits cannot be deleted)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpAbort)
 	v1.GET("/deposits/:id/events", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "A deposit's append-only event log (sealed: its vendor and admins)", Tag: tag}, s.httpEvents)
 	v1.PUT("/deposits/:id/files/*path", httpapi.Op{Summary: "Stream one file of an uploading deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag, MaxBody: -1}, s.httpPutFile)
-	v1.GET("/deposits/:id/files/*path", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "Download one file, digest-checked (sealed: its vendor and admins)", Tag: tag, Stream: true}, s.httpGetFile)
+	v1.GET("/deposits/:id/files/*path", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "Download one file, digest-checked, resumable with Range (sealed: its vendor and admins)", Tag: tag, Stream: true}, s.httpGetFile)
 	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpUpload)
 	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpCommit)
 	v1.GET("/deposits/:id/receipt", httpapi.Op{Summary: "The signed receipt of a committed deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpReceipt)
@@ -123,28 +126,76 @@ func (s *Service) httpGetFile(c *gin.Context) error {
 	}
 	defer f.Close()
 	h := c.Writer.Header()
+	// A first read that fails (the blob store away) is still an API error
+	// with its status and Retry-After, not a 200 cut short.
+	body := bufio.NewReaderSize(f, 64<<10)
+	if _, err := body.Peek(1); err != nil && err != io.EOF {
+		return err
+	}
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
 	h.Set(SHA256Header, f.SHA256)
 	h.Set("X-Afterlife-Kind", string(f.Kind))
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", lastElem(f.Path)))
+	// The digest is the ETag, so a download cut short resumes with Range
+	// and If-Range (curl -C -, the device client) and never splices two
+	// different contents.
+	h.Set("ETag", `"`+f.SHA256+`"`)
 	if !f.Released {
 		h.Set("Cache-Control", "private, no-store")
 	}
-	c.Status(http.StatusOK)
-	if _, err := io.Copy(c.Writer, f); err != nil {
-		if !c.Writer.Written() {
-			for _, k := range []string{"Content-Length", SHA256Header, "X-Afterlife-Kind", "Content-Disposition", "Content-Type"} {
-				h.Del(k)
-			}
-		} else {
-			// The body stops one byte short of Content-Length: the client
-			// sees a truncated transfer, never complete wrong content.
-			s.log.Error("escrow: download aborted", "deposit", c.Param("id"), "path", f.Path, "err", err)
-		}
-		return err
+	content := &forwardSeeker{r: body, size: f.Size}
+	http.ServeContent(c.Writer, c.Request, "", time.Time{}, content)
+	if content.err != nil {
+		// The body stops short of Content-Length (the digest check holds
+		// back the last byte): the client sees a truncated transfer,
+		// never complete wrong content, and resumes from what it has.
+		s.log.Error("escrow: download aborted", "deposit", c.Param("id"), "path", f.Path, "err", content.err)
 	}
 	return nil
+}
+
+// forwardSeeker lets http.ServeContent answer Range requests over a file
+// that can only be read forward (digest-checked, or decrypted on the fly):
+// seeking forward skips by reading, so a range that runs to the end still
+// has the whole file verified, and seeking back is refused.
+type forwardSeeker struct {
+	r    io.Reader
+	size int64
+	pos  int64 // where the next Read starts
+	read int64 // bytes consumed from r
+	err  error // the first read error other than EOF
+}
+
+func (f *forwardSeeker) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += f.pos
+	case io.SeekEnd:
+		offset += f.size
+	}
+	if offset < f.read {
+		return 0, errs.E(errs.Invalid, "escrow: a file download cannot seek back")
+	}
+	f.pos = offset
+	return offset, nil
+}
+
+func (f *forwardSeeker) Read(p []byte) (int, error) {
+	if f.read < f.pos {
+		n, err := io.CopyN(io.Discard, f.r, f.pos-f.read)
+		f.read += n
+		if err != nil {
+			f.err = err
+			return 0, err
+		}
+	}
+	n, err := f.r.Read(p)
+	f.read += int64(n)
+	f.pos = f.read
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
 
 func lastElem(p string) string {

@@ -302,3 +302,74 @@ func BenchmarkDepositUpload(b *testing.B) {
 		})
 	}
 }
+
+func TestADownloadCutShortResumesWithRange(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		srv := serve(t, e.svc)
+		big := strings.Repeat("0123456789abcdef", 20<<10) // 320 KiB: several reads
+		files := map[string]string{"fw/image.bin": big}
+		sealed, _ := e.deposit(t, acme, "demo-cam", "on=2099-01-01", files)
+		public, _ := e.deposit(t, acme, "other-cam", "immediate", files)
+		etag := `"` + hexSum([]byte(big)) + `"`
+		get := func(path, token string, header ...string) answer {
+			req, err := http.NewRequest("GET", srv.URL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			for i := 0; i+1 < len(header); i += 2 {
+				req.Header.Set(header[i], header[i+1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return answer{resp.StatusCode, resp.Header, string(b)}
+		}
+		for _, tc := range []struct {
+			name, path, token string
+		}{
+			{"a released file", "/v1/deposits/" + public.ID + "/files/fw/image.bin", ""},
+			{"a sealed file, decrypted for its vendor", "/v1/deposits/" + sealed.ID + "/files/fw/image.bin", "acme"},
+		} {
+			t.Run(tc.name+" resumes from where the first try stopped", func(t *testing.T) {
+				whole := get(tc.path, tc.token)
+				if whole.status != 200 || whole.body != big || whole.header.Get("ETag") != etag || whole.header.Get("Accept-Ranges") != "bytes" {
+					t.Fatalf("whole download: %d, %d bytes, ETag %q, Accept-Ranges %q", whole.status, len(whole.body), whole.header.Get("ETag"), whole.header.Get("Accept-Ranges"))
+				}
+				have := 100_003
+				rest := get(tc.path, tc.token, "Range", fmt.Sprintf("bytes=%d-", have), "If-Range", etag)
+				if rest.status != 206 || big[:have]+rest.body != big {
+					t.Fatalf("resumed download: %d, %d bytes; want 206 and the rest of the file", rest.status, len(rest.body))
+				}
+				if want := fmt.Sprintf("bytes %d-%d/%d", have, len(big)-1, len(big)); rest.header.Get("Content-Range") != want {
+					t.Errorf("Content-Range %q; want %q", rest.header.Get("Content-Range"), want)
+				}
+				mid := get(tc.path, tc.token, "Range", "bytes=16-31")
+				if mid.status != 206 || mid.body != big[16:32] {
+					t.Errorf("a middle range: %d %q; want 206 %q", mid.status, mid.body, big[16:32])
+				}
+			})
+			t.Run(tc.name+" is sent whole when it changed since the first try", func(t *testing.T) {
+				a := get(tc.path, tc.token, "Range", "bytes=100-", "If-Range", `"another-digest"`)
+				if a.status != 200 || a.body != big {
+					t.Fatalf("%d, %d bytes; want 200 and the whole file", a.status, len(a.body))
+				}
+			})
+			t.Run(tc.name+" answers 416 past its end", func(t *testing.T) {
+				if a := get(tc.path, tc.token, "Range", fmt.Sprintf("bytes=%d-", len(big)+10)); a.status != 416 {
+					t.Fatalf("%d; want 416", a.status)
+				}
+			})
+		}
+		t.Run("a range leaves a sealed file hidden from others", func(t *testing.T) {
+			if a := get("/v1/deposits/"+sealed.ID+"/files/fw/image.bin", "", "Range", "bytes=0-"); a.status != 404 {
+				t.Fatalf("anonymous range read of a sealed file: %d", a.status)
+			}
+		})
+	})
+}

@@ -113,6 +113,9 @@ type Service struct {
 	wake   notifier
 	bg     sync.WaitGroup
 	closed chan struct{}
+	// draining closes when the replica stops: waiting Nexts end at once.
+	draining  chan struct{}
+	drainOnce sync.Once
 
 	expiries  prometheus.Counter
 	verdicts  *prometheus.CounterVec
@@ -161,7 +164,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err := o.DB.Migrate(ctx, "farm", sub); err != nil {
 		return nil, err
 	}
-	s := &Service{db: o.DB, store: o.Store, opts: o, now: o.Now, log: o.Logger, closed: make(chan struct{})}
+	s := &Service{db: o.DB, store: o.Store, opts: o, now: o.Now, log: o.Logger, closed: make(chan struct{}), draining: make(chan struct{})}
 	s.wake.ch = make(chan struct{})
 	s.expiries = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "afterlife_farm_lease_expiries_total", Help: "Job leases that expired and went back to the queue (or failed).",
@@ -203,8 +206,17 @@ func (s *Service) LeaseTTL() time.Duration { return s.opts.LeaseTTL }
 // MaxWait is the longest Next waits.
 func (s *Service) MaxWait() time.Duration { return s.opts.MaxWait }
 
+// Drain ends every waiting Next at once with no job, and makes later
+// Nexts answer at once after one claim attempt: a stopping replica must
+// not hold builders' long polls until its grace period runs out, so they
+// poll again through the load balancer and reach a replica that stays.
+func (s *Service) Drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
+}
+
 // Close waits for background work (diffoscope reports) to end.
 func (s *Service) Close() {
+	s.Drain()
 	select {
 	case <-s.closed:
 	default:

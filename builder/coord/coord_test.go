@@ -391,6 +391,44 @@ func TestALongPollWakesWhenABuildIsQueued(t *testing.T) {
 	})
 }
 
+func TestADrainingReplicaEndsItsLongPollsAtOnceWithNoJob(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFarm(t, d, coord.Options{Quorum: 1, Recheck: time.Hour})
+		ctx := context.Background()
+		a := register(t, f, "a", "alice", "amd64", busybox)
+		type answer struct {
+			job *builder.Job
+			err error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			j, err := f.svc.Next(ctx, a.b.ID, time.Minute)
+			got <- answer{j, err}
+		}()
+		// Whether the poll already waits or is about to, it must end at
+		// once, long before its minute is over.
+		select {
+		case a := <-got:
+			t.Fatalf("the long poll answered before the drain: %+v, %v", a.job, a.err)
+		default:
+		}
+		f.svc.Drain()
+		select {
+		case a := <-got:
+			if a.job != nil || a.err != nil {
+				t.Fatalf("the drained long poll answered %+v, %v; want no job and no error", a.job, a.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the long poll still waits 10s after Drain")
+		}
+		// A poll that arrives while draining does not wait either.
+		j, err := f.svc.Next(ctx, a.b.ID, time.Minute)
+		if j != nil || err != nil {
+			t.Fatalf("a poll during the drain answered %+v, %v; want no job and no error", j, err)
+		}
+	})
+}
+
 // Two coordinators (two replicas) on one database, many builders claiming
 // at once: no job is leased twice and no operator gets two jobs of a build.
 func TestConcurrentClaimsFromTwoReplicasNeverDoubleLease(t *testing.T) {

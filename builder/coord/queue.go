@@ -111,7 +111,8 @@ func uniq(xs []string) []string {
 // Next waits up to wait (capped at MaxWait) for a job builderID can run,
 // leases it and returns it; nil, nil when none came. It never busy-polls:
 // it sleeps until a job is queued or returned on this replica, or until
-// the periodic re-check for jobs queued on other replicas.
+// the periodic re-check for jobs queued on other replicas. Once the
+// replica drains (Drain) it answers at once.
 func (s *Service) Next(ctx context.Context, builderID string, wait time.Duration) (*builder.Job, error) {
 	if wait <= 0 || wait > s.opts.MaxWait {
 		wait = s.opts.MaxWait
@@ -139,6 +140,9 @@ func (s *Service) Next(ctx context.Context, builderID string, wait time.Duration
 		}
 		recheck := time.NewTimer(s.opts.Recheck)
 		select {
+		case <-s.draining:
+			recheck.Stop()
+			return nil, nil
 		case <-woken:
 		case <-recheck.C:
 		case <-deadline.C:
@@ -147,9 +151,6 @@ func (s *Service) Next(ctx context.Context, builderID string, wait time.Duration
 		case <-ctx.Done():
 			recheck.Stop()
 			return nil, ctx.Err()
-		case <-s.closed:
-			recheck.Stop()
-			return nil, nil
 		}
 		recheck.Stop()
 	}

@@ -134,7 +134,7 @@ func (c *Client) Extend(ctx context.Context, jobID string) (time.Time, error) {
 }
 
 // Fetch implements builder.Coordinator. Redirects to a presigned store URL
-// are followed.
+// are followed, and a transfer cut short resumes where it stopped.
 func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error) {
 	if _, err := blob.ParseDigest(string(d)); err != nil {
 		return nil, err
@@ -156,7 +156,9 @@ func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error
 		defer httpclient.Drain(resp)
 		return nil, httpclient.DecodeError(resp, http.MethodGet+" "+path)
 	}
-	return resp.Body, nil
+	// An input cut short (a replica restarting, the store away) resumes
+	// with Range; the agent checks every input's digest as it reads.
+	return httpclient.ResumingBody(c.hc, req, resp), nil
 }
 
 // Upload implements builder.Coordinator. When r is an io.Seeker (a file,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -129,26 +130,77 @@ func TestReadinessFollowsTheBackendsAndRecovers(t *testing.T) {
 		Args: []string{"--database", pg.CreateDB(t), "--blobs", mc.URL(bucket), "--local-builders", "0"},
 		Env:  []string{"AWS_ACCESS_KEY_ID=" + mc.AccessKey, "AWS_SECRET_ACCESS_KEY=" + mc.SecretKey},
 	})
-	ready := srv.URL + "/readyz"
+	type report struct {
+		Status string `json:"status"`
+		Checks map[string]struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		} `json:"checks"`
+	}
+	readyz := func() (int, report) {
+		var r report
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			return 0, r
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, r
+	}
 	for _, fault := range []struct {
 		name        string
 		stop, start func() error
+		check       string
+		// whether the replica stays ready: it still serves update checks
+		// and TUF metadata without the blob store.
+		ready  bool
+		status string
 	}{
-		{"the blob store", mc.Stop, mc.Start},
-		{"the database", pg.Stop, pg.Start},
+		{"the blob store", mc.Stop, mc.Start, "blobs", true, "degraded"},
+		{"the database", pg.Stop, pg.Start, "database", false, "unavailable"},
 	} {
 		t.Run("when "+fault.name+" goes away", func(t *testing.T) {
 			if err := fault.stop(); err != nil {
 				t.Fatal(err)
 			}
-			testenv.Eventually(t, 30*time.Second, answers(ready, http.StatusServiceUnavailable))
+			var last report
+			var code int
+			testenv.Eventually(t, 30*time.Second, func() error {
+				code, last = readyz()
+				if code == 0 || last.Checks[fault.check].OK {
+					return fmt.Errorf("readyz answered %d and reports %s ok (%+v)", code, fault.check, last.Checks)
+				}
+				return nil
+			})
+			if want := map[bool]int{true: 200, false: 503}[fault.ready]; code != want || last.Status != fault.status {
+				t.Errorf("readyz answered %d %q with %s away; want %d %q (%+v)", code, last.Status, fault.name, want, fault.status, last.Checks)
+			}
+			for name, c := range last.Checks {
+				if name != fault.check && !c.OK {
+					t.Errorf("readyz reports %s failing too: %s", name, c.Error)
+				}
+			}
+			if fault.ready {
+				if code := status(srv.URL + "/v1/devices/updates?id=usb:1d6b:0104&version=1.0.0"); code != 204 {
+					t.Errorf("an update check answered %d with %s away; want 204", code, fault.name)
+				}
+				if code := status(srv.URL + "/tuf/timestamp.json"); code != 200 {
+					t.Errorf("TUF timestamp.json answered %d with %s away; want 200", code, fault.name)
+				}
+			}
 			if status(srv.URL+"/healthz") != 200 {
 				t.Fatal("liveness failed while a backend was down; the process should stay up")
 			}
 			if err := fault.start(); err != nil {
 				t.Fatal(err)
 			}
-			testenv.Eventually(t, 60*time.Second, answers(ready, http.StatusOK)) // recovering by itself
+			testenv.Eventually(t, 60*time.Second, func() error { // recovering by itself
+				code, last = readyz()
+				if code != http.StatusOK || last.Status != "ready" {
+					return fmt.Errorf("readyz answered %d %q", code, last.Status)
+				}
+				return nil
+			})
 		})
 	}
 	if code := status(srv.URL + "/v1/products"); code != 200 {

@@ -26,6 +26,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/health"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 )
 
@@ -183,6 +184,10 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	stopBG() // local builders give their jobs back; loops stop
+	// Builders' long polls would hold the replica until their 30 s wait
+	// or the grace ran out: they end now with no job, and the builders
+	// poll again through the load balancer, reaching a replica that stays.
+	sys.parts.coord.Drain()
 	err = srv.Shutdown(shutCtx)
 	<-done
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -284,28 +289,31 @@ func (s *system) registerHealth(root *httpapi.Router) {
 	root.GET("/healthz", httpapi.Op{Public: true, Summary: "Liveness: the process is up", Tag: "meta"}, func(c *gin.Context) error {
 		return httpapi.JSON(c, http.StatusOK, gin.H{"status": "ok"})
 	})
-	root.GET("/readyz", httpapi.Op{Public: true, Summary: "Readiness: the database and the blob store answer", Tag: "meta"}, func(c *gin.Context) error {
-		ctx, cancel := context.WithTimeout(c, 2*time.Second)
-		defer cancel()
-		checks := gin.H{"database": "ok", "blobs": "ok"}
-		ready := true
-		if err := s.db.PingContext(ctx); err != nil {
-			checks["database"], ready = err.Error(), false
-		}
-		if err := s.blobs.Ping(ctx); err != nil {
-			checks["blobs"], ready = err.Error(), false
-		}
-		if !ready {
+	root.GET("/readyz", httpapi.Op{Public: true, Summary: "Readiness, dependency by dependency: 200 while update checks and TUF metadata can be served (the database answers), even with the blob store away; 503 otherwise", Tag: "meta"}, func(c *gin.Context) error {
+		rep := health.Run(c, 2*time.Second, s.readinessChecks())
+		if !rep.Ready() {
 			c.Header("Retry-After", "2")
-			return httpapi.JSON(c, http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+			return httpapi.JSON(c, http.StatusServiceUnavailable, rep)
 		}
-		return httpapi.JSON(c, http.StatusOK, gin.H{"status": "ready", "checks": checks})
+		return httpapi.JSON(c, http.StatusOK, rep)
 	})
 	metrics := promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})
 	root.GET("/metrics", httpapi.Op{Public: true, Summary: "Prometheus metrics", Tag: "meta"}, func(c *gin.Context) error {
 		metrics.ServeHTTP(c.Writer, c.Request)
 		return nil
 	})
+}
+
+// readinessChecks are the dependencies /readyz reports. Update checks are
+// answered from memory and TUF metadata from the database, so only the
+// database decides readiness: a replica that cannot reach the blob store
+// still serves devices, and taking every replica out of the load balancer
+// for a blob outage would turn it into a total outage.
+func (s *system) readinessChecks() []health.Check {
+	return []health.Check{
+		{Name: "database", Needed: true, Without: "TUF metadata and every API call but update checks", Ping: s.db.PingContext},
+		{Name: "blobs", Without: "downloads, deposits, recipe submissions and builders' uploads (answered 503 with Retry-After)", Ping: s.blobs.Ping},
+	}
 }
 
 // startBackground runs every part's periodic work until ctx ends; the
