@@ -234,16 +234,11 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 
 // Promote moves a testing release to stable.
 func (s *Service) Promote(ctx context.Context, who principal.Principal, id string) (Release, error) {
-	rel, err := s.Get(ctx, id)
+	rel, err := s.changeable(ctx, who, id)
 	if err != nil {
 		return Release{}, err
 	}
-	if err := s.mayRelease(ctx, who, rel.Product); err != nil {
-		return Release{}, err
-	}
 	switch {
-	case rel.Yanked:
-		return Release{}, errs.E(errs.Conflict, "release %s was yanked", id)
 	case rel.PulledBack:
 		return Release{}, errs.E(errs.Conflict, "release %s was pulled back after failed installs; publish a fixed version", id)
 	case rel.Held:

@@ -307,6 +307,19 @@ func (s *Service) reviewable(ctx context.Context, who principal.Principal, id, r
 	if r := strings.TrimSpace(reason); r == "" || len(r) > 2000 {
 		return Release{}, errs.E(errs.Invalid, "a review needs a reason of 1 to 2000 bytes")
 	}
+	rel, err := s.changeable(ctx, who, id)
+	if err != nil {
+		return Release{}, err
+	}
+	if rel.PulledBack {
+		return Release{}, errs.E(errs.Conflict, "release %s is already pulled back", id)
+	}
+	return rel, nil
+}
+
+// changeable loads release id for a change by who: who may change the
+// product's releases, and a yanked release changes no more.
+func (s *Service) changeable(ctx context.Context, who principal.Principal, id string) (Release, error) {
 	rel, err := s.Get(ctx, id)
 	if err != nil {
 		return Release{}, err
@@ -314,11 +327,8 @@ func (s *Service) reviewable(ctx context.Context, who principal.Principal, id, r
 	if err := s.mayRelease(ctx, who, rel.Product); err != nil {
 		return Release{}, err
 	}
-	switch {
-	case rel.Yanked:
+	if rel.Yanked {
 		return Release{}, errs.E(errs.Conflict, "release %s was yanked", id)
-	case rel.PulledBack:
-		return Release{}, errs.E(errs.Conflict, "release %s is already pulled back", id)
 	}
 	return rel, nil
 }
