@@ -17,13 +17,10 @@ func TestDistBuildsTheSameBytesInAnyDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := exec.Command("git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard").Output()
-	if err != nil {
-		t.Fatalf("git ls-files: %v", err)
-	}
+	files := sourceFiles(t, root)
 	sums := make([][]byte, 2)
 	for i, dir := range []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "second", "copy")} {
-		copyFiles(t, root, dir, strings.Split(strings.TrimSpace(string(files)), "\n"))
+		copyFiles(t, root, dir, files)
 		cmd := exec.Command("scripts/dist.sh")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "VERSION=v0.0.0-test", "TARGETS=linux/arm64", "DIST="+filepath.Join(dir, "dist"))
@@ -63,4 +60,32 @@ func copyFiles(t *testing.T, from, to string, files []string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// sourceFiles lists the source tree: what git tracks (and would track), or,
+// in a copy without .git, every file outside the build outputs and data.
+func sourceFiles(t *testing.T, root string) []string {
+	t.Helper()
+	if out, err := exec.Command("git", "-C", root, "ls-files", "--cached", "--others", "--exclude-standard").Output(); err == nil {
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	skip := map[string]bool{".git": true, "bin": true, "data": true, "dist": true, "test-artifacts": true, "device": true}
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() && skip[rel] {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() && !strings.HasSuffix(rel, ".test") {
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list the source tree: %v", err)
+	}
+	return files
 }
