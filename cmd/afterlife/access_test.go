@@ -10,9 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,12 +21,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/spf13/pflag"
 
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
-	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
@@ -221,24 +217,7 @@ func TestEveryRouteAnswersOnlyWhomItDeclares(t *testing.T) {
 // declaredRoutes wires the server in process, as serve does, and returns
 // its declarations after checking that every route gin serves has one.
 func declaredRoutes(t *testing.T) []httpapi.Declaration {
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	config.AddServeFlags(fs)
-	if err := fs.Parse([]string{"--data", t.TempDir(), "--local-builders", "0"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadServe(fs, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	sys, err := openSystem(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.close()
-	if err := sys.wire(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sys := wiredSystem(t)
 	decls := sys.api.Declarations()
 	find := func(method, path string) *httpapi.Declaration {
 		for i := range decls {

@@ -17,24 +17,7 @@ import (
 // process and checks that each API route it registers is documented.
 // A route mounted on gin directly, past httpapi.Router, fails here.
 func TestEveryAPIRouteIsInTheOpenAPIDocument(t *testing.T) {
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	config.AddServeFlags(fs)
-	if err := fs.Parse([]string{"--data", t.TempDir(), "--local-builders", "0"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadServe(fs, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	sys, err := openSystem(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.close()
-	if err := sys.wire(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sys := wiredSystem(t)
 	paths := sys.api.OpenAPI()["paths"].(map[string]any)
 	checked := 0
 	for _, r := range sys.api.Engine().Routes() {
@@ -50,4 +33,29 @@ func TestEveryAPIRouteIsInTheOpenAPIDocument(t *testing.T) {
 	if checked < 40 {
 		t.Fatalf("only %d API routes found; the wiring looks incomplete", checked)
 	}
+}
+
+// wiredSystem wires the whole server in process, as serve does (SQLite
+// under a temporary data dir, no local builders), without listening.
+func wiredSystem(t *testing.T) *system {
+	t.Helper()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	config.AddServeFlags(fs)
+	if err := fs.Parse([]string{"--data", t.TempDir(), "--local-builders", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadServe(fs, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sys, err := openSystem(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sys.close)
+	if err := sys.wire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return sys
 }

@@ -366,13 +366,12 @@ func (l *load) count() int { return l.updates.total() }
 // waitFor waits until n update checks were answered.
 func (l *load) waitFor(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for l.count() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d update checks in 30 s: %s", l.count(), l)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if l.count() < n {
+			return fmt.Errorf("only %d of %d update checks so far: %s", l.count(), n, l)
 		}
-		<-time.After(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (l *load) stop() *load {

@@ -126,23 +126,25 @@ func startNginx(t *testing.T, backends []string) *nginxProxy {
 	go func() { done <- cmd.Wait(); logf.Close() }()
 	p.stopping = cancel
 	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
-			c.Close()
-			break
-		}
+	exited := func() error {
 		select {
 		case err := <-done:
 			out, _ := os.ReadFile(filepath.Join(dir, "nginx.out"))
-			t.Fatalf("nginx exited: %v\n%s\n%s", err, out, p.errorLog())
+			return testenv.GiveUp(fmt.Errorf("nginx exited: %v\n%s\n%s", err, out, p.errorLog()))
 		default:
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s after 15s\n%s", listen, p.errorLog())
-		}
-		<-time.After(50 * time.Millisecond)
 	}
+	testenv.Eventually(t, 15*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err != nil {
+			if gone := exited(); gone != nil {
+				return gone
+			}
+			return fmt.Errorf("nginx does not listen on %s: %v\n%s", listen, err, p.errorLog())
+		}
+		return c.Close()
+	})
 	return p
 }
 
