@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -120,6 +121,7 @@ func OpenWith(ctx context.Context, store Store, keyDir string, o Options) (*Repo
 		if err := r.initialise(ctx); err != nil {
 			return nil, err
 		}
+		r.warnSingleKey(ctx)
 		return r, nil
 	case err != nil:
 		return nil, fmt.Errorf("tuf: open: %w", err)
@@ -132,11 +134,27 @@ func OpenWith(ctx context.Context, store Store, keyDir string, o Options) (*Repo
 		if err := settleRotation(keyDir, role, listedIn(st.root, role)); err != nil {
 			return nil, err
 		}
+		if err := settleProposed(keyDir, role, st.root); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.syncKeys(st); err != nil {
 		return nil, err
 	}
+	r.warnSingleKey(ctx)
 	return r, nil
+}
+
+// warnSingleKey says loudly, once per start, that one key the server holds
+// can replace the whole root: fine for trying things out, not a registry
+// that must outlive its operator.
+func (r *Repo) warnSingleKey(ctx context.Context) {
+	c, err := r.Custody(ctx)
+	if err != nil || !c.SingleKey() {
+		return
+	}
+	r.o.Logger.Warn("TUF ROOT HELD BY ONE KEY ON THIS SERVER: whoever holds root.key can replace every key devices trust, and nobody can carry the registry on without it; move to a threshold of custodians' offline keys (docs/tuf.md, \"A root held by custodians\")",
+		"root_version", c.Version, "root_key", filepath.Join(r.keyDir, metadata.ROOT+".key"))
 }
 
 // state is the repository as the store holds it now.
@@ -215,6 +233,9 @@ func (r *Repo) syncKeys(st *state) error {
 			continue
 		}
 		if err := settleRotation(r.keyDir, role, listed); err != nil {
+			return err
+		}
+		if err := settleProposed(r.keyDir, role, st.root); err != nil {
 			return err
 		}
 		k, err := readKey(keyPath(r.keyDir, role))
