@@ -616,6 +616,8 @@ func (f *accessFixture) body(d httpapi.Declaration) ([]byte, string) {
 		return js(map[string]int{"wait_ms": 1})
 	case "POST /v1/admin/keys/rotate":
 		return js(map[string]string{"role": "none"})
+	case "POST /v1/admin/root":
+		return js(map[string]any{"root": map[string]any{}})
 	case "POST /login":
 		return []byte("token=" + f.byKey["vendor-acme"].token), "application/x-www-form-urlencoded"
 	}

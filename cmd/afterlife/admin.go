@@ -11,6 +11,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/auth"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/tuf/rootcli"
 )
 
 func newAdminCmd() *cobra.Command {
@@ -169,7 +170,7 @@ for nothing, until this command binds them.`,
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	cmd.AddCommand(token, orgCmd, whoami, newDeviceIDsCmd(&cf), newKeysCmd(&cf), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
+	cmd.AddCommand(token, orgCmd, whoami, newDeviceIDsCmd(&cf), newKeysCmd(&cf), rootcli.New(cf.call, time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
 	return cmd
 }
 
