@@ -152,12 +152,12 @@ func (r *Repo) PublishRoot(ctx context.Context, data []byte) (int64, error) {
 		return 0, err
 	}
 	if err := st.root.VerifyDelegate(metadata.ROOT, root); err != nil {
-		return 0, errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of the %d keys of the current root version %d",
-			next, st.root.Signed.Roles[metadata.ROOT].Threshold, len(st.root.Signed.Roles[metadata.ROOT].KeyIDs), cur)
+		return 0, errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of the %d keys of the current root version %d: it has %d valid signatures of them",
+			next, st.root.Signed.Roles[metadata.ROOT].Threshold, len(st.root.Signed.Roles[metadata.ROOT].KeyIDs), cur, validRootSignatures(st.root, root))
 	}
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
-		return 0, errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of its own %d root keys",
-			next, root.Signed.Roles[metadata.ROOT].Threshold, len(root.Signed.Roles[metadata.ROOT].KeyIDs))
+		return 0, errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of its own %d root keys: it has %d valid signatures of them",
+			next, root.Signed.Roles[metadata.ROOT].Threshold, len(root.Signed.Roles[metadata.ROOT].KeyIDs), validRootSignatures(root, root))
 	}
 	newKeys := map[string]*roleKey{}
 	proposed := map[string]string{}
@@ -192,6 +192,21 @@ func (r *Repo) PublishRoot(ctx context.Context, data []byte) (int64, error) {
 	rl := root.Signed.Roles[metadata.ROOT]
 	r.o.Logger.Info("tuf root published", "root_version", next, "threshold", rl.Threshold, "root_keys", len(rl.KeyIDs), "online_keys_changed", len(newKeys))
 	return next, nil
+}
+
+// validRootSignatures counts the root keys of by whose signature root
+// verifies, each key once, for a refusal that says how far it got. It
+// asks go-tuf one key at a time (a threshold of 1).
+func validRootSignatures(by, root *metadata.Metadata[metadata.RootType]) int {
+	n := 0
+	for _, id := range by.Signed.Roles[metadata.ROOT].KeyIDs {
+		one := *by
+		one.Signed.Roles = map[string]*metadata.Role{metadata.ROOT: {KeyIDs: []string{id}, Threshold: 1}}
+		if one.VerifyDelegate(metadata.ROOT, root) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // checkRootRole refuses a root role no threshold can meet.

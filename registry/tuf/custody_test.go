@@ -131,7 +131,7 @@ func TestARootProposalWithoutEnoughSignaturesIsRefused(t *testing.T) {
 		want     errs.Kind
 		says     string
 	}{
-		{"one signature of the two the new root needs", sign(t, sign(t, proposal, oldRoot), files[0]), errs.Invalid, "not signed by 2 of its own 3 root keys"},
+		{"one signature of the two the new root needs", sign(t, sign(t, proposal, oldRoot), files[0]), errs.Invalid, "not signed by 2 of its own 3 root keys: it has 1 valid signatures"},
 		{"custodians' signatures without the current root's", sign(t, sign(t, proposal, files[0]), files[1]), errs.Invalid, "not signed by 1 of the 1 keys of the current root version 1"},
 		{"a signature twice by one custodian", sign(t, sign(t, sign(t, proposal, oldRoot), files[0]), files[0]), errs.Invalid, "not signed by 2"},
 		{"a version that is not the next", sign(t, sign(t, sign(t, stale, oldRoot), files[0]), files[1]), errs.Conflict, "propose version 2"},
