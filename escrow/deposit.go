@@ -1,6 +1,7 @@
 package escrow
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -76,6 +77,9 @@ func (s *Service) Create(ctx context.Context, p principal.Principal, req CreateR
 	if err != nil {
 		return Deposit{}, err
 	}
+	if err := s.checkHandoverEntry(entries); err != nil {
+		return Deposit{}, err
+	}
 	files, size := manifest.Totals(entries)
 	now := s.now()
 	d := Deposit{
@@ -139,7 +143,8 @@ func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path s
 	if err := manifest.ValidatePath(path); err != nil {
 		return FileState{}, err
 	}
-	if _, err := s.uploadable(ctx, p, id); err != nil {
+	d, err := s.uploadable(ctx, p, id)
+	if err != nil {
 		return FileState{}, err
 	}
 	f, err := s.file(ctx, id, path)
@@ -152,6 +157,15 @@ func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path s
 	st := FileState{Path: path, Size: f.Size, Done: true}
 	if f.Uploaded {
 		return st, nil
+	}
+	var handover *Handover
+	if path == wire.HandoverFile && s.handover != nil {
+		// The statement is small and checked before it is stored.
+		buf, h, err := s.readHandover(ctx, d, body, f.Entry)
+		if err != nil {
+			return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, path, err)
+		}
+		body, handover = bytes.NewReader(buf), &h
 	}
 	info, err := s.sealStream(ctx, body, f.Entry)
 	if err != nil {
@@ -172,6 +186,11 @@ func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path s
 			return nil
 		}
 		stored = true
+		if handover != nil {
+			if err := s.recordHandover(ctx, tx, *handover); err != nil {
+				return err
+			}
+		}
 		return s.trackBlob(ctx, tx, info, "cipher", now)
 	})
 	if err != nil || !stored {
@@ -267,7 +286,14 @@ func (s *Service) Commit(ctx context.Context, p principal.Principal, id string) 
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil // committed concurrently: the stored receipt is the answer
 		}
-		return s.appendEvent(ctx, tx, id, now, p.Actor(), "sealed", "", "manifest "+d.ManifestDigest)
+		if err := s.appendEvent(ctx, tx, id, now, p.Actor(), "sealed", "", "manifest "+d.ManifestDigest); err != nil {
+			return err
+		}
+		claimed, err := s.claimHandover(ctx, tx, id, now)
+		if err != nil || !claimed {
+			return err
+		}
+		return s.appendEvent(ctx, tx, id, now, p.Actor(), "handover-claimed", "", "")
 	})
 	if err != nil {
 		return receipt.Signed{}, fmt.Errorf("escrow: commit %s: %w", id, err)
@@ -367,6 +393,9 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 		}
 		dropped = true
 		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_files WHERE deposit = ?`), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_handovers WHERE deposit = ?`), id); err != nil {
 			return err
 		}
 		for _, f := range fs {

@@ -74,6 +74,9 @@ type Options struct {
 	// Artifacts, when set, lists the release artifacts in the same blob
 	// store, which the scrub then checks as well.
 	Artifacts ReleaseArtifacts
+	// Handover checks the handover statements deposits carry (the file
+	// wire.HandoverFile); without it such a deposit is refused.
+	Handover HandoverChecks
 	// AfterRelease are the parts told of every release, by a name that is
 	// stored with each pending delivery (keep it stable). Each notice is
 	// delivered at release and, until it succeeds, by the Outbox worker.
@@ -108,6 +111,7 @@ type Service struct {
 	baseURL   string
 	metrics   Metrics
 	artifacts ReleaseArtifacts
+	handover  HandoverChecks
 
 	afterRelease map[string]AfterRelease
 	consumers    []string // afterRelease's names, sorted
@@ -134,7 +138,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		db: o.DB, blobs: o.Blobs, products: o.Products, identity: o.Identity,
 		recipient: o.Identity.Recipient(), key: o.ReceiptKey, log: o.Logger, now: o.Now,
 		limits: o.Limits, retention: o.Retention, uploadTTL: o.UploadTTL,
-		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics, artifacts: o.Artifacts,
+		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics, artifacts: o.Artifacts, handover: o.Handover,
 		afterRelease: o.AfterRelease, consumers: consumerNames(o.AfterRelease),
 		backoff: o.OutboxBackoff, claimTTL: o.OutboxClaim,
 	}

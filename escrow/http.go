@@ -41,6 +41,8 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpUpload)
 	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpCommit)
 	v1.GET("/deposits/:id/receipt", httpapi.Op{Summary: "The signed receipt of a committed deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpReceipt)
+	v1.GET("/deposits/:id/handover", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "The handover statement a deposit carries: what it claims and its state (sealed: its vendor and admins)", Tag: tag}, s.httpHandover)
+	v1.POST("/deposits/:id/handover/revoke", httpapi.Op{Summary: "Revoke a sealed deposit's handover statement: its device ids are free again, it never takes effect", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpRevokeHandover)
 	v1.POST("/deposits/:id/approvals", httpapi.Op{Summary: "A trustee's signed approval of a quorum release", Roles: []principal.Role{principal.Trustee}, Scope: httpapi.NamedTrustee, Sealed: &httpapi.Sealed{NamedTrustee: true}, Tag: tag}, s.httpApprove)
 	v1.POST("/vendors/:org/checkin", httpapi.Op{Summary: "Check in: the vendor is alive (postpones dead-man releases)", Roles: vendor, Scope: own, Tag: tag}, s.httpCheckin)
 	v1.GET("/vendors/:org/checkin", httpapi.Op{Summary: "When the vendor last checked in", Roles: vendor, Scope: own, Tag: tag}, s.httpLastCheckin)
@@ -219,6 +221,22 @@ func (s *Service) httpCommit(c *gin.Context) error {
 		return err
 	}
 	return httpapi.JSON(c, http.StatusOK, r)
+}
+
+func (s *Service) httpHandover(c *gin.Context) error {
+	h, err := s.HandoverOf(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, h)
+}
+
+func (s *Service) httpRevokeHandover(c *gin.Context) error {
+	h, err := s.RevokeHandover(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, h)
 }
 
 func (s *Service) httpReceipt(c *gin.Context) error {

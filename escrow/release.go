@@ -28,7 +28,7 @@ type Event struct {
 	Deposit string    `json:"deposit"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor"`
-	Kind    string    `json:"kind"` // created, sealed, approved, released, aborted, abandoned
+	Kind    string    `json:"kind"` // created, sealed, handover-claimed, handover-revoked, approved, released, aborted, abandoned
 	Policy  string    `json:"policy,omitempty"`
 	Details string    `json:"details,omitempty"`
 }

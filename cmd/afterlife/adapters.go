@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/handover"
 )
 
 // The adapters below connect one part to the small interface another part
@@ -24,6 +27,44 @@ func (a escrowProducts) Vendor(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	return p.Vendor, nil
+}
+
+// escrowHandover checks deposits' handover statements with the registry's
+// format (registry/handover), root versions and device ids.
+type escrowHandover struct{ p *parts }
+
+func (a escrowHandover) Verify(ctx context.Context, envelope []byte, at time.Time) (escrow.HandoverStatement, error) {
+	v, err := handover.VerifyDeclaredKey(ctx, envelope, at)
+	if err != nil {
+		return escrow.HandoverStatement{}, err
+	}
+	ids := make([]string, 0, len(v.Predicate.DeviceIDs))
+	for _, id := range v.Predicate.DeviceIDs {
+		n, err := handover.NormalizeDeviceID(id)
+		if err != nil {
+			return escrow.HandoverStatement{}, err
+		}
+		ids = append(ids, n)
+	}
+	return escrow.HandoverStatement{
+		Product: v.Predicate.Product, DeviceIDs: ids, VendorKey: v.Predicate.VendorKey.Fingerprint,
+		RootName: v.Root.Name, RootSHA256: v.Root.SHA256, EnvelopeSHA256: v.EnvelopeSHA256,
+	}, nil
+}
+
+func (a escrowHandover) RootVersion(ctx context.Context, sha256 string) (int64, error) {
+	if a.p.tuf == nil {
+		return 0, errs.E(errs.Unavailable, "the TUF repository is not open yet")
+	}
+	return a.p.tuf.RootVersion(ctx, sha256)
+}
+
+func (a escrowHandover) DeviceIDs(ctx context.Context, product string) ([]string, error) {
+	p, err := a.p.catalog.Get(ctx, product)
+	if err != nil {
+		return nil, err
+	}
+	return p.DeviceIDs, nil
 }
 
 // handOver moves a released deposit's product to handed-over. The escrow

@@ -59,6 +59,7 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 		Limits:    manifest.Limits{MaxFileSize: s.cfg.MaxFileSize, MaxDepositSize: s.cfg.MaxDepositSize},
 		Metrics:   escrowMetrics(s.metrics),
 		Artifacts: releaseArtifacts{&p},
+		Handover:  escrowHandover{&p},
 		// Told of every release, through escrow's outbox, until they
 		// have heard it.
 		AfterRelease: map[string]escrow.AfterRelease{"hand-over": handOver{p.catalog}},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/escrow/client"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 )
@@ -106,6 +107,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 	deposit.Flags().StringVar(&opts.Product, "product", "", "product id (required)")
 	deposit.Flags().StringVar(&opts.Policy, "policy", "", "release policy, required: "+client.PolicyChoices)
 	deposit.Flags().StringVar(&opts.KindsFile, "kinds", "", "YAML file mapping paths to kinds, overriding the inferred ones")
+	deposit.Flags().StringVar(&opts.Handover, "handover", "", "a signed handover statement (afterlife vendor handover sign) the deposit carries as "+wire.HandoverFile)
 	deposit.Flags().StringVar(&opts.StateFile, "state", "", "resume state file (default: one per product in the user cache dir)")
 	deposit.Flags().StringVar(&opts.ReceiptFile, "receipt", "", "where to write the receipt (default DEPOSIT.receipt.json)")
 	_ = deposit.MarkFlagRequired("product")
@@ -168,7 +170,7 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(product, deposit, checkin, verify, receiptKey)
+	cmd.AddCommand(product, deposit, checkin, verify, receiptKey, newVendorHandoverCmd(&cf))
 	return cmd
 }
 

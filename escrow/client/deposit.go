@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -33,6 +35,9 @@ type DepositOptions struct {
 	Paths   []string // files and directories
 	// KindsFile, when set, overrides inferred kinds (see LoadKinds).
 	KindsFile string
+	// Handover, when set, is a signed handover statement file the deposit
+	// carries at wire.HandoverFile (docs/handover.md).
+	Handover string
 	// StateFile remembers an unfinished deposit so that a re-run resumes
 	// it (default DefaultStateFile(Product)). It is removed on success.
 	StateFile string
@@ -110,6 +115,9 @@ func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, 
 	}
 	files, err := Scan(o.Paths, kinds)
 	if err != nil {
+		return res, err
+	}
+	if files, err = withHandover(files, o.Handover); err != nil {
 		return res, err
 	}
 	var total int64
@@ -391,4 +399,40 @@ func human(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// withHandover adds the handover statement file at wire.HandoverFile.
+func withHandover(files []LocalFile, path string) ([]LocalFile, error) {
+	if path == "" {
+		return files, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "handover statement %s", path)
+	}
+	if !st.Mode().IsRegular() || st.Size() > wire.MaxHandoverSize {
+		return nil, errs.E(errs.Invalid, "handover statement %s: want a file of at most %d bytes", path, wire.MaxHandoverSize)
+	}
+	for _, f := range files {
+		if f.Path == wire.HandoverFile {
+			return nil, errs.E(errs.Invalid, "the deposit already holds %s (from %s); give the statement once", wire.HandoverFile, f.Source)
+		}
+	}
+	files = append(files, LocalFile{Entry: manifest.Entry{Path: wire.HandoverFile, Size: st.Size(), Kind: manifest.InferKind(wire.HandoverFile)}, Source: path})
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
+}
+
+// RevokeHandover withdraws a sealed deposit's handover statement.
+func (c *Client) RevokeHandover(ctx context.Context, depositID string) (wire.Handover, error) {
+	var h wire.Handover
+	err := c.call(ctx, http.MethodPost, "/v1/deposits/"+url.PathEscape(depositID)+"/handover/revoke", struct{}{}, &h)
+	return h, err
+}
+
+// Handover returns what a deposit's handover statement claims, and its state.
+func (c *Client) Handover(ctx context.Context, depositID string) (wire.Handover, error) {
+	var h wire.Handover
+	err := c.call(ctx, http.MethodGet, "/v1/deposits/"+url.PathEscape(depositID)+"/handover", nil, &h)
+	return h, err
 }

@@ -10,6 +10,30 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 )
 
+// HandoverFile is the path at which a deposit carries its handover
+// statement (a DSSE envelope, docs/handover.md): the escrow checks it at
+// upload, seals it with the rest and releases it with the deposit.
+const HandoverFile = "afterlife-handover.dsse.json"
+
+// MaxHandoverSize bounds the handover file.
+const MaxHandoverSize = 256 << 10
+
+// Handover is a deposit's handover statement as the API shows it.
+type Handover struct {
+	Deposit     string   `json:"deposit"`
+	Product     string   `json:"product"`
+	State       string   `json:"state"` // none, checked, claimed, revoked
+	VendorKey   string   `json:"vendor_key"`
+	RootName    string   `json:"root_name"`
+	RootSHA256  string   `json:"root_sha256"`
+	RootVersion int64    `json:"root_version"`
+	DeviceIDs   []string `json:"device_ids"`
+	// EnvelopeSHA256 is the sha256 of the statement file.
+	EnvelopeSHA256 string    `json:"envelope_sha256"`
+	CheckedAt      time.Time `json:"checked_at"`
+	RevokedAt      time.Time `json:"revoked_at,omitzero"`
+}
+
 // State is where a deposit is in its life.
 type State string
 

@@ -74,7 +74,7 @@ func VerifyDeclaredKey(ctx context.Context, envelope []byte, at time.Time) (Veri
 	v, _, certs, err := verifyDeclared(ctx, envelope)
 	if err != nil {
 		if errs.Is(err, errs.Forbidden) {
-			return Verified{}, errs.Wrap(errs.Invalid, err, "handover statement refused")
+			return Verified{}, errs.Wrap(errs.Invalid, err, "%s", errs.Message(err))
 		}
 		return Verified{}, err
 	}
@@ -82,7 +82,7 @@ func VerifyDeclaredKey(ctx context.Context, envelope []byte, at time.Time) (Veri
 		pool := x509.NewCertPool()
 		pool.AddCert(certs[len(certs)-1])
 		if err := verifyChain(certs, pool, at); err != nil {
-			return Verified{}, errs.Wrap(errs.Invalid, err, "handover statement refused")
+			return Verified{}, errs.Wrap(errs.Invalid, err, "%s", errs.Message(err))
 		}
 	}
 	return v, nil

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -432,4 +434,25 @@ func (s RootSummary) String() string {
 	}
 	fmt.Fprintf(&b, "signatures: %d\n", len(s.SignedBy))
 	return b.String()
+}
+
+// RootVersion returns the version of the published root whose bytes hash
+// to sha256 (lower-case hex), or errs.NotFound: whether a handover
+// statement names one of this registry's roots.
+func (r *Repo) RootVersion(ctx context.Context, sha256Hex string) (int64, error) {
+	cur, err := getMeta[metadata.RootType](ctx, r.store, "root.json")
+	if err != nil {
+		return 0, err
+	}
+	for v := cur.Signed.Version; v >= 1; v-- {
+		b, err := r.store.GetMeta(ctx, fmt.Sprintf("%d.root.json", v))
+		if err != nil {
+			return 0, fmt.Errorf("tuf: root version %d: %w", v, err)
+		}
+		sum := sha256.Sum256(b)
+		if hex.EncodeToString(sum[:]) == sha256Hex {
+			return v, nil
+		}
+	}
+	return 0, errs.E(errs.NotFound, "no root version of this registry has sha256 %s", sha256Hex)
 }
