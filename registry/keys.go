@@ -10,6 +10,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/principal"
+	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
 
 // RotateKey replaces the signing key of a TUF role (root, targets,
@@ -62,6 +63,11 @@ func (s *Service) PublishRoot(ctx context.Context, who principal.Principal, root
 	}
 	s.log.Info("tuf root published", "root_version", version, "by", who.Actor())
 	return version, nil
+}
+
+// RootCustody says who holds the TUF root.
+func (s *Service) RootCustody(ctx context.Context) (tuf.Custody, error) {
+	return s.o.TUF.Custody(ctx)
 }
 
 func (s *Service) registerKeyRoutes(v1 *httpapi.Router) {

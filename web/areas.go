@@ -285,6 +285,7 @@ type adminData struct {
 	IsAdmin   bool
 	Builders  []BuilderRow
 	Scrubs    []ScrubRow
+	Root      RootCustody
 	Approvals []ApprovalRow
 	Tokens    []TokenRow
 	NewSecret string // shown once after creating a token
@@ -311,6 +312,9 @@ func (s *Site) adminData(c *gin.Context) (adminData, error) {
 	}
 	sort.Slice(d.Builders, func(i, j int) bool { return d.Builders[i].LastSeen.After(d.Builders[j].LastSeen) })
 	if d.Scrubs, err = s.deps.Admin.Scrubs(ctx); err != nil {
+		return d, err
+	}
+	if d.Root, err = s.deps.Admin.RootCustody(ctx); err != nil {
 		return d, err
 	}
 	if d.Tokens, err = s.deps.Admin.Tokens(ctx); err != nil {

@@ -345,6 +345,10 @@ func (a *fakeAdmin) Builders(context.Context) ([]web.BuilderRow, error) {
 	}, nil
 }
 
+func (a *fakeAdmin) RootCustody(context.Context) (web.RootCustody, error) {
+	return web.RootCustody{Version: 1, Threshold: 1, Keys: 1, SingleServerKey: true}, nil
+}
+
 func (a *fakeAdmin) Scrubs(context.Context) ([]web.ScrubRow, error) {
 	return []web.ScrubRow{{At: t0.Add(-time.Hour), Checked: 42, Bad: 0, Detail: "all blobs match their digests"}}, nil
 }

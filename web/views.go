@@ -72,6 +72,8 @@ type Admin interface {
 	Builders(ctx context.Context) ([]BuilderRow, error)
 	// Scrubs lists recent integrity scrub runs, newest first.
 	Scrubs(ctx context.Context) ([]ScrubRow, error)
+	// RootCustody says who holds the registry's TUF root.
+	RootCustody(ctx context.Context) (RootCustody, error)
 	// Approvals lists the quorum-policy deposits waiting for p's approval:
 	// all for an admin, those naming p for a trustee (approval state only).
 	Approvals(ctx context.Context, p principal.Principal) ([]ApprovalRow, error)
@@ -390,6 +392,16 @@ type BuilderRow struct {
 	LastSeen     time.Time
 	Capabilities []string
 	JobsDone     int
+}
+
+// RootCustody is who holds the registry's TUF root: a threshold of
+// custodians' keys, or the one key this server holds.
+type RootCustody struct {
+	Version   int64
+	Threshold int
+	Keys      int
+	// SingleServerKey: one key, on this server, can replace the root.
+	SingleServerKey bool
 }
 
 // ScrubRow is one integrity scrub run.

@@ -98,7 +98,7 @@ func TestPagesRender(t *testing.T) {
 		{"the vendor area shows products and the check-in button", vendorToken, "/vendor", 200, []string{"Vendor: acme", "Thermo 2", "check in", "Register a product"}},
 		{"the deposit form lists the vendor's products", vendorToken, "/vendor/deposits/new?product=acme-thermo-2", 200, []string{`value="acme-thermo-2" selected`, `<progress id="upload-progress"`}},
 		{"the maintainer area has the recipe form", maintainerToken, "/maintainer", 200, []string{"Submit a recipe", `<label for="repo">`}},
-		{"the admin area shows builders, scrubs, approvals and tokens", adminToken, "/admin", 200, []string{"op-alpha", "all blobs match", "dep_quorum", "acme-ci"}},
+		{"the admin area shows builders, scrubs, approvals and tokens", adminToken, "/admin", 200, []string{"op-alpha", "all blobs match", "dep_quorum", "acme-ci", "The TUF root is one key on this server"}},
 		{"a trustee sees approvals but not tokens", trusteeToken, "/admin", 200, []string{"Approve release of dep_quorum"}},
 		{"static files are served", "", "/static/site.css", 200, []string{"--fg"}},
 	}

@@ -34,6 +34,15 @@ func (a Admin) Builders(ctx context.Context) ([]web.BuilderRow, error) {
 	return out, nil
 }
 
+// RootCustody says who holds the TUF root.
+func (a Admin) RootCustody(ctx context.Context) (web.RootCustody, error) {
+	c, err := a.p.Registry.RootCustody(ctx)
+	if err != nil {
+		return web.RootCustody{}, err
+	}
+	return web.RootCustody{Version: c.Version, Threshold: c.Threshold, Keys: c.Keys, SingleServerKey: c.SingleKey()}, nil
+}
+
 // Scrubs lists recent integrity scrubs.
 func (a Admin) Scrubs(ctx context.Context) ([]web.ScrubRow, error) {
 	st, err := a.p.Escrow.ScrubStatus(ctx, summary)
