@@ -18,7 +18,7 @@ func newAdminCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Administer a server: tokens, organisations, keys, backups",
+		Short: "Administer a server: tokens, organisations, keys, the TUF root, backups",
 		Long: `Administer a running afterlife server over its API.
 
 The token defaults to ./data/admin.token, which serve writes on first start.`,

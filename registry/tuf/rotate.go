@@ -69,7 +69,7 @@ func (r *Repo) rotate(ctx context.Context, role string, mayPropose bool) ([]byte
 			why = "root.key is not in the key dir (kept offline)"
 		}
 		switch {
-		case role == metadata.ROOT && threshold > 1:
+		case role == metadata.ROOT && (threshold > 1 || rootKey == nil):
 			return nil, errs.E(errs.Invalid, "tuf: rotate root: %s; change the root's keys with afterlife admin root propose, sign and publish", why)
 		case role == metadata.ROOT || !mayPropose:
 			if rootKey != nil && !held && threshold <= 1 {
