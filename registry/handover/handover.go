@@ -37,10 +37,6 @@ const (
 	ScopeUpdates = "firmware-updates"
 	// MaxEnvelopeSize bounds an envelope any function here reads.
 	MaxEnvelopeSize = 256 << 10
-	// FileName is where a deposit carries its handover statement: a file
-	// at this path of the deposit's manifest is checked at deposit, sealed
-	// with the rest and released with it.
-	FileName = "afterlife-handover.dsse.json"
 
 	maxDeviceIDs   = 64
 	maxDeviceIDLen = 200
