@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/agent"
+	buildercli "github.com/afterlife-oss/afterlife/builder/cli"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
@@ -132,7 +132,7 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		a, err := agent.New(agent.Options{
 			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
 			WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
-			Toolchains: tcs, Extract: extractSource, Version: version, Logger: s.log.With("part", "builder"),
+			Toolchains: tcs, Extract: buildercli.ExtractSource, Version: version, Logger: s.log.With("part", "builder"),
 		})
 		if err != nil {
 			return err
@@ -167,10 +167,6 @@ func localBuilderToken(ctx context.Context, a *auth.Service, name string, i int)
 	}
 	_, t, err := a.CreateToken(ctx, auth.TokenSpec{Name: "builder " + name, Role: principal.Builder, Operator: operator})
 	return t.ID, err
-}
-
-func extractSource(r io.Reader, dir string) error {
-	return recipes.Extract(r, dir, recipes.ExtractLimits{})
 }
 
 // loadOrCreateSecret reads a 32-byte secret file, creating it on first start.

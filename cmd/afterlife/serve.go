@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,7 +24,6 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/db"
-	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/health"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 )
@@ -365,13 +363,4 @@ func ensureAdminToken(ctx context.Context, a *auth.Service, path string, ttl tim
 	log.Info("wrote the bootstrap admin token; make lasting admin tokens with it (afterlife admin token create --role admin) before it expires",
 		"token_file", path, "expires", expires)
 	return nil
-}
-
-// readTokenFile reads a token written by ensureAdminToken or by hand.
-func readTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", errs.Wrap(errs.Invalid, err, "token file")
-	}
-	return strings.TrimSpace(string(b)), nil
 }
