@@ -31,6 +31,10 @@ func TestSameJSONCatchesAViewThatDrifted(t *testing.T) {
 	type part struct {
 		ID string `json:"id"`
 	}
+	type required struct {
+		ID    string `json:"id"`
+		Count int    `json:"count"`
+	}
 	type renamed struct {
 		ID string `json:"ident"`
 	}
@@ -49,6 +53,7 @@ func TestSameJSONCatchesAViewThatDrifted(t *testing.T) {
 		{"a view with every field passes as a whole", full{}, true, false},
 		{"a view with some fields passes as a part", part{}, false, false},
 		{"a view missing a field fails as a whole", part{}, true, true},
+		{"a view missing only an optional field passes as a whole", required{}, true, false},
 		{"a renamed field fails", renamed{}, false, true},
 		{"a field of another kind fails", retyped{}, false, true},
 		{"a field that lost omitempty fails", optionLost{}, false, true},

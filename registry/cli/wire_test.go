@@ -14,10 +14,10 @@ func TestTheCommandsSpeakTheServersJSON(t *testing.T) {
 		view, server any
 		whole        bool
 	}{
-		{"a publish request is sent in full", publishRequest{}, registry.PublishRequest{}, true},
-		{"a review request is sent in full", reviewRequest{}, registry.ReviewRequest{}, true},
-		{"a registration is sent in full", registration{}, catalog.Registration{}, true},
-		{"a reassignment is sent in full", reassignRequest{}, catalog.ReassignRequest{}, true},
+		{"a publish request sends every field the server requires", publishRequest{}, registry.PublishRequest{}, true},
+		{"a review request sends every field the server requires", reviewRequest{}, registry.ReviewRequest{}, true},
+		{"a registration sends every field the server requires", registration{}, catalog.Registration{}, true},
+		{"a reassignment sends every field the server requires", reassignRequest{}, catalog.ReassignRequest{}, true},
 		{"a release is read as the server writes it", release{}, registry.Release{}, false},
 		{"a product is read as the server writes it", product{}, catalog.Product{}, false},
 		{"a reassignment's answer is read as the server writes it", reassigned{}, catalog.Reassigned{}, false},
