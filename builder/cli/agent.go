@@ -1,6 +1,6 @@
 // Package cli holds the build farm's commands of afterlife: the builder
 // agent an operator runs (builder), and showing builds and their verdicts
-// (build). The agent talks to the coordinator through builder/farmhttp.
+// (build). The agent talks to the coordinator through builder/farmclient.
 package cli
 
 import (
@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/builder/agent"
-	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/farmclient"
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
@@ -106,7 +106,7 @@ over the file. docs/builder-settings.md lists them.`,
 				work = filepath.Join(cache, "afterlife", "builder", name)
 			}
 			a, err := agent.New(agent.Options{
-				Coordinator: farmhttp.NewClient(cfg.Coordinator, cfg.Token, farmhttp.ClientOptions{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
+				Coordinator: farmclient.New(cfg.Coordinator, cfg.Token, farmclient.Options{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
 				Key:         key, Name: name,
 				WorkDir: filepath.Join(work, "work"), CacheDir: filepath.Join(work, "cache"),
 				Toolchains: tcs, Extract: ExtractSource, Version: version, Logger: log,

@@ -64,6 +64,8 @@ func TestTheImportTableCatchesAForbiddenImport(t *testing.T) {
 		{"the shared client commands import a part", "internal/cli", "escrow/client"},
 		{"the shared client commands import the database", "internal/cli", "internal/db"},
 		{"the token commands import the token store", "internal/auth/authcli", "internal/auth"},
+		{"the builder's commands import the farm's handlers", "builder/cli", "builder/farmhttp"},
+		{"the farm's client imports the coordinator", "builder/farmclient", "builder/coord"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -92,6 +94,7 @@ func TestTheImportTableCatchesAForbiddenImport(t *testing.T) {
 		{"the vendor commands linking the web framework", "escrow/cli", "github.com/gin-gonic/gin"},
 		{"the release commands linking the migration tool", "registry/cli", "github.com/pressly/goose/v3"},
 		{"the recipe commands linking SQLite", "recipes/cli", "modernc.org/sqlite"},
+		{"the builder's commands linking the web framework", "builder/cli", "github.com/gin-gonic/gin"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			scratch := map[string]pkgInfo{}
