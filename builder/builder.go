@@ -1,8 +1,9 @@
 // Package builder is the build farm's protocol: the job a coordinator hands
 // out (a builder-owned Spec, plain JSON), what a builder reports back, and
 // the Coordinator interface the agent talks to. The coordinator's server
-// side (builder/coord) and the HTTP adapters (builder/farmhttp) implement
-// it; the agent (builder/agent) only uses it.
+// side (builder/coord) and the HTTP adapters (the handlers in
+// builder/farmhttp, the client in builder/farmclient) implement it; the
+// agent (builder/agent) only uses it.
 //
 // It must not import escrow or registry, nor the recipes package itself: a
 // recipe becomes a Spec before it reaches the farm, and builders never see
@@ -282,7 +283,8 @@ type Report struct {
 // identity (its token) decides which builder a call is for; Register binds
 // a token to a builder. builder/coord implements it once (coord.Local, for
 // the builder a token is bound to); the HTTP server of builder/farmhttp
-// calls that implementation and its Client carries the calls over HTTP.
+// calls that implementation and builder/farmclient carries the calls over
+// HTTP.
 type Coordinator interface {
 	// Register records (or updates) the calling builder and its capabilities.
 	Register(ctx context.Context, reg Registration) (Builder, error)

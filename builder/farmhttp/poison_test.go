@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/coord"
-	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/builder/verdict"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -74,7 +74,7 @@ func TestAPoisonedBuildCacheReachesNoOtherRecipe(t *testing.T) {
 		var poisonIDs []string
 		for i := range 2 {
 			repo := gitRepo(t, filepath.Join(examples, "unreproducible"), map[string]string{"afterlife.yaml": poisoner, "round": fmt.Sprint(i)})
-			res, err := f.maint.Submit(ctx, farmhttp.SubmitRequest{Repo: repo})
+			res, err := f.maint.Submit(ctx, builder.SubmitRequest{Repo: repo})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestAPoisonedBuildCacheReachesNoOtherRecipe(t *testing.T) {
 			t.Fatal("no poisoner job ran with a warm cache")
 		}
 
-		res, err := f.maint.Submit(ctx, farmhttp.SubmitRequest{Repo: gitRepo(t, filepath.Join(examples, "unreproducible"), map[string]string{"afterlife.yaml": victim})})
+		res, err := f.maint.Submit(ctx, builder.SubmitRequest{Repo: gitRepo(t, filepath.Join(examples, "unreproducible"), map[string]string{"afterlife.yaml": victim})})
 		if err != nil {
 			t.Fatal(err)
 		}

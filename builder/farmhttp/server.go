@@ -1,10 +1,9 @@
-// Package farmhttp carries the build farm protocol over HTTP: the /v1
-// routes builders, maintainers and readers call (server side: the builder
+// Package farmhttp is the server side of the build farm protocol over
+// HTTP: the /v1 routes builders, maintainers and readers call (the builder
 // protocol's routes call builder.Coordinator as builder/coord implements
-// it, coord.Local, and check the protocol version), and Client, the
-// builder.Coordinator the agent uses over the network with afterlife's
-// retrying HTTP client. The JSON of every route is documented in
-// docs/farm-protocol.md.
+// it, coord.Local, and check the protocol version). Its client is
+// builder/farmclient, which links none of this. The JSON of every route is
+// documented in docs/farm-protocol.md.
 //
 // gin appears here and nowhere else in the farm; it must not decide
 // anything the coordinator decides (leases, verdicts, checks of uploads
@@ -31,32 +30,11 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
-// SubmitRequest asks for a recipe to be built.
-type SubmitRequest struct {
-	Repo        string `json:"repo"`
-	Ref         string `json:"ref"`
-	Path        string `json:"path,omitempty"`
-	RequestedBy string `json:"-"`
-}
-
-// SubmitResult is the build a submission made or found.
-type SubmitResult struct {
-	BuildID string `json:"build_id"`
-	Created bool   `json:"created"`
-	Commit  string `json:"commit"`
-	Recipe  string `json:"recipe"`
-	Version string `json:"version"`
-}
-
 // Submitter turns a recipe repository into a build (recipes/submit, wired
 // by cmd/afterlife).
 type Submitter interface {
-	Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error)
+	Submit(ctx context.Context, req builder.SubmitRequest) (builder.SubmitResult, error)
 }
-
-// ProtocolHeader carries the farm protocol version (builder.ProtocolVersion)
-// on every call of an agent, and on the server's answers to them.
-const ProtocolHeader = "Afterlife-Farm-Protocol"
 
 // Options configure a Server.
 type Options struct {
@@ -117,12 +95,12 @@ func (s *Server) as(c *gin.Context) builder.Coordinator {
 // Every answer says which version the server speaks.
 func (s *Server) speaks(h httpapi.HandlerFunc) httpapi.HandlerFunc {
 	return func(c *gin.Context) error {
-		c.Header(ProtocolHeader, strconv.Itoa(builder.ProtocolVersion))
+		c.Header(builder.ProtocolHeader, strconv.Itoa(builder.ProtocolVersion))
 		v := 0
-		if h := c.GetHeader(ProtocolHeader); h != "" {
+		if h := c.GetHeader(builder.ProtocolHeader); h != "" {
 			n, err := strconv.Atoi(h)
 			if err != nil || n < 1 {
-				return errs.E(errs.Invalid, "%s %q is not a protocol version; this coordinator speaks %d", ProtocolHeader, h, builder.ProtocolVersion)
+				return errs.E(errs.Invalid, "%s %q is not a protocol version; this coordinator speaks %d", builder.ProtocolHeader, h, builder.ProtocolVersion)
 			}
 			v = n
 		}
@@ -164,13 +142,8 @@ func (s *Server) removeBuilder(c *gin.Context) error {
 	return nil
 }
 
-// NextRequest is the body of POST /v1/jobs/next.
-type NextRequest struct {
-	WaitMillis int64 `json:"wait_ms"`
-}
-
 func (s *Server) next(c *gin.Context) error {
-	var req NextRequest
+	var req builder.NextRequest
 	if c.Request.ContentLength != 0 {
 		if err := httpapi.BindJSON(c, &req); err != nil {
 			return err
@@ -187,17 +160,12 @@ func (s *Server) next(c *gin.Context) error {
 	return httpapi.JSON(c, http.StatusOK, job)
 }
 
-// ExtendResponse is the answer to POST /v1/jobs/:id/extend.
-type ExtendResponse struct {
-	LeaseUntil time.Time `json:"lease_until"`
-}
-
 func (s *Server) extend(c *gin.Context) error {
 	until, err := s.as(c).Extend(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return httpapi.JSON(c, http.StatusOK, ExtendResponse{LeaseUntil: until})
+	return httpapi.JSON(c, http.StatusOK, builder.ExtendResponse{LeaseUntil: until})
 }
 
 func (s *Server) upload(c *gin.Context) error {
@@ -339,7 +307,7 @@ func (s *Server) resultBlob(pick func(coord.Result) blob.Digest, filename string
 }
 
 func (s *Server) submit(c *gin.Context) error {
-	var req SubmitRequest
+	var req builder.SubmitRequest
 	if err := httpapi.BindJSON(c, &req); err != nil {
 		return err
 	}

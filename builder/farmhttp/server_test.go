@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/builder"
-	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/farmclient"
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -28,7 +28,7 @@ func TestRoutesEnforceRolesAndCheckUploads(t *testing.T) {
 		f := startFarm(t, d, 2, time.Minute)
 		ctx := context.Background()
 		secret, _ := f.builderToken("b", "op")
-		bc := farmhttp.NewClient(f.url, secret, farmhttp.ClientOptions{HTTP: httpclient.Options{RetryMax: 1}})
+		bc := farmclient.New(f.url, secret, farmclient.Options{HTTP: httpclient.Options{RetryMax: 1}})
 		pub, _, _ := ed25519.GenerateKey(rand.Reader)
 		reg := builder.Registration{Name: "b", PublicKey: keys.PublicKeyString(pub), Arch: "amd64",
 			Toolchains: []builder.ToolchainInfo{{Name: "busybox", Version: "1.36.1"}}}
@@ -40,7 +40,7 @@ func TestRoutesEnforceRolesAndCheckUploads(t *testing.T) {
 		}{
 			{"a maintainer may not register a builder", func() error { _, err := f.maint.Register(ctx, reg); return err }, errs.Forbidden},
 			{"an anonymous caller may not ask for work", func() error {
-				_, err := farmhttp.NewClient(f.url, "", farmhttp.ClientOptions{}).Next(ctx, time.Millisecond)
+				_, err := farmclient.New(f.url, "", farmclient.Options{}).Next(ctx, time.Millisecond)
 				return err
 			}, errs.Unauthenticated},
 			{"a builder token must register before asking for work", func() error { _, err := bc.Next(ctx, time.Millisecond); return err }, errs.NotFound},
@@ -78,7 +78,7 @@ func TestRoutesEnforceRolesAndCheckUploads(t *testing.T) {
 		}
 
 		t.Run("an upload whose content does not match its digest is refused", func(t *testing.T) {
-			res, err := f.maint.Submit(ctx, farmhttp.SubmitRequest{Repo: gitRepo(t, examples+"/unreproducible", nil)})
+			res, err := f.maint.Submit(ctx, builder.SubmitRequest{Repo: gitRepo(t, examples+"/unreproducible", nil)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +109,7 @@ func TestRoutesEnforceRolesAndCheckUploads(t *testing.T) {
 			}
 		})
 		t.Run("a recipe with an unreleased escrow input is refused by digest", func(t *testing.T) {
-			_, err := f.maint.Submit(ctx, farmhttp.SubmitRequest{Repo: gitRepo(t, examples+"/cortex-m3/recipe", nil)})
+			_, err := f.maint.Submit(ctx, builder.SubmitRequest{Repo: gitRepo(t, examples+"/cortex-m3/recipe", nil)})
 			if !errs.Is(err, errs.Conflict) || !strings.Contains(err.Error(), "sha256:") {
 				t.Fatalf("got %v", err)
 			}
@@ -135,7 +135,7 @@ func TestAgentsAndTheServerShakeHandsOnTheProtocolVersion(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+secret)
 			req.Header.Set("Content-Type", "application/json")
 			if header != "" {
-				req.Header.Set(farmhttp.ProtocolHeader, header)
+				req.Header.Set(builder.ProtocolHeader, header)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -164,13 +164,13 @@ func TestAgentsAndTheServerShakeHandsOnTheProtocolVersion(t *testing.T) {
 				if resp.StatusCode != tc.status || !strings.Contains(text, tc.says) {
 					t.Fatalf("%d %s, want %d saying %q", resp.StatusCode, text, tc.status, tc.says)
 				}
-				if got := resp.Header.Get(farmhttp.ProtocolHeader); got != strconv.Itoa(builder.ProtocolVersion) {
+				if got := resp.Header.Get(builder.ProtocolHeader); got != strconv.Itoa(builder.ProtocolVersion) {
 					t.Fatalf("the answer says protocol %q", got)
 				}
 			})
 		}
 		t.Run("the client sends its version on every call", func(t *testing.T) {
-			bc := farmhttp.NewClient(f.url, secret, farmhttp.ClientOptions{HTTP: httpclient.Options{RetryMax: 1}})
+			bc := farmclient.New(f.url, secret, farmclient.Options{HTTP: httpclient.Options{RetryMax: 1}})
 			if _, err := bc.Register(ctx, builder.Registration{Protocol: builder.ProtocolVersion, Name: "b", PublicKey: keys.PublicKeyString(pub), Arch: "amd64"}); err != nil {
 				t.Fatal(err)
 			}

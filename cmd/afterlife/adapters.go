@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/coord"
-	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
@@ -90,9 +90,9 @@ func (a releasedFiles) ReleasedFile(ctx context.Context, digest string) (int64, 
 // farmSubmitter serves POST /v1/recipes with recipes/submit.
 type farmSubmitter struct{ s *submit.Submitter }
 
-func (a farmSubmitter) Submit(ctx context.Context, r farmhttp.SubmitRequest) (farmhttp.SubmitResult, error) {
+func (a farmSubmitter) Submit(ctx context.Context, r builder.SubmitRequest) (builder.SubmitResult, error) {
 	res, err := a.s.Submit(ctx, submit.Request{RepoURL: r.Repo, Ref: r.Ref, Path: r.Path, RequestedBy: r.RequestedBy})
-	return farmhttp.SubmitResult{BuildID: res.BuildID, Created: res.Created, Commit: res.Commit, Recipe: res.Recipe, Version: res.Version}, err
+	return builder.SubmitResult{BuildID: res.BuildID, Created: res.Created, Commit: res.Commit, Recipe: res.Recipe, Version: res.Version}, err
 }
 
 // reproducibleBuilds gives the registry a reproducible build's artifacts:

@@ -2,20 +2,26 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/afterlife-oss/afterlife/internal/auth"
-	"github.com/afterlife-oss/afterlife/internal/principal"
-	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/internal/auth/authcli"
+	"github.com/afterlife-oss/afterlife/internal/backup"
+	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
+	apicli "github.com/afterlife-oss/afterlife/internal/cli"
+	"github.com/afterlife-oss/afterlife/internal/config"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	registrycli "github.com/afterlife-oss/afterlife/registry/cli"
 	"github.com/afterlife-oss/afterlife/registry/tuf/rootcli"
 )
 
+// newAdminCmd is "afterlife admin": the API's admin commands come from the
+// parts (tokens and orgs from authcli, device ids and keys from the
+// registry); blobs init, backup and restore work on the server's own
+// storage, so they are here.
 func newAdminCmd() *cobra.Command {
-	var cf clientFlags
+	var cf apicli.Flags
 	cmd := &cobra.Command{
 		Use:   "admin",
 		Short: "Administer a server: tokens, organisations, keys, the TUF root, backups",
@@ -23,220 +29,96 @@ func newAdminCmd() *cobra.Command {
 
 The token defaults to ./data/admin.token, which serve writes on first start.`,
 	}
-	cf.add(cmd)
-
-	token := &cobra.Command{Use: "token", Short: "Create, list and revoke API tokens"}
-	var name, role, org, operator, ttl string
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create a token; its secret is printed once and never stored",
-		Example: `  afterlife admin token create --name acme-ci --role vendor --org acme
-  afterlife admin org create alice-lab --kind operator
-  afterlife admin token create --name builder-1 --role builder --operator alice-lab --ttl 90d`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Token string     `json:"token"`
-				Info  auth.Token `json:"info"`
-			}
-			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/tokens", map[string]string{"name": name, "role": role, "org": org, "operator": operator, "ttl": ttl}, &out); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), out.Token)
-			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s%s%s) created; store the secret above now, it is not shown again\n", out.Info.ID, out.Info.Role, orgSuffix(out.Info.Org), operatorSuffix(out.Info))
-			return nil
-		},
-	}
-	create.Flags().StringVar(&name, "name", "", "a name that says who or what uses the token (required)")
-	create.Flags().StringVar(&role, "role", "", "admin, vendor, maintainer, builder or trustee (required)")
-	create.Flags().StringVar(&org, "org", "", "organisation the token acts for (required for vendor)")
-	create.Flags().StringVar(&operator, "operator", "", "builder tokens: the operator organisation (kind operator) that runs the builder; an unbound builder counts for nothing in a quorum")
-	create.Flags().StringVar(&ttl, "ttl", "", "lifetime, e.g. 90d or 12h (default: no expiry)")
-	_ = create.MarkFlagRequired("name")
-	_ = create.MarkFlagRequired("role")
-
-	var listOrg string
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List tokens (never their secrets)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Tokens []auth.Token `json:"tokens"`
-			}
-			path := "/v1/admin/tokens"
-			if listOrg != "" {
-				path += "?org=" + listOrg
-			}
-			if err := cf.call(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tROLE\tORG\tOPERATOR\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
-			for _, t := range out.Tokens {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, dash(t.Org), operatorColumn(t),
-					day(t.Created), day(t.Expires), day(t.LastUsed), day(t.Revoked))
-			}
-			return tw.Flush()
-		},
-	}
-	list.Flags().StringVar(&listOrg, "org", "", "only tokens of this organisation")
-
-	revoke := &cobra.Command{
-		Use:   "revoke TOKEN_ID",
-		Short: "Revoke a token (takes effect within seconds on every replica)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cf.call(cmd.Context(), http.MethodDelete, "/v1/admin/tokens/"+args[0], nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "token %s revoked\n", args[0])
-			return nil
-		},
-	}
-	var bindOperator string
-	bind := &cobra.Command{
-		Use:   "bind TOKEN_ID --operator ORG",
-		Short: "Bind a builder token to the operator organisation that runs the builder",
-		Long: `Bind a builder token to an operator organisation (an org of kind operator).
-
-A verdict counts distinct operators, and only an admin says which operator a
-builder belongs to: whatever the builder itself claims is ignored. Builder
-tokens made before operators were bound stay unbound, and their results count
-for nothing, until this command binds them.`,
-		Example: `  afterlife admin org create alice-lab --kind operator
-  afterlife admin token bind tok_01H… --operator alice-lab`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var out auth.Token
-			if err := cf.call(cmd.Context(), http.MethodPut, "/v1/admin/tokens/"+args[0]+"/operator", map[string]string{"operator": bindOperator}, &out); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "token %s bound to operator %s\n", out.ID, out.Operator)
-			return nil
-		},
-	}
-	bind.Flags().StringVar(&bindOperator, "operator", "", "the operator organisation (required)")
-	_ = bind.MarkFlagRequired("operator")
-	token.AddCommand(create, list, bind, revoke)
-
-	orgCmd := &cobra.Command{Use: "org", Short: "Create and list organisations"}
-	var orgName, orgKind string
-	orgCreate := &cobra.Command{
-		Use:     "create ID",
-		Short:   "Create an organisation (a vendor, a maintainers' group, a builder operator…)",
-		Example: `  afterlife admin org create acme --name "ACME Devices" --kind vendor`,
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/orgs", map[string]string{"id": args[0], "name": orgName, "kind": orgKind}, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "org %s created\n", args[0])
-			return nil
-		},
-	}
-	orgCreate.Flags().StringVar(&orgName, "name", "", "display name (default: the id)")
-	orgCreate.Flags().StringVar(&orgKind, "kind", "vendor", "vendor, maintainers, operator, trustees or admin")
-	orgList := &cobra.Command{
-		Use:   "list",
-		Short: "List organisations",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Orgs []auth.Org `json:"orgs"`
-			}
-			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/admin/orgs", nil, &out); err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tKIND\tCREATED")
-			for _, o := range out.Orgs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.ID, o.Name, o.Kind, day(o.Created))
-			}
-			return tw.Flush()
-		},
-	}
-	orgCmd.AddCommand(orgCreate, orgList)
-
-	whoami := &cobra.Command{
-		Use:   "whoami",
-		Short: "Show who the token belongs to",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out map[string]any
-			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
-		},
-	}
-	cmd.AddCommand(token, orgCmd, whoami, newDeviceIDsCmd(&cf), newKeysCmd(&cf), rootcli.New(cf.call, time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
+	cf.Add(cmd)
+	cmd.AddCommand(authcli.TokenCommand(&cf), authcli.OrgCommand(&cf), authcli.WhoamiCommand(&cf),
+		registrycli.DeviceIDsCommand(&cf), registrycli.KeysCommand(&cf), rootcli.New(cf.Call, time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
 	return cmd
 }
 
-func newDeviceIDsCmd(cf *clientFlags) *cobra.Command {
+func newBlobsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "blobs", Short: "Prepare the blob store serve uses"}
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the S3 bucket of --blobs with object lock (safe to run again)",
+		Long: `Create the bucket that --blobs names, with object lock (and so versioning), which
+serve needs before it starts: retention of sealed blobs (--retention) relies on
+it, and S3 gives object lock only to a new bucket. An existing bucket with object
+lock is left as it is; one without is refused. It reads the same settings as serve
+(flags, AFTERLIFE_* variables, --config), and the S3 credentials from
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The embedded default's disk store
+needs no init.`,
+		Example: `  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… \
+  afterlife admin blobs init --blobs 's3://afterlife?endpoint=minio:9000&secure=false'`,
+	}
+	withServeSettings(initCmd, func(cmd *cobra.Command, cfg config.Serve) error {
+		if cfg.Blobs == "" {
+			return errs.E(errs.Invalid, "blobs init: no --blobs S3 URL given; the embedded disk store needs no init")
+		}
+		s3cfg, err := s3store.ParseURL(cfg.Blobs)
+		if err != nil {
+			return err
+		}
+		b, err := s3store.Init(cmd.Context(), s3cfg)
+		if err != nil {
+			return err
+		}
+		if b.Created {
+			fmt.Fprintf(cmd.OutOrStdout(), "bucket %s created with object lock\n", b.Name)
+		} else {
+			fmt.Fprintf(cmd.OutOrStdout(), "bucket %s exists with object lock\n", b.Name)
+		}
+		return nil
+	})
+	cmd.AddCommand(initCmd)
+	return cmd
+}
+
+func newBackupCmd() *cobra.Command {
+	var data string
 	cmd := &cobra.Command{
-		Use:   "device-ids",
-		Short: "Move device ids between products (a device id belongs to one product)",
-		Long: `A device id (usb:1d6b:0104, dt:acme,cam200) names a device model and belongs to at
-most one product: registering a product with an id another product holds is refused
-and names the holder. An admin moves an id with reassign.`,
-	}
-	var to string
-	reassign := &cobra.Command{
-		Use:     "reassign DEVICE_ID --to PRODUCT",
-		Short:   "Move a device id to a product, taking it from the product that holds it",
-		Example: `  afterlife admin device-ids reassign demo:afterlife-cam --to demo-cam`,
+		Use:   "backup DEST",
+		Short: "Back up the embedded default: a consistent SQLite snapshot, the blobs and the keys",
+		Long: `Write a backup of an embedded (SQLite + disk) data directory to DEST, which must
+not exist yet. It is safe while the server runs: the database is snapshotted with
+VACUUM INTO, then the blobs it references (content-addressed and never changed) and
+the keys are copied, and a manifest records every file's sha256.
+
+For PostgreSQL and S3 deployments back up with their own tools (pg_dump, mc mirror)
+plus the key directory; see deploy/*/README.md.`,
+		Example: `  afterlife admin backup --data ./data /var/backups/afterlife-2026-12-05`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out catalog.Reassigned
-			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/admin/device-ids/reassign", catalog.ReassignRequest{DeviceID: args[0], To: to}, &out); err != nil {
+			m, err := backup.Backup(cmd.Context(), data, args[0], version)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "device id %s now belongs to %s (before: %s)\n", out.DeviceID, out.Product.ID, dash(out.From))
+			fmt.Fprintf(cmd.OutOrStdout(), "backup of %s written to %s (%d files)\n", data, args[0], len(m.Files))
 			return nil
 		},
 	}
-	reassign.Flags().StringVar(&to, "to", "", "the product that gets the id (required)")
-	_ = reassign.MarkFlagRequired("to")
-	cmd.AddCommand(reassign)
+	cmd.Flags().StringVar(&data, "data", "./data", "data directory of the embedded server")
 	return cmd
 }
 
-func orgSuffix(org string) string {
-	if org == "" {
-		return ""
+func newRestoreCmd() *cobra.Command {
+	var data string
+	cmd := &cobra.Command{
+		Use:   "restore SRC",
+		Short: "Restore a backup into an empty data directory, verifying every file",
+		Long: `Restore a backup made by "afterlife admin backup" into --data, which must be empty
+or absent. Every file is checked against the backup's manifest; nothing is left
+behind when a check fails. Then start "afterlife serve --data DIR" as usual.`,
+		Example: `  afterlife admin restore --data ./data /var/backups/afterlife-2026-12-05`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := backup.Restore(args[0], data)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %d files into %s\n", n, data)
+			return nil
+		},
 	}
-	return " of " + org
-}
-
-func operatorSuffix(t auth.Token) string {
-	if t.Role != principal.Builder {
-		return ""
-	}
-	if t.Operator == "" {
-		return ", not bound to an operator: its builds count for nothing until an admin binds it"
-	}
-	return ", operator " + t.Operator
-}
-
-func operatorColumn(t auth.Token) string {
-	if t.Role == principal.Builder && t.Operator == "" {
-		return "(unbound)"
-	}
-	return dash(t.Operator)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func day(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.Local().Format("2006-01-02 15:04")
+	cmd.Flags().StringVar(&data, "data", "./data", "data directory to restore into (must be empty)")
+	return cmd
 }

@@ -136,11 +136,7 @@ func (s *system) demoDeposit(ctx context.Context) error {
 	for _, path := range []string{"docs/datasheet.md", "src/camd.conf"} {
 		content := demoDeposit[path]
 		sum := sha256.Sum256([]byte(content))
-		kind := manifest.Kind("spec")
-		if filepath.Dir(path) == "src" {
-			kind = "source"
-		}
-		req.Manifest = append(req.Manifest, manifest.Entry{Path: path, Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]), Kind: kind})
+		req.Manifest = append(req.Manifest, manifest.Entry{Path: path, Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]), Kind: manifest.InferKind(path)})
 	}
 	dep, err := p.escrow.Create(ctx, demoActor, req)
 	if err != nil {

@@ -3,21 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/agent"
+	buildercli "github.com/afterlife-oss/afterlife/builder/cli"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
-	"github.com/afterlife-oss/afterlife/internal/auth"
-	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
-	"github.com/afterlife-oss/afterlife/internal/ids"
-	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
@@ -125,14 +121,15 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		if err != nil {
 			return err
 		}
-		tokenID, err := localBuilderToken(ctx, s.auth, name, i)
+		tokenID, err := s.auth.BuilderToken(ctx, "builder "+name, fmt.Sprintf("demo-operator-%d", i),
+			fmt.Sprintf("Demo operator %d (local builder %s of this server; not independent)", i, name))
 		if err != nil {
 			return err
 		}
 		a, err := agent.New(agent.Options{
 			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
 			WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
-			Toolchains: tcs, Extract: extractSource, Version: version, Logger: s.log.With("part", "builder"),
+			Toolchains: tcs, Extract: buildercli.ExtractSource, Version: version, Logger: s.log.With("part", "builder"),
 		})
 		if err != nil {
 			return err
@@ -140,51 +137,4 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		s.background = append(s.background, func(ctx context.Context) { logStop(s, "local builder "+name, a.Run(ctx)) })
 	}
 	return nil
-}
-
-// localBuilderToken finds or makes the builder token a local agent acts
-// with, bound to the demo operator demo-operator-<i>; it never leaves the
-// process, so its secret is not kept.
-func localBuilderToken(ctx context.Context, a *auth.Service, name string, i int) (string, error) {
-	operator := fmt.Sprintf("demo-operator-%d", i)
-	label := fmt.Sprintf("Demo operator %d (local builder %s of this server; not independent)", i, name)
-	if err := a.CreateOrg(ctx, operator, label, "operator"); err != nil && !errs.Is(err, errs.Conflict) {
-		return "", err
-	}
-	toks, err := a.Tokens(ctx, "")
-	if err != nil {
-		return "", err
-	}
-	for _, t := range toks {
-		if t.Name == "builder "+name && t.Role == principal.Builder && t.Revoked.IsZero() {
-			if t.Operator == "" { // made before operators were bound
-				if _, err := a.BindOperator(ctx, t.ID, operator); err != nil {
-					return "", err
-				}
-			}
-			return t.ID, nil
-		}
-	}
-	_, t, err := a.CreateToken(ctx, auth.TokenSpec{Name: "builder " + name, Role: principal.Builder, Operator: operator})
-	return t.ID, err
-}
-
-func extractSource(r io.Reader, dir string) error {
-	return recipes.Extract(r, dir, recipes.ExtractLimits{})
-}
-
-// loadOrCreateSecret reads a 32-byte secret file, creating it on first start.
-func loadOrCreateSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("serve: %s: %w", path, err)
-	}
-	b = []byte(ids.Secret(32))
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("serve: write %s: %w", path, err)
-	}
-	return b, nil
 }

@@ -59,6 +59,13 @@ func TestTheImportTableCatchesAForbiddenImport(t *testing.T) {
 		{"a page imports the database", "web/scratch", "internal/db"},
 		{"internal imports a part", "internal/scratch", "builder"},
 		{"minio-go outside the S3 store", "registry/scratch", "github.com/minio/minio-go/v7"},
+		{"a part's commands import their server", "registry/cli", "registry"},
+		{"a part's commands import another part's", "recipes/cli", "builder/cli"},
+		{"the shared client commands import a part", "internal/cli", "escrow/client"},
+		{"the shared client commands import the database", "internal/cli", "internal/db"},
+		{"the token commands import the token store", "internal/auth/authcli", "internal/auth"},
+		{"the builder's commands import the farm's handlers", "builder/cli", "builder/farmhttp"},
+		{"the farm's client imports the coordinator", "builder/farmclient", "builder/coord"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,18 +87,28 @@ func TestTheImportTableCatchesAForbiddenImport(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a client linking a database driver", func(t *testing.T) {
-		scratch := map[string]pkgInfo{}
-		for k, v := range pkgs {
-			scratch[k] = v
-		}
-		p := scratch[module+"/escrow/client"]
-		p.deps = append(slices.Clone(p.deps), "github.com/jackc/pgx/v5")
-		scratch[module+"/escrow/client"] = p
-		if v := l.check(scratch); len(v) == 0 {
-			t.Fatal("escrow/client linking pgx passed the check")
-		}
-	})
+	for _, c := range []struct {
+		name, pkg, dep string
+	}{
+		{"a client linking a database driver", "escrow/client", "github.com/jackc/pgx/v5"},
+		{"the vendor commands linking the web framework", "escrow/cli", "github.com/gin-gonic/gin"},
+		{"the release commands linking the migration tool", "registry/cli", "github.com/pressly/goose/v3"},
+		{"the recipe commands linking SQLite", "recipes/cli", "modernc.org/sqlite"},
+		{"the builder's commands linking the web framework", "builder/cli", "github.com/gin-gonic/gin"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			scratch := map[string]pkgInfo{}
+			for k, v := range pkgs {
+				scratch[k] = v
+			}
+			p := scratch[module+"/"+c.pkg]
+			p.deps = append(slices.Clone(p.deps), c.dep)
+			scratch[module+"/"+c.pkg] = p
+			if v := l.check(scratch); len(v) == 0 {
+				t.Fatalf("%s linking %s passed the check", c.pkg, c.dep)
+			}
+		})
+	}
 }
 
 func TestEveryPackageHasARule(t *testing.T) {
@@ -137,19 +154,31 @@ func (l layering) check(pkgs map[string]pkgInfo) []string {
 	return bad
 }
 
-// rule is the row with the longest pattern matching pkg, or nil.
+// rule is the row with the longest pattern matching pkg, or nil. Length is
+// the path's without "/...", and a pattern naming pkg itself beats one of
+// the same path with "/..." (`x` over `x/...`; `x/cli` over `x/...`).
 func (l layering) rule(pkg string) *importRule {
 	p := rel(pkg)
 	var best *importRule
 	bestLen := -1
 	for i := range l.rules {
 		for _, pat := range l.rules[i].patterns {
-			if matches(pat, p) && len(pat) > bestLen {
-				best, bestLen = &l.rules[i], len(pat)
+			if matches(pat, p) && specificity(pat) > bestLen {
+				best, bestLen = &l.rules[i], specificity(pat)
 			}
 		}
 	}
 	return best
+}
+
+func specificity(pattern string) int {
+	if pattern == "..." {
+		return 0
+	}
+	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return 2 * len(base)
+	}
+	return 2*len(pattern) + 1
 }
 
 func (r *importRule) allows(p string) bool {

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,7 +13,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/afterlife-oss/afterlife/internal/errs"
+	buildercli "github.com/afterlife-oss/afterlife/builder/cli"
+	escrowcli "github.com/afterlife-oss/afterlife/escrow/cli"
+	apicli "github.com/afterlife-oss/afterlife/internal/cli"
+	recipescli "github.com/afterlife-oss/afterlife/recipes/cli"
+	registrycli "github.com/afterlife-oss/afterlife/registry/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -25,20 +28,16 @@ func main() {
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "afterlife:", err)
-		os.Exit(exitCode(err))
+		os.Exit(apicli.ExitCode(err))
 	}
 }
 
-func exitCode(err error) int {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return 130
-	case errs.Is(err, errs.Invalid):
-		return 2
-	default:
-		return 1
-	}
-}
+// Shared with device.go until the device commands move to a package of
+// their own.
+var (
+	envOr     = apicli.EnvOr
+	printJSON = apicli.PrintJSON
+)
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -59,9 +58,14 @@ Then try a device update against it:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// The server's commands are here; every client's lives next to the
+	// part it speaks to.
 	root.AddCommand(
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
-		newBuilderCmd(), newVendorCmd(), newTrusteeCmd(), newRecipeCmd(), newBuildCmd(), newReleaseCmd(), newDeviceCmd(),
+		buildercli.BuilderCommand(version), buildercli.BuildCommand(),
+		escrowcli.VendorCommand(registrycli.ProductCommand, newVendorHandoverCmd), escrowcli.TrusteeCommand(),
+		recipescli.RecipeCommand(buildercli.WaitForVerdict), registrycli.ReleaseCommand(),
+		newDeviceCmd(),
 	)
 	return root
 }

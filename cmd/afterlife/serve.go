@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,7 +24,6 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/db"
-	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/health"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 )
@@ -60,14 +58,20 @@ short-lived URL presigned for that address.
 Every setting can be given as a flag, as an AFTERLIFE_* environment variable, or
 in a YAML file (--config, with "version: 1"); flags win over the environment,
 which wins over the file.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.LoadServe(cmd.Flags(), os.Getenv)
-			if err != nil {
-				return err
-			}
-			return runServe(cmd.Context(), cfg)
-		},
+	}
+	return withServeSettings(cmd, func(cmd *cobra.Command, cfg config.Serve) error { return runServe(cmd.Context(), cfg) })
+}
+
+// withServeSettings gives cmd the settings of serve (flags, AFTERLIFE_*
+// variables, --config) and runs run with them.
+func withServeSettings(cmd *cobra.Command, run func(*cobra.Command, config.Serve) error) *cobra.Command {
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := config.LoadServe(cmd.Flags(), os.Getenv)
+		if err != nil {
+			return err
+		}
+		return run(cmd, cfg)
 	}
 	config.AddServeFlags(cmd.Flags())
 	return cmd
@@ -81,27 +85,19 @@ func newMigrateCmd() *cobra.Command {
 run it on its own before rolling out new replicas (the Kubernetes Job does).
 Against a fresh database it also makes and records the keys (see serve); it
 makes no admin token: the first serve does.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.LoadServe(cmd.Flags(), os.Getenv)
-			if err != nil {
-				return err
-			}
-			log := newLogger(cfg)
-			sys, err := openSystem(cmd.Context(), cfg, log)
-			if err != nil {
-				return err
-			}
-			defer sys.close()
-			if err := sys.migrateOnly(cmd.Context()); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
-			return nil
-		},
 	}
-	config.AddServeFlags(cmd.Flags())
-	return cmd
+	return withServeSettings(cmd, func(cmd *cobra.Command, cfg config.Serve) error {
+		sys, err := openSystem(cmd.Context(), cfg, newLogger(cfg))
+		if err != nil {
+			return err
+		}
+		defer sys.close()
+		if err := sys.migrateOnly(cmd.Context()); err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+		return nil
+	})
 }
 
 func newLogger(cfg config.Serve) *slog.Logger {
@@ -365,13 +361,4 @@ func ensureAdminToken(ctx context.Context, a *auth.Service, path string, ttl tim
 	log.Info("wrote the bootstrap admin token; make lasting admin tokens with it (afterlife admin token create --role admin) before it expires",
 		"token_file", path, "expires", expires)
 	return nil
-}
-
-// readTokenFile reads a token written by ensureAdminToken or by hand.
-func readTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", errs.Wrap(errs.Invalid, err, "token file")
-	}
-	return strings.TrimSpace(string(b)), nil
 }

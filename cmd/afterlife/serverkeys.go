@@ -12,6 +12,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/ids"
 	"github.com/afterlife-oss/afterlife/internal/keyring"
 	"github.com/afterlife-oss/afterlife/registry/tufdb"
 )
@@ -160,6 +161,22 @@ func readServerKeys(dir string, create bool) (*serverKeys, []keyring.Key, error)
 		add(sec.name, sec.file, fp)
 	}
 	return &k, held, nil
+}
+
+// loadOrCreateSecret reads a 32-byte secret file, creating it on first start.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("serve: %s: %w", path, err)
+	}
+	b = []byte(ids.Secret(32))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("serve: write %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // loadSecret reads a 32-byte secret file; a missing one is errs.NotFound.

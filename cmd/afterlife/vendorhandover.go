@@ -9,12 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	escrowcli "github.com/afterlife-oss/afterlife/escrow/cli"
 	"github.com/afterlife-oss/afterlife/escrow/wire"
+	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/registry/handover"
 )
 
-func newVendorHandoverCmd(cf *clientFlags) *cobra.Command {
+func newVendorHandoverCmd(cf *apicli.Flags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "handover",
 		Short: "Hand your devices' signing authority to the community root: sign, check, revoke a statement",
@@ -147,7 +149,7 @@ certificate chain with --cert (the key's certificate first).`,
 		Short: "Show what a deposit's handover statement claims and whether it is in force",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ec, err := cf.escrowClient(cmd)
+			ec, err := escrowcli.Client(cmd, cf)
 			if err != nil {
 				return err
 			}
@@ -155,7 +157,7 @@ certificate chain with --cert (the key's certificate first).`,
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), h)
+			return apicli.PrintJSON(cmd.OutOrStdout(), h)
 		},
 	}
 	revoke := &cobra.Command{
@@ -163,7 +165,7 @@ certificate chain with --cert (the key's certificate first).`,
 		Short: "Revoke a sealed deposit's handover statement: it never takes effect, its device ids are free again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ec, err := cf.escrowClient(cmd)
+			ec, err := escrowcli.Client(cmd, cf)
 			if err != nil {
 				return err
 			}

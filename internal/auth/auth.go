@@ -409,3 +409,30 @@ func (s *Service) token(ctx context.Context, id string) (Token, error) {
 	t.Created, t.Expires, t.Revoked, t.LastUsed = db.FromMillis(created), db.FromMillis(expires), db.FromMillis(revoked), db.FromMillis(lastUsed)
 	return t, nil
 }
+
+// BuilderToken finds the live builder token named name, or makes one, and
+// returns its id: the token of a builder agent that runs inside the server
+// and never leaves it, so its secret is not kept. The token is bound to the
+// operator organisation operator, made with the display name label when it
+// does not exist; a token made before operators were bound is bound now.
+func (s *Service) BuilderToken(ctx context.Context, name, operator, label string) (string, error) {
+	if err := s.CreateOrg(ctx, operator, label, "operator"); err != nil && !errs.Is(err, errs.Conflict) {
+		return "", err
+	}
+	toks, err := s.Tokens(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	for _, t := range toks {
+		if t.Name == name && t.Role == principal.Builder && t.Revoked.IsZero() {
+			if t.Operator == "" {
+				if _, err := s.BindOperator(ctx, t.ID, operator); err != nil {
+					return "", err
+				}
+			}
+			return t.ID, nil
+		}
+	}
+	_, t, err := s.CreateToken(ctx, TokenSpec{Name: name, Role: principal.Builder, Operator: operator})
+	return t.ID, err
+}

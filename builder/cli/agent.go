@@ -1,8 +1,12 @@
-package main
+// Package cli holds the build farm's commands of afterlife: the builder
+// agent an operator runs (builder), and showing builds and their verdicts
+// (build). The agent talks to the coordinator through builder/farmclient.
+package cli
 
 import (
 	"crypto/ed25519"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/builder/agent"
-	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/farmclient"
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
@@ -23,7 +27,9 @@ import (
 	"github.com/afterlife-oss/afterlife/recipes"
 )
 
-func newBuilderCmd() *cobra.Command {
+// BuilderCommand is "afterlife builder": the builder agent and its keygen.
+// version is the binary's, reported to the coordinator.
+func BuilderCommand(version string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "builder",
 		Short: "Run a builder agent: pull jobs, build in a sandbox, return signed results",
@@ -100,10 +106,10 @@ over the file. docs/builder-settings.md lists them.`,
 				work = filepath.Join(cache, "afterlife", "builder", name)
 			}
 			a, err := agent.New(agent.Options{
-				Coordinator: farmhttp.NewClient(cfg.Coordinator, cfg.Token, farmhttp.ClientOptions{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
+				Coordinator: farmclient.New(cfg.Coordinator, cfg.Token, farmclient.Options{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
 				Key:         key, Name: name,
 				WorkDir: filepath.Join(work, "work"), CacheDir: filepath.Join(work, "cache"),
-				Toolchains: tcs, Extract: extractSource, Version: version, Logger: log,
+				Toolchains: tcs, Extract: ExtractSource, Version: version, Logger: log,
 				MaxLimits: maxima, MaxLogBytes: maxLogBytes, UIDs: uids,
 			})
 			if err != nil {
@@ -159,4 +165,10 @@ func builderMaxima(c config.Builder) (sandbox.Limits, int64, sandbox.UIDRange, e
 	}
 	return sandbox.Limits{Timeout: c.MaxTimeout, MemoryBytes: int64(mem), CPUs: c.MaxCPUs, MaxProcs: c.MaxProcs, WriteBytes: int64(wr)},
 		int64(lg), sandbox.UIDRange{First: uint32(f), Count: uint32(n)}, nil
+}
+
+// ExtractSource unpacks a recipe's source archive into dir, as every agent
+// does (here and the local builders of serve).
+func ExtractSource(r io.Reader, dir string) error {
+	return recipes.Extract(r, dir, recipes.ExtractLimits{})
 }

@@ -1,20 +1,28 @@
-package main
+// Package cli holds the recipe commands of afterlife: lint and schema,
+// which work offline, and submit. It never links server code.
+package cli
 
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/recipes"
 )
 
-func newRecipeCmd() *cobra.Command {
-	var cf clientFlags
+// WaitForVerdict waits up to wait for the verdict of build id, printing it;
+// the farm's commands provide it (builder/cli).
+type WaitForVerdict func(cmd *cobra.Command, cf *apicli.Flags, id string, wait time.Duration) error
+
+// RecipeCommand is "afterlife recipe"; a submission --wait waits with
+// waitForVerdict.
+func RecipeCommand(waitForVerdict WaitForVerdict) *cobra.Command {
+	var cf apicli.Flags
 	cmd := &cobra.Command{
 		Use:   "recipe",
 		Short: "Check and submit recipes (afterlife.yaml) that turn escrow material into firmware",
@@ -22,7 +30,7 @@ func newRecipeCmd() *cobra.Command {
 released escrow files and pinned git sources, with which toolchain and steps.
 See docs/recipes.md for the format.`,
 	}
-	cf.add(cmd)
+	cf.Add(cmd)
 
 	var maxTimeout, maxMemory string
 	maxCPUs := recipes.DefaultMaxima.CPUs
@@ -85,13 +93,13 @@ returns the same build.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out map[string]any
-			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/recipes", map[string]string{"repo": repo, "ref": ref, "path": path}, &out); err != nil {
+			if err := cf.Call(cmd.Context(), http.MethodPost, "/v1/recipes", map[string]string{"repo": repo, "ref": ref, "path": path}, &out); err != nil {
 				return err
 			}
 			id, _ := out["build_id"].(string)
 			fmt.Fprintf(cmd.ErrOrStderr(), "build %s queued (commit %v)\n", id, out["commit"])
 			if wait == 0 || id == "" {
-				return printJSON(cmd.OutOrStdout(), out)
+				return apicli.PrintJSON(cmd.OutOrStdout(), out)
 			}
 			return waitForVerdict(cmd, &cf, id, wait)
 		},
@@ -105,103 +113,4 @@ returns the same build.`,
 
 	cmd.AddCommand(lint, schema, submit)
 	return cmd
-}
-
-func newBuildCmd() *cobra.Command {
-	var cf clientFlags
-	cmd := &cobra.Command{
-		Use:   "build",
-		Short: "Show builds, their jobs and verdicts",
-	}
-	cf.add(cmd)
-	var wait time.Duration
-	show := &cobra.Command{
-		Use:   "show BUILD_ID",
-		Short: "Show a build: its jobs, builders, output digests and verdict (with differing files)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if wait > 0 {
-				return waitForVerdict(cmd, &cf, args[0], wait)
-			}
-			var out map[string]any
-			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(args[0]), nil, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
-		},
-	}
-	show.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a verdict")
-	var product, state string
-	var limit int
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List recent builds",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := url.Values{}
-			if product != "" {
-				q.Set("product", product)
-			}
-			if state != "" {
-				q.Set("state", state)
-			}
-			q.Set("limit", fmt.Sprint(limit))
-			var out map[string]any
-			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/builds?"+q.Encode(), nil, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
-		},
-	}
-	list.Flags().StringVar(&product, "product", "", "only builds targeting this product")
-	list.Flags().StringVar(&state, "state", "", "only builds in this state (pending, reproducible, unreproducible, failed)")
-	list.Flags().IntVar(&limit, "limit", 20, "how many")
-	cmd.AddCommand(show, list)
-	return cmd
-}
-
-// waitForVerdict polls a build until it has a verdict or wait passes, and
-// prints it; an unreproducible or failed verdict is an error exit.
-func waitForVerdict(cmd *cobra.Command, cf *clientFlags, id string, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	last := ""
-	for {
-		var out map[string]any
-		if err := cf.call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(id), nil, &out); err != nil {
-			return err
-		}
-		state := buildState(out)
-		if state != last {
-			fmt.Fprintf(cmd.ErrOrStderr(), "build %s: %s\n", id, state)
-			last = state
-		}
-		switch state {
-		case "reproducible":
-			return printJSON(cmd.OutOrStdout(), out)
-		case "unreproducible", "failed":
-			_ = printJSON(cmd.OutOrStdout(), out)
-			return errs.E(errs.Conflict, "build %s is %s", id, state)
-		}
-		if time.Now().After(deadline) {
-			return errs.E(errs.Unavailable, "build %s has no verdict after %s (still %s)", id, wait, state)
-		}
-		select {
-		case <-cmd.Context().Done():
-			return cmd.Context().Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
-}
-
-// buildState reads the build's state from the API answer.
-func buildState(b map[string]any) string {
-	if s, ok := b["state"].(string); ok {
-		return s
-	}
-	if v, ok := b["verdict"].(map[string]any); ok {
-		if s, ok := v["state"].(string); ok {
-			return s
-		}
-	}
-	return "pending"
 }

@@ -1,4 +1,10 @@
-package farmhttp
+// Package farmclient is the build farm protocol's client over HTTP: the
+// builder.Coordinator a builder agent uses across the network, through
+// afterlife's retrying HTTP client, and the calls a maintainer makes
+// (submitting a recipe, listing builders). It never links the farm's
+// server side (builder/farmhttp, builder/coord): an operator's builder
+// carries no web framework or database driver.
+package farmclient
 
 import (
 	"bytes"
@@ -16,14 +22,13 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/afterlife-oss/afterlife/builder"
-	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
 )
 
-// ClientOptions tune a Client.
-type ClientOptions struct {
+// Options tune a Client.
+type Options struct {
 	// HTTP tunes retries and backoff (internal/httpclient).
 	HTTP   httpclient.Options
 	Logger *slog.Logger
@@ -45,9 +50,9 @@ type Client struct {
 
 var _ builder.Coordinator = (*Client)(nil)
 
-// NewClient returns a client of the coordinator at baseURL (the server's
-// root, e.g. "https://farm.example.org") using a builder token.
-func NewClient(baseURL, token string, o ClientOptions) *Client {
+// New returns a client of the coordinator at baseURL (the server's root,
+// e.g. "https://farm.example.org") using a builder or maintainer token.
+func New(baseURL, token string, o Options) *Client {
 	if o.HTTP.Logger == nil {
 		o.HTTP.Logger = o.Logger
 	}
@@ -90,7 +95,7 @@ func (c *Client) header(req *retryablehttp.Request) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	req.Header.Set(ProtocolHeader, strconv.Itoa(builder.ProtocolVersion))
+	req.Header.Set(builder.ProtocolHeader, strconv.Itoa(builder.ProtocolVersion))
 }
 
 func (c *Client) json(ctx context.Context, method, path string, in, out any) (int, error) {
@@ -119,7 +124,7 @@ func (c *Client) Next(ctx context.Context, wait time.Duration) (*builder.Job, er
 	ctx, cancel := context.WithTimeout(ctx, wait+c.slack)
 	defer cancel()
 	var job builder.Job
-	status, err := c.json(ctx, http.MethodPost, "/v1/jobs/next", NextRequest{WaitMillis: wait.Milliseconds()}, &job)
+	status, err := c.json(ctx, http.MethodPost, "/v1/jobs/next", builder.NextRequest{WaitMillis: wait.Milliseconds()}, &job)
 	if err != nil || status == http.StatusNoContent {
 		return nil, err
 	}
@@ -128,7 +133,7 @@ func (c *Client) Next(ctx context.Context, wait time.Duration) (*builder.Job, er
 
 // Extend implements builder.Coordinator.
 func (c *Client) Extend(ctx context.Context, jobID string) (time.Time, error) {
-	var r ExtendResponse
+	var r builder.ExtendResponse
 	_, err := c.json(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(jobID)+"/extend", nil, &r)
 	return r.LeaseUntil, err
 }
@@ -218,17 +223,10 @@ func (c *Client) GiveBack(ctx context.Context, jobID string) error {
 
 // Submit asks the coordinator to build a recipe repository at a ref
 // (maintainer token).
-func (c *Client) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
-	var res SubmitResult
+func (c *Client) Submit(ctx context.Context, req builder.SubmitRequest) (builder.SubmitResult, error) {
+	var res builder.SubmitResult
 	_, err := c.json(ctx, http.MethodPost, "/v1/recipes", req, &res)
 	return res, err
-}
-
-// Build reads one build with its jobs, results and verdict.
-func (c *Client) Build(ctx context.Context, id string) (coord.Build, error) {
-	var b coord.Build
-	_, err := c.json(ctx, http.MethodGet, "/v1/builds/"+url.PathEscape(id), nil, &b)
-	return b, err
 }
 
 // Builders lists the registered builders.

@@ -1,9 +1,11 @@
-package main
+// Package cli holds the vendor and trustee commands of afterlife, built on
+// the escrow's client (escrow/client): deposits, check-ins, receipts and
+// quorum approvals. Like the client, it never links the escrow's server.
+package cli
 
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,20 +13,28 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/client"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/escrow/wire"
+	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
-	"github.com/afterlife-oss/afterlife/registry/catalog"
 )
 
-func (f *clientFlags) escrowClient(cmd *cobra.Command) (*client.Client, error) {
-	c, err := f.client()
+// Client is the escrow client for the flags' server and token, for vendor
+// commands other packages add.
+func Client(cmd *cobra.Command, cf *apicli.Flags) (*client.Client, error) {
+	return escrowClient(cmd, cf)
+}
+
+func escrowClient(cmd *cobra.Command, cf *apicli.Flags) (*client.Client, error) {
+	base, token, err := cf.Server()
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Options{Server: c.base, Token: c.token, HTTP: httpclient.New(httpclient.Options{}), Progress: cmd.ErrOrStderr()}), nil
+	return client.New(client.Options{Server: base, Token: token, HTTP: httpclient.New(httpclient.Options{}), Progress: cmd.ErrOrStderr()}), nil
 }
 
-func newVendorCmd() *cobra.Command {
-	var cf clientFlags
+// VendorCommand is "afterlife vendor". more adds subcommands other parts
+// own (registering a product is the registry's), given the shared flags.
+func VendorCommand(more ...func(*apicli.Flags) *cobra.Command) *cobra.Command {
+	var cf apicli.Flags
 	cmd := &cobra.Command{
 		Use:   "vendor",
 		Short: "For vendors: register products, deposit sunset packages, check in",
@@ -32,38 +42,7 @@ func newVendorCmd() *cobra.Command {
 notes and keys into escrow (sealed and encrypted until the release policy fires),
 keep dead-man policies from firing by checking in, and verify receipts offline.`,
 	}
-	cf.add(cmd)
-
-	var reg catalog.Registration
-	var revisions, deviceIDs string
-	product := &cobra.Command{
-		Use:   "product",
-		Short: "Register a product",
-		Example: `  afterlife vendor product --id acme-cam200 --vendor acme --model "CAM-200" \
-      --revisions A,B --device-ids usb:1d6b:0104,dt:acme,cam200 --eol 2027-06-30`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg.Revisions = splitList(revisions, ",")
-			reg.DeviceIDs = splitList(deviceIDs, "")
-			var out catalog.Product
-			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/products", reg, &out); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "product %s registered (%s %s, status %s)\n", out.ID, out.Vendor, out.Model, out.Status)
-			return nil
-		},
-	}
-	product.Flags().StringVar(&reg.ID, "id", "", "product id: lowercase letters, digits and dashes (required)")
-	product.Flags().StringVar(&reg.Vendor, "vendor", "", "vendor organisation (required)")
-	product.Flags().StringVar(&reg.Model, "model", "", "model name as printed on the device (required)")
-	product.Flags().StringVar(&revisions, "revisions", "", "hardware revisions, comma separated")
-	// Device ids may contain commas (dt:acme,cam200), so they are separated by spaces or semicolons too.
-	product.Flags().StringVar(&deviceIDs, "device-ids", "", "ids devices report, separated by ';' (e.g. usb:1d6b:0104;dt:acme,cam200)")
-	product.Flags().StringVar(&reg.EOL, "eol", "", "end-of-life date, YYYY-MM-DD")
-	product.Flags().StringVar(&reg.RiskNotes, "risk-notes", "", "what owners should know before installing community firmware")
-	for _, f := range []string{"id", "vendor", "model"} {
-		_ = product.MarkFlagRequired(f)
-	}
+	cf.Add(cmd)
 
 	var opts client.DepositOptions
 	deposit := &cobra.Command{
@@ -87,7 +66,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
   afterlife vendor deposit --product acme-cam200 --policy immediate datasheet.pdf src/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ec, err := cf.escrowClient(cmd)
+			ec, err := escrowClient(cmd, &cf)
 			if err != nil {
 				return err
 			}
@@ -118,7 +97,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 		Short: "Check in: the vendor is alive, so dead-man policies do not fire",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ec, err := cf.escrowClient(cmd)
+			ec, err := escrowClient(cmd, &cf)
 			if err != nil {
 				return err
 			}
@@ -158,7 +137,7 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 		Short: "Print the registry's receipt public key (save it for offline verification)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ec, err := cf.escrowClient(cmd)
+			ec, err := escrowClient(cmd, &cf)
 			if err != nil {
 				return err
 			}
@@ -170,17 +149,21 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(product, deposit, checkin, verify, receiptKey, newVendorHandoverCmd(&cf))
+	cmd.AddCommand(deposit, checkin, verify, receiptKey)
+	for _, m := range more {
+		cmd.AddCommand(m(&cf))
+	}
 	return cmd
 }
 
-func newTrusteeCmd() *cobra.Command {
-	var cf clientFlags
+// TrusteeCommand is "afterlife trustee".
+func TrusteeCommand() *cobra.Command {
+	var cf apicli.Flags
 	cmd := &cobra.Command{
 		Use:   "trustee",
 		Short: "For trustees: make a signing key and approve quorum releases",
 	}
-	cf.add(cmd)
+	cf.Add(cmd)
 	keygen := &cobra.Command{
 		Use:   "keygen FILE",
 		Short: "Create an ed25519 signing key; give the printed public key to an admin",
@@ -201,7 +184,7 @@ func newTrusteeCmd() *cobra.Command {
 		Short: "Register a trustee (admin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/trustees", map[string]string{"name": args[0], "public_key": pubKey}, nil); err != nil {
+			if err := cf.Call(cmd.Context(), http.MethodPost, "/v1/trustees", map[string]string{"name": args[0], "public_key": pubKey}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "trustee %s registered\n", args[0])
@@ -216,7 +199,7 @@ func newTrusteeCmd() *cobra.Command {
 		Short: "Sign and send your approval of a quorum release",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ec, err := cf.escrowClient(cmd)
+			ec, err := escrowClient(cmd, &cf)
 			if err != nil {
 				return err
 			}
@@ -228,7 +211,7 @@ func newTrusteeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), res)
+			return apicli.PrintJSON(cmd.OutOrStdout(), res)
 		},
 	}
 	approve.Flags().StringVar(&name, "name", "", "your trustee name (required)")
@@ -237,8 +220,4 @@ func newTrusteeCmd() *cobra.Command {
 	_ = approve.MarkFlagRequired("key")
 	cmd.AddCommand(keygen, add, approve)
 	return cmd
-}
-
-func splitList(s, seps string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(seps+"; ", r) })
 }

@@ -1,4 +1,4 @@
-package farmhttp_test
+package farmclient_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/farmclient"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
 	"github.com/afterlife-oss/afterlife/internal/blobhttp"
@@ -47,7 +47,7 @@ func TestAnInputCutShortIsFetchedWhole(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := farmhttp.NewClient(srv.URL, "token", farmhttp.ClientOptions{HTTP: httpclient.Options{WaitMin: time.Millisecond, WaitMax: 10 * time.Millisecond}})
+	c := farmclient.New(srv.URL, "token", farmclient.Options{HTTP: httpclient.Options{WaitMin: time.Millisecond, WaitMax: 10 * time.Millisecond}})
 	rc, err := c.Fetch(t.Context(), d)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,169 @@
+// Package cli is what every client command of afterlife shares: the
+// --server, --token and --token-file flags, the JSON API client that turns
+// the API's error answers back into errors with kinds, printing data, and
+// the exit code of an error. Each part's commands live next to the part
+// (escrow/cli, recipes/cli, builder/cli, registry/cli) and build on this.
+// It must never link server code: no web framework, database driver or
+// migration tool (docs/architecture.md).
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/spf13/cobra"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpclient"
+)
+
+// Flags are the settings every client command shares.
+type Flags struct {
+	server    string
+	token     string
+	tokenFile string
+}
+
+// Add declares the flags on cmd and its subcommands.
+func (f *Flags) Add(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.server, "server", EnvOr("AFTERLIFE_SERVER", "http://127.0.0.1:8080"), "afterlife server URL (env AFTERLIFE_SERVER)")
+	cmd.PersistentFlags().StringVar(&f.token, "token", os.Getenv("AFTERLIFE_TOKEN"), "API token (env AFTERLIFE_TOKEN)")
+	cmd.PersistentFlags().StringVar(&f.tokenFile, "token-file", "", "read the API token from this file (default: ./data/admin.token when present and no token is given)")
+}
+
+// EnvOr is the environment variable name, or def when it is unset or empty.
+func EnvOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Server returns the server URL without a trailing slash and the token the
+// flags give: --token-file, else --token, else ./data/admin.token when it
+// exists (the token serve writes on first start).
+func (f *Flags) Server() (base, token string, err error) {
+	token = f.token
+	switch {
+	case f.tokenFile != "":
+		if token, err = ReadTokenFile(f.tokenFile); err != nil {
+			return "", "", err
+		}
+	case token == "":
+		if t, err := ReadTokenFile(filepath.Join("data", "admin.token")); err == nil {
+			token = t
+		}
+	}
+	return strings.TrimRight(f.server, "/"), token, nil
+}
+
+// ReadTokenFile reads a token written by serve or by hand.
+func ReadTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", errs.Wrap(errs.Invalid, err, "token file")
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Call makes one JSON API call with the flags' server and token: in, when
+// not nil, is sent as JSON; the answer is decoded into out, when not nil.
+func (f *Flags) Call(ctx context.Context, method, path string, in, out any) error {
+	base, token, err := f.Server()
+	if err != nil {
+		return err
+	}
+	c := client{base: base, token: token, http: httpclient.New(httpclient.Options{RetryMax: 4})}
+	return c.do(ctx, method, path, in, out)
+}
+
+// client speaks the /v1 JSON API and turns error bodies back into errors
+// with kinds.
+type client struct {
+	base  string
+	token string
+	http  *retryablehttp.Client
+}
+
+func (c client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, err, "request %s %s", method, path)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return errs.Wrap(errs.Unavailable, err, "cannot reach %s", c.base)
+	}
+	defer httpclient.Drain(resp)
+	if resp.StatusCode >= 400 {
+		return httpclient.DecodeError(resp, "")
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// PrintJSON writes v indented, for commands whose output is data.
+func PrintJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// ExitCode is the process exit status for a command's error: 130 when
+// interrupted, 2 for invalid input, 1 otherwise.
+func ExitCode(err error) int {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return 130
+	case errs.Is(err, errs.Invalid):
+		return 2
+	default:
+		return 1
+	}
+}
+
+// Dash is s, or "-" when s is empty, for table columns.
+func Dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Day is t in local time to the minute, or "-" when t is zero, for table
+// columns.
+func Day(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}

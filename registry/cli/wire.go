@@ -1,0 +1,69 @@
+package cli
+
+import "time"
+
+// The API's JSON as these commands send and read it. The server's types
+// live in packages that link the database, so a client keeps its own view:
+// requests in full, answers as far as the commands print them. wire_test.go
+// holds them to the server's types.
+
+// publishRequest is registry.PublishRequest.
+type publishRequest struct {
+	BuildID    string `json:"build_id"`
+	Product    string `json:"product"`
+	Version    string `json:"version"`
+	Channel    string `json:"channel"`
+	Notes      string `json:"notes"`
+	MinVersion string `json:"min_version"`
+}
+
+// reviewRequest is registry.ReviewRequest.
+type reviewRequest struct {
+	Reason string `json:"reason"`
+}
+
+// release is what the commands print of registry.Release.
+type release struct {
+	ID          string    `json:"id"`
+	Product     string    `json:"product"`
+	Version     string    `json:"version"`
+	Channel     string    `json:"channel"`
+	Agreeing    int       `json:"agreeing"`
+	Total       int       `json:"total"`
+	Yanked      bool      `json:"yanked"`
+	PulledBack  bool      `json:"pulled_back"`
+	Held        bool      `json:"held"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+// registration is catalog.Registration.
+type registration struct {
+	ID        string   `json:"id"`
+	Vendor    string   `json:"vendor"`
+	Model     string   `json:"model"`
+	Revisions []string `json:"revisions"`
+	DeviceIDs []string `json:"device_ids"`
+	EOL       string   `json:"eol,omitempty"` // YYYY-MM-DD
+	RiskNotes string   `json:"risk_notes,omitempty"`
+}
+
+// product is what the commands print of catalog.Product.
+type product struct {
+	ID     string `json:"id"`
+	Vendor string `json:"vendor"`
+	Model  string `json:"model"`
+	Status string `json:"status"`
+}
+
+// reassignRequest is catalog.ReassignRequest.
+type reassignRequest struct {
+	DeviceID string `json:"device_id"`
+	To       string `json:"to"`
+}
+
+// reassigned is what the commands print of catalog.Reassigned.
+type reassigned struct {
+	DeviceID string  `json:"device_id"`
+	From     string  `json:"from"`
+	Product  product `json:"product"`
+}
