@@ -67,7 +67,18 @@ func (c *client) update(ctx context.Context, current string) (*Result, error) {
 			prev = ""
 		}
 	}
-	return c.trial(ctx, res, prev)
+	res, err = c.trial(ctx, res, prev)
+	switch {
+	case err != nil && res != nil && res.RolledBack:
+		c.recordCheck("installed "+cand.meta.Product+" "+cand.meta.Version+"; rolled back: "+res.Reason, cand.meta.Version, nil)
+	case err != nil:
+		c.recordCheck("installing "+cand.meta.Product+" "+cand.meta.Version+" failed", cand.meta.Version, err)
+	case res.Pending:
+		c.recordCheck("installed "+cand.meta.Product+" "+cand.meta.Version+"; rebooting into it", cand.meta.Version, nil)
+	default:
+		c.recordCheck("installed "+cand.meta.Product+" "+cand.meta.Version+" and confirmed it", cand.meta.Version, nil)
+	}
+	return res, err
 }
 
 // trial records the installed slot as pending, tells the bootloader, and
