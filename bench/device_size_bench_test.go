@@ -15,9 +15,11 @@ import (
 
 // BenchmarkDeviceClientSize builds afterlife-device and afterlife for
 // linux/arm (GOARM=7) as make device-client and make dist do (-trimpath,
-// stripped), reports both sizes, and prints the device binary's symbol
+// stripped), reports both sizes, and prints the device binary's code
 // bytes by module ("size-by-module MODULE KiB" lines that
-// scripts/bench.sh shows).
+// scripts/bench.sh shows). Code (text symbols) is counted because it is
+// what symbols can be attributed to without overlap; the function tables
+// and read-only data of a binary grow with it.
 func BenchmarkDeviceClientSize(b *testing.B) {
 	dir := b.TempDir()
 	build := func(out, pkg string, strip bool) int64 {
@@ -58,8 +60,8 @@ type moduleSize struct {
 	bytes  int64
 }
 
-// sizeByModule sums the sizes go tool nm gives the binary's symbols by
-// the module their package belongs to (go version -m lists the modules).
+// sizeByModule sums the sizes go tool nm gives the binary's code symbols
+// by the module their package belongs to (go version -m lists them).
 func sizeByModule(b *testing.B, bin string) []moduleSize {
 	b.Helper()
 	out, err := exec.Command("go", "version", "-m", bin).Output()
@@ -87,7 +89,7 @@ func sizeByModule(b *testing.B, bin string) []moduleSize {
 			continue
 		}
 		size, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil || size == 0 {
+		if err != nil || size == 0 || (f[2] != "T" && f[2] != "t") {
 			continue
 		}
 		sums[moduleOf(strings.Join(f[3:], " "), modules)] += size
@@ -101,7 +103,7 @@ func sizeByModule(b *testing.B, bin string) []moduleSize {
 }
 
 // moduleOf names the module a symbol belongs to: "std" for the runtime
-// and standard library, "(runtime data)" for symbols of no package.
+// and standard library, "(no-package)" for symbols of no package.
 func moduleOf(sym string, modules []string) string {
 	sym = strings.TrimPrefix(strings.TrimPrefix(sym, "type:"), "go:")
 	if i := strings.IndexAny(sym, "(["); i >= 0 {
@@ -110,7 +112,7 @@ func moduleOf(sym string, modules []string) string {
 	slash := strings.LastIndex(sym, "/")
 	dot := strings.Index(sym[slash+1:], ".")
 	if dot < 0 {
-		return "(runtime data)"
+		return "(no-package)"
 	}
 	pkg := sym[:slash+1+dot]
 	if first, _, _ := strings.Cut(pkg, "/"); !strings.Contains(first, ".") {
