@@ -114,7 +114,7 @@ func (c *client) identity(current string) (identity, error) {
 	}
 	if installed != nil {
 		if id.product != "" && installed.Product != id.product {
-			return id, errs.E(errs.Conflict, "device: %s holds product %s, the device is configured for %s", c.cfg.InstallDir, installed.Product, id.product)
+			return id, errs.E(errs.Conflict, "device: %s holds product %s, the device is configured for %s (--product, config key product)", c.cfg.InstallDir, installed.Product, id.product)
 		}
 		id.product = installed.Product
 	}
@@ -125,7 +125,7 @@ func (c *client) identity(current string) (identity, error) {
 		}
 	}
 	if !version.Valid(id.current) {
-		return id, errs.E(errs.Invalid, "device: current version %q is not a version (e.g. 1.4.2)", id.current)
+		return id, errs.E(errs.Invalid, "device: current version %q is not a version (e.g. 1.4.2; --current)", id.current)
 	}
 	return id, nil
 }
