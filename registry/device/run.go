@@ -20,6 +20,15 @@ import (
 // update is Update on a resolved client: settle an install left pending,
 // find the release, install it into the inactive slot and put it on trial.
 func (c *client) update(ctx context.Context, current string) (*Result, error) {
+	unlock, err := lockState(c.cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Another process may have changed the state since this client read it.
+	if c.state, err = readState(c.cfg.StateDir); err != nil {
+		return nil, err
+	}
 	if c.state.Pending != nil {
 		res, err := c.resume(ctx)
 		if err != nil || res.Pending {

@@ -385,3 +385,35 @@ func TestTheWaitBetweenChecks(t *testing.T) {
 		})
 	}
 }
+
+func TestOneProcessAtATimeChangesTheDevice(t *testing.T) {
+	reg := startRegistry(t)
+	cfg := deviceConfig(t, reg)
+	initDevice(t, reg, cfg)
+	if _, err := reg.publish("1.0.0", firmware("1.0.0"), false, ""); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	started := make(chan struct{})
+	first := cfg
+	first.HealthCheck = func(context.Context) error { close(started); <-release; return nil }
+	done := make(chan error, 1)
+	go func() {
+		_, err := device.Update(context.Background(), first, "")
+		done <- err
+	}()
+	<-started
+	if _, err := device.Update(context.Background(), device.Config{StateDir: cfg.StateDir}, ""); !errs.Is(err, errs.Conflict) || !strings.Contains(err.Error(), "another afterlife-device process") {
+		t.Fatalf("a second update while the first checks its slot: %v, want a conflict", err)
+	}
+	if err := device.Rollback(context.Background(), device.Config{StateDir: cfg.StateDir}); !errs.Is(err, errs.Conflict) {
+		t.Fatalf("a rollback while an update runs: %v, want a conflict", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the first update: %v", err)
+	}
+	if res, err := device.Update(context.Background(), device.Config{StateDir: cfg.StateDir}, ""); err != nil || res.Updated {
+		t.Fatalf("an update after the first one ended: %+v %v", res, err)
+	}
+}

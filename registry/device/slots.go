@@ -204,6 +204,13 @@ func Rollback(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.StateDir != "" {
+		unlock, err := lockState(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	slot, err := activeSlot(dir)
 	if err != nil {
 		return err
