@@ -321,6 +321,11 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
 		return fmt.Errorf("device: create state dir: %w", err)
 	}
+	unlock, err := lockState(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	c.st.AcceptCommunity = c.st.AcceptCommunity || acceptCommunity
 	// Init again with the same root is the same device: it keeps its
 	// install id, which its download receipts are bound to. A new root
