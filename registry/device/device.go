@@ -183,7 +183,9 @@ type client struct {
 	// receipt is what the registry answered the last download with.
 	receipt string
 	// checkWarnings are what the running check learnt that the owner
-	// should know; recordCheck keeps them for status.
+	// should know (that the installed release was yanked, say): code on
+	// the update path appends to it, recordCheck keeps it in state.json,
+	// and status shows it.
 	checkWarnings []string
 	// retryAfter is the longest Retry-After the registry answered with
 	// since it was last reset (see Run).

@@ -101,7 +101,7 @@ func (c *client) trial(ctx context.Context, res *Result, prev string) (*Result, 
 	}
 	if c.boot != nil {
 		if err := c.boot.MarkPending(ctx, p.Slot, p.Previous); err != nil {
-			return nil, c.rollBack(ctx, res, "the bootloader could not mark slot "+p.Slot+" pending: "+err.Error())
+			return res, c.rollBack(ctx, res, "the bootloader could not mark slot "+p.Slot+" pending: "+err.Error())
 		}
 	}
 	if c.st.RebootCommand != "" {
@@ -111,7 +111,7 @@ func (c *client) trial(ctx context.Context, res *Result, prev string) (*Result, 
 		}
 		c.log.Info("device: rebooting into the new slot", "slot", p.Slot, "version", p.Version)
 		if err := runShell(ctx, c.st.RebootCommand, nil); err != nil {
-			return nil, c.rollBack(ctx, res, "the reboot command failed: "+err.Error())
+			return res, c.rollBack(ctx, res, "the reboot command failed: "+err.Error())
 		}
 		res.Pending = true
 		return res, nil
