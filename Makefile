@@ -5,13 +5,25 @@ BIN := bin/afterlife
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help build run test test-deps check fmt vet bench fuzz dist clean
+.PHONY: help build device-client run test test-deps check fmt vet bench fuzz dist clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/afterlife
+build: ## build bin/afterlife and bin/afterlife-device
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/afterlife
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/afterlife-device ./cmd/afterlife-device
+
+# The device client for the devices it runs on: 32-bit ARM (ARMv7), 64-bit
+# ARM, MIPS without an FPU, and x86-64; stripped, static, no local paths.
+DEVICE_TARGETS := linux/arm linux/arm64 linux/mips linux/amd64
+device-client: ## cross-build bin/afterlife-device-linux-{arm,arm64,mips,amd64} (ARMv7, soft-float MIPS), stripped
+	@set -e; for t in $(DEVICE_TARGETS); do \
+	  out=bin/afterlife-device-$${t%/*}-$${t#*/}; \
+	  GOOS=$${t%/*} GOARCH=$${t#*/} GOARM=7 GOMIPS=softfloat CGO_ENABLED=0 \
+	    $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$out ./cmd/afterlife-device; \
+	  awk -v f=$$out -v n=$$(stat -c %s $$out) 'BEGIN { printf "%-40s %6.2f MiB\n", f, n / 1048576 }'; \
+	done
 
 run: build ## start the embedded default with the demo on http://127.0.0.1:8080
 	@scripts/run-deps.sh
@@ -38,7 +50,7 @@ bench: build test-deps ## run the benchmarks and print each figure beside its ba
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s; FUZZ=regexp picks targets)
 	@FUZZTIME=$(or $(FUZZTIME),60s) scripts/fuzz.sh
 
-dist: ## reproducible release binaries for linux/amd64, arm64, arm with SBOMs and SHA256SUMS in dist/
+dist: ## reproducible release binaries (afterlife for linux/amd64, arm64, arm; afterlife-device also for mips) with SBOMs and SHA256SUMS in dist/
 	@VERSION=$(VERSION) scripts/dist.sh
 
 clean: ## remove build outputs and test artifacts (not ./data)

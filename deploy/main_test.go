@@ -16,8 +16,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// afterlifeBin is the binary built from this checkout by TestMain.
-var afterlifeBin string
+// afterlifeBin and deviceBin are the binaries built from this checkout by
+// TestMain.
+var afterlifeBin, deviceBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "afterlife-deploy-test")
@@ -25,13 +26,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	afterlifeBin = filepath.Join(dir, "afterlife")
-	build := exec.Command("go", "build", "-o", afterlifeBin, "github.com/afterlife-oss/afterlife/cmd/afterlife")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "deploy: build afterlife:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	afterlifeBin, deviceBin = filepath.Join(dir, "afterlife"), filepath.Join(dir, "afterlife-device")
+	for bin, pkg := range map[string]string{afterlifeBin: "cmd/afterlife", deviceBin: "cmd/afterlife-device"} {
+		build := exec.Command("go", "build", "-o", bin, "github.com/afterlife-oss/afterlife/"+pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "deploy: build", pkg+":", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

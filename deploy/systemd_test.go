@@ -149,16 +149,74 @@ func systemdRoot(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Link(afterlifeBin, filepath.Join(bin, "afterlife")); err != nil {
-		data := mustRead(t, afterlifeBin)
-		if err := os.WriteFile(filepath.Join(bin, "afterlife"), data, 0o755); err != nil {
-			t.Fatal(err)
+	for name, src := range map[string]string{"afterlife": afterlifeBin, "afterlife-device": deviceBin} {
+		if err := os.Link(src, filepath.Join(bin, name)); err != nil {
+			if err := os.WriteFile(filepath.Join(bin, name), mustRead(t, src), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	for _, u := range []string{"afterlife.service", "afterlife-builder@.service"} {
+	for _, u := range []string{"afterlife.service", "afterlife-builder@.service", "afterlife-device.service"} {
 		if err := os.WriteFile(filepath.Join(etc, u), mustRead(t, filepath.Join("systemd", u)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return root
+}
+
+// The device unit runs as root (it writes a slot and the bootloader's
+// environment, and may reboot), so it is not in the table above: it gets
+// what confines a root service without stopping it from doing its job.
+func TestTheDeviceUnitIsConfinedAndValid(t *testing.T) {
+	analyze := requireTool(t, "systemd-analyze", "systemd")
+	root := systemdRoot(t)
+	u := parseUnit(t, filepath.Join("systemd", "afterlife-device.service"))
+	for _, kv := range []string{"StateDirectory=afterlife", "ProtectSystem=strict", "ReadWritePaths=-/boot", "ProtectHome=yes", "PrivateTmp=yes",
+		"NoNewPrivileges=yes", "RestrictNamespaces=yes", "MemoryDenyWriteExecute=yes", "LockPersonality=yes", "Restart=on-failure",
+		"EnvironmentFile=-/etc/afterlife/device.env", "SystemCallFilter=@system-service"} {
+		k, v, _ := strings.Cut(kv, "=")
+		if got, _ := u.get("Service", k); got != v {
+			t.Errorf("[Service] %s = %q, want %q", k, got, v)
+		}
+	}
+	for _, k := range []string{"DynamicUser", "PrivateDevices", "CapabilityBoundingSet"} {
+		if _, ok := u.get("Service", k); ok {
+			t.Errorf("[Service] sets %s, which keeps it from writing raw flash or rebooting", k)
+		}
+	}
+	exec1, _ := u.get("Service", "ExecStart")
+	args := strings.Fields(exec1)
+	if len(args) < 2 || args[0] != "/usr/local/bin/afterlife-device" || args[1] != "run" {
+		t.Fatalf("ExecStart = %q, want afterlife-device run", exec1)
+	}
+	help, err := exec.Command(deviceBin, "run", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("afterlife-device run --help: %v\n%s", err, help)
+	}
+	for _, a := range args[2:] {
+		if name, ok := strings.CutPrefix(a, "--"); ok && !strings.Contains(string(help), "--"+strings.SplitN(name, "=", 2)[0]+" ") {
+			t.Errorf("ExecStart passes %s, which afterlife-device run --help does not declare", a)
+		}
+	}
+	if !strings.Contains(string(help), "AFTERLIFE_DEVICE_INTERVAL") {
+		t.Error("afterlife-device run --help does not declare AFTERLIFE_DEVICE_INTERVAL, which the unit's env file may set")
+	}
+	var stderr bytes.Buffer
+	verify := exec.Command(analyze, "verify", "--root="+root, "afterlife-device.service")
+	verify.Stderr = &stderr
+	if err := verify.Run(); err != nil || stderr.Len() > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, stderr.String())
+	}
+	out, err := exec.Command(analyze, "security", "--offline=true", "--root="+root, "afterlife-device.service").CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security printed no exposure level:\n%s", out)
+	}
+	t.Logf("exposure level %s", m[1])
+	if got, _ := strconv.ParseFloat(string(m[1]), 64); got > 4.5 {
+		t.Errorf("exposure level %.1f, want at most 4.5:\n%s", got, out)
+	}
 }

@@ -4,7 +4,7 @@
 # benchmark fails is shown as "failed" and makes the script exit non-zero.
 #   scripts/bench.sh            every group (about 10 minutes on 2 cores)
 #   scripts/bench.sh blob web   only the named groups
-# Groups: blob escrow tuf sandbox queue update download pages soak
+# Groups: blob escrow tuf sandbox queue update download pages soak device
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/afterlife-bench.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 failed=0
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update download pages soak)
+[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update download pages soak device)
 
 # bench NAME PKG REGEX BENCHTIME: runs one go test benchmark group into
 # $out/NAME.txt.
@@ -160,6 +160,16 @@ if want soak; then
   for r in 1 2; do
     row "replica $r peak RSS (VmHWM)" "$(metric soak $s replica$r-hwm-MiB)" MiB "" "(now $(metric soak $s replica$r-rss-MiB) MiB)"
   done
+fi
+
+if want device; then
+  bench device ./bench 'BenchmarkDeviceClientSize$' 1x
+  header "8. Device client afterlife-device, linux/arm (GOARM=7), -trimpath, stripped"
+  d=BenchmarkDeviceClientSize
+  row "afterlife-device size" "$(metric device $d device-MiB)" MiB "10" "MiB target" lower
+  row "beside the full afterlife binary" "$(metric device $d device-MiB)" MiB "$(metric device $d afterlife-MiB)" "MiB afterlife, linux/arm" lower
+  echo "  code by module (KiB of text symbols; the rest of the file is tables and data that grow with it):"
+  awk '$1 == "size-by-module" && $3 >= 1 { printf "    %-56s %6d KiB\n", $2, $3 }' "$out/device.txt"
 fi
 
 echo

@@ -16,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 
 packages=(postgresql bubblewrap gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm chromium wrk nginx-light git ca-certificates diffoscope-minimal
-  util-linux)
+  util-linux grub-common)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -37,7 +37,7 @@ func NewWorkspace(dir string) (*Workspace, error) {
 	}
 	w := &Workspace{Root: dir}
 	if os.Geteuid() == 0 {
-		if err := syscall.Mount("afterlife-workspace", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755,size="+strconv.Itoa(stagingSize)); err != nil {
+		if err := syscall.Mount("afterlife-workspace", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755,size="+strconv.FormatInt(stagingSize, 10)); err != nil {
 			os.Remove(dir)
 			return nil, errs.Wrap(errs.Unavailable, err, "sandbox: mount the workspace tmpfs on %s", dir)
 		}
@@ -68,7 +68,7 @@ func (w *Workspace) Limit(writeBytes int64) (string, error) {
 	if err := syscall.Statfs(w.Root, &st); err != nil {
 		return "", errs.Wrap(errs.Internal, err, "sandbox: statfs %s", w.Root)
 	}
-	used := int64(st.Blocks-st.Bfree) * st.Bsize
+	used := int64(st.Blocks-st.Bfree) * int64(st.Bsize)
 	size := used + writeBytes
 	if err := syscall.Mount("afterlife-workspace", w.Root, "tmpfs", syscall.MS_REMOUNT|syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755,size="+strconv.FormatInt(size, 10)); err != nil {
 		return "", errs.Wrap(errs.Internal, err, "sandbox: limit the workspace to %d bytes", size)

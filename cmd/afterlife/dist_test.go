@@ -34,6 +34,9 @@ func TestDistBuildsTheSameBytesInAnyDirectory(t *testing.T) {
 		if !bytes.Contains(sums[i], []byte("afterlife-v0.0.0-test-linux-arm64.cdx.json")) {
 			t.Fatalf("SHA256SUMS lists no SBOM:\n%s", sums[i])
 		}
+		if !bytes.Contains(sums[i], []byte("afterlife-device-v0.0.0-test-linux-arm64\n")) {
+			t.Fatalf("SHA256SUMS lists no device client:\n%s", sums[i])
+		}
 	}
 	if !bytes.Equal(sums[0], sums[1]) {
 		t.Fatalf("two builds of one source differ:\n%s\n%s", sums[0], sums[1])

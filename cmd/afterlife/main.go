@@ -32,13 +32,6 @@ func main() {
 	}
 }
 
-// Shared with device.go until the device commands move to a package of
-// their own.
-var (
-	envOr     = apicli.EnvOr
-	printJSON = apicli.PrintJSON
-)
-
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "afterlife",
@@ -50,10 +43,12 @@ rebuilds them bit for bit, and the registry signs and serves the firmware to dev
 Start the embedded server (SQLite and ./data, two local builders) with:
   afterlife serve --demo
 
-Then try a device update against it:
-  afterlife device init --registry http://127.0.0.1:8080
-  afterlife device update --registry http://127.0.0.1:8080 --id demo:afterlife-cam \
-      --current 0 --install-to ./device --accept-community-firmware`,
+Then be a device with the small device client (afterlife device … is the same):
+  afterlife-device init --state ./device --registry http://127.0.0.1:8080 \
+      --id demo:afterlife-cam --accept-community-firmware
+  afterlife-device update --state ./device
+  afterlife-device status --state ./device
+On a device, afterlife-device run keeps it updated (docs/devices.md).`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -36,21 +37,30 @@ import (
 )
 
 // Config says where the registry is and where the device keeps things.
+// Registry, InstallDir, DeviceID, Channel, Product, AcceptCommunity and the
+// boot settings are remembered in StateDir/config.json: Init stores them,
+// and a later call that sets one stores the new value, so a device is
+// configured once and then updates with a bare Update(ctx, Config{StateDir}).
 type Config struct {
-	// Registry is the registry's base URL, e.g. "https://registry.example".
+	// Registry is the registry's base URL, e.g. "https://registry.example"
+	// (config key "registry").
 	Registry string
-	// StateDir holds the trusted TUF root, the TUF metadata cache, the
-	// device's config file and partial downloads.
+	// StateDir holds everything the device keeps (see docs/device-client.md):
+	// the trusted TUF root, the TUF metadata cache, config.json (settings),
+	// state.json (last check, pending install), partial downloads and, unless
+	// InstallDir says otherwise, the A/B slots.
 	StateDir string
 	// InstallDir holds the A/B layout: slots "a" and "b" and the symlink
-	// "current" to the active one.
+	// "current" to the active one (config key "install_dir"; default
+	// StateDir/slots).
 	InstallDir string
 	// DeviceID, Channel and Product override the values Init stored when
 	// set. Product is the product this device is; without it the device
 	// learns it from its first install. Releases of another product are
 	// refused.
 	DeviceID, Channel, Product string
-	// AcceptCommunity allows community releases (also when Init stored it).
+	// AcceptCommunity allows community releases; once given it is
+	// remembered (config key "accept_community").
 	AcceptCommunity bool
 	// FromMetadata makes Update find the release in the signed TUF
 	// metadata alone, without asking the update API (Update also does so
@@ -59,6 +69,27 @@ type Config struct {
 	// ReplaceRoot lets Init replace a root that StateDir already pins by a
 	// different one, forgetting the metadata verified under the old one.
 	ReplaceRoot bool
+	// Boot says how the device's bootloader is told about a new slot
+	// (config key "boot"); the zero value means the A/B directory alone.
+	// Bootloader, when set, is used instead (and not remembered).
+	Boot       BootSettings
+	Bootloader Bootloader
+	// HealthCheckCommand is a shell command run after an install; exit 0
+	// confirms the new slot, anything else (or no answer within
+	// ConfirmDeadline) rolls back to the previous slot (config key
+	// "health_check"). HealthCheck, when set, is used instead.
+	HealthCheckCommand string
+	HealthCheck        func(ctx context.Context) error
+	// ConfirmDeadline bounds how long a new slot may stay unconfirmed
+	// (config key "confirm_deadline"; default 10 minutes).
+	ConfirmDeadline time.Duration
+	// RebootCommand, when set, is run after the new slot is marked pending
+	// so the device boots it; the check and the confirmation then happen
+	// when the client starts again (config key "reboot").
+	RebootCommand string
+	// RetryFailed lets Update install again a release that failed its
+	// health check on this device (normally skipped until a newer one).
+	RetryFailed bool
 	// HTTPClient supplies the transport (TLS settings, proxies); requests
 	// are always retried with afterlife's policy on top of it.
 	HTTPClient *http.Client
@@ -66,6 +97,8 @@ type Config struct {
 	Progress func(done, total int64)
 	// Logger receives what the client does (default: discard).
 	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Offer is the registry's answer to "is there an update for me?", as
@@ -109,16 +142,24 @@ const (
 	OutcomeFailure = "failure"
 )
 
-// stored is the device's config file, StateDir/config.json.
+// stored is the device's config file, StateDir/config.json: its
+// settings, written by Init and by any later call that changes one. Its
+// keys are the "config keys" refusals name.
 type stored struct {
 	// InstallID is this device's random id (16 bytes, hex), made at Init:
 	// the registry binds download receipts to it. A device id names a
 	// model, shared by a whole fleet; the install id names one device.
-	InstallID       string `json:"install_id"`
-	DeviceID        string `json:"device_id"`
-	Product         string `json:"product,omitempty"`
-	Channel         string `json:"channel"`
-	AcceptCommunity bool   `json:"accept_community"`
+	InstallID          string       `json:"install_id"`
+	Registry           string       `json:"registry,omitempty"`
+	InstallDir         string       `json:"install_dir,omitempty"`
+	DeviceID           string       `json:"device_id"`
+	Product            string       `json:"product,omitempty"`
+	Channel            string       `json:"channel"`
+	AcceptCommunity    bool         `json:"accept_community"`
+	Boot               BootSettings `json:"boot,omitzero"`
+	HealthCheckCommand string       `json:"health_check,omitempty"`
+	ConfirmDeadline    string       `json:"confirm_deadline,omitempty"`
+	RebootCommand      string       `json:"reboot,omitempty"`
 }
 
 const (
@@ -132,12 +173,23 @@ const (
 type client struct {
 	cfg    Config
 	st     stored
+	state  State // StateDir/state.json
 	http   *http.Client
 	log    *slog.Logger
+	now    func() time.Time
 	base   *url.URL
 	tufURL string
+	boot   Bootloader
 	// receipt is what the registry answered the last download with.
 	receipt string
+	// checkWarnings are what the running check learnt that the owner
+	// should know (that the installed release was yanked, say): code on
+	// the update path appends to it, recordCheck keeps it in state.json,
+	// and status shows it.
+	checkWarnings []string
+	// retryAfter is the longest Retry-After the registry answered with
+	// since it was last reset (see Run).
+	retryAfter *retryAfterRecorder
 }
 
 // Headers of a download: the install id it is for, and the registry's
@@ -157,69 +209,77 @@ func newInstallID() (string, error) {
 
 func newClient(cfg Config, needState bool) (*client, error) {
 	if cfg.StateDir == "" {
-		return nil, errs.E(errs.Invalid, "device: StateDir is not set")
+		return nil, errs.E(errs.Invalid, "device: StateDir is not set (--state)")
 	}
-	base, err := url.Parse(strings.TrimSuffix(cfg.Registry, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, errs.E(errs.Invalid, "device: registry URL %q is not an http(s) URL", cfg.Registry)
-	}
-	c := &client{cfg: cfg, base: base, log: cfg.Logger}
+	c := &client{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	prev, err := readStored(cfg.StateDir)
+	switch {
+	case errs.Is(err, errs.NotFound) && needState:
+		return nil, errs.E(errs.Invalid, "device: %s holds no device state; run init first (afterlife-device init --state %s --registry URL --id DEVICE-ID)", cfg.StateDir, cfg.StateDir)
+	case errs.Is(err, errs.NotFound):
+	case err != nil:
+		return nil, err
+	default:
+		c.st = prev
+	}
+	changed := c.st.apply(cfg)
+	if c.st.Registry == "" {
+		return nil, errs.E(errs.Invalid, "device: no registry URL: give one with --registry (config key registry)")
+	}
+	base, err := url.Parse(strings.TrimSuffix(c.st.Registry, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, errs.E(errs.Invalid, "device: registry URL %q is not an http(s) URL (--registry, config key registry)", c.st.Registry)
+	}
+	c.base = base
+	c.cfg.Registry = c.st.Registry
+	c.cfg.InstallDir = c.st.InstallDir
+	if c.cfg.InstallDir == "" {
+		c.cfg.InstallDir = filepath.Join(cfg.StateDir, defaultSlotsDir)
+	}
+	if c.cfg.ConfirmDeadline <= 0 {
+		c.cfg.ConfirmDeadline = defaultConfirmDeadline
+		if d, err := time.ParseDuration(c.st.ConfirmDeadline); err == nil && d > 0 {
+			c.cfg.ConfirmDeadline = d
+		}
+	}
+	c.retryAfter = &retryAfterRecorder{}
 	rc := httpclient.New(httpclient.Options{Logger: c.log})
 	if cfg.HTTPClient != nil {
 		rc.HTTPClient = cfg.HTTPClient
 	}
+	rc.HTTPClient = c.retryAfter.wrap(rc.HTTPClient)
 	c.http = rc.StandardClient()
 	c.tufURL = base.JoinPath("tuf").String()
-	if needState {
-		b, err := os.ReadFile(filepath.Join(cfg.StateDir, configFile))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errs.E(errs.Invalid, "device: %s has no config; run Init first", cfg.StateDir)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("device: read config: %w", err)
-		}
-		if err := json.Unmarshal(b, &c.st); err != nil {
-			return nil, errs.Wrap(errs.Invalid, err, "device: config %s", filepath.Join(cfg.StateDir, configFile))
-		}
-		if c.st.InstallID == "" {
-			// Initialised by a version that had no install ids.
-			if err := c.addInstallID(); err != nil {
-				return nil, err
-			}
+	if c.boot = cfg.Bootloader; c.boot == nil {
+		if c.boot, err = c.st.Boot.bootloader(cfg.StateDir); err != nil {
+			return nil, err
 		}
 	}
-	if cfg.DeviceID != "" {
-		c.st.DeviceID = cfg.DeviceID
+	if !needState {
+		return c, nil
 	}
-	if cfg.Channel != "" {
-		c.st.Channel = cfg.Channel
+	if c.st.InstallID == "" {
+		// Initialised by a version that had no install ids.
+		if c.st.InstallID, err = newInstallID(); err != nil {
+			return nil, err
+		}
+		changed = true
 	}
-	if cfg.Product != "" {
-		c.st.Product = cfg.Product
+	if changed {
+		if err := c.saveStored(); err != nil {
+			return nil, err
+		}
 	}
-	c.st.AcceptCommunity = c.st.AcceptCommunity || cfg.AcceptCommunity
+	if c.state, err = readState(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	return c, nil
-}
-
-// addInstallID gives a device initialised without an install id one, and
-// stores it.
-func (c *client) addInstallID() error {
-	id, err := newInstallID()
-	if err != nil {
-		return err
-	}
-	c.st.InstallID = id
-	conf, err := json.MarshalIndent(c.st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("device: encode config: %w", err)
-	}
-	if err := writeFileSync(filepath.Join(c.cfg.StateDir, configFile), append(conf, '\n'), 0o644); err != nil {
-		return fmt.Errorf("device: store config: %w", err)
-	}
-	return nil
 }
 
 // Init prepares StateDir: it stores the trusted TUF root and the device's
@@ -238,7 +298,7 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 		return err
 	}
 	if rootJSON == nil {
-		c.log.Warn("device: no root given; trusting the registry's 1.root.json on first use", "registry", cfg.Registry)
+		c.log.Warn("device: no root given; trusting the registry's 1.root.json on first use", "registry", c.cfg.Registry)
 		if rootJSON, err = c.get(ctx, c.tufURL+"/1.root.json", 512<<10); err != nil {
 			return fmt.Errorf("device: fetch root for trust on first use: %w", err)
 		}
@@ -258,28 +318,27 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 	if pinned != nil && replace && !cfg.ReplaceRoot {
 		return errs.E(errs.Conflict, "device: %s already pins %s; a different root would replace it and forget the metadata "+
 			"verified under it (the versions that protect this device against rollback). Keep it, or replace it on purpose "+
-			"with --force (Config.ReplaceRoot)", cfg.StateDir, describeRoot(pinned))
+			"with init --force (Config.ReplaceRoot)", cfg.StateDir, describeRoot(pinned))
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
 		return fmt.Errorf("device: create state dir: %w", err)
 	}
+	unlock, err := lockState(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	c.st.AcceptCommunity = c.st.AcceptCommunity || acceptCommunity
 	// Init again with the same root is the same device: it keeps its
-	// install id, which its download receipts are bound to.
-	if !replace {
-		var prev stored
-		if b, err := os.ReadFile(filepath.Join(cfg.StateDir, configFile)); err == nil && json.Unmarshal(b, &prev) == nil {
-			c.st.InstallID = prev.InstallID
-		}
+	// install id, which its download receipts are bound to. A new root
+	// makes it a new device.
+	if replace && pinned != nil {
+		c.st.InstallID = ""
 	}
 	if c.st.InstallID == "" {
 		if c.st.InstallID, err = newInstallID(); err != nil {
 			return err
 		}
-	}
-	conf, err := json.MarshalIndent(c.st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("device: encode config: %w", err)
 	}
 	if replace {
 		// A new root replaces the metadata cached under the old one.
@@ -296,8 +355,8 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 			return fmt.Errorf("device: store root: %w", err)
 		}
 	}
-	if err := writeFileSync(filepath.Join(cfg.StateDir, configFile), append(conf, '\n'), 0o644); err != nil {
-		return fmt.Errorf("device: store config: %w", err)
+	if err := c.saveStored(); err != nil {
+		return err
 	}
 	c.log.Info("device initialised", "device_id", c.st.DeviceID, "channel", c.st.Channel,
 		"accept_community", c.st.AcceptCommunity, "root_version", root.Signed.Version)
@@ -320,19 +379,24 @@ func describeRoot(b []byte) string {
 }
 
 // Check asks the registry whether a newer release exists for this device;
-// nil means the device is up to date. The offer is returned unverified:
+// nil means the device is up to date. current "" is the version in the
+// active slot ("0" when nothing is installed). The offer is returned unverified:
 // Update decides on the signed metadata and may refuse it.
 func Check(ctx context.Context, cfg Config, current string) (*Offer, error) {
 	c, err := newClient(cfg, true)
 	if err != nil {
 		return nil, err
 	}
-	return c.check(ctx, current)
+	id, err := c.identity(current)
+	if err != nil {
+		return nil, err
+	}
+	return c.check(ctx, id.current)
 }
 
 func (c *client) check(ctx context.Context, current string) (*Offer, error) {
 	if c.st.DeviceID == "" {
-		return nil, errs.E(errs.Invalid, "device: no device id: give one to Init or in Config.DeviceID")
+		return nil, errs.E(errs.Invalid, "device: no device id: give one with --id (config key device_id)")
 	}
 	u := c.base.JoinPath("v1", "devices", "updates")
 	u.RawQuery = url.Values{"id": {c.st.DeviceID}, "version": {current}, "channel": {c.st.Channel}}.Encode()

@@ -104,13 +104,13 @@ func TestUpdateInstallsIntoTheInactiveSlotAndRollsBack(t *testing.T) {
 		t.Fatalf("an up-to-date device updated: %+v %v", res, err)
 	}
 
-	if err := device.Rollback(cfg); err != nil {
+	if err := device.Rollback(context.Background(), cfg); err != nil {
 		t.Fatalf("Rollback: %v", err)
 	}
 	if v, _ := device.Current(cfg); v != "1.0.0" {
 		t.Fatalf("after rollback Current = %q, want 1.0.0", v)
 	}
-	if err := device.Rollback(cfg); err != nil {
+	if err := device.Rollback(context.Background(), cfg); err != nil {
 		t.Fatalf("rolling forward again: %v", err)
 	}
 	if v, _ := device.Current(cfg); v != "1.1.0" {
@@ -122,7 +122,7 @@ func TestRollbackWithoutAnEarlierReleaseIsRefused(t *testing.T) {
 	reg := startRegistry(t)
 	cfg := deviceConfig(t, reg)
 	initDevice(t, reg, cfg)
-	if err := device.Rollback(cfg); !errs.Is(err, errs.Conflict) {
+	if err := device.Rollback(context.Background(), cfg); !errs.Is(err, errs.Conflict) {
 		t.Fatalf("Rollback with nothing installed: err = %v, want conflict", err)
 	}
 	if _, err := reg.publish("1.0.0", firmware("1.0.0"), false, ""); err != nil {
@@ -131,7 +131,7 @@ func TestRollbackWithoutAnEarlierReleaseIsRefused(t *testing.T) {
 	if _, err := device.Update(context.Background(), cfg, "0.9.0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := device.Rollback(cfg); !errs.Is(err, errs.Conflict) {
+	if err := device.Rollback(context.Background(), cfg); !errs.Is(err, errs.Conflict) {
 		t.Fatalf("Rollback with one release: err = %v, want conflict", err)
 	}
 }

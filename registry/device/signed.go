@@ -139,10 +139,10 @@ type identity struct {
 // device is, so an owner can tell a spoofed offer from a misconfiguration.
 func (id identity) acceptTarget(path string, m TargetMeta) error {
 	if id.product != "" && m.Product != id.product {
-		return errs.E(errs.Forbidden, "device: refused %s: it is signed for product %s, this device runs product %s", path, m.Product, id.product)
+		return errs.E(errs.Forbidden, "device: refused %s: it is signed for product %s, this device runs product %s (--product, config key product)", path, m.Product, id.product)
 	}
 	if !slices.ContainsFunc(m.DeviceIDs, func(d string) bool { return sameDeviceID(d, id.deviceID) }) {
-		return errs.E(errs.Forbidden, "device: refused %s: it is signed for product %s with device ids %s, not for this device (%s)",
+		return errs.E(errs.Forbidden, "device: refused %s: it is signed for product %s with device ids %s, not for this device (%s); the device id is set with --id (config key device_id)",
 			path, m.Product, strings.Join(m.DeviceIDs, ", "), id.deviceID)
 	}
 	if m.PulledBack {
@@ -152,7 +152,7 @@ func (id identity) acceptTarget(path string, m TargetMeta) error {
 		return errs.E(errs.Forbidden, "device: refused %s %s: the registry holds this release for review after failed installs", m.Product, m.Version)
 	}
 	if !channelAccepts(id.channel, m.Channel) {
-		return errs.E(errs.Forbidden, "device: refused %s %s: it is signed for channel %s, this device follows %s", m.Product, m.Version, m.Channel, id.channel)
+		return errs.E(errs.Forbidden, "device: refused %s %s: it is signed for channel %s, this device follows %s (--channel, config key channel)", m.Product, m.Version, m.Channel, id.channel)
 	}
 	if c := version.Compare(m.Version, id.current); c == 0 {
 		return errs.E(errs.Forbidden, "device: refused %s %s: this device already runs %s", m.Product, m.Version, id.current)
@@ -168,12 +168,18 @@ func (id identity) acceptTarget(path string, m TargetMeta) error {
 			m.Product, m.Version, m.MinVersion, id.current)
 	}
 	if *m.Community && !id.accept {
-		return errs.E(errs.Forbidden,
+		return needsOptIn{errs.E(errs.Forbidden,
 			"device: %s %s is a community release (so says its signed metadata), built by the community after the vendor's end of life and not by the vendor; "+
-				"installing it needs the owner's opt-in (Init with acceptCommunity, or Config.AcceptCommunity). Risk notes: %s", m.Product, m.Version, orNone(m.RiskNotes))
+				"installing it needs the owner's opt-in, given once and remembered: --accept-community-firmware (config key accept_community). Risk notes: %s", m.Product, m.Version, orNone(m.RiskNotes))}
 	}
 	return nil
 }
+
+// needsOptIn marks the refusal of a community release for want of the
+// owner's opt-in, so status can warn about it.
+type needsOptIn struct{ error }
+
+func (e needsOptIn) Unwrap() error { return e.error }
 
 func orNone(s string) string {
 	if strings.TrimSpace(s) == "" {

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,32 +157,61 @@ func installedRelease(installDir string) (*Release, error) {
 	return r, err
 }
 
+// installDirOf is the A/B directory cfg names: InstallDir, else the one
+// remembered in StateDir/config.json, else StateDir/slots.
+func installDirOf(cfg Config) (string, error) {
+	if cfg.InstallDir != "" {
+		return cfg.InstallDir, nil
+	}
+	if cfg.StateDir == "" {
+		return "", errs.E(errs.Invalid, "device: InstallDir is not set (--install-to)")
+	}
+	st, err := readStored(cfg.StateDir)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return "", err
+	}
+	if st.InstallDir != "" {
+		return st.InstallDir, nil
+	}
+	return filepath.Join(cfg.StateDir, defaultSlotsDir), nil
+}
+
 // Current returns the version in the active slot; errs.NotFound when
 // nothing is installed yet.
 func Current(cfg Config) (string, error) {
-	if cfg.InstallDir == "" {
-		return "", errs.E(errs.Invalid, "device: InstallDir is not set")
+	dir, err := installDirOf(cfg)
+	if err != nil {
+		return "", err
 	}
-	slot, err := activeSlot(cfg.InstallDir)
+	slot, err := activeSlot(dir)
 	if err != nil {
 		return "", err
 	}
 	if slot == "" {
-		return "", errs.E(errs.NotFound, "device: nothing is installed in %s", cfg.InstallDir)
+		return "", errs.E(errs.NotFound, "device: nothing is installed in %s", dir)
 	}
-	r, err := readRelease(cfg.InstallDir, slot)
+	r, err := readRelease(dir, slot)
 	if err != nil {
 		return "", err
 	}
 	return r.Version, nil
 }
 
-// Rollback makes the other slot active again, when it holds a release.
-func Rollback(cfg Config) error {
-	if cfg.InstallDir == "" {
-		return errs.E(errs.Invalid, "device: InstallDir is not set")
+// Rollback makes the other slot active again, when it holds a release,
+// and tells the bootloader (when the device has one) to boot it.
+func Rollback(ctx context.Context, cfg Config) error {
+	dir, err := installDirOf(cfg)
+	if err != nil {
+		return err
 	}
-	slot, err := activeSlot(cfg.InstallDir)
+	if cfg.StateDir != "" {
+		unlock, err := lockState(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	slot, err := activeSlot(dir)
 	if err != nil {
 		return err
 	}
@@ -189,10 +219,26 @@ func Rollback(cfg Config) error {
 		return errs.E(errs.Conflict, "device: nothing is installed, nothing to roll back")
 	}
 	prev := otherSlot(slot)
-	if _, err := readRelease(cfg.InstallDir, prev); errs.Is(err, errs.NotFound) {
+	if _, err := readRelease(dir, prev); errs.Is(err, errs.NotFound) {
 		return errs.E(errs.Conflict, "device: slot %s holds no earlier release to roll back to", prev)
 	} else if err != nil {
 		return err
 	}
-	return switchTo(cfg.InstallDir, prev)
+	if cfg.StateDir != "" {
+		boot := cfg.Bootloader
+		if boot == nil {
+			if st, err := readStored(cfg.StateDir); err == nil {
+				if boot, err = st.Boot.bootloader(cfg.StateDir); err != nil {
+					return err
+				}
+			}
+		}
+		if boot != nil {
+			// Boot the earlier slot from now on, not on trial.
+			if err := boot.MarkPending(ctx, prev, ""); err != nil {
+				return fmt.Errorf("device: tell the bootloader to boot slot %s: %w", prev, err)
+			}
+		}
+	}
+	return switchTo(dir, prev)
 }

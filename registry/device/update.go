@@ -41,6 +41,16 @@ type Result struct {
 	// ReportErr is set when the install succeeded but the success report
 	// did not reach the registry.
 	ReportErr error
+	// Pending is set when the device reboots into the new slot; the
+	// health check and the confirmation happen when the client runs next.
+	Pending bool
+	// RolledBack is set when the new slot failed (Reason says how) and
+	// the previous one is active again.
+	RolledBack bool
+	Reason     string
+	// Skipped says why an offered release was not installed (it failed on
+	// this device before).
+	Skipped string
 }
 
 // Release is what a slot holds, in its release.json.
@@ -81,38 +91,7 @@ func Update(ctx context.Context, cfg Config, current string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.InstallDir == "" {
-		return nil, errs.E(errs.Invalid, "device: InstallDir is not set")
-	}
-	id, err := c.identity(current)
-	if err != nil {
-		return nil, err
-	}
-	cand, err := c.find(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if cand == nil {
-		c.log.Info("device is up to date", "version", id.current)
-		return &Result{Version: id.current}, nil
-	}
-	res, err := c.install(ctx, cand)
-	rep := Report{ReleaseID: cand.meta.ReleaseID, Version: cand.meta.Version, Outcome: OutcomeSuccess}
-	if err != nil {
-		rep.Outcome, rep.Reason = OutcomeFailure, err.Error()
-	}
-	repErr := c.report(ctx, rep)
-	if err != nil {
-		if repErr != nil {
-			c.log.Warn("device: could not report the failure", "err", repErr)
-		}
-		return nil, err
-	}
-	if repErr != nil {
-		c.log.Warn("device: installed but could not report it", "err", repErr)
-		res.ReportErr = repErr
-	}
-	return res, nil
+	return c.update(ctx, current)
 }
 
 // identity is the device as its own state describes it: the product comes
@@ -121,13 +100,13 @@ func Update(ctx context.Context, cfg Config, current string) (*Result, error) {
 func (c *client) identity(current string) (identity, error) {
 	id := identity{deviceID: c.st.DeviceID, product: c.st.Product, channel: c.st.Channel, current: current, accept: c.st.AcceptCommunity}
 	if id.deviceID == "" {
-		return id, errs.E(errs.Invalid, "device: no device id: give one to Init or in Config.DeviceID")
+		return id, errs.E(errs.Invalid, "device: no device id: give one with --id (config key device_id)")
 	}
 	if id.channel == "" {
 		id.channel = channelStable
 	}
 	if id.channel != channelStable && id.channel != channelTesting {
-		return id, errs.E(errs.Invalid, "device: channel %q: want stable or testing", id.channel)
+		return id, errs.E(errs.Invalid, "device: channel %q: want stable or testing (--channel, config key channel)", id.channel)
 	}
 	installed, err := installedRelease(c.cfg.InstallDir)
 	if err != nil {
@@ -135,7 +114,7 @@ func (c *client) identity(current string) (identity, error) {
 	}
 	if installed != nil {
 		if id.product != "" && installed.Product != id.product {
-			return id, errs.E(errs.Conflict, "device: %s holds product %s, the device is configured for %s", c.cfg.InstallDir, installed.Product, id.product)
+			return id, errs.E(errs.Conflict, "device: %s holds product %s, the device is configured for %s (--product, config key product)", c.cfg.InstallDir, installed.Product, id.product)
 		}
 		id.product = installed.Product
 	}
@@ -146,7 +125,7 @@ func (c *client) identity(current string) (identity, error) {
 		}
 	}
 	if !version.Valid(id.current) {
-		return id, errs.E(errs.Invalid, "device: current version %q is not a version (e.g. 1.4.2)", id.current)
+		return id, errs.E(errs.Invalid, "device: current version %q is not a version (e.g. 1.4.2; --current)", id.current)
 	}
 	return id, nil
 }
@@ -202,7 +181,7 @@ func (c *client) fromOffer(id identity, offer *Offer) (*candidate, error) {
 func (c *client) fromMetadata(id identity) (*candidate, error) {
 	if id.product == "" {
 		return nil, errs.E(errs.Invalid, "device: to update from the TUF metadata alone the device must know its product: "+
-			"give it to Init (afterlife device init --product) or install once from a registry with an update API")
+			"give it with --product (config key product) or install once from a registry with an update API")
 	}
 	up, err := c.updater()
 	if err != nil {
@@ -267,7 +246,7 @@ func (c *client) install(ctx context.Context, cand *candidate) (*Result, error) 
 	}
 	slot, err := activate(c.cfg.InstallDir, part, Release{
 		Product: m.Product, Version: m.Version, ReleaseID: m.ReleaseID,
-		File: path.Base(info.Path), SHA256: want, Length: info.Length, Installed: time.Now().UTC(),
+		File: path.Base(info.Path), SHA256: want, Length: info.Length, Installed: c.now().UTC(),
 	})
 	if err != nil {
 		return nil, err

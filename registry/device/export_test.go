@@ -1,0 +1,4 @@
+package device
+
+// NextWait exposes nextWait to the external tests.
+var NextWait = nextWait
