@@ -409,6 +409,17 @@ limits: {timeout: 1m, memory: 256MiB}
 			p.cookie = "afterlife_session=" + p.token
 		}
 	}
+	// The transparency log has logged the fixture's events, so its
+	// routes have entries to answer with.
+	testenv.Eventually(t, time.Minute, func() error {
+		var info struct {
+			Size int64 `json:"size"`
+		}
+		if code := apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &info); code != 200 || info.Size == 0 {
+			return fmt.Errorf("the log is empty (%d)", code)
+		}
+		return nil
+	})
 	return f
 }
 
@@ -511,6 +522,12 @@ func (f *accessFixture) param(pattern, name string, p *caller) (string, bool) {
 		return "/site.css", true
 	case name == "name" && strings.HasPrefix(pattern, "/tuf/"):
 		return "/timestamp.json", true
+	case name == "tile":
+		return "/0/000.p/1", true
+	case name == "index":
+		return "0", true
+	case name == "id" && strings.HasPrefix(pattern, "/v1/log/"):
+		return f.product, true
 	case name != "id":
 		return "", false
 	}

@@ -45,6 +45,7 @@ type Serve struct {
 	LeaseTTL        time.Duration // how long a builder's job lease lasts without a heartbeat
 	SchedulerEvery  time.Duration // how often release policies are evaluated and the escrow outbox retried
 	ScrubEvery      time.Duration // how often every blob is re-hashed (0: never)
+	TranslogEvery   time.Duration // how often the transparency log appends new events
 	TimestampExpiry time.Duration // lifetime of TUF timestamp metadata
 
 	MaxFileSize    int64         // largest single file in a deposit
@@ -168,6 +169,7 @@ var serveFields = []field[Serve]{
 	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},
 	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},
 	{"scheduler-every", "30s", "how often release policies are evaluated and undelivered release notices retried", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
+	{"translog-every", "2s", "how often the transparency log appends the parts' new events and signs a checkpoint", duration(func(c *Serve) *time.Duration { return &c.TranslogEvery })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
@@ -352,6 +354,9 @@ func (c *Serve) validate() error {
 	}
 	if c.Quorum < 1 {
 		return errs.E(errs.Invalid, "setting quorum: must be at least 1")
+	}
+	if c.TranslogEvery <= 0 {
+		return errs.E(errs.Invalid, "setting translog-every: must be positive")
 	}
 	if c.LocalBuilders < 0 {
 		return errs.E(errs.Invalid, "setting local-builders: must not be negative")

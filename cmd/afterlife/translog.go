@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"strings"
+
+	"github.com/afterlife-oss/afterlife/escrow"
+	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/registry"
+	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/translog"
+)
+
+// wireTranslog builds the transparency log on the parts' event logs: each
+// part's append-only log is a translog.Source, translated here.
+func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *parts) error {
+	l, err := translog.Open(ctx, translog.Options{
+		DB: s.db, KeyDir: s.cfg.Keys, Origin: logOrigin(s.cfg.PublicURL), Now: s.now,
+		Logger: s.log.With("part", "translog"), Replica: s.cfg.ReplicaID,
+		Sources: map[string]translog.Source{
+			"catalog":  catalogSource{p.catalog},
+			"escrow":   escrowSource{p.escrow},
+			"registry": registrySource{p.reg},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	l.Register(root, v1)
+	p.translog = l
+	s.background = append(s.background, func(ctx context.Context) {
+		logStop(s, "transparency log", l.Run(ctx, s.cfg.TranslogEvery))
+	})
+	return nil
+}
+
+// logOrigin names a new log after the server's public URL, without its
+// scheme (C2SP tlog-checkpoint origins are schemeless URLs).
+func logOrigin(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Host == "" {
+		return "afterlife.invalid/log"
+	}
+	return u.Host + strings.TrimRight(u.Path, "/") + translog.Prefix
+}
+
+// catalogSource is the catalog's log of product status changes.
+type catalogSource struct{ c *catalog.Catalog }
+
+func (s catalogSource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
+	evs, err := s.c.EventsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]translog.Event, len(evs))
+	for i, e := range evs {
+		ev := translog.Event{Seq: e.Seq, At: e.At, Subject: e.Product,
+			Fields: map[string]any{"product": e.Product, "actor": e.Actor, "status": string(e.To)}}
+		if e.From == "" {
+			ev.Type = "product.registered"
+			ev.Fields["vendor"], ev.Fields["model"], ev.Fields["device_ids"] = e.Vendor, e.Model, e.DeviceIDs
+		} else {
+			ev.Type = "product.status"
+			ev.Fields["from"] = string(e.From)
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+// escrowSource is escrow's log of deposits. A sealed deposit is logged as
+// a commitment only; its release opens it. Events that would show a
+// sealed deposit exists (created, approved, aborted) are passed over.
+type escrowSource struct{ e *escrow.Service }
+
+func (s escrowSource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
+	evs, err := s.e.EventsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]translog.Event, len(evs))
+	for i, e := range evs {
+		ev := translog.Event{Seq: e.Seq, At: e.At}
+		switch e.Kind {
+		case "sealed":
+			ev.Type, ev.Subject = "deposit.sealed", e.Deposit
+			ev.Seal = &translog.Commitment{Product: e.Product, Manifest: e.Manifest}
+		case "released":
+			ev.Type, ev.Subject, ev.Opens = "deposit.released", e.Product, e.Deposit
+			approvals := make([]map[string]any, 0, len(e.Approvals))
+			for _, a := range e.Approvals {
+				approvals = append(approvals, map[string]any{"trustee": a.Trustee, "at": a.At.UTC().Format(timeFormat)})
+			}
+			evidence := map[string]any{"approvals": approvals, "released_by": e.Actor}
+			if !e.SealedAt.IsZero() {
+				evidence["sealed_at"] = e.SealedAt.UTC().Format(timeFormat)
+			}
+			if !e.LastCheckin.IsZero() {
+				evidence["last_checkin"] = e.LastCheckin.UTC().Format(timeFormat)
+			}
+			ev.Fields = map[string]any{"deposit": e.Deposit, "product": e.Product, "manifest": e.Manifest,
+				"policy": e.Policy, "fired": e.Event.Policy, "evidence": evidence}
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// registrySource is the registry's log of releases.
+type registrySource struct{ r *registry.Service }
+
+func (s registrySource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
+	evs, err := s.r.EventsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]translog.Event, len(evs))
+	for i, e := range evs {
+		ev := translog.Event{Seq: e.Seq, At: e.At, Subject: e.Product,
+			Fields: map[string]any{"product": e.Product, "actor": e.Actor, "detail": e.Detail}}
+		ev.Type = "product." + e.Kind
+		if e.Event.Release != "" {
+			ev.Type = "release." + e.Kind
+			ev.Fields["release"] = e.Event.Release
+		}
+		if r := e.Release; r != nil {
+			ev.Fields["version"], ev.Fields["channel"] = r.Version, r.Channel
+			if e.Kind == "published" {
+				arts := make([]map[string]any, 0, len(r.Artifacts))
+				for _, a := range r.Artifacts {
+					arts = append(arts, map[string]any{"target": a.Target, "digest": a.Digest, "size": a.Size})
+				}
+				ev.Fields["artifacts"] = arts
+				ev.Fields["build"], ev.Fields["recipe"], ev.Fields["recipe_version"] = r.BuildID, r.Recipe, r.RecipeVersion
+				ev.Fields["verdict"] = map[string]any{"agreeing": r.Agreeing, "total": r.Total, "url": r.VerdictURL, "attestations": r.AttestationsURL}
+				ev.Fields["community"] = r.Community
+			}
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
