@@ -409,14 +409,15 @@ limits: {timeout: 1m, memory: 256MiB}
 			p.cookie = "afterlife_session=" + p.token
 		}
 	}
-	// The transparency log has logged the fixture's events, so its
-	// routes have entries to answer with.
+	// The transparency log has logged the fixture's events and the local
+	// builders have witnessed it, so its routes have entries and a
+	// checkpoint to answer with.
 	testenv.Eventually(t, time.Minute, func() error {
 		var info struct {
-			Size int64 `json:"size"`
+			Witnessed int64 `json:"witnessed_size"`
 		}
-		if code := apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &info); code != 200 || info.Size == 0 {
-			return fmt.Errorf("the log is empty (%d)", code)
+		if code := apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &info); code != 200 || info.Witnessed == 0 {
+			return fmt.Errorf("no witnessed checkpoint yet (%d)", code)
 		}
 		return nil
 	})

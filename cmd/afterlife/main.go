@@ -61,7 +61,7 @@ Then try a device update against it:
 	}
 	root.AddCommand(
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
-		newBuilderCmd(), newVendorCmd(), newTrusteeCmd(), newRecipeCmd(), newBuildCmd(), newReleaseCmd(), newDeviceCmd(),
+		newBuilderCmd(), newVendorCmd(), newTrusteeCmd(), newRecipeCmd(), newBuildCmd(), newReleaseCmd(), newDeviceCmd(), newLogCmd(),
 	)
 	return root
 }

@@ -2,9 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/afterlife-oss/afterlife/builder"
+	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/witness"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/registry"
@@ -15,8 +23,17 @@ import (
 // wireTranslog builds the transparency log on the parts' event logs: each
 // part's append-only log is a translog.Source, translated here.
 func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *parts) error {
+	outside, err := s.cfg.OutsideWitnesses()
+	if err != nil {
+		return err
+	}
+	var ws []translog.Outside
+	for _, w := range outside {
+		ws = append(ws, translog.Outside{URL: w.URL, VerifierKey: w.VerifierKey, Operator: w.Operator})
+	}
 	l, err := translog.Open(ctx, translog.Options{
 		DB: s.db, KeyDir: s.cfg.Keys, Origin: logOrigin(s.cfg.PublicURL), Now: s.now,
+		Quorum: s.cfg.TranslogQuorum, Outside: ws,
 		Logger: s.log.With("part", "translog"), Replica: s.cfg.ReplicaID,
 		Sources: map[string]translog.Source{
 			"catalog":  catalogSource{p.catalog},
@@ -28,11 +45,12 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 		return err
 	}
 	l.Register(root, v1)
+	farmhttp.RegisterWitness(v1, logWitnessing{l})
 	p.translog = l
 	s.background = append(s.background, func(ctx context.Context) {
 		logStop(s, "transparency log", l.Run(ctx, s.cfg.TranslogEvery))
 	})
-	return nil
+	return s.startLocalWitnesses(ctx, l)
 }
 
 // logOrigin names a new log after the server's public URL, without its
@@ -142,4 +160,76 @@ func (s registrySource) After(ctx context.Context, seq int64, limit int) ([]tran
 		out[i] = ev
 	}
 	return out, nil
+}
+
+// logWitnessing is the log as the farm's witness routes use it.
+type logWitnessing struct{ l *translog.Log }
+
+func (w logWitnessing) WitnessJob(ctx context.Context, old int64) (builder.WitnessJob, error) {
+	j, err := w.l.WitnessJob(ctx, old)
+	if err != nil {
+		return builder.WitnessJob{}, err
+	}
+	out := builder.WitnessJob{LogKey: j.LogKey, Checkpoint: string(j.Checkpoint), Old: j.Old, Proof: []string{}}
+	for _, h := range j.Proof {
+		out.Proof = append(out.Proof, base64.StdEncoding.EncodeToString(h[:]))
+	}
+	return out, nil
+}
+
+func (w logWitnessing) Cosign(ctx context.Context, operator string, c builder.Cosignature) error {
+	return w.l.AddCosignature(ctx, translog.BuilderWitness, operator, c.VerifierKey, c.Size, c.Signature)
+}
+
+// localWitness is the log as an in-process builder witnesses it, acting
+// for the operator its token is bound to.
+type localWitness struct {
+	logWitnessing
+	operator string
+}
+
+func (w localWitness) Cosign(ctx context.Context, c builder.Cosignature) error {
+	return w.logWitnessing.Cosign(ctx, w.operator, c)
+}
+
+// startLocalWitnesses makes each local builder a witness of the log too,
+// with a witness key of its own beside its attestation key.
+func (s *system) startLocalWitnesses(ctx context.Context, l *translog.Log) error {
+	for i := 1; i <= s.cfg.LocalBuilders; i++ {
+		name := fmt.Sprintf("local-%d", i)
+		tokenID, err := localBuilderToken(ctx, s.auth, name, i)
+		if err != nil {
+			return err
+		}
+		operator, err := s.auth.OperatorOf(ctx, tokenID)
+		if err != nil {
+			return err
+		}
+		w, err := witness.New(witness.Options{
+			Log: localWitness{logWitnessing{l}, operator}, Name: name,
+			KeyFile: filepath.Join(s.cfg.Keys, "builders", name+".witness.key"),
+			Logger:  s.log.With("part", "witness", "witness", name),
+		})
+		if err != nil {
+			return err
+		}
+		s.background = append(s.background, func(ctx context.Context) {
+			logStop(s, "witness "+name, w.Run(ctx, s.cfg.TranslogEvery))
+		})
+	}
+	return nil
+}
+
+// startWitness makes a standalone builder a witness of the log.
+func startWitness(ctx context.Context, c builder.LogWitness, keyFile, name string, every time.Duration, log *slog.Logger) error {
+	if every == 0 {
+		return nil
+	}
+	w, err := witness.New(witness.Options{Log: c, KeyFile: keyFile, Name: name, Logger: log.With("part", "witness")})
+	if err != nil {
+		return err
+	}
+	log.Info("witnessing the transparency log", "witness_key", w.VerifierKey())
+	go func() { _ = w.Run(ctx, every) }()
+	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,7 +32,9 @@ import (
 func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 	for name, opts := range backends(t) {
 		t.Run(name, func(t *testing.T) {
-			opts.Args = append(opts.Args, "--local-builders", "0", "--translog-every", "100ms", "--scheduler-every", "200ms")
+			// One local builder: it witnesses the log, and the policy
+			// (one operator) serves only what it cosigned.
+			opts.Args = append(opts.Args, "--local-builders", "1", "--translog-quorum", "1", "--translog-every", "100ms", "--scheduler-every", "200ms")
 			srv := testenv.Serve(t, opts)
 			admin := srv.Token
 			must := func(code, want int) {
@@ -61,9 +65,23 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 			var info struct {
 				Origin      string `json:"origin"`
 				VerifierKey string `json:"verifier_key"`
+				Policy      struct {
+					Witnesses []struct {
+						VerifierKey string `json:"verifier_key"`
+					} `json:"witnesses"`
+				} `json:"policy"`
 			}
-			must(apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &info), 200)
+			testenv.Eventually(t, 30*time.Second, func() error {
+				must(apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &info), 200)
+				if len(info.Policy.Witnesses) == 0 {
+					return fmt.Errorf("the local builder has not witnessed the log yet")
+				}
+				return nil
+			})
 			c := &c2spClient{t: t, base: srv.URL, url: srv.URL + "/log", origin: info.Origin, vkey: info.VerifierKey}
+			for _, w := range info.Policy.Witnesses {
+				c.witnesses = append(c.witnesses, w.VerifierKey)
+			}
 
 			var sealedIdx = -1
 			var sealedEntry map[string]any
@@ -136,6 +154,9 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 			t.Run("an independent C2SP client verifies every entry and the log's growth", func(t *testing.T) {
 				c.t = t
 				cp := c.checkpoint()
+				if cp.cosigners < 1 {
+					t.Fatalf("the served checkpoint carries no cosignature of the builder witness")
+				}
 				if cp.size <= first.size {
 					t.Fatalf("the log did not grow: %d then %d", first.size, cp.size)
 				}
@@ -168,6 +189,66 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 					t.Fatal("a changed consistency proof verifies")
 				}
 			})
+
+			t.Run("afterlife log verify checks policy, inclusion and consistency offline", func(t *testing.T) {
+				dir := t.TempDir()
+				srvArgs := []string{"--server", srv.URL}
+				write := func(name, content string) string {
+					p := filepath.Join(dir, name)
+					if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					return p
+				}
+				fetch := func(name string, args ...string) string {
+					out, _ := afterlife(t, true, append(append([]string{"log"}, args...), srvArgs...)...)
+					return write(name, out)
+				}
+				policy := fetch("policy.json", "policy")
+				oldCP := write("old.checkpoint", string(c.get("/checkpoint")))
+				old := c.parseCheckpoint(c.get("/checkpoint"))
+				// The release handed the product over; the vendor moves it on.
+				if code := apiJSON(t, "POST", srv.URL+"/v1/products/acme-cam/status", vendor, map[string]string{"status": "community"}, nil); code != 200 {
+					t.Fatalf("status change: %d", code)
+				}
+				var cur c2spCheckpoint
+				testenv.Eventually(t, 20*time.Second, func() error {
+					b, err := c.tryGet("/checkpoint")
+					if err != nil {
+						return err
+					}
+					if cur = c.parseCheckpoint(b); cur.size == old.size {
+						return fmt.Errorf("the log has not grown past %d", old.size)
+					}
+					write("new.checkpoint", string(b))
+					return nil
+				})
+				proof := fetch("consistency.proof", "consistency", strconv.Itoa(old.size), strconv.Itoa(cur.size))
+				bundle := fetch("entry.proof", "proof", strconv.Itoa(sealedIdx))
+				out, _ := afterlife(t, true, "log", "verify", "--policy", policy, "--checkpoint", filepath.Join(dir, "new.checkpoint"),
+					"--bundle", bundle, "--old", oldCP, "--new", filepath.Join(dir, "new.checkpoint"), "--consistency", proof)
+				if strings.Count(out, "ok: ") != 3 {
+					t.Fatalf("verify said:\n%s", out)
+				}
+
+				b, _ := os.ReadFile(bundle)
+				tampered := write("tampered.proof", strings.Replace(string(b), "index "+strconv.Itoa(sealedIdx), "index "+strconv.Itoa(sealedIdx+1), 1))
+				if _, stderr := afterlife(t, false, "log", "verify", "--policy", policy, "--bundle", tampered); !strings.Contains(stderr, "not in the checkpoint") {
+					t.Errorf("a bundle moved to another index: %s", stderr)
+				}
+				var pol map[string]any
+				pb, _ := os.ReadFile(policy)
+				_ = json.Unmarshal(pb, &pol)
+				pol["quorum"] = 2
+				pb, _ = json.Marshal(pol)
+				strict := write("strict.json", string(pb))
+				if _, stderr := afterlife(t, false, "log", "verify", "--policy", strict, "--checkpoint", filepath.Join(dir, "new.checkpoint")); !strings.Contains(stderr, "not enough witnesses") {
+					t.Errorf("a checkpoint of one operator met a quorum of two: %s", stderr)
+				}
+				if _, stderr := afterlife(t, false, "log", "verify", "--policy", policy, "--old", filepath.Join(dir, "new.checkpoint"), "--new", oldCP, "--consistency", proof); stderr == "" {
+					t.Error("a checkpoint was accepted as extending a newer one")
+				}
+			})
 		})
 	}
 }
@@ -177,11 +258,32 @@ type c2spClient struct {
 	t            *testing.T // the running (sub)test
 	base, url    string     // the server, and its log's prefix
 	origin, vkey string
+	witnesses    []string // cosignature/v1 vkeys
 }
 
 type c2spCheckpoint struct {
-	size int
-	root [32]byte
+	size      int
+	root      [32]byte
+	cosigners int // witnesses whose cosignature verified
+}
+
+// cosignedBy checks a C2SP tlog-cosignature (cosignature/v1) line's
+// signature against a witness vkey (algorithm 0x04): the signature is key
+// id (4 bytes), timestamp (8, big-endian) and Ed25519 over
+// "cosignature/v1\ntime <t>\n" and the checkpoint body.
+func cosignedBy(vkey, name string, sig, text []byte) bool {
+	parts := strings.SplitN(vkey, "+", 3)
+	key, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	if len(parts) != 3 || err != nil || len(key) != 33 || key[0] != 0x04 || parts[0] != name || len(sig) != 4+8+64 {
+		return false
+	}
+	h := sha256.Sum256(append([]byte(name+"\n"), key...))
+	if !bytes.Equal(h[:4], sig[:4]) {
+		return false
+	}
+	ts := binary.BigEndian.Uint64(sig[4:12])
+	msg := append([]byte(fmt.Sprintf("cosignature/v1\ntime %d\n", ts)), text...)
+	return ed25519.Verify(key[1:], msg, sig[12:])
 }
 
 func (c *c2spClient) get(path string) []byte {
@@ -231,12 +333,17 @@ func (c *c2spClient) parseCheckpoint(b []byte) c2spCheckpoint {
 		c.t.Fatalf("log key %q is not an Ed25519 signed-note key", c.vkey)
 	}
 	h := sha256.Sum256(append([]byte(parts[0]+"\n"), keyBytes...))
-	verified := false
+	verified, cosigners := false, 0
 	for _, line := range strings.Split(strings.TrimSpace(string(sigs)), "\n") {
 		name, sig64, ok := strings.Cut(strings.TrimPrefix(line, "— "), " ")
 		sig, err := base64.StdEncoding.DecodeString(sig64)
 		if !ok || err != nil || len(sig) < 4 || name != parts[0] || !bytes.Equal(sig[:4], h[:4]) {
-			continue // another signer (a witness)
+			for _, w := range c.witnesses {
+				if cosignedBy(w, name, sig, text) {
+					cosigners++
+				}
+			}
+			continue
 		}
 		if !ed25519.Verify(keyBytes[1:], text, sig[4:]) {
 			c.t.Fatalf("the log's signature on the checkpoint does not verify")
@@ -255,7 +362,7 @@ func (c *c2spClient) parseCheckpoint(b []byte) c2spCheckpoint {
 	if err != nil || err2 != nil || len(root) != 32 {
 		c.t.Fatalf("checkpoint body %q", text)
 	}
-	return c2spCheckpoint{size: size, root: [32]byte(root)}
+	return c2spCheckpoint{size: size, root: [32]byte(root), cosigners: cosigners}
 }
 
 // tilePath is a C2SP tile index: groups of three digits, all but the last

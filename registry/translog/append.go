@@ -69,8 +69,12 @@ func (l *Log) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if _, err := l.Tick(ctx, l.o.Now(), ttl); err != nil && ctx.Err() == nil {
+		res, err := l.Tick(ctx, l.o.Now(), ttl)
+		if err != nil && ctx.Err() == nil {
 			l.o.Logger.Error("translog: append failed; the next tick retries", "replica", l.o.Replica, "err", err)
+		}
+		if res.Leader && err == nil {
+			l.pushOutside(ctx)
 		}
 		select {
 		case <-ctx.Done():

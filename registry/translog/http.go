@@ -12,6 +12,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/registry/translog/verify"
 )
 
 // Prefix is where the log is served: <public URL>/log/checkpoint and
@@ -35,15 +36,29 @@ func (l *Log) Register(root, v1 *httpapi.Router) {
 type Info struct {
 	Origin      string `json:"origin"`
 	VerifierKey string `json:"verifier_key"`
-	Size        int64  `json:"size"`
+	Size        int64  `json:"size"`           // of the newest checkpoint the log signed
+	Witnessed   int64  `json:"witnessed_size"` // of the newest that meets the policy (served at /log/checkpoint)
+	// Policy is the log's key, its witnesses and the quorum, as `afterlife
+	// log verify --policy` reads it. Fetched from the log it is only as
+	// good as the log; devices get it from signed TUF root metadata.
+	Policy verify.Policy `json:"policy"`
 }
 
 func (l *Log) httpInfo(g *gin.Context) error {
-	size, err := l.checkpointSize(g.Request.Context())
+	ctx := g.Request.Context()
+	size, err := l.checkpointSize(ctx)
 	if err != nil {
 		return err
 	}
-	g.JSON(http.StatusOK, Info{Origin: l.origin, VerifierKey: l.vkey, Size: size})
+	witnessed, err := l.witnessedSize(ctx)
+	if err != nil {
+		return err
+	}
+	pol, err := l.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	g.JSON(http.StatusOK, Info{Origin: l.origin, VerifierKey: l.vkey, Size: size, Witnessed: witnessed, Policy: pol})
 	return nil
 }
 

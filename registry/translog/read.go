@@ -30,15 +30,18 @@ func (h dbHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return readHashes(h.ctx, h.l.db, h.l.db, nil, indexes)
 }
 
-// Checkpoint is the newest signed checkpoint, with the cosignatures
-// witnesses made of it appended, and its size. It is errs.NotFound while
-// the log is empty.
+// Checkpoint is the newest checkpoint that meets the witness policy
+// (Options.Quorum), with the cosignatures witnesses made of it appended,
+// and its size. It is errs.NotFound while there is none.
 func (l *Log) Checkpoint(ctx context.Context) ([]byte, int64, error) {
-	var size int64
+	size, err := l.witnessedSize(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
 	var signed string
-	err := l.db.QueryRowContext(ctx, `SELECT size, note FROM translog_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &signed)
+	err = l.db.QueryRowContext(ctx, l.db.Q(`SELECT note FROM translog_checkpoints WHERE size = ?`), size).Scan(&signed)
 	if err == sql.ErrNoRows {
-		return nil, 0, errs.E(errs.NotFound, "the log has no checkpoint yet")
+		return nil, 0, errs.E(errs.NotFound, "the log has no checkpoint that %d independent witnesses cosigned yet", l.o.Quorum)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("translog: checkpoint: %w", db.Classify(err))

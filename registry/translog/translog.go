@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,6 +89,12 @@ type Options struct {
 	KeyDir  string // holds KeyFile
 	Origin  string // the log's origin line, used when the log is created
 	Sources map[string]Source
+	// Quorum is the witness policy: a checkpoint is served once
+	// witnesses of at least Quorum distinct operators cosigned it (0: the
+	// log's own signature suffices).
+	Quorum int
+	// Outside are the outside witnesses the writer pushes checkpoints to.
+	Outside []Outside
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Replica string
@@ -98,6 +105,7 @@ type Options struct {
 // Log is the transparency log.
 type Log struct {
 	o      Options
+	client *http.Client
 	db     *db.DB
 	origin string
 	signer note.Signer
@@ -125,7 +133,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 	if err := o.DB.Migrate(ctx, "translog", sub); err != nil {
 		return nil, err
 	}
-	l := &Log{o: o, db: o.DB}
+	l := &Log{o: o, db: o.DB, client: newWitnessClient()}
 	for name := range o.Sources {
 		l.names = append(l.names, name)
 	}
