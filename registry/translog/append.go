@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -88,52 +87,47 @@ func (l *Log) Run(ctx context.Context, every time.Duration) error {
 }
 
 // pendingBatch reads up to a batch of events past each source's cursor
-// and merges them by time. A source that returned a full batch may hold
-// older events than another's last, so only events up to the earliest
-// "last" of the full sources are taken; the rest wait for the next batch.
+// and merges them: each source's events stay in their seq order (a
+// source's times need not rise with its seq: two writers' clocks), and of
+// the sources' next events the earliest goes first, so a first start
+// backfills the parts' histories interleaved in time. A source that
+// returned a full batch may hold more, possibly earlier than another's
+// next: the merge stops when such a source's events are used up.
 func (l *Log) pendingBatch(ctx context.Context) ([]pending, error) {
 	cursors, err := l.cursors(ctx, l.db.DB)
 	if err != nil {
 		return nil, err
 	}
-	var all []pending
-	var horizon time.Time
-	for _, name := range l.names {
+	queues := make([][]Event, len(l.names))
+	full := make([]bool, len(l.names))
+	for i, name := range l.names {
 		evs, err := l.o.Sources[name].After(ctx, cursors[name], l.o.Batch)
 		if err != nil {
 			return nil, fmt.Errorf("translog: read source %s: %w", name, err)
 		}
-		for _, ev := range evs {
-			all = append(all, pending{source: name, ev: ev})
-		}
-		if len(evs) == l.o.Batch {
-			last := evs[len(evs)-1].At
-			if horizon.IsZero() || last.Before(horizon) {
-				horizon = last
+		queues[i], full[i] = evs, len(evs) == l.o.Batch
+	}
+	var out []pending
+	for len(out) < l.o.Batch {
+		next := -1
+		for i, q := range queues {
+			if len(q) == 0 {
+				if full[i] {
+					return out, nil
+				}
+				continue
+			}
+			if next < 0 || q[0].At.Before(queues[next][0].At) {
+				next = i
 			}
 		}
-	}
-	sort.SliceStable(all, func(i, j int) bool {
-		a, b := all[i], all[j]
-		if !a.ev.At.Equal(b.ev.At) {
-			return a.ev.At.Before(b.ev.At)
+		if next < 0 {
+			break
 		}
-		if a.source != b.source {
-			return a.source < b.source
-		}
-		return a.ev.Seq < b.ev.Seq
-	})
-	if !horizon.IsZero() {
-		n := 0
-		for n < len(all) && !all[n].ev.At.After(horizon) {
-			n++
-		}
-		all = all[:n]
+		out = append(out, pending{source: l.names[next], ev: queues[next][0]})
+		queues[next] = queues[next][1:]
 	}
-	if len(all) > l.o.Batch {
-		all = all[:l.o.Batch]
-	}
-	return all, nil
+	return out, nil
 }
 
 type querier interface {
