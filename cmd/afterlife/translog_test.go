@@ -34,7 +34,8 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// One local builder: it witnesses the log, and the policy
 			// (one operator) serves only what it cosigned.
-			opts.Args = append(opts.Args, "--local-builders", "1", "--translog-quorum", "1", "--translog-every", "100ms", "--scheduler-every", "200ms")
+			opts.Args = append(opts.Args, "--local-builders", "1", "--translog-quorum", "1", "--translog-in-root",
+				"--translog-every", "100ms", "--scheduler-every", "200ms")
 			srv := testenv.Serve(t, opts)
 			admin := srv.Token
 			must := func(code, want int) {
@@ -188,6 +189,32 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 				if verifyConsistency(first.size, cp.size, first.root, cp.root, bad) {
 					t.Fatal("a changed consistency proof verifies")
 				}
+			})
+
+			t.Run("the signed TUF root carries the log's key and witnesses", func(t *testing.T) {
+				testenv.Eventually(t, 30*time.Second, func() error {
+					var root struct {
+						Signed struct {
+							Version int `json:"version"`
+							Log     struct {
+								LogKey    string `json:"log_key"`
+								Quorum    int    `json:"quorum"`
+								Witnesses []struct {
+									VerifierKey string `json:"verifier_key"`
+									Operator    string `json:"operator"`
+								} `json:"witnesses"`
+							} `json:"afterlife_log"`
+						} `json:"signed"`
+					}
+					if code := apiJSON(t, "GET", srv.URL+"/tuf/root.json", "", nil, &root); code != 200 {
+						return fmt.Errorf("root.json: %d", code)
+					}
+					l := root.Signed.Log
+					if l.LogKey != info.VerifierKey || l.Quorum != 1 || len(l.Witnesses) == 0 || l.Witnesses[0].Operator == "" {
+						return fmt.Errorf("root version %d carries %+v", root.Signed.Version, l)
+					}
+					return nil
+				})
 			})
 
 			t.Run("afterlife log verify checks policy, inclusion and consistency offline", func(t *testing.T) {

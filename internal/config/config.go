@@ -47,6 +47,7 @@ type Serve struct {
 	ScrubEvery     time.Duration // how often every blob is re-hashed (0: never)
 	TranslogEvery  time.Duration // how often the transparency log appends new events
 	TranslogQuorum int           // witnesses of distinct operators a served checkpoint needs
+	TranslogInRoot bool          // publish the log's policy in the signed TUF root: devices then check the log
 	// TranslogWitnesses are outside C2SP tlog-witness witnesses: entries
 	// "OPERATOR VKEY URL" separated by ";".
 	TranslogWitnesses string
@@ -175,6 +176,7 @@ var serveFields = []field[Serve]{
 	{"scheduler-every", "30s", "how often release policies are evaluated and undelivered release notices retried", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
 	{"translog-every", "2s", "how often the transparency log appends the parts' new events and signs a checkpoint", duration(func(c *Serve) *time.Duration { return &c.TranslogEvery })},
 	{"translog-quorum", "1", "witnesses of distinct operators that must cosign a checkpoint before /log/checkpoint serves it (builders witness; 0: the log's signature alone)", integer(func(c *Serve) *int { return &c.TranslogQuorum })},
+	{"translog-in-root", "false", "publish the transparency log's key, witnesses and quorum in the signed TUF root (needs root.key in the key dir); devices then install only releases the witnessed log proves, and refuse one in the seconds before its publication is logged and cosigned", boolean(func(c *Serve) *bool { return &c.TranslogInRoot })},
 	{"translog-witnesses", "", "outside witnesses (C2SP tlog-witness) the log pushes checkpoints to: \"OPERATOR VKEY URL\" entries separated by ';'", str(func(c *Serve) *string { return &c.TranslogWitnesses })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
