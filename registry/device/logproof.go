@@ -98,7 +98,7 @@ func (c *client) checkLogged(ctx context.Context, cand *candidate) error {
 		if err != nil {
 			return refuse(err, "the log's proof of entry %d does not verify", listed[i].Index)
 		}
-			if publishes(b.Entry, cand) {
+		if publishes(b.Entry, cand) {
 			found = &b
 		}
 	}
