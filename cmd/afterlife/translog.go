@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/builder"
+	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/builder/witness"
 	"github.com/afterlife-oss/afterlife/escrow"
@@ -40,6 +41,7 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 			"catalog":  catalogSource{p.catalog},
 			"escrow":   escrowSource{p.escrow},
 			"registry": registrySource{p.reg},
+			"farm":     farmSource{p.coord},
 		},
 	})
 	if err != nil {
@@ -171,6 +173,36 @@ func (s escrowSource) After(ctx context.Context, seq int64, limit int) ([]transl
 }
 
 const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// farmSource is the farm's log of decided builds: each verdict with the
+// builders, their operators, their attestations and the cold witness.
+type farmSource struct{ c *coord.Service }
+
+func (s farmSource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
+	vs, err := s.c.VerdictsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]translog.Event, len(vs))
+	for i, v := range vs {
+		b := v.Build
+		results := make([]map[string]any, 0, len(b.Results))
+		for _, r := range b.Results {
+			results = append(results, map[string]any{"job": r.JobID, "builder": r.BuilderID, "operator": r.Operator,
+				"attestation": string(r.Attestation), "cold": r.Cold, "failed": r.Failed})
+		}
+		subject := b.ID
+		if len(b.Products) == 1 {
+			subject = b.Products[0]
+		}
+		out[i] = translog.Event{Seq: v.Seq, At: v.At, Type: "build.verdict", Subject: subject, Fields: map[string]any{
+			"build": b.ID, "repo": b.Repo, "commit": b.Commit, "path": b.Path, "recipe": b.Name, "version": b.Version,
+			"products": b.Products, "state": string(b.State), "reason": b.Verdict.Reason, "agreeing": b.Verdict.Agreeing,
+			"quorum": b.Quorum, "outputs": b.Verdict.Outputs, "cold_job": b.Verdict.ColdJob, "results": results,
+		}}
+	}
+	return out, nil
+}
 
 // registrySource is the registry's log of releases.
 type registrySource struct{ r *registry.Service }
