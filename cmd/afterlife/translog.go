@@ -38,10 +38,10 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 		Quorum: s.cfg.TranslogQuorum, Outside: ws,
 		Logger: s.log.With("part", "translog"), Replica: s.cfg.ReplicaID,
 		Sources: map[string]translog.Source{
-			"catalog":  catalogSource{p.catalog},
-			"escrow":   escrowSource{p.escrow},
-			"registry": registrySource{p.reg},
-			"farm":     farmSource{p.coord},
+			catalogSourceName:  catalogSource{p.catalog},
+			escrowSourceName:   escrowSource{p.escrow},
+			registrySourceName: registrySource{p.reg},
+			farmSourceName:     farmSource{p.coord},
 		},
 	})
 	if err != nil {
@@ -108,6 +108,31 @@ func logOrigin(publicURL string) string {
 		return "afterlife.invalid/log"
 	}
 	return u.Host + strings.TrimRight(u.Path, "/") + translog.Prefix
+}
+
+// The names of the log's sources.
+const (
+	catalogSourceName  = "catalog"
+	escrowSourceName   = "escrow"
+	registrySourceName = "registry"
+	farmSourceName     = "farm"
+)
+
+// productLogEntries finds the entries of a product page's timeline; the
+// log is wired after the pages, so it is looked up when a page asks.
+type productLogEntries struct{ p *parts }
+
+func (e productLogEntries) ProductEntries(ctx context.Context, statusSeqs, registrySeqs []int64) (map[int64]int64, map[int64]int64, error) {
+	l := e.p.translog
+	if l == nil {
+		return nil, nil, nil
+	}
+	status, err := l.EntryIndexes(ctx, catalogSourceName, statusSeqs)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := l.EntryIndexes(ctx, registrySourceName, registrySeqs)
+	return status, reg, err
 }
 
 // catalogSource is the catalog's log of product status changes.

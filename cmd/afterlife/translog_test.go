@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,6 +192,21 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 				}
 			})
 
+			t.Run("the product page links its timeline to the log's entries", func(t *testing.T) {
+				c.t = t
+				page := string(c.get("/products/acme-cam"))
+				links := regexp.MustCompile(`class="log-entry" href="/v1/log/entries/(\d+)"`).FindAllStringSubmatch(page, -1)
+				if len(links) == 0 {
+					t.Fatalf("the product page links no log entry")
+				}
+				for _, l := range links {
+					var e map[string]any
+					if err := json.Unmarshal(c.get("/v1/log/entries/"+l[1]), &e); err != nil || e["subject"] != "acme-cam" {
+						t.Errorf("entry %s linked from the page: %v %v", l[1], e, err)
+					}
+				}
+			})
+
 			t.Run("the signed TUF root carries the log's key and witnesses", func(t *testing.T) {
 				testenv.Eventually(t, 30*time.Second, func() error {
 					var root struct {
@@ -323,9 +339,10 @@ func (c *c2spClient) get(path string) []byte {
 }
 
 func (c *c2spClient) tryGet(path string) ([]byte, error) {
-	url := c.url + path
-	if strings.HasPrefix(path, "/v1/") {
-		url = c.base + path
+	// The log's C2SP paths are under its prefix; the API and pages are not.
+	url := c.base + path
+	if strings.HasPrefix(path, "/checkpoint") || strings.HasPrefix(path, "/tile/") {
+		url = c.url + path
 	}
 	resp, err := http.Get(url)
 	if err != nil {

@@ -250,3 +250,35 @@ func (l *Log) EntriesAbout(ctx context.Context, subject string) ([]Listed, error
 	}
 	return out, db.Classify(rows.Err())
 }
+
+// EntryIndexes maps seqs of the source's events to the indexes of their
+// entries; an event not logged (yet, or never: passed over) is absent.
+func (l *Log) EntryIndexes(ctx context.Context, source string, seqs []int64) (map[int64]int64, error) {
+	out := map[int64]int64{}
+	for len(seqs) > 0 {
+		chunk := seqs[:min(len(seqs), 500)]
+		seqs = seqs[len(chunk):]
+		args := []any{source}
+		for _, s := range chunk {
+			args = append(args, s)
+		}
+		in := strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")
+		rows, err := l.db.QueryContext(ctx, l.db.Q(`SELECT source_seq, idx FROM translog_entries WHERE source = ? AND source_seq IN (`+in+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("translog: entries of %s: %w", source, db.Classify(err))
+		}
+		for rows.Next() {
+			var seq, idx int64
+			if err := rows.Scan(&seq, &idx); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[seq] = idx
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, db.Classify(err)
+		}
+	}
+	return out, nil
+}
