@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -28,6 +30,13 @@ func (s *Service) RotateKey(ctx context.Context, who principal.Principal, role s
 	_, err := s.withTUFLease(ctx, true, func() error { return s.o.TUF.Rotate(ctx, role) })
 	if err != nil {
 		return err
+	}
+	// Recorded after the new root is published: the transparency log
+	// reads the registry's event log (an event of no product).
+	if err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		return s.event(ctx, tx, "", "", who.Actor(), "key_rotated", role)
+	}); err != nil {
+		return fmt.Errorf("registry: record the rotation of the %s key: %w", role, err)
 	}
 	s.log.Info("tuf key rotated", "role", role, "by", who.Actor())
 	return nil

@@ -242,6 +242,10 @@ func (s registrySource) After(ctx context.Context, seq int64, limit int) ([]tran
 		ev := translog.Event{Seq: e.Seq, At: e.At, Subject: e.Product,
 			Fields: map[string]any{"product": e.Product, "actor": e.Actor, "detail": e.Detail}}
 		ev.Type = "product." + e.Kind
+		if e.Kind == "key_rotated" {
+			ev.Type, ev.Subject = "key.rotated", ""
+			ev.Fields = map[string]any{"role": e.Detail, "actor": e.Actor}
+		}
 		if e.Event.Release != "" {
 			ev.Type = "release." + e.Kind
 			ev.Fields["release"] = e.Event.Release

@@ -192,6 +192,27 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 				}
 			})
 
+			t.Run("a key rotation is logged", func(t *testing.T) {
+				c.t = t
+				if code := apiJSON(t, "POST", srv.URL+"/v1/admin/keys/rotate", admin, map[string]string{"role": "timestamp"}, nil); code != 200 && code != 204 {
+					t.Fatalf("rotate: %d", code)
+				}
+				testenv.Eventually(t, 20*time.Second, func() error {
+					b, err := c.tryGet("/checkpoint")
+					if err != nil {
+						return err
+					}
+					for _, e := range c.entries(c.parseCheckpoint(b).size) {
+						var m map[string]any
+						_ = json.Unmarshal(e, &m)
+						if m["type"] == "key.rotated" && m["role"] == "timestamp" {
+							return nil
+						}
+					}
+					return fmt.Errorf("no key.rotated entry yet")
+				})
+			})
+
 			t.Run("the product page links its timeline to the log's entries", func(t *testing.T) {
 				c.t = t
 				page := string(c.get("/products/acme-cam"))
