@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -67,13 +68,27 @@ func (l *Log) Run(ctx context.Context, every time.Duration) error {
 	ttl := max(2*every, 10*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// Outside witnesses are pushed to beside the appends, one round at a
+	// time, so a slow or unreachable witness never holds the log back.
+	var pushing sync.WaitGroup
+	busy := make(chan struct{}, 1)
+	defer pushing.Wait()
 	for {
 		res, err := l.Tick(ctx, l.o.Now(), ttl)
 		if err != nil && ctx.Err() == nil {
 			l.o.Logger.Error("translog: append failed; the next tick retries", "replica", l.o.Replica, "err", err)
 		}
-		if res.Leader && err == nil {
-			l.pushOutside(ctx)
+		if res.Leader && err == nil && len(l.o.Outside) > 0 {
+			select {
+			case busy <- struct{}{}:
+				pushing.Add(1)
+				go func() {
+					defer pushing.Done()
+					defer func() { <-busy }()
+					l.pushOutside(ctx)
+				}()
+			default: // the last round is still pushing
+			}
 		}
 		select {
 		case <-ctx.Done():
