@@ -135,6 +135,13 @@ func (e productLogEntries) ProductEntries(ctx context.Context, statusSeqs, regis
 	return status, reg, err
 }
 
+func (e productLogEntries) DepositReleases(ctx context.Context, deposits []string) (map[string]int64, error) {
+	if e.p.translog == nil {
+		return nil, nil
+	}
+	return e.p.translog.OpenedBy(ctx, deposits)
+}
+
 // catalogSource is the catalog's log of product status changes.
 type catalogSource struct{ c *catalog.Catalog }
 

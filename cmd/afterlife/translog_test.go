@@ -220,10 +220,17 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 				if len(links) == 0 {
 					t.Fatalf("the product page links no log entry")
 				}
+				types := map[any]bool{}
 				for _, l := range links {
 					var e map[string]any
 					if err := json.Unmarshal(c.get("/v1/log/entries/"+l[1]), &e); err != nil || e["subject"] != "acme-cam" {
 						t.Errorf("entry %s linked from the page: %v %v", l[1], e, err)
+					}
+					types[e["type"]] = true
+				}
+				for _, want := range []string{"product.registered", "product.status", "deposit.released"} {
+					if !types[want] {
+						t.Errorf("the page links no %s entry (links: %v)", want, types)
 					}
 				}
 			})

@@ -319,6 +319,9 @@ func (l *Log) leaf(ctx context.Context, tx *sql.Tx, ev Event, idx int64) ([]byte
 			return nil, err
 		default:
 			m["salt"], m["commitment"], m["sealed_entry"] = salt, c, at
+			if _, err := tx.ExecContext(ctx, l.db.Q(`UPDATE translog_commitments SET opened = ? WHERE subject = ? AND opened < 0`), idx, ev.Opens); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return json.Marshal(m)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -278,6 +279,26 @@ func (l *Log) EntryIndexes(ctx context.Context, source string, seqs []int64) (ma
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, db.Classify(err)
+		}
+	}
+	return out, nil
+}
+
+// OpenedBy maps released subjects (deposits) to the index of the entry
+// that opened their commitment; a subject still sealed is absent.
+func (l *Log) OpenedBy(ctx context.Context, subjects []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, s := range subjects {
+		var idx int64
+		err := l.db.QueryRowContext(ctx, l.db.Q(`SELECT opened FROM translog_commitments WHERE subject = ?`), s).Scan(&idx)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("translog: release entry of %s: %w", s, db.Classify(err))
+		}
+		if idx >= 0 {
+			out[s] = idx
 		}
 	}
 	return out, nil

@@ -306,6 +306,9 @@ func TestASealedEntryRevealsNothingUntilItsReleaseOpensIt(t *testing.T) {
 		if got := verify.Commitment(salt, "acme-cam", "sha256:other"); got == m["commitment"] {
 			t.Fatal("another manifest matches the commitment")
 		}
+		if opened, err := l.OpenedBy(ctx, []string{"dep-secret", "dep-unknown"}); err != nil || len(opened) != 1 || opened["dep-secret"] != 1 {
+			t.Fatalf("opened by: %v %v; want dep-secret opened by entry 1", opened, err)
+		}
 	})
 }
 

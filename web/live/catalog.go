@@ -101,12 +101,17 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 		page.Timeline = append(page.Timeline, web.TimelineEvent{At: e.At, Title: title, Detail: e.Detail, LogURL: entryURL(registryEntries, e.Seq)})
 	}
 	if ov.Escrow != nil {
+		releases := a.releaseEntries(ctx, ov)
 		for _, d := range ov.Escrow.Public {
 			page.Escrow = append(page.Escrow, web.EscrowState{
 				DepositID: d.ID, Policy: pagePolicy(d.Policy), Released: true, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt,
 				URL: "/v1/deposits/" + d.ID,
 			})
-			page.Timeline = append(page.Timeline, web.TimelineEvent{At: d.ReleasedAt, Title: "Escrow released", Detail: "Policy fired: " + d.Fired})
+			ev := web.TimelineEvent{At: d.ReleasedAt, Title: "Escrow released", Detail: "Policy fired: " + d.Fired}
+			if idx, ok := releases[d.ID]; ok {
+				ev.LogURL = fmt.Sprintf("/v1/log/entries/%d", idx)
+			}
+			page.Timeline = append(page.Timeline, ev)
 		}
 	}
 	channels := map[string]*web.Channel{}
@@ -232,4 +237,21 @@ func entryURL(entries map[int64]int64, seq int64) string {
 		return ""
 	}
 	return fmt.Sprintf("/v1/log/entries/%d", idx)
+}
+
+// releaseEntries finds the log entries that released the overview's
+// public deposits.
+func (a Catalog) releaseEntries(ctx context.Context, ov registry.Overview) map[string]int64 {
+	if a.p.Log == nil || ov.Escrow == nil {
+		return nil
+	}
+	var ids []string
+	for _, d := range ov.Escrow.Public {
+		ids = append(ids, d.ID)
+	}
+	m, err := a.p.Log.DepositReleases(ctx, ids)
+	if err != nil {
+		return nil
+	}
+	return m
 }

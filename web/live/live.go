@@ -35,10 +35,11 @@ type Parts struct {
 }
 
 // LogEntries finds the transparency log entries of a product's history:
-// the indexes of its status changes (by their catalog seq) and of its
-// registry events (by their registry seq).
+// the indexes of its status changes (by their catalog seq), of its
+// registry events (by their registry seq) and of its deposits' releases.
 type LogEntries interface {
 	ProductEntries(ctx context.Context, statusSeqs, registrySeqs []int64) (status, registry map[int64]int64, err error)
+	DepositReleases(ctx context.Context, deposits []string) (map[string]int64, error)
 }
 
 // Deps are web.Deps for the parts, without a logger.
