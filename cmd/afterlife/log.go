@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
@@ -175,7 +177,42 @@ Every check prints one line; the command fails on the first that does not hold.`
 	verifyCmd.Flags().StringVar(&newFile, "new", "", "the newer checkpoint")
 	verifyCmd.Flags().StringVar(&proofFile, "consistency", "", "consistency proof from --old's size to --new's")
 
-	cmd.AddCommand(checkpoint, proof, consistency, policy, verifyCmd)
+	var origin string
+	keygen := &cobra.Command{
+		Use:   "keygen FILE",
+		Short: "Make the log's signing key (translog.key, mode 0600) for key directories replicas cannot write, and print its public key",
+		Long: `Make the transparency log's signing key before the first start of a log, for
+deployments whose key directory is read-only (a Kubernetes Secret, a systemd
+credential): put the file in every replica's key directory as translog.key.
+--origin must be what the log will be called: the public URL's host and path,
+without the scheme, followed by /log (serve names a new log that way).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if origin == "" {
+				return errs.E(errs.Invalid, "--origin is required, e.g. registry.example.org/log")
+			}
+			skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+			if err != nil {
+				return err
+			}
+			f, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			if _, err := f.WriteString(skey + "\n"); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), vkey)
+			return nil
+		},
+	}
+	keygen.Flags().StringVar(&origin, "origin", "", "the log's origin, e.g. registry.example.org/log")
+
+	cmd.AddCommand(checkpoint, proof, consistency, policy, verifyCmd, keygen)
 	return cmd
 }
 

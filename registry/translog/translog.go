@@ -158,6 +158,10 @@ func (l *Log) loadKey(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// A key made beforehand (afterlife log keygen) names the log.
+		if parts := strings.SplitN(skey, "+", 4); len(parts) == 4 && validOrigin(parts[2]) {
+			origin = parts[2]
+		}
 		s, err := note.NewSigner(skey)
 		if err != nil {
 			return fmt.Errorf("translog: key %s: %w", path, err)

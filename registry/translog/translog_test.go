@@ -2,13 +2,17 @@ package translog
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -242,6 +246,23 @@ func TestTheLogRecordsEveryEventOnceInOrder(t *testing.T) {
 				if string(got.Entry) != string(want) {
 					t.Fatalf("entry %d: bundle carries %s, want %s", i, got.Entry, want)
 				}
+			}
+		})
+		t.Run("a key made beforehand names a new log", func(t *testing.T) {
+			keys := t.TempDir()
+			skey, _, err := note.GenerateKey(rand.Reader, "registry.example.org/log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(keys, KeyFile), []byte(skey+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l, err := Open(ctx, Options{DB: dbtest.SQLite(t), KeyDir: keys, Origin: "127.0.0.1:8080/log", Logger: testenv.Logger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Origin() != "registry.example.org/log" {
+				t.Fatalf("origin %q; want the key's name", l.Origin())
 			}
 		})
 		t.Run("a replica with another key refuses to start", func(t *testing.T) {
