@@ -192,6 +192,52 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 				}
 			})
 
+			t.Run("a standalone builder witnesses over the builder protocol with a key of its own", func(t *testing.T) {
+				c.t = t
+				must(apiJSON(t, "POST", srv.URL+"/v1/admin/orgs", admin, map[string]string{"id": "lab-b", "kind": "operator"}, nil), 201)
+				must(apiJSON(t, "POST", srv.URL+"/v1/admin/tokens", admin, map[string]string{"name": "builder-b", "role": "builder", "operator": "lab-b"}, &tok), 201)
+				keys := t.TempDir()
+				key := testenv.BuilderKeygen(t, keys, "builder-b")
+				testenv.StartBuilder(t, testenv.BuilderOptions{Coordinator: srv.URL, Token: tok.Token, Key: key, Name: "builder-b",
+					Args: []string{"--witness-every", "100ms"}})
+				testenv.Eventually(t, 60*time.Second, func() error {
+					var now struct {
+						Policy struct {
+							Witnesses []struct {
+								VerifierKey string `json:"verifier_key"`
+								Operator    string `json:"operator"`
+							} `json:"witnesses"`
+						} `json:"policy"`
+					}
+					must(apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &now), 200)
+					c.witnesses = c.witnesses[:0]
+					ops := map[string]bool{}
+					for _, w := range now.Policy.Witnesses {
+						c.witnesses = append(c.witnesses, w.VerifierKey)
+						ops[w.Operator] = true
+					}
+					if !ops["lab-b"] {
+						return fmt.Errorf("no witness of lab-b yet: %v", ops)
+					}
+					b, err := c.tryGet("/checkpoint")
+					if err != nil {
+						return err
+					}
+					if cp := c.parseCheckpoint(b); cp.cosigners < 2 {
+						return fmt.Errorf("the served checkpoint carries %d verified cosignatures, want the local builder's and builder-b's", cp.cosigners)
+					}
+					return nil
+				})
+				witnessKey, err := os.ReadFile(key + ".witness")
+				if err != nil {
+					t.Fatalf("the builder kept no witness key beside its own: %v", err)
+				}
+				attestationKey, _ := os.ReadFile(key)
+				if bytes.Equal(witnessKey, attestationKey) {
+					t.Fatal("the witness key is the attestation key")
+				}
+			})
+
 			t.Run("a key rotation is logged", func(t *testing.T) {
 				c.t = t
 				if code := apiJSON(t, "POST", srv.URL+"/v1/admin/keys/rotate", admin, map[string]string{"role": "timestamp"}, nil); code != 200 && code != 204 {
@@ -310,11 +356,11 @@ func TestTheTransparencyLogOnTheRealServer(t *testing.T) {
 				var pol map[string]any
 				pb, _ := os.ReadFile(policy)
 				_ = json.Unmarshal(pb, &pol)
-				pol["quorum"] = 2
+				pol["quorum"] = 3 // two operators witness here
 				pb, _ = json.Marshal(pol)
 				strict := write("strict.json", string(pb))
 				if _, stderr := afterlife(t, false, "log", "verify", "--policy", strict, "--checkpoint", filepath.Join(dir, "new.checkpoint")); !strings.Contains(stderr, "not enough witnesses") {
-					t.Errorf("a checkpoint of one operator met a quorum of two: %s", stderr)
+					t.Errorf("a checkpoint of at most two operators met a quorum of three: %s", stderr)
 				}
 				if _, stderr := afterlife(t, false, "log", "verify", "--policy", policy, "--old", filepath.Join(dir, "new.checkpoint"), "--new", oldCP, "--consistency", proof); stderr == "" {
 					t.Error("a checkpoint was accepted as extending a newer one")
