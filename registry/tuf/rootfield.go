@@ -45,6 +45,10 @@ func (r *Repo) SetRootField(ctx context.Context, name string, value any) (bool, 
 	if reflect.DeepEqual(st.root.Signed.UnrecognizedFields[name], want) {
 		return false, nil
 	}
+	if rl := st.root.Signed.Roles[metadata.ROOT]; rl == nil || rl.Threshold > 1 {
+		// One key cannot sign a root held by a threshold of keys.
+		return false, errs.E(errs.Unavailable, "tuf: root field %s: the root needs a threshold of keys; a new root with the field goes through its key holders", name)
+	}
 	if err := r.syncKeys(st); err != nil {
 		return false, err
 	}
