@@ -2,7 +2,9 @@ package registry
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -41,6 +43,13 @@ func (s *Service) RotateKey(ctx context.Context, who principal.Principal, role s
 		s.log.Info("tuf key rotation proposed", "role", role, "by", who.Actor())
 		return proposal, nil
 	}
+	// Recorded after the new root is published: the transparency log
+	// reads the registry's event log (an event of no product).
+	if err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		return s.event(ctx, tx, "", "", who.Actor(), "key_rotated", role)
+	}); err != nil {
+		return nil, fmt.Errorf("registry: record the rotation of the %s key: %w", role, err)
+	}
 	s.log.Info("tuf key rotated", "role", role, "by", who.Actor())
 	return nil, nil
 }
@@ -60,6 +69,13 @@ func (s *Service) PublishRoot(ctx context.Context, who principal.Principal, root
 	})
 	if err != nil {
 		return 0, err
+	}
+	// A new root is a change of the keys devices trust: the transparency
+	// log reads it from the registry's event log like a rotation.
+	if err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		return s.event(ctx, tx, "", "", who.Actor(), "root_published", fmt.Sprint(version))
+	}); err != nil {
+		return 0, fmt.Errorf("registry: record the publication of root version %d: %w", version, err)
 	}
 	s.log.Info("tuf root published", "root_version", version, "by", who.Actor())
 	return version, nil

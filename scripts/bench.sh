@@ -4,7 +4,7 @@
 # benchmark fails is shown as "failed" and makes the script exit non-zero.
 #   scripts/bench.sh            every group (about 10 minutes on 2 cores)
 #   scripts/bench.sh blob web   only the named groups
-# Groups: blob escrow tuf sandbox queue update download pages soak device
+# Groups: blob escrow tuf sandbox queue update download pages soak device translog
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/afterlife-bench.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 failed=0
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update download pages soak device)
+[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update download pages soak device translog)
 
 # bench NAME PKG REGEX BENCHTIME: runs one go test benchmark group into
 # $out/NAME.txt.
@@ -134,6 +134,20 @@ if want download; then
   bench download ./bench 'BenchmarkDownload$' 1x
   header "5. Download of a 256 MiB released escrow file from afterlife serve"
   row "throughput" "$(metric download BenchmarkDownload afterlife-MB/s)" MB/s "$(metric download BenchmarkDownload nginx-MB/s)" "MB/s nginx sendfile"
+fi
+
+if want translog; then
+  bench translog ./registry/translog 'BenchmarkLogAt1M$' 1x
+  header "8. Transparency log at 1M entries (PostgreSQL: 100k)"
+  for dbk in sqlite postgres; do
+    n=BenchmarkLogAt1M/$dbk
+    row "append rate, $dbk ($(metric translog "$n" entries) entries)" "$(metric translog "$n" appends/s)" entries/s "" "(no baseline: one transaction a batch)"
+    row "  inclusion proof bundle, $dbk" "$(metric translog "$n" bundle-bytes)" bytes "" "(tlog-proof: entry, hashes, checkpoint)"
+    row "  prove one entry, $dbk" "$(metric translog "$n" prove-µs)" µs "" "(server: hashes read from the database)"
+    row "  verify one bundle, $dbk" "$(metric translog "$n" verify-µs)" µs "" "(client: signature and inclusion)"
+    row "  consistency proof (half → all), $dbk" "$(metric translog "$n" consistency-bytes)" bytes "" ""
+    row "  verify consistency, $dbk" "$(metric translog "$n" consistency-verify-µs)" µs "" ""
+  done
 fi
 
 if want pages; then

@@ -137,6 +137,7 @@ type TimelineEvent struct {
 	At     time.Time
 	Title  string // e.g. "End of life announced", "Escrow released"
 	Detail string
+	LogURL string // its entry in the transparency log, when logged
 }
 
 // EscrowState is what the public may know of one deposit: its policy and

@@ -105,8 +105,9 @@ over the file. docs/builder-settings.md lists them.`,
 				}
 				work = filepath.Join(cache, "afterlife", "builder", name)
 			}
+			client := farmclient.New(cfg.Coordinator, cfg.Token, farmclient.Options{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log})
 			a, err := agent.New(agent.Options{
-				Coordinator: farmclient.New(cfg.Coordinator, cfg.Token, farmclient.Options{HTTP: httpclient.Options{Logger: log, WaitMax: 30 * time.Second, RetryMax: 1000}, Logger: log}),
+				Coordinator: client,
 				Key:         key, Name: name,
 				WorkDir: filepath.Join(work, "work"), CacheDir: filepath.Join(work, "cache"),
 				Toolchains: tcs, Extract: ExtractSource, Version: version, Logger: log,
@@ -116,6 +117,9 @@ over the file. docs/builder-settings.md lists them.`,
 				return err
 			}
 			log.Info("builder starting", "coordinator", cfg.Coordinator, "name", name, "toolchains", len(tcs), "key_id", keys.KeyID(key.Public().(ed25519.PublicKey)))
+			if err := startWitness(cmd.Context(), client, cfg.WitnessKey, name, cfg.WitnessEvery, log); err != nil {
+				return err
+			}
 			return a.Run(cmd.Context())
 		},
 	}

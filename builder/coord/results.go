@@ -325,6 +325,9 @@ func (s *Service) decide(ctx context.Context, tx *sql.Tx, buildID string, now ti
 		return v, err
 	}
 	if v.State != verdict.Pending {
+		if err := s.logVerdict(ctx, tx, buildID, now); err != nil {
+			return v, err
+		}
 		s.verdicts.WithLabelValues(string(v.State)).Inc()
 		s.log.Info("build decided", "build", buildID, "verdict", v.State, "reason", v.Reason)
 		if v.State == verdict.Reproducible {

@@ -409,6 +409,18 @@ limits: {timeout: 1m, memory: 256MiB}
 			p.cookie = "afterlife_session=" + p.token
 		}
 	}
+	// The transparency log has logged the fixture's events and the local
+	// builders have witnessed it, so its routes have entries and a
+	// checkpoint to answer with.
+	testenv.Eventually(t, time.Minute, func() error {
+		var info struct {
+			Witnessed int64 `json:"witnessed_size"`
+		}
+		if code := apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &info); code != 200 || info.Witnessed == 0 {
+			return fmt.Errorf("no witnessed checkpoint yet (%d)", code)
+		}
+		return nil
+	})
 	return f
 }
 
@@ -511,6 +523,12 @@ func (f *accessFixture) param(pattern, name string, p *caller) (string, bool) {
 		return "/site.css", true
 	case name == "name" && strings.HasPrefix(pattern, "/tuf/"):
 		return "/timestamp.json", true
+	case name == "tile":
+		return "/0/000.p/1", true
+	case name == "index":
+		return "0", true
+	case name == "id" && strings.HasPrefix(pattern, "/v1/log/"):
+		return f.product, true
 	case name != "id":
 		return "", false
 	}

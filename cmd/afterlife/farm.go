@@ -80,6 +80,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	secret := s.keys.session
 	deps := live.Parts{
 		Auth: s.auth, Catalog: p.catalog, Registry: p.reg, Farm: p.coord, Submitter: p.submitter, Escrow: p.escrow,
+		Log: productLogEntries{p},
 	}.Deps()
 	deps.Log = s.log.With("part", "web")
 	site, err := web.New(deps, web.Options{

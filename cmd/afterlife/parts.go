@@ -19,6 +19,7 @@ import (
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/translog"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 	"github.com/afterlife-oss/afterlife/registry/tufdb"
 )
@@ -32,6 +33,7 @@ type parts struct {
 	reg       *registry.Service
 	coord     *coord.Service
 	submitter *submit.Submitter
+	translog  *translog.Log
 }
 
 // wireParts builds escrow, the build farm, the registry and the web pages
@@ -95,6 +97,9 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 	}
 
 	if err := s.wireFarmAndRegistry(ctx, root, v1, &p); err != nil {
+		return err
+	}
+	if err := s.wireTranslog(ctx, root, v1, &p); err != nil {
 		return err
 	}
 	s.parts = &p

@@ -14,9 +14,12 @@ type Builder struct {
 	Coordinator string // the coordinator's URL
 	Token       string // the builder token
 	Key         string // the ed25519 key file
-	Work        string // work and cache directory; "" means the user cache dir
-	Name        string // the builder's name; "" means the host name
-	LogLevel    string // debug, info, warn, error
+	WitnessKey  string // the transparency log witness key file; "" means KEY.witness
+	// WitnessEvery is how often the builder witnesses the log (0: never).
+	WitnessEvery time.Duration
+	Work         string // work and cache directory; "" means the user cache dir
+	Name         string // the builder's name; "" means the host name
+	LogLevel     string // debug, info, warn, error
 
 	// This builder's maxima. A recipe asking for more time, memory or CPUs
 	// is refused; processes, bytes written and the log are bounded by the
@@ -38,6 +41,8 @@ var builderFields = []field[Builder]{
 	{"coordinator", "", "coordinator URL, e.g. https://afterlife.example (required)", str(func(c *Builder) *string { return &c.Coordinator })},
 	{"token", "", "builder token, bound to an operator by an admin (required)", str(func(c *Builder) *string { return &c.Token })},
 	{"key", "", "ed25519 key file, mode 0600, from afterlife builder keygen (required)", str(func(c *Builder) *string { return &c.Key })},
+	{"witness-key", "", "the builder's witness key for the transparency log (never its attestation key); made on first use; empty for KEY.witness", str(func(c *Builder) *string { return &c.WitnessKey })},
+	{"witness-every", "30s", "how often the builder checks and cosigns the transparency log's newest checkpoint (0: never)", duration(func(c *Builder) *time.Duration { return &c.WitnessEvery })},
 	{"work", "", "work and cache directory; empty for the user cache dir (~/.cache/afterlife/builder/NAME)", str(func(c *Builder) *string { return &c.Work })},
 	{"name", "", "builder name; empty for the host name", str(func(c *Builder) *string { return &c.Name })},
 	{"log-level", "info", "debug, info, warn or error", str(func(c *Builder) *string { return &c.LogLevel })},
@@ -77,6 +82,12 @@ func (c *Builder) validate() error {
 	if c.Coordinator == "" || c.Token == "" || c.Key == "" {
 		return errs.E(errs.Invalid, "--coordinator, --token and --key are required (or %s, %s, %s, or the --config file)",
 			builderSet.envName("coordinator"), builderSet.envName("token"), builderSet.envName("key"))
+	}
+	if c.WitnessKey == "" {
+		c.WitnessKey = c.Key + ".witness"
+	}
+	if c.WitnessEvery < 0 {
+		return errs.E(errs.Invalid, "setting witness-every: must not be negative")
 	}
 	return nil
 }

@@ -42,10 +42,16 @@ type Serve struct {
 	BuilderCache    string // where local builders keep their caches; "" means DATA/builders
 	Quorum          int    // builders of distinct operators that must agree
 
-	LeaseTTL        time.Duration // how long a builder's job lease lasts without a heartbeat
-	SchedulerEvery  time.Duration // how often release policies are evaluated and the escrow outbox retried
-	ScrubEvery      time.Duration // how often every blob is re-hashed (0: never)
-	TimestampExpiry time.Duration // lifetime of TUF timestamp metadata
+	LeaseTTL       time.Duration // how long a builder's job lease lasts without a heartbeat
+	SchedulerEvery time.Duration // how often release policies are evaluated and the escrow outbox retried
+	ScrubEvery     time.Duration // how often every blob is re-hashed (0: never)
+	TranslogEvery  time.Duration // how often the transparency log appends new events
+	TranslogQuorum int           // witnesses of distinct operators a served checkpoint needs
+	TranslogInRoot bool          // publish the log's policy in the signed TUF root: devices then check the log
+	// TranslogWitnesses are outside C2SP tlog-witness witnesses: entries
+	// "OPERATOR VKEY URL" separated by ";".
+	TranslogWitnesses string
+	TimestampExpiry   time.Duration // lifetime of TUF timestamp metadata
 
 	MaxFileSize    int64         // largest single file in a deposit
 	MaxDepositSize int64         // largest deposit
@@ -168,6 +174,10 @@ var serveFields = []field[Serve]{
 	{"quorum", "2", "builders of distinct operators that must agree for a reproducible verdict", integer(func(c *Serve) *int { return &c.Quorum })},
 	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},
 	{"scheduler-every", "30s", "how often release policies are evaluated and undelivered release notices retried", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
+	{"translog-every", "2s", "how often the transparency log appends the parts' new events and signs a checkpoint", duration(func(c *Serve) *time.Duration { return &c.TranslogEvery })},
+	{"translog-quorum", "1", "witnesses of distinct operators that must cosign a checkpoint before /log/checkpoint serves it (builders witness; 0: the log's signature alone)", integer(func(c *Serve) *int { return &c.TranslogQuorum })},
+	{"translog-in-root", "false", "publish the transparency log's key, witnesses and quorum in the signed TUF root (needs root.key in the key dir); devices then install only releases the witnessed log proves, and refuse one in the seconds before its publication is logged and cosigned", boolean(func(c *Serve) *bool { return &c.TranslogInRoot })},
+	{"translog-witnesses", "", "outside witnesses (C2SP tlog-witness) the log pushes checkpoints to: \"OPERATOR VKEY URL\" entries separated by ';'", str(func(c *Serve) *string { return &c.TranslogWitnesses })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
@@ -353,6 +363,15 @@ func (c *Serve) validate() error {
 	if c.Quorum < 1 {
 		return errs.E(errs.Invalid, "setting quorum: must be at least 1")
 	}
+	if c.TranslogEvery <= 0 {
+		return errs.E(errs.Invalid, "setting translog-every: must be positive")
+	}
+	if c.TranslogQuorum < 0 {
+		return errs.E(errs.Invalid, "setting translog-quorum: must not be negative")
+	}
+	if _, err := c.OutsideWitnesses(); err != nil {
+		return err
+	}
 	if c.LocalBuilders < 0 {
 		return errs.E(errs.Invalid, "setting local-builders: must not be negative")
 	}
@@ -419,4 +438,25 @@ func ParseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("want a size like 512MiB or 4GiB, got %q", v)
 	}
 	return n * mult, nil
+}
+
+// OutsideWitness is one entry of translog-witnesses.
+type OutsideWitness struct {
+	Operator, VerifierKey, URL string
+}
+
+// OutsideWitnesses parses translog-witnesses.
+func (c Serve) OutsideWitnesses() ([]OutsideWitness, error) {
+	var out []OutsideWitness
+	for _, entry := range strings.Split(c.TranslogWitnesses, ";") {
+		f := strings.Fields(entry)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 3 || (!strings.HasPrefix(f[2], "https://") && !strings.HasPrefix(f[2], "http://")) {
+			return nil, errs.E(errs.Invalid, "setting translog-witnesses: want \"OPERATOR VKEY URL\" entries separated by ';', got %q", strings.TrimSpace(entry))
+		}
+		out = append(out, OutsideWitness{Operator: f[0], VerifierKey: f[1], URL: f[2]})
+	}
+	return out, nil
 }

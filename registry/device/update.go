@@ -238,6 +238,9 @@ func lookup(up *updater.Updater, p string) (*candidate, error) {
 }
 
 func (c *client) install(ctx context.Context, cand *candidate) (*Result, error) {
+	if err := c.checkLogged(ctx, cand); err != nil {
+		return nil, err
+	}
 	info, m := cand.info, cand.meta
 	want := hex.EncodeToString(info.Hashes["sha256"])
 	part, err := c.download(ctx, info, want)

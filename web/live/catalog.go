@@ -86,8 +86,10 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	if o, err := a.p.Auth.Org(ctx, pr.Vendor); err == nil {
 		page.Vendor = o.Name
 	}
+	statusEntries, registryEntries := a.logEntries(ctx, ov)
 	for _, e := range ov.History {
-		ev := web.TimelineEvent{At: e.At, Title: "Status: " + string(e.To), Detail: fmt.Sprintf("From %s, by %s.", e.From, e.Actor)}
+		ev := web.TimelineEvent{At: e.At, Title: "Status: " + string(e.To), Detail: fmt.Sprintf("From %s, by %s.", e.From, e.Actor),
+			LogURL: entryURL(statusEntries, e.Seq)}
 		if e.From == "" {
 			ev.Title, ev.Detail = "Registered", "Registered by "+e.Actor+"."
 		}
@@ -96,15 +98,20 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	for _, e := range ov.Events {
 		title := strings.ReplaceAll(e.Kind, "_", " ")
 		title = strings.ToUpper(title[:1]) + title[1:]
-		page.Timeline = append(page.Timeline, web.TimelineEvent{At: e.At, Title: title, Detail: e.Detail})
+		page.Timeline = append(page.Timeline, web.TimelineEvent{At: e.At, Title: title, Detail: e.Detail, LogURL: entryURL(registryEntries, e.Seq)})
 	}
 	if ov.Escrow != nil {
+		releases := a.releaseEntries(ctx, ov)
 		for _, d := range ov.Escrow.Public {
 			page.Escrow = append(page.Escrow, web.EscrowState{
 				DepositID: d.ID, Policy: pagePolicy(d.Policy), Released: true, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt,
 				URL: "/v1/deposits/" + d.ID,
 			})
-			page.Timeline = append(page.Timeline, web.TimelineEvent{At: d.ReleasedAt, Title: "Escrow released", Detail: "Policy fired: " + d.Fired})
+			ev := web.TimelineEvent{At: d.ReleasedAt, Title: "Escrow released", Detail: "Policy fired: " + d.Fired}
+			if idx, ok := releases[d.ID]; ok {
+				ev.LogURL = fmt.Sprintf("/v1/log/entries/%d", idx)
+			}
+			page.Timeline = append(page.Timeline, ev)
 		}
 	}
 	channels := map[string]*web.Channel{}
@@ -202,4 +209,49 @@ func (a Catalog) CreateProduct(ctx context.Context, p principal.Principal, np we
 		return "", err
 	}
 	return pr.ID, nil
+}
+
+// logEntries finds the log entries of the overview's history; without a
+// log, or when it cannot answer, the timeline goes without links.
+func (a Catalog) logEntries(ctx context.Context, ov registry.Overview) (map[int64]int64, map[int64]int64) {
+	if a.p.Log == nil {
+		return nil, nil
+	}
+	var status, events []int64
+	for _, e := range ov.History {
+		status = append(status, e.Seq)
+	}
+	for _, e := range ov.Events {
+		events = append(events, e.Seq)
+	}
+	s, r, err := a.p.Log.ProductEntries(ctx, status, events)
+	if err != nil {
+		return nil, nil
+	}
+	return s, r
+}
+
+func entryURL(entries map[int64]int64, seq int64) string {
+	idx, ok := entries[seq]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("/v1/log/entries/%d", idx)
+}
+
+// releaseEntries finds the log entries that released the overview's
+// public deposits.
+func (a Catalog) releaseEntries(ctx context.Context, ov registry.Overview) map[string]int64 {
+	if a.p.Log == nil || ov.Escrow == nil {
+		return nil
+	}
+	var ids []string
+	for _, d := range ov.Escrow.Public {
+		ids = append(ids, d.ID)
+	}
+	m, err := a.p.Log.DepositReleases(ctx, ids)
+	if err != nil {
+		return nil
+	}
+	return m
 }

@@ -9,6 +9,8 @@
 package live
 
 import (
+	"context"
+
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/auth"
@@ -27,6 +29,17 @@ type Parts struct {
 	Farm      *coord.Service
 	Submitter *submit.Submitter
 	Escrow    *escrow.Service
+	// Log links timeline items to their transparency log entries (nil:
+	// no links).
+	Log LogEntries
+}
+
+// LogEntries finds the transparency log entries of a product's history:
+// the indexes of its status changes (by their catalog seq), of its
+// registry events (by their registry seq) and of its deposits' releases.
+type LogEntries interface {
+	ProductEntries(ctx context.Context, statusSeqs, registrySeqs []int64) (status, registry map[int64]int64, err error)
+	DepositReleases(ctx context.Context, deposits []string) (map[string]int64, error)
 }
 
 // Deps are web.Deps for the parts, without a logger.

@@ -1,0 +1,206 @@
+package device
+
+// This file is the device's check of the transparency log before it
+// installs: the release's publication must be an entry of the log, proved
+// against a checkpoint that meets the witness policy the signed TUF root
+// carries, and that checkpoint must extend the last one this device
+// accepted. docs/transparency.md and docs/device-client.md describe it.
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpclient"
+	"github.com/afterlife-oss/afterlife/registry/translog/verify"
+)
+
+// LogPolicyField is the signed custom field of the TUF root metadata that
+// holds the transparency log's policy (verify.Policy: origin, log key,
+// witnesses with their operators, quorum). A root without it does not ask
+// devices to check the log.
+const LogPolicyField = "afterlife_log"
+
+// logCheckpointFile keeps the newest log checkpoint this device accepted.
+const logCheckpointFile = "log-checkpoint"
+
+// ErrNotLogged is the cause of a refusal to install a release whose
+// publication the transparency log does not prove.
+var ErrNotLogged = errors.New("the release's publication is not proved by the transparency log")
+
+// logPolicy reads the policy from the newest root the TUF updater verified
+// (it keeps only verified roots in the metadata cache).
+func (c *client) logPolicy() (verify.Policy, bool, error) {
+	b, err := os.ReadFile(filepath.Join(c.cfg.StateDir, tufDir, rootFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = os.ReadFile(filepath.Join(c.cfg.StateDir, rootFile))
+	}
+	if err != nil {
+		return verify.Policy{}, false, fmt.Errorf("device: read trusted root: %w", err)
+	}
+	var root struct {
+		Signed map[string]json.RawMessage `json:"signed"`
+	}
+	if err := json.Unmarshal(b, &root); err != nil {
+		return verify.Policy{}, false, errs.Wrap(errs.Invalid, err, "device: trusted root")
+	}
+	raw, ok := root.Signed[LogPolicyField]
+	if !ok {
+		return verify.Policy{}, false, nil
+	}
+	var pol verify.Policy
+	if err := json.Unmarshal(raw, &pol); err != nil {
+		return verify.Policy{}, false, errs.Wrap(errs.Invalid, err, "device: the root's %s field", LogPolicyField)
+	}
+	return pol, true, nil
+}
+
+// checkLogged refuses a candidate whose publication the log does not
+// prove, when the trusted root carries a log policy.
+func (c *client) checkLogged(ctx context.Context, cand *candidate) error {
+	pol, ok, err := c.logPolicy()
+	if err != nil || !ok {
+		return err
+	}
+	// refuse keeps the cause's chain (verify.ErrPolicy, …) beside ErrNotLogged.
+	refuse := func(cause error, format string, args ...any) error {
+		return errs.Wrap(errs.Invalid, fmt.Errorf("%w: %w", ErrNotLogged, cause), "device: refusing %s %s: "+format,
+			append([]any{cand.meta.Product, cand.meta.Version}, args...)...)
+	}
+	var listed []struct {
+		Index int64  `json:"index"`
+		Type  string `json:"type"`
+	}
+	if err := c.getJSON(ctx, "/v1/log/about/"+url.PathEscape(cand.meta.Product), &listed); err != nil {
+		return err
+	}
+	var found *verify.Bundle
+	for i := len(listed) - 1; i >= 0 && found == nil; i-- {
+		if listed[i].Type != "release.published" {
+			continue
+		}
+		raw, err := c.getRaw(ctx, "/v1/log/entries/"+strconv.FormatInt(listed[i].Index, 10)+"/proof")
+		if err != nil {
+			return err
+		}
+		b, err := pol.Bundle(raw)
+		if err != nil {
+			return refuse(err, "the log's proof of entry %d does not verify", listed[i].Index)
+		}
+		if publishes(b.Entry, cand) {
+			found = &b
+		}
+	}
+	if found == nil {
+		return refuse(errors.New("no such entry"), "no entry of the log publishes release %s", cand.meta.ReleaseID)
+	}
+	if err := c.extendsAccepted(ctx, pol, found.Checkpoint); err != nil {
+		return refuse(err, "the log's checkpoint")
+	}
+	c.log.Info("release is in the transparency log", "entry", found.Index, "log_size", found.Checkpoint.Size, "witnesses", found.Checkpoint.Operators)
+	return nil
+}
+
+// publishes reports whether a log entry is the publication of the
+// candidate: its release id, product, version and the digest of the file
+// the device is about to install.
+func publishes(entry []byte, cand *candidate) bool {
+	var e struct {
+		Type      string `json:"type"`
+		Release   string `json:"release"`
+		Product   string `json:"product"`
+		Version   string `json:"version"`
+		Artifacts []struct {
+			Target string `json:"target"`
+			Digest string `json:"digest"`
+		} `json:"artifacts"`
+	}
+	if json.Unmarshal(entry, &e) != nil || e.Type != "release.published" {
+		return false
+	}
+	if e.Release != cand.meta.ReleaseID || e.Product != cand.meta.Product || e.Version != cand.meta.Version {
+		return false
+	}
+	want := "sha256:" + hex.EncodeToString(cand.info.Hashes["sha256"])
+	return slices.ContainsFunc(e.Artifacts, func(a struct {
+		Target string `json:"target"`
+		Digest string `json:"digest"`
+	}) bool {
+		return a.Target == cand.info.Path && a.Digest == want
+	})
+}
+
+// extendsAccepted checks that cp extends the newest checkpoint this device
+// accepted before (a consistency proof), then keeps cp as that one. A log
+// that was rewritten since fails here.
+func (c *client) extendsAccepted(ctx context.Context, pol verify.Policy, cp verify.Checkpoint) error {
+	path := filepath.Join(c.cfg.StateDir, logCheckpointFile)
+	prevRaw, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("device: %w", err)
+	}
+	if err == nil {
+		prev, err := pol.LogSigned(prevRaw)
+		if err != nil {
+			return fmt.Errorf("the checkpoint this device accepted before no longer verifies: %w", err)
+		}
+		old, cur := prev, cp
+		if cur.Size < old.Size {
+			old, cur = cp, prev
+		}
+		raw, err := c.getRaw(ctx, fmt.Sprintf("/v1/log/consistency?old=%d&size=%d", old.Size, cur.Size))
+		if err != nil {
+			return err
+		}
+		p, err := verify.ParseProofLines(raw)
+		if err != nil {
+			return err
+		}
+		if err := verify.Consistency(old, cur, p); err != nil {
+			return fmt.Errorf("the log does not extend the checkpoint of size %d this device accepted: %w", prev.Size, err)
+		}
+		if cp.Size < prev.Size {
+			return nil // keep the newer one
+		}
+	}
+	return writeFileSync(path, cp.Note, 0o600)
+}
+
+func (c *client) getRaw(ctx context.Context, path string) ([]byte, error) {
+	u := c.base.String() + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, errs.Wrap(errs.Unavailable, err, "device: GET %s", path)
+	}
+	defer httpclient.Drain(resp)
+	if resp.StatusCode/100 != 2 {
+		return nil, httpclient.DecodeError(resp, "device: GET "+path)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+func (c *client) getJSON(ctx context.Context, path string, out any) error {
+	b, err := c.getRaw(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return errs.Wrap(errs.Unavailable, err, "device: GET %s: bad answer", path)
+	}
+	return nil
+}
