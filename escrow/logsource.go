@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/logevent"
 )
 
 // LoggedEvent is an escrow event with what the transparency log records
@@ -96,4 +97,41 @@ func (s *Service) approvalTimes(ctx context.Context, deposit string) ([]Approval
 		out = append(out, a)
 	}
 	return out, db.Classify(rows.Err())
+}
+
+// LogEvents is escrow's log of deposits as the transparency log records
+// it. A sealed deposit is logged as
+// a commitment only; its release opens it. Events that would show a
+// sealed deposit exists (created, approved, aborted) are passed over.
+func (s *Service) LogEvents(ctx context.Context, seq int64, limit int) ([]logevent.Event, error) {
+	evs, err := s.EventsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]logevent.Event, len(evs))
+	for i, e := range evs {
+		ev := logevent.Event{Seq: e.Seq, At: e.At}
+		switch e.Kind {
+		case "sealed":
+			ev.Type, ev.Subject = "deposit.sealed", e.Deposit
+			ev.Seal = &logevent.Commitment{Product: e.Product, Manifest: e.Manifest}
+		case "released":
+			ev.Type, ev.Subject, ev.Opens = "deposit.released", e.Product, e.Deposit
+			approvals := make([]map[string]any, 0, len(e.Approvals))
+			for _, a := range e.Approvals {
+				approvals = append(approvals, map[string]any{"trustee": a.Trustee, "at": a.At.UTC().Format(logevent.TimeFormat)})
+			}
+			evidence := map[string]any{"approvals": approvals, "released_by": e.Actor}
+			if !e.SealedAt.IsZero() {
+				evidence["sealed_at"] = e.SealedAt.UTC().Format(logevent.TimeFormat)
+			}
+			if !e.LastCheckin.IsZero() {
+				evidence["last_checkin"] = e.LastCheckin.UTC().Format(logevent.TimeFormat)
+			}
+			ev.Fields = map[string]any{"deposit": e.Deposit, "product": e.Product, "manifest": e.Manifest,
+				"policy": e.Policy, "fired": e.Event.Policy, "evidence": evidence}
+		}
+		out[i] = ev
+	}
+	return out, nil
 }

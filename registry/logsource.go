@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/logevent"
 )
 
 // LoggedEvent is a registry event with the release it is about (nil for
@@ -54,3 +55,47 @@ func (s *Service) EventsAfter(ctx context.Context, seq int64, limit int) ([]Logg
 	}
 	return out, nil
 }
+
+// LogEvents is the registry's log of releases, promotions, yanks and key
+// rotations as the transparency log records it.
+func (s *Service) LogEvents(ctx context.Context, seq int64, limit int) ([]logevent.Event, error) {
+	evs, err := s.EventsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]logevent.Event, len(evs))
+	for i, e := range evs {
+		ev := logevent.Event{Seq: e.Seq, At: e.At, Subject: e.Product,
+			Fields: map[string]any{"product": e.Product, "actor": e.Actor, "detail": e.Detail}}
+		ev.Type = "product." + e.Kind
+		if e.Kind == "key_rotated" {
+			ev.Type, ev.Subject = "key.rotated", ""
+			ev.Fields = map[string]any{"role": e.Detail, "actor": e.Actor}
+		}
+		if e.Kind == "root_published" {
+			ev.Type, ev.Subject = "key.root_published", ""
+			ev.Fields = map[string]any{"root_version": e.Detail, "actor": e.Actor}
+		}
+		if e.Event.Release != "" {
+			ev.Type = "release." + e.Kind
+			ev.Fields["release"] = e.Event.Release
+		}
+		if r := e.Release; r != nil {
+			ev.Fields["version"], ev.Fields["channel"] = r.Version, r.Channel
+			if e.Kind == "published" {
+				arts := make([]map[string]any, 0, len(r.Artifacts))
+				for _, a := range r.Artifacts {
+					arts = append(arts, map[string]any{"target": a.Target, "digest": a.Digest, "size": a.Size})
+				}
+				ev.Fields["artifacts"] = arts
+				ev.Fields["build"], ev.Fields["recipe"], ev.Fields["recipe_version"] = r.BuildID, r.Recipe, r.RecipeVersion
+				ev.Fields["verdict"] = map[string]any{"agreeing": r.Agreeing, "total": r.Total, "url": r.VerdictURL, "attestations": r.AttestationsURL}
+				ev.Fields["community"] = r.Community
+			}
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+// logWitnessing is the log as the farm's witness routes use it.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/logevent"
 )
 
 // logVerdict appends a decided build to the farm's verdict log, in the
@@ -56,6 +57,35 @@ func (s *Service) VerdictsAfter(ctx context.Context, seq int64, limit int) ([]Lo
 		if out[i].Build, err = s.Build(ctx, id); err != nil {
 			return nil, fmt.Errorf("coord: verdict of %s: %w", id, err)
 		}
+	}
+	return out, nil
+}
+
+// LogEvents is the farm's log of decided builds as the transparency log
+// records it: each verdict with the
+// builders, their operators, their attestations and the cold witness.
+func (s *Service) LogEvents(ctx context.Context, seq int64, limit int) ([]logevent.Event, error) {
+	vs, err := s.VerdictsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]logevent.Event, len(vs))
+	for i, v := range vs {
+		b := v.Build
+		results := make([]map[string]any, 0, len(b.Results))
+		for _, r := range b.Results {
+			results = append(results, map[string]any{"job": r.JobID, "builder": r.BuilderID, "operator": r.Operator,
+				"attestation": string(r.Attestation), "cold": r.Cold, "failed": r.Failed})
+		}
+		subject := b.ID
+		if len(b.Products) == 1 {
+			subject = b.Products[0]
+		}
+		out[i] = logevent.Event{Seq: v.Seq, At: v.At, Type: "build.verdict", Subject: subject, Fields: map[string]any{
+			"build": b.ID, "repo": b.Repo, "commit": b.Commit, "path": b.Path, "recipe": b.Name, "version": b.Version,
+			"products": b.Products, "state": string(b.State), "reason": b.Verdict.Reason, "agreeing": b.Verdict.Agreeing,
+			"quorum": b.Quorum, "outputs": b.Verdict.Outputs, "cold_job": b.Verdict.ColdJob, "results": results,
+		}}
 	}
 	return out, nil
 }

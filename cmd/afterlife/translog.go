@@ -11,13 +11,11 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/builder"
-	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
 	"github.com/afterlife-oss/afterlife/builder/witness"
-	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/logevent"
 	"github.com/afterlife-oss/afterlife/registry"
-	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/translog"
 )
 
@@ -37,10 +35,10 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 		Quorum: s.cfg.TranslogQuorum, Outside: ws,
 		Logger: s.log.With("part", "translog"), Replica: s.cfg.ReplicaID,
 		Sources: map[string]translog.Source{
-			catalogSourceName:  catalogSource{p.catalog},
-			escrowSourceName:   escrowSource{p.escrow},
-			registrySourceName: registrySource{p.reg},
-			farmSourceName:     farmSource{p.coord},
+			catalogSourceName:  logevent.Func(p.catalog.LogEvents),
+			escrowSourceName:   logevent.Func(p.escrow.LogEvents),
+			registrySourceName: logevent.Func(p.reg.LogEvents),
+			farmSourceName:     logevent.Func(p.coord.LogEvents),
 		},
 	})
 	if err != nil {
@@ -141,144 +139,6 @@ func (e productLogEntries) DepositReleases(ctx context.Context, deposits []strin
 	return e.p.translog.OpenedBy(ctx, deposits)
 }
 
-// catalogSource is the catalog's log of product status changes.
-type catalogSource struct{ c *catalog.Catalog }
-
-func (s catalogSource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
-	evs, err := s.c.EventsAfter(ctx, seq, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]translog.Event, len(evs))
-	for i, e := range evs {
-		ev := translog.Event{Seq: e.Seq, At: e.At, Subject: e.Product,
-			Fields: map[string]any{"product": e.Product, "actor": e.Actor, "status": string(e.To)}}
-		if e.From == "" {
-			ev.Type = "product.registered"
-			ev.Fields["vendor"], ev.Fields["model"], ev.Fields["device_ids"] = e.Vendor, e.Model, e.DeviceIDs
-		} else {
-			ev.Type = "product.status"
-			ev.Fields["from"] = string(e.From)
-		}
-		out[i] = ev
-	}
-	return out, nil
-}
-
-// escrowSource is escrow's log of deposits. A sealed deposit is logged as
-// a commitment only; its release opens it. Events that would show a
-// sealed deposit exists (created, approved, aborted) are passed over.
-type escrowSource struct{ e *escrow.Service }
-
-func (s escrowSource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
-	evs, err := s.e.EventsAfter(ctx, seq, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]translog.Event, len(evs))
-	for i, e := range evs {
-		ev := translog.Event{Seq: e.Seq, At: e.At}
-		switch e.Kind {
-		case "sealed":
-			ev.Type, ev.Subject = "deposit.sealed", e.Deposit
-			ev.Seal = &translog.Commitment{Product: e.Product, Manifest: e.Manifest}
-		case "released":
-			ev.Type, ev.Subject, ev.Opens = "deposit.released", e.Product, e.Deposit
-			approvals := make([]map[string]any, 0, len(e.Approvals))
-			for _, a := range e.Approvals {
-				approvals = append(approvals, map[string]any{"trustee": a.Trustee, "at": a.At.UTC().Format(timeFormat)})
-			}
-			evidence := map[string]any{"approvals": approvals, "released_by": e.Actor}
-			if !e.SealedAt.IsZero() {
-				evidence["sealed_at"] = e.SealedAt.UTC().Format(timeFormat)
-			}
-			if !e.LastCheckin.IsZero() {
-				evidence["last_checkin"] = e.LastCheckin.UTC().Format(timeFormat)
-			}
-			ev.Fields = map[string]any{"deposit": e.Deposit, "product": e.Product, "manifest": e.Manifest,
-				"policy": e.Policy, "fired": e.Event.Policy, "evidence": evidence}
-		}
-		out[i] = ev
-	}
-	return out, nil
-}
-
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
-
-// farmSource is the farm's log of decided builds: each verdict with the
-// builders, their operators, their attestations and the cold witness.
-type farmSource struct{ c *coord.Service }
-
-func (s farmSource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
-	vs, err := s.c.VerdictsAfter(ctx, seq, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]translog.Event, len(vs))
-	for i, v := range vs {
-		b := v.Build
-		results := make([]map[string]any, 0, len(b.Results))
-		for _, r := range b.Results {
-			results = append(results, map[string]any{"job": r.JobID, "builder": r.BuilderID, "operator": r.Operator,
-				"attestation": string(r.Attestation), "cold": r.Cold, "failed": r.Failed})
-		}
-		subject := b.ID
-		if len(b.Products) == 1 {
-			subject = b.Products[0]
-		}
-		out[i] = translog.Event{Seq: v.Seq, At: v.At, Type: "build.verdict", Subject: subject, Fields: map[string]any{
-			"build": b.ID, "repo": b.Repo, "commit": b.Commit, "path": b.Path, "recipe": b.Name, "version": b.Version,
-			"products": b.Products, "state": string(b.State), "reason": b.Verdict.Reason, "agreeing": b.Verdict.Agreeing,
-			"quorum": b.Quorum, "outputs": b.Verdict.Outputs, "cold_job": b.Verdict.ColdJob, "results": results,
-		}}
-	}
-	return out, nil
-}
-
-// registrySource is the registry's log of releases.
-type registrySource struct{ r *registry.Service }
-
-func (s registrySource) After(ctx context.Context, seq int64, limit int) ([]translog.Event, error) {
-	evs, err := s.r.EventsAfter(ctx, seq, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]translog.Event, len(evs))
-	for i, e := range evs {
-		ev := translog.Event{Seq: e.Seq, At: e.At, Subject: e.Product,
-			Fields: map[string]any{"product": e.Product, "actor": e.Actor, "detail": e.Detail}}
-		ev.Type = "product." + e.Kind
-		if e.Kind == "key_rotated" {
-			ev.Type, ev.Subject = "key.rotated", ""
-			ev.Fields = map[string]any{"role": e.Detail, "actor": e.Actor}
-		}
-		if e.Kind == "root_published" {
-			ev.Type, ev.Subject = "key.root_published", ""
-			ev.Fields = map[string]any{"root_version": e.Detail, "actor": e.Actor}
-		}
-		if e.Event.Release != "" {
-			ev.Type = "release." + e.Kind
-			ev.Fields["release"] = e.Event.Release
-		}
-		if r := e.Release; r != nil {
-			ev.Fields["version"], ev.Fields["channel"] = r.Version, r.Channel
-			if e.Kind == "published" {
-				arts := make([]map[string]any, 0, len(r.Artifacts))
-				for _, a := range r.Artifacts {
-					arts = append(arts, map[string]any{"target": a.Target, "digest": a.Digest, "size": a.Size})
-				}
-				ev.Fields["artifacts"] = arts
-				ev.Fields["build"], ev.Fields["recipe"], ev.Fields["recipe_version"] = r.BuildID, r.Recipe, r.RecipeVersion
-				ev.Fields["verdict"] = map[string]any{"agreeing": r.Agreeing, "total": r.Total, "url": r.VerdictURL, "attestations": r.AttestationsURL}
-				ev.Fields["community"] = r.Community
-			}
-		}
-		out[i] = ev
-	}
-	return out, nil
-}
-
-// logWitnessing is the log as the farm's witness routes use it.
 type logWitnessing struct{ l *translog.Log }
 
 func (w logWitnessing) WitnessJob(ctx context.Context, old int64) (builder.WitnessJob, error) {

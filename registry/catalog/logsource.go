@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/logevent"
 )
 
 // LoggedEvent is a status change with the product it is about, as the
@@ -60,6 +61,29 @@ func (c *Catalog) EventsAfter(ctx context.Context, seq int64, limit int) ([]Logg
 		if err := ids.Err(); err != nil {
 			return nil, db.Classify(err)
 		}
+	}
+	return out, nil
+}
+
+// LogEvents is the catalog's log of product status changes as the
+// transparency log records it.
+func (c *Catalog) LogEvents(ctx context.Context, seq int64, limit int) ([]logevent.Event, error) {
+	evs, err := c.EventsAfter(ctx, seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]logevent.Event, len(evs))
+	for i, e := range evs {
+		ev := logevent.Event{Seq: e.Seq, At: e.At, Subject: e.Product,
+			Fields: map[string]any{"product": e.Product, "actor": e.Actor, "status": string(e.To)}}
+		if e.From == "" {
+			ev.Type = "product.registered"
+			ev.Fields["vendor"], ev.Fields["model"], ev.Fields["device_ids"] = e.Vendor, e.Model, e.DeviceIDs
+		} else {
+			ev.Type = "product.status"
+			ev.Fields["from"] = string(e.From)
+		}
+		out[i] = ev
 	}
 	return out, nil
 }

@@ -40,35 +40,19 @@ import (
 
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/logevent"
 	"github.com/afterlife-oss/afterlife/registry/translog/verify"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Event is one event of a part, as the log records it.
-type Event struct {
-	Seq int64     // its place in its source's log (gap-free, from 1)
-	At  time.Time // when it happened
-	// Type names the entry ("product.registered", "deposit.released", …);
-	// an event of type "" is passed over: its source's cursor moves past
-	// it and nothing is logged (events that would reveal a sealed deposit).
-	Type    string
-	Subject string         // what it is about: a product, deposit or release id
-	Fields  map[string]any // what the entry says (JSON values)
-	// Seal, when set, makes the entry a salted commitment to it and
-	// nothing else: a sealed deposit is logged without a readable field.
-	Seal *Commitment
-	// Opens names the subject whose commitment this entry reveals: the
-	// entry carries the salt, so anyone can recompute the commitment.
-	Opens string
-}
-
-// Commitment is what a sealed entry commits to.
-type Commitment struct {
-	Product  string
-	Manifest string // the manifest's digest
-}
+// Event is one event of a part, as the log records it; Commitment is what
+// a sealed entry commits to. Parts make them (internal/logevent).
+type (
+	Event      = logevent.Event
+	Commitment = logevent.Commitment
+)
 
 // Source is one part's append-only event log, read by the log.
 type Source interface {
