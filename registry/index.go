@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -28,11 +29,15 @@ type index struct {
 	offers  int
 }
 
-// productOffers are one product's offerable releases, newest first.
+// productOffers are one product's offerable releases, newest first, and
+// where devices running a yanked version go back to when nothing newer is
+// offered (yanked version → the release signed to allow it).
 type productOffers struct {
-	product string
-	stable  []*offer // stable releases
-	testing []*offer // testing and stable releases
+	product         string
+	stable          []*offer // stable releases
+	testing         []*offer // testing and stable releases
+	stableRollback  map[string]*offer
+	testingRollback map[string]*offer
 }
 
 type offer struct {
@@ -43,6 +48,7 @@ type offer struct {
 	etag       string
 	etagHdr    []string
 	lengthHdr  []string
+	rollout    *device.SignedRollout // nil: every device of the channel
 }
 
 type indexedTarget struct {
@@ -87,6 +93,12 @@ func buildIndex(gen int64, rels []indexRelease) (*index, error) {
 		if r.Channel == Stable {
 			po.stable = append(po.stable, o)
 		}
+		for _, y := range r.RollbackFrom {
+			po.testingRollback = addRollback(po.testingRollback, y.Version, o)
+			if r.Channel == Stable {
+				po.stableRollback = addRollback(po.stableRollback, y.Version, o)
+			}
+		}
 		ix.offers++
 	}
 	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
@@ -103,6 +115,18 @@ func buildIndex(gen int64, rels []indexRelease) (*index, error) {
 	return ix, nil
 }
 
+// addRollback records that devices on the yanked version from may go back
+// to o, keeping the newest such release.
+func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
+	if m == nil {
+		m = map[string]*offer{}
+	}
+	if cur := m[from]; cur == nil || CompareVersions(o.version, cur.version) > 0 {
+		m[from] = o
+	}
+	return m
+}
+
 func newOffer(gen int64, r *indexRelease) (*offer, error) {
 	a := r.Offered()
 	body, err := json.Marshal(device.Offer{
@@ -115,16 +139,23 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 	}
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:12]) + "-" + strconv.FormatInt(gen, 10) + `"`
-	return &offer{
+	o := &offer{
 		releaseID: r.ID, version: r.Version, minVersion: r.MinVersion, body: body,
 		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))},
-	}, nil
+	}
+	if r.Rollout != nil {
+		sr := r.Rollout.SignedRollout
+		o.rollout = &sr
+	}
+	return o, nil
 }
 
 // lookup finds the offer for a device: among the products its id names,
-// the newest release on its channel that is newer than current and whose
-// min_version current satisfies. nil means none.
-func (ix *index) lookup(deviceID, current, channel string) *offer {
+// the newest release on its channel that is newer than current, whose
+// min_version current satisfies and whose rollout reaches the device's
+// bucket at now. A device running a yanked version with nothing newer is
+// offered the release signed to take it back. nil means none.
+func (ix *index) lookup(deviceID, current, channel string, bucket int, now time.Time) *offer {
 	products, ok := ix.devices[deviceID]
 	if !ok {
 		if i := strings.IndexByte(deviceID, ':'); i > 0 && strings.ToLower(deviceID[:i]) != deviceID[:i] {
@@ -132,17 +163,23 @@ func (ix *index) lookup(deviceID, current, channel string) *offer {
 		}
 	}
 	for _, po := range products {
-		list := po.stable
+		list, rollback := po.stable, po.stableRollback
 		if channel == Testing {
-			list = po.testing
+			list, rollback = po.testing, po.testingRollback
 		}
 		for _, o := range list {
 			if CompareVersions(o.version, current) <= 0 {
 				break // the rest are older still
 			}
+			if o.rollout != nil && !o.rollout.Reaches(bucket, now) {
+				continue
+			}
 			if o.minVersion == "" || CompareVersions(current, o.minVersion) >= 0 {
 				return o
 			}
+		}
+		if o := rollback[current]; o != nil {
+			return o
 		}
 	}
 	return nil

@@ -221,8 +221,21 @@ func (s *Service) checkHold(ctx context.Context, rel Release) error {
 	if st.Failure < pol.MinFailures || st.FailingNetworks < pol.MinNetworks || st.Failure*100 < pol.FailurePercent*total {
 		return nil
 	}
-	return s.hold(ctx, rel, fmt.Sprintf("%d of %d counted installs failed, from %d networks (policy: %d failures, %d networks, %d%%)",
-		st.Failure, total, st.FailingNetworks, pol.MinFailures, pol.MinNetworks, pol.FailurePercent))
+	why := fmt.Sprintf("%d of %d counted installs failed, from %d networks (policy: %d failures, %d networks, %d%%)",
+		st.Failure, total, st.FailingNetworks, pol.MinFailures, pol.MinNetworks, pol.FailurePercent)
+	if ro := rel.Rollout; ro != nil && ro.State != device.RolloutAborted {
+		// A rollout halts instead: it reaches no more devices until a
+		// maintainer of the product or an admin resumes or aborts it.
+		if ro.State == device.RolloutHalted {
+			return nil
+		}
+		err := s.haltRollout(ctx, rel, why)
+		if errs.Is(err, errs.Conflict) {
+			return nil // another report halted it first
+		}
+		return err
+	}
+	return s.hold(ctx, rel, why)
 }
 
 // hold stops offering a release until a maintainer of the product or an

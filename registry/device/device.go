@@ -27,9 +27,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
@@ -138,6 +140,8 @@ type client struct {
 	tufURL string
 	// receipt is what the registry answered the last download with.
 	receipt string
+	// up is the TUF updater once refreshed: one refresh per call.
+	up *updater.Updater
 }
 
 // Headers of a download: the install id it is for, and the registry's
@@ -335,7 +339,8 @@ func (c *client) check(ctx context.Context, current string) (*Offer, error) {
 		return nil, errs.E(errs.Invalid, "device: no device id: give one to Init or in Config.DeviceID")
 	}
 	u := c.base.JoinPath("v1", "devices", "updates")
-	u.RawQuery = url.Values{"id": {c.st.DeviceID}, "version": {current}, "channel": {c.st.Channel}}.Encode()
+	u.RawQuery = url.Values{"id": {c.st.DeviceID}, "version": {current}, "channel": {c.st.Channel},
+		"bucket": {strconv.Itoa(Bucket(c.st.InstallID))}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("device: check: %w", err)
