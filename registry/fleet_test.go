@@ -446,3 +446,87 @@ func TestADeltaUpdateInstallsAndACorruptDeltaFallsBackToTheFullImage(t *testing.
 		})
 	})
 }
+
+func TestRollbacksFromYankedVersionsGoToTheNewestReleaseTheChannelOffers(t *testing.T) {
+	rel := func(v, ch string, mod ...func(*Release)) Release {
+		r := Release{ID: "rel_" + v, Version: v, Channel: ch}
+		for _, m := range mod {
+			m(&r)
+		}
+		return r
+	}
+	yanked := func(r *Release) { r.Yanked, r.YankReason = true, "broken" }
+	from := func(v ...string) func(*Release) {
+		return func(r *Release) {
+			for _, x := range v {
+				r.RollbackFrom = append(r.RollbackFrom, device.YankedFrom{Version: x, Reason: "broken"})
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		rels []Release
+		want map[string]string // release id → the versions it may be reached from, joined
+	}{
+		{"a yanked newest stable release sends its devices back to the stable release before it",
+			[]Release{rel("1.0.0", Stable), rel("1.1.0", Stable, yanked)}, map[string]string{"rel_1.0.0": "1.1.0"}},
+		{"a yanked release with a newer one needs no rollback",
+			[]Release{rel("1.0.0", Stable), rel("1.1.0", Stable, yanked), rel("1.2.0", Stable)}, map[string]string{}},
+		{"testing devices go back to the newest release of either channel",
+			[]Release{rel("1.0.0", Stable), rel("1.0.5", Testing), rel("1.1.0", Stable, yanked)},
+			map[string]string{"rel_1.0.0": "1.1.0", "rel_1.0.5": "1.1.0"}},
+		{"a yanked testing release sends only testing devices back",
+			[]Release{rel("1.0.0", Stable), rel("1.0.5", Testing), rel("1.1.0", Testing, yanked)}, map[string]string{"rel_1.0.5": "1.1.0"}},
+		{"pulled-back and held releases are passed over",
+			[]Release{rel("0.9.0", Stable), rel("1.0.0", Stable), rel("1.0.3", Stable, func(r *Release) { r.PulledBack = true }),
+				rel("1.0.4", Stable, func(r *Release) { r.Held = true }), rel("1.1.0", Stable, yanked)},
+			map[string]string{"rel_1.0.0": "1.1.0"}},
+		{"a permission no longer needed is withdrawn",
+			[]Release{rel("1.0.0", Stable, from("1.1.0")), rel("1.1.0", Stable, yanked), rel("1.2.0", Stable)}, map[string]string{"rel_1.0.0": ""}},
+		{"permissions already signed change nothing",
+			[]Release{rel("1.0.0", Stable, from("1.1.0")), rel("1.1.0", Stable, yanked)}, map[string]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			for _, c := range rollbackChanges(tc.rels) {
+				var vs []string
+				for _, f := range c.after.RollbackFrom {
+					vs = append(vs, f.Version)
+				}
+				got[c.after.ID] = strings.Join(vs, ",")
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("changes = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRolloutStagesAreParsedAndChecked(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		percents string
+		dwell    time.Duration
+		ok       bool
+	}{
+		{"growing percents that end at 100 with a dwell time are a rollout", "1,10,50,100", time.Hour, true},
+		{"percent signs are allowed", "5%, 100%", time.Hour, true},
+		{"one stage of 100 needs no dwell time", "100", 0, true},
+		{"percents must grow", "10,5,100", time.Hour, false},
+		{"the last stage must reach 100", "1,10,50", time.Hour, false},
+		{"stages but the last need a dwell time", "10,100", 0, false},
+		{"no stages is no rollout", "", time.Hour, false},
+		{"words are not percents", "ten,100", time.Hour, false},
+		{"a dwell time beyond a year is refused", "10,100", 400 * 24 * time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := ParseStages(tc.percents, tc.dwell)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseStages(%q, %s) = %+v, %v", tc.percents, tc.dwell, st, err)
+			}
+			if err == nil && st[len(st)-1].DwellSeconds != 0 {
+				t.Fatalf("the last stage has a dwell time: %+v", st)
+			}
+		})
+	}
+}

@@ -91,8 +91,9 @@ type rollbackChange struct{ before, after Release }
 // yanked version's devices go back to, and returns the releases whose
 // permissions (RollbackFrom) that changes. A device on a yanked version Y
 // and channel c is offered the newest release c still offers (neither
-// yanked, pulled back nor held) whose minimum version Y meets; when that
-// release is older than Y, it carries the signed permission "from Y".
+// yanked, pulled back nor held; an older release's minimum version is
+// always met by Y); when that release is older than Y, it carries the
+// signed permission "from Y".
 func rollbackChanges(rels []Release) []rollbackChange {
 	want := map[string][]device.YankedFrom{}
 	for _, y := range rels {
@@ -107,9 +108,6 @@ func rollbackChanges(rels []Release) []rollbackChange {
 			for i := range rels {
 				r := &rels[i]
 				if r.Yanked || r.PulledBack || r.Held || (devChannel == Stable && r.Channel != Stable) {
-					continue
-				}
-				if r.MinVersion != "" && CompareVersions(y.Version, r.MinVersion) < 0 {
 					continue
 				}
 				if best == nil || CompareVersions(r.Version, best.Version) > 0 {

@@ -51,10 +51,12 @@ func DeltaTargetPath(fullTarget, sourceVersion string) string {
 	return fullTarget + ".from-" + sourceVersion + ".zst"
 }
 
-// DeltaWindow is the zstd window a delta between images of these sizes
-// uses: the smallest power of two covering both, at most MaxDeltaSource.
+// DeltaWindow is the zstd window of a delta between images of these sizes:
+// the smallest power of two covering both together, so that every part of
+// the new image can refer back to any part of the source, at most
+// MaxDeltaSource (the largest window zstd's Go encoder writes).
 func DeltaWindow(sourceSize, resultSize int64) int {
-	n := max(sourceSize, resultSize, zstd.MinWindowSize)
+	n := max(sourceSize+resultSize, zstd.MinWindowSize)
 	w := int64(zstd.MinWindowSize)
 	for w < n && w < MaxDeltaSource {
 		w <<= 1
@@ -69,7 +71,7 @@ func EncodeDelta(w io.Writer, source, result []byte) error {
 		return errs.E(errs.TooLarge, "device: deltas are made between images of up to %d MiB", MaxDeltaSource>>20)
 	}
 	enc, err := zstd.NewWriter(w, zstd.WithEncoderDictRaw(0, source), zstd.WithWindowSize(DeltaWindow(int64(len(source)), int64(len(result)))),
-		zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+		zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return fmt.Errorf("device: delta encoder: %w", err)
 	}
