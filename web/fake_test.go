@@ -432,8 +432,10 @@ func newDemo(tb testing.TB) *demo {
 		Channels: []web.Channel{
 			{Name: "stable", Releases: []web.Release{{Version: "2.0.1", PublishedAt: t0.AddDate(0, 0, -5), Notes: "Local-only mode; no cloud needed.",
 				Artifacts: []web.Artifact{{Name: "thermo-2.0.1.bin", Size: int64(len(fw)), SHA256: hex.EncodeToString(sum[:]), URL: "/files/thermo-2.0.1.bin"}},
-				Badge:     web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"}, BuildID: "bld_good"}}},
-			{Name: "testing"},
+				Badge:     web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"}, BuildID: "bld_good",
+				Rollout: "Phased rollout, stage 2 of 4: 10 % of devices"}}},
+			{Name: "testing", Releases: []web.Release{{Version: "2.1.0", PublishedAt: t0.AddDate(0, 0, -2), Badge: web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"},
+				Yanked: true, YankReason: "drains the battery within a day."}}},
 		},
 		InstallNotes: "1. Hold the reset button for 5 seconds.\n2. Connect over USB.\n3. Run: afterlife device install acme-thermo-2",
 		RiskNotes:    []string{"Flashing rev-a boards with 2.x firmware is not supported."},

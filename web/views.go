@@ -190,6 +190,13 @@ type Release struct {
 	Artifacts   []Artifact
 	Badge       Badge
 	BuildID     string
+	// Yanked releases stay listed on their channel, marked, with the
+	// reason their maintainers gave.
+	Yanked     bool
+	YankReason string
+	// Rollout says where a phased rollout stands ("stage 2 of 4: 10 % of
+	// devices"), empty when the release goes to every device.
+	Rollout string
 }
 
 // Artifact is one downloadable file of a release.

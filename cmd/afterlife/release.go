@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,7 @@ func newReleaseCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "release",
-		Short: "Publish reproducible builds as firmware releases; promote, yank, pull back and list them",
+		Short: "Publish reproducible builds as firmware releases; promote, roll out, yank, pull back and list them",
 		Long: `Releases are what devices are offered. Only a build with a reproducible verdict can
 become one; publishing re-signs the registry's TUF metadata. Admins may publish any
 product, maintainers the products an admin allowed them on.`,
@@ -23,12 +24,20 @@ product, maintainers the products an admin allowed them on.`,
 	cf.add(cmd)
 
 	var req registry.PublishRequest
+	var rolloutStages string
+	var rolloutDwell time.Duration
 	publish := &cobra.Command{
 		Use:     "publish --build ID --product ID --version V",
 		Short:   "Publish a reproducible build as a release (channel testing unless told)",
 		Example: `  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.0 --notes "fixes the RTSP crash"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rolloutStages != "" {
+				var err error
+				if req.Rollout, err = registry.ParseStages(rolloutStages, rolloutDwell); err != nil {
+					return err
+				}
+			}
 			var rel registry.Release
 			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/releases", req, &rel); err != nil {
 				return err
@@ -43,6 +52,8 @@ product, maintainers the products an admin allowed them on.`,
 	publish.Flags().StringVar(&req.Channel, "channel", "testing", "testing or stable")
 	publish.Flags().StringVar(&req.Notes, "notes", "", "release notes")
 	publish.Flags().StringVar(&req.MinVersion, "min-version", "", "oldest version that may update straight to this one")
+	publish.Flags().StringVar(&rolloutStages, "rollout", "", "publish in a phased rollout with these stages, e.g. 1,10,50,100 (see release rollout)")
+	publish.Flags().DurationVar(&rolloutDwell, "dwell", 24*time.Hour, "with --rollout: how long each stage but the last lasts")
 	for _, f := range []string{"build", "product", "version"} {
 		_ = publish.MarkFlagRequired(f)
 	}
@@ -64,8 +75,12 @@ product, maintainers the products an admin allowed them on.`,
 	var reason string
 	yank := &cobra.Command{
 		Use:   "yank RELEASE_ID --reason TEXT",
-		Short: "Yank a release: no longer offered, its TUF target removed, kept for audit",
-		Args:  cobra.ExactArgs(1),
+		Short: "Yank a release: offered to no device, signed as yanked with the reason so devices running it move on",
+		Long: `A yanked release stays in the signed TUF metadata, marked yanked with the reason, so devices
+running it learn of the yank (also from a mirror) and move to the newest release their
+channel still offers. When that release is older, the registry signs on it the permission
+to go back to it from exactly the yanked version; no other downgrade is allowed.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rel registry.Release
 			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/yank", map[string]string{"reason": reason}, &rel); err != nil {
@@ -75,7 +90,7 @@ product, maintainers the products an admin allowed them on.`,
 			return nil
 		},
 	}
-	yank.Flags().StringVar(&reason, "reason", "", "why, for the audit log (required)")
+	yank.Flags().StringVar(&reason, "reason", "", "why: kept for the audit log and signed for devices (required)")
 	_ = yank.MarkFlagRequired("reason")
 
 	review := func(use, short, long, path, done string) *cobra.Command {
@@ -137,6 +152,6 @@ networks pass the product's policy. Resume it when the review finds nothing wron
 		},
 	}
 	list.Flags().StringVar(&product, "product", "", "only this product")
-	cmd.AddCommand(publish, promote, yank, pullBack, resume, list)
+	cmd.AddCommand(publish, promote, yank, pullBack, resume, list, newReleaseRolloutCmd(&cf))
 	return cmd
 }
