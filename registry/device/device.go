@@ -58,6 +58,10 @@ type Config struct {
 	// metadata alone, without asking the update API (Update also does so
 	// when the registry has no update API, as on a static mirror).
 	FromMetadata bool
+	// NoDeltas makes Update always download full images, for devices
+	// without the memory to apply a delta (about three times the image;
+	// see delta.go).
+	NoDeltas bool
 	// ReplaceRoot lets Init replace a root that StateDir already pins by a
 	// different one, forgetting the metadata verified under the old one.
 	ReplaceRoot bool
