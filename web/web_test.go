@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/web"
 )
@@ -481,4 +482,39 @@ func TestNewRefusesWeakConfiguration(t *testing.T) {
 	if err == nil {
 		t.Fatal("a short CSRF secret was accepted")
 	}
+}
+
+func TestMaintainersRollReleasesOutFromTheirPage(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	c.login(maintainerToken)
+	page := c.get("/maintainer").Body.String()
+	for _, want := range []string{`id="rollouts"`, "stage 2 of 4, 10 %", `action="/maintainer/releases/rel_new/rollout"`, `value="pause"`, `name="stages" value="1,10,50,100"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the maintainer page lacks %q", want)
+		}
+	}
+	tok := c.csrf("/maintainer")
+	t.Run("starting a rollout sends the stages and the dwell time", func(t *testing.T) {
+		w := c.postForm("/maintainer/releases/rel_old/rollout", url.Values{"csrf": {tok}, "action": {"start"}, "stages": {"5,100"}, "dwell_hours": {"12"}})
+		if w.Code != 303 || !strings.HasPrefix(w.Header().Get("Location"), "/maintainer") {
+			t.Fatalf("status %d", w.Code)
+		}
+		if got := d.releases.last; got.Stages != "5,100" || got.Dwell != 12*time.Hour {
+			t.Fatalf("form = %+v", got)
+		}
+	})
+	t.Run("a pause without a reason is shown back with the registry's message", func(t *testing.T) {
+		w := c.postForm("/maintainer/releases/rel_new/rollout", url.Values{"csrf": {tok}, "action": {"pause"}})
+		if w.Code != 400 || !strings.Contains(w.Body.String(), "needs a reason") {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+	t.Run("an admin finds the rollouts from the admin page", func(t *testing.T) {
+		a := newClient(t, d)
+		a.login(adminToken)
+		if !strings.Contains(a.get("/admin").Body.String(), `href="/maintainer#rollouts"`) {
+			t.Fatal("no link to the rollouts")
+		}
+	})
 }
