@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -403,9 +403,9 @@ type demo struct {
 	escrow   *fakeEscrow
 	admin    *fakeAdmin
 	releases *fakeReleases
-	site    *web.Site
-	engine  *gin.Engine
-	fw      []byte // the firmware bytes behind the demo download
+	site     *web.Site
+	engine   *gin.Engine
+	fw       []byte // the firmware bytes behind the demo download
 }
 
 func newDemo(tb testing.TB) *demo {

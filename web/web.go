@@ -41,7 +41,7 @@ type Deps struct {
 	// Releases, when set, gives the maintainer page its phased rollouts.
 	Releases Releases
 	Auth     Authenticator
-	Log     *slog.Logger
+	Log      *slog.Logger
 }
 
 // Options configure the site.
