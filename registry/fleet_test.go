@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -528,5 +529,30 @@ func TestRolloutStagesAreParsedAndChecked(t *testing.T) {
 				t.Fatalf("the last stage has a dwell time: %+v", st)
 			}
 		})
+	}
+}
+
+func TestTheIndexsRolloutPlanAnswersAsTheSignedSchedule(t *testing.T) {
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	states := []string{device.RolloutActive, device.RolloutPaused, device.RolloutHalted, device.RolloutAborted}
+	r := mrand.New(mrand.NewPCG(1, 2))
+	for i := range 2000 {
+		ro := &device.SignedRollout{State: states[i%len(states)], Start: start}
+		pct := 0
+		for range 1 + r.IntN(4) {
+			pct += 1 + r.IntN(30)
+			ro.Stages = append(ro.Stages, device.RolloutStage{Percent: min(pct, 100), DwellSeconds: int64(1 + r.IntN(7200))})
+		}
+		if ro.State != device.RolloutActive && r.IntN(4) > 0 {
+			ro.PausedAt = start.Add(time.Duration(r.IntN(20000)) * time.Second)
+		}
+		plan := newRolloutPlan(ro)
+		for range 20 {
+			at := start.Add(time.Duration(r.IntN(30000)-2000) * time.Second)
+			bucket := r.IntN(101) - 1
+			if got, want := plan.reaches(bucket, at.UnixMilli()), ro.Reaches(bucket, at); got != want {
+				t.Fatalf("rollout %+v, bucket %d at %s: plan says %v, the signed schedule %v", ro, bucket, at, got, want)
+			}
+		}
 	}
 }

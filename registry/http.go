@@ -88,7 +88,7 @@ func (s *Service) httpUpdates(c *gin.Context) error {
 		}
 		bucket = n
 	}
-	o := s.index.Load().lookup(id, current, channel, bucket, s.now())
+	o := s.index.Load().lookup(id, current, channel, bucket, s.now)
 	h := c.Writer.Header()
 	h["Cache-Control"] = cacheControlHdr
 	if o == nil {

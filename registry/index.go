@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,7 +49,53 @@ type offer struct {
 	etag       string
 	etagHdr    []string
 	lengthHdr  []string
-	rollout    *device.SignedRollout // nil: every device of the channel
+	rollout    *rolloutPlan // nil: every device of the channel
+}
+
+// rolloutPlan is a rollout flattened for the update check: the end of
+// each stage in unix milliseconds and its percent, in one small block, so
+// a check that meets a rollout follows one pointer and compares numbers
+// (the 1M-release index does not fit in any cache: every pointer is a
+// miss). It answers exactly what device.SignedRollout.Reaches does.
+type rolloutPlan struct {
+	n        int
+	ends     [maxStages]int64 // when stage i ends; the last never does
+	percents [maxStages]int
+	frozenAt int64 // paused, halted or aborted: the clock stopped here (0: running)
+	stopped  bool  // halted or aborted: reaches no more devices
+}
+
+func newRolloutPlan(r *device.SignedRollout) *rolloutPlan {
+	p := &rolloutPlan{n: min(len(r.Stages), maxStages), stopped: r.State == device.RolloutHalted || r.State == device.RolloutAborted}
+	if p.n == 0 {
+		return nil // no stages: every device, as StageAt says
+	}
+	if r.State != device.RolloutActive && !r.PausedAt.IsZero() {
+		p.frozenAt = r.PausedAt.UnixMilli()
+	}
+	end := r.Start.UnixMilli()
+	for i := range p.n {
+		end += r.Stages[i].DwellSeconds * 1000
+		p.ends[i], p.percents[i] = end, r.Stages[i].Percent
+	}
+	p.ends[p.n-1] = math.MaxInt64
+	return p
+}
+
+// reaches says whether a device in bucket is in the rollout at nowMs.
+func (p *rolloutPlan) reaches(bucket int, nowMs int64) bool {
+	if p.stopped || bucket < 0 {
+		return false
+	}
+	if p.frozenAt != 0 {
+		nowMs = p.frozenAt
+	}
+	for i := range p.n {
+		if nowMs < p.ends[i] {
+			return bucket < p.percents[i]
+		}
+	}
+	return bucket < p.percents[p.n-1]
 }
 
 type indexedTarget struct {
@@ -139,13 +186,22 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 	}
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:12]) + "-" + strconv.FormatInt(gen, 10) + `"`
-	o := &offer{
-		releaseID: r.ID, version: r.Version, minVersion: r.MinVersion, body: body,
-		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))},
-	}
+	o := &offer{}
 	if r.Rollout != nil {
-		sr := r.Rollout.SignedRollout
-		o.rollout = &sr
+		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
+			// One allocation: the plan sits right behind its offer, so
+			// a check that meets it reads memory the offer brought in.
+			both := &struct {
+				offer
+				plan rolloutPlan
+			}{plan: *plan}
+			o = &both.offer
+			o.rollout = &both.plan
+		}
+	}
+	*o = offer{
+		releaseID: r.ID, version: r.Version, minVersion: r.MinVersion, body: body,
+		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))}, rollout: o.rollout,
 	}
 	return o, nil
 }
@@ -153,9 +209,10 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 // lookup finds the offer for a device: among the products its id names,
 // the newest release on its channel that is newer than current, whose
 // min_version current satisfies and whose rollout reaches the device's
-// bucket at now. A device running a yanked version with nothing newer is
-// offered the release signed to take it back. nil means none.
-func (ix *index) lookup(deviceID, current, channel string, bucket int, now time.Time) *offer {
+// bucket at now (read only when an offer is in a rollout). A device
+// running a yanked version with nothing newer is offered the release
+// signed to take it back. nil means none.
+func (ix *index) lookup(deviceID, current, channel string, bucket int, now func() time.Time) *offer {
 	products, ok := ix.devices[deviceID]
 	if !ok {
 		if i := strings.IndexByte(deviceID, ':'); i > 0 && strings.ToLower(deviceID[:i]) != deviceID[:i] {
@@ -171,7 +228,7 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now time.
 			if CompareVersions(o.version, current) <= 0 {
 				break // the rest are older still
 			}
-			if o.rollout != nil && !o.rollout.Reaches(bucket, now) {
+			if o.rollout != nil && !o.rollout.reaches(bucket, now().UnixMilli()) {
 				continue
 			}
 			if o.minVersion == "" || CompareVersions(current, o.minVersion) >= 0 {
