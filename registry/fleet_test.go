@@ -176,6 +176,23 @@ func TestAYankedReleaseMovesDevicesOn(t *testing.T) {
 				t.Fatalf("a device on 1.0.0 was offered something: %d", resp.StatusCode)
 			}
 		})
+		t.Run("a release published later below the yanked one takes its devices back instead", func(t *testing.T) {
+			b, _ := e.firmware("1.0.5")
+			fix := e.publish(PublishRequest{BuildID: b, Version: "1.0.5", Channel: Stable})
+			listed, err := e.repo.Listed(ctx, []string{fix.Offered().Target, good.Offered().Target})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if listed[fix.Offered().Target].Custom["rollback_from_yanked"] == nil || listed[good.Offered().Target].Custom["rollback_from_yanked"] != nil {
+				t.Fatalf("after 1.0.5: 1.0.5 signs %v, 1.0.0 signs %v; want the permission moved to 1.0.5",
+					listed[fix.Offered().Target].Custom["rollback_from_yanked"], listed[good.Offered().Target].Custom["rollback_from_yanked"])
+			}
+			resp, body := e.do("GET", "/v1/devices/updates?id=usb:1d6b:0104&version=1.1.0&channel=stable", "", nil)
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"version":"1.0.5"`) {
+				t.Fatalf("a device on the yanked 1.1.0 was offered %d %s, want 1.0.5", resp.StatusCode, body)
+			}
+			mustUpdate(t, online, "1.0.5")
+		})
 		t.Run("the next release is an ordinary update again", func(t *testing.T) {
 			b, _ := e.firmware("1.2.0")
 			e.publish(PublishRequest{BuildID: b, Version: "1.2.0", Channel: Stable})

@@ -259,6 +259,7 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 		return Release{}, fmt.Errorf("registry: publish %s %s: %w", rel.Product, rel.Version, err)
 	}
 	s.log.Info("release published", "release", rel.ID, "product", rel.Product, "version", rel.Version, "channel", rel.Channel, "by", who.Actor())
+	s.refreshRollbacks(ctx, rel.Product)
 	rel.Rollout.withStage(s.now())
 	return rel, nil
 }
@@ -294,6 +295,7 @@ func (s *Service) Promote(ctx context.Context, who principal.Principal, id strin
 	if err != nil {
 		return Release{}, fmt.Errorf("registry: promote %s: %w", id, err)
 	}
+	s.refreshRollbacks(ctx, rel.Product)
 	return rel, nil
 }
 
@@ -562,7 +564,7 @@ type Event struct {
 	Release string    `json:"release_id,omitempty"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor"`
-	Kind    string    `json:"kind"` // published, promoted, yanked, held, resumed, pulled_back, pullback_policy, maintainer_granted
+	Kind    string    `json:"kind"` // published, promoted, yanked, rollback, held, resumed, pulled_back, rollout_*, pullback_policy, maintainer_granted
 	Detail  string    `json:"detail"`
 }
 

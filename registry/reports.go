@@ -266,6 +266,7 @@ func (s *Service) hold(ctx context.Context, rel Release, why string) error {
 		return fmt.Errorf("registry: hold %s: %w", rel.ID, err)
 	}
 	s.log.Warn("release held for review", "release", rel.ID, "product", rel.Product, "version", rel.Version, "why", why)
+	s.refreshRollbacks(ctx, rel.Product)
 	return nil
 }
 
@@ -313,6 +314,7 @@ func (s *Service) Resume(ctx context.Context, who principal.Principal, id, reaso
 	if err != nil {
 		return Release{}, fmt.Errorf("registry: resume %s: %w", id, err)
 	}
+	s.refreshRollbacks(ctx, rel.Product)
 	return s.Get(ctx, id)
 }
 
@@ -377,6 +379,7 @@ func (s *Service) pullBack(ctx context.Context, rel Release, actor, why string) 
 		return fmt.Errorf("registry: pull back %s: %w", rel.ID, err)
 	}
 	s.log.Warn("release pulled back", "release", rel.ID, "product", rel.Product, "version", rel.Version, "by", actor, "why", why)
+	s.refreshRollbacks(ctx, rel.Product)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/device"
+	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
 
 // Yank withdraws a release. Its targets stay in the TUF metadata, re-signed
@@ -137,4 +138,50 @@ func rollbackChanges(rels []Release) []rollbackChange {
 		out = append(out, rollbackChange{before: r, after: after})
 	}
 	return out
+}
+
+// refreshRollbacks re-signs, after a change of one of product's releases
+// (a publication, promotion, hold, resume or pull-back), the releases
+// whose rollback permissions that change moved: devices on a yanked
+// version then go back to the newest release their channel offers now.
+// Nothing is signed when nothing moved. A failure is logged: the
+// permissions stay as they were until the next change of the product.
+func (s *Service) refreshRollbacks(ctx context.Context, product string) {
+	rels, err := s.List(ctx, product)
+	if err != nil {
+		s.log.Warn("registry: could not check the rollbacks from yanked releases", "product", product, "err", err)
+		return
+	}
+	changed := rollbackChanges(rels)
+	if len(changed) == 0 {
+		return
+	}
+	var add, undo []tuf.Target
+	for _, c := range changed {
+		undo = append(undo, c.before.targets()...)
+		add = append(add, c.after.targets()...)
+	}
+	err = s.change(ctx, nil, add, nil, undo, nil, func(tx *sql.Tx) error {
+		for _, c := range changed {
+			from, _ := json.Marshal(c.after.RollbackFrom)
+			if _, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET rollback_from = ? WHERE id = ?`), string(from), c.after.ID); err != nil {
+				return err
+			}
+			var vs []string
+			for _, f := range c.after.RollbackFrom {
+				vs = append(vs, f.Version)
+			}
+			detail := "devices on yanked " + strings.Join(vs, ", ") + " may go back to " + c.after.Version
+			if len(vs) == 0 {
+				detail = c.after.Version + " no longer takes devices back from yanked versions"
+			}
+			if err := s.event(ctx, tx, product, c.after.ID, "registry:yank", "rollback", detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("registry: could not re-sign the rollbacks from yanked releases", "product", product, "err", err)
+	}
 }
