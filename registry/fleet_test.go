@@ -377,8 +377,8 @@ func TestARolloutReachesItsShareAndHaltsOnFailures(t *testing.T) {
 // builds of one firmware do.
 func bigFirmware(version string) []byte {
 	var b bytes.Buffer
-	for i := range 20_000 {
-		fmt.Fprintf(&b, "block %06d of the demo camera firmware, built reproducibly\n", i*7919%20_000)
+	for i := range 5_000 {
+		fmt.Fprintf(&b, "block %06d of the demo camera firmware, built reproducibly\n", i*7919%5_000)
 	}
 	img := b.Bytes()
 	copy(img[1000:], "version "+version)
