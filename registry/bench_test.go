@@ -7,15 +7,24 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/registry/device"
 )
 
 // benchIndex is an index of 100k products with 10 releases each (1M
-// releases), built directly in memory.
-var benchIndex = sync.OnceValue(func() *index {
+// releases), built directly in memory; benchRolloutIndex the same with
+// every product's newest stable release in a phased rollout at 50 %.
+var (
+	benchIndex        = sync.OnceValue(func() *index { return newBenchIndex(false) })
+	benchRolloutIndex = sync.OnceValue(func() *index { return newBenchIndex(true) })
+)
+
+func newBenchIndex(rollouts bool) *index {
 	const products, perProduct = 100_000, 10
 	rels := make([]indexRelease, 0, products*perProduct)
+	start := time.Now().Add(-90 * time.Minute)
 	for p := range products {
 		id := "prod-" + strconv.Itoa(p)
 		for v := range perProduct {
@@ -24,12 +33,17 @@ var benchIndex = sync.OnceValue(func() *index {
 				ch = Testing
 			}
 			ver := "1." + strconv.Itoa(v) + ".0"
-			rels = append(rels, indexRelease{
+			r := indexRelease{
 				Release: Release{ID: fmt.Sprintf("rel_%d_%d", p, v), Product: id, Version: ver, Channel: ch, Community: true,
 					Notes:     "release notes",
 					Artifacts: []Artifact{{Name: "fw.bin", Kind: "firmware", Size: 1 << 20, Digest: "sha256:" + fmt.Sprintf("%064x", p*perProduct+v), Target: id + "/" + ver + "/fw.bin"}}},
 				DeviceIDs: []string{"usb:" + strconv.Itoa(p)},
-			})
+			}
+			if rollouts && v == perProduct-2 {
+				r.Rollout = &Rollout{SignedRollout: device.SignedRollout{State: device.RolloutActive, Start: start,
+					Stages: []device.RolloutStage{{Percent: 1, DwellSeconds: 1800}, {Percent: 10, DwellSeconds: 1800}, {Percent: 50, DwellSeconds: 86400}, {Percent: 100}}}}
+			}
+			rels = append(rels, r)
 		}
 	}
 	ix, err := buildIndex(1, rels)
@@ -37,15 +51,20 @@ var benchIndex = sync.OnceValue(func() *index {
 		panic(err)
 	}
 	return ix
-})
+}
 
-func BenchmarkIndexLookup(b *testing.B) {
-	ix := benchIndex()
+func BenchmarkIndexLookup(b *testing.B) { benchLookup(b, benchIndex()) }
+
+// BenchmarkIndexLookupWithRollouts is BenchmarkIndexLookup on the index
+// whose newest stable releases are all in a rollout at 50 %.
+func BenchmarkIndexLookupWithRollouts(b *testing.B) { benchLookup(b, benchRolloutIndex()) }
+
+func benchLookup(b *testing.B, ix *index) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
-		if ix.lookup("usb:"+strconv.Itoa(i%100_000), "1.2.0", Stable) == nil {
+		if ix.lookup("usb:"+strconv.Itoa(i%100_000), "1.2.0", Stable, i%100, time.Now) == nil {
 			b.Fatal("no offer")
 		}
 	}
@@ -53,26 +72,69 @@ func BenchmarkIndexLookup(b *testing.B) {
 
 // BenchmarkUpdateCheck runs the whole HTTP handler, middleware included,
 // against the 1M-release index.
-func BenchmarkUpdateCheck(b *testing.B) {
-	ix := benchIndex()
-	s := &Service{updateSem: make(chan struct{}, 1024)}
+func BenchmarkUpdateCheck(b *testing.B) { benchUpdateCheck(b, benchIndex()) }
+
+// BenchmarkUpdateCheckWithRollouts is BenchmarkUpdateCheck with a phased
+// rollout at 50 % on every product's newest stable release and devices
+// sending their buckets: half are offered it, half the release before.
+func BenchmarkUpdateCheckWithRollouts(b *testing.B) { benchUpdateCheck(b, benchRolloutIndex()) }
+
+func benchUpdateCheck(b *testing.B, ix *index) {
+	h, reqs := updateHandler(ix)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		serveCheck(b, h, reqs[i%len(reqs)])
+		i++
+	}
+}
+
+// BenchmarkUpdateCheckRolloutOverhead serves the update check from both
+// indexes above in alternating rounds of 1,000 checks, so both see the
+// same load on a shared machine, and reports each one's time per check
+// and their ratio (with rollouts / without; the target is at most 1.10).
+func BenchmarkUpdateCheckRolloutOverhead(b *testing.B) {
+	plain, plainReqs := updateHandler(benchIndex())
+	rolling, rollingReqs := updateHandler(benchRolloutIndex())
+	var tPlain, tRolling time.Duration
+	n, i := 0, 0
+	for b.Loop() {
+		for round := range 2 {
+			h, reqs, t := plain, plainReqs, &tPlain
+			if (round+n)%2 == 1 {
+				h, reqs, t = rolling, rollingReqs, &tRolling
+			}
+			start := time.Now()
+			for range 1000 {
+				serveCheck(b, h, reqs[i%len(reqs)])
+				i++
+			}
+			*t += time.Since(start)
+		}
+		n++
+	}
+	b.ReportMetric(float64(tPlain.Nanoseconds())/float64(n*1000), "plain-ns/check")
+	b.ReportMetric(float64(tRolling.Nanoseconds())/float64(n*1000), "rollout-ns/check")
+	b.ReportMetric(float64(tRolling)/float64(tPlain), "rollout/plain")
+}
+
+func updateHandler(ix *index) (http.Handler, []*http.Request) {
+	s := &Service{updateSem: make(chan struct{}, 1024), now: time.Now}
 	s.m = newMetrics()
 	s.index.Store(ix)
 	api := httpapi.New(httpapi.Options{})
 	s.Register(api.V1(), api.Root())
-	h := api.Engine()
 	reqs := make([]*http.Request, 1024)
 	for i := range reqs {
-		reqs[i] = httptest.NewRequest("GET", "/v1/devices/updates?id=usb:"+strconv.Itoa(i*97)+"&version=1.2.0&channel=stable", nil)
+		reqs[i] = httptest.NewRequest("GET", "/v1/devices/updates?id=usb:"+strconv.Itoa(i*97)+"&version=1.2.0&channel=stable&bucket="+strconv.Itoa(i%100), nil)
 	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, reqs[i%len(reqs)])
-		if w.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-		i++
+	return api.Engine(), reqs
+}
+
+func serveCheck(b *testing.B, h http.Handler, r *http.Request) {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		b.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 }

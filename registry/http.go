@@ -30,7 +30,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/releases", httpapi.Op{Public: true, Summary: "List releases (?product=)", Tag: rel}, s.httpList)
 	v1.GET("/releases/:id", httpapi.Op{Public: true, Summary: "A release", Tag: rel}, s.httpGet)
 	v1.POST("/releases/:id/promote", httpapi.Op{Summary: "Promote a release from testing to stable", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPromote)
-	v1.POST("/releases/:id/yank", httpapi.Op{Summary: "Yank a release: no longer offered, TUF target removed, kept for audit", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpYank)
+	v1.POST("/releases/:id/yank", httpapi.Op{Summary: "Yank a release: offered to no device, its TUF targets re-signed as yanked with the reason (devices running it move on), kept for audit", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpYank)
 	v1.POST("/releases/:id/pull-back", httpapi.Op{Summary: "Pull a release back to testing, offered to nobody (a maintainer of the product, or admin)", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPullBack)
 	v1.POST("/releases/:id/resume", httpapi.Op{Summary: "Lift the review hold of a release: offered again (a maintainer of the product, or admin)", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpResume)
 	v1.GET("/releases/:id/reports", httpapi.Op{Public: true, Summary: "Install report counts and top failure reasons of a release", Tag: rel}, s.httpStats)
@@ -46,6 +46,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.POST("/products/:id/maintainers", httpapi.Op{Summary: "Allow a maintainer (token name or org) to release a product", Roles: []principal.Role{principal.Admin}, Tag: prod}, s.httpGrant)
 
 	s.registerKeyRoutes(v1)
+	s.registerRolloutRoutes(v1)
 
 	const tag = "tuf"
 	root.GET("/tuf/*name", httpapi.Op{Public: true, Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
@@ -79,7 +80,15 @@ func (s *Service) httpUpdates(c *gin.Context) error {
 	if channel != "" && !validChannel(channel) {
 		return errs.E(errs.Invalid, "channel %q: want testing or stable", channel)
 	}
-	o := s.index.Load().lookup(id, current, channel)
+	bucket := device.NoBucket
+	if b := q.Get("bucket"); b != "" {
+		n, err := strconv.Atoi(b)
+		if err != nil || n < 0 || n > 99 {
+			return errs.E(errs.Invalid, "bucket %.8q: want the device's rollout bucket, 0 to 99", b)
+		}
+		bucket = n
+	}
+	o := s.index.Load().lookup(id, current, channel, bucket, s.now)
 	h := c.Writer.Header()
 	h["Cache-Control"] = cacheControlHdr
 	if o == nil {

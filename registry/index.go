@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -28,11 +30,15 @@ type index struct {
 	offers  int
 }
 
-// productOffers are one product's offerable releases, newest first.
+// productOffers are one product's offerable releases, newest first, and
+// where devices running a yanked version go back to when nothing newer is
+// offered (yanked version → the release signed to allow it).
 type productOffers struct {
-	product string
-	stable  []*offer // stable releases
-	testing []*offer // testing and stable releases
+	product         string
+	stable          []*offer // stable releases
+	testing         []*offer // testing and stable releases
+	stableRollback  map[string]*offer
+	testingRollback map[string]*offer
 }
 
 type offer struct {
@@ -43,6 +49,53 @@ type offer struct {
 	etag       string
 	etagHdr    []string
 	lengthHdr  []string
+	rollout    *rolloutPlan // nil: every device of the channel
+}
+
+// rolloutPlan is a rollout flattened for the update check: the end of
+// each stage in unix milliseconds and its percent, in one small block, so
+// a check that meets a rollout follows one pointer and compares numbers
+// (the 1M-release index does not fit in any cache: every pointer is a
+// miss). It answers exactly what device.SignedRollout.Reaches does.
+type rolloutPlan struct {
+	n        int
+	ends     [maxStages]int64 // when stage i ends; the last never does
+	percents [maxStages]int
+	frozenAt int64 // paused, halted or aborted: the clock stopped here (0: running)
+	stopped  bool  // halted or aborted: reaches no more devices
+}
+
+func newRolloutPlan(r *device.SignedRollout) *rolloutPlan {
+	p := &rolloutPlan{n: min(len(r.Stages), maxStages), stopped: r.State == device.RolloutHalted || r.State == device.RolloutAborted}
+	if p.n == 0 {
+		return nil // no stages: every device, as StageAt says
+	}
+	if r.State != device.RolloutActive && !r.PausedAt.IsZero() {
+		p.frozenAt = r.PausedAt.UnixMilli()
+	}
+	end := r.Start.UnixMilli()
+	for i := range p.n {
+		end += r.Stages[i].DwellSeconds * 1000
+		p.ends[i], p.percents[i] = end, r.Stages[i].Percent
+	}
+	p.ends[p.n-1] = math.MaxInt64
+	return p
+}
+
+// reaches says whether a device in bucket is in the rollout at nowMs.
+func (p *rolloutPlan) reaches(bucket int, nowMs int64) bool {
+	if p.stopped || bucket < 0 {
+		return false
+	}
+	if p.frozenAt != 0 {
+		nowMs = p.frozenAt
+	}
+	for i := range p.n {
+		if nowMs < p.ends[i] {
+			return bucket < p.percents[i]
+		}
+	}
+	return bucket < p.percents[p.n-1]
 }
 
 type indexedTarget struct {
@@ -87,6 +140,12 @@ func buildIndex(gen int64, rels []indexRelease) (*index, error) {
 		if r.Channel == Stable {
 			po.stable = append(po.stable, o)
 		}
+		for _, y := range r.RollbackFrom {
+			po.testingRollback = addRollback(po.testingRollback, y.Version, o)
+			if r.Channel == Stable {
+				po.stableRollback = addRollback(po.stableRollback, y.Version, o)
+			}
+		}
 		ix.offers++
 	}
 	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
@@ -103,6 +162,18 @@ func buildIndex(gen int64, rels []indexRelease) (*index, error) {
 	return ix, nil
 }
 
+// addRollback records that devices on the yanked version from may go back
+// to o, keeping the newest such release.
+func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
+	if m == nil {
+		m = map[string]*offer{}
+	}
+	if cur := m[from]; cur == nil || CompareVersions(o.version, cur.version) > 0 {
+		m[from] = o
+	}
+	return m
+}
+
 func newOffer(gen int64, r *indexRelease) (*offer, error) {
 	a := r.Offered()
 	body, err := json.Marshal(device.Offer{
@@ -115,16 +186,33 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 	}
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:12]) + "-" + strconv.FormatInt(gen, 10) + `"`
-	return &offer{
+	o := &offer{}
+	if r.Rollout != nil {
+		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
+			// One allocation: the plan sits right behind its offer, so
+			// a check that meets it reads memory the offer brought in.
+			both := &struct {
+				offer
+				plan rolloutPlan
+			}{plan: *plan}
+			o = &both.offer
+			o.rollout = &both.plan
+		}
+	}
+	*o = offer{
 		releaseID: r.ID, version: r.Version, minVersion: r.MinVersion, body: body,
-		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))},
-	}, nil
+		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))}, rollout: o.rollout,
+	}
+	return o, nil
 }
 
 // lookup finds the offer for a device: among the products its id names,
-// the newest release on its channel that is newer than current and whose
-// min_version current satisfies. nil means none.
-func (ix *index) lookup(deviceID, current, channel string) *offer {
+// the newest release on its channel that is newer than current, whose
+// min_version current satisfies and whose rollout reaches the device's
+// bucket at now (read only when an offer is in a rollout). A device
+// running a yanked version with nothing newer is offered the release
+// signed to take it back. nil means none.
+func (ix *index) lookup(deviceID, current, channel string, bucket int, now func() time.Time) *offer {
 	products, ok := ix.devices[deviceID]
 	if !ok {
 		if i := strings.IndexByte(deviceID, ':'); i > 0 && strings.ToLower(deviceID[:i]) != deviceID[:i] {
@@ -132,17 +220,23 @@ func (ix *index) lookup(deviceID, current, channel string) *offer {
 		}
 	}
 	for _, po := range products {
-		list := po.stable
+		list, rollback := po.stable, po.stableRollback
 		if channel == Testing {
-			list = po.testing
+			list, rollback = po.testing, po.testingRollback
 		}
 		for _, o := range list {
 			if CompareVersions(o.version, current) <= 0 {
 				break // the rest are older still
 			}
+			if o.rollout != nil && !o.rollout.reaches(bucket, now().UnixMilli()) {
+				continue
+			}
 			if o.minVersion == "" || CompareVersions(current, o.minVersion) >= 0 {
 				return o
 			}
+		}
+		if o := rollback[current]; o != nil {
+			return o
 		}
 	}
 	return nil

@@ -166,7 +166,7 @@ func TestReleaseLifecycle(t *testing.T) {
 			}
 		})
 
-		t.Run("a yanked release is no longer offered and its TUF target is gone", func(t *testing.T) {
+		t.Run("a yanked release is no longer offered and its TUF target is signed as yanked", func(t *testing.T) {
 			resp, body := e.do("POST", "/v1/releases/"+r3.ID+"/yank", e.admin, YankRequest{Reason: "bricks rev B boards"})
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("yank: %d %s", resp.StatusCode, body)
@@ -174,8 +174,14 @@ func TestReleaseLifecycle(t *testing.T) {
 			if resp, o := e.check("usb:1d6b:0104", "1.1.0", "testing"); resp.StatusCode != http.StatusNoContent {
 				t.Fatalf("yanked release still offered: %+v", o)
 			}
-			if _, err := e.tufClient().GetTargetInfo(r3.Offered().Target); err == nil {
-				t.Fatal("yanked target is still in the signed metadata")
+			info, err := e.tufClient().GetTargetInfo(r3.Offered().Target)
+			if err != nil {
+				t.Fatalf("the yanked target left the signed metadata: %v", err)
+			}
+			var custom map[string]any
+			json.Unmarshal(*info.Custom, &custom)
+			if custom["yanked"] != true || custom["yank_reason"] != "bricks rev B boards" {
+				t.Fatalf("the yanked target's signed fields: %v", custom)
 			}
 			a := r3.Offered()
 			resp, _ = e.do("GET", "/tuf/targets/demo-cam/2.0.0/"+a.sha256Hex()+"."+a.Name, "", nil)

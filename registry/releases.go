@@ -56,6 +56,12 @@ type Release struct {
 	PublishedAt     time.Time  `json:"published_at"`
 	PublishedBy     string     `json:"published_by"`
 	PromotedAt      time.Time  `json:"promoted_at,omitzero"`
+	// RollbackFrom are the yanked versions whose devices may go back to
+	// this release (signed, see yank.go).
+	RollbackFrom []device.YankedFrom `json:"rollback_from,omitempty"`
+	// Rollout is the release's phased rollout, nil when it goes to every
+	// device of its channel (rollout.go).
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Artifact is one file of a release, listed in TUF as Target.
@@ -66,6 +72,9 @@ type Artifact struct {
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
 	Target string `json:"target"` // TUF target path
+	// Delta, on an artifact of kind "delta", says which image it turns
+	// into the release's firmware (delta.go).
+	Delta *device.SignedDelta `json:"delta,omitempty"`
 }
 
 // Offered is the artifact a device installs: the first firmware, else the
@@ -92,6 +101,11 @@ func (r Release) targets() []tuf.Target {
 		m := device.TargetMeta{
 			Schema: device.SchemaVersion, Product: r.Product, Version: r.Version, Channel: r.Channel, ReleaseID: r.ID,
 			Kind: a.Kind, Community: &community, MinVersion: r.MinVersion, PulledBack: r.PulledBack, Held: r.Held,
+			Yanked: r.Yanked, YankReason: r.YankReason, RollbackFromYanked: r.RollbackFrom, Delta: a.Delta,
+		}
+		if r.Rollout != nil {
+			sr := r.Rollout.SignedRollout
+			m.Rollout = &sr
 		}
 		out[i] = tuf.Target{Path: a.Target, Length: a.Size, SHA256: a.sha256Hex(), Custom: m.Custom()}
 	}
@@ -114,6 +128,9 @@ type PublishRequest struct {
 	Channel    string `json:"channel"`
 	Notes      string `json:"notes"`
 	MinVersion string `json:"min_version"`
+	// Rollout, when given, publishes the release in a phased rollout
+	// with these stages, starting now.
+	Rollout []device.RolloutStage `json:"rollout,omitempty"`
 }
 
 func validChannel(c string) bool { return c == Testing || c == Stable }
@@ -146,6 +163,11 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 	if req.BuildID == "" {
 		return Release{}, errs.E(errs.Invalid, "build_id is required: a verdict is the only path to a release")
 	}
+	if req.Rollout != nil {
+		if err := device.ValidStages(req.Rollout); err != nil {
+			return Release{}, err
+		}
+	}
 	if _, err := s.o.Catalog.Get(ctx, req.Product); err != nil {
 		return Release{}, err
 	}
@@ -168,6 +190,13 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 		InstallNotes: b.InstallNotes, VerdictURL: b.VerdictURL, AttestationsURL: b.AttestationsURL,
 		Agreeing: b.Agreeing, Total: b.Total, Community: true,
 		PublishedAt: s.now().UTC().Truncate(time.Millisecond), PublishedBy: who.Actor(),
+	}
+	var rollout string
+	if req.Rollout != nil {
+		rel.Rollout = &Rollout{SignedRollout: device.SignedRollout{State: device.RolloutActive, Start: rel.PublishedAt, Stages: req.Rollout},
+			UpdatedAt: rel.PublishedAt, UpdatedBy: who.Actor()}
+		b, _ := json.Marshal(rel.Rollout)
+		rollout = string(b)
 	}
 	seen := map[string]bool{}
 	for _, o := range b.Outputs {
@@ -208,14 +237,15 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 	if err := versionIsNew(ctx); err != nil {
 		return Release{}, err
 	}
+	rel.Artifacts = append(rel.Artifacts, s.deltas(ctx, rel)...)
 	arts, _ := json.Marshal(rel.Artifacts)
 	err = s.change(ctx, versionIsNew, rel.targets(), nil, nil, rel.targetPaths(), func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO releases (id, product, version, channel, notes, min_version, build_id, recipe, recipe_version,
-			install_notes, verdict_url, attestations_url, agreeing, total, artifacts, community, published_at, published_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			install_notes, verdict_url, attestations_url, agreeing, total, artifacts, community, published_at, published_by, rollout)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			rel.ID, rel.Product, rel.Version, rel.Channel, rel.Notes, rel.MinVersion, rel.BuildID, rel.Recipe, rel.RecipeVersion,
 			rel.InstallNotes, rel.VerdictURL, rel.AttestationsURL, rel.Agreeing, rel.Total, string(arts), boolInt(rel.Community),
-			db.Millis(rel.PublishedAt), rel.PublishedBy)
+			db.Millis(rel.PublishedAt), rel.PublishedBy, rollout)
 		if db.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "product %s already has a release %s", rel.Product, rel.Version)
 		}
@@ -229,6 +259,8 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 		return Release{}, fmt.Errorf("registry: publish %s %s: %w", rel.Product, rel.Version, err)
 	}
 	s.log.Info("release published", "release", rel.ID, "product", rel.Product, "version", rel.Version, "channel", rel.Channel, "by", who.Actor())
+	s.refreshRollbacks(ctx, rel.Product)
+	rel.Rollout.withStage(s.now())
 	return rel, nil
 }
 
@@ -263,42 +295,7 @@ func (s *Service) Promote(ctx context.Context, who principal.Principal, id strin
 	if err != nil {
 		return Release{}, fmt.Errorf("registry: promote %s: %w", id, err)
 	}
-	return rel, nil
-}
-
-// Yank hides a release from update checks and removes its TUF targets; the
-// record stays, for audit.
-func (s *Service) Yank(ctx context.Context, who principal.Principal, id, reason string) (Release, error) {
-	reason = strings.TrimSpace(reason)
-	if reason == "" || len(reason) > 2000 {
-		return Release{}, errs.E(errs.Invalid, "a yank needs a reason of 1 to 2000 bytes")
-	}
-	rel, err := s.Get(ctx, id)
-	if err != nil {
-		return Release{}, err
-	}
-	if err := s.mayRelease(ctx, who, rel.Product); err != nil {
-		return Release{}, err
-	}
-	if rel.Yanked {
-		return Release{}, errs.E(errs.Conflict, "release %s is already yanked", id)
-	}
-	rel.Yanked, rel.YankReason, rel.YankedAt = true, reason, s.now().UTC().Truncate(time.Millisecond)
-	err = s.change(ctx, nil, nil, rel.targetPaths(), rel.targets(), nil, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE releases SET yanked = 1, yank_reason = ?, yanked_at = ? WHERE id = ? AND yanked = 0`),
-			reason, db.Millis(rel.YankedAt), id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return errs.E(errs.Conflict, "release %s changed concurrently", id)
-		}
-		return s.event(ctx, tx, rel.Product, rel.ID, who.Actor(), "yanked", rel.Version+" yanked: "+reason)
-	})
-	if err != nil {
-		return Release{}, fmt.Errorf("registry: yank %s: %w", id, err)
-	}
-	s.log.Info("release yanked", "release", id, "product", rel.Product, "version", rel.Version, "by", who.Actor())
+	s.refreshRollbacks(ctx, rel.Product)
 	return rel, nil
 }
 
@@ -362,17 +359,28 @@ func (s *Service) event(ctx context.Context, tx *sql.Tx, product, release, actor
 
 const releaseCols = `id, product, version, channel, notes, min_version, build_id, recipe, recipe_version, install_notes,
 	verdict_url, attestations_url, agreeing, total, artifacts, community, yanked, yank_reason, yanked_at, pulled_back,
-	published_at, published_by, promoted_at, held, held_reason, held_at`
+	published_at, published_by, promoted_at, held, held_reason, held_at, rollback_from, rollout`
 
 func scanRelease(row interface{ Scan(...any) error }) (Release, error) {
 	var r Release
-	var arts string
+	var arts, rollbackFrom, rollout string
 	var community, yanked, pulled, held int
 	var yankedAt, published, promoted, heldAt int64
 	if err := row.Scan(&r.ID, &r.Product, &r.Version, &r.Channel, &r.Notes, &r.MinVersion, &r.BuildID, &r.Recipe, &r.RecipeVersion,
 		&r.InstallNotes, &r.VerdictURL, &r.AttestationsURL, &r.Agreeing, &r.Total, &arts, &community, &yanked, &r.YankReason,
-		&yankedAt, &pulled, &published, &r.PublishedBy, &promoted, &held, &r.HeldReason, &heldAt); err != nil {
+		&yankedAt, &pulled, &published, &r.PublishedBy, &promoted, &held, &r.HeldReason, &heldAt, &rollbackFrom, &rollout); err != nil {
 		return r, err
+	}
+	if rollbackFrom != "" {
+		if err := json.Unmarshal([]byte(rollbackFrom), &r.RollbackFrom); err != nil {
+			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollback_from", r.ID)
+		}
+	}
+	if rollout != "" {
+		r.Rollout = &Rollout{}
+		if err := json.Unmarshal([]byte(rollout), r.Rollout); err != nil {
+			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollout", r.ID)
+		}
 	}
 	r.Community, r.Yanked, r.PulledBack, r.Held = community == 1, yanked == 1, pulled == 1, held == 1
 	r.YankedAt, r.PublishedAt, r.PromotedAt, r.HeldAt = db.FromMillis(yankedAt), db.FromMillis(published), db.FromMillis(promoted), db.FromMillis(heldAt)
@@ -388,6 +396,7 @@ func (s *Service) Get(ctx context.Context, id string) (Release, error) {
 	if err != nil {
 		return Release{}, db.NotFound(err, "release %s not found", id)
 	}
+	r.Rollout.withStage(s.now())
 	return r, nil
 }
 
@@ -410,6 +419,7 @@ func (s *Service) List(ctx context.Context, product string) ([]Release, error) {
 		if err != nil {
 			return nil, err
 		}
+		r.Rollout.withStage(s.now())
 		out = append(out, r)
 	}
 	return out, db.Classify(rows.Err())
@@ -554,7 +564,7 @@ type Event struct {
 	Release string    `json:"release_id,omitempty"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor"`
-	Kind    string    `json:"kind"` // published, promoted, yanked, held, resumed, pulled_back, pullback_policy, maintainer_granted
+	Kind    string    `json:"kind"` // published, promoted, yanked, rollback, held, resumed, pulled_back, rollout_*, pullback_policy, maintainer_granted
 	Detail  string    `json:"detail"`
 }
 

@@ -221,8 +221,21 @@ func (s *Service) checkHold(ctx context.Context, rel Release) error {
 	if st.Failure < pol.MinFailures || st.FailingNetworks < pol.MinNetworks || st.Failure*100 < pol.FailurePercent*total {
 		return nil
 	}
-	return s.hold(ctx, rel, fmt.Sprintf("%d of %d counted installs failed, from %d networks (policy: %d failures, %d networks, %d%%)",
-		st.Failure, total, st.FailingNetworks, pol.MinFailures, pol.MinNetworks, pol.FailurePercent))
+	why := fmt.Sprintf("%d of %d counted installs failed, from %d networks (policy: %d failures, %d networks, %d%%)",
+		st.Failure, total, st.FailingNetworks, pol.MinFailures, pol.MinNetworks, pol.FailurePercent)
+	if ro := rel.Rollout; ro != nil && ro.State != device.RolloutAborted {
+		// A rollout halts instead: it reaches no more devices until a
+		// maintainer of the product or an admin resumes or aborts it.
+		if ro.State == device.RolloutHalted {
+			return nil
+		}
+		err := s.haltRollout(ctx, rel, why)
+		if errs.Is(err, errs.Conflict) {
+			return nil // another report halted it first
+		}
+		return err
+	}
+	return s.hold(ctx, rel, why)
 }
 
 // hold stops offering a release until a maintainer of the product or an
@@ -253,6 +266,7 @@ func (s *Service) hold(ctx context.Context, rel Release, why string) error {
 		return fmt.Errorf("registry: hold %s: %w", rel.ID, err)
 	}
 	s.log.Warn("release held for review", "release", rel.ID, "product", rel.Product, "version", rel.Version, "why", why)
+	s.refreshRollbacks(ctx, rel.Product)
 	return nil
 }
 
@@ -300,6 +314,7 @@ func (s *Service) Resume(ctx context.Context, who principal.Principal, id, reaso
 	if err != nil {
 		return Release{}, fmt.Errorf("registry: resume %s: %w", id, err)
 	}
+	s.refreshRollbacks(ctx, rel.Product)
 	return s.Get(ctx, id)
 }
 
@@ -364,6 +379,7 @@ func (s *Service) pullBack(ctx context.Context, rel Release, actor, why string) 
 		return fmt.Errorf("registry: pull back %s: %w", rel.ID, err)
 	}
 	s.log.Warn("release pulled back", "release", rel.ID, "product", rel.Product, "version", rel.Version, "by", actor, "why", why)
+	s.refreshRollbacks(ctx, rel.Product)
 	return nil
 }
 

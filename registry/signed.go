@@ -87,7 +87,7 @@ func (s *Service) signReleaseLists(ctx context.Context, add []tuf.Target, remove
 // releaseList is the signed release list target of one product: its
 // releases that are neither yanked nor pulled back, newest first.
 func (s *Service) releaseList(ctx context.Context, product string) (tuf.Target, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE product = ? AND yanked = 0 AND pulled_back = 0 AND held = 0`), product)
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE product = ? AND pulled_back = 0 AND held = 0`), product)
 	if err != nil {
 		return tuf.Target{}, db.Classify(err)
 	}
@@ -98,6 +98,10 @@ func (s *Service) releaseList(ctx context.Context, product string) (tuf.Target, 
 		if err != nil {
 			return tuf.Target{}, err
 		}
+		if r.Yanked {
+			list.Yanked = append(list.Yanked, device.YankedTarget{Version: r.Version, Channel: r.Channel, Target: r.Offered().Target, Reason: r.YankReason})
+			continue
+		}
 		list.Releases = append(list.Releases, device.ListedTarget{Version: r.Version, Channel: r.Channel, Target: r.Offered().Target, MinVersion: r.MinVersion})
 	}
 	if err := rows.Err(); err != nil {
@@ -107,7 +111,14 @@ func (s *Service) releaseList(ctx context.Context, product string) (tuf.Target, 
 	if len(list.Releases) > maxListed {
 		list.Releases = list.Releases[:maxListed]
 	}
+	slices.SortFunc(list.Yanked, func(a, b device.YankedTarget) int { return CompareVersions(b.Version, a.Version) })
+	if len(list.Yanked) > maxListed {
+		list.Yanked = list.Yanked[:maxListed]
+	}
 	custom := map[string]any{"afterlife": list.Schema, "product": list.Product, "releases": list.Releases}
+	if len(list.Yanked) > 0 {
+		custom["yanked"] = list.Yanked
+	}
 	return tuf.Target{Path: device.ReleaseListPath(product), Length: 0, SHA256: emptySHA256, Custom: custom}, nil
 }
 

@@ -4,7 +4,7 @@
 # benchmark fails is shown as "failed" and makes the script exit non-zero.
 #   scripts/bench.sh            every group (about 10 minutes on 2 cores)
 #   scripts/bench.sh blob web   only the named groups
-# Groups: blob escrow tuf sandbox queue update download pages soak device translog
+# Groups: blob escrow tuf sandbox queue update delta download pages soak device translog
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/afterlife-bench.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 failed=0
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update download pages soak device translog)
+[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update delta download pages soak device translog)
 
 # bench NAME PKG REGEX BENCHTIME: runs one go test benchmark group into
 # $out/NAME.txt.
@@ -120,6 +120,7 @@ fi
 
 if want update; then
   bench update-inproc ./registry 'BenchmarkUpdateCheck$' 200000x
+  bench update-rollout ./registry 'BenchmarkUpdateCheckRolloutOverhead$' 300x
   bench update ./bench 'BenchmarkUpdateCheckLoad$' 1x
   header "5. Device update check, 100k products / 1M releases (wrk -t2 -c64 -d10s, random device)"
   u=BenchmarkUpdateCheckLoad
@@ -128,6 +129,23 @@ if want update; then
   row "p99 latency" "$(metric update $u afterlife-p99-ms)" ms "$(metric update $u nginx-p99-ms)" "ms nginx" lower
   row "errors (socket + non-2xx)" "$(metric update $u afterlife-errors)" "" "" "(must be 0)"
   row "handler alone, in-process (no network)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck ns/op)")" µs/op "" "(no baseline)"
+  # Both indexes in one process, in alternating rounds: the same load.
+  row "same, rollouts at 50% on every product" "$(nsus "$(metric update-rollout BenchmarkUpdateCheckRolloutOverhead rollout-ns/check)")" µs/op \
+    "$(nsus "$(metric update-rollout BenchmarkUpdateCheckRolloutOverhead plain-ns/check)")" "µs/op no rollouts (≥0.91 ok)" lower
+fi
+
+if want delta; then
+  bench delta ./bench 'BenchmarkDelta(Saving|ApplyMemory)$' 1x
+  header "5b. Delta update, example (a) 1.0.0 → 1.0.1 (adds a route)"
+  for img in gzip tar; do
+    d=BenchmarkDeltaSaving/$img
+    row "$img image: delta bytes" "$(metric delta $d delta-bytes)" B "$(metric delta $d zstd-cli-delta-bytes)" "B zstd --patch-from" lower
+    row "$img image: full image bytes" "$(metric delta $d image-bytes)" B "" ""
+    row "$img image: saved" "$(metric delta $d saved-%)" % "" "(of the full image)"
+    row "$img image: device allocates to apply" "$(metric delta $d apply-MiB)" MiB "" ""
+  done
+  row "64 MiB image: device allocates to apply" "$(metric delta BenchmarkDeltaApplyMemory apply-MiB)" MiB "" "(plus the source it reads)"
+  row "64 MiB image: registry allocates to make it" "$(metric delta BenchmarkDeltaApplyMemory encode-MiB)" MiB "" "(plus both images)"
 fi
 
 if want download; then

@@ -23,6 +23,7 @@ var flashes = map[string]string{
 	"checkin":  "Checked in. The dead-man deadlines moved forward.",
 	"approved": "Approval recorded.",
 	"revoked":  "Token revoked.",
+	"rollout":  "Rollout changed.",
 }
 
 func (s *Site) pageWithFlash(c *gin.Context, title string, data any) *page {
@@ -236,8 +237,10 @@ func (s *Site) vendorCheckIn(c *gin.Context) {
 // --- maintainer area ---
 
 type maintainerData struct {
-	Builds []BuildSummary
-	Form   RecipeSubmission
+	Builds   []BuildSummary
+	Form     RecipeSubmission
+	Rollouts []RolloutRow
+	HasRolls bool // the rollout section is enabled
 }
 
 func (s *Site) maintainerHome(c *gin.Context) {
@@ -252,9 +255,44 @@ func (s *Site) maintainerPage(c *gin.Context, status int, f RecipeSubmission, ms
 		s.fail(c, err)
 		return
 	}
-	pg := s.pageWithFlash(c, "Maintainer", maintainerData{Builds: builds, Form: f})
+	d := maintainerData{Builds: builds, Form: f, HasRolls: s.deps.Releases != nil}
+	if d.HasRolls {
+		if d.Rollouts, err = s.deps.Releases.Rollouts(c.Request.Context()); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	pg := s.pageWithFlash(c, "Maintainer", d)
 	pg.Error = msg
 	s.render(c, status, "maintainer/index", "", pg)
+}
+
+func (s *Site) maintainerRollout(c *gin.Context) {
+	if s.deps.Releases == nil {
+		s.fail(c, errs.E(errs.NotFound, "rollouts are not enabled"))
+		return
+	}
+	f := RolloutForm{Action: c.PostForm("action"), Stages: strings.TrimSpace(c.PostForm("stages")), Reason: strings.TrimSpace(c.PostForm("reason"))}
+	var err error
+	if h := strings.TrimSpace(c.PostForm("dwell_hours")); h != "" {
+		n, perr := strconv.ParseFloat(h, 64)
+		if perr != nil || n < 0 {
+			err = errs.E(errs.Invalid, "the dwell time is a number of hours")
+		}
+		f.Dwell = time.Duration(n * float64(time.Hour))
+	}
+	if err == nil {
+		err = s.deps.Releases.Rollout(c.Request.Context(), caller(c), c.Param("id"), f)
+	}
+	if err != nil {
+		if !formError(err) {
+			s.fail(c, err)
+			return
+		}
+		s.maintainerPage(c, http.StatusBadRequest, RecipeSubmission{}, errs.Message(err))
+		return
+	}
+	redirectDone(c, "/maintainer#rollouts", "rollout")
 }
 
 func (s *Site) maintainerSubmit(c *gin.Context) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -401,13 +402,14 @@ func (a *fakeAdmin) RevokeToken(_ context.Context, p principal.Principal, id str
 // reproducible stable release, one with a hostile name, a finished
 // reproducible build and a finished unreproducible one.
 type demo struct {
-	catalog *fakeCatalog
-	farm    *fakeFarm
-	escrow  *fakeEscrow
-	admin   *fakeAdmin
-	site    *web.Site
-	engine  *gin.Engine
-	fw      []byte // the firmware bytes behind the demo download
+	catalog  *fakeCatalog
+	farm     *fakeFarm
+	escrow   *fakeEscrow
+	admin    *fakeAdmin
+	releases *fakeReleases
+	site     *web.Site
+	engine   *gin.Engine
+	fw       []byte // the firmware bytes behind the demo download
 }
 
 func newDemo(tb testing.TB) *demo {
@@ -436,8 +438,10 @@ func newDemo(tb testing.TB) *demo {
 		Channels: []web.Channel{
 			{Name: "stable", Releases: []web.Release{{Version: "2.0.1", PublishedAt: t0.AddDate(0, 0, -5), Notes: "Local-only mode; no cloud needed.",
 				Artifacts: []web.Artifact{{Name: "thermo-2.0.1.bin", Size: int64(len(fw)), SHA256: hex.EncodeToString(sum[:]), URL: "/files/thermo-2.0.1.bin"}},
-				Badge:     web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"}, BuildID: "bld_good"}}},
-			{Name: "testing"},
+				Badge:     web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"}, BuildID: "bld_good",
+				Rollout: "Phased rollout, stage 2 of 4: 10 % of devices"}}},
+			{Name: "testing", Releases: []web.Release{{Version: "2.1.0", PublishedAt: t0.AddDate(0, 0, -2), Badge: web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"},
+				Yanked: true, YankReason: "drains the battery within a day."}}},
 		},
 		InstallNotes: "1. Hold the reset button for 5 seconds.\n2. Connect over USB.\n3. Run: afterlife device install acme-thermo-2",
 		RiskNotes:    []string{"Flashing rev-a boards with 2.x firmware is not supported."},
@@ -468,8 +472,12 @@ func newDemo(tb testing.TB) *demo {
 			d.farm.logs[id+"/"+jid] = "+ make firmware.bin\nok\n"
 		}
 	}
+	d.releases = &fakeReleases{rows: []web.RolloutRow{
+		{ReleaseID: "rel_new", Product: "acme-thermo-2", Version: "2.1.0", Channel: "stable", State: "active", Stage: 2, Stages: 4, Percent: 10},
+		{ReleaseID: "rel_old", Product: "acme-thermo-2", Version: "2.0.1", Channel: "stable"},
+	}}
 	site, err := web.New(web.Deps{
-		Catalog: d.catalog, Farm: d.farm, Escrow: d.escrow, Admin: d.admin,
+		Catalog: d.catalog, Farm: d.farm, Escrow: d.escrow, Admin: d.admin, Releases: d.releases,
 		Auth: fakeAuth{
 			vendorToken:     {TokenID: "tok_v", Name: "acme-web", Role: principal.Vendor, Org: "acme"},
 			maintainerToken: {TokenID: "tok_m", Name: "maint", Role: principal.Maintainer},
@@ -499,4 +507,31 @@ func newDemo(tb testing.TB) *demo {
 	})
 	d.site, d.engine = site, e
 	return d
+}
+
+// fakeReleases is the registry's rollouts: "maint" maintains every
+// product, other maintainers none.
+type fakeReleases struct {
+	mu   sync.Mutex
+	rows []web.RolloutRow
+	last web.RolloutForm
+}
+
+func (r *fakeReleases) Rollouts(context.Context) ([]web.RolloutRow, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.rows), nil
+}
+
+func (r *fakeReleases) Rollout(_ context.Context, p principal.Principal, id string, f web.RolloutForm) error {
+	if p.Role != principal.Admin && p.Name != "maint" {
+		return errs.E(errs.Forbidden, "%s is not a maintainer of the product", p.Name)
+	}
+	if f.Action != "start" && f.Reason == "" {
+		return errs.E(errs.Invalid, "a rollout change needs a reason")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = f
+	return nil
 }

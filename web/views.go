@@ -193,6 +193,13 @@ type Release struct {
 	Artifacts   []Artifact
 	Badge       Badge
 	BuildID     string
+	// Yanked releases stay listed on their channel, marked, with the
+	// reason their maintainers gave.
+	Yanked     bool
+	YankReason string
+	// Rollout says where a phased rollout stands ("stage 2 of 4: 10 % of
+	// devices"), empty when the release goes to every device.
+	Rollout string
 }
 
 // Artifact is one downloadable file of a release.
@@ -253,6 +260,33 @@ type BuildSummary struct {
 	SubmittedAt time.Time
 	Agree       int
 	Total       int
+}
+
+// Releases is the registry's side of a release that maintainers act on.
+type Releases interface {
+	// Rollouts lists releases with a phased rollout and the newest
+	// releases one can start on, newest first.
+	Rollouts(ctx context.Context) ([]RolloutRow, error)
+	// Rollout acts on a release's rollout for p: action "start" (with
+	// stages such as "1,10,50,100" and the dwell time of each), "pause",
+	// "resume" or "abort" (with a reason). Only a maintainer of the
+	// product or an admin may (errs.Forbidden otherwise).
+	Rollout(ctx context.Context, p principal.Principal, releaseID string, f RolloutForm) error
+}
+
+// RolloutRow is one release on the maintainer page's rollout list.
+type RolloutRow struct {
+	ReleaseID, Product, Version, Channel string
+	State                                string // "" (no rollout), active, paused, halted, aborted
+	Stage, Stages, Percent               int
+}
+
+// RolloutForm is what the rollout form posts.
+type RolloutForm struct {
+	Action string // start, pause, resume, abort
+	Stages string // with start: percents, e.g. "1,10,50,100"
+	Dwell  time.Duration
+	Reason string // with pause, resume, abort
 }
 
 // RecipeSubmission is the maintainer's recipe form.

@@ -38,8 +38,10 @@ type Deps struct {
 	Farm    Farm
 	Escrow  Escrow
 	Admin   Admin
-	Auth    Authenticator
-	Log     *slog.Logger
+	// Releases, when set, gives the maintainer page its phased rollouts.
+	Releases Releases
+	Auth     Authenticator
+	Log      *slog.Logger
 }
 
 // Options configure the site.
@@ -191,6 +193,7 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 	m := g.Group("/maintainer", s.require(maint...))
 	page(m, http.MethodGet, "", roles("The maintainer's builds", "", maint...), s.maintainerHome)
 	page(m, http.MethodPost, "/recipes", roles("Submit a recipe", "", maint...), s.maintainerSubmit)
+	page(m, http.MethodPost, "/releases/:id/rollout", roles("Start, pause, resume or abort a release's phased rollout (a maintainer of the product, or admin)", httpapi.Granted, maint...), s.maintainerRollout)
 
 	a := g.Group("/admin", s.require(principal.Admin, principal.Trustee))
 	page(a, http.MethodGet, "", roles("Approvals waiting (trustees: those naming them); builders, scrubs and tokens (admins)", "", principal.Trustee), s.adminHome)

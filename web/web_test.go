@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/web"
 )
@@ -89,6 +90,8 @@ func TestPagesRender(t *testing.T) {
 			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,
 			"Released if the vendor misses a check-in", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
 			"Hold the reset button", "not supported", `type="application/atom+xml"`, `href="/v1/products/acme-thermo-2"`, "End of life announced"}},
+		{"the product page keeps a yanked release on its channel, marked with its reason, and shows a rollout's stage", "", "/products/acme-thermo-2", 200, []string{
+			`<span class="tag yanked">yanked</span>`, "<strong>Yanked:</strong> drains the battery within a day.", "stage 2 of 4: 10 % of devices"}},
 		{"an unknown product is a 404 page", "", "/products/nope", 404, []string{"Not Found", "product nope not found"}},
 		{"a reproducible build shows its verdict and jobs", "", "/builds/bld_good", 200, []string{"Reproducible:", "3 of 3 independent builders agree", "the cold witness among them", "cold witness: empty caches", "op-gamma", "/files/attestation.json", "/builds/bld_good/jobs/job0/log"}},
 		{"an unreproducible build shows the differences", "", "/builds/bld_bad", 200, []string{"Not reproducible", "Files that differ", strings.Repeat("2", 64), "diffoscope"}},
@@ -479,4 +482,39 @@ func TestNewRefusesWeakConfiguration(t *testing.T) {
 	if err == nil {
 		t.Fatal("a short CSRF secret was accepted")
 	}
+}
+
+func TestMaintainersRollReleasesOutFromTheirPage(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	c.login(maintainerToken)
+	page := c.get("/maintainer").Body.String()
+	for _, want := range []string{`id="rollouts"`, "stage 2 of 4, 10 %", `action="/maintainer/releases/rel_new/rollout"`, `value="pause"`, `name="stages" value="1,10,50,100"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the maintainer page lacks %q", want)
+		}
+	}
+	tok := c.csrf("/maintainer")
+	t.Run("starting a rollout sends the stages and the dwell time", func(t *testing.T) {
+		w := c.postForm("/maintainer/releases/rel_old/rollout", url.Values{"csrf": {tok}, "action": {"start"}, "stages": {"5,100"}, "dwell_hours": {"12"}})
+		if w.Code != 303 || !strings.HasPrefix(w.Header().Get("Location"), "/maintainer") {
+			t.Fatalf("status %d", w.Code)
+		}
+		if got := d.releases.last; got.Stages != "5,100" || got.Dwell != 12*time.Hour {
+			t.Fatalf("form = %+v", got)
+		}
+	})
+	t.Run("a pause without a reason is shown back with the registry's message", func(t *testing.T) {
+		w := c.postForm("/maintainer/releases/rel_new/rollout", url.Values{"csrf": {tok}, "action": {"pause"}})
+		if w.Code != 400 || !strings.Contains(w.Body.String(), "needs a reason") {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+	t.Run("an admin finds the rollouts from the admin page", func(t *testing.T) {
+		a := newClient(t, d)
+		a.login(adminToken)
+		if !strings.Contains(a.get("/admin").Body.String(), `href="/maintainer#rollouts"`) {
+			t.Fatal("no link to the rollouts")
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -42,6 +43,17 @@ func jsonFields(typ reflect.Type) map[string]string {
 	out := map[string]string{}
 	for i := range typ.NumField() {
 		f := typ.Field(i)
+		if f.Anonymous && f.Tag.Get("json") == "" {
+			// encoding/json promotes an embedded struct's fields.
+			et := f.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				maps.Copy(out, jsonFields(et))
+				continue
+			}
+		}
 		if !f.IsExported() {
 			continue
 		}

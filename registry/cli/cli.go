@@ -12,10 +12,12 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	apicli "github.com/afterlife-oss/afterlife/internal/cli"
+	"github.com/afterlife-oss/afterlife/registry/device"
 )
 
 // ReleaseCommand is "afterlife release".
@@ -23,7 +25,7 @@ func ReleaseCommand() *cobra.Command {
 	var cf apicli.Flags
 	cmd := &cobra.Command{
 		Use:   "release",
-		Short: "Publish reproducible builds as firmware releases; promote, yank, pull back and list them",
+		Short: "Publish reproducible builds as firmware releases; promote, roll out, yank, pull back and list them",
 		Long: `Releases are what devices are offered. Only a build with a reproducible verdict can
 become one; publishing re-signs the registry's TUF metadata. Admins may publish any
 product, maintainers the products an admin allowed them on.`,
@@ -31,12 +33,20 @@ product, maintainers the products an admin allowed them on.`,
 	cf.Add(cmd)
 
 	var req publishRequest
+	var rolloutStages string
+	var rolloutDwell time.Duration
 	publish := &cobra.Command{
 		Use:     "publish --build ID --product ID --version V",
 		Short:   "Publish a reproducible build as a release (channel testing unless told)",
 		Example: `  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.0 --notes "fixes the RTSP crash"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rolloutStages != "" {
+				var err error
+				if req.Rollout, err = device.ParseStages(rolloutStages, rolloutDwell); err != nil {
+					return err
+				}
+			}
 			var rel release
 			if err := cf.Call(cmd.Context(), http.MethodPost, "/v1/releases", req, &rel); err != nil {
 				return err
@@ -51,6 +61,8 @@ product, maintainers the products an admin allowed them on.`,
 	publish.Flags().StringVar(&req.Channel, "channel", "testing", "testing or stable")
 	publish.Flags().StringVar(&req.Notes, "notes", "", "release notes")
 	publish.Flags().StringVar(&req.MinVersion, "min-version", "", "oldest version that may update straight to this one")
+	publish.Flags().StringVar(&rolloutStages, "rollout", "", "publish in a phased rollout with these stages, e.g. 1,10,50,100 (see release rollout)")
+	publish.Flags().DurationVar(&rolloutDwell, "dwell", 24*time.Hour, "with --rollout: how long each stage but the last lasts")
 	for _, f := range []string{"build", "product", "version"} {
 		_ = publish.MarkFlagRequired(f)
 	}
@@ -72,8 +84,12 @@ product, maintainers the products an admin allowed them on.`,
 	var reason string
 	yank := &cobra.Command{
 		Use:   "yank RELEASE_ID --reason TEXT",
-		Short: "Yank a release: no longer offered, its TUF target removed, kept for audit",
-		Args:  cobra.ExactArgs(1),
+		Short: "Yank a release: offered to no device, signed as yanked with the reason so devices running it move on",
+		Long: `A yanked release stays in the signed TUF metadata, marked yanked with the reason, so devices
+running it learn of the yank (also from a mirror) and move to the newest release their
+channel still offers. When that release is older, the registry signs on it the permission
+to go back to it from exactly the yanked version; no other downgrade is allowed.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rel release
 			if err := cf.Call(cmd.Context(), http.MethodPost, "/v1/releases/"+url.PathEscape(args[0])+"/yank", map[string]string{"reason": reason}, &rel); err != nil {
@@ -83,7 +99,7 @@ product, maintainers the products an admin allowed them on.`,
 			return nil
 		},
 	}
-	yank.Flags().StringVar(&reason, "reason", "", "why, for the audit log (required)")
+	yank.Flags().StringVar(&reason, "reason", "", "why: kept for the audit log and signed for devices (required)")
 	_ = yank.MarkFlagRequired("reason")
 
 	review := func(use, short, long, path, done string) *cobra.Command {
@@ -145,7 +161,7 @@ networks pass the product's policy. Resume it when the review finds nothing wron
 		},
 	}
 	list.Flags().StringVar(&product, "product", "", "only this product")
-	cmd.AddCommand(publish, promote, yank, pullBack, resume, list)
+	cmd.AddCommand(publish, promote, yank, pullBack, resume, list, rolloutCommand(&cf))
 	return cmd
 }
 

@@ -1,6 +1,10 @@
 package cli
 
-import "time"
+import (
+	"time"
+
+	"github.com/afterlife-oss/afterlife/registry/device"
+)
 
 // The API's JSON as these commands send and read it. The server's types
 // live in packages that link the database, so a client keeps its own view:
@@ -9,12 +13,26 @@ import "time"
 
 // publishRequest is registry.PublishRequest.
 type publishRequest struct {
-	BuildID    string `json:"build_id"`
-	Product    string `json:"product"`
-	Version    string `json:"version"`
-	Channel    string `json:"channel"`
-	Notes      string `json:"notes"`
-	MinVersion string `json:"min_version"`
+	BuildID    string                `json:"build_id"`
+	Product    string                `json:"product"`
+	Version    string                `json:"version"`
+	Channel    string                `json:"channel"`
+	Notes      string                `json:"notes"`
+	MinVersion string                `json:"min_version"`
+	Rollout    []device.RolloutStage `json:"rollout,omitempty"`
+}
+
+// rolloutRequest is registry.RolloutRequest.
+type rolloutRequest struct {
+	Stages []device.RolloutStage `json:"stages"`
+}
+
+// rollout is what the commands print of registry.Rollout.
+type rollout struct {
+	State   string                `json:"state"`
+	Stages  []device.RolloutStage `json:"stages"`
+	Stage   int                   `json:"stage"`
+	Percent int                   `json:"percent"`
 }
 
 // reviewRequest is registry.ReviewRequest.
@@ -34,6 +52,7 @@ type release struct {
 	PulledBack  bool      `json:"pulled_back"`
 	Held        bool      `json:"held"`
 	PublishedAt time.Time `json:"published_at"`
+	Rollout     *rollout  `json:"rollout,omitempty"`
 }
 
 // registration is catalog.Registration.

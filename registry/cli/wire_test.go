@@ -16,6 +16,8 @@ func TestTheCommandsSpeakTheServersJSON(t *testing.T) {
 	}{
 		{"a publish request sends every field the server requires", publishRequest{}, registry.PublishRequest{}, true},
 		{"a review request sends every field the server requires", reviewRequest{}, registry.ReviewRequest{}, true},
+		{"a rollout request sends every field the server requires", rolloutRequest{}, registry.RolloutRequest{}, true},
+		{"a rollout is read as the server writes it", rollout{}, registry.Rollout{}, false},
 		{"a registration sends every field the server requires", registration{}, catalog.Registration{}, true},
 		{"a reassignment sends every field the server requires", reassignRequest{}, catalog.ReassignRequest{}, true},
 		{"a release is read as the server writes it", release{}, registry.Release{}, false},

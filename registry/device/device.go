@@ -27,10 +27,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
@@ -66,6 +68,10 @@ type Config struct {
 	// metadata alone, without asking the update API (Update also does so
 	// when the registry has no update API, as on a static mirror).
 	FromMetadata bool
+	// NoDeltas makes Update always download full images, for devices
+	// without the memory to apply a delta (about three times the image;
+	// see delta.go).
+	NoDeltas bool
 	// ReplaceRoot lets Init replace a root that StateDir already pins by a
 	// different one, forgetting the metadata verified under the old one.
 	ReplaceRoot bool
@@ -190,6 +196,8 @@ type client struct {
 	// retryAfter is the longest Retry-After the registry answered with
 	// since it was last reset (see Run).
 	retryAfter *retryAfterRecorder
+	// up is the TUF updater once refreshed: one refresh per call.
+	up *updater.Updater
 }
 
 // Headers of a download: the install id it is for, and the registry's
@@ -399,7 +407,8 @@ func (c *client) check(ctx context.Context, current string) (*Offer, error) {
 		return nil, errs.E(errs.Invalid, "device: no device id: give one with --id (config key device_id)")
 	}
 	u := c.base.JoinPath("v1", "devices", "updates")
-	u.RawQuery = url.Values{"id": {c.st.DeviceID}, "version": {current}, "channel": {c.st.Channel}}.Encode()
+	u.RawQuery = url.Values{"id": {c.st.DeviceID}, "version": {current}, "channel": {c.st.Channel},
+		"bucket": {strconv.Itoa(Bucket(c.st.InstallID))}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("device: check: %w", err)

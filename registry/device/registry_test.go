@@ -78,7 +78,9 @@ type release struct {
 	risk       string
 	minVersion string
 	rollback   *device.SignedRollback
-	unsigned   bool // no signed release fields, as before they existed
+	fromYanked []device.YankedFrom // signed rollback_from_yanked
+	yanked     string              // signed as yanked with this reason
+	unsigned   bool                // no signed release fields, as before they existed
 }
 
 // publish signs a release into the TUF repository and makes it the offer.
@@ -106,7 +108,7 @@ func (r *testRegistry) publishWith(version string, content []byte, rel release) 
 		t.Custom = device.TargetMeta{
 			Schema: device.SchemaVersion, Product: rel.product, Version: version, Channel: rel.channel, ReleaseID: "rel_" + version,
 			Kind: "firmware", Community: &rel.community, MinVersion: rel.minVersion, DeviceIDs: rel.deviceIDs, RiskNotes: rel.risk,
-			Rollback: rel.rollback,
+			Rollback: rel.rollback, RollbackFromYanked: rel.fromYanked, Yanked: rel.yanked != "", YankReason: rel.yanked,
 		}.Custom()
 	}
 	r.mu.Lock()

@@ -45,10 +45,26 @@ func (c *client) update(ctx context.Context, current string) (*Result, error) {
 		c.recordCheck("check failed", "", err)
 		return nil, err
 	}
+	yanked, err := c.installedYank(id)
+	if err != nil {
+		c.recordCheck("check failed", "", err)
+		return nil, err
+	}
+	if yanked != nil {
+		c.checkWarnings = append(c.checkWarnings, yanked.Warning())
+	}
 	if cand == nil {
-		c.log.Info("device is up to date", "version", id.current)
-		c.recordCheck("up to date ("+id.current+")", "", nil)
-		return &Result{Version: id.current}, nil
+		if yanked != nil {
+			c.log.Warn("device: the release this device runs was yanked, and its channel offers nothing to move to", "version", id.current, "reason", yanked.Reason)
+			c.recordCheck("yanked ("+id.current+"), nothing to move to", "", nil)
+		} else {
+			c.log.Info("device is up to date", "version", id.current)
+			c.recordCheck("up to date ("+id.current+")", "", nil)
+		}
+		return &Result{Version: id.current, Yanked: yanked}, nil
+	}
+	if yanked != nil {
+		c.log.Warn("device: the release this device runs was yanked; moving on", "version", id.current, "reason", yanked.Reason, "to", cand.meta.Version)
 	}
 	sum := hex.EncodeToString(cand.info.Hashes["sha256"])
 	if f := c.failedHere(sum); f != nil && !c.cfg.RetryFailed {
@@ -77,6 +93,9 @@ func (c *client) update(ctx context.Context, current string) (*Result, error) {
 		}
 	}
 	res, err = c.trial(ctx, res, prev)
+	if res != nil {
+		res.Yanked = yanked
+	}
 	switch {
 	case err != nil && res != nil && res.RolledBack:
 		c.recordCheck("installed "+cand.meta.Product+" "+cand.meta.Version+"; rolled back: "+res.Reason, cand.meta.Version, nil)

@@ -36,6 +36,20 @@ type TargetMeta struct {
 	// Rollback, when set, allows devices running a newer version, up to
 	// and including Rollback.MaxFrom, to install this older one.
 	Rollback *SignedRollback `json:"rollback,omitempty"`
+	// Yanked marks a release its maintainers withdrew, with the reason:
+	// the target stays listed so devices running it learn of the yank.
+	Yanked     bool   `json:"yanked,omitempty"`
+	YankReason string `json:"yank_reason,omitempty"`
+	// RollbackFromYanked allows devices running exactly one of these
+	// yanked versions to go back to this older release (yank.go): the
+	// newest release their channel still offers. No other downgrade.
+	RollbackFromYanked []YankedFrom `json:"rollback_from_yanked,omitempty"`
+	// Rollout, when set, limits the release to a share of the fleet that
+	// grows in stages (rollout.go).
+	Rollout *SignedRollout `json:"rollout,omitempty"`
+	// Delta, when set, says this target is a delta (delta.go): applied to
+	// the source image it yields the release's full image.
+	Delta *SignedDelta `json:"delta,omitempty"`
 }
 
 // SignedRollback is a signed permission to go back to an older version.
@@ -61,6 +75,10 @@ type ReleaseList struct {
 	Schema   int            `json:"afterlife"`
 	Product  string         `json:"product"`
 	Releases []ListedTarget `json:"releases"`
+	// Yanked are the product's yanked releases with their reasons, kept
+	// apart from Releases so that a client which does not know them never
+	// picks one.
+	Yanked []YankedTarget `json:"yanked,omitempty"`
 }
 
 // ListedTarget is one release in a ReleaseList.
@@ -132,6 +150,7 @@ type identity struct {
 	channel  string
 	current  string // the version running now
 	accept   bool   // community releases allowed
+	bucket   int    // the rollout bucket of the install id (Bucket)
 }
 
 // accept decides, from signed fields only, whether the device may install
@@ -151,6 +170,9 @@ func (id identity) acceptTarget(path string, m TargetMeta) error {
 	if m.Held {
 		return errs.E(errs.Forbidden, "device: refused %s %s: the registry holds this release for review after failed installs", m.Product, m.Version)
 	}
+	if m.Yanked {
+		return errs.E(errs.Forbidden, "device: refused %s %s: the registry yanked this release: %s", m.Product, m.Version, orNone(m.YankReason))
+	}
 	if !channelAccepts(id.channel, m.Channel) {
 		return errs.E(errs.Forbidden, "device: refused %s %s: it is signed for channel %s, this device follows %s (--channel, config key channel)", m.Product, m.Version, m.Channel, id.channel)
 	}
@@ -158,7 +180,8 @@ func (id identity) acceptTarget(path string, m TargetMeta) error {
 		return errs.E(errs.Forbidden, "device: refused %s %s: this device already runs %s", m.Product, m.Version, id.current)
 	} else if c < 0 {
 		rb := m.Rollback
-		if rb == nil || !version.Valid(rb.MaxFrom) || version.Compare(id.current, rb.MaxFrom) > 0 {
+		allowed := m.rollsBackFromYanked(id.current) || (rb != nil && version.Valid(rb.MaxFrom) && version.Compare(id.current, rb.MaxFrom) <= 0)
+		if !allowed {
 			return errs.E(errs.Forbidden, "device: refused %s %s: this device runs %s and the signed metadata allows no downgrade to it",
 				m.Product, m.Version, id.current)
 		}

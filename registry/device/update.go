@@ -51,6 +51,13 @@ type Result struct {
 	// Skipped says why an offered release was not installed (it failed on
 	// this device before).
 	Skipped string
+	// Yanked, when set, says the release the device ran before this call
+	// was yanked, and why (the signed metadata says so). With Updated
+	// false the device found nothing to move to and still runs it.
+	Yanked *YankStatus
+	// Delta says the update was installed from a delta, not the full
+	// image.
+	Delta bool
 }
 
 // Release is what a slot holds, in its release.json.
@@ -94,11 +101,31 @@ func Update(ctx context.Context, cfg Config, current string) (*Result, error) {
 	return c.update(ctx, current)
 }
 
+// installedYank is the yank of the release in the active slot, nil when
+// it was not yanked (or nothing is installed, or the version the caller
+// named is not the installed one).
+func (c *client) installedYank(id identity) (*YankStatus, error) {
+	installed, err := installedRelease(c.cfg.InstallDir)
+	if err != nil || installed == nil || installed.Version != id.current {
+		return nil, err
+	}
+	up, err := c.updater()
+	if err != nil {
+		return nil, err
+	}
+	st, err := yankOf(up, installed)
+	if err != nil || !st.Yanked {
+		return nil, err
+	}
+	return st, nil
+}
+
 // identity is the device as its own state describes it: the product comes
 // from the configuration or the active slot, never from the registry's
 // offer.
 func (c *client) identity(current string) (identity, error) {
-	id := identity{deviceID: c.st.DeviceID, product: c.st.Product, channel: c.st.Channel, current: current, accept: c.st.AcceptCommunity}
+	id := identity{deviceID: c.st.DeviceID, product: c.st.Product, channel: c.st.Channel, current: current, accept: c.st.AcceptCommunity,
+		bucket: Bucket(c.st.InstallID)}
 	if id.deviceID == "" {
 		return id, errs.E(errs.Invalid, "device: no device id: give one with --id (config key device_id)")
 	}
@@ -176,8 +203,11 @@ func (c *client) fromOffer(id identity, offer *Offer) (*candidate, error) {
 }
 
 // fromMetadata finds the update in the product's signed release list: the
-// newest release on the device's channel that is newer than what it runs
-// and whose minimum version it meets.
+// newest release on the device's channel that is newer than what it runs,
+// whose minimum version it meets and whose signed rollout reaches its
+// bucket. A device running a yanked release that finds nothing newer
+// takes the newest older one instead, which its signed fields must allow
+// (TargetMeta.RollbackFromYanked).
 func (c *client) fromMetadata(id identity) (*candidate, error) {
 	if id.product == "" {
 		return nil, errs.E(errs.Invalid, "device: to update from the TUF metadata alone the device must know its product: "+
@@ -196,30 +226,38 @@ func (c *client) fromMetadata(id identity) (*candidate, error) {
 	if info.Custom == nil || json.Unmarshal(*info.Custom, &list) != nil || list.Schema != SchemaVersion || list.Product != id.product {
 		return nil, errs.E(errs.Invalid, "device: %s is not a signed release list of product %s", listPath, id.product)
 	}
+	usable := func(e ListedTarget) bool {
+		return version.Valid(e.Version) && channelAccepts(id.channel, e.Channel) &&
+			(e.MinVersion == "" || version.Compare(id.current, e.MinVersion) >= 0)
+	}
 	entries := slices.Clone(list.Releases)
-	entries = slices.DeleteFunc(entries, func(e ListedTarget) bool {
-		return !version.Valid(e.Version) || !channelAccepts(id.channel, e.Channel) || version.Compare(e.Version, id.current) <= 0 ||
-			(e.MinVersion != "" && version.Compare(id.current, e.MinVersion) < 0)
-	})
+	entries = slices.DeleteFunc(entries, func(e ListedTarget) bool { return !usable(e) || version.Compare(e.Version, id.current) <= 0 })
+	if len(entries) == 0 && slices.ContainsFunc(list.Yanked, func(y YankedTarget) bool { return y.Version == id.current }) {
+		entries = slices.DeleteFunc(slices.Clone(list.Releases), func(e ListedTarget) bool { return !usable(e) || version.Compare(e.Version, id.current) >= 0 })
+	}
 	slices.SortStableFunc(entries, func(a, b ListedTarget) int { return version.Compare(b.Version, a.Version) })
-	if len(entries) == 0 {
-		return nil, nil
+	now := time.Now()
+	for _, e := range entries {
+		if relpath.Check(e.Target) != nil {
+			return nil, errs.E(errs.Invalid, "device: the release list of %s names an invalid target %q", id.product, e.Target)
+		}
+		cand, err := lookup(up, e.Target)
+		if err != nil {
+			return nil, err
+		}
+		if cand.meta.Version != e.Version {
+			return nil, errs.E(errs.Invalid, "device: the release list of %s says %s is version %s, its signed fields say %s", id.product, e.Target, e.Version, cand.meta.Version)
+		}
+		if !cand.meta.Rollout.Reaches(id.bucket, now) {
+			c.log.Info("device: the signed rollout of a release does not reach this device yet", "version", e.Version, "bucket", id.bucket)
+			continue
+		}
+		if err := id.acceptTarget(cand.info.Path, cand.meta); err != nil {
+			return nil, err
+		}
+		return cand, nil
 	}
-	e := entries[0]
-	if relpath.Check(e.Target) != nil {
-		return nil, errs.E(errs.Invalid, "device: the release list of %s names an invalid target %q", id.product, e.Target)
-	}
-	cand, err := lookup(up, e.Target)
-	if err != nil {
-		return nil, err
-	}
-	if cand.meta.Version != e.Version {
-		return nil, errs.E(errs.Invalid, "device: the release list of %s says %s is version %s, its signed fields say %s", id.product, e.Target, e.Version, cand.meta.Version)
-	}
-	if err := id.acceptTarget(cand.info.Path, cand.meta); err != nil {
-		return nil, err
-	}
-	return cand, nil
+	return nil, nil
 }
 
 func lookup(up *updater.Updater, p string) (*candidate, error) {
@@ -243,9 +281,16 @@ func (c *client) install(ctx context.Context, cand *candidate) (*Result, error) 
 	}
 	info, m := cand.info, cand.meta
 	want := hex.EncodeToString(info.Hashes["sha256"])
-	part, err := c.download(ctx, info, want)
+	part, err := c.fromDelta(ctx, cand, want)
 	if err != nil {
-		return nil, err
+		c.log.Warn("device: the delta update failed; downloading the full image", "err", err)
+		part = ""
+	}
+	viaDelta := part != ""
+	if !viaDelta {
+		if part, err = c.download(ctx, info, want); err != nil {
+			return nil, err
+		}
 	}
 	slot, err := activate(c.cfg.InstallDir, part, Release{
 		Product: m.Product, Version: m.Version, ReleaseID: m.ReleaseID,
@@ -256,13 +301,16 @@ func (c *client) install(ctx context.Context, cand *candidate) (*Result, error) 
 	}
 	_ = os.Remove(part)
 	c.log.Info("device updated", "product", m.Product, "version", m.Version, "slot", slot, "sha256", want)
-	return &Result{Updated: true, Product: m.Product, Version: m.Version, ReleaseID: m.ReleaseID, SHA256: want, Slot: slot}, nil
+	return &Result{Updated: true, Product: m.Product, Version: m.Version, ReleaseID: m.ReleaseID, SHA256: want, Slot: slot, Delta: viaDelta}, nil
 }
 
 // updater runs the TUF client workflow (root rotation, timestamp,
 // snapshot, targets, with their rollback and freeze checks) and returns an
 // updater ready to look up targets in the hashed bins.
 func (c *client) updater() (*updater.Updater, error) {
+	if c.up != nil {
+		return c.up, nil
+	}
 	metaDir := filepath.Join(c.cfg.StateDir, tufDir)
 	// The newest root the updater verified is cached in metaDir; fall back
 	// to the one Init stored.
@@ -290,6 +338,7 @@ func (c *client) updater() (*updater.Updater, error) {
 	if err := up.Refresh(); err != nil {
 		return nil, errs.Wrap(refreshKind(err), err, "device: TUF metadata refresh failed")
 	}
+	c.up = up
 	return up, nil
 }
 

@@ -116,9 +116,6 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	}
 	channels := map[string]*web.Channel{}
 	for _, r := range ov.Releases {
-		if r.Yanked {
-			continue
-		}
 		ch := channels[r.Channel]
 		if ch == nil {
 			ch = &web.Channel{Name: r.Channel}
@@ -148,10 +145,25 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 func pageRelease(r registry.ReleaseOverview) web.Release {
 	rel := web.Release{
 		Version: r.Version, PublishedAt: r.PublishedAt, Notes: r.Notes, BuildID: r.BuildID,
-		Badge: web.Badge{Agree: r.Agreeing, Total: r.Total, VerdictURL: "/builds/" + r.BuildID},
+		Badge:  web.Badge{Agree: r.Agreeing, Total: r.Total, VerdictURL: "/builds/" + r.BuildID},
+		Yanked: r.Yanked, YankReason: r.YankReason,
+	}
+	if ro := r.Rollout; ro != nil && !r.Yanked {
+		rel.Rollout = fmt.Sprintf("Phased rollout, stage %d of %d: %d %% of devices", ro.Stage, len(ro.Stages), ro.Percent)
+		switch ro.State {
+		case "paused":
+			rel.Rollout += " (paused)"
+		case "halted":
+			rel.Rollout += " (halted after failed installs; offered to no more devices until reviewed)"
+		case "aborted":
+			rel.Rollout = "Phased rollout aborted: offered to no more devices"
+		}
 	}
 	firmware := map[string]bool{}
 	for _, art := range r.Artifacts {
+		if art.Kind == "delta" {
+			continue // for devices: owners download the full image
+		}
 		firmware[art.Name] = firmware[art.Name] || art.Kind == "firmware"
 		rel.Artifacts = append(rel.Artifacts, web.Artifact{
 			Name: art.Name, Size: art.Size, SHA256: strings.TrimPrefix(art.Digest, "sha256:"),

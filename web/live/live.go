@@ -1,5 +1,5 @@
 // Package live gives the pages (package web) their data from the running
-// parts: Catalog, Farm, Escrow and Admin implement web's interfaces of the
+// parts: Catalog, Farm, Escrow, Admin and Releases implement web's interfaces of the
 // same names with the parts' public APIs, and turn what the parts return
 // into the pages' view structs.
 //
@@ -44,7 +44,7 @@ type LogEntries interface {
 
 // Deps are web.Deps for the parts, without a logger.
 func (p Parts) Deps() web.Deps {
-	return web.Deps{Catalog: Catalog{p}, Farm: Farm{p}, Escrow: Escrow{p}, Admin: Admin{p}, Auth: p.Auth}
+	return web.Deps{Catalog: Catalog{p}, Farm: Farm{p}, Escrow: Escrow{p}, Admin: Admin{p}, Releases: Releases{p}, Auth: p.Auth}
 }
 
 // summary is how the admin pages read the scrub status, which only admins

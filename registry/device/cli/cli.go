@@ -187,7 +187,7 @@ under it, which protect the device against rollback. --force replaces it on purp
 
 func updateCommand(f *flags) *cobra.Command {
 	var current string
-	var retryFailed bool
+	var retryFailed, noDeltas bool
 	c := &cobra.Command{
 		Use:   "update",
 		Short: "Check for an update, install it into the inactive slot, check it and confirm or roll back",
@@ -222,6 +222,7 @@ opt-in: --accept-community-firmware, given once to init or update and remembered
 			}
 			cfg.Progress = progress(cmd.ErrOrStderr())
 			cfg.RetryFailed = retryFailed
+			cfg.NoDeltas = noDeltas
 			res, err := device.Update(cmd.Context(), cfg, current)
 			if err != nil {
 				return err
@@ -236,6 +237,7 @@ opt-in: --accept-community-firmware, given once to init or update and remembered
 	c.Flags().BoolVar(&f.fromMetadata, "from-metadata", false, "find the release in the signed TUF metadata alone, without asking the update API")
 	c.Flags().BoolVar(&f.acceptCommunity, "accept-community-firmware", false, "allow a community release to replace vendor firmware (remembered; config key accept_community)")
 	c.Flags().BoolVar(&retryFailed, "retry-failed", false, "install a release even though it failed on this device before")
+	c.Flags().BoolVar(&noDeltas, "no-deltas", false, "always download the full image, never a delta (a delta needs memory of about 3× the image)")
 	bootFlags(c, f)
 	return c
 }
@@ -246,11 +248,20 @@ func printResult(out, errw io.Writer, res *device.Result) {
 		fmt.Fprintf(out, "up to date (version %s): %s\n", res.Version, res.Skipped)
 	case res.Pending:
 		fmt.Fprintf(out, "installed %s %s into slot %s; rebooting into it, it is confirmed at the next start\n", res.Product, res.Version, res.Slot)
+	case !res.Updated && res.Yanked != nil:
+		fmt.Fprintf(out, "warning: %s, and its channel offers nothing to move to yet\n", res.Yanked.Warning())
 	case !res.Updated:
 		fmt.Fprintf(out, "up to date (version %s)\n", res.Version)
 	default:
-		fmt.Fprintf(out, "installed %s %s (release %s, sha256 %s) into slot %s and confirmed it\n",
-			res.Product, res.Version, res.ReleaseID, res.SHA256, res.Slot)
+		how := ""
+		if res.Delta {
+			how = " from a delta"
+		}
+		fmt.Fprintf(out, "installed %s %s (release %s, sha256 %s)%s into slot %s and confirmed it\n",
+			res.Product, res.Version, res.ReleaseID, res.SHA256, how, res.Slot)
+		if res.Yanked != nil {
+			fmt.Fprintf(out, "it replaces a yanked release: %s\n", res.Yanked.Warning())
+		}
 	}
 	if res.ReportErr != nil {
 		fmt.Fprintf(errw, "warning: the install report did not reach the registry: %v\n", res.ReportErr)
