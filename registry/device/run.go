@@ -25,6 +25,8 @@ func (c *client) update(ctx context.Context, current string) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
+	// Each check reads the metadata afresh (Run keeps one client).
+	c.up = nil
 	// Another process may have changed the state since this client read it.
 	if c.state, err = readState(c.cfg.StateDir); err != nil {
 		return nil, err
