@@ -69,9 +69,9 @@ type Options struct {
 	// is the only moment a client's two downloads can straddle, so
 	// switches stay rare however often releases change.
 	MinInterval time.Duration
-	Now       func() time.Time
-	Logger    *slog.Logger
-	ReplicaID string
+	Now         func() time.Time
+	Logger      *slog.Logger
+	ReplicaID   string
 }
 
 // Remote is the fwupd export.
