@@ -143,8 +143,10 @@ func IssueSigning(caDir, outDir string, now time.Time, validity time.Duration) (
 // signing certificate it fails with Unavailable, naming the command the
 // CA's custodian runs.
 func LoadSigner(dir, name string, now time.Time, initialise bool, log *slog.Logger) (*Signer, error) {
+	made := false
 	if initialise {
-		made, err := InitCA(dir, name, now)
+		var err error
+		made, err = InitCA(dir, name, now)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +183,7 @@ func LoadSigner(dir, name string, now time.Time, initialise bool, log *slog.Logg
 	if err := cert.CheckSignatureFrom(ca); err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "fwupd: %s is not issued by %s", SigningCert, CACertFile)
 	}
-	if online {
+	if online && !made {
 		log.Warn("FWUPD CA KEY ON THIS SERVER: fwupd metadata never expires, so a thief of this key can freeze or replace what every opted-in device sees for as long as it trusts the CA; move it offline (docs/fwupd.md, \"Keeping the CA offline\")",
 			"ca_key", filepath.Join(dir, CAKeyFile))
 	}

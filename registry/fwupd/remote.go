@@ -118,6 +118,9 @@ func New(ctx context.Context, o Options) (*Remote, error) {
 	return &Remote{o: o, enc: enc}, nil
 }
 
+// Branch is the fwupd branch of every exported release.
+func (r *Remote) Branch() string { return r.o.Branch }
+
 // Generation is one published pair of metadata and Jcat file.
 type Generation struct {
 	N            int64       `json:"generation"`
@@ -174,6 +177,9 @@ func (r *Remote) Export(ctx context.Context) (*Generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The first generation is published even when it lists nothing, so
+	// the remote answers (and fwupd refreshes an empty remote) from the
+	// start.
 	var prev *Generation
 	if len(gens) > 0 {
 		prev = &gens[0]

@@ -27,6 +27,9 @@ type Parts struct {
 	Farm      *coord.Service
 	Submitter *submit.Submitter
 	Escrow    *escrow.Service
+	// FwupdBranch is the branch of the fwupd remote; empty when the
+	// server serves none.
+	FwupdBranch string
 }
 
 // Deps are web.Deps for the parts, without a logger.
