@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/keys"
@@ -364,22 +363,11 @@ limits: {timeout: 1m, memory: 256MiB}
 	// The fwupd remote exports the stable release within a second or so.
 	cabName := regexp.MustCompile(`<location>cabs/([^<]+)</location>`)
 	testenv.Eventually(t, time.Minute, func() error {
-		resp, err := http.Get(srv.URL + "/fwupd/firmware.xml.zst")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		zr, err := zstd.NewReader(resp.Body)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		xml, err := io.ReadAll(zr)
-		if m := cabName.FindSubmatch(xml); err == nil && m != nil {
+		if m := cabName.FindSubmatch(unzstdBody(t, srv.URL+"/fwupd/firmware.xml.zst")); m != nil {
 			f.fwupdCab = string(m[1])
 			return nil
 		}
-		return fmt.Errorf("the fwupd metadata lists no cabinet yet (%d, %v)", resp.StatusCode, err)
+		return fmt.Errorf("the fwupd metadata lists no cabinet yet")
 	})
 
 	// Builders register after the build, so none of them takes its jobs.

@@ -257,7 +257,7 @@ func (r *Remote) document(ctx context.Context) (components, int, error) {
 			if err != nil {
 				return doc, 0, err
 			}
-			m := metainfo(p, rel, r.o.Branch, r.productURL(p.ID), blob.Digest(rel.Offered().Digest).Hex())
+			m := metainfo(p, r.absolute(rel), r.o.Branch, r.productURL(p.ID), blob.Digest(rel.Offered().Digest).Hex())
 			out := m.Releases[0]
 			out.Location = "cabs/" + c.Name
 			out.Checksums = append([]checksum{
@@ -279,6 +279,15 @@ func (r *Remote) document(ctx context.Context) (components, int, error) {
 
 func (r *Remote) productURL(id string) string { return r.o.PublicURL + "/products/" + id }
 
+// absolute gives rel's verdict link the server's address: fwupd shows
+// it to owners, who do not know which server a path belongs to.
+func (r *Remote) absolute(rel registry.Release) registry.Release {
+	if strings.HasPrefix(rel.VerdictURL, "/") {
+		rel.VerdictURL = r.o.PublicURL + rel.VerdictURL
+	}
+	return rel
+}
+
 // cab returns the cabinet of rel, building and storing it the first time.
 func (r *Remote) cab(ctx context.Context, p catalog.Product, rel registry.Release) (Cab, error) {
 	c := Cab{Release: rel.ID}
@@ -293,7 +302,7 @@ func (r *Remote) cab(ctx context.Context, p catalog.Product, rel registry.Releas
 		return c, fmt.Errorf("fwupd: cab of %s: %w", rel.ID, db.Classify(err))
 	}
 	payload := rel.Offered()
-	m := metainfo(p, rel, r.o.Branch, r.productURL(p.ID), blob.Digest(payload.Digest).Hex())
+	m := metainfo(p, r.absolute(rel), r.o.Branch, r.productURL(p.ID), blob.Digest(payload.Digest).Hex())
 	mx, err := marshalXML(m)
 	if err != nil {
 		return c, fmt.Errorf("fwupd: metainfo of %s: %w", rel.ID, err)

@@ -14,63 +14,8 @@ import (
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/fwupd"
+	"github.com/afterlife-oss/afterlife/registry/fwupd/fwupdtest"
 )
-
-// The GUID of the fake webcam of fwupd's test plugin (package
-// fwupd-tests), which the quirk below gives the demo product's instance
-// id as well.
-const fakeWebcamGUID = "b585990a-003e-5270-89d5-3705a17f9a43"
-
-// fwupdScratch is a configuration and state for fwupdtool in scratch
-// directories (FWUPD_SYSCONFDIR, FWUPD_LOCALSTATEDIR): the machine's own
-// fwupd is never read or touched.
-type fwupdScratch struct {
-	etc, state string
-}
-
-func newFwupdScratch(t *testing.T, dir string) *fwupdScratch {
-	t.Helper()
-	f := &fwupdScratch{etc: filepath.Join(dir, "etc"), state: filepath.Join(dir, "var")}
-	for _, d := range []string{"fwupd/remotes.d", "pki/fwupd-metadata"} {
-		if err := os.MkdirAll(filepath.Join(f.etc, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	quirks := filepath.Join(f.state, "lib", "fwupd", "quirks.d")
-	if err := os.MkdirAll(quirks, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(f.etc, "fwupd", "fwupd.conf"), "[fwupd]\nTestDevices=true\n", 0o600)
-	write(t, filepath.Join(quirks, "afterlife.quirk"), "["+fakeWebcamGUID+"]\nGuid = "+demoInstanceID+"\n", 0o644)
-	return f
-}
-
-func write(t *testing.T, path, s string, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(s), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// run runs fwupdtool with only its test plugin loaded.
-func (f *fwupdScratch) run(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command("fwupdtool", append(args, "--plugins", "test", "--no-reboot-check", "--assume-yes")...)
-	cmd.Env = append(os.Environ(), "FWUPD_SYSCONFDIR="+f.etc, "FWUPD_LOCALSTATEDIR="+f.state, "LANG=C.UTF-8")
-	out, err := cmd.CombinedOutput()
-	return progress.ReplaceAllString(string(out), ""), err
-}
-
-var progress = regexp.MustCompile(`(?m)^.*(Loading|Idle|Downloading|Decompressing|Writing|Verifying|Restarting device|Waiting)…: *\d+%.*\n?`)
-
-func (f *fwupdScratch) mustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := f.run(t, args...)
-	if err != nil {
-		t.Fatalf("fwupdtool %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
 
 func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 	ctx := context.Background()
@@ -86,7 +31,7 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 	if g, err := e.remote.Export(ctx); err != nil || g == nil {
 		t.Fatalf("export = %+v, %v", g, err)
 	}
-	scratch := newFwupdScratch(t, filepath.Join(e.dir, "fwupd"))
+	scratch := fwupdtest.New(t, filepath.Join(e.dir, "fwupd"), demoInstanceID)
 	files := filepath.Join(e.dir, "files")
 	os.MkdirAll(files, 0o755)
 
@@ -108,7 +53,7 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 		t.Fatalf("no location in metadata:\n%s", xml)
 	}
 	cabFile := filepath.Join(files, filepath.Base(loc[1]))
-	write(t, cabFile, string(e.get(t, fwupd.Prefix+loc[1])), 0o644)
+	fwupdtest.Write(t, cabFile, e.get(t, fwupd.Prefix+loc[1]), 0o644)
 
 	t.Run("gcab lists the cabinet", func(t *testing.T) {
 		out, err := exec.Command("gcab", "--list", cabFile).CombinedOutput()
@@ -117,7 +62,7 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 		}
 	})
 	t.Run("fwupdtool get-details reads the cabinet", func(t *testing.T) {
-		out := scratch.mustRun(t, "get-details", cabFile)
+		out := scratch.MustRun(t, "get-details", cabFile)
 		t.Logf("fwupdtool get-details:\n%s", out)
 		for _, want := range []string{"2.0.0", "community"} {
 			if !strings.Contains(out, want) {
@@ -129,9 +74,9 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 		dir := filepath.Join(e.dir, "jcat")
 		ca := filepath.Join(dir, "pki")
 		os.MkdirAll(ca, 0o755)
-		write(t, filepath.Join(ca, "afterlife-ca.pem"), string(e.get(t, fwupd.CAPath)), 0o644)
-		write(t, filepath.Join(dir, "firmware.xml.zst"), string(e.get(t, fwupd.MetadataPath)), 0o644)
-		write(t, filepath.Join(dir, "firmware.xml.zst.jcat"), string(e.get(t, fwupd.JcatPath)), 0o644)
+		fwupdtest.Write(t, filepath.Join(ca, "afterlife-ca.pem"), e.get(t, fwupd.CAPath), 0o644)
+		fwupdtest.Write(t, filepath.Join(dir, "firmware.xml.zst"), e.get(t, fwupd.MetadataPath), 0o644)
+		fwupdtest.Write(t, filepath.Join(dir, "firmware.xml.zst.jcat"), e.get(t, fwupd.JcatPath), 0o644)
 		cmd := exec.Command("jcat-tool", "verify", "--public-keys", ca, "firmware.xml.zst.jcat")
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
@@ -141,14 +86,12 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 		}
 	})
 
-	conf := string(e.get(t, fwupd.ConfPath))
-	write(t, filepath.Join(scratch.etc, "fwupd", "remotes.d", fwupd.RemoteID+".conf"), conf, 0o644)
-	write(t, filepath.Join(scratch.etc, "pki", "fwupd-metadata", fwupd.RemoteID+"-ca.pem"), string(e.get(t, fwupd.CAPath)), 0o644)
+	conf := scratch.AddRemote(t, e.url+fwupd.ConfPath, e.url+fwupd.CAPath, fwupd.RemoteID, false)
 	t.Run("the remote as served is disabled until the owner enables it", func(t *testing.T) {
 		if !strings.Contains(conf, "\nEnabled=false\n") {
 			t.Fatalf("conf:\n%s", conf)
 		}
-		out := scratch.mustRun(t, "get-remotes", "--json")
+		out := scratch.MustRun(t, "get-remotes", "--json")
 		var rs struct {
 			Remotes []struct {
 				ID      string `json:"Id"`
@@ -168,49 +111,49 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 		}
 		t.Fatalf("fwupd does not list the remote:\n%s", out)
 	})
-	write(t, filepath.Join(scratch.etc, "fwupd", "remotes.d", fwupd.RemoteID+".conf"), strings.Replace(conf, "Enabled=false", "Enabled=true", 1), 0o644)
+	scratch.AddRemote(t, e.url+fwupd.ConfPath, e.url+fwupd.CAPath, fwupd.RemoteID, true)
 
-	caFile := filepath.Join(scratch.etc, "pki", "fwupd-metadata", fwupd.RemoteID+"-ca.pem")
+	caFile := filepath.Join(scratch.MetadataCertDir(), fwupd.RemoteID+"-ca.pem")
 	t.Run("fwupdtool refresh refuses the metadata without the CA certificate", func(t *testing.T) {
 		ca, _ := os.ReadFile(caFile)
 		os.Remove(caFile)
 		defer os.WriteFile(caFile, ca, 0o644)
-		out, err := scratch.run(t, "refresh", "--force")
+		out, err := scratch.Run(t, "refresh", "--force")
 		t.Logf("fwupdtool refresh without the CA: %v\n%s", err, out)
 		if err == nil {
 			t.Fatalf("fwupdtool took metadata it cannot verify:\n%s", out)
 		}
 	})
 	t.Run("fwupdtool refresh takes the remote's signed metadata", func(t *testing.T) {
-		out := scratch.mustRun(t, "refresh", "--force")
+		out := scratch.MustRun(t, "refresh", "--force")
 		t.Logf("fwupdtool refresh:\n%s", out)
-		if _, err := os.Stat(filepath.Join(scratch.state, "lib", "fwupd", "metadata", fwupd.RemoteID, "firmware.xml.zst")); err != nil {
+		if _, err := os.Stat(scratch.MetadataFile(fwupd.RemoteID)); err != nil {
 			t.Fatalf("refresh stored no metadata: %v", err)
 		}
 	})
 	t.Run("fwupdtool search finds the release on its branch", func(t *testing.T) {
-		out := scratch.mustRun(t, "search", "AfterLife")
+		out := scratch.MustRun(t, "search", "AfterLife")
 		t.Logf("fwupdtool search:\n%s", out)
 		if !strings.Contains(out, "2.0.0") {
 			t.Fatalf("search does not find 2.0.0:\n%s", out)
 		}
 	})
 	t.Run("fwupdtool get-updates does not offer a release on a branch", func(t *testing.T) {
-		out, _ := scratch.run(t, "get-updates", "--json")
+		out, _ := scratch.Run(t, "get-updates", "--json")
 		t.Logf("fwupdtool get-updates:\n%s", out)
 		if strings.Contains(out, `"2.0.0"`) {
 			t.Fatalf("get-updates offers the community release:\n%s", out)
 		}
 	})
 	t.Run("fwupdtool installs it on the fake device only when allowed to switch branch", func(t *testing.T) {
-		out, err := scratch.run(t, "install", cabFile, fakeWebcamGUID)
+		out, err := scratch.Run(t, "install", cabFile, fwupdtest.FakeWebcamGUID)
 		t.Logf("fwupdtool install without --allow-branch-switch: %v\n%s", err, out)
 		if err == nil {
 			t.Fatalf("installed without --allow-branch-switch:\n%s", out)
 		}
-		out = scratch.mustRun(t, "install", "--allow-branch-switch", cabFile, fakeWebcamGUID)
+		out = scratch.MustRun(t, "install", "--allow-branch-switch", cabFile, fwupdtest.FakeWebcamGUID)
 		t.Logf("fwupdtool install --allow-branch-switch:\n%s", out)
-		out = scratch.mustRun(t, "get-history", "--json")
+		out = scratch.MustRun(t, "get-history", "--json")
 		t.Logf("fwupdtool get-history:\n%s", out)
 		if !strings.Contains(out, `"2.0.0"`) {
 			t.Fatalf("fwupd's history does not record 2.0.0:\n%s", out)
@@ -224,8 +167,8 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 		t.Fatalf("second export = %+v, %v", g, err)
 	}
 	t.Run("fwupdtool refresh takes the next generation", func(t *testing.T) {
-		scratch.mustRun(t, "refresh", "--force")
-		out := scratch.mustRun(t, "search", "AfterLife")
+		scratch.MustRun(t, "refresh", "--force")
+		out := scratch.MustRun(t, "search", "AfterLife")
 		if !strings.Contains(out, "2.1.0") {
 			t.Fatalf("search does not find 2.1.0:\n%s", out)
 		}
