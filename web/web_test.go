@@ -89,6 +89,9 @@ func TestPagesRender(t *testing.T) {
 			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,
 			"Released if the vendor misses a check-in", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
 			"Hold the reset button", "not supported", `type="application/atom+xml"`, `href="/v1/products/acme-thermo-2"`, "End of life announced"}},
+		{"the product page tells fwupd owners how to opt in", "", "/products/acme-thermo-2", 200, []string{
+			`href="/fwupd/afterlife.conf"`, `href="/fwupd/afterlife-ca.pem"`, "disabled until you enable it", "/etc/fwupd/remotes.d/",
+			"/etc/pki/fwupd-metadata/", "<code>community</code>", "4b12940f-0816-5de9-a3e0-67d3215823f5"}},
 		{"an unknown product is a 404 page", "", "/products/nope", 404, []string{"Not Found", "product nope not found"}},
 		{"a reproducible build shows its verdict and jobs", "", "/builds/bld_good", 200, []string{"Reproducible:", "3 of 3 independent builders agree", "the cold witness among them", "cold witness: empty caches", "op-gamma", "/files/attestation.json", "/builds/bld_good/jobs/job0/log"}},
 		{"an unreproducible build shows the differences", "", "/builds/bld_bad", 200, []string{"Not reproducible", "Files that differ", strings.Repeat("2", 64), "diffoscope"}},
