@@ -361,7 +361,7 @@ limits: {timeout: 1m, memory: 256MiB}
 	must(apiJSON(t, "POST", srv.URL+"/v1/releases", maint, map[string]string{"build_id": f.build, "product": f.product, "version": "1.0.1", "channel": "testing"}, &rel), 201)
 	f.spare = rel.ID
 	// The fwupd remote exports the stable release within a second or so.
-	cabName := regexp.MustCompile(`<location>cabs/([^<]+)</location>`)
+	cabName := regexp.MustCompile(`<location>[^<]*/fwupd/cabs/([^<]+)</location>`)
 	testenv.Eventually(t, time.Minute, func() error {
 		if m := cabName.FindSubmatch(unzstdBody(t, srv.URL+"/fwupd/firmware.xml.zst")); m != nil {
 			f.fwupdCab = string(m[1])

@@ -33,7 +33,7 @@ func TestAnFwupdDeviceTakesAReleaseFromARunningServer(t *testing.T) {
 		map[string]string{"build_id": f.build, "product": f.product, "version": "2.0.0", "channel": "stable"}, nil); code != 201 {
 		t.Fatalf("publish 2.0.0: %d", code)
 	}
-	cabName := regexp.MustCompile(`<location>cabs/(acme-cam-2\.0\.0-[^<]+)</location>`)
+	cabName := regexp.MustCompile(`<location>[^<]*/fwupd/cabs/(acme-cam-2\.0\.0-[^<]+)</location>`)
 	var cabFile string
 	testenv.Eventually(t, time.Minute, func() error {
 		m := cabName.FindSubmatch(unzstdBody(t, srv.URL+fwupd.MetadataPath))

@@ -259,7 +259,7 @@ func (r *Remote) document(ctx context.Context) (components, int, error) {
 			}
 			m := metainfo(p, r.absolute(rel), r.o.Branch, r.productURL(p.ID), blob.Digest(rel.Offered().Digest).Hex())
 			out := m.Releases[0]
-			out.Location = "cabs/" + c.Name
+			out.Location = r.o.PublicURL + Prefix + "cabs/" + c.Name
 			out.Checksums = append([]checksum{
 				{Type: "sha1", Filename: c.Name, Target: "container", Value: c.SHA1},
 				{Type: "sha256", Filename: c.Name, Target: "container", Value: c.Digest.Hex()},

@@ -48,7 +48,7 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 			}
 		}
 	})
-	loc := regexp.MustCompile(`<location>([^<]+)</location>`).FindStringSubmatch(xml)
+	loc := regexp.MustCompile(`<location>` + regexp.QuoteMeta(e.url+fwupd.Prefix) + `(cabs/[^<]+)</location>`).FindStringSubmatch(xml)
 	if loc == nil {
 		t.Fatalf("no location in metadata:\n%s", xml)
 	}
