@@ -366,6 +366,15 @@ func TestAProductDeclaresTheGUIDsFwupdKnowsItsDevicesBy(t *testing.T) {
 				wantKind(t, err, errs.Invalid)
 			}
 		})
+		t.Run("only products with fwupd GUIDs are listed for the remote", func(t *testing.T) {
+			ps, err := c.WithFwupdGUIDs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ps) != 1 || ps[0].ID != p.ID {
+				t.Fatalf("products with fwupd GUIDs = %+v, want only %s", ps, p.ID)
+			}
+		})
 		t.Run("a product without fwupd ids lists none", func(t *testing.T) {
 			q, err := c.Register(ctx, globex, Registration{ID: "globex-plain", Vendor: "globex", Model: "P"})
 			if err != nil {

@@ -1,12 +1,14 @@
 package catalog
 
 import (
+	"context"
 	"crypto/sha1"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -63,4 +65,23 @@ func fwupdGUIDs(in []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// WithFwupdGUIDs returns every product that declares fwupd GUIDs, ordered
+// by id, however many there are: the fwupd remote exports them all.
+func (c *Catalog) WithFwupdGUIDs(ctx context.Context) ([]Product, error) {
+	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id IN (SELECT product FROM product_fwupd_guids) ORDER BY id`))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: products with fwupd GUIDs: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := []Product{}
+	for rows.Next() {
+		p, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, db.Classify(rows.Err())
 }

@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
-	"database/sql"
 	"embed"
 	"encoding/hex"
 	"fmt"
@@ -43,9 +42,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Products lists the catalog's products; *catalog.Catalog implements it.
+// Products lists the products that declare fwupd GUIDs;
+// *catalog.Catalog implements it.
 type Products interface {
-	List(ctx context.Context, f catalog.Filter) ([]catalog.Product, error)
+	WithFwupdGUIDs(ctx context.Context) ([]catalog.Product, error)
 }
 
 // Releases lists a product's releases; *registry.Service implements it.
@@ -233,15 +233,16 @@ func (r *Remote) Export(ctx context.Context) (*Generation, error) {
 // declares fwupd GUIDs and has exported releases, newest release first.
 func (r *Remote) document(ctx context.Context) (components, int, error) {
 	doc := components{Origin: RemoteID, Version: "0.9"}
-	products, err := r.o.Products.List(ctx, catalog.Filter{Limit: 1000})
+	products, err := r.o.Products.WithFwupdGUIDs(ctx)
 	if err != nil {
 		return doc, 0, fmt.Errorf("fwupd: products: %w", err)
 	}
+	cabs, err := r.cabs(ctx)
+	if err != nil {
+		return doc, 0, err
+	}
 	n := 0
 	for _, p := range products {
-		if len(p.FwupdGUIDs) == 0 {
-			continue
-		}
 		rels, err := r.o.Releases.List(ctx, p.ID)
 		if err != nil {
 			return doc, 0, fmt.Errorf("fwupd: releases of %s: %w", p.ID, err)
@@ -253,9 +254,11 @@ func (r *Remote) document(ctx context.Context) (components, int, error) {
 		slices.SortFunc(rels, func(a, b registry.Release) int { return registry.CompareVersions(b.Version, a.Version) })
 		var comp component
 		for i, rel := range rels {
-			c, err := r.cab(ctx, p, rel)
-			if err != nil {
-				return doc, 0, err
+			c, ok := cabs[rel.ID]
+			if !ok {
+				if c, err = r.cab(ctx, p, rel); err != nil {
+					return doc, 0, err
+				}
 			}
 			m := metainfo(p, r.absolute(rel), r.o.Branch, r.productURL(p.ID), blob.Digest(rel.Offered().Digest).Hex())
 			out := m.Releases[0]
@@ -288,19 +291,30 @@ func (r *Remote) absolute(rel registry.Release) registry.Release {
 	return rel
 }
 
-// cab returns the cabinet of rel, building and storing it the first time.
+// cabs returns every cabinet built so far, by release id: one query per
+// export, however many releases there are.
+func (r *Remote) cabs(ctx context.Context) (map[string]Cab, error) {
+	rows, err := r.o.DB.QueryContext(ctx, r.o.DB.Q(`SELECT release_id, name, digest, sha1, size FROM fwupd_cabs`))
+	if err != nil {
+		return nil, fmt.Errorf("fwupd: cabinets: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	out := map[string]Cab{}
+	for rows.Next() {
+		var c Cab
+		var digest string
+		if err := rows.Scan(&c.Release, &c.Name, &digest, &c.SHA1, &c.Size); err != nil {
+			return nil, err
+		}
+		c.Digest = blob.Digest(digest)
+		out[c.Release] = c
+	}
+	return out, db.Classify(rows.Err())
+}
+
+// cab builds and stores the cabinet of rel.
 func (r *Remote) cab(ctx context.Context, p catalog.Product, rel registry.Release) (Cab, error) {
 	c := Cab{Release: rel.ID}
-	var digest string
-	err := r.o.DB.QueryRowContext(ctx, r.o.DB.Q(`SELECT name, digest, sha1, size FROM fwupd_cabs WHERE release_id = ?`), rel.ID).
-		Scan(&c.Name, &digest, &c.SHA1, &c.Size)
-	if err == nil {
-		c.Digest = blob.Digest(digest)
-		return c, nil
-	}
-	if err != sql.ErrNoRows {
-		return c, fmt.Errorf("fwupd: cab of %s: %w", rel.ID, db.Classify(err))
-	}
 	payload := rel.Offered()
 	m := metainfo(p, r.absolute(rel), r.o.Branch, r.productURL(p.ID), blob.Digest(payload.Digest).Hex())
 	mx, err := marshalXML(m)
