@@ -1,6 +1,7 @@
 package fwupd_test
 
 import (
+	"context"
 	"crypto/x509"
 	"os"
 	"path/filepath"
@@ -8,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/dbtest"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
+	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/fwupd"
 	"github.com/afterlife-oss/afterlife/registry/fwupd/jcat"
 )
@@ -81,3 +85,28 @@ func TestTheCAKeyLivesOfflineAndRenewsTheSigningCertificateFromThere(t *testing.
 		}
 	})
 }
+
+func TestEveryReplicaServesUnderTheCATheDatabaseRecorded(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d) // records its CA
+		other, err := fwupd.LoadSigner(t.TempDir(), "other", time.Now(), true, testenv.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run("a replica with the same CA starts", func(t *testing.T) {
+			if _, err := fwupd.New(context.Background(), fwupd.Options{DB: d, Blobs: e.blobs, Products: noProducts{}, Releases: e.releases, Signer: e.signer}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("a replica with a CA of its own is refused, naming the fix", func(t *testing.T) {
+			_, err := fwupd.New(context.Background(), fwupd.Options{DB: d, Blobs: e.blobs, Products: noProducts{}, Releases: e.releases, Signer: other})
+			if !errs.Is(err, errs.Conflict) || !strings.Contains(err.Error(), "KEYS/fwupd") {
+				t.Fatalf("err = %v, want a Conflict naming KEYS/fwupd", err)
+			}
+		})
+	})
+}
+
+type noProducts struct{}
+
+func (noProducts) WithFwupdGUIDs(context.Context) ([]catalog.Product, error) { return nil, nil }

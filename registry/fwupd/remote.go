@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"fmt"
@@ -111,11 +112,34 @@ func New(ctx context.Context, o Options) (*Remote, error) {
 		o.ReplicaID = ids.New("replica")
 	}
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+	if err := recordCA(ctx, o.DB, o.Signer, o.Now()); err != nil {
+		return nil, err
+	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
 	if err != nil {
 		return nil, fmt.Errorf("fwupd: zstd: %w", err)
 	}
 	return &Remote{o: o, enc: enc}, nil
+}
+
+// recordCA records the CA certificate's fingerprint the first time, and
+// refuses a signer under another CA after that.
+func recordCA(ctx context.Context, d *db.DB, s *Signer, now time.Time) error {
+	sum := sha256.Sum256(s.CA.Raw)
+	fp := hex.EncodeToString(sum[:])
+	if _, err := d.ExecContext(ctx, d.Q(`INSERT INTO fwupd_ca (id, fingerprint, subject, recorded_at) VALUES ('ca', ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		fp, s.CA.Subject.String(), db.Millis(now)); err != nil {
+		return fmt.Errorf("fwupd: record the CA: %w", err)
+	}
+	var recorded, subject string
+	if err := d.QueryRowContext(ctx, d.Q(`SELECT fingerprint, subject FROM fwupd_ca WHERE id = 'ca'`)).Scan(&recorded, &subject); err != nil {
+		return fmt.Errorf("fwupd: read the CA: %w", db.Classify(err))
+	}
+	if recorded != fp {
+		return errs.E(errs.Conflict, "fwupd: this replica's CA certificate (sha256 %.16s…, %s) is not the one the database recorded (sha256 %.16s…, %s): devices trust that one; give this replica the same KEYS/fwupd as the others (docs/fwupd.md)",
+			fp, s.CA.Subject, recorded, subject)
+	}
+	return nil
 }
 
 // Branch is the fwupd branch of every exported release.
