@@ -136,15 +136,15 @@ func IssueSigning(caDir, outDir string, now time.Time, validity time.Duration) (
 	return x509.ParseCertificate(der)
 }
 
-// LoadSigner reads the signing key and certificates from dir. With
-// initialise (the embedded default) it makes the CA on first start and
-// issues or renews the signing certificate while it holds the CA key,
-// warning loudly that the CA key belongs offline. Without a usable
-// signing certificate it fails with Unavailable, naming the command the
-// CA's custodian runs.
-func LoadSigner(dir, name string, now time.Time, initialise bool, log *slog.Logger) (*Signer, error) {
+// LoadSigner reads the signing key and certificates from dir. With makeCA
+// (the first replica to serve the remote) it makes the CA when dir has
+// none, warning loudly that the CA key belongs offline. While dir holds the
+// CA key it issues or renews the signing certificate itself. Without a
+// usable signing certificate it fails with Unavailable, naming the command
+// the CA's keeper runs.
+func LoadSigner(dir, name string, now time.Time, makeCA bool, log *slog.Logger) (*Signer, error) {
 	made := false
-	if initialise {
+	if makeCA {
 		var err error
 		made, err = InitCA(dir, name, now)
 		if err != nil {
@@ -158,7 +158,7 @@ func LoadSigner(dir, name string, now time.Time, initialise bool, log *slog.Logg
 	_, caErr := os.Stat(filepath.Join(dir, CAKeyFile))
 	online := caErr == nil
 	cert, _, err := readCert(filepath.Join(dir, SigningCert))
-	if initialise && online && (errs.Is(err, errs.NotFound) || err == nil && now.Add(renewBefore).After(cert.NotAfter)) {
+	if online && (errs.Is(err, errs.NotFound) || err == nil && now.Add(renewBefore).After(cert.NotAfter)) {
 		if cert, err = IssueSigning(dir, dir, now, SigningValidity); err != nil {
 			return nil, err
 		}

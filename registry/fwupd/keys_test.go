@@ -37,6 +37,16 @@ func TestTheCAKeyLivesOfflineAndRenewsTheSigningCertificateFromThere(t *testing.
 			t.Fatalf("signer = online %v, CA %v", first.Online, first.CA.IsCA)
 		}
 	})
+	t.Run("a later replica, which may not make a CA, makes none and says what is missing", func(t *testing.T) {
+		empty := t.TempDir()
+		_, err := fwupd.LoadSigner(empty, "test", start, false, testenv.Logger(t))
+		if !errs.Is(err, errs.Unavailable) {
+			t.Fatalf("err = %v, want Unavailable", err)
+		}
+		if _, err := os.Stat(filepath.Join(empty, fwupd.CACertFile)); err == nil {
+			t.Fatal("it made a CA")
+		}
+	})
 	move(t, filepath.Join(dir, fwupd.CAKeyFile), filepath.Join(offline, fwupd.CAKeyFile))
 	b, _ := os.ReadFile(filepath.Join(dir, fwupd.CACertFile))
 	os.WriteFile(filepath.Join(offline, fwupd.CACertFile), b, 0o644)

@@ -18,8 +18,10 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
+	"database/sql"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -89,12 +91,8 @@ func New(ctx context.Context, o Options) (*Remote, error) {
 	if o.DB == nil || o.Blobs == nil || o.Products == nil || o.Releases == nil || o.Signer == nil {
 		return nil, errs.E(errs.Invalid, "fwupd: DB, Blobs, Products, Releases and Signer are required")
 	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("fwupd: migrations: %w", err)
-	}
-	if err := o.DB.Migrate(ctx, "fwupd", sub); err != nil {
-		return nil, fmt.Errorf("fwupd: %w", err)
+	if err := Migrate(ctx, o.DB); err != nil {
+		return nil, err
 	}
 	if o.Branch == "" {
 		o.Branch = "community"
@@ -120,6 +118,32 @@ func New(ctx context.Context, o Options) (*Remote, error) {
 		return nil, fmt.Errorf("fwupd: zstd: %w", err)
 	}
 	return &Remote{o: o, enc: enc}, nil
+}
+
+// Migrate applies the export's migrations.
+func Migrate(ctx context.Context, d *db.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("fwupd: migrations: %w", err)
+	}
+	if err := d.Migrate(ctx, "fwupd", sub); err != nil {
+		return fmt.Errorf("fwupd: %w", err)
+	}
+	return nil
+}
+
+// RecordedCA is the sha256 of the CA certificate the database recorded,
+// "" before any replica served the remote.
+func RecordedCA(ctx context.Context, d *db.DB) (string, error) {
+	var fp string
+	err := d.QueryRowContext(ctx, d.Q(`SELECT fingerprint FROM fwupd_ca WHERE id = 'ca'`)).Scan(&fp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("fwupd: read the CA: %w", db.Classify(err))
+	}
+	return fp, nil
 }
 
 // recordCA records the CA certificate's fingerprint the first time, and
