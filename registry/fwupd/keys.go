@@ -143,6 +143,9 @@ func IssueSigning(caDir, outDir string, now time.Time, validity time.Duration) (
 // usable signing certificate it fails with Unavailable, naming the command
 // the CA's keeper runs.
 func LoadSigner(dir, name string, now time.Time, makeCA bool, log *slog.Logger) (*Signer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	made := false
 	if makeCA {
 		var err error
