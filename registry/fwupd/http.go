@@ -119,9 +119,10 @@ func (r *Remote) Conf() string {
 #
 # To opt in:
 #   1. copy this file to /etc/fwupd/remotes.d/%[3]s.conf
-#   2. copy %[1]s%[4]s into fwupd's metadata certificate directory
-#      (/etc/pki/fwupd-metadata/ on Debian and Ubuntu,
-#      /usr/share/pki/fwupd-metadata/ elsewhere)
+#   2. copy %[1]s%[4]s into fwupd's metadata and
+#      firmware certificate directories, as LVFS's CA is installed
+#      (/etc/pki/fwupd-metadata/ and /etc/pki/fwupd/ on Debian and Ubuntu,
+#      /usr/share/pki/fwupd-metadata/ and /usr/share/pki/fwupd/ elsewhere)
 #   3. set Enabled=true below, then run: fwupdmgr refresh
 #   4. list the community releases of a device: fwupdmgr get-releases
 #      and switch to them: fwupdmgr switch-branch

@@ -86,6 +86,10 @@ const PayloadName = "firmware.bin"
 // MetainfoName is the metainfo's name inside every cabinet.
 const MetainfoName = "firmware.metainfo.xml"
 
+// JcatName is the signatures' name inside every cabinet: a sha256 and a
+// PKCS#7 signature of the payload and of the metainfo, as LVFS writes.
+const JcatName = "firmware.jcat"
+
 var (
 	notID   = regexp.MustCompile(`[^a-z0-9]+`)
 	triplet = regexp.MustCompile(`^\d+\.\d+\.\d+$`)

@@ -197,6 +197,9 @@ func exported(r registry.Release) bool {
 
 const exportLease = "fwupd.export"
 
+// maxSignedPayload bounds the firmware the export reads whole to sign it.
+const maxSignedPayload = 256 << 20
+
 // Export builds the cabinets of releases not yet exported and publishes a
 // new generation when the metadata changed and the newest generation is
 // at least MinInterval old. It reports the generation it published (nil
@@ -301,10 +304,15 @@ func (r *Remote) document(ctx context.Context) (components, int, error) {
 		}
 		slices.SortFunc(rels, func(a, b registry.Release) int { return registry.CompareVersions(b.Version, a.Version) })
 		var comp component
-		for i, rel := range rels {
+		for _, rel := range rels {
 			c, ok := cabs[rel.ID]
 			if !ok {
-				if c, err = r.cab(ctx, p, rel); err != nil {
+				c, err = r.cab(ctx, p, rel)
+				if errs.Is(err, errs.TooLarge) {
+					r.o.Logger.Warn("fwupd: release not exported", "release", rel.ID, "err", err)
+					continue
+				}
+				if err != nil {
 					return doc, 0, err
 				}
 			}
@@ -316,14 +324,16 @@ func (r *Remote) document(ctx context.Context) (components, int, error) {
 				{Type: "sha256", Filename: c.Name, Target: "container", Value: c.Digest.Hex()},
 			}, out.Checksums...)
 			out.Sizes = []size{{Type: "download", Value: c.Size}, {Type: "installed", Value: rel.Offered().Size}}
-			if i == 0 {
+			if comp.ID == "" {
 				comp = m
 				comp.Releases = nil
 			}
 			comp.Releases = append(comp.Releases, out)
 			n++
 		}
-		doc.Components = append(doc.Components, comp)
+		if comp.ID != "" {
+			doc.Components = append(doc.Components, comp)
+		}
 	}
 	return doc, n, nil
 }
@@ -369,14 +379,38 @@ func (r *Remote) cab(ctx context.Context, p catalog.Product, rel registry.Releas
 	if err != nil {
 		return c, fmt.Errorf("fwupd: metainfo of %s: %w", rel.ID, err)
 	}
-	files := []cab.File{
-		{Name: PayloadName, Size: payload.Size, Modified: rel.PublishedAt, Open: func() (io.ReadCloser, error) {
-			return r.o.Blobs.Get(ctx, blob.Digest(payload.Digest), 0, -1)
-		}},
-		{Name: MetainfoName, Size: int64(len(mx)), Modified: rel.PublishedAt, Open: func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(mx)), nil
-		}},
+	// LVFS signs each file of a cabinet in firmware.jcat; fwupd trusts the
+	// payload when a certificate in its firmware certificate directory
+	// (/etc/pki/fwupd) verifies it. The signature needs the whole payload.
+	if payload.Size > maxSignedPayload {
+		return c, errs.E(errs.TooLarge, "fwupd: release %s: firmware of %d bytes is larger than the %d the fwupd export signs", rel.ID, payload.Size, int64(maxSignedPayload))
 	}
+	fw, err := r.read(ctx, blob.Digest(payload.Digest))
+	if err != nil {
+		return c, err
+	}
+	at := r.o.Now()
+	jf := jcat.New()
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{PayloadName, fw}, {MetainfoName, mx}} {
+		sig, err := jcat.Sign(f.data, r.o.Signer.Cert, r.o.Signer.Key, at)
+		if err != nil {
+			return c, err
+		}
+		jf.Items = append(jf.Items, jcat.Item{ID: f.name, Blobs: []jcat.Blob{jcat.Checksum(f.data, at), sig}})
+	}
+	jb, err := jf.Marshal()
+	if err != nil {
+		return c, err
+	}
+	member := func(name string, b []byte) cab.File {
+		return cab.File{Name: name, Size: int64(len(b)), Modified: rel.PublishedAt, Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}}
+	}
+	files := []cab.File{member(PayloadName, fw), member(MetainfoName, mx), member(JcatName, jb)}
 	pr, pw := io.Pipe()
 	sum := sha1.New()
 	go func() {

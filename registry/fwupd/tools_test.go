@@ -57,7 +57,7 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 
 	t.Run("gcab lists the cabinet", func(t *testing.T) {
 		out, err := exec.Command("gcab", "--list", cabFile).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), fwupd.PayloadName) || !strings.Contains(string(out), fwupd.MetainfoName) {
+		if err != nil || !strings.Contains(string(out), fwupd.PayloadName) || !strings.Contains(string(out), fwupd.MetainfoName) || !strings.Contains(string(out), fwupd.JcatName) {
 			t.Fatalf("gcab --list: %v\n%s", err, out)
 		}
 	})
@@ -68,6 +68,22 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Fatalf("get-details does not say %s:\n%s", want, out)
 			}
+		}
+	})
+	t.Run("fwupd trusts the cabinet's payload once the CA is in its firmware certificate directory", func(t *testing.T) {
+		out := scratch.MustRun(t, "get-details", cabFile)
+		if strings.Contains(out, "Trusted payload") {
+			t.Fatalf("fwupd trusts the payload without the CA:\n%s", out)
+		}
+		ca := filepath.Join(scratch.FirmwareCertDir(), "afterlife-ca.pem")
+		fwupdtest.Write(t, ca, e.get(t, fwupd.CAPath), 0o644)
+		// fwupd checks metadata with this directory's certificates too;
+		// the refresh tests below need it without.
+		defer os.Remove(ca)
+		out = scratch.MustRun(t, "get-details", cabFile)
+		t.Logf("fwupdtool get-details with the CA:\n%s", out)
+		if !strings.Contains(out, "Trusted payload") {
+			t.Fatalf("fwupd does not trust the payload signed under the CA:\n%s", out)
 		}
 	})
 	t.Run("jcat-tool verifies the metadata's checksum and signature with the CA", func(t *testing.T) {

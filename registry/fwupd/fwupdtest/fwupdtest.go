@@ -31,7 +31,7 @@ func New(t testing.TB, dir, instanceID string) *Scratch {
 	t.Helper()
 	s := &Scratch{Etc: filepath.Join(dir, "etc"), State: filepath.Join(dir, "var")}
 	quirks := filepath.Join(s.State, "lib", "fwupd", "quirks.d")
-	for _, d := range []string{filepath.Join(s.Etc, "fwupd", "remotes.d"), s.MetadataCertDir(), quirks} {
+	for _, d := range []string{filepath.Join(s.Etc, "fwupd", "remotes.d"), s.MetadataCertDir(), s.FirmwareCertDir(), quirks} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -44,6 +44,10 @@ func New(t testing.TB, dir, instanceID string) *Scratch {
 // MetadataCertDir is fwupd's metadata certificate directory
 // (/etc/pki/fwupd-metadata on Debian).
 func (s *Scratch) MetadataCertDir() string { return filepath.Join(s.Etc, "pki", "fwupd-metadata") }
+
+// FirmwareCertDir is fwupd's firmware (payload) certificate directory
+// (/etc/pki/fwupd on Debian).
+func (s *Scratch) FirmwareCertDir() string { return filepath.Join(s.Etc, "pki", "fwupd") }
 
 // RemotesDir is where remotes' .conf files go.
 func (s *Scratch) RemotesDir() string { return filepath.Join(s.Etc, "fwupd", "remotes.d") }
