@@ -426,6 +426,8 @@ func newDemo(tb testing.TB) *demo {
 	d.catalog.products["acme-thermo-2"] = &web.ProductPage{
 		ID: "acme-thermo-2", Vendor: "Acme", Model: "Thermo 2", HardwareRevisions: []string{"rev-a", "rev-b"},
 		DeviceIDs: []string{"acme:thermo2", "usb:1d6b:0104"}, Status: "handed-over", EOL: t0.AddDate(0, -2, 0),
+		Fwupd: &web.FwupdRemote{GUIDs: []string{"4b12940f-0816-5de9-a3e0-67d3215823f5"}, Branch: "community", Remote: "afterlife",
+			ConfURL: "/fwupd/afterlife.conf", CAURL: "/fwupd/afterlife-ca.pem"},
 		Timeline: []web.TimelineEvent{
 			{At: t0.AddDate(0, -3, 0), Title: "End of life announced", Detail: "Acme stops cloud service."},
 			{At: t0.AddDate(0, -2, 0), Title: "Escrow released", Detail: "The dead-man policy fired."},

@@ -128,8 +128,19 @@ type ProductPage struct {
 	InstallNotes      string        // plain text (from the recipe's README or a field), shown preformatted
 	RiskNotes         []string      // plain text warnings
 	Reports           ReportStats
-	APIURL            string // JSON of this page's data in the API
-	FeedURL           string // Atom feed of this product's releases
+	APIURL            string       // JSON of this page's data in the API
+	FeedURL           string       // Atom feed of this product's releases
+	Fwupd             *FwupdRemote // set when fwupd devices can opt in to this product's releases
+}
+
+// FwupdRemote tells an owner whose device runs fwupd how to opt in to the
+// registry's fwupd remote.
+type FwupdRemote struct {
+	GUIDs   []string // the product's fwupd GUIDs
+	Branch  string   // the fwupd branch its releases are on
+	ConfURL string   // the remote's .conf file
+	CAURL   string   // the CA certificate of the metadata signature
+	Remote  string   // the remote's id (its .conf file's name)
 }
 
 // TimelineEvent is one step of a product's handover history.

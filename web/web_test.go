@@ -92,6 +92,9 @@ func TestPagesRender(t *testing.T) {
 			"Hold the reset button", "not supported", `type="application/atom+xml"`, `href="/v1/products/acme-thermo-2"`, "End of life announced"}},
 		{"the product page keeps a yanked release on its channel, marked with its reason, and shows a rollout's stage", "", "/products/acme-thermo-2", 200, []string{
 			`<span class="tag yanked">yanked</span>`, "<strong>Yanked:</strong> drains the battery within a day.", "stage 2 of 4: 10 % of devices"}},
+		{"the product page tells fwupd owners how to opt in", "", "/products/acme-thermo-2", 200, []string{
+			`href="/fwupd/afterlife.conf"`, `href="/fwupd/afterlife-ca.pem"`, "disabled until you enable it", "/etc/fwupd/remotes.d/",
+			"/etc/pki/fwupd-metadata/", "<code>community</code>", "4b12940f-0816-5de9-a3e0-67d3215823f5"}},
 		{"an unknown product is a 404 page", "", "/products/nope", 404, []string{"Not Found", "product nope not found"}},
 		{"a reproducible build shows its verdict and jobs", "", "/builds/bld_good", 200, []string{"Reproducible:", "3 of 3 independent builders agree", "the cold witness among them", "cold witness: empty caches", "op-gamma", "/files/attestation.json", "/builds/bld_good/jobs/job0/log"}},
 		{"an unreproducible build shows the differences", "", "/builds/bld_bad", 200, []string{"Not reproducible", "Files that differ", strings.Repeat("2", 64), "diffoscope"}},

@@ -107,6 +107,7 @@ type accessFixture struct {
 	sealedFile, releasedFile, secret string
 	build, job, release, spare       string
 	artifact, blobDigest             string
+	fwupdCab                         string // the stable release's fwupd cabinet
 	spareToken                       string
 	spareBuilders                    []string
 }
@@ -120,7 +121,7 @@ func TestEveryRouteAnswersOnlyWhomItDeclares(t *testing.T) {
 	for name, opts := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			began := time.Now()
-			opts.Args = append(opts.Args, "--allow-local-repos", "--local-builders", "2")
+			opts.Args = append(opts.Args, "--allow-local-repos", "--local-builders", "2", "--fwupd-every", "1s")
 			srv := testenv.Serve(t, opts)
 			f := seedAccess(t, srv)
 			t.Logf("server and fixture ready after %s", time.Since(began).Round(time.Millisecond))
@@ -293,7 +294,7 @@ func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
 		must(adm("POST", "/v1/trustees", map[string]string{"name": name, "public_key": receipt.FormatPublicKey(pub)}, nil), 201)
 	}
 	vendor := f.byKey["vendor-acme"].token
-	must(apiJSON(t, "POST", srv.URL+"/v1/products", vendor, map[string]any{"id": f.product, "vendor": accessOwner, "model": "Acme Cam", "device_ids": []string{"usb:acce:0001"}}, nil), 201)
+	must(apiJSON(t, "POST", srv.URL+"/v1/products", vendor, map[string]any{"id": f.product, "vendor": accessOwner, "model": "Acme Cam", "device_ids": []string{"usb:acce:0001"}, "fwupd_ids": []string{`ACME\CAM`}}, nil), 201)
 
 	f.releasedFile, f.sealedFile = "docs/readme.md", "keys/signing.key"
 	f.secret = "-----BEGIN SEALED SIGNING KEY----- " + hex.EncodeToString(randomBytes(16))
@@ -359,6 +360,15 @@ limits: {timeout: 1m, memory: 256MiB}
 	f.release, f.artifact, f.blobDigest = rel.ID, rel.Artifacts[0].Name, rel.Artifacts[0].Digest
 	must(apiJSON(t, "POST", srv.URL+"/v1/releases", maint, map[string]string{"build_id": f.build, "product": f.product, "version": "1.0.1", "channel": "testing"}, &rel), 201)
 	f.spare = rel.ID
+	// The fwupd remote exports the stable release within a second or so.
+	cabName := regexp.MustCompile(`<location>[^<]*/fwupd/cabs/([^<]+)</location>`)
+	testenv.Eventually(t, time.Minute, func() error {
+		if m := cabName.FindSubmatch(unzstdBody(t, srv.URL+"/fwupd/firmware.xml.zst")); m != nil {
+			f.fwupdCab = string(m[1])
+			return nil
+		}
+		return fmt.Errorf("the fwupd metadata lists no cabinet yet")
+	})
 
 	// Builders register after the build, so none of them takes its jobs.
 	register := func(token, name string) string {
@@ -529,6 +539,12 @@ func (f *accessFixture) param(pattern, name string, p *caller) (string, bool) {
 		return "0", true
 	case name == "id" && strings.HasPrefix(pattern, "/v1/log/"):
 		return f.product, true
+	case name == "name" && strings.HasPrefix(pattern, "/fwupd/cabs/"):
+		return f.fwupdCab, true
+	case name == "n" && strings.HasPrefix(pattern, "/fwupd/generations/"):
+		return "1", true
+	case name == "file" && strings.HasPrefix(pattern, "/fwupd/generations/"):
+		return "firmware.xml.zst.jcat", true
 	case name != "id":
 		return "", false
 	}

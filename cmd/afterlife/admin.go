@@ -13,6 +13,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	registrycli "github.com/afterlife-oss/afterlife/registry/cli"
+	"github.com/afterlife-oss/afterlife/registry/fwupd/fwupdcli"
 	"github.com/afterlife-oss/afterlife/registry/tuf/rootcli"
 )
 
@@ -31,7 +32,7 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 	}
 	cf.Add(cmd)
 	cmd.AddCommand(authcli.TokenCommand(&cf), authcli.OrgCommand(&cf), authcli.WhoamiCommand(&cf),
-		registrycli.DeviceIDsCommand(&cf), registrycli.KeysCommand(&cf), rootcli.New(cf.Call, time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
+		registrycli.DeviceIDsCommand(&cf), registrycli.KeysCommand(&cf), rootcli.New(cf.Call, time.Now), fwupdcli.Command(time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
 	return cmd
 }
 

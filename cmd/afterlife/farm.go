@@ -76,11 +76,16 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	p.reg.Register(v1, root)
 	p.catalog.OnDeviceIDsChanged(p.reg.Refresh)
 	s.background = append(s.background, func(ctx context.Context) { logStop(s, "registry", p.reg.Run(ctx)) })
+	fwupdBranch, err := s.wireFwupd(ctx, root, p)
+	if err != nil {
+		return err
+	}
 
 	secret := s.keys.session
 	deps := live.Parts{
 		Auth: s.auth, Catalog: p.catalog, Registry: p.reg, Farm: p.coord, Submitter: p.submitter, Escrow: p.escrow,
-		Log: productLogEntries{p},
+		Log:         productLogEntries{p},
+		FwupdBranch: fwupdBranch,
 	}.Deps()
 	deps.Log = s.log.With("part", "web")
 	site, err := web.New(deps, web.Options{

@@ -52,6 +52,7 @@ type Serve struct {
 	// "OPERATOR VKEY URL" separated by ";".
 	TranslogWitnesses string
 	TimestampExpiry   time.Duration // lifetime of TUF timestamp metadata
+	FwupdEvery        time.Duration // how often the fwupd remote is rebuilt, and the least time between its generations (0: no fwupd remote)
 
 	MaxFileSize    int64         // largest single file in a deposit
 	MaxDepositSize int64         // largest deposit
@@ -180,6 +181,7 @@ var serveFields = []field[Serve]{
 	{"translog-witnesses", "", "outside witnesses (C2SP tlog-witness) the log pushes checkpoints to: \"OPERATOR VKEY URL\" entries separated by ';'", str(func(c *Serve) *string { return &c.TranslogWitnesses })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
+	{"fwupd-every", "1m", "how often the fwupd remote's metadata is rebuilt from the releases; two generations are at least this far apart (0: serve no fwupd remote)", duration(func(c *Serve) *time.Duration { return &c.FwupdEvery })},
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
 	{"max-deposit-size", "32GiB", "largest deposit", size(func(c *Serve) *int64 { return &c.MaxDepositSize })},
 	{"retention", "0", "S3 object-lock retention for sealed blobs, e.g. 8760h (0: none)", duration(func(c *Serve) *time.Duration { return &c.Retention })},

@@ -53,15 +53,18 @@ func (s Status) rank() int { return slices.Index(order, s) }
 
 // Product is one device model.
 type Product struct {
-	ID        string    `json:"id"`
-	Vendor    string    `json:"vendor"` // vendor org
-	Model     string    `json:"model"`
-	Revisions []string  `json:"revisions"`
-	DeviceIDs []string  `json:"device_ids"`
-	EOL       time.Time `json:"eol,omitzero"`
-	Status    Status    `json:"status"`
-	RiskNotes string    `json:"risk_notes,omitempty"`
-	Created   time.Time `json:"created"`
+	ID        string   `json:"id"`
+	Vendor    string   `json:"vendor"` // vendor org
+	Model     string   `json:"model"`
+	Revisions []string `json:"revisions"`
+	DeviceIDs []string `json:"device_ids"`
+	// FwupdGUIDs are the GUIDs fwupd knows the product's devices by; the
+	// fwupd remote offers its community releases to them.
+	FwupdGUIDs []string  `json:"fwupd_guids"`
+	EOL        time.Time `json:"eol,omitzero"`
+	Status     Status    `json:"status"`
+	RiskNotes  string    `json:"risk_notes,omitempty"`
+	Created    time.Time `json:"created"`
 }
 
 // Event is one status change.
@@ -241,6 +244,9 @@ type Registration struct {
 	Model     string   `json:"model"`
 	Revisions []string `json:"revisions"`
 	DeviceIDs []string `json:"device_ids"`
+	// FwupdIDs are GUIDs, or instance ids fwupd derives GUIDs from
+	// (USB\VID_1D6B&PID_0104); the product stores the GUIDs.
+	FwupdIDs  []string `json:"fwupd_ids,omitempty"`
 	EOL       string   `json:"eol,omitempty"` // YYYY-MM-DD
 	RiskNotes string   `json:"risk_notes,omitempty"`
 }
@@ -281,6 +287,11 @@ func (r Registration) validate() (Product, error) {
 			p.DeviceIDs = append(p.DeviceIDs, id)
 		}
 	}
+	guids, err := fwupdGUIDs(r.FwupdIDs)
+	if err != nil {
+		return p, err
+	}
+	p.FwupdGUIDs = guids
 	if r.EOL != "" {
 		t, err := time.Parse(time.DateOnly, r.EOL)
 		if err != nil {
@@ -304,16 +315,30 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 	p.Created = c.now().UTC().Truncate(time.Millisecond)
 	revs, _ := json.Marshal(p.Revisions)
 	devs, _ := json.Marshal(p.DeviceIDs)
+	guids, _ := json.Marshal(p.FwupdGUIDs)
 	err = c.db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, d := range p.DeviceIDs {
 			if err := claimable(ctx, c.db, tx, d, p.ID); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at, created_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			p.ID, p.Vendor, p.Model, string(revs), string(devs), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), who.Actor()); err != nil {
+		for _, g := range p.FwupdGUIDs {
+			if err := guidClaimable(ctx, c.db, tx, g); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			p.ID, p.Vendor, p.Model, string(revs), string(devs), string(guids), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), who.Actor()); err != nil {
 			return err
+		}
+		for _, g := range p.FwupdGUIDs {
+			if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_fwupd_guids (guid, product) VALUES (?, ?)`), g, p.ID); err != nil {
+				if db.IsUniqueViolation(err) {
+					return errs.E(errs.Conflict, "fwupd GUID %s was claimed by another product at the same moment; look it up and try again", g)
+				}
+				return err
+			}
 		}
 		for _, d := range p.DeviceIDs {
 			if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_device_ids (device_id, product) VALUES (?, ?)`), d, p.ID); err != nil {
@@ -374,13 +399,13 @@ func (c *Catalog) Count(ctx context.Context, statuses ...Status) (int, error) {
 	return n, nil
 }
 
-const cols = `id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at`
+const cols = `id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at`
 
 func scan(row interface{ Scan(...any) error }) (Product, error) {
 	var p Product
-	var revs, devs, status string
+	var revs, devs, guids, status string
 	var eol, created int64
-	if err := row.Scan(&p.ID, &p.Vendor, &p.Model, &revs, &devs, &eol, &status, &p.RiskNotes, &created); err != nil {
+	if err := row.Scan(&p.ID, &p.Vendor, &p.Model, &revs, &devs, &guids, &eol, &status, &p.RiskNotes, &created); err != nil {
 		return p, err
 	}
 	p.Status, p.EOL, p.Created = Status(status), db.FromMillis(eol), db.FromMillis(created)
@@ -389,6 +414,9 @@ func scan(row interface{ Scan(...any) error }) (Product, error) {
 	}
 	if err := json.Unmarshal([]byte(devs), &p.DeviceIDs); err != nil {
 		return p, fmt.Errorf("catalog: product %s device ids: %w", p.ID, err)
+	}
+	if err := json.Unmarshal([]byte(guids), &p.FwupdGUIDs); err != nil {
+		return p, fmt.Errorf("catalog: product %s fwupd GUIDs: %w", p.ID, err)
 	}
 	return p, nil
 }
@@ -451,6 +479,21 @@ func claimable(ctx context.Context, d *db.DB, tx *sql.Tx, id, product string) er
 	}
 	return errs.E(errs.Conflict, "device id %s belongs to product %s; a device id names one product (an admin moves it: afterlife admin device-ids reassign %s --to PRODUCT)",
 		id, holder, id)
+}
+
+// guidClaimable fails with a Conflict naming the holder when a product
+// already declares fwupd GUID g: the remote would offer two products'
+// firmware to one device.
+func guidClaimable(ctx context.Context, d *db.DB, tx *sql.Tx, g string) error {
+	var holder string
+	err := tx.QueryRowContext(ctx, d.Q(`SELECT product FROM product_fwupd_guids WHERE guid = ?`), g).Scan(&holder)
+	switch {
+	case err == sql.ErrNoRows:
+		return nil
+	case err != nil:
+		return err
+	}
+	return errs.E(errs.Conflict, "fwupd GUID %s belongs to product %s; a GUID names one product", g, holder)
 }
 
 // Reassign moves device id deviceID to product to, taking it from the

@@ -329,3 +329,60 @@ func FuzzParseDeviceID(f *testing.F) {
 		}
 	})
 }
+
+func TestAProductDeclaresTheGUIDsFwupdKnowsItsDevicesBy(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		c := newCatalog(t, d)
+		reg := cam
+		// fwupd derives 4b12940f-… from this instance id (checked against
+		// fwupdtool in registry/fwupd's tests).
+		reg.FwupdIDs = []string{`AFTERLIFE\DEMO-CAM`, "B585990A-003E-5270-89D5-3705A17F9A43", "4b12940f-0816-5de9-a3e0-67d3215823f5"}
+		p, err := c.Register(ctx, acme, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"4b12940f-0816-5de9-a3e0-67d3215823f5", "b585990a-003e-5270-89d5-3705a17f9a43"}
+		t.Run("instance ids become GUIDs, GUIDs are lowercased, each is kept once", func(t *testing.T) {
+			got, err := c.Get(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got.FwupdGUIDs, " ") != strings.Join(want, " ") {
+				t.Fatalf("fwupd GUIDs = %v, want %v", got.FwupdGUIDs, want)
+			}
+		})
+		t.Run("a GUID another product declares is refused naming it", func(t *testing.T) {
+			other := Registration{ID: "globex-cam", Vendor: "globex", Model: "G", FwupdIDs: []string{`AFTERLIFE\DEMO-CAM`}}
+			_, err := c.Register(ctx, globex, other)
+			wantKind(t, err, errs.Conflict)
+			if !strings.Contains(err.Error(), "demo-cam") {
+				t.Fatalf("err = %v, want it to name the holder", err)
+			}
+		})
+		t.Run("an id with spaces or control bytes is refused", func(t *testing.T) {
+			for _, bad := range []string{"USB VID", "a\x01b", strings.Repeat("x", 201)} {
+				_, err := c.Register(ctx, globex, Registration{ID: "globex-x", Vendor: "globex", Model: "X", FwupdIDs: []string{bad}})
+				wantKind(t, err, errs.Invalid)
+			}
+		})
+		t.Run("only products with fwupd GUIDs are listed for the remote", func(t *testing.T) {
+			ps, err := c.WithFwupdGUIDs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ps) != 1 || ps[0].ID != p.ID {
+				t.Fatalf("products with fwupd GUIDs = %+v, want only %s", ps, p.ID)
+			}
+		})
+		t.Run("a product without fwupd ids lists none", func(t *testing.T) {
+			q, err := c.Register(ctx, globex, Registration{ID: "globex-plain", Vendor: "globex", Model: "P"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.FwupdGUIDs == nil || len(q.FwupdGUIDs) != 0 {
+				t.Fatalf("fwupd GUIDs = %#v, want an empty list", q.FwupdGUIDs)
+			}
+		})
+	})
+}

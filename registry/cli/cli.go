@@ -169,7 +169,7 @@ networks pass the product's policy. Resume it when the review finds nothing wron
 // the catalog.
 func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	var reg registration
-	var revisions, deviceIDs string
+	var revisions, deviceIDs, fwupdIDs string
 	cmd := &cobra.Command{
 		Use:   "product",
 		Short: "Register a product",
@@ -179,6 +179,7 @@ func ProductCommand(cf *apicli.Flags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg.Revisions = splitList(revisions, ",")
 			reg.DeviceIDs = splitList(deviceIDs, "")
+			reg.FwupdIDs = splitList(fwupdIDs, "")
 			var out product
 			if err := cf.Call(cmd.Context(), http.MethodPost, "/v1/products", reg, &out); err != nil {
 				return err
@@ -193,6 +194,8 @@ func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	cmd.Flags().StringVar(&revisions, "revisions", "", "hardware revisions, comma separated")
 	// Device ids may contain commas (dt:acme,cam200), so they are separated by spaces or semicolons too.
 	cmd.Flags().StringVar(&deviceIDs, "device-ids", "", "ids devices report, separated by ';' (e.g. usb:1d6b:0104;dt:acme,cam200)")
+	// Instance ids may contain commas and '&' (USB\VID_1D6B&PID_0104), so they are separated like device ids.
+	cmd.Flags().StringVar(&fwupdIDs, "fwupd-ids", "", "GUIDs fwupd knows the devices by, or instance ids it derives them from, separated by ';' (the fwupd remote offers community releases to them)")
 	cmd.Flags().StringVar(&reg.EOL, "eol", "", "end-of-life date, YYYY-MM-DD")
 	cmd.Flags().StringVar(&reg.RiskNotes, "risk-notes", "", "what owners should know before installing community firmware")
 	for _, f := range []string{"id", "vendor", "model"} {

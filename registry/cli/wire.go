@@ -62,6 +62,7 @@ type registration struct {
 	Model     string   `json:"model"`
 	Revisions []string `json:"revisions"`
 	DeviceIDs []string `json:"device_ids"`
+	FwupdIDs  []string `json:"fwupd_ids,omitempty"`
 	EOL       string   `json:"eol,omitempty"` // YYYY-MM-DD
 	RiskNotes string   `json:"risk_notes,omitempty"`
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/fwupd"
 	"github.com/afterlife-oss/afterlife/web"
 )
 
@@ -79,6 +80,9 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	page := &web.ProductPage{
 		ID: pr.ID, Vendor: pr.Vendor, Model: pr.Model, HardwareRevisions: pr.Revisions, DeviceIDs: pr.DeviceIDs,
 		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/releases.atom",
+	}
+	if len(pr.FwupdGUIDs) > 0 && a.p.FwupdBranch != "" {
+		page.Fwupd = &web.FwupdRemote{GUIDs: pr.FwupdGUIDs, Branch: a.p.FwupdBranch, Remote: fwupd.RemoteID, ConfURL: fwupd.ConfPath, CAURL: fwupd.CAPath}
 	}
 	if !pr.EOL.IsZero() {
 		page.Timeline = append(page.Timeline, web.TimelineEvent{At: pr.EOL, Title: "End of life", Detail: "The vendor's support ends."})

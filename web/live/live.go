@@ -32,6 +32,9 @@ type Parts struct {
 	// Log links timeline items to their transparency log entries (nil:
 	// no links).
 	Log LogEntries
+	// FwupdBranch is the branch of the fwupd remote; empty when the
+	// server serves none.
+	FwupdBranch string
 }
 
 // LogEntries finds the transparency log entries of a product's history:
