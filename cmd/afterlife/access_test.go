@@ -436,7 +436,7 @@ func deposit(t *testing.T, url, token, product, policy string, files map[string]
 		ID    string `json:"id"`
 		State string `json:"state"`
 	}
-	if code := apiJSON(t, "POST", url+"/v1/deposits", token, map[string]any{"product": product, "policy": policy, "manifest": manifest}, &d); code != 201 {
+	if code := apiJSON(t, "POST", url+"/v1/deposits", token, map[string]any{"product": product, "policy": policy, "manifest": manifest, "rights": []map[string]string{{"pattern": "**", "rights": "public"}}}, &d); code != 201 {
 		t.Fatalf("create deposit: %d", code)
 	}
 	for path, content := range files {
