@@ -366,6 +366,10 @@ type NewDeposit struct {
 	ProductID string
 	Policy    PolicySpec
 	Manifest  []ManifestEntry
+	// Rights are rights rules as PATTERN=CLASS (public, build-only,
+	// private), in order; the last match wins, an unnamed file is private.
+	Rights []string
+	Grant  string // the vendor's licence or written permission
 }
 
 // PolicySpec is the policy a vendor chooses for a deposit.
