@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/escrow/client"
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
+	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -53,4 +56,13 @@ lists the rules and how many files fall in each class.`
 		}
 		return run(cmd, args)
 	}
+}
+
+// buildOnlyFiles tells the farm which blobs are build-only escrow files,
+// which builders get only through the jobs that declare them.
+type buildOnlyFiles struct{ e *escrow.Service }
+
+func (a buildOnlyFiles) BuildOnly(ctx context.Context, d blob.Digest) (bool, error) {
+	_, rights, ok, err := a.e.BuildInput(ctx, d)
+	return ok && rights == manifest.BuildOnly, err
 }
