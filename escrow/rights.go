@@ -129,3 +129,37 @@ func rank(r manifest.Rights) int {
 	}
 	return 2
 }
+
+// Grant is a vendor's grant for content it deposited as build-only, as a
+// build page quotes it.
+type Grant struct {
+	Deposit string
+	Product string
+	Org     string
+	Text    string
+}
+
+// BuildOnlyGrants lists the grants of the released deposits that hold
+// content with this digest as build-only (oldest first): what a build that
+// used it may quote. It says nothing of sealed deposits.
+func (s *Service) BuildOnlyGrants(ctx context.Context, d blob.Digest) ([]Grant, error) {
+	if _, err := blob.ParseDigest(string(d)); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT DISTINCT d.id, d.product, d.org, d.grant_text, d.released_at FROM escrow_files f JOIN escrow_deposits d ON d.id = f.deposit
+		WHERE f.sha256 = ? AND f.rights = ? AND d.state = ? ORDER BY d.released_at, d.id`), d.Hex(), string(manifest.BuildOnly), Released)
+	if err != nil {
+		return nil, fmt.Errorf("escrow: grants of %s: %w", d, db.Classify(err))
+	}
+	defer rows.Close()
+	var out []Grant
+	for rows.Next() {
+		var g Grant
+		var at int64
+		if err := rows.Scan(&g.Deposit, &g.Product, &g.Org, &g.Text, &at); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, db.Classify(rows.Err())
+}

@@ -147,7 +147,7 @@ func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (reg
 	}
 	out := registry.Escrow{Deposits: sum.Released, Released: sum.Released}
 	for _, d := range sum.Deposits {
-		out.Public = append(out.Public, registry.PublicDeposit{ID: d.ID, Policy: d.Policy, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt, Fired: d.Fired})
+		out.Public = append(out.Public, registry.PublicDeposit{ID: d.ID, Policy: d.Policy, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt, Fired: d.Fired, Grant: d.Grant})
 	}
 	return out, nil
 }

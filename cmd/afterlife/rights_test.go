@@ -232,6 +232,20 @@ limits: {timeout: 1m, memory: 256MiB}
 					t.Fatalf("%d %q", code, body)
 				}
 			})
+			t.Run("the build page says it used vendor-permitted build-only inputs and quotes the grant", func(t *testing.T) {
+				code, page := read("", "/builds/"+sub.BuildID)
+				if code != 200 || !strings.Contains(page, "Vendor-permitted build-only inputs") || !strings.Contains(page, "drivers/ to be used as build inputs for Acme Cam firmware only") {
+					t.Fatalf("%d: the build page does not state the build-only inputs and their grant:\n%s", code, page)
+				}
+				if strings.Contains(page, files["drivers/eth.c"]) {
+					t.Fatal("the build page shows the build-only file's content")
+				}
+			})
+			t.Run("the product page quotes the grant", func(t *testing.T) {
+				if code, page := read("", "/products/acme-cam"); code != 200 || !strings.Contains(page, "drivers/ to be used as build inputs for Acme Cam firmware only") {
+					t.Fatalf("%d: the product page does not quote the grant", code)
+				}
+			})
 			t.Run("the holder gets no private file through its job", func(t *testing.T) {
 				if code, body := read(holder, "/v1/jobs/"+job.ID+"/inputs/sha256:"+sum("keys/signing.key")); code != 404 || strings.Contains(body, files["keys/signing.key"]) {
 					t.Fatalf("%d %q", code, body)
