@@ -150,7 +150,7 @@ func TestABuildOnlyFileIsRefusedToThePublicAndServedToABuilderOnlyWithinItsJob(t
 			})
 			t.Run("the deposit shows its rules and grant, and each file's class", func(t *testing.T) {
 				var d struct {
-					Rights []struct{ Pattern, Rights string } `json:"rights"`
+					Rights   []struct{ Pattern, Rights string } `json:"rights"`
 					Grant    string                             `json:"grant"`
 					Manifest []struct{ Path, Rights string }    `json:"manifest"`
 				}
