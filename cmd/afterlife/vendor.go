@@ -171,7 +171,7 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(product, deposit, checkin, verify, receiptKey, newVendorHandoverCmd(&cf))
+	cmd.AddCommand(product, deposit, checkin, verify, receiptKey, newVendorHandoverCmd(&cf), newVendorCompletenessCmd())
 	return cmd
 }
 
