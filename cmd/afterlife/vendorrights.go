@@ -29,7 +29,7 @@ matching rule wins; * within a path element, ** any number of elements):
   private     never leaves escrow except to you and the registry's admins
 A file no rule names is private, so a deposit without --rights publishes
 nothing. --grant FILE is your licence or written permission; it is shown with
-the deposit and quoted on releases built with build-only files. The receipt
+the deposit and quoted on the page of every build that used build-only files. The receipt
 lists the rules and how many files fall in each class.`
 	deposit.Example += `
   afterlife vendor deposit --product acme-cam200 --policy on=2027-06-30 \
