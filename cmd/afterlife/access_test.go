@@ -107,11 +107,11 @@ type accessFixture struct {
 	sealedFile, releasedFile, secret string
 	// withheld is the content of the released deposit's build-only and
 	// private files: no route may show it to anyone but the owner.
-	withheld string
-	build, job, release, spare       string
-	artifact, blobDigest             string
-	spareToken                       string
-	spareBuilders                    []string
+	withheld                   string
+	build, job, release, spare string
+	artifact, blobDigest       string
+	spareToken                 string
+	spareBuilders              []string
 }
 
 // TestEveryRouteAnswersOnlyWhomItDeclares is the route × role × org test,
