@@ -105,13 +105,14 @@ type accessFixture struct {
 	released string
 	// files and content of the deposits
 	sealedFile, releasedFile, secret string
+	build, job, release, spare       string
+	artifact, blobDigest             string
+	spareToken                       string
+	spareBuilders                    []string
+
 	// withheld is the content of the released deposit's build-only and
 	// private files: no route may show it to anyone but the owner.
-	withheld                   string
-	build, job, release, spare string
-	artifact, blobDigest       string
-	spareToken                 string
-	spareBuilders              []string
+	withheld string
 }
 
 // TestEveryRouteAnswersOnlyWhomItDeclares is the route × role × org test,
