@@ -103,7 +103,7 @@ func BenchmarkDownload(b *testing.B) {
 	root := b.TempDir()
 	file := filepath.Join(root, "sdk.bin")
 	writeRandomFile(b, file, downloadSize)
-	out := cli(b, srv, vendor, "vendor", "deposit", "--product", "bench-cam", "--policy", "immediate",
+	out := cli(b, srv, vendor, "vendor", "deposit", "--rights", "**=public", "--product", "bench-cam", "--policy", "immediate",
 		"--state", filepath.Join(b.TempDir(), "state.json"), "--receipt", filepath.Join(b.TempDir(), "receipt.json"), file)
 	m := depositID.FindStringSubmatch(out)
 	if m == nil {

@@ -89,6 +89,9 @@ type Input struct {
 	Digest blob.Digest `json:"digest"`
 	Mount  string      `json:"mount"` // e.g. "escrow/vendor/main.c" or "git/libfoo"
 	Kind   string      `json:"kind"`  // inputkind.Escrow or inputkind.GitArchive
+	// BuildOnly marks an escrow file its vendor allows as a build input
+	// only: the builder gets it with FetchInput, within this job.
+	BuildOnly bool `json:"build_only,omitempty"`
 }
 
 // Validate checks a spec before it is stored or run; errors have kind
@@ -297,6 +300,10 @@ type Coordinator interface {
 	// Fetch streams a blob (the source archive, an input). The caller
 	// verifies the digest.
 	Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error)
+	// FetchInput streams an input of a job this builder holds: the only way
+	// to a build-only escrow file, which Fetch refuses. The caller verifies
+	// the digest.
+	FetchInput(ctx context.Context, jobID string, d blob.Digest) (io.ReadCloser, error)
 	// Upload stores a blob produced by a job (an output, the log, the
 	// buildinfo, the attestation) of size bytes (-1: unknown); the
 	// coordinator verifies the lease, the size limit, the size and the

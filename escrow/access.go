@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/principal"
@@ -28,6 +29,15 @@ func isOwner(p principal.Principal, d Deposit) bool {
 // released, otherwise its owner.
 func canSee(p principal.Principal, d Deposit) bool {
 	return d.State == Released || isOwner(p, d)
+}
+
+// mayRead reports whether p may read the content of file f of deposit d:
+// its owner always (a vendor's private files never leave the escrow but to
+// it and admins), anyone else only a public file of a released deposit.
+// Build-only files reach builders through their jobs, never through the
+// deposit's routes (BuildInput).
+func mayRead(p principal.Principal, d Deposit, f manifest.Entry) bool {
+	return isOwner(p, d) || (d.State == Released && f.Rights == manifest.Public)
 }
 
 // isQuorumTrustee reports whether p is a trustee named by d's quorum while

@@ -40,6 +40,11 @@ type CreateRequest struct {
 	Product  string           `json:"product"`
 	Policy   string           `json:"policy"`
 	Manifest []manifest.Entry `json:"manifest"`
+	// Rights are the rights rules, in order (the last match wins); a file
+	// none matches is private. The classes entries carry are ignored.
+	Rights []manifest.RightsRule `json:"rights"`
+	// Grant is the vendor's grant text (licence or written permission).
+	Grant string `json:"grant"`
 }
 
 // FileState tells whether one manifest entry has arrived.
@@ -80,21 +85,28 @@ func (s *Service) Create(ctx context.Context, p principal.Principal, req CreateR
 	if err := s.checkHandoverEntry(entries); err != nil {
 		return Deposit{}, err
 	}
+	rules, err := checkRights(req.Rights, req.Grant)
+	if err != nil {
+		return Deposit{}, err
+	}
+	entries = applyRights(entries, rules)
 	files, size := manifest.Totals(entries)
 	now := s.now()
 	d := Deposit{
 		ID: ids.At("dep", now), Product: req.Product, Org: org, Policy: pol.String(), State: Uploading,
 		ManifestDigest: manifest.Digest(entries), Files: files, TotalSize: size,
 		CreatedBy: p.Actor(), CreatedAt: now.UTC().Truncate(time.Millisecond), Manifest: entries,
+		Rights: rules, Grant: req.Grant,
 	}
+	rj, _ := json.Marshal(rules) // plain strings: cannot fail
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO escrow_deposits
-			(id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			d.ID, d.Product, d.Org, d.Policy, d.State, d.ManifestDigest, d.Files, d.TotalSize, d.CreatedBy, db.Millis(now)); err != nil {
+			(id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, rights, grant_text)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, d.Product, d.Org, d.Policy, d.State, d.ManifestDigest, d.Files, d.TotalSize, d.CreatedBy, db.Millis(now), string(rj), d.Grant); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, s.db.Q(`INSERT INTO escrow_files (deposit, path, kind, size, sha256, link, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)`))
+		stmt, err := tx.PrepareContext(ctx, s.db.Q(`INSERT INTO escrow_files (deposit, path, kind, size, sha256, link, uploaded, rights) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {
 			return err
 		}
@@ -104,10 +116,12 @@ func (s *Service) Create(ctx context.Context, p principal.Principal, req CreateR
 			if e.IsLink() {
 				done = 1
 			}
-			if _, err := stmt.ExecContext(ctx, d.ID, e.Path, string(e.Kind), e.Size, e.SHA256, e.Link, done); err != nil {
+			if _, err := stmt.ExecContext(ctx, d.ID, e.Path, string(e.Kind), e.Size, e.SHA256, e.Link, done, string(e.Rights)); err != nil {
 				return err
 			}
 		}
+		// Rights stay out of events: other parts read them (the
+		// transparency log).
 		return s.appendEvent(ctx, tx, d.ID, now, p.Actor(), "created", "", fmt.Sprintf("%d files, %d bytes, policy %s", files, size, d.Policy))
 	})
 	if err != nil {
@@ -251,10 +265,14 @@ func (s *Service) Commit(ctx context.Context, p principal.Principal, id string) 
 		return s.Receipt(ctx, p, id)
 	}
 	now := s.now()
-	r, err := receipt.Sign(s.key, receipt.Receipt{
+	es, err := s.entries(ctx, id)
+	if err != nil {
+		return receipt.Signed{}, err
+	}
+	r, err := receipt.Sign(s.key, receiptRights(receipt.Receipt{
 		Deposit: d.ID, Product: d.Product, Org: d.Org, Policy: d.Policy, ManifestDigest: d.ManifestDigest,
 		Files: d.Files, TotalSize: d.TotalSize, CommittedAt: now.Truncate(time.Millisecond),
-	})
+	}, d, es))
 	if err != nil {
 		return receipt.Signed{}, err
 	}

@@ -211,8 +211,17 @@ var demoFiles = map[string]string{
 // deposit creates, uploads and commits a deposit.
 func (e *env) deposit(t testing.TB, p principal.Principal, product, pol string, files map[string]string) (Deposit, receipt.Signed) {
 	t.Helper()
+	return e.depositReq(t, p, CreateRequest{Product: product, Policy: pol, Manifest: entries(files), Rights: allPublic}, files)
+}
+
+// allPublic makes every file public, as all were before rights classes.
+var allPublic = []manifest.RightsRule{{Pattern: "**", Rights: manifest.Public}}
+
+// depositReq creates the deposit req asks for, uploads files and commits.
+func (e *env) depositReq(t testing.TB, p principal.Principal, req CreateRequest, files map[string]string) (Deposit, receipt.Signed) {
+	t.Helper()
 	ctx := context.Background()
-	d, err := e.svc.Create(ctx, p, CreateRequest{Product: product, Policy: pol, Manifest: entries(files)})
+	d, err := e.svc.Create(ctx, p, req)
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}

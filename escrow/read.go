@@ -46,8 +46,11 @@ func (s *Service) Open(ctx context.Context, p principal.Principal, id, path stri
 	if f.IsLink() {
 		return nil, errs.E(errs.Invalid, "%s is a symbolic link to %s", path, f.Link)
 	}
+	if !mayRead(p, d, f.Entry) {
+		return nil, errs.E(errs.NotFound, "file %q of deposit %s is %s: only its vendor and admins may read it", path, id, f.Rights)
+	}
 	var rc io.ReadCloser
-	if d.State == Released {
+	if d.State == Released && f.Rights != manifest.Private {
 		rc, err = s.openPlain(ctx, f.Entry)
 	} else {
 		rc, err = s.openSealed(ctx, f)
@@ -55,7 +58,7 @@ func (s *Service) Open(ctx context.Context, p principal.Principal, id, path stri
 	if err != nil {
 		return nil, fmt.Errorf("escrow: open %s/%s: %w", id, path, err)
 	}
-	return &File{Entry: f.Entry, Released: d.State == Released, ReadCloser: rc}, nil
+	return &File{Entry: f.Entry, Released: d.State == Released && f.Rights == manifest.Public, ReadCloser: rc}, nil
 }
 
 func (s *Service) openPlain(ctx context.Context, e manifest.Entry) (io.ReadCloser, error) {
@@ -70,20 +73,14 @@ func (s *Service) openPlain(ctx context.Context, e manifest.Entry) (io.ReadClose
 	return newChecked(rc, e.SHA256, e.Size, e.Path, func(got string) { s.markCorrupt(ctx, d, "content hashes to "+got) }), nil
 }
 
-// ReleasedFile reports whether content with this plaintext digest is part
-// of a released deposit, and its size. The build farm and downloads then
-// fetch it from the blob store by that digest (verifying as they read).
+// ReleasedFile reports whether content with this plaintext digest is a
+// public file of a released deposit (MayBePublic), and its size. Downloads
+// then fetch it from the blob store by that digest (verifying as they
+// read); build inputs are asked for with BuildInput.
 func (s *Service) ReleasedFile(ctx context.Context, d blob.Digest) (size int64, ok bool, err error) {
-	if _, err := blob.ParseDigest(string(d)); err != nil {
+	size, rights, ok, err := s.releasedClass(ctx, d)
+	if err != nil || !ok || rights != manifest.Public {
 		return 0, false, err
-	}
-	err = s.db.QueryRowContext(ctx, s.db.Q(`SELECT f.size FROM escrow_files f JOIN escrow_deposits d ON d.id = f.deposit
-		WHERE f.sha256 = ? AND f.link = '' AND d.state = ? LIMIT 1`), d.Hex(), Released).Scan(&size)
-	if err == sql.ErrNoRows {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("escrow: released file %s: %w", d, db.Classify(err))
 	}
 	if err := s.usable(ctx, d); err != nil {
 		return 0, false, err

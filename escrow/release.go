@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/internal/blob"
@@ -126,7 +127,9 @@ func (s *Service) Evaluate(ctx context.Context, id string, now time.Time, actor 
 }
 
 // release makes a sealed deposit public: it writes a verified plaintext
-// copy of every file under its plaintext digest, then flips the state in a
+// copy of every public and build-only file under its plaintext digest
+// (private files stay sealed: they are read, decrypted on the fly, by their
+// vendor and admins only), then flips the state in a
 // conditional UPDATE, so however many replicas try, exactly one succeeds,
 // logs the event and puts its notice in the outbox, all in one
 // transaction. Writing the copies first is safe to repeat: they are
@@ -139,7 +142,7 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 	}
 	var plain []blob.Info
 	for _, f := range fs {
-		if f.IsLink() {
+		if f.IsLink() || f.Rights == manifest.Private {
 			continue
 		}
 		info, err := s.decryptInto(ctx, f)

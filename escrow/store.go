@@ -3,6 +3,7 @@ package escrow
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -18,15 +19,23 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-const depositCols = `id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, sealed_at, released_at, released_by, fired`
+const depositCols = `id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, sealed_at, released_at, released_by, fired, rights, grant_text`
 
 func scanDeposit(row interface{ Scan(...any) error }) (Deposit, error) {
 	var d Deposit
 	var created, sealed, released int64
+	var rights string
 	err := row.Scan(&d.ID, &d.Product, &d.Org, &d.Policy, &d.State, &d.ManifestDigest, &d.Files, &d.TotalSize,
-		&d.CreatedBy, &created, &sealed, &released, &d.ReleasedBy, &d.Fired)
+		&d.CreatedBy, &created, &sealed, &released, &d.ReleasedBy, &d.Fired, &rights, &d.Grant)
+	if err != nil {
+		return d, err
+	}
 	d.CreatedAt, d.SealedAt, d.ReleasedAt = db.FromMillis(created), db.FromMillis(sealed), db.FromMillis(released)
-	return d, err
+	d.Rights = []manifest.RightsRule{}
+	if err := json.Unmarshal([]byte(rights), &d.Rights); err != nil {
+		return d, fmt.Errorf("escrow: rights of deposit %s: %w", d.ID, err)
+	}
+	return d, nil
 }
 
 func (s *Service) load(ctx context.Context, q querier, id string) (Deposit, error) {
@@ -62,7 +71,7 @@ type fileRow struct {
 }
 
 func (s *Service) files(ctx context.Context, id string) ([]fileRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT path, kind, size, sha256, link, cipher_digest, uploaded FROM escrow_files WHERE deposit = ? ORDER BY path`), id)
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT path, kind, size, sha256, link, cipher_digest, uploaded, rights FROM escrow_files WHERE deposit = ? ORDER BY path`), id)
 	if err != nil {
 		return nil, db.Classify(err)
 	}
@@ -70,12 +79,12 @@ func (s *Service) files(ctx context.Context, id string) ([]fileRow, error) {
 	var out []fileRow
 	for rows.Next() {
 		var f fileRow
-		var kind, cipher string
+		var kind, cipher, rights string
 		var up int
-		if err := rows.Scan(&f.Path, &kind, &f.Size, &f.SHA256, &f.Link, &cipher, &up); err != nil {
+		if err := rows.Scan(&f.Path, &kind, &f.Size, &f.SHA256, &f.Link, &cipher, &up, &rights); err != nil {
 			return nil, err
 		}
-		f.Kind, f.Cipher, f.Uploaded = manifest.Kind(kind), blob.Digest(cipher), up == 1
+		f.Kind, f.Cipher, f.Uploaded, f.Rights = manifest.Kind(kind), blob.Digest(cipher), up == 1, manifest.Rights(rights)
 		out = append(out, f)
 	}
 	return out, db.Classify(rows.Err())
@@ -95,14 +104,14 @@ func (s *Service) entries(ctx context.Context, id string) ([]manifest.Entry, err
 
 func (s *Service) file(ctx context.Context, id, path string) (fileRow, error) {
 	var f fileRow
-	var kind, cipher string
+	var kind, cipher, rights string
 	var up int
-	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT path, kind, size, sha256, link, cipher_digest, uploaded FROM escrow_files WHERE deposit = ? AND path = ?`), id, path).
-		Scan(&f.Path, &kind, &f.Size, &f.SHA256, &f.Link, &cipher, &up)
+	err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT path, kind, size, sha256, link, cipher_digest, uploaded, rights FROM escrow_files WHERE deposit = ? AND path = ?`), id, path).
+		Scan(&f.Path, &kind, &f.Size, &f.SHA256, &f.Link, &cipher, &up, &rights)
 	if err != nil {
 		return fileRow{}, db.NotFound(err, "deposit %s has no file %q", id, path)
 	}
-	f.Kind, f.Cipher, f.Uploaded = manifest.Kind(kind), blob.Digest(cipher), up == 1
+	f.Kind, f.Cipher, f.Uploaded, f.Rights = manifest.Kind(kind), blob.Digest(cipher), up == 1, manifest.Rights(rights)
 	return f, nil
 }
 

@@ -63,7 +63,15 @@ type Inputs struct {
 type EscrowInput struct {
 	Digest string `yaml:"digest" json:"digest" recipe:"required"`
 	As     string `yaml:"as" json:"as" recipe:"required"`
+	// Rights is "build-only" for a file its vendor allows as a build input
+	// only (never published): the recipe must say so, and the build then
+	// states it was built with vendor-permitted build-only inputs. Empty or
+	// "public" otherwise.
+	Rights string `yaml:"rights,omitempty" json:"rights,omitempty"`
 }
+
+// BuildOnly is the rights value that declares a build-only escrow input.
+const BuildOnly = "build-only"
 
 // GitInput is a public git source pinned by full commit id, mounted
 // read-only at /inputs/git/<Name>.

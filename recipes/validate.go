@@ -163,6 +163,9 @@ func (v *validator) escrow(in []EscrowInput) {
 		} else if _, err := blob.ParseDigest(e.Digest); err != nil {
 			v.add(f+".digest", "%q is not a digest: want sha256:<64 lowercase hex digits>", e.Digest)
 		}
+		if e.Rights != "" && e.Rights != "public" && e.Rights != BuildOnly {
+			v.add(f+".rights", "%q: want public or build-only", e.Rights)
+		}
 		if v.confined(f+".as", e.As) {
 			paths = append(paths, e.As)
 		} else {

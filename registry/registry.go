@@ -95,6 +95,9 @@ type PublicDeposit struct {
 	SealedAt   time.Time `json:"sealed_at,omitzero"`
 	ReleasedAt time.Time `json:"released_at,omitzero"`
 	Fired      string    `json:"fired,omitempty"` // the policy condition that released it
+	// Grant is the vendor's grant text: the licence or written permission
+	// for the deposit's public and build-only files.
+	Grant string `json:"grant,omitempty"`
 }
 
 // Farm lists the builds of a product's recipes for the overview.

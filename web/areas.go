@@ -156,6 +156,8 @@ type depositRequest struct {
 	Product  string          `json:"product"`
 	Policy   PolicySpec      `json:"policy"`
 	Manifest []ManifestEntry `json:"manifest"`
+	Rights   []string        `json:"rights"` // PATTERN=CLASS
+	Grant    string          `json:"grant"`
 }
 
 func jsonError(c *gin.Context, err error) {
@@ -178,7 +180,7 @@ func (s *Site) vendorCreateDeposit(c *gin.Context) {
 		jsonError(c, errs.E(errs.Invalid, "choose at least one file"))
 		return
 	}
-	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), caller(c), NewDeposit{ProductID: req.Product, Policy: req.Policy, Manifest: req.Manifest})
+	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), caller(c), NewDeposit{ProductID: req.Product, Policy: req.Policy, Manifest: req.Manifest, Rights: req.Rights, Grant: req.Grant})
 	if err != nil {
 		jsonError(c, err)
 		return

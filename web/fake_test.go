@@ -241,6 +241,8 @@ type fakeDeposit struct {
 	sum      web.DepositSummary
 	manifest map[string]web.ManifestEntry
 	got      map[string]bool
+	rights   []string
+	grant    string
 }
 
 type fakeEscrow struct {
@@ -267,7 +269,7 @@ func (e *fakeEscrow) CreateDeposit(_ context.Context, p principal.Principal, d w
 		return "", errs.E(errs.Invalid, "product is required")
 	}
 	id := fmt.Sprintf("dep_%03d", len(e.order)+1)
-	fd := &fakeDeposit{manifest: map[string]web.ManifestEntry{}, got: map[string]bool{}}
+	fd := &fakeDeposit{manifest: map[string]web.ManifestEntry{}, got: map[string]bool{}, rights: d.Rights, grant: d.Grant}
 	pol := web.Policy{Kind: d.Policy.Kind, CheckInEvery: d.Policy.CheckInEvery, GraceDays: d.Policy.GraceDays, ReleaseAt: d.Policy.ReleaseAt, Quorum: d.Policy.Quorum, Trustees: 3}
 	if pol.Kind == "dead-man" {
 		pol.LastCheckIn = t0

@@ -160,6 +160,7 @@ type EscrowState struct {
 	SealedAt   time.Time
 	ReleasedAt time.Time
 	URL        string // where the released content can be browsed; empty while sealed
+	Grant      string // the vendor's grant text (licence or written permission), released deposits only
 }
 
 // Policy describes a release policy and its current state.
@@ -322,6 +323,18 @@ type BuildPage struct {
 	Jobs        []Job
 	Verdict     *Verdict // nil until decided
 	APIURL      string
+	// BuildOnly are the vendor-permitted build-only inputs the build read
+	// (never published), each with the grant its vendor deposited.
+	BuildOnly []BuildOnlyInput
+}
+
+// BuildOnlyInput is an escrow file its vendor allows as a build input only.
+type BuildOnlyInput struct {
+	Path    string // where the build saw it, under /inputs/
+	SHA256  string
+	Deposit string
+	Vendor  string
+	Grant   string // the vendor's grant text, quoted
 }
 
 // Finished reports whether the build will change no more.
@@ -412,6 +425,10 @@ type NewDeposit struct {
 	ProductID string
 	Policy    PolicySpec
 	Manifest  []ManifestEntry
+	// Rights are rights rules as PATTERN=CLASS (public, build-only,
+	// private), in order; the last match wins, an unnamed file is private.
+	Rights []string
+	Grant  string // the vendor's licence or written permission
 }
 
 // PolicySpec is the policy a vendor chooses for a deposit.

@@ -350,7 +350,8 @@ func TestVendorCreatesProductAndDeposits(t *testing.T) {
 	sum := sha256.Sum256(file)
 	hdr := map[string]string{"Content-Type": "application/json", "X-CSRF-Token": tok}
 	body, _ := json.Marshal(map[string]any{"product": "acme-hub-9", "policy": web.PolicySpec{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7},
-		"manifest": []web.ManifestEntry{{Path: "docs/spec.txt", Size: int64(len(file)), SHA256: hex.EncodeToString(sum[:]), Kind: "spec"}}})
+		"manifest": []web.ManifestEntry{{Path: "docs/spec.txt", Size: int64(len(file)), SHA256: hex.EncodeToString(sum[:]), Kind: "spec"}},
+		"rights":   []string{"**=public", "drivers/**=build-only"}, "grant": "Acme permits redistribution."})
 	w := c.do("POST", "/vendor/deposits", bytes.NewReader(body), hdr)
 	if w.Code != 201 {
 		t.Fatalf("create deposit: %d %s", w.Code, w.Body)
@@ -359,6 +360,14 @@ func TestVendorCreatesProductAndDeposits(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
 		t.Fatal(err)
 	}
+	t.Run("the form's rights rules and grant reach the escrow", func(t *testing.T) {
+		d.escrow.mu.Lock()
+		fd := d.escrow.deposits[created.ID]
+		d.escrow.mu.Unlock()
+		if len(fd.rights) != 2 || fd.rights[1] != "drivers/**=build-only" || fd.grant != "Acme permits redistribution." {
+			t.Fatalf("rights %q, grant %q", fd.rights, fd.grant)
+		}
+	})
 	t.Run("a file that does not match its manifest entry is refused", func(t *testing.T) {
 		w := c.do("PUT", "/vendor/deposits/"+created.ID+"/files/docs/spec.txt", strings.NewReader("tampered!!!!!\n"), map[string]string{"X-CSRF-Token": tok})
 		if w.Code != 400 || !strings.Contains(w.Body.String(), `"code":"invalid"`) {

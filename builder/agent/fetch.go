@@ -22,7 +22,7 @@ import (
 // fetchInputs unpacks the recipe source into the build directory and puts
 // every input under the inputs directory, each fetched by digest and
 // verified.
-func (a *Agent) fetchInputs(ctx context.Context, sp builder.Spec, ws *sandbox.Workspace, live io.Writer) error {
+func (a *Agent) fetchInputs(ctx context.Context, jobID string, sp builder.Spec, ws *sandbox.Workspace, live io.Writer) error {
 	if err := a.unpack(ctx, sp.Source, ws.Build); err != nil {
 		return fmt.Errorf("agent: source %s: %w", sp.Source, err)
 	}
@@ -30,9 +30,14 @@ func (a *Agent) fetchInputs(ctx context.Context, sp builder.Spec, ws *sandbox.Wo
 	for _, in := range sp.Inputs {
 		dst := filepath.Join(ws.Inputs, filepath.FromSlash(in.Mount))
 		var err error
-		if in.Kind == inputkind.GitArchive {
+		switch {
+		case in.Kind == inputkind.GitArchive:
 			err = a.unpack(ctx, in.Digest, dst)
-		} else {
+		case in.BuildOnly:
+			// A build-only file comes through this job alone and is not
+			// kept in the agent's cache for other jobs.
+			err = a.placeJobInput(ctx, jobID, in.Digest, dst)
+		default:
 			err = a.place(ctx, in.Digest, dst)
 		}
 		if err != nil {
@@ -115,4 +120,35 @@ func (a *Agent) place(ctx context.Context, d blob.Digest, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// placeJobInput fetches input d through job jobID (a build-only escrow
+// file), verifying its digest, straight to dst: nothing stays in the cache.
+func (a *Agent) placeJobInput(ctx context.Context, jobID string, d blob.Digest, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	rc, err := a.o.Coordinator.FetchInput(ctx, jobID, d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(out, h), rc); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return errs.Wrap(errs.Unavailable, err, "agent: fetch %s", d)
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != string(d) {
+		os.Remove(dst)
+		return errs.E(errs.Invalid, "agent: input %s arrived with content %s; refusing it", d, got)
+	}
+	return nil
 }

@@ -53,7 +53,7 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	if err != nil {
 		return builder.Report{}, err
 	}
-	if err := a.fetchInputs(ctx, sp, ws, live); err != nil {
+	if err := a.fetchInputs(ctx, job.ID, sp, ws, live); err != nil {
 		return builder.Report{}, err
 	}
 	b, err := a.build(ctx, job, tc, ws, limits, maxLog, live, logFile.Name())

@@ -95,6 +95,9 @@ type Options struct {
 	// MaxUpload bounds one blob a builder uploads (default
 	// DefaultMaxUpload).
 	MaxUpload int64
+	// Restricted, when set, names the build-only escrow files, which
+	// builders get only through the jobs that declare them (inputs.go).
+	Restricted RestrictedInputs
 	// Holder names this replica for the sweeper's lease (default: a new id).
 	Holder string
 	Now    func() time.Time

@@ -75,7 +75,7 @@ func (l *Local) Extend(ctx context.Context, jobID string) (time.Time, error) {
 
 // Fetch implements builder.Coordinator.
 func (l *Local) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error) {
-	if _, err := blob.ParseDigest(string(d)); err != nil {
+	if err := l.s.Fetchable(ctx, d); err != nil {
 		return nil, err
 	}
 	return l.s.store.Get(ctx, d, 0, -1)

@@ -49,7 +49,7 @@ func SpecFor(r submit.BuildRequest, ceilings builder.Limits) builder.Spec {
 		sp.Outputs = append(sp.Outputs, builder.Output{Path: o.Path, Kind: o.Kind})
 	}
 	for _, in := range r.Inputs {
-		sp.Inputs = append(sp.Inputs, builder.Input{Digest: in.Digest, Mount: in.Mount, Kind: in.Kind})
+		sp.Inputs = append(sp.Inputs, builder.Input{Digest: in.Digest, Mount: in.Mount, Kind: in.Kind, BuildOnly: in.BuildOnly})
 	}
 	return sp
 }

@@ -144,7 +144,19 @@ func (c *Client) Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error
 	if _, err := blob.ParseDigest(string(d)); err != nil {
 		return nil, err
 	}
-	path := "/v1/blobs/" + string(d)
+	return c.fetch(ctx, "/v1/blobs/"+string(d))
+}
+
+// FetchInput implements builder.Coordinator: the job-scoped route, the only
+// one that serves a build-only input.
+func (c *Client) FetchInput(ctx context.Context, jobID string, d blob.Digest) (io.ReadCloser, error) {
+	if _, err := blob.ParseDigest(string(d)); err != nil {
+		return nil, err
+	}
+	return c.fetch(ctx, "/v1/jobs/"+url.PathEscape(jobID)+"/inputs/"+string(d))
+}
+
+func (c *Client) fetch(ctx context.Context, path string) (io.ReadCloser, error) {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "farm client: GET %s", path)

@@ -63,12 +63,12 @@ func (f farmSubmitter) Submit(ctx context.Context, r builder.SubmitRequest) (bui
 // escrow part owns the real answer.
 type released struct{ store blob.Store }
 
-func (r released) ReleasedFile(ctx context.Context, digest string) (int64, bool, error) {
+func (r released) ReleasedFile(ctx context.Context, digest string) (int64, bool, bool, error) {
 	info, err := r.store.Stat(ctx, blob.Digest(digest))
 	if errs.Is(err, errs.NotFound) {
-		return 0, false, nil
+		return 0, false, false, nil
 	}
-	return info.Size, err == nil, err
+	return info.Size, false, err == nil, err
 }
 
 type testFarm struct {

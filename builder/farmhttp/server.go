@@ -74,7 +74,8 @@ func (s *Server) Register(r *httpapi.Router) {
 	r.POST("/jobs/:id/log", httpapi.Op{Summary: "Append a chunk to a job's live log", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.appendLog))
 	r.POST("/jobs/:id/done", httpapi.Op{Summary: "Report a job's result", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.done))
 	r.POST("/jobs/:id/giveback", httpapi.Op{Summary: "Return a job to the queue unfinished", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.giveBack))
-	r.GET("/blobs/:digest", httpapi.Op{Summary: "Fetch a build input or source archive by digest", Roles: agent, Tag: "farm", Stream: true}, s.speaks(s.blob))
+	r.GET("/blobs/:digest", httpapi.Op{Summary: "Fetch a build input or source archive by digest (never a build-only escrow file)", Roles: agent, Tag: "farm", Stream: true}, s.speaks(s.blob))
+	r.GET("/jobs/:id/inputs/:digest", httpapi.Op{Summary: "Fetch an input the held job declares, build-only escrow files included", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm", Stream: true}, s.speaks(s.jobInput))
 	r.GET("/builds", httpapi.Op{Public: true, Summary: "List builds", Tag: "farm"}, s.builds)
 	r.GET("/builds/:id", httpapi.Op{Public: true, Summary: "A build with its jobs, results and verdict", Tag: "farm"}, s.build)
 	r.GET("/builds/:id/jobs/:job/log", httpapi.Op{Public: true, Summary: "A job's log (live, from an offset, or the final blob with ?raw=1)", Tag: "farm", Stream: true}, s.log)
@@ -224,7 +225,24 @@ func (s *Server) blob(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.coord.Fetchable(c.Request.Context(), d); err != nil {
+		return err
+	}
 	return blobhttp.Serve(c.Writer, c.Request, s.store, d, blobhttp.Options{})
+}
+
+// jobInput serves FetchInput: an input of a job the caller's builder holds.
+// It never redirects to the store, so a build-only file leaves only through
+// this answer to this lease holder.
+func (s *Server) jobInput(c *gin.Context) error {
+	d, err := blob.ParseDigest(c.Param("digest"))
+	if err != nil {
+		return err
+	}
+	if err := s.coord.Local(httpapi.Principal(c).TokenID).CheckInput(c.Request.Context(), c.Param("id"), d); err != nil {
+		return err
+	}
+	return blobhttp.Serve(c.Writer, c.Request, s.store, d, blobhttp.Options{NoRedirect: true, CacheControl: "private, no-store"})
 }
 
 func (s *Server) builds(c *gin.Context) error {

@@ -110,6 +110,10 @@ type accessFixture struct {
 	fwupdCab                         string // the stable release's fwupd cabinet
 	spareToken                       string
 	spareBuilders                    []string
+
+	// withheld is the content of the released deposit's build-only and
+	// private files: no route may show it to anyone but the owner.
+	withheld string
 }
 
 // TestEveryRouteAnswersOnlyWhomItDeclares is the route × role × org test,
@@ -298,7 +302,9 @@ func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
 
 	f.releasedFile, f.sealedFile = "docs/readme.md", "keys/signing.key"
 	f.secret = "-----BEGIN SEALED SIGNING KEY----- " + hex.EncodeToString(randomBytes(16))
-	f.released = deposit(t, srv.URL, vendor, f.product, "immediate", map[string]string{f.releasedFile: "# Acme Cam\nreleased notes\n"}, "released")
+	f.withheld = "WITHHELD BUILD-ONLY OR PRIVATE " + hex.EncodeToString(randomBytes(16))
+	f.released = deposit(t, srv.URL, vendor, f.product, "immediate", map[string]string{f.releasedFile: "# Acme Cam\nreleased notes\n",
+		"drivers/blob.bin": f.withheld + " driver", "keys/released.key": f.withheld + " key"}, "released")
 	f.sealed = deposit(t, srv.URL, vendor, f.product, "quorum=2/2:alice,bob", map[string]string{f.sealedFile: f.secret, "src/main.c": "int main(void) { return 0; }\n"}, "sealed")
 
 	var spare struct {
@@ -458,7 +464,8 @@ func deposit(t *testing.T, url, token, product, policy string, files map[string]
 		ID    string `json:"id"`
 		State string `json:"state"`
 	}
-	if code := apiJSON(t, "POST", url+"/v1/deposits", token, map[string]any{"product": product, "policy": policy, "manifest": manifest}, &d); code != 201 {
+	if code := apiJSON(t, "POST", url+"/v1/deposits", token, map[string]any{"product": product, "policy": policy, "manifest": manifest, "rights": []map[string]string{
+		{"pattern": "**", "rights": "public"}, {"pattern": "drivers/**", "rights": "build-only"}, {"pattern": "keys/**", "rights": "private"}}}, &d); code != 201 {
 		t.Fatalf("create deposit: %d", code)
 	}
 	for path, content := range files {
@@ -748,6 +755,9 @@ func (f *accessFixture) check(t *testing.T, c accessCase) {
 		if c.v.sealed && c.d.Op.Sealed != nil && code != 404 && code != 401 && code != 403 {
 			t.Errorf("%s: %d on a sealed deposit, want 404", what, code)
 		}
+	}
+	if !c.p.owner() && strings.Contains(body, f.withheld) {
+		t.Errorf("%s: the body shows a released deposit's build-only or private content:\n%s", what, shorten(body, 300))
 	}
 	if !c.p.owner() && (strings.Contains(body, f.secret) || strings.Contains(body, f.sealedFile)) {
 		t.Errorf("%s: the body shows the sealed deposit's content or file names:\n%s", what, shorten(body, 300))

@@ -7,6 +7,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/escrow"
+	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
@@ -76,15 +77,17 @@ func (a handOver) Notify(ctx context.Context, n escrow.Notice) error {
 	return a.c.HandOver(ctx, n.Product, n.Actor)
 }
 
-// releasedFiles tells recipe submission which escrow files are public.
+// releasedFiles tells recipe submission which escrow files may be build
+// inputs, and which of them are build-only (vendorrights.go has the rest).
 type releasedFiles struct{ e *escrow.Service }
 
-func (a releasedFiles) ReleasedFile(ctx context.Context, digest string) (int64, bool, error) {
+func (a releasedFiles) ReleasedFile(ctx context.Context, digest string) (int64, bool, bool, error) {
 	d, err := blob.ParseDigest(digest)
 	if err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
-	return a.e.ReleasedFile(ctx, d)
+	size, rights, ok, err := a.e.BuildInput(ctx, d)
+	return size, rights == manifest.BuildOnly, ok, err
 }
 
 // farmSubmitter serves POST /v1/recipes with recipes/submit.
@@ -144,7 +147,7 @@ func (a productEscrow) ProductEscrow(ctx context.Context, productID string) (reg
 	}
 	out := registry.Escrow{Deposits: sum.Released, Released: sum.Released}
 	for _, d := range sum.Deposits {
-		out.Public = append(out.Public, registry.PublicDeposit{ID: d.ID, Policy: d.Policy, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt, Fired: d.Fired})
+		out.Public = append(out.Public, registry.PublicDeposit{ID: d.ID, Policy: d.Policy, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt, Fired: d.Fired, Grant: d.Grant})
 	}
 	return out, nil
 }
@@ -158,4 +161,13 @@ func (a releaseArtifacts) ArtifactDigests(ctx context.Context) ([]string, error)
 		return nil, nil
 	}
 	return a.p.reg.ArtifactDigests(ctx)
+}
+
+// buildOnlyFiles tells the farm which blobs are build-only escrow files,
+// which builders get only through the jobs that declare them.
+type buildOnlyFiles struct{ e *escrow.Service }
+
+func (a buildOnlyFiles) BuildOnly(ctx context.Context, d blob.Digest) (bool, error) {
+	_, rights, ok, err := a.e.BuildInput(ctx, d)
+	return ok && rights == manifest.BuildOnly, err
 }

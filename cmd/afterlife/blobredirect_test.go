@@ -51,7 +51,7 @@ func TestBlobDownloadsRedirectOnlyToThePublicURL(t *testing.T) {
 			if err := os.WriteFile(file, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			afterlife(t, true, "vendor", "deposit", "--product", "acme-cam", "--policy", "immediate", "--state", filepath.Join(dir, "state"),
+			afterlife(t, true, "vendor", "deposit", "--rights", "**=public", "--product", "acme-cam", "--policy", "immediate", "--state", filepath.Join(dir, "state"),
 				"--receipt", filepath.Join(dir, "r.json"), "--server", srv.URL, "--token", vendor, file)
 
 			// A builder fetching an input by digest goes through blobhttp like

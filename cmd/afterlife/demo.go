@@ -132,7 +132,9 @@ func (s *system) demoDeposit(ctx context.Context) error {
 	if err != nil || len(existing) > 0 {
 		return err
 	}
-	req := escrow.CreateRequest{Product: demoProduct, Policy: "immediate"}
+	req := escrow.CreateRequest{Product: demoProduct, Policy: "immediate",
+		Rights: []manifest.RightsRule{{Pattern: "**", Rights: manifest.Public}},
+		Grant:  "The demo vendor places every file of this deposit in the public domain (CC0-1.0)."}
 	for _, path := range []string{"docs/datasheet.md", "src/camd.conf"} {
 		content := demoDeposit[path]
 		sum := sha256.Sum256([]byte(content))

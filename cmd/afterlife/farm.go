@@ -39,6 +39,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	p.coord, err = coord.New(ctx, coord.Options{
 		DB: s.db, Store: s.blobs, Operators: s.auth, Quorum: s.cfg.Quorum, LeaseTTL: s.cfg.LeaseTTL, Holder: s.cfg.ReplicaID,
 		MaxLogBytes: s.cfg.MaxBuildLog, Now: s.now, Logger: s.log.With("part", "farm"), Metrics: s.metrics,
+		Restricted: buildOnlyFiles{p.escrow},
 	})
 	if err != nil {
 		return err

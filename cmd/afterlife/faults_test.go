@@ -52,7 +52,7 @@ func TestKillDuringDepositLeavesNothingAndTheUploadResumes(t *testing.T) {
 	rand.Read(big)
 	os.WriteFile(filepath.Join(pkg, "b-sources.tar"), big, 0o644)
 	state := filepath.Join(dir, "deposit.state")
-	args := []string{"vendor", "deposit", "--product", "acme-cam", "--policy", "on=2099-01-01", "--state", state,
+	args := []string{"vendor", "deposit", "--rights", "**=public", "--product", "acme-cam", "--policy", "on=2099-01-01", "--state", state,
 		"--receipt", filepath.Join(dir, "receipt.json"), "--server", srv.URL, "--token", vendor, pkg}
 
 	// Start the upload, and kill the server while the big file streams.
@@ -230,7 +230,7 @@ func TestTwoReplicasReleaseADeadManDepositExactlyOnce(t *testing.T) {
 	afterlife(t, true, "vendor", "product", "--id", "acme-router", "--vendor", "acme", "--model", "R1", "--device-ids", "dt:acme,r1", "--server", b.URL, "--token", vendor)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "router-spec.pdf"), []byte("%PDF router"), 0o644)
-	out, _ := afterlife(t, true, "vendor", "deposit", "--product", "acme-router", "--policy", "dead-man=2s,1s",
+	out, _ := afterlife(t, true, "vendor", "deposit", "--rights", "**=public", "--product", "acme-router", "--policy", "dead-man=2s,1s",
 		"--state", filepath.Join(dir, "state"), "--receipt", filepath.Join(dir, "r.json"), "--server", b.URL, "--token", vendor, dir+"/router-spec.pdf")
 	id := strings.Fields(strings.TrimPrefix(out, "deposit "))[0]
 

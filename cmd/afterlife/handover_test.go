@@ -68,7 +68,7 @@ func TestDepositsCarryAHandoverStatementCheckedAtDeposit(t *testing.T) {
 				n++
 				d := filepath.Join(dir, "deposit", strings.Repeat("x", n))
 				writeFile(t, filepath.Join(d, "datasheet.txt"), []byte("acme cam datasheet\n"))
-				out, stderr := afterlife(t, wantOK, append([]string{"vendor", "deposit", "--product", "acme-cam", "--policy", policy,
+				out, stderr := afterlife(t, wantOK, append([]string{"vendor", "deposit", "--rights", "**=public", "--product", "acme-cam", "--policy", policy,
 					"--state", filepath.Join(dir, "state", strings.Repeat("x", n)), "--receipt", filepath.Join(dir, "receipt.json"),
 					"--handover", statement, d}, vs...)...)
 				if !wantOK {

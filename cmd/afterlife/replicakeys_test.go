@@ -42,7 +42,7 @@ func TestAReplicaWhoseKeysDoNotMatchTheDatabaseRefusesToStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "cam-spec.pdf"), []byte("%PDF sealed camera spec"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := afterlife(t, true, "vendor", "deposit", "--product", "acme-cam", "--policy", "on=2099-01-01",
+	out, _ := afterlife(t, true, "vendor", "deposit", "--rights", "**=public", "--product", "acme-cam", "--policy", "on=2099-01-01",
 		"--state", filepath.Join(dir, "state"), "--receipt", filepath.Join(dir, "r.json"), "--server", first.URL, "--token", vendor, dir+"/cam-spec.pdf")
 	id := strings.Fields(strings.TrimPrefix(out, "deposit "))[0]
 

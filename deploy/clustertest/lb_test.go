@@ -77,7 +77,7 @@ func TestTheShippedNginxKeepsDevicesServedThroughABlobOutageAndARollingRestart(t
 	dir := filepath.Join(t.TempDir(), "sunset")
 	firmware := bytes.Repeat([]byte("afterlife firmware image\n"), 40<<10) // 1 MiB
 	d := deposited{files: map[string]string{"firmware/image.bin": writeFile(t, dir, "firmware/image.bin", firmware)}}
-	r := c.mustCLI(t, append([]string{"vendor", "deposit", "--product", product, "--policy", "immediate",
+	r := c.mustCLI(t, append([]string{"vendor", "deposit", "--rights", "**=public", "--product", product, "--policy", "immediate",
 		"--state", filepath.Join(t.TempDir(), "state.json"), "--receipt", filepath.Join(t.TempDir(), "receipt.json"), dir}, vendor...)...)
 	d.id = depositID(t, r)
 	c.checkReleasedIntact(t, d)

@@ -61,7 +61,7 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 		defer c.lb.gate.Store(nil)
 		before := c.lb.badGateway.Load()
 		on := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
-		done := c.cliAsync(append([]string{"vendor", "deposit", "--product", product, "--policy", "on=" + on,
+		done := c.cliAsync(append([]string{"vendor", "deposit", "--rights", "**=public", "--product", product, "--policy", "on=" + on,
 			"--state", filepath.Join(t.TempDir(), "state.json"), "--receipt", filepath.Join(t.TempDir(), "big.receipt.json"), dir}, vendor...)...)
 		var victim int
 		select {
@@ -104,7 +104,7 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 		}
 		downAt := time.Now()
 		on := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
-		done := c.cliAsync(append([]string{"vendor", "deposit", "--product", product, "--policy", "on=" + on,
+		done := c.cliAsync(append([]string{"vendor", "deposit", "--rights", "**=public", "--product", product, "--policy", "on=" + on,
 			"--state", filepath.Join(t.TempDir(), "state.json"), "--receipt", filepath.Join(t.TempDir(), "small.receipt.json"), dir}, vendor...)...)
 		// Let the outage last a few seconds: this pause is the fault itself.
 		time.Sleep(3 * time.Second)

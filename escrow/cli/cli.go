@@ -63,7 +63,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
   dead-man=30d,7d           if the vendor misses a check-in: every 30 days, 7 days grace
   quorum=2/3:alice,bob,carol  when 2 of the named trustees approve`,
 		Example: `  afterlife vendor deposit --product acme-cam200 --policy 'dead-man=30d,7d+quorum=2/3:alice,bob,carol' ./sunset/
-  afterlife vendor deposit --product acme-cam200 --policy immediate datasheet.pdf src/`,
+  afterlife vendor deposit --product acme-cam200 --policy immediate --rights '**=public' datasheet.pdf src/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ec, err := escrowClient(cmd, &cf)
@@ -90,6 +90,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 	deposit.Flags().StringVar(&opts.StateFile, "state", "", "resume state file (default: one per product in the user cache dir)")
 	deposit.Flags().StringVar(&opts.ReceiptFile, "receipt", "", "where to write the receipt (default DEPOSIT.receipt.json)")
 	_ = deposit.MarkFlagRequired("product")
+	addDepositRightsFlags(deposit, &opts)
 
 	var org string
 	checkin := &cobra.Command{
@@ -149,7 +150,7 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(deposit, checkin, verify, receiptKey)
+	cmd.AddCommand(deposit, checkin, verify, receiptKey, newVendorCompletenessCmd())
 	for _, m := range more {
 		cmd.AddCommand(m(&cf))
 	}

@@ -47,6 +47,13 @@ type DepositOptions struct {
 	// Rounds bounds how often the upload restarts from the server's view
 	// after the HTTP client gives up on a file (default 5).
 	Rounds int
+	// Rights are the rights rules (manifest.ParseRightsRule reads
+	// "drivers/**=build-only"), in order: the last match wins, and a file
+	// none matches is private, published nowhere.
+	Rights []manifest.RightsRule
+	// Grant is the vendor's grant text (a licence or written permission),
+	// shown with the deposit.
+	Grant string
 }
 
 // DepositResult is what a finished deposit gives back.
@@ -100,6 +107,12 @@ func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, 
 	if err := CheckPolicy(o.Policy); err != nil {
 		return res, err
 	}
+	if err := manifest.ValidateRights(o.Rights); err != nil {
+		return res, err
+	}
+	if len(o.Grant) > manifest.MaxGrantSize {
+		return res, errs.E(errs.TooLarge, "grant text of %d bytes: at most %d", len(o.Grant), manifest.MaxGrantSize)
+	}
 	if o.StateFile == "" {
 		o.StateFile = DefaultStateFile(o.Product)
 	}
@@ -146,7 +159,7 @@ func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, 
 	}
 	if !resumed {
 		var d Deposit
-		err := c.call(ctx, http.MethodPost, "/v1/deposits", map[string]any{"product": o.Product, "policy": o.Policy, "manifest": entries}, &d)
+		err := c.call(ctx, http.MethodPost, "/v1/deposits", map[string]any{"product": o.Product, "policy": o.Policy, "manifest": entries, "rights": rightsOrEmpty(o.Rights), "grant": o.Grant}, &d)
 		if err != nil {
 			return res, err
 		}
@@ -181,6 +194,9 @@ func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, 
 	}
 	if r.ManifestDigest != digest || r.Deposit != st.Deposit {
 		return res, errs.E(errs.Internal, "the receipt names deposit %s manifest %s; we sent %s manifest %s", r.Deposit, r.ManifestDigest, st.Deposit, digest)
+	}
+	if !resumed && !sameRights(r.Rights, o.Rights) {
+		return res, errs.E(errs.Internal, "the receipt states rights %v; we sent %v", r.Rights, o.Rights)
 	}
 	res.Receipt, res.Signed = r, signed
 	res.ReceiptFile = o.ReceiptFile
@@ -435,4 +451,24 @@ func (c *Client) Handover(ctx context.Context, depositID string) (wire.Handover,
 	var h wire.Handover
 	err := c.call(ctx, http.MethodGet, "/v1/deposits/"+url.PathEscape(depositID)+"/handover", nil, &h)
 	return h, err
+}
+
+func rightsOrEmpty(rules []manifest.RightsRule) []manifest.RightsRule {
+	if rules == nil {
+		return []manifest.RightsRule{}
+	}
+	return rules
+}
+
+// sameRights reports whether a receipt states the rules we sent.
+func sameRights(got []receipt.Rule, sent []manifest.RightsRule) bool {
+	if len(got) != len(sent) {
+		return false
+	}
+	for i, r := range sent {
+		if got[i].Pattern != r.Pattern || got[i].Rights != string(r.Rights) {
+			return false
+		}
+	}
+	return true
 }

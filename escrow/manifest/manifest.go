@@ -53,6 +53,10 @@ type Entry struct {
 	SHA256 string `json:"sha256,omitempty"`
 	Kind   Kind   `json:"kind"`
 	Link   string `json:"link,omitempty"`
+	// Rights is the file's redistribution class (rights.go), set by the
+	// server from the deposit's rules. It is not part of the manifest
+	// digest: receipts sign the rules themselves.
+	Rights Rights `json:"rights,omitempty"`
 }
 
 // IsLink reports whether e is a symbolic link.
@@ -164,9 +168,14 @@ func ValidateHex(s string) error {
 }
 
 // Digest is "sha256:<hex>" over the canonical JSON of the entries sorted by
-// path. Receipts and trustee approvals sign it.
+// path, without the rights classes (a deposit's rules are signed in its
+// receipt). Receipts and trustee approvals sign it.
 func Digest(entries []Entry) string {
-	sorted := append([]Entry(nil), entries...)
+	sorted := make([]Entry, len(entries))
+	for i, e := range entries {
+		e.Rights = ""
+		sorted[i] = e
+	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
 	b, _ := json.Marshal(sorted) // plain strings and ints: cannot fail
 	sum := sha256.Sum256(b)

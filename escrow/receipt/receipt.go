@@ -20,8 +20,11 @@ import (
 )
 
 // Receipt is what the registry attests about a committed deposit.
+// Version 1 receipts (made before rights classes existed) carry no rights;
+// version 2 ones add the vendor's rights rules, the number of files in each
+// class and the sha256 of the grant text. Both verify.
 type Receipt struct {
-	Version        int       `json:"version"` // 1
+	Version        int       `json:"version"` // 1 or 2
 	Deposit        string    `json:"deposit"`
 	Product        string    `json:"product"`
 	Org            string    `json:"org"`
@@ -31,6 +34,20 @@ type Receipt struct {
 	TotalSize      int64     `json:"total_size"`
 	CommittedAt    time.Time `json:"committed_at"`
 	KeyID          string    `json:"key_id"`
+	// Rights are the deposit's rules in order (the last match wins; a file
+	// no rule matches is private), Classes the files in each class, and
+	// GrantSHA256 the hex sha256 of the vendor's grant text ("" without
+	// one). Version 2 only.
+	Rights      []Rule         `json:"rights,omitempty"`
+	Classes     map[string]int `json:"classes,omitempty"`
+	GrantSHA256 string         `json:"grant_sha256,omitempty"`
+}
+
+// Rule is one rights rule as a receipt states it (escrow/manifest's
+// RightsRule; this package stays free of the manifest's types).
+type Rule struct {
+	Pattern string `json:"pattern"`
+	Rights  string `json:"rights"`
 }
 
 // Signed is a receipt with its signature, as handed to the vendor. The
@@ -65,13 +82,13 @@ func KeyID(pub ed25519.PublicKey) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// Sign fills r.KeyID and signs r with key.
+// Sign fills r.Version (2) and r.KeyID and signs r with key.
 func Sign(key ed25519.PrivateKey, r Receipt) (Signed, error) {
 	pub, ok := key.Public().(ed25519.PublicKey)
 	if !ok || len(key) != ed25519.PrivateKeySize {
 		return Signed{}, errs.E(errs.Internal, "receipt: signing key is not ed25519")
 	}
-	r.Version = 1
+	r.Version = 2
 	r.KeyID = KeyID(pub)
 	r.CommittedAt = r.CommittedAt.UTC()
 	payload, err := json.Marshal(r)
@@ -111,7 +128,7 @@ func Verify(pub ed25519.PublicKey, signedJSON []byte) (Receipt, error) {
 	if err := json.Unmarshal(payload, &r); err != nil {
 		return Receipt{}, errs.Wrap(errs.Invalid, err, "receipt: payload is not a receipt")
 	}
-	if r.Version != 1 || r.KeyID != KeyID(pub) {
+	if (r.Version != 1 && r.Version != 2) || r.KeyID != KeyID(pub) {
 		return Receipt{}, errs.E(errs.Invalid, "receipt: unsupported version %d or key id %q", r.Version, r.KeyID)
 	}
 	return r, nil

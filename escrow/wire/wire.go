@@ -64,4 +64,11 @@ type Deposit struct {
 	// Approvals names the trustees who approved a sealed quorum deposit
 	// so far (null for other policies).
 	Approvals []string `json:"approvals"`
+	// Rights are the vendor's rights rules in order: the last rule that
+	// matches a path gives its class, and a path none matches is private.
+	// Each manifest entry shows the class it got.
+	Rights []manifest.RightsRule `json:"rights"`
+	// Grant is the vendor's grant text: the licence or written permission
+	// under which public and build-only files may be used.
+	Grant string `json:"grant,omitempty"`
 }

@@ -26,10 +26,12 @@ import (
 	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 )
 
-// ReleasedFiles tells whether an escrow file is public: ok is false when
-// no deposit has it or its deposit is still sealed.
+// ReleasedFiles tells whether an escrow file may be a build input: ok is
+// false when no deposit has it, its deposit is still sealed, or its vendor
+// keeps it private; buildOnly is true when its vendor allows it as a build
+// input only (the recipe must declare it).
 type ReleasedFiles interface {
-	ReleasedFile(ctx context.Context, digest string) (size int64, ok bool, err error)
+	ReleasedFile(ctx context.Context, digest string) (size int64, buildOnly, ok bool, err error)
 }
 
 // Builds creates builds in the farm; created is false when the same
@@ -59,6 +61,9 @@ type Input struct {
 	Digest blob.Digest
 	Mount  string // "escrow/<as>" or "git/<name>"
 	Kind   string // inputkind.Escrow or inputkind.GitArchive
+	// BuildOnly marks an escrow file its vendor allows as a build input
+	// only: builders get it through their job alone.
+	BuildOnly bool
 }
 
 // Request is one submission.
@@ -140,14 +145,19 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 	if err := recipes.CheckMaxima(r, s.o.Maxima); err != nil {
 		return Result{}, err
 	}
+	buildOnly := map[string]bool{}
 	for _, in := range r.Inputs.Escrow {
-		_, ok, err := s.o.Released.ReleasedFile(ctx, in.Digest)
+		_, restricted, ok, err := s.o.Released.ReleasedFile(ctx, in.Digest)
 		if err != nil {
 			return Result{}, fmt.Errorf("submit: check escrow input %s: %w", in.Digest, err)
 		}
 		if !ok {
-			return Result{}, errs.E(errs.Conflict, "escrow input %s (%s) is not a released escrow file: no deposit has it, or its deposit is still sealed", in.As, in.Digest)
+			return Result{}, errs.E(errs.Conflict, "escrow input %s (%s) is not a released escrow file its vendor allows builds to use: no deposit has it, its deposit is still sealed, or it is private", in.As, in.Digest)
 		}
+		if restricted && in.Rights != recipes.BuildOnly {
+			return Result{}, errs.E(errs.Conflict, "escrow input %s (%s) is build-only: its vendor allows it as a build input, never published; declare it with rights: build-only", in.As, in.Digest)
+		}
+		buildOnly[in.Digest] = restricted
 	}
 	src, err := s.archive(ctx, co.Dir, co.Commit, tmp)
 	if err != nil {
@@ -162,7 +172,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		br.Inputs = append(br.Inputs, Input{Digest: d, Mount: "escrow/" + in.As, Kind: inputkind.Escrow})
+		br.Inputs = append(br.Inputs, Input{Digest: d, Mount: "escrow/" + in.As, Kind: inputkind.Escrow, BuildOnly: buildOnly[in.Digest]})
 	}
 	for i, g := range r.Inputs.Git {
 		if err := s.checkURL(g.URL); err != nil {

@@ -36,10 +36,12 @@ func (b *builds) CreateBuild(_ context.Context, r submit.BuildRequest) (string, 
 	return key, true, nil
 }
 
-type releasedSet map[string]bool
+// releasedSet maps digests to their class: "public" or "build-only"
+// (a digest it lacks is sealed, private or unknown).
+type releasedSet map[string]string
 
-func (s releasedSet) ReleasedFile(_ context.Context, d string) (int64, bool, error) {
-	return 1, s[d], nil
+func (s releasedSet) ReleasedFile(_ context.Context, d string) (int64, bool, bool, error) {
+	return 1, s[d] == "build-only", s[d] != "", nil
 }
 
 func repo(t *testing.T, files map[string]string) string {
@@ -98,9 +100,10 @@ func TestSubmit(t *testing.T) {
 		wantKind errs.Kind
 		wantText string
 	}{
-		{"a recipe whose escrow input is released becomes a build", releasedSet{digest: true}, true, 0, ""},
-		{"a sealed or missing escrow input is refused by digest", releasedSet{}, true, errs.Conflict, digest},
-		{"a local repository is refused unless allowed", releasedSet{digest: true}, false, errs.Invalid, "https"},
+		{"a recipe whose escrow input is released becomes a build", releasedSet{digest: "public"}, true, 0, ""},
+		{"a sealed, private or missing escrow input is refused by digest", releasedSet{}, true, errs.Conflict, digest},
+		{"a build-only escrow input the recipe does not declare is refused", releasedSet{digest: "build-only"}, true, errs.Conflict, "rights: build-only"},
+		{"a local repository is refused unless allowed", releasedSet{digest: "public"}, false, errs.Invalid, "https"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -137,6 +140,27 @@ func TestSubmit(t *testing.T) {
 	}
 }
 
+func TestADeclaredBuildOnlyInputBecomesAJobScopedInput(t *testing.T) {
+	store, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := strings.Replace(recipe, `as: vendor/main.c}`, `as: vendor/main.c, rights: build-only}`, 1)
+	url := repo(t, map[string]string{"afterlife.yaml": declared})
+	b := &builds{reqs: map[string]submit.BuildRequest{}}
+	s, err := submit.New(submit.Options{Store: store, Released: releasedSet{digest: "build-only"}, Builds: b, AllowLocal: true, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Submit(context.Background(), submit.Request{RepoURL: url, Ref: "master", RequestedBy: "maintainer:m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := b.reqs[res.BuildID].Inputs; len(in) != 1 || !in[0].BuildOnly {
+		t.Fatalf("inputs %+v: want one build-only input", in)
+	}
+}
+
 func TestAnInvalidRecipeIsRefusedWithItsProblems(t *testing.T) {
 	store, err := fsstore.New(t.TempDir())
 	if err != nil {
@@ -160,7 +184,7 @@ func TestARecipeAboveTheServersMaximaIsRefusedNamingTheLimit(t *testing.T) {
 	}
 	url := repo(t, map[string]string{"afterlife.yaml": recipe + "limits: {timeout: 12h, memory: 64GiB, cpus: 64}\n"})
 	b := &builds{reqs: map[string]submit.BuildRequest{}}
-	s, err := submit.New(submit.Options{Store: store, Released: releasedSet{digest: true}, Builds: b, AllowLocal: true, TempDir: t.TempDir(), Maxima: recipes.DefaultMaxima})
+	s, err := submit.New(submit.Options{Store: store, Released: releasedSet{digest: "public"}, Builds: b, AllowLocal: true, TempDir: t.TempDir(), Maxima: recipes.DefaultMaxima})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,14 @@ func (a Escrow) CreateDeposit(ctx context.Context, p principal.Principal, d web.
 	if err != nil {
 		return "", err
 	}
-	req := escrow.CreateRequest{Product: d.ProductID, Policy: pol.String()}
+	req := escrow.CreateRequest{Product: d.ProductID, Policy: pol.String(), Grant: d.Grant}
+	for _, r := range d.Rights {
+		rule, err := manifest.ParseRightsRule(r)
+		if err != nil {
+			return "", err
+		}
+		req.Rights = append(req.Rights, rule)
+	}
 	for _, e := range d.Manifest {
 		req.Manifest = append(req.Manifest, manifest.Entry{Path: e.Path, Size: e.Size, SHA256: e.SHA256, Kind: manifest.Kind(e.Kind)})
 	}

@@ -51,6 +51,18 @@ func (a Farm) Build(ctx context.Context, id string) (*web.BuildPage, error) {
 		}
 		page.Jobs = append(page.Jobs, job)
 	}
+	for _, in := range b.Spec.Inputs {
+		if !in.BuildOnly {
+			continue
+		}
+		grants, err := a.p.Escrow.BuildOnlyGrants(ctx, in.Digest)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range grants {
+			page.BuildOnly = append(page.BuildOnly, web.BuildOnlyInput{Path: in.Mount, SHA256: in.Digest.Hex(), Deposit: g.Deposit, Vendor: g.Org, Grant: g.Text})
+		}
+	}
 	if b.State == verdict.Reproducible || b.State == verdict.Unreproducible {
 		if page.Verdict, err = a.verdict(ctx, b, names); err != nil {
 			return nil, err

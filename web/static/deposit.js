@@ -130,7 +130,8 @@
         });
     }, Promise.resolve()).then(function () {
       say("Opening the deposit…");
-      return api("POST", "/vendor/deposits", { product: form.product.value, policy: p, manifest: manifest });
+      var rights = form.rights.value.split("\n").map(function (l) { return l.trim(); }).filter(function (l) { return l !== ""; });
+      return api("POST", "/vendor/deposits", { product: form.product.value, policy: p, manifest: manifest, rights: rights, grant: form.grant.value });
     }).then(function (r) {
       id = r.id;
       var done = 0;

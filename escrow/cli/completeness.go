@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/afterlife-oss/afterlife/escrow/completeness"
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// newVendorCompletenessCmd compares a shipped image with a rebuild, on the
+// vendor's own machine.
+func newVendorCompletenessCmd() *cobra.Command {
+	var shipped string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "completeness --shipped IMAGE REBUILT...",
+		Short: "Compare the image you last shipped with one rebuilt from your deposit (offline)",
+		Long: `Before you seal a deposit, check that it is complete: build it with the recipe
+you expect the community to use, then compare the outputs with the image you
+last shipped. Both sides are unpacked where possible (gzip, tar, cpio "newc",
+ELF sections); squashfs and other formats are compared whole. Every file is
+identical, differs, missing (shipped, not rebuilt: usually a file left out of
+the deposit) or extra (rebuilt, not shipped). The score is the share of the
+shipped image's bytes rebuilt bit for bit, rounded down, so only a complete
+rebuild scores 100 %.
+
+REBUILT are the rebuilt files or directories; a directory contributes its
+files by their paths inside it, a file its base name. Name the shipped image
+so that its members line up with them (a tar of the same files, or the single
+file itself). Nothing is sent anywhere. See docs/vendors-rights.md.`,
+		Example: `  afterlife vendor completeness --shipped acme-thermo-2.4.1.tar ./out/`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			img, err := os.ReadFile(shipped)
+			if err != nil {
+				return errs.Wrap(errs.Invalid, err, "--shipped")
+			}
+			s, err := completeness.Unpack(filepath.Base(shipped), img, completeness.DefaultLimits)
+			if err != nil {
+				return err
+			}
+			rebuilt, err := readRebuilt(args, filepath.Base(shipped), isArchive(s, filepath.Base(shipped)))
+			if err != nil {
+				return err
+			}
+			r := completeness.Compare(s, rebuilt)
+			if asJSON {
+				out := struct {
+					completeness.Report
+					Percent  int    `json:"percent"`
+					Sentence string `json:"sentence"`
+				}{r, r.Percent(), r.Sentence()}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), r.Text())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&shipped, "shipped", "", "the image you last shipped (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	_ = cmd.MarkFlagRequired("shipped")
+	return cmd
+}
+
+// isArchive reports whether the shipped image unpacked into members under
+// its own name (an archive) rather than being one file.
+func isArchive(ms []completeness.Member, name string) bool {
+	return len(ms) != 1 || ms[0].Path != name
+}
+
+// readRebuilt unpacks the rebuilt files. When the shipped image is an
+// archive, they are placed under its (unpacked) name, so their paths line
+// up with its members.
+func readRebuilt(args []string, shippedName string, archive bool) ([]completeness.Member, error) {
+	prefix := ""
+	if archive {
+		// An archive's members are named after the archive without its
+		// compression suffix (image.tar.gz -> image.tar/…).
+		prefix = completeness.Decompressed(shippedName) + "/"
+	}
+	var out []completeness.Member
+	add := func(name, path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return errs.Wrap(errs.Invalid, err, "rebuilt file")
+		}
+		ms, err := completeness.Unpack(prefix+name, b, completeness.DefaultLimits)
+		if err != nil {
+			return err
+		}
+		out = append(out, ms...)
+		return nil
+	}
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, errs.Wrap(errs.Invalid, err, "rebuilt")
+		}
+		if !st.IsDir() {
+			if err := add(filepath.Base(a), a); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			rel, err := filepath.Rel(a, p)
+			if err != nil {
+				return err
+			}
+			return add(filepath.ToSlash(rel), p)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
