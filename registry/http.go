@@ -46,6 +46,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.POST("/products/:id/maintainers", httpapi.Op{Summary: "Allow a maintainer (token name or org) to release a product", Roles: []principal.Role{principal.Admin}, Tag: prod}, s.httpGrant)
 
 	s.registerKeyRoutes(v1)
+	s.registerLifecycleRoutes(v1)
 
 	const tag = "tuf"
 	root.GET("/tuf/*name", httpapi.Op{Public: true, Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
@@ -245,6 +246,11 @@ func (s *Service) httpTUF(c *gin.Context) error {
 		target = dir + "/" + name
 	}
 	t, listed := s.index.Load().targets[target]
+	if !listed {
+		if d, size, ok := s.lifecycleTarget(c.Request.Context(), target, hash); ok {
+			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, d, blobhttp.Options{Filename: name, Size: size})
+		}
+	}
 	if !listed || t.digest.Hex() != hash {
 		return errs.E(errs.NotFound, "no published TUF target %s with sha256 %s", target, hash)
 	}

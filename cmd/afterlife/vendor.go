@@ -61,6 +61,7 @@ keep dead-man policies from firing by checking in, and verify receipts offline.`
 	product.Flags().StringVar(&deviceIDs, "device-ids", "", "ids devices report, separated by ';' (e.g. usb:1d6b:0104;dt:acme,cam200)")
 	product.Flags().StringVar(&reg.EOL, "eol", "", "end-of-life date, YYYY-MM-DD")
 	product.Flags().StringVar(&reg.RiskNotes, "risk-notes", "", "what owners should know before installing community firmware")
+	addSupportFlags(product.Flags(), &reg.Support)
 	for _, f := range []string{"id", "vendor", "model"} {
 		_ = product.MarkFlagRequired(f)
 	}
@@ -170,7 +171,7 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(product, deposit, checkin, verify, receiptKey, newVendorHandoverCmd(&cf))
+	cmd.AddCommand(product, deposit, checkin, verify, receiptKey, newVendorHandoverCmd(&cf), newVendorSupportCmd(&cf), newVendorEndingSoonCmd(&cf))
 	return cmd
 }
 

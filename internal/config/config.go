@@ -46,6 +46,7 @@ type Serve struct {
 	SchedulerEvery  time.Duration // how often release policies are evaluated and the escrow outbox retried
 	ScrubEvery      time.Duration // how often every blob is re-hashed (0: never)
 	TimestampExpiry time.Duration // lifetime of TUF timestamp metadata
+	EndingSoon      time.Duration // how close to the end of security support a product without a deposit is flagged
 
 	MaxFileSize    int64         // largest single file in a deposit
 	MaxDepositSize int64         // largest deposit
@@ -169,6 +170,7 @@ var serveFields = []field[Serve]{
 	{"lease-ttl", "60s", "job lease lifetime without a heartbeat", duration(func(c *Serve) *time.Duration { return &c.LeaseTTL })},
 	{"scheduler-every", "30s", "how often release policies are evaluated and undelivered release notices retried", duration(func(c *Serve) *time.Duration { return &c.SchedulerEvery })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
+	{"ending-soon", "4320h", "products this close to their declared end of security support (4320h = 180 days) with nothing in escrow are listed on the admin page and flagged on their vendor's page, never publicly", duration(func(c *Serve) *time.Duration { return &c.EndingSoon })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},
 	{"max-deposit-size", "32GiB", "largest deposit", size(func(c *Serve) *int64 { return &c.MaxDepositSize })},

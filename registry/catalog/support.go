@@ -140,19 +140,18 @@ func (c *Catalog) lifecycleChanged(ctx context.Context, product string) {
 // their own products; admins for any. A declared end of life that is a
 // date becomes the product's end-of-life date too.
 func (c *Catalog) SetSupport(ctx context.Context, who principal.Principal, id string, s Support) (Product, error) {
-	s, err := s.normalise()
-	if err != nil {
-		return Product{}, err
-	}
-	if !s.Declared() {
-		return Product{}, errs.E(errs.Invalid, "declare at least one of general_availability, end_of_sales, end_of_security_support, end_of_life")
-	}
 	p, err := c.Get(ctx, id)
 	if err != nil {
 		return Product{}, err
 	}
 	if who.Role != principal.Admin && (who.Role != principal.Vendor || who.Org != p.Vendor) {
 		return Product{}, errs.E(errs.Forbidden, "%s may not change product %s", who.Actor(), id)
+	}
+	if s, err = s.normalise(); err != nil {
+		return Product{}, err
+	}
+	if !s.Declared() {
+		return Product{}, errs.E(errs.Invalid, "declare at least one of general_availability, end_of_sales, end_of_security_support, end_of_life")
 	}
 	now := c.now().UTC().Truncate(time.Millisecond)
 	s.Updated = now

@@ -2,7 +2,6 @@ package lifecycle_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -10,54 +9,63 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/afterlife-oss/afterlife/registry/lifecycle"
+	"github.com/afterlife-oss/afterlife/registry/lifecycle/lifecycletest"
 )
 
-func TestOpenEoXDocumentsValidateAgainstTheCommitteesSchema(t *testing.T) {
-	schema := lifecycle.MustCompileOpenEoXSchemaForTests(t, "testdata")
-	day := func(s string) lifecycle.Date {
-		return lifecycle.Date{Value: s, Published: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Modified: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	}
-	facts := lifecycle.Facts{
+var at = time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
+
+func day(s string) lifecycle.Date { return lifecycle.Date{Value: s, Published: at, Modified: at} }
+
+func facts() lifecycle.Facts {
+	return lifecycle.Facts{
 		Product:     lifecycle.Product{ID: "acme-cam", Vendor: "acme", Model: "Cam 200", DeviceIDs: []string{"usb:1d6b:0104"}},
-		LastUpdated: time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC),
+		LastUpdated: at, Registry: "https://registry.example",
 	}
-	for _, c := range []struct {
-		name  string
-		facts func(lifecycle.Facts) lifecycle.Facts
-	}{
-		{"a product that declared nothing says tba", func(f lifecycle.Facts) lifecycle.Facts { return f }},
-		{"declared dates are RFC 3339 date-times", func(f lifecycle.Facts) lifecycle.Facts {
-			f.GeneralAvailability, f.EndOfSales = day("2020-03-01T00:00:00Z"), day("2026-06-30T00:00:00Z")
-			f.EndOfSecuritySupport, f.EndOfLife = day("2028-12-31T00:00:00Z"), day("2029-12-31T00:00:00Z")
-			return f
-		}},
-		{"tba stays tba", func(f lifecycle.Facts) lifecycle.Facts {
-			f.EndOfSales, f.EndOfSecuritySupport, f.EndOfLife = day("tba"), day("2028-12-31T00:00:00Z"), day("tba")
-			return f
-		}},
-	} {
+}
+
+func full(f lifecycle.Facts) lifecycle.Facts {
+	f.GeneralAvailability, f.EndOfSales = day("2020-03-01T00:00:00Z"), day("2026-06-30T00:00:00Z")
+	f.EndOfSecuritySupport, f.EndOfLife = day("2028-12-31T00:00:00Z"), day("2029-12-31T00:00:00Z")
+	return f
+}
+
+var cases = []struct {
+	name  string
+	facts func(lifecycle.Facts) lifecycle.Facts
+}{
+	{"a product that declared nothing", func(f lifecycle.Facts) lifecycle.Facts { return f }},
+	{"a product that declared every date", full},
+	{"a product that declared some dates tba", func(f lifecycle.Facts) lifecycle.Facts {
+		f.EndOfSales, f.EndOfSecuritySupport, f.EndOfLife = day("tba"), day("2028-12-31T00:00:00Z"), day("tba")
+		return f
+	}},
+	{"a handed-over product with community releases", func(f lifecycle.Facts) lifecycle.Facts {
+		f = full(f)
+		f.HandedOver = time.Date(2030, 1, 5, 0, 0, 0, 0, time.UTC)
+		f.Releases = []lifecycle.Release{
+			{Version: "1.1.0", Channel: "stable", Published: time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC)},
+			{Version: "1.0.0", Channel: "stable", Published: time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)},
+			{Version: "1.2.0-rc1", Channel: "testing", Published: time.Date(2030, 2, 15, 0, 0, 0, 0, time.UTC)},
+		}
+		return f
+	}},
+}
+
+func TestOpenEoXDocumentsValidateAgainstTheCommitteesSchema(t *testing.T) {
+	schema := lifecycletest.OpenEoXSchema(t)
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			doc, err := lifecycle.OpenEoX(c.facts(facts))
+			doc, err := lifecycle.OpenEoX(c.facts(facts()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			core, err := lifecycle.CoreOf(doc)
-			if err != nil {
-				t.Fatal(err)
+			w := lifecycletest.ValidateOpenEoX(t, schema, doc)
+			again, _ := lifecycle.OpenEoX(c.facts(facts()))
+			if !bytes.Equal(doc, again) {
+				t.Fatal("the same facts gave different bytes")
 			}
-			v, err := jsonschema.UnmarshalJSON(bytes.NewReader(core))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := schema.Validate(v); err != nil {
-				t.Fatalf("%s\ndoes not validate: %v", core, err)
-			}
-			var w lifecycle.Wrapper
-			if err := json.Unmarshal(doc, &w); err != nil {
-				t.Fatal(err)
-			}
-			if w.Product.ID != "acme-cam" || len(w.Product.DeviceIDs) != 1 || w.Product.ModelNumbers[0] != "Cam 200" || w.GeneralAvailability == "" {
-				t.Fatalf("the wrapper does not identify the product: %s", doc)
+			if w.EoX.LastUpdated != "2026-01-02T03:04:05Z" {
+				t.Fatalf("last_updated %q", w.EoX.LastUpdated)
 			}
 		})
 	}
@@ -70,7 +78,7 @@ func TestOpenEoXDocumentsValidateAgainstTheCommitteesSchema(t *testing.T) {
 		{"a bare date as last_updated fails", `{"$schema":"` + lifecycle.OpenEoXSchema + `","end_of_life":"tba","end_of_security_support":"tba","last_updated":"2026-01-02"}`, false},
 		{"an unknown field fails", `{"$schema":"` + lifecycle.OpenEoXSchema + `","end_of_life":"tba","end_of_security_support":"tba","last_updated":"2026-01-02T03:04:05Z","general_availability":"tba"}`, false},
 		{"a missing end of security support fails", `{"$schema":"` + lifecycle.OpenEoXSchema + `","end_of_life":"tba","last_updated":"2026-01-02T03:04:05Z"}`, false},
-		{"the example's other schema URI fails, as the draft stands", string(must(os.ReadFile("testdata/example-maximal.json"))), false},
+		{"the committee's example fails on its other schema URI, as the draft stands", string(must(os.ReadFile("lifecycletest/testdata/example-maximal.json"))), false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			v, err := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(c.doc)))
@@ -85,18 +93,11 @@ func TestOpenEoXDocumentsValidateAgainstTheCommitteesSchema(t *testing.T) {
 	}
 }
 
-func must(b []byte, err error) []byte {
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
 func TestTheCommitteesMetaSchemaAsDraftedAssertsOnlyFormats(t *testing.T) {
-	// Why testdata/meta.json is not the committee's file verbatim: with
-	// the drafted one, a validator honouring $vocabulary accepts a
-	// document missing every required field.
-	schema, err := lifecycle.CompileOpenEoXWithMeta("testdata", "meta-as-drafted.json")
+	// Why lifecycletest/testdata/meta.json is not the committee's file
+	// verbatim: with the drafted one, a validator honouring $vocabulary
+	// accepts a document missing every required field.
+	schema, err := lifecycletest.CompileOpenEoXSchema("meta-as-drafted.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,4 +108,53 @@ func TestTheCommitteesMetaSchemaAsDraftedAssertsOnlyFormats(t *testing.T) {
 	if err := schema.Validate(v); err != nil {
 		t.Fatalf("the drafted meta-schema now asserts more (%v): use it verbatim in testdata/meta.json", err)
 	}
+}
+
+func TestCLEDocumentsFollowTheRulesOfECMA428(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc, err := lifecycle.CLE(c.facts(facts()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lifecycletest.ValidateCLE(t, doc)
+		})
+	}
+	t.Run("a handed-over product's stream says who claims what, in order", func(t *testing.T) {
+		doc, _ := lifecycle.CLE(cases[3].facts(facts()))
+		d := lifecycletest.ValidateCLE(t, doc)
+		var got []string
+		for _, e := range d.Events {
+			s := e.Type + " " + e.Claimant.Role
+			if e.Version != "" {
+				s += " " + e.Version
+			}
+			if e.SupersededByVersion != "" {
+				s += " by " + e.SupersededByVersion
+			}
+			got = append(got, s)
+		}
+		want := []string{
+			"released vendor vendor", "endOfMarketing vendor", "endOfSupport vendor", "endOfLife vendor",
+			"handedOver third-party",
+			"released third-party 1.0.0", "firstCommunityRelease third-party 1.0.0",
+			"released third-party 1.2.0-rc1",
+			"released third-party 1.1.0", "supersededBy third-party by 1.1.0",
+		}
+		if len(got) != len(want) {
+			t.Fatalf("events\n%q\nwant\n%q", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("events\n%q\nwant\n%q", got, want)
+			}
+		}
+	})
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
