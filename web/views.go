@@ -110,7 +110,8 @@ type ProductSummary struct {
 	DeviceIDs []string // ids a device reports to identify itself
 	Status    string   // supported | sunset | handed-over | community
 	EOL       time.Time
-	Latest    string // newest stable version, empty when none
+	Latest    string       // newest stable version, empty when none
+	Support   SupportDates // the declared support period
 }
 
 // ProductPage is the public product page.
@@ -128,8 +129,10 @@ type ProductPage struct {
 	InstallNotes      string        // plain text (from the recipe's README or a field), shown preformatted
 	RiskNotes         []string      // plain text warnings
 	Reports           ReportStats
-	APIURL            string // JSON of this page's data in the API
-	FeedURL           string // Atom feed of this product's releases
+	APIURL            string         // JSON of this page's data in the API
+	FeedURL           string         // Atom feed of this product's releases
+	Support           SupportDates   // the declared support period
+	Lifecycle         []LifecycleDoc // its machine-readable, signed lifecycle documents
 }
 
 // TimelineEvent is one step of a product's handover history.
@@ -234,7 +237,8 @@ type NewProduct struct {
 	Model             string
 	HardwareRevisions []string
 	DeviceIDs         []string
-	EOL               time.Time // zero when not announced
+	EOL               time.Time    // zero when not announced
+	Support           SupportDates // the support period declared with it
 }
 
 // BuildFilter selects builds.

@@ -19,6 +19,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/registry/lifecycle"
 	"github.com/afterlife-oss/afterlife/registry/lifecycle/lifecycletest"
+	"github.com/afterlife-oss/afterlife/web/browsertest"
 )
 
 // TestSupportPeriodsArePublishedSignedAndFlaggedOnlyToWhomMayKnow runs the
@@ -228,4 +229,51 @@ func tufUpdater(t *testing.T, base string) *updater.Updater {
 		t.Fatal(err)
 	}
 	return up
+}
+
+// TestAVendorDeclaresSupportDatesInTheBrowser drives Chromium through the
+// vendor area of a real server: the vendor declares a product's support
+// period in the form, the vendor page flags the product as ending without
+// a handover plan, the owner's product page shows the dates and links the
+// signed documents, the admin page lists the product, and the public page
+// says nothing of a handover plan.
+func TestAVendorDeclaresSupportDatesInTheBrowser(t *testing.T) {
+	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--local-builders", "0"}})
+	as := []string{"--server", srv.URL, "--token", srv.Token}
+	afterlife(t, true, append([]string{"admin", "org", "create", "acme", "--name", "ACME Devices", "--kind", "vendor"}, as...)...)
+	out, _ := afterlife(t, true, append([]string{"admin", "token", "create", "--name", "acme-web", "--role", "vendor", "--org", "acme"}, as...)...)
+	vendor := strings.TrimSpace(out)
+	afterlife(t, true, "vendor", "product", "--id", "acme-hub", "--vendor", "acme", "--model", "Hub 9", "--device-ids", "usb:acme:hub", "--server", srv.URL, "--token", vendor)
+
+	soon := time.Now().UTC().AddDate(0, 0, 30)
+	b := browsertest.Start(t)
+	row := browsertest.VendorDeclaresSupport(t, b, srv.URL, vendor, "acme-hub", browsertest.SupportDates{
+		"general_availability": "2021-03-01", "end_of_sales": "tba",
+		"end_of_security_support": soon.Format(time.DateOnly), "end_of_life": "2031-12-31",
+	})
+	if !strings.Contains(row, soon.Format("2 January 2006")) || !strings.Contains(row, "no handover plan") {
+		t.Fatalf("the vendor page's row does not show the end of security support and its flag: %q", row)
+	}
+	b.Navigate(t, srv.URL+"/products/acme-hub")
+	b.CheckA11y(t)
+	b.Screenshot(t, "product-support")
+	dates := b.Text(t, "#support-dates")
+	for _, want := range []string{"1 March 2021", "to be announced", soon.Format("2 January 2006"), "31 December 2031"} {
+		if !strings.Contains(dates, want) {
+			t.Errorf("the product page's support dates %q do not show %q", dates, want)
+		}
+	}
+	if got := browsertest.Eval[string](t, b, `[...document.querySelectorAll("#support ~ p a, section[aria-labelledby=support] a")].map(a => a.getAttribute("href")).join(" ")`); !strings.Contains(got, "/v1/products/acme-hub/lifecycle/openeox.json") || !strings.Contains(got, "/lifecycle/cle.json") {
+		t.Errorf("the product page links %q, want the OpenEoX and CLE documents", got)
+	}
+	if page := b.Text(t, "main"); strings.Contains(strings.ToLower(page), "handover plan") {
+		t.Errorf("the public product page speaks of the handover plan:\n%s", page)
+	}
+	browsertest.Logout(t, b)
+	browsertest.Login(t, b, srv.URL, srv.Token)
+	b.Navigate(t, srv.URL+"/admin")
+	b.CheckA11y(t)
+	if got := b.Text(t, "section[aria-labelledby=ending-soon]"); !strings.Contains(got, "acme-hub") {
+		t.Errorf("the admin page's ending-soon list: %q", got)
+	}
 }

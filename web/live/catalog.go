@@ -66,7 +66,7 @@ func (a Catalog) Search(ctx context.Context, q string, limit int) ([]web.Product
 }
 
 func productSummary(p catalog.Product) web.ProductSummary {
-	return web.ProductSummary{ID: p.ID, Vendor: p.Vendor, Model: p.Model, DeviceIDs: p.DeviceIDs, Status: string(p.Status), EOL: p.EOL}
+	return web.ProductSummary{ID: p.ID, Vendor: p.Vendor, Model: p.Model, DeviceIDs: p.DeviceIDs, Status: string(p.Status), EOL: p.EOL, Support: pageSupport(p.Support)}
 }
 
 // Product is the product page, from the registry's overview.
@@ -79,6 +79,7 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	page := &web.ProductPage{
 		ID: pr.ID, Vendor: pr.Vendor, Model: pr.Model, HardwareRevisions: pr.Revisions, DeviceIDs: pr.DeviceIDs,
 		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/releases.atom",
+		Support: pageSupport(pr.Support), Lifecycle: lifecycleDocs(pr.ID),
 	}
 	if !pr.EOL.IsZero() {
 		page.Timeline = append(page.Timeline, web.TimelineEvent{At: pr.EOL, Title: "End of life", Detail: "The vendor's support ends."})
@@ -88,8 +89,11 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	}
 	for _, e := range ov.History {
 		ev := web.TimelineEvent{At: e.At, Title: "Status: " + string(e.To), Detail: fmt.Sprintf("From %s, by %s.", e.From, e.Actor)}
-		if e.From == "" {
+		switch {
+		case e.From == "":
 			ev.Title, ev.Detail = "Registered", "Registered by "+e.Actor+"."
+		case e.From == e.To && e.Support != nil:
+			ev.Title, ev.Detail = "Support period declared", "Declared by "+e.Actor+"."
 		}
 		page.Timeline = append(page.Timeline, ev)
 	}
@@ -193,7 +197,7 @@ func (a Catalog) VendorProducts(ctx context.Context, org string) ([]web.ProductS
 // CreateProduct registers a product for p's organisation under the id the
 // catalog derives.
 func (a Catalog) CreateProduct(ctx context.Context, p principal.Principal, np web.NewProduct) (string, error) {
-	reg := catalog.Registration{Model: np.Model, Revisions: np.HardwareRevisions, DeviceIDs: np.DeviceIDs}
+	reg := catalog.Registration{Model: np.Model, Revisions: np.HardwareRevisions, DeviceIDs: np.DeviceIDs, Support: catalogSupport(np.Support)}
 	if !np.EOL.IsZero() {
 		reg.EOL = np.EOL.Format("2006-01-02")
 	}
