@@ -203,6 +203,22 @@ type Artifact struct {
 	Size   int64
 	SHA256 string // lowercase hex, no "sha256:" prefix
 	URL    string // download URL
+	// SBOM is set on an SBOM the registry read: its format and what it
+	// lists.
+	SBOM *SBOM
+}
+
+// SBOM is what a release's SBOM lists.
+type SBOM struct {
+	Format     string // e.g. "CycloneDX 1.6"
+	Subject    SBOMComponent
+	Components []SBOMComponent
+	Truncated  bool // it lists more than these
+}
+
+// SBOMComponent is one component an SBOM lists.
+type SBOMComponent struct {
+	Name, Version, Type, PURL string
 }
 
 // Badge is a release's reproducibility: how many independent builders agree.

@@ -11,6 +11,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/sbom"
 	"github.com/afterlife-oss/afterlife/web"
 )
 
@@ -152,7 +153,7 @@ func pageRelease(r registry.ReleaseOverview) web.Release {
 		firmware[art.Name] = firmware[art.Name] || art.Kind == "firmware"
 		rel.Artifacts = append(rel.Artifacts, web.Artifact{
 			Name: art.Name, Size: art.Size, SHA256: strings.TrimPrefix(art.Digest, "sha256:"),
-			URL: "/v1/releases/" + r.ID + "/artifacts/" + art.Name,
+			URL: "/v1/releases/" + r.ID + "/artifacts/" + art.Name, SBOM: pageSBOM(art.SBOM),
 		})
 	}
 	// Firmware first, then SBOMs and the rest: what an owner came for.
@@ -206,4 +207,19 @@ func (a Catalog) CreateProduct(ctx context.Context, p principal.Principal, np we
 		return "", err
 	}
 	return pr.ID, nil
+}
+
+// pageSBOM is what the page lists of an SBOM the registry read.
+func pageSBOM(s *sbom.Summary) *web.SBOM {
+	if s == nil {
+		return nil
+	}
+	c := func(x sbom.Component) web.SBOMComponent {
+		return web.SBOMComponent{Name: x.Name, Version: x.Version, Type: x.Type, PURL: x.PURL}
+	}
+	out := &web.SBOM{Format: s.Format, Subject: c(s.Subject), Truncated: s.Truncated}
+	for _, x := range s.Components {
+		out.Components = append(out.Components, c(x))
+	}
+	return out
 }
