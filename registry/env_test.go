@@ -158,8 +158,11 @@ func (e *env) build(files map[string][]byte) string {
 			e.t.Fatal(err)
 		}
 		kind := "other"
-		if strings.HasSuffix(name, ".bin") {
+		switch {
+		case strings.HasSuffix(name, ".bin"):
 			kind = "firmware"
+		case strings.HasSuffix(name, ".cdx.json"):
+			kind = KindSBOM
 		}
 		b.Outputs = append(b.Outputs, Output{Path: "out/" + name, Kind: kind, Digest: string(info.Digest), Size: info.Size})
 	}

@@ -47,6 +47,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 
 	s.registerKeyRoutes(v1)
 	s.registerRolloutRoutes(v1)
+	s.registerLifecycleRoutes(v1)
 
 	const tag = "tuf"
 	root.GET("/tuf/*name", httpapi.Op{Public: true, Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
@@ -254,6 +255,11 @@ func (s *Service) httpTUF(c *gin.Context) error {
 		target = dir + "/" + name
 	}
 	t, listed := s.index.Load().targets[target]
+	if !listed {
+		if d, size, ok := s.lifecycleTarget(c.Request.Context(), target, hash); ok {
+			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, d, blobhttp.Options{Filename: name, Size: size})
+		}
+	}
 	if !listed || t.digest.Hex() != hash {
 		return errs.E(errs.NotFound, "no published TUF target %s with sha256 %s", target, hash)
 	}

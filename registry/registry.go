@@ -152,6 +152,22 @@ type Options struct {
 	// TimestampMargin: the timestamp is re-signed when it expires within
 	// this (default 6h).
 	TimestampMargin time.Duration
+	// Products lists products for the lifecycle catalogue and the
+	// ending-soon list (default: Catalog, when it can list).
+	Products Products
+	// Name names this registry in its lifecycle documents, the third
+	// party its own events are attributed to (e.g. its public URL).
+	Name string
+	// EndingSoonWindow: products reaching the end of security support
+	// within it, with no deposit, are listed as ending without a handover
+	// plan (default 180 days).
+	EndingSoonWindow time.Duration
+	// LifecycleLog, when set, is told of each signed change of a
+	// product's lifecycle documents.
+	LifecycleLog LifecycleLog
+	// HandoverPlans tells the ending-soon list which products have a
+	// deposit (optional: without it the list is unavailable).
+	HandoverPlans HandoverPlans
 }
 
 // Service is the registry.
@@ -249,6 +265,15 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.TimestampMargin <= 0 {
 		o.TimestampMargin = 6 * time.Hour
 	}
+	if o.Products == nil {
+		o.Products, _ = o.Catalog.(Products)
+	}
+	if o.Name == "" {
+		o.Name = "afterlife registry"
+	}
+	if o.EndingSoonWindow <= 0 {
+		o.EndingSoonWindow = 180 * 24 * time.Hour
+	}
 	s := &Service{
 		o: o, db: o.DB, log: o.Logger, now: o.Now,
 		updateSem: make(chan struct{}, o.MaxUpdateLoad),
@@ -279,6 +304,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer ts.Stop()
 	if err := s.SignUnsigned(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("registry: could not sign the fields of older targets; devices refuse them until it succeeds", "err", err)
+	}
+	if err := s.signAllLifecycles(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("registry: could not sign the lifecycle documents of every product; each is signed at its next change", "err", err)
 	}
 	s.refreshTimestamp(ctx)
 	for {

@@ -16,6 +16,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/ids"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/registry/device"
+	"github.com/afterlife-oss/afterlife/registry/sbom"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
 
@@ -75,6 +76,9 @@ type Artifact struct {
 	// Delta, on an artifact of kind "delta", says which image it turns
 	// into the release's firmware (delta.go).
 	Delta *device.SignedDelta `json:"delta,omitempty"`
+	// SBOM is what the registry read of an artifact of kind sbom at
+	// publish (its format and components).
+	SBOM *sbom.Summary `json:"sbom,omitempty"`
 }
 
 // Offered is the artifact a device installs: the first firmware, else the
@@ -219,10 +223,16 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 		if info.Size != o.Size {
 			return Release{}, errs.E(errs.Conflict, "build %s: output %s is %d bytes in the store, the build says %d", b.ID, o.Path, info.Size, o.Size)
 		}
-		rel.Artifacts = append(rel.Artifacts, Artifact{
+		art := Artifact{
 			Name: name, Path: o.Path, Kind: o.Kind, Digest: string(d), Size: o.Size,
 			Target: s.o.TUF.TargetPath(rel.Product, rel.Version, name),
-		})
+		}
+		if o.Kind == KindSBOM {
+			if art.SBOM, err = s.readSBOM(ctx, d); err != nil {
+				return Release{}, fmt.Errorf("registry: build %s: output %s: %w", b.ID, o.Path, err)
+			}
+		}
+		rel.Artifacts = append(rel.Artifacts, art)
 	}
 	versionIsNew := func(ctx context.Context) error {
 		var exists int

@@ -77,6 +77,12 @@ func (s *Service) signReleaseLists(ctx context.Context, add []tuf.Target, remove
 			continue
 		}
 		lists = append(lists, t)
+		// A release is an event of the product's lifecycle documents.
+		if ts, err := s.lifecycleTargets(ctx, product); err == nil {
+			lists = append(lists, ts...)
+		} else {
+			s.log.Error("registry: could not write lifecycle documents; they are signed again at the next change or start", "product", product, "err", err)
+		}
 	}
 	slices.SortFunc(lists, func(a, b tuf.Target) int { return strings.Compare(a.Path, b.Path) })
 	if err := s.o.TUF.Apply(context.WithoutCancel(ctx), lists, nil); err != nil {

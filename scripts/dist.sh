@@ -19,15 +19,7 @@ version="${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}"
 targets="${TARGETS:-linux/amd64 linux/arm64 linux/arm}"
 device_targets="${DEVICE_TARGETS:-${TARGETS:-$targets linux/mips}}"
 cache="${AFTERLIFE_CACHE:-$HOME/.cache/afterlife}"
-sbom_version="v1.10.0"
-sbom="$cache/bin/cyclonedx-gomod"
-
-if [ ! -x "$sbom" ] || [ "$(cat "$sbom.version" 2>/dev/null)" != "$sbom_version" ]; then
-  echo "dist: installing cyclonedx-gomod $sbom_version into $cache/bin (once)"
-  mkdir -p "$cache/bin"
-  GOBIN="$cache/bin" GOFLAGS=-buildvcs=false go install "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$sbom_version"
-  echo "$sbom_version" >"$sbom.version"
-fi
+sbom="$(AFTERLIFE_CACHE="$cache" scripts/cyclonedx-gomod.sh)"
 
 # Nothing of this machine may reach the bytes: no paths (-trimpath), no
 # build id, no VCS stamp (the version comes from VERSION), no cgo.

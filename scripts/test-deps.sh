@@ -3,7 +3,8 @@
 # PostgreSQL, bubblewrap, the ARM toolchain and emulator, Chromium, wrk/nginx
 # for benchmarks, zstd (delta updates are checked against its --patch-from),
 # fwupd's tools (fwupdtool with its test plugin, gcab, jcat-tool) for the
-# fwupd remote, and a MinIO server built once into a cache directory.
+# fwupd remote, a MinIO server built once into a cache directory, and the SBOM
+# generator the Go example recipe runs (cyclonedx-gomod).
 #
 # Usage: scripts/test-deps.sh            (as root, or with sudo available)
 # Env:   AFTERLIFE_CACHE  cache dir (default ~/.cache/afterlife)
@@ -43,6 +44,10 @@ if [ ! -x "$cache/bin/minio" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$minio_ver
   GOBIN="$cache/bin" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$minio_version"
   echo "$minio_version" >"$stamp"
 fi
+# cyclonedx-gomod: the SBOM generator the Go example recipe runs inside the
+# sandbox (builders find it here, builder/toolchain.ToolCache). Every
+# builder must run the same version: the SBOM names it.
+AFTERLIFE_CACHE="$cache" "$(dirname "$0")/cyclonedx-gomod.sh" >/dev/null
 # axe-core: the accessibility checker the browser tests inject into pages.
 if [ ! -f "$cache/npm/node_modules/axe-core/axe.min.js" ]; then
   echo "test-deps: installing axe-core into $cache/npm"

@@ -21,6 +21,7 @@ var flashes = map[string]string{
 	"product":  "Product registered.",
 	"deposit":  "Deposit sealed. Its receipt is below.",
 	"checkin":  "Checked in. The dead-man deadlines moved forward.",
+	"support":  "Support period declared. It is published, signed, on the product page.",
 	"approved": "Approval recorded.",
 	"revoked":  "Token revoked.",
 	"rollout":  "Rollout changed.",
@@ -53,11 +54,14 @@ type vendorData struct {
 	Deposits     []DepositSummary
 	NextDeadline time.Time // earliest dead-man deadline across deposits
 	Form         NewProductForm
+	Lifecycle    bool                      // support periods can be declared
+	EndingSoon   map[string]*EndingSoonRow // by product id: near the end of security support, nothing deposited
 }
 
 // NewProductForm keeps what the vendor typed when a form is shown again.
 type NewProductForm struct {
 	Model, Revisions, DeviceIDs, EOL string
+	Support                          SupportDates
 }
 
 func (s *Site) vendorData(c *gin.Context) (vendorData, error) {
@@ -74,7 +78,17 @@ func (s *Site) vendorData(c *gin.Context) (vendorData, error) {
 	if err != nil {
 		return vendorData{}, err
 	}
-	d := vendorData{Products: prods, Deposits: deps}
+	d := vendorData{Products: prods, Deposits: deps, Lifecycle: s.deps.Lifecycle != nil}
+	if s.deps.Lifecycle != nil {
+		soon, err := s.deps.Lifecycle.EndingSoon(ctx, p)
+		if err != nil {
+			return vendorData{}, err
+		}
+		d.EndingSoon = map[string]*EndingSoonRow{}
+		for _, r := range soon {
+			d.EndingSoon[r.ProductID] = &r
+		}
+	}
 	for _, dep := range deps {
 		if dep.Policy.Kind == "dead-man" && dep.State == "sealed" && !dep.Policy.NextDeadline.IsZero() {
 			if d.NextDeadline.IsZero() || dep.Policy.NextDeadline.Before(d.NextDeadline) {
@@ -105,8 +119,9 @@ func (s *Site) vendorCreateProduct(c *gin.Context) {
 		Revisions: c.PostForm("revisions"),
 		DeviceIDs: c.PostForm("device_ids"),
 		EOL:       strings.TrimSpace(c.PostForm("eol")),
+		Support:   supportForm(c),
 	}
-	np := NewProduct{Model: f.Model, HardwareRevisions: splitList(f.Revisions), DeviceIDs: splitList(f.DeviceIDs)}
+	np := NewProduct{Model: f.Model, HardwareRevisions: splitList(f.Revisions), DeviceIDs: splitList(f.DeviceIDs), Support: f.Support}
 	var err error
 	if f.Model == "" {
 		err = errs.E(errs.Invalid, "the model name is required")
@@ -328,9 +343,12 @@ type adminData struct {
 	Root      RootCustody
 	Approvals []ApprovalRow
 	Tokens    []TokenRow
-	NewSecret string // shown once after creating a token
-	NewName   string
-	Roles     []principal.Role
+	// EndingSoon are the products near the end of security support with
+	// nothing in escrow (nil: not enabled).
+	EndingSoon []EndingSoonRow
+	NewSecret  string // shown once after creating a token
+	NewName    string
+	Roles      []principal.Role
 }
 
 func (s *Site) adminData(c *gin.Context) (adminData, error) {
@@ -359,6 +377,14 @@ func (s *Site) adminData(c *gin.Context) (adminData, error) {
 	}
 	if d.Tokens, err = s.deps.Admin.Tokens(ctx); err != nil {
 		return d, err
+	}
+	if s.deps.Lifecycle != nil {
+		if d.EndingSoon, err = s.deps.Lifecycle.EndingSoon(ctx, p); err != nil {
+			return d, err
+		}
+		if d.EndingSoon == nil {
+			d.EndingSoon = []EndingSoonRow{}
+		}
 	}
 	return d, nil
 }

@@ -15,6 +15,11 @@ func (s *Site) funcs() template.FuncMap {
 			}
 			return t.UTC().Format("2 Jan 2006")
 		},
+		"supportdate": supportDate,
+		"formdate":    formDate,
+		"supportfields": func(id string, s SupportDates) supportFields {
+			return supportFields{ID: id, S: s}
+		},
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"datetime": func(t time.Time) string {
 			if t.IsZero() {

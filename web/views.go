@@ -110,7 +110,8 @@ type ProductSummary struct {
 	DeviceIDs []string // ids a device reports to identify itself
 	Status    string   // supported | sunset | handed-over | community
 	EOL       time.Time
-	Latest    string // newest stable version, empty when none
+	Latest    string       // newest stable version, empty when none
+	Support   SupportDates // the declared support period
 }
 
 // ProductPage is the public product page.
@@ -128,9 +129,11 @@ type ProductPage struct {
 	InstallNotes      string        // plain text (from the recipe's README or a field), shown preformatted
 	RiskNotes         []string      // plain text warnings
 	Reports           ReportStats
-	APIURL            string       // JSON of this page's data in the API
-	FeedURL           string       // Atom feed of this product's releases
-	Fwupd             *FwupdRemote // set when fwupd devices can opt in to this product's releases
+	APIURL            string         // JSON of this page's data in the API
+	FeedURL           string         // Atom feed of this product's releases
+	Fwupd             *FwupdRemote   // set when fwupd devices can opt in to this product's releases
+	Support           SupportDates   // the declared support period
+	Lifecycle         []LifecycleDoc // its machine-readable, signed lifecycle documents
 }
 
 // FwupdRemote tells an owner whose device runs fwupd how to opt in to the
@@ -220,6 +223,22 @@ type Artifact struct {
 	Size   int64
 	SHA256 string // lowercase hex, no "sha256:" prefix
 	URL    string // download URL
+	// SBOM is set on an SBOM the registry read: its format and what it
+	// lists.
+	SBOM *SBOM
+}
+
+// SBOM is what a release's SBOM lists.
+type SBOM struct {
+	Format     string // e.g. "CycloneDX 1.6"
+	Subject    SBOMComponent
+	Components []SBOMComponent
+	Truncated  bool // it lists more than these
+}
+
+// SBOMComponent is one component an SBOM lists.
+type SBOMComponent struct {
+	Name, Version, Type, PURL string
 }
 
 // Badge is a release's reproducibility: how many independent builders agree.
@@ -254,7 +273,8 @@ type NewProduct struct {
 	Model             string
 	HardwareRevisions []string
 	DeviceIDs         []string
-	EOL               time.Time // zero when not announced
+	EOL               time.Time    // zero when not announced
+	Support           SupportDates // the support period declared with it
 }
 
 // BuildFilter selects builds.

@@ -41,7 +41,10 @@ type Deps struct {
 	// Releases, when set, gives the maintainer page its phased rollouts.
 	Releases Releases
 	Auth     Authenticator
-	Log      *slog.Logger
+	// Lifecycle, when set, lets vendors declare support periods and
+	// lists products ending without a handover plan.
+	Lifecycle Lifecycle
+	Log       *slog.Logger
 }
 
 // Options configure the site.
@@ -187,6 +190,7 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 	page(v, http.MethodPost, "/deposits", roles("Start a deposit for a product of the vendor's org", httpapi.OwnOrg, vendor...), s.vendorCreateDeposit)
 	page(v, http.MethodPut, "/deposits/:id/files/*path", roles("Upload one file of the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorUploadFile)
 	page(v, http.MethodPost, "/deposits/:id/commit", roles("Seal the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorCommitDeposit)
+	page(v, http.MethodPost, "/products/:id/support", roles("Declare the support period of a product of the vendor's own org", httpapi.OwnOrg, vendor...), s.vendorDeclareSupport)
 	page(v, http.MethodPost, "/checkin", roles("Check in for the vendor's own org", "", vendor...), s.vendorCheckIn)
 
 	maint := []principal.Role{principal.Maintainer}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"gopkg.in/yaml.v3"
 
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
@@ -308,10 +309,24 @@ func checkCamImage(t *testing.T, outputs map[string][]byte, epoch int64) {
 	if f.Machine != elf.EM_ARM || f.Class != elf.ELFCLASS32 || f.Type != elf.ET_EXEC {
 		t.Fatalf("afterlife-camd is %v %v %v, want a 32-bit ARM executable", f.Class, f.Machine, f.Type)
 	}
-	sbom := string(outputs["afterlife-cam.sbom.json"])
-	sum := sha256.Sum256(img)
-	if !strings.Contains(sbom, hex.EncodeToString(sum[:])) {
-		t.Fatalf("the SBOM does not name the image's digest:\n%s", sbom)
+	// The SBOM is CycloneDX 1.6 written by cyclonedx-gomod: it describes
+	// the daemon, lists the Go standard library it links, and names the
+	// daemon's digest.
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(bytes.NewReader(outputs["afterlife-cam.sbom.json"]), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatalf("the SBOM is not CycloneDX JSON: %v", err)
+	}
+	if bom.SpecVersion != cdx.SpecVersion1_6 || bom.Metadata == nil || bom.Metadata.Component == nil || bom.Metadata.Component.Name != "afterlife.example/cam" ||
+		bom.Metadata.Tools == nil || bom.Components == nil || (*bom.Components)[0].Name != "std" {
+		t.Fatalf("the SBOM is not cyclonedx-gomod's CycloneDX 1.6 of the daemon:\n%s", outputs["afterlife-cam.sbom.json"])
+	}
+	sum := sha256.Sum256(daemon)
+	named := false
+	for _, p := range *bom.Metadata.Properties {
+		named = named || (p.Name == "cdx:gomod:binary:hash:SHA-256" && p.Value == hex.EncodeToString(sum[:]))
+	}
+	if !named {
+		t.Fatalf("the SBOM does not name the daemon's digest:\n%s", outputs["afterlife-cam.sbom.json"])
 	}
 }
 

@@ -159,7 +159,7 @@ func (f Finder) golang(ctx context.Context) (Toolchain, bool, error) {
 	if !filepath.IsAbs(goroot) || version == "" {
 		return Toolchain{}, false, errs.E(errs.Internal, "toolchain: go env gave GOROOT %q and version %q", goroot, version)
 	}
-	return Toolchain{
+	tc := Toolchain{
 		Name:    Go,
 		Version: version,
 		Paths:   []string{goroot},
@@ -167,7 +167,63 @@ func (f Finder) golang(ctx context.Context) (Toolchain, bool, error) {
 		// GOTOOLCHAIN=local: the sandbox has no network, and a build must
 		// use the toolchain the builder advertised, never fetch another.
 		Env: map[string]string{"GOTOOLCHAIN": "local"},
-	}, true, nil
+	}
+	if tool, v, ok := f.goSBOMTool(ctx); ok {
+		// Only the tool's own file is bound, not the directory it sits in.
+		tc.Paths = append(tc.Paths, tool)
+		tc.Bin = append(tc.Bin, filepath.Dir(tool))
+		tc.Env[GoSBOMToolVersionEnv] = v
+	}
+	return tc, true, nil
+}
+
+// GoSBOMTool is the SBOM generator the Go toolchain carries into the
+// sandbox when this machine has it: CycloneDX's cyclonedx-gomod, which
+// writes a CycloneDX SBOM from the module list Go embeds in a binary.
+// GoSBOMToolVersionEnv tells the steps its version, so a recipe can refuse
+// to run with another one (its SBOM names the tool and its digests: every
+// builder must run the same build of it to agree bit for bit).
+const (
+	GoSBOMTool           = "cyclonedx-gomod"
+	GoSBOMToolVersionEnv = "AFTERLIFE_CYCLONEDX_GOMOD"
+)
+
+// ToolCache is where afterlife's scripts install the tools builds use
+// (scripts/test-deps.sh, scripts/dist.sh): $AFTERLIFE_CACHE/bin, or
+// ~/.cache/afterlife/bin.
+func ToolCache() string {
+	if c := os.Getenv("AFTERLIFE_CACHE"); c != "" {
+		return filepath.Join(c, "bin")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cache", "afterlife", "bin")
+}
+
+// goSBOMTool finds GoSBOMTool on PATH, in the extra directories or in
+// ToolCache, and its version ("v1.10.0").
+func (f Finder) goSBOMTool(ctx context.Context) (string, string, bool) {
+	bin, ok := f.look(GoSBOMTool)
+	if !ok {
+		if dir := ToolCache(); dir != "" {
+			bin, ok = Finder{LookPath: func(string) (string, error) { return "", os.ErrNotExist }, Extra: []string{dir}}.look(GoSBOMTool)
+		}
+	}
+	if !ok {
+		return "", "", false
+	}
+	out, err := probe(ctx, bin, "version")
+	if err != nil {
+		return "", "", false
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, found := strings.CutPrefix(line, "Version:"); found && strings.TrimSpace(v) != "" {
+			return bin, strings.TrimSpace(v), true
+		}
+	}
+	return "", "", false
 }
 
 func (f Finder) armGCC(ctx context.Context) (Toolchain, bool, error) {

@@ -36,8 +36,18 @@ func TestDetectReportsWhatIsReallyInstalled(t *testing.T) {
 		if !strings.Contains(string(out), "go"+tc.Version+" ") {
 			t.Fatalf("go version prints %q, detected %q", out, tc.Version)
 		}
-		if tc.Env["GOTOOLCHAIN"] != "local" || len(tc.Paths) != 1 {
+		if tc.Env["GOTOOLCHAIN"] != "local" || tc.Paths[0] != filepath.Dir(tc.Bin[0]) {
 			t.Fatalf("go toolchain = %+v", tc)
+		}
+	})
+	t.Run("go carries the SBOM generator the test dependencies install, and only its file", func(t *testing.T) {
+		tc, err := toolchain.Find(tcs, toolchain.Go, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tool := filepath.Join(toolchain.ToolCache(), toolchain.GoSBOMTool)
+		if len(tc.Paths) != 2 || tc.Paths[1] != tool || tc.Bin[1] != filepath.Dir(tool) || tc.Env[toolchain.GoSBOMToolVersionEnv] != "v1.10.0" {
+			t.Fatalf("go toolchain = %+v, want it to carry %s v1.10.0 (scripts/cyclonedx-gomod.sh installs it)", tc, tool)
 		}
 	})
 	t.Run("the ARM compiler is found with its library dirs", func(t *testing.T) {

@@ -647,6 +647,8 @@ func (f *accessFixture) body(d httpapi.Declaration) ([]byte, string) {
 		return js(map[string]any{"id": "acme-new", "vendor": accessOwner, "model": ""})
 	case "POST /v1/products/:id/status":
 		return js(map[string]string{"status": "sunset"})
+	case "POST /v1/products/:id/support":
+		return js(map[string]string{"end_of_life": "tba"})
 	case "POST /v1/releases":
 		return js(map[string]string{"build_id": f.build, "product": f.product, "version": "1.0.0", "channel": "stable"})
 	case "POST /v1/releases/:id/yank", "POST /v1/releases/:id/pull-back", "POST /v1/releases/:id/resume":

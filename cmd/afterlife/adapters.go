@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/builder"
@@ -10,6 +11,7 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
@@ -170,4 +172,17 @@ type buildOnlyFiles struct{ e *escrow.Service }
 func (a buildOnlyFiles) BuildOnly(ctx context.Context, d blob.Digest) (bool, error) {
 	_, rights, ok, err := a.e.BuildInput(ctx, d)
 	return ok && rights == manifest.BuildOnly, err
+}
+
+// handoverPlans tells the registry's ending-soon list whether a product
+// has a sealed or released deposit, as the caller may see it (the escrow
+// decides who sees a sealed deposit).
+type handoverPlans struct{ e *escrow.Service }
+
+func (a handoverPlans) HasDeposit(ctx context.Context, who principal.Principal, product string) (bool, error) {
+	ds, err := a.e.List(ctx, who, escrow.ListFilter{Product: product, Limit: 1000})
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(ds, func(d escrow.Deposit) bool { return d.State == escrow.Sealed || d.State == escrow.Released }), nil
 }

@@ -70,12 +70,14 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 		MaxUpdateLoad: s.cfg.MaxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, ReportsPerNetwork: s.cfg.ReportsPerNetwork,
 		ReceiptKey: receiptKey, Metrics: s.metrics,
 		TimestampMargin: s.cfg.TimestampExpiry / 4,
+		Name:            s.cfg.PublicURL, EndingSoonWindow: s.cfg.EndingSoon, HandoverPlans: handoverPlans{p.escrow},
 	})
 	if err != nil {
 		return err
 	}
 	p.reg.Register(v1, root)
 	p.catalog.OnDeviceIDsChanged(p.reg.Refresh)
+	p.catalog.OnLifecycleChanged(p.reg.LifecycleChanged)
 	s.background = append(s.background, func(ctx context.Context) { logStop(s, "registry", p.reg.Run(ctx)) })
 	fwupdBranch, err := s.wireFwupd(ctx, root, p)
 	if err != nil {

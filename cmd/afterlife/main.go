@@ -59,7 +59,7 @@ On a device, afterlife-device run keeps it updated (docs/devices.md).`,
 	root.AddCommand(
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
 		buildercli.BuilderCommand(version), buildercli.BuildCommand(),
-		escrowcli.VendorCommand(registrycli.ProductCommand, newVendorHandoverCmd), escrowcli.TrusteeCommand(),
+		escrowcli.VendorCommand(registrycli.ProductCommand, newVendorHandoverCmd, registrycli.SupportCommand, registrycli.EndingSoonCommand), escrowcli.TrusteeCommand(),
 		recipescli.RecipeCommand(buildercli.WaitForVerdict), registrycli.ReleaseCommand(),
 		newDeviceCmd(), translogcli.Command(),
 	)

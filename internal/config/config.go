@@ -53,6 +53,7 @@ type Serve struct {
 	TranslogWitnesses string
 	TimestampExpiry   time.Duration // lifetime of TUF timestamp metadata
 	FwupdEvery        time.Duration // how often the fwupd remote is rebuilt, and the least time between its generations (0: no fwupd remote)
+	EndingSoon        time.Duration // how close to the end of security support a product without a deposit is flagged
 
 	MaxFileSize    int64         // largest single file in a deposit
 	MaxDepositSize int64         // largest deposit
@@ -180,6 +181,7 @@ var serveFields = []field[Serve]{
 	{"translog-in-root", "false", "publish the transparency log's key, witnesses and quorum in the signed TUF root (needs root.key in the key dir); devices then install only releases the witnessed log proves, and refuse one in the seconds before its publication is logged and cosigned", boolean(func(c *Serve) *bool { return &c.TranslogInRoot })},
 	{"translog-witnesses", "", "outside witnesses (C2SP tlog-witness) the log pushes checkpoints to: \"OPERATOR VKEY URL\" entries separated by ';'", str(func(c *Serve) *string { return &c.TranslogWitnesses })},
 	{"scrub-every", "24h", "how often every blob is re-hashed (0 to disable)", duration(func(c *Serve) *time.Duration { return &c.ScrubEvery })},
+	{"ending-soon", "4320h", "products this close to their declared end of security support (4320h = 180 days) with nothing in escrow are listed on the admin page and flagged on their vendor's page, never publicly", duration(func(c *Serve) *time.Duration { return &c.EndingSoon })},
 	{"timestamp-expiry", "24h", "lifetime of the TUF timestamp; it is re-signed before it expires", duration(func(c *Serve) *time.Duration { return &c.TimestampExpiry })},
 	{"fwupd-every", "1m", "how often the fwupd remote's metadata is rebuilt from the releases; two generations are at least this far apart (0: serve no fwupd remote)", duration(func(c *Serve) *time.Duration { return &c.FwupdEvery })},
 	{"max-file-size", "4GiB", "largest file in a deposit", size(func(c *Serve) *int64 { return &c.MaxFileSize })},

@@ -65,9 +65,12 @@ type Product struct {
 	Status     Status    `json:"status"`
 	RiskNotes  string    `json:"risk_notes,omitempty"`
 	Created    time.Time `json:"created"`
+	Support    Support   `json:"support"` // the declared support period
 }
 
-// Event is one status change.
+// Event is one change of a product: its status (From → To), a declaration
+// of its support period (Support set, From = To), or its registration
+// (From empty, with the support period declared then, if any).
 type Event struct {
 	ID      string    `json:"id"`
 	Seq     int64     `json:"seq"` // the event's place in the catalog's log, gap-free
@@ -76,6 +79,7 @@ type Event struct {
 	Actor   string    `json:"actor"`
 	From    Status    `json:"from"`
 	To      Status    `json:"to"`
+	Support *Support  `json:"support,omitempty"` // the support period declared by this event
 }
 
 var (
@@ -124,6 +128,8 @@ type Catalog struct {
 	now     func() time.Time
 	dropped []DroppedClaim
 	changed func(ctx context.Context) error
+	// lifecycle is told of support and status changes (OnLifecycleChanged).
+	lifecycle func(ctx context.Context, product string)
 }
 
 // DroppedClaim is a device id a product listed but lost at the upgrade
@@ -249,6 +255,9 @@ type Registration struct {
 	FwupdIDs  []string `json:"fwupd_ids,omitempty"`
 	EOL       string   `json:"eol,omitempty"` // YYYY-MM-DD
 	RiskNotes string   `json:"risk_notes,omitempty"`
+	// Support is the support period declared at registration (optional;
+	// SetSupport declares or changes it later).
+	Support Support `json:"support,omitzero"`
 }
 
 func (r Registration) validate() (Product, error) {
@@ -299,6 +308,19 @@ func (r Registration) validate() (Product, error) {
 		}
 		p.EOL = t
 	}
+	s, err := r.Support.normalise()
+	if err != nil {
+		return p, err
+	}
+	if s.Declared() {
+		if t, ok := SupportTime(s.EndOfLife); ok {
+			if r.EOL != "" && !t.Equal(p.EOL) {
+				return p, errs.E(errs.Invalid, "eol %s and support.end_of_life %s differ; give one", r.EOL, s.EndOfLife)
+			}
+			p.EOL = t
+		}
+		p.Support = s
+	}
 	return p, nil
 }
 
@@ -313,6 +335,9 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 		return Product{}, err
 	}
 	p.Created = c.now().UTC().Truncate(time.Millisecond)
+	if p.Support.Declared() {
+		p.Support.Updated = p.Created
+	}
 	revs, _ := json.Marshal(p.Revisions)
 	devs, _ := json.Marshal(p.DeviceIDs)
 	guids, _ := json.Marshal(p.FwupdGUIDs)
@@ -327,9 +352,9 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at, created_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			p.ID, p.Vendor, p.Model, string(revs), string(devs), string(guids), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), who.Actor()); err != nil {
+		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at, created_by, support)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			p.ID, p.Vendor, p.Model, string(revs), string(devs), string(guids), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), who.Actor(), encodeSupport(p.Support)); err != nil {
 			return err
 		}
 		for _, g := range p.FwupdGUIDs {
@@ -348,7 +373,7 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 				return err
 			}
 		}
-		return c.appendEvent(ctx, tx, p.ID, p.Created, who.Actor(), "", p.Status)
+		return c.appendEvent(ctx, tx, p.ID, p.Created, who.Actor(), "", p.Status, p.Support)
 	})
 	if db.IsUniqueViolation(err) {
 		return Product{}, errs.E(errs.Conflict, "product %s already exists", p.ID)
@@ -356,6 +381,7 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 	if err != nil {
 		return Product{}, fmt.Errorf("catalog: register %s: %w", p.ID, err)
 	}
+	c.lifecycleChanged(ctx, p.ID)
 	return p, nil
 }
 
@@ -399,13 +425,17 @@ func (c *Catalog) Count(ctx context.Context, statuses ...Status) (int, error) {
 	return n, nil
 }
 
-const cols = `id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at`
+const cols = `id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at, support`
 
 func scan(row interface{ Scan(...any) error }) (Product, error) {
 	var p Product
-	var revs, devs, guids, status string
+	var revs, devs, guids, status, support string
 	var eol, created int64
-	if err := row.Scan(&p.ID, &p.Vendor, &p.Model, &revs, &devs, &guids, &eol, &status, &p.RiskNotes, &created); err != nil {
+	if err := row.Scan(&p.ID, &p.Vendor, &p.Model, &revs, &devs, &guids, &eol, &status, &p.RiskNotes, &created, &support); err != nil {
+		return p, err
+	}
+	var err error
+	if p.Support, err = decodeSupport(p.ID, support); err != nil {
 		return p, err
 	}
 	p.Status, p.EOL, p.Created = Status(status), db.FromMillis(eol), db.FromMillis(created)
@@ -641,31 +671,34 @@ func (c *Catalog) advance(ctx context.Context, p Product, to Status, actor strin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errs.E(errs.Conflict, "product %s changed status concurrently", p.ID)
 		}
-		return c.appendEvent(ctx, tx, p.ID, now, actor, p.Status, to)
+		return c.appendEvent(ctx, tx, p.ID, now, actor, p.Status, to, Support{})
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("catalog: set status of %s: %w", p.ID, err)
 	}
+	c.lifecycleChanged(ctx, p.ID)
 	p.Status = to
 	return p, nil
 }
 
 // appendEvent is the only writer of product_events; nothing updates or
 // deletes them. Their order is their seq, not their time: two changes in
-// one millisecond keep the order they were made in.
-func (c *Catalog) appendEvent(ctx context.Context, tx *sql.Tx, product string, at time.Time, actor string, from, to Status) error {
+// one millisecond keep the order they were made in. A declared support
+// period s is recorded with the event.
+func (c *Catalog) appendEvent(ctx context.Context, tx *sql.Tx, product string, at time.Time, actor string, from, to Status, s Support) error {
 	seq, err := c.db.NextSeq(ctx, tx, "product_events")
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, seq, product, at, actor, from_status, to_status) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		ids.At("pev", at), seq, product, db.Millis(at), actor, string(from), string(to))
+	_, err = tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, seq, product, at, actor, from_status, to_status, support) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		ids.At("pev", at), seq, product, db.Millis(at), actor, string(from), string(to), encodeSupport(s))
 	return err
 }
 
-// Events returns a product's status history, oldest first.
+// Events returns a product's history (status changes and support
+// declarations), oldest first.
 func (c *Catalog) Events(ctx context.Context, id string) ([]Event, error) {
-	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT id, seq, product, at, actor, from_status, to_status FROM product_events WHERE product = ? ORDER BY seq`), id)
+	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT id, seq, product, at, actor, from_status, to_status, support FROM product_events WHERE product = ? ORDER BY seq`), id)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: events: %w", db.Classify(err))
 	}
@@ -674,11 +707,18 @@ func (c *Catalog) Events(ctx context.Context, id string) ([]Event, error) {
 	for rows.Next() {
 		var e Event
 		var at int64
-		var from, to string
-		if err := rows.Scan(&e.ID, &e.Seq, &e.Product, &at, &e.Actor, &from, &to); err != nil {
+		var from, to, support string
+		if err := rows.Scan(&e.ID, &e.Seq, &e.Product, &at, &e.Actor, &from, &to, &support); err != nil {
 			return nil, err
 		}
 		e.At, e.From, e.To = db.FromMillis(at), Status(from), Status(to)
+		if support != "" {
+			s, err := decodeSupport(e.Product, support)
+			if err != nil {
+				return nil, err
+			}
+			e.Support = &s
+		}
 		out = append(out, e)
 	}
 	return out, db.Classify(rows.Err())

@@ -18,6 +18,7 @@ func (c *Catalog) RegisterRoutes(v1 *httpapi.Router) {
 	v1.GET("/products", httpapi.Op{Public: true, Summary: "List or search products (?q=, ?vendor=, ?status=, ?device_id=)", Tag: tag}, c.httpList)
 	v1.GET("/products/:id", httpapi.Op{Public: true, Summary: "A product and its status history", Tag: tag}, c.httpGet)
 	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpStatus)
+	v1.POST("/products/:id/support", httpapi.Op{Summary: "Declare a product's support period (general availability, end of sales, end of security support, end of life: RFC 3339, YYYY-MM-DD or tba)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpSupport)
 	v1.POST("/admin/device-ids/reassign", httpapi.Op{Summary: "Move a device id to another product (a device id belongs to one product)", Roles: []principal.Role{principal.Admin}, Tag: tag}, c.httpReassign)
 }
 
@@ -117,6 +118,18 @@ func (c *Catalog) httpStatus(g *gin.Context) error {
 		return err
 	}
 	p, err := c.SetStatus(g.Request.Context(), g.Param("id"), to, httpapi.Principal(g))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(g, http.StatusOK, p)
+}
+
+func (c *Catalog) httpSupport(g *gin.Context) error {
+	var s Support
+	if err := httpapi.BindJSON(g, &s); err != nil {
+		return err
+	}
+	p, err := c.SetSupport(g.Request.Context(), httpapi.Principal(g), g.Param("id"), s)
 	if err != nil {
 		return err
 	}

@@ -198,6 +198,7 @@ func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	cmd.Flags().StringVar(&fwupdIDs, "fwupd-ids", "", "GUIDs fwupd knows the devices by, or instance ids it derives them from, separated by ';' (the fwupd remote offers community releases to them)")
 	cmd.Flags().StringVar(&reg.EOL, "eol", "", "end-of-life date, YYYY-MM-DD")
 	cmd.Flags().StringVar(&reg.RiskNotes, "risk-notes", "", "what owners should know before installing community firmware")
+	addSupportFlags(cmd.Flags(), &reg.Support)
 	for _, f := range []string{"id", "vendor", "model"} {
 		_ = cmd.MarkFlagRequired(f)
 	}

@@ -65,14 +65,16 @@ type registration struct {
 	FwupdIDs  []string `json:"fwupd_ids,omitempty"`
 	EOL       string   `json:"eol,omitempty"` // YYYY-MM-DD
 	RiskNotes string   `json:"risk_notes,omitempty"`
+	Support   support  `json:"support,omitzero"`
 }
 
 // product is what the commands print of catalog.Product.
 type product struct {
-	ID     string `json:"id"`
-	Vendor string `json:"vendor"`
-	Model  string `json:"model"`
-	Status string `json:"status"`
+	ID      string  `json:"id"`
+	Vendor  string  `json:"vendor"`
+	Model   string  `json:"model"`
+	Status  string  `json:"status"`
+	Support support `json:"support"`
 }
 
 // reassignRequest is catalog.ReassignRequest.
@@ -86,4 +88,12 @@ type reassigned struct {
 	DeviceID string  `json:"device_id"`
 	From     string  `json:"from"`
 	Product  product `json:"product"`
+}
+
+// support is catalog.Support as a vendor declares it.
+type support struct {
+	GeneralAvailability  string `json:"general_availability,omitempty"`
+	EndOfSales           string `json:"end_of_sales,omitempty"`
+	EndOfSecuritySupport string `json:"end_of_security_support,omitempty"`
+	EndOfLife            string `json:"end_of_life,omitempty"`
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/fwupd"
+	"github.com/afterlife-oss/afterlife/registry/sbom"
 	"github.com/afterlife-oss/afterlife/web"
 )
 
@@ -67,7 +68,7 @@ func (a Catalog) Search(ctx context.Context, q string, limit int) ([]web.Product
 }
 
 func productSummary(p catalog.Product) web.ProductSummary {
-	return web.ProductSummary{ID: p.ID, Vendor: p.Vendor, Model: p.Model, DeviceIDs: p.DeviceIDs, Status: string(p.Status), EOL: p.EOL}
+	return web.ProductSummary{ID: p.ID, Vendor: p.Vendor, Model: p.Model, DeviceIDs: p.DeviceIDs, Status: string(p.Status), EOL: p.EOL, Support: pageSupport(p.Support)}
 }
 
 // Product is the product page, from the registry's overview.
@@ -80,6 +81,7 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	page := &web.ProductPage{
 		ID: pr.ID, Vendor: pr.Vendor, Model: pr.Model, HardwareRevisions: pr.Revisions, DeviceIDs: pr.DeviceIDs,
 		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/releases.atom",
+		Support: pageSupport(pr.Support), Lifecycle: lifecycleDocs(pr.ID),
 	}
 	if len(pr.FwupdGUIDs) > 0 && a.p.FwupdBranch != "" {
 		page.Fwupd = &web.FwupdRemote{GUIDs: pr.FwupdGUIDs, Branch: a.p.FwupdBranch, Remote: fwupd.RemoteID, ConfURL: fwupd.ConfPath, CAURL: fwupd.CAPath}
@@ -94,8 +96,11 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	for _, e := range ov.History {
 		ev := web.TimelineEvent{At: e.At, Title: "Status: " + string(e.To), Detail: fmt.Sprintf("From %s, by %s.", e.From, e.Actor),
 			LogURL: entryURL(statusEntries, e.Seq)}
-		if e.From == "" {
+		switch {
+		case e.From == "":
 			ev.Title, ev.Detail = "Registered", "Registered by "+e.Actor+"."
+		case e.From == e.To && e.Support != nil:
+			ev.Title, ev.Detail = "Support period declared", "Declared by "+e.Actor+"."
 		}
 		page.Timeline = append(page.Timeline, ev)
 	}
@@ -171,7 +176,7 @@ func pageRelease(r registry.ReleaseOverview) web.Release {
 		firmware[art.Name] = firmware[art.Name] || art.Kind == "firmware"
 		rel.Artifacts = append(rel.Artifacts, web.Artifact{
 			Name: art.Name, Size: art.Size, SHA256: strings.TrimPrefix(art.Digest, "sha256:"),
-			URL: "/v1/releases/" + r.ID + "/artifacts/" + art.Name,
+			URL: "/v1/releases/" + r.ID + "/artifacts/" + art.Name, SBOM: pageSBOM(art.SBOM),
 		})
 	}
 	// Firmware first, then SBOMs and the rest: what an owner came for.
@@ -216,7 +221,7 @@ func (a Catalog) VendorProducts(ctx context.Context, org string) ([]web.ProductS
 // CreateProduct registers a product for p's organisation under the id the
 // catalog derives.
 func (a Catalog) CreateProduct(ctx context.Context, p principal.Principal, np web.NewProduct) (string, error) {
-	reg := catalog.Registration{Model: np.Model, Revisions: np.HardwareRevisions, DeviceIDs: np.DeviceIDs}
+	reg := catalog.Registration{Model: np.Model, Revisions: np.HardwareRevisions, DeviceIDs: np.DeviceIDs, Support: catalogSupport(np.Support)}
 	if !np.EOL.IsZero() {
 		reg.EOL = np.EOL.Format("2006-01-02")
 	}
@@ -270,4 +275,19 @@ func (a Catalog) releaseEntries(ctx context.Context, ov registry.Overview) map[s
 		return nil
 	}
 	return m
+}
+
+// pageSBOM is what the page lists of an SBOM the registry read.
+func pageSBOM(s *sbom.Summary) *web.SBOM {
+	if s == nil {
+		return nil
+	}
+	c := func(x sbom.Component) web.SBOMComponent {
+		return web.SBOMComponent{Name: x.Name, Version: x.Version, Type: x.Type, PURL: x.PURL}
+	}
+	out := &web.SBOM{Format: s.Format, Subject: c(s.Subject), Truncated: s.Truncated}
+	for _, x := range s.Components {
+		out.Components = append(out.Components, c(x))
+	}
+	return out
 }

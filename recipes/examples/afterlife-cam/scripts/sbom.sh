@@ -1,23 +1,15 @@
 #!/bin/sh
-# Writes a small SBOM: what went into the image, with digests.
+# Writes the image's SBOM, CycloneDX 1.6 JSON, with CycloneDX's own
+# generator for Go binaries, cyclonedx-gomod: it reads the module list Go
+# embedded in the daemon and names the daemon's digests. No serial number
+# and no timestamp, so every builder writes the same bytes.
 set -eu
-bin=/tmp/rootfs/usr/sbin/afterlife-camd
-gover=$(go env GOVERSION)
-bin_sha=$(sha256sum "$bin" | cut -d' ' -f1)
-img_sha=$(sha256sum /out/afterlife-cam.tar.gz | cut -d' ' -f1)
-cat >/out/afterlife-cam.sbom.json <<JSON
-{
-  "sbom_format": "afterlife-sbom/1",
-  "name": "afterlife-cam",
-  "version": "1.0.0",
-  "license": "GPL-2.0-or-later",
-  "source_date_epoch": ${SOURCE_DATE_EPOCH},
-  "image": {"path": "afterlife-cam.tar.gz", "sha256": "${img_sha}"},
-  "components": [
-    {"name": "afterlife.example/cam", "version": "1.0.0", "type": "application",
-     "path": "usr/sbin/afterlife-camd", "sha256": "${bin_sha}"},
-    {"name": "go-stdlib", "version": "${gover}", "type": "library"}
-  ]
-}
-JSON
+want=v1.10.0
+have="${AFTERLIFE_CYCLONEDX_GOMOD:-}"
+if [ "$have" != "$want" ]; then
+  echo "sbom: this recipe needs cyclonedx-gomod $want with the builder's Go toolchain; this builder has ${have:-none}" >&2
+  exit 1
+fi
+cyclonedx-gomod bin -json -noserial -notimestamp -std -output-version 1.6 \
+  -version v1.0.0 -output /out/afterlife-cam.sbom.json /tmp/rootfs/usr/sbin/afterlife-camd
 cat /out/afterlife-cam.sbom.json
