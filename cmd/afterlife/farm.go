@@ -105,7 +105,9 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 }
 
 // startLocalBuilders runs the embedded default's builder agents in this
-// process: each has its own key, work and cache directories, and its token
+// process: each has its own key, work and cache directories (the caches may
+// be shared by servers on one machine, --builder-cache; the work directory
+// is always this server's own, under its data directory), and its token
 // is bound to a demo operator of its own (labelled as such: they run on
 // one machine and are not independent), so one machine reaches a quorum.
 func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
@@ -122,9 +124,11 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 	host, _ := os.Hostname()
 	for i := 1; i <= s.cfg.LocalBuilders; i++ {
 		name := fmt.Sprintf("local-%d", i)
-		dir := filepath.Join(s.cfg.BuilderCache, name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("serve: builder dir: %w", err)
+		dir, work := filepath.Join(s.cfg.BuilderCache, name), filepath.Join(s.cfg.Data, "builders", name, "work")
+		for _, d := range []string{dir, work} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return fmt.Errorf("serve: builder dir: %w", err)
+			}
 		}
 		key, err := loadOrCreateKey(filepath.Join(s.cfg.Keys, "builders", name+".key"))
 		if err != nil {
@@ -137,7 +141,7 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		}
 		a, err := agent.New(agent.Options{
 			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
-			WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
+			WorkDir: work, CacheDir: filepath.Join(dir, "cache"),
 			Toolchains: tcs, Extract: buildercli.ExtractSource, Version: version, Logger: s.log.With("part", "builder"),
 		})
 		if err != nil {
