@@ -159,3 +159,14 @@ func (a releaseArtifacts) ArtifactDigests(ctx context.Context) ([]string, error)
 	}
 	return a.p.reg.ArtifactDigests(ctx)
 }
+
+// publishHandover publishes a handover statement that took effect in the
+// catalog, which serves it to devices.
+type publishHandover struct{ c *catalog.Catalog }
+
+func (a publishHandover) PublishHandover(ctx context.Context, h escrow.ReleasedHandover) error {
+	return a.c.PublishHandover(ctx, catalog.Handover{
+		Deposit: h.Deposit, Product: h.Product, Envelope: h.Envelope, EnvelopeSHA256: h.EnvelopeSHA256,
+		VendorKey: h.VendorKey, RootName: h.RootName, RootSHA256: h.RootSHA256, DeviceIDs: h.DeviceIDs, ReleasedAt: h.ReleasedAt,
+	})
+}
