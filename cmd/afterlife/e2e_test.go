@@ -122,7 +122,7 @@ func TestDemoStoryEndToEnd(t *testing.T) {
 			}
 
 			state, install := t.TempDir(), filepath.Join(t.TempDir(), "device")
-			afterlife(t, true, "device", "init", "--registry", srv.URL, "--state", state)
+			afterlife(t, true, "device", "init", "--registry", srv.URL, "--state", state, "--trust-on-first-use")
 			_, stderr := afterlife(t, false, "device", "update", "--registry", srv.URL, "--state", state,
 				"--id", "demo:afterlife-cam", "--current", "0", "--install-to", install)
 			if !strings.Contains(stderr, "opt-in") {

@@ -49,6 +49,12 @@ func (c *client) logPolicy() (verify.Policy, bool, error) {
 	if err != nil {
 		return verify.Policy{}, false, fmt.Errorf("device: read trusted root: %w", err)
 	}
+	return rootLogPolicy(b)
+}
+
+// rootLogPolicy reads the log policy a root's signed fields carry; the
+// caller has verified the root.
+func rootLogPolicy(b []byte) (verify.Policy, bool, error) {
 	var root struct {
 		Signed map[string]json.RawMessage `json:"signed"`
 	}
