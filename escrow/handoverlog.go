@@ -3,9 +3,11 @@ package escrow
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/logevent"
 )
@@ -52,4 +54,23 @@ func (s *Service) handoverLogEvent(ctx context.Context, ev logevent.Event, e Log
 		"root_name": h.RootName, "root_sha256": h.RootSHA256, "device_ids": h.DeviceIDs,
 	}
 	return ev, nil
+}
+
+// HandoverLogSeqs maps deposits to the seq of their handover event in the
+// escrow log (the transparency log names its entry by it); a deposit
+// whose statement has not taken effect is absent.
+func (s *Service) HandoverLogSeqs(ctx context.Context, deposits []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, d := range deposits {
+		var seq int64
+		err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT seq FROM escrow_events WHERE deposit = ? AND kind = ?`), d, handoverEvent).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("escrow: handover event of %s: %w", d, db.Classify(err))
+		}
+		out[d] = seq
+	}
+	return out, nil
 }

@@ -150,6 +150,15 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 				}
 			})
 
+			t.Run("the product page shows the handover with its log entry", func(t *testing.T) {
+				a := readAnchor(t, state)
+				want := fmt.Sprintf("Signing authority handed over by vendor key <code>%s</code> to this registry's root <code>%s</code> on", a.VendorKey, a.RootSHA256)
+				page := string(get(t, srv.URL+"/products/acme-cam"))
+				if !strings.Contains(page, want) || !strings.Contains(page, fmt.Sprintf(">log entry %d</a>", a.LogEntry)) {
+					t.Fatalf("the product page does not say %q (log entry %d):\n%s", want, a.LogEntry, page)
+				}
+			})
+
 			tofu := filepath.Join(t.TempDir(), "tofu-device")
 			device(t, tofu, true, "init", "--registry", srv.URL, "--product", "acme-cam", "--id", "usb:acme:cam", "--accept-community-firmware", "--trust-on-first-use")
 
@@ -157,14 +166,16 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 				var build struct {
 					State string `json:"state"`
 				}
-				apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &build)
+				var raw json.RawMessage
+				apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &raw)
+				_ = json.Unmarshal(raw, &build)
 				switch build.State {
 				case "reproducible":
 					return nil
 				case "", "pending", "running":
 					return fmt.Errorf("no verdict on build %s yet", sub.BuildID)
 				}
-				return testenv.GiveUp(fmt.Errorf("build %s: %s\n%s", sub.BuildID, build.State, srv.LogTail()))
+				return testenv.GiveUp(fmt.Errorf("build %s: %s\n%s\n%s", sub.BuildID, build.State, raw, srv.LogTail()))
 			})
 			publish := func(v string) {
 				req := map[string]string{"build_id": sub.BuildID, "product": "acme-cam", "version": v, "channel": "stable"}
@@ -338,4 +349,19 @@ func tamperProofEntry(t *testing.T, b []byte) []byte {
 		lines[i] = "extra " + base64.StdEncoding.EncodeToString(entry)
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+type anchor struct {
+	VendorKey  string `json:"vendor_key"`
+	RootSHA256 string `json:"root_sha256"`
+	LogEntry   int64  `json:"log_entry"`
+}
+
+func readAnchor(t *testing.T, state string) anchor {
+	t.Helper()
+	var a anchor
+	if err := json.Unmarshal(readFile(t, filepath.Join(state, "handover.json")), &a); err != nil || a.VendorKey == "" {
+		t.Fatalf("handover.json: %v", err)
+	}
+	return a
 }
