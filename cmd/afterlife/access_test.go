@@ -299,10 +299,11 @@ func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
 
 	f.releasedFile, f.sealedFile = "docs/readme.md", "keys/signing.key"
 	f.secret = "-----BEGIN SEALED SIGNING KEY----- " + hex.EncodeToString(randomBytes(16))
-	// The released deposit carries the vendor's handover statement, so the
-	// product's public handover route has one to serve.
+	// The released deposit carries the vendor's handover statement and a
+	// bridge image, so the product's public handover routes have them to
+	// serve.
 	f.released = deposit(t, srv.URL, vendor, f.product, "immediate", map[string]string{f.releasedFile: "# Acme Cam\nreleased notes\n",
-		wire.HandoverFile: accessHandover(t, srv.URL, f.product, "usb:acce:0001")}, "released")
+		wire.HandoverFile: accessHandover(t, srv.URL, f.product, "usb:acce:0001"), wire.BridgeFile: "acme cam bridge image\n"}, "released")
 	f.sealed = deposit(t, srv.URL, vendor, f.product, "quorum=2/2:alice,bob", map[string]string{f.sealedFile: f.secret, "src/main.c": "int main(void) { return 0; }\n"}, "sealed")
 
 	var spare struct {

@@ -165,8 +165,12 @@ func (a releaseArtifacts) ArtifactDigests(ctx context.Context) ([]string, error)
 type publishHandover struct{ c *catalog.Catalog }
 
 func (a publishHandover) PublishHandover(ctx context.Context, h escrow.ReleasedHandover) error {
-	return a.c.PublishHandover(ctx, catalog.Handover{
+	ch := catalog.Handover{
 		Deposit: h.Deposit, Product: h.Product, Envelope: h.Envelope, EnvelopeSHA256: h.EnvelopeSHA256,
 		VendorKey: h.VendorKey, RootName: h.RootName, RootSHA256: h.RootSHA256, DeviceIDs: h.DeviceIDs, ReleasedAt: h.ReleasedAt,
-	})
+	}
+	if b := h.Bridge; b != nil {
+		ch.Bridge = &catalog.BridgeImage{Path: b.Path, SHA256: b.SHA256, Size: b.Size}
+	}
+	return a.c.PublishHandover(ctx, ch)
 }

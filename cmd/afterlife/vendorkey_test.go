@@ -89,10 +89,12 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 			afterlife(t, true, "vendor", "handover", "sign", "--key", vendorPriv, "--root", root, "--product", "acme-cam", "--device-id", "usb:acme:cam", "--hardware-revision", "B", "--out", rival)
 			d := filepath.Join(dir, "deposit")
 			writeFile(t, filepath.Join(d, "datasheet.txt"), []byte("acme cam datasheet\n"))
+			bridge := []byte("acme cam 9.9.9, signed by acme, carrying the afterlife device client and the community root\n")
+			writeFile(t, filepath.Join(d, "afterlife-bridge.img"), bridge)
 			afterlife(t, true, append([]string{"vendor", "deposit", "--product", "acme-cam", "--policy", "immediate",
 				"--state", filepath.Join(dir, "vendor-state"), "--receipt", filepath.Join(dir, "receipt.json"), "--handover", statement, d}, vs...)...)
 
-			t.Run("the released statement is served unchanged", func(t *testing.T) {
+			t.Run("the released statement and bridge image are served unchanged", func(t *testing.T) {
 				testenv.Eventually(t, 30*time.Second, func() error {
 					if code := getCode(t, srv.URL+"/v1/products/acme-cam/handover"); code != http.StatusOK {
 						return fmt.Errorf("GET /v1/products/acme-cam/handover: %d", code)
@@ -101,6 +103,9 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 				})
 				if got := get(t, srv.URL+"/v1/products/acme-cam/handover?id=usb:acme:cam"); !bytes.Equal(got, readFile(t, statement)) {
 					t.Fatal("the served statement is not the file the vendor signed")
+				}
+				if got := get(t, srv.URL+"/v1/products/acme-cam/bridge"); !bytes.Equal(got, bridge) {
+					t.Fatal("the served bridge image is not the file the vendor deposited")
 				}
 			})
 

@@ -11,7 +11,11 @@ CREATE TABLE product_handovers (
     root_name        TEXT NOT NULL,
     root_sha256      TEXT NOT NULL,
     device_ids       TEXT NOT NULL,
-    released_at      BIGINT NOT NULL
+    released_at      BIGINT NOT NULL,
+    -- the deposit's bridge image (its path, sha256 and size), or ''/0
+    bridge_path      TEXT NOT NULL DEFAULT '',
+    bridge_sha256    TEXT NOT NULL DEFAULT '',
+    bridge_size      BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX product_handovers_product ON product_handovers (product, released_at);
 
