@@ -73,7 +73,9 @@ func demoVendorKey(dataDir string) (*ecdsa.PrivateKey, error) {
 
 // demoHandover signs the demo vendor's handover of the demo product's
 // device ids to this registry's current root, once that root carries the
-// log's policy (a device checks the statement's log entry under it).
+// log's policy with every local builder as a witness: a device checks the
+// statement's log entry under the policy of the root the statement names,
+// so that root must know the witnesses that will cosign the checkpoints.
 func (s *system) demoHandover(ctx context.Context, deviceIDs []string) ([]byte, error) {
 	key, err := demoVendorKey(s.cfg.Data)
 	if err != nil {
@@ -85,7 +87,7 @@ func (s *system) demoHandover(ctx context.Context, deviceIDs []string) ([]byte, 
 		if err != nil {
 			return nil, err
 		}
-		if f != nil || !s.cfg.TranslogInRoot {
+		if demoPolicyComplete(f, s.cfg.LocalBuilders) || !s.cfg.TranslogInRoot {
 			if root, _, err = s.parts.tuf.Meta(ctx, "root.json"); err != nil {
 				return nil, err
 			}
@@ -135,4 +137,15 @@ func (s *system) waitLogged(ctx context.Context, subject, typ string) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// demoPolicyComplete reports whether a root's log policy field names at
+// least n witnesses.
+func demoPolicyComplete(field any, n int) bool {
+	m, ok := field.(map[string]any)
+	if !ok {
+		return false
+	}
+	ws, _ := m["witnesses"].([]any)
+	return len(ws) >= max(n, 1)
 }
