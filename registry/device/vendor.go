@@ -244,6 +244,11 @@ func (c *client) firstHandoverEntry(ctx context.Context, pol verify.Policy, prod
 			continue
 		}
 		raw, err := c.getRaw(ctx, "/v1/log/entries/"+strconv.FormatInt(l.Index, 10)+"/proof")
+		if errs.Is(err, errs.NotFound) {
+			// Not in a witnessed checkpoint yet, and neither is any later
+			// entry: none of them can be proved now.
+			break
+		}
 		if err != nil {
 			return nil, verify.Bundle{}, err
 		}
