@@ -69,6 +69,9 @@ type ReleasedHandover struct {
 	Handover
 	Envelope   []byte
 	ReleasedAt time.Time
+	// Bridge is the deposit's bridge image (wire.BridgeFile), when it
+	// carries one.
+	Bridge *manifest.Entry
 }
 
 // HandoverPublisher publishes and logs a handover statement that took
@@ -383,5 +386,11 @@ func (s *Service) ReleasedHandover(ctx context.Context, id string) (ReleasedHand
 	if err != nil {
 		return ReleasedHandover{}, fmt.Errorf("escrow: handover of %s: %w", id, err)
 	}
-	return ReleasedHandover{Handover: h, Envelope: env, ReleasedAt: d.ReleasedAt}, nil
+	out := ReleasedHandover{Handover: h, Envelope: env, ReleasedAt: d.ReleasedAt}
+	if b, err := s.file(ctx, id, wire.BridgeFile); err == nil && !b.IsLink() {
+		out.Bridge = &b.Entry
+	} else if err != nil && !errs.Is(err, errs.NotFound) {
+		return ReleasedHandover{}, fmt.Errorf("escrow: bridge image of %s: %w", id, err)
+	}
+	return out, nil
 }

@@ -130,6 +130,10 @@ func (s *Service) LogEvents(ctx context.Context, seq int64, limit int) ([]logeve
 			}
 			ev.Fields = map[string]any{"deposit": e.Deposit, "product": e.Product, "manifest": e.Manifest,
 				"policy": e.Policy, "fired": e.Event.Policy, "evidence": evidence}
+		case handoverEvent:
+			if ev, err = s.handoverLogEvent(ctx, ev, e); err != nil {
+				return nil, err
+			}
 		}
 		out[i] = ev
 	}

@@ -172,6 +172,9 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 		if err := s.appendEvent(ctx, tx, d.ID, now, actor, "released", fired, "policy "+d.Policy); err != nil {
 			return err
 		}
+		if err := s.logHandoverAtRelease(ctx, tx, d.ID, now, actor); err != nil {
+			return err
+		}
 		notice, err = s.addNotice(ctx, tx, d, now, actor, fired)
 		return err
 	})

@@ -36,12 +36,13 @@ func checkRights(rules []manifest.RightsRule, grant string) ([]manifest.RightsRu
 	return rules, nil
 }
 
-// applyRights gives every entry its class. The handover statement is
-// public whatever the rules say: it exists to be published (docs/handover.md).
+// applyRights gives every entry its class. The handover statement and the
+// bridge image are public whatever the rules say: they exist to be
+// published (docs/handover.md).
 func applyRights(entries []manifest.Entry, rules []manifest.RightsRule) []manifest.Entry {
 	out := manifest.ApplyRights(entries, rules)
 	for i := range out {
-		if out[i].Path == wire.HandoverFile {
+		if out[i].Path == wire.HandoverFile || out[i].Path == wire.BridgeFile {
 			out[i].Rights = manifest.Public
 		}
 	}

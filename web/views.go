@@ -124,6 +124,7 @@ type ProductPage struct {
 	Status            string    // supported | sunset | handed-over | community
 	EOL               time.Time // zero when no end of life is announced
 	Timeline          []TimelineEvent
+	Handovers         []Handover    // the vendor's handover statements that took effect
 	Escrow            []EscrowState // one per deposit made for this product
 	Channels          []Channel     // e.g. stable, testing; releases newest first
 	InstallNotes      string        // plain text (from the recipe's README or a field), shown preformatted

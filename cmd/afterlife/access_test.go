@@ -25,10 +25,12 @@ import (
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/recipes"
+	"github.com/afterlife-oss/afterlife/registry/handover"
 )
 
 // The access test: every route the server mounts declares who may call it
@@ -303,8 +305,12 @@ func seedAccess(t *testing.T, srv *testenv.Server) *accessFixture {
 	f.releasedFile, f.sealedFile = "docs/readme.md", "keys/signing.key"
 	f.secret = "-----BEGIN SEALED SIGNING KEY----- " + hex.EncodeToString(randomBytes(16))
 	f.withheld = "WITHHELD BUILD-ONLY OR PRIVATE " + hex.EncodeToString(randomBytes(16))
+	// The released deposit carries the vendor's handover statement and a
+	// bridge image, so the product's public handover routes have them to
+	// serve.
 	f.released = deposit(t, srv.URL, vendor, f.product, "immediate", map[string]string{f.releasedFile: "# Acme Cam\nreleased notes\n",
-		"drivers/blob.bin": f.withheld + " driver", "keys/released.key": f.withheld + " key"}, "released")
+		"drivers/blob.bin": f.withheld + " driver", "keys/released.key": f.withheld + " key",
+		wire.HandoverFile: accessHandover(t, srv.URL, f.product, "usb:acce:0001"), wire.BridgeFile: "acme cam bridge image\n"}, "released")
 	f.sealed = deposit(t, srv.URL, vendor, f.product, "quorum=2/2:alice,bob", map[string]string{f.sealedFile: f.secret, "src/main.c": "int main(void) { return 0; }\n"}, "sealed")
 
 	var spare struct {
@@ -788,4 +794,21 @@ func shorten(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// accessHandover signs a handover statement of product's device id to the
+// server's current root with a fresh vendor key.
+func accessHandover(t *testing.T, url, product, deviceID string) string {
+	t.Helper()
+	root, err := handover.RootSubject(get(t, url+"/tuf/root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := handover.Sign(context.Background(), ed25519Key(t), "", nil, handover.Statement{Root: root, Predicate: handover.Predicate{
+		Product: product, DeviceIDs: []string{deviceID}, TakesEffect: handover.TakesEffectOnRelease, Scope: handover.ScopeUpdates,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(env)
 }

@@ -186,3 +186,18 @@ func (a handoverPlans) HasDeposit(ctx context.Context, who principal.Principal, 
 	}
 	return slices.ContainsFunc(ds, func(d escrow.Deposit) bool { return d.State == escrow.Sealed || d.State == escrow.Released }), nil
 }
+
+// publishHandover publishes a handover statement that took effect in the
+// catalog, which serves it to devices.
+type publishHandover struct{ c *catalog.Catalog }
+
+func (a publishHandover) PublishHandover(ctx context.Context, h escrow.ReleasedHandover) error {
+	ch := catalog.Handover{
+		Deposit: h.Deposit, Product: h.Product, Envelope: h.Envelope, EnvelopeSHA256: h.EnvelopeSHA256,
+		VendorKey: h.VendorKey, RootName: h.RootName, RootSHA256: h.RootSHA256, DeviceIDs: h.DeviceIDs, ReleasedAt: h.ReleasedAt,
+	}
+	if b := h.Bridge; b != nil {
+		ch.Bridge = &catalog.BridgeImage{Path: b.Path, SHA256: b.SHA256, Size: b.Size}
+	}
+	return a.c.PublishHandover(ctx, ch)
+}

@@ -36,7 +36,7 @@ func TestARootHeldByCustodiansIsSignedOnTwoMachinesAndPublished(t *testing.T) {
 			}
 			base := t.TempDir()
 			state := filepath.Join(base, "device", "state")
-			afterlife(t, true, "device", "init", "--registry", srv.URL, "--state", state, "--id", "usb:acme:cam", "--product", "acme-cam")
+			afterlife(t, true, "device", "init", "--registry", srv.URL, "--state", state, "--id", "usb:acme:cam", "--product", "acme-cam", "--trust-on-first-use")
 
 			// Three custodians, each on a machine (a directory) of its own.
 			machine := map[string]string{}

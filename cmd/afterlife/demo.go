@@ -14,6 +14,7 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/verdict"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
+	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/recipes"
@@ -24,7 +25,8 @@ import (
 )
 
 // The demo tells the whole story on an empty data directory: a vendor ends
-// a camera, deposits its package with an immediate policy, a maintainer's
+// a camera, deposits its package with an immediate policy and a handover
+// statement signed with its (generated) update key, a maintainer's
 // recipe (example afterlife-cam) is built by the local builders, and the
 // reproducible result is published on stable, where a device can fetch it.
 const (
@@ -32,6 +34,10 @@ const (
 	demoProduct = "demo-cam"
 	demoDevice  = "demo:afterlife-cam"
 )
+
+// demoDeviceIDs are the ids the demo product lists, all handed over by the
+// demo vendor's statement.
+var demoDeviceIDs = []string{demoDevice, "usb:1d6b:0104"}
 
 var demoActor = principal.Principal{Role: principal.Admin, Name: "demo"}
 
@@ -60,7 +66,7 @@ func (s *system) seedDemo(ctx context.Context) error {
 	if _, err := p.catalog.Get(ctx, demoProduct); errs.Is(err, errs.NotFound) {
 		_, err = p.catalog.Register(ctx, demoActor, catalog.Registration{
 			ID: demoProduct, Vendor: demoOrg, Model: "AfterLife Cam 1", Revisions: []string{"A", "B"},
-			DeviceIDs: []string{demoDevice, "usb:1d6b:0104"}, EOL: "2026-06-30",
+			DeviceIDs: demoDeviceIDs, EOL: "2026-06-30",
 			RiskNotes: "Community firmware replaces the vendor's cloud daemon: the vendor app stops working; the local status page keeps working.",
 		})
 		if err != nil {
@@ -116,13 +122,20 @@ func (s *system) seedDemo(ctx context.Context) error {
 	if _, err := p.catalog.SetStatus(ctx, demoProduct, catalog.Community, demoActor); err != nil && !errs.Is(err, errs.Conflict) && !errs.Is(err, errs.Invalid) {
 		return err
 	}
+	// Devices check the log: the demo is ready once the witnessed log
+	// holds the handover and the release.
+	for _, typ := range []string{escrow.HandoverEntryType, "release.published"} {
+		if err := s.waitLogged(ctx, demoProduct, typ); err != nil {
+			return err
+		}
+	}
 	if err := os.WriteFile(marker, []byte(rel.ID+"\n"), 0o600); err != nil {
 		return err
 	}
-	log.Info("demo ready: a reproducible release is on stable; try it as a device",
+	log.Info("demo ready: a reproducible release is on stable; try it as a device that holds only the demo vendor's key",
 		"release", rel.ID, "agreeing_builders", b.Verdict.Agreeing,
-		"next", fmt.Sprintf("afterlife device init --registry %s && afterlife device update --registry %s --id %s --install-to ./device --accept-community-firmware",
-			s.cfg.PublicURL, s.cfg.PublicURL, demoDevice))
+		"next", fmt.Sprintf("afterlife device init --registry %s --state ./device --product %s --id %s --vendor-key %s --accept-community-firmware && afterlife device update --state ./device",
+			s.cfg.PublicURL, demoProduct, demoDevice, filepath.Join(s.cfg.Data, "demo", demoVendorPubKeyFile)))
 	return nil
 }
 
@@ -132,20 +145,29 @@ func (s *system) demoDeposit(ctx context.Context) error {
 	if err != nil || len(existing) > 0 {
 		return err
 	}
+	// The vendor's handover statement travels in the deposit: released
+	// with it, it hands the demo camera's devices to this registry's root.
+	statement, err := s.demoHandover(ctx, demoDeviceIDs)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{wire.HandoverFile: statement}
+	for path, content := range demoDeposit {
+		files[path] = []byte(content)
+	}
 	req := escrow.CreateRequest{Product: demoProduct, Policy: "immediate",
 		Rights: []manifest.RightsRule{{Pattern: "**", Rights: manifest.Public}},
 		Grant:  "The demo vendor places every file of this deposit in the public domain (CC0-1.0)."}
-	for _, path := range []string{"docs/datasheet.md", "src/camd.conf"} {
-		content := demoDeposit[path]
-		sum := sha256.Sum256([]byte(content))
-		req.Manifest = append(req.Manifest, manifest.Entry{Path: path, Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]), Kind: manifest.InferKind(path)})
+	for _, path := range []string{"docs/datasheet.md", "src/camd.conf", wire.HandoverFile} {
+		sum := sha256.Sum256(files[path])
+		req.Manifest = append(req.Manifest, manifest.Entry{Path: path, Size: int64(len(files[path])), SHA256: hex.EncodeToString(sum[:]), Kind: manifest.InferKind(path)})
 	}
 	dep, err := p.escrow.Create(ctx, demoActor, req)
 	if err != nil {
 		return err
 	}
 	for _, e := range req.Manifest {
-		if _, err := p.escrow.PutFile(ctx, demoActor, dep.ID, e.Path, bytes.NewReader([]byte(demoDeposit[e.Path]))); err != nil {
+		if _, err := p.escrow.PutFile(ctx, demoActor, dep.ID, e.Path, bytes.NewReader(files[e.Path])); err != nil {
 			return err
 		}
 	}

@@ -95,7 +95,7 @@ func TestTheDeviceClientKeepsUpdatingARealServer(t *testing.T) {
 				}
 				return stdout.String(), stderr.String()
 			}
-			device(t, true, "init", "--registry", srv.URL, "--id", "usb:acme:cam", "--accept-community-firmware")
+			device(t, true, "init", "--registry", srv.URL, "--id", "usb:acme:cam", "--accept-community-firmware", "--trust-on-first-use")
 			for i, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
 				publish(v)
 				out, stderr := device(t, true, "update")

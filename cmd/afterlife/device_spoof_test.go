@@ -217,7 +217,7 @@ func TestSpoofedUpdateOffersAreRefused(t *testing.T) {
 	dev := func(optIn bool) (state, install string, run func(t *testing.T, wantOK bool, args ...string) (string, string)) {
 		dir := t.TempDir()
 		state, install = filepath.Join(dir, "state"), filepath.Join(dir, "install")
-		args := []string{"device", "init", "--registry", proxy.URL, "--state", state, "--install-to", install, "--id", "usb:acme:cam"}
+		args := []string{"device", "init", "--registry", proxy.URL, "--state", state, "--install-to", install, "--id", "usb:acme:cam", "--trust-on-first-use"}
 		if optIn {
 			args = append(args, "--accept-community-firmware")
 		}

@@ -122,13 +122,22 @@ func TestDemoStoryEndToEnd(t *testing.T) {
 			}
 
 			state, install := t.TempDir(), filepath.Join(t.TempDir(), "device")
-			afterlife(t, true, "device", "init", "--registry", srv.URL, "--state", state)
+			// The device holds only the demo vendor's key, generated into
+			// the data directory: it trusts the root the vendor handed over.
+			out, _ := afterlife(t, true, "device", "init", "--registry", srv.URL, "--state", state, "--product", "demo-cam", "--id", "demo:afterlife-cam",
+				"--vendor-key", filepath.Join(srv.Data, "demo", "vendor-key.pub.pem"))
+			if !strings.Contains(out, "handed over by vendor key") {
+				t.Fatalf("device init --vendor-key said %q", out)
+			}
+			if page := string(get(t, srv.URL+"/products/demo-cam")); !strings.Contains(page, "Signing authority handed over by vendor key <code>sha256:") || !strings.Contains(page, ">log entry ") {
+				t.Errorf("the demo product page does not show the handover line with its log entry")
+			}
 			_, stderr := afterlife(t, false, "device", "update", "--registry", srv.URL, "--state", state,
 				"--id", "demo:afterlife-cam", "--current", "0", "--install-to", install)
 			if !strings.Contains(stderr, "opt-in") {
 				t.Fatalf("an update without the opt-in was not refused for that reason: %s", stderr)
 			}
-			out, _ := afterlife(t, true, "device", "update", "--registry", srv.URL, "--state", state,
+			out, _ = afterlife(t, true, "device", "update", "--registry", srv.URL, "--state", state,
 				"--id", "demo:afterlife-cam", "--current", "0", "--install-to", install, "--accept-community-firmware")
 			if !strings.Contains(out, "installed demo-cam 1.0.0") {
 				t.Fatalf("device update said %q", out)

@@ -46,7 +46,8 @@ Start the embedded server (SQLite and ./data, two local builders) with:
 
 Then be a device with the small device client (afterlife device … is the same):
   afterlife-device init --state ./device --registry http://127.0.0.1:8080 \
-      --id demo:afterlife-cam --accept-community-firmware
+      --product demo-cam --id demo:afterlife-cam --vendor-key ./data/demo/vendor-key.pub.pem \
+      --accept-community-firmware
   afterlife-device update --state ./device
   afterlife-device status --state ./device
 On a device, afterlife-device run keeps it updated (docs/devices.md).`,

@@ -55,6 +55,7 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 	}
 
 	// Escrow: sealed deposits, release policies, receipts, scrubs.
+	handovers := &escrow.PublishHandovers{Publisher: publishHandover{p.catalog}}
 	p.escrow, err = escrow.New(ctx, escrow.Options{
 		DB: s.db, Blobs: s.blobs, Products: escrowProducts{p.catalog}, Identity: s.keys.escrow, ReceiptKey: s.keys.receipt,
 		Logger: s.log.With("part", "escrow"), Now: s.now, BaseURL: s.cfg.PublicURL, Retention: s.cfg.Retention,
@@ -64,11 +65,12 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 		Handover:  escrowHandover{&p},
 		// Told of every release, through escrow's outbox, until they
 		// have heard it.
-		AfterRelease: map[string]escrow.AfterRelease{"hand-over": handOver{p.catalog}},
+		AfterRelease: map[string]escrow.AfterRelease{"hand-over": handOver{p.catalog}, "publish-handover": handovers},
 	})
 	if err != nil {
 		return err
 	}
+	handovers.Escrow = p.escrow
 	p.escrow.Register(v1, root)
 	s.background = append(s.background,
 		func(ctx context.Context) {

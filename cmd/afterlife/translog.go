@@ -139,6 +139,31 @@ func (e productLogEntries) DepositReleases(ctx context.Context, deposits []strin
 	return e.p.translog.OpenedBy(ctx, deposits)
 }
 
+func (e productLogEntries) HandoverEntries(ctx context.Context, deposits []string) (map[string]int64, error) {
+	if e.p.translog == nil {
+		return nil, nil
+	}
+	seqs, err := e.p.escrow.HandoverLogSeqs(ctx, deposits)
+	if err != nil {
+		return nil, err
+	}
+	var list []int64
+	for _, s := range seqs {
+		list = append(list, s)
+	}
+	idx, err := e.p.translog.EntryIndexes(ctx, escrowSourceName, list)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for d, s := range seqs {
+		if i, ok := idx[s]; ok {
+			out[d] = i
+		}
+	}
+	return out, nil
+}
+
 type logWitnessing struct{ l *translog.Log }
 
 func (w logWitnessing) WitnessJob(ctx context.Context, old int64) (builder.WitnessJob, error) {

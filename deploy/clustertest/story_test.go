@@ -282,7 +282,7 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 			})
 		}
 		state, install := filepath.Join(t.TempDir(), "state"), filepath.Join(t.TempDir(), "device")
-		c.mustCLI(t, "device", "init", "--registry", c.lb.URL, "--state", state, "--id", deviceID, "--accept-community-firmware")
+		c.mustCLI(t, "device", "init", "--registry", c.lb.URL, "--state", state, "--id", deviceID, "--accept-community-firmware", "--trust-on-first-use")
 		c.mustCLI(t, "device", "update", "--registry", c.lb.URL, "--state", state, "--current", "0", "--install-to", install)
 		if got := strings.TrimSpace(c.mustCLI(t, "device", "status", "--state", state, "--install-to", install).stdout); got != "1.0.0" {
 			t.Errorf("device status prints %q; want 1.0.0", got)

@@ -15,6 +15,13 @@ import (
 // upload, seals it with the rest and releases it with the deposit.
 const HandoverFile = "afterlife-handover.dsse.json"
 
+// BridgeFile is the path at which a deposit may carry a bridge image: the
+// vendor's own last firmware, signed with its own key, that carries the
+// afterlife device client and the community root. Released with a handover
+// statement that took effect, it is served unchanged at
+// /v1/products/<id>/bridge (docs/handover.md).
+const BridgeFile = "afterlife-bridge.img"
+
 // MaxHandoverSize bounds the handover file.
 const MaxHandoverSize = 256 << 10
 

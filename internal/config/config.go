@@ -169,7 +169,7 @@ var serveFields = []field[Serve]{
 	{"replica-id", "", "name of this replica in leases; empty for HOSTNAME-PID", str(func(c *Serve) *string { return &c.ReplicaID })},
 	{"log-level", "info", "log level: debug, info, warn, error", str(func(c *Serve) *string { return &c.LogLevel })},
 	{"log-format", "text", "log format: text or json", str(func(c *Serve) *string { return &c.LogFormat })},
-	{"demo", "false", "seed the demo (vendor, product, deposit, recipe, reproducible release) into an empty data dir", boolean(func(c *Serve) *bool { return &c.Demo })},
+	{"demo", "false", "seed the demo (vendor with a signing key, product, deposit with a handover statement, recipe, reproducible release) into an empty data dir; implies translog-in-root", boolean(func(c *Serve) *bool { return &c.Demo })},
 	{"allow-local-repos", "false", "accept recipe repositories on this machine or its private networks (file:// URLs, paths, http://, loopback and private addresses): for tests and single-machine setups, never on a public server", boolean(func(c *Serve) *bool { return &c.AllowLocalRepos })},
 	{"local-builders", "2", "builder agents to run inside this process (0 for none)", integer(func(c *Serve) *int { return &c.LocalBuilders })},
 	{"builder-cache", "", "directory for the local builders' caches (Go build cache, fetched inputs); empty for DATA/builders", str(func(c *Serve) *string { return &c.BuilderCache })},
@@ -347,6 +347,11 @@ func (c *Serve) validate() error {
 		return errs.Wrap(errs.Invalid, err, "setting data")
 	}
 	c.Data = abs
+	// The demo tells the handover story: its device starts from the demo
+	// vendor's key, which needs the log's policy in the root.
+	if c.Demo {
+		c.TranslogInRoot = true
+	}
 	if c.Keys == "" {
 		c.Keys = filepath.Join(c.Data, "keys")
 	}

@@ -20,6 +20,7 @@ func (c *Catalog) RegisterRoutes(v1 *httpapi.Router) {
 	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpStatus)
 	v1.POST("/products/:id/support", httpapi.Op{Summary: "Declare a product's support period (general availability, end of sales, end of security support, end of life: RFC 3339, YYYY-MM-DD or tba)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpSupport)
 	v1.POST("/admin/device-ids/reassign", httpapi.Op{Summary: "Move a device id to another product (a device id belongs to one product)", Roles: []principal.Role{principal.Admin}, Tag: tag}, c.httpReassign)
+	c.registerHandoverRoutes(v1)
 }
 
 // ReassignRequest is the body of POST /v1/admin/device-ids/reassign.

@@ -75,6 +75,10 @@ type Config struct {
 	// ReplaceRoot lets Init replace a root that StateDir already pins by a
 	// different one, forgetting the metadata verified under the old one.
 	ReplaceRoot bool
+	// TrustOnFirstUse lets Init without a root trust whatever root the
+	// registry answers with. Without it, Init needs a root or the vendor's
+	// key (InitFromVendor).
+	TrustOnFirstUse bool
 	// Boot says how the device's bootloader is told about a new slot
 	// (config key "boot"); the zero value means the A/B directory alone.
 	// Bootloader, when set, is used instead (and not remembered).
@@ -296,56 +300,73 @@ func newClient(cfg Config, needState bool) (*client, error) {
 // updates the config; a different root is refused (errs.Conflict) unless
 // Config.ReplaceRoot is set, because replacing it forgets the metadata
 // versions that protect the device against rollback.
-// With rootJSON nil it trusts on first use: it fetches /tuf/1.root.json
-// from the registry, checks that it is signed by its own root keys, and
-// logs a warning, since whoever answers that request decides what the
-// device trusts. Ship the root with the device where you can.
+// With rootJSON nil it trusts on first use, and only when
+// Config.TrustOnFirstUse says so: it fetches /tuf/1.root.json from the
+// registry, checks that it is signed by its own root keys, and logs a
+// warning, since whoever answers that request decides what the device
+// trusts. Ship the root with the device where you can, or let the
+// vendor's key vouch for it (InitFromVendor).
 func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool) error {
 	c, err := newClient(cfg, false)
 	if err != nil {
 		return err
 	}
 	if rootJSON == nil {
+		if !cfg.TrustOnFirstUse {
+			return errs.E(errs.Invalid, "device: no root to trust: give the key the vendor's devices trust (init --vendor-key FILE), "+
+				"or the root (init --root FILE), or trust the registry on first use on purpose (init --trust-on-first-use)")
+		}
 		c.log.Warn("device: no root given; trusting the registry's 1.root.json on first use", "registry", c.cfg.Registry)
 		if rootJSON, err = c.get(ctx, c.tufURL+"/1.root.json", 512<<10); err != nil {
 			return fmt.Errorf("device: fetch root for trust on first use: %w", err)
 		}
 	}
+	_, err = c.pin(ctx, rootJSON, acceptCommunity, cfg.ReplaceRoot, false)
+	return err
+}
+
+// pin stores rootJSON as the trusted root and saves the config. A root
+// different from the one pinned is refused unless replace; replacing it
+// forgets the TUF metadata verified under the old one and, unless
+// keepInstall, makes the device a new install. It reports whether the
+// pinned root changed.
+func (c *client) pin(ctx context.Context, rootJSON []byte, acceptCommunity, replaceOK, keepInstall bool) (bool, error) {
+	stateDir := c.cfg.StateDir
 	root, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(rootJSON)
 	if err != nil {
-		return errs.Wrap(errs.Invalid, err, "device: the root is not TUF root metadata")
+		return false, errs.Wrap(errs.Invalid, err, "device: the root is not TUF root metadata")
 	}
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
-		return errs.Wrap(errs.Invalid, err, "device: the root is not signed by its own root keys")
+		return false, errs.Wrap(errs.Invalid, err, "device: the root is not signed by its own root keys")
 	}
-	pinned, err := os.ReadFile(filepath.Join(cfg.StateDir, rootFile))
+	pinned, err := os.ReadFile(filepath.Join(stateDir, rootFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("device: read pinned root: %w", err)
+		return false, fmt.Errorf("device: read pinned root: %w", err)
 	}
 	replace := pinned == nil || !bytes.Equal(pinned, rootJSON)
-	if pinned != nil && replace && !cfg.ReplaceRoot {
-		return errs.E(errs.Conflict, "device: %s already pins %s; a different root would replace it and forget the metadata "+
+	if pinned != nil && replace && !replaceOK {
+		return false, errs.E(errs.Conflict, "device: %s already pins %s; a different root would replace it and forget the metadata "+
 			"verified under it (the versions that protect this device against rollback). Keep it, or replace it on purpose "+
-			"with init --force (Config.ReplaceRoot)", cfg.StateDir, describeRoot(pinned))
+			"with init --force (Config.ReplaceRoot)", stateDir, describeRoot(pinned))
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
-		return fmt.Errorf("device: create state dir: %w", err)
+	if err := os.MkdirAll(filepath.Join(stateDir, tufDir), 0o700); err != nil {
+		return false, fmt.Errorf("device: create state dir: %w", err)
 	}
-	unlock, err := lockState(cfg.StateDir)
+	unlock, err := lockState(stateDir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	c.st.AcceptCommunity = c.st.AcceptCommunity || acceptCommunity
 	// Init again with the same root is the same device: it keeps its
 	// install id, which its download receipts are bound to. A new root
-	// makes it a new device.
-	if replace && pinned != nil {
+	// makes it a new device, unless it re-anchors (keepInstall).
+	if replace && pinned != nil && !keepInstall {
 		c.st.InstallID = ""
 	}
 	if c.st.InstallID == "" {
 		if c.st.InstallID, err = newInstallID(); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if replace {
@@ -353,22 +374,22 @@ func Init(ctx context.Context, cfg Config, rootJSON []byte, acceptCommunity bool
 		if pinned != nil {
 			c.log.Warn("device: replacing the pinned root and forgetting the metadata verified under it", "old", describeRoot(pinned), "new", describeRoot(rootJSON))
 		}
-		if err := os.RemoveAll(filepath.Join(cfg.StateDir, tufDir)); err != nil {
-			return fmt.Errorf("device: reset tuf cache: %w", err)
+		if err := os.RemoveAll(filepath.Join(stateDir, tufDir)); err != nil {
+			return false, fmt.Errorf("device: reset tuf cache: %w", err)
 		}
-		if err := os.MkdirAll(filepath.Join(cfg.StateDir, tufDir), 0o700); err != nil {
-			return fmt.Errorf("device: create tuf cache: %w", err)
+		if err := os.MkdirAll(filepath.Join(stateDir, tufDir), 0o700); err != nil {
+			return false, fmt.Errorf("device: create tuf cache: %w", err)
 		}
-		if err := writeFileSync(filepath.Join(cfg.StateDir, rootFile), rootJSON, 0o644); err != nil {
-			return fmt.Errorf("device: store root: %w", err)
+		if err := writeFileSync(filepath.Join(stateDir, rootFile), rootJSON, 0o644); err != nil {
+			return false, fmt.Errorf("device: store root: %w", err)
 		}
 	}
 	if err := c.saveStored(); err != nil {
-		return err
+		return false, err
 	}
 	c.log.Info("device initialised", "device_id", c.st.DeviceID, "channel", c.st.Channel,
 		"accept_community", c.st.AcceptCommunity, "root_version", root.Signed.Version)
-	return nil
+	return replace && pinned != nil, nil
 }
 
 // describeRoot names a root for a message: its version and root key ids.

@@ -261,6 +261,10 @@ func TestInitTrustsOnFirstUseAndRejectsABadRoot(t *testing.T) {
 	ctx := context.Background()
 	reg := startRegistry(t)
 	cfg := deviceConfig(t, reg)
+	if err := device.Init(ctx, cfg, nil, false); !errs.Is(err, errs.Invalid) {
+		t.Fatalf("Init without a root or TrustOnFirstUse: err = %v, want invalid", err)
+	}
+	cfg.TrustOnFirstUse = true
 	if err := device.Init(ctx, cfg, nil, false); err != nil {
 		t.Fatalf("Init on first use: %v", err)
 	}

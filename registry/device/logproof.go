@@ -49,6 +49,12 @@ func (c *client) logPolicy() (verify.Policy, bool, error) {
 	if err != nil {
 		return verify.Policy{}, false, fmt.Errorf("device: read trusted root: %w", err)
 	}
+	return rootLogPolicy(b)
+}
+
+// rootLogPolicy reads the log policy a root's signed fields carry; the
+// caller has verified the root.
+func rootLogPolicy(b []byte) (verify.Policy, bool, error) {
 	var root struct {
 		Signed map[string]json.RawMessage `json:"signed"`
 	}
@@ -91,6 +97,11 @@ func (c *client) checkLogged(ctx context.Context, cand *candidate) error {
 			continue
 		}
 		raw, err := c.getRaw(ctx, "/v1/log/entries/"+strconv.FormatInt(listed[i].Index, 10)+"/proof")
+		if errs.Is(err, errs.NotFound) {
+			// Logged but not in a witnessed checkpoint yet: it proves
+			// nothing now; an older entry may.
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -330,7 +330,7 @@ func TestInitRefusesToReplaceAPinnedRootWithoutForce(t *testing.T) {
 	})
 	t.Run("trust on first use from another registry is refused too", func(t *testing.T) {
 		c := cfg
-		c.Registry = other.srv.URL
+		c.Registry, c.TrustOnFirstUse = other.srv.URL, true
 		if err := device.Init(ctx, c, nil, false); !errs.Is(err, errs.Conflict) {
 			t.Fatalf("err = %v, want conflict", err)
 		}

@@ -123,6 +123,7 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 			page.Timeline = append(page.Timeline, ev)
 		}
 	}
+	page.Handovers = a.handovers(ctx, pr.ID)
 	channels := map[string]*web.Channel{}
 	for _, r := range ov.Releases {
 		ch := channels[r.Channel]

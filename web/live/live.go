@@ -43,6 +43,9 @@ type Parts struct {
 type LogEntries interface {
 	ProductEntries(ctx context.Context, statusSeqs, registrySeqs []int64) (status, registry map[int64]int64, err error)
 	DepositReleases(ctx context.Context, deposits []string) (map[string]int64, error)
+	// HandoverEntries maps deposits to the index of the entry that logged
+	// their handover statement.
+	HandoverEntries(ctx context.Context, deposits []string) (map[string]int64, error)
 }
 
 // Deps are web.Deps for the parts, without a logger.

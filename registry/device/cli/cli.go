@@ -111,6 +111,10 @@ the pinned root and TUF cache, config.json (registry, device id, product, channe
 opt-in, boot settings: given once to init or any command, then remembered), state.json
 (last check, pending install) and the slots (unless --install-to says elsewhere).
 
+A device that holds its vendor's update key starts from it: init --vendor-key pins the
+root the vendor's handover statement names (docs/handover.md); trust --vendor-key
+re-anchors a device that trusted the registry on first use.
+
 The same logic is an importable Go package for device integrators:
 github.com/afterlife-oss/afterlife/registry/device.`,
 		SilenceUsage:  true,
@@ -120,7 +124,7 @@ github.com/afterlife-oss/afterlife/registry/device.`,
 	cmd.PersistentFlags().StringVar(&f.state, "state", envOr("AFTERLIFE_DEVICE_STATE", DefaultState), "the directory where the device keeps everything (env AFTERLIFE_DEVICE_STATE)")
 	cmd.PersistentFlags().BoolVarP(&f.verbose, "verbose", "v", false, "say what happens step by step")
 	cmd.PersistentFlags().StringVar(&f.installTo, "install-to", "", "A/B install directory, remembered (default STATE/slots; config key install_dir)")
-	cmd.AddCommand(initCommand(f), updateCommand(f), checkCommand(f), runCommand(f), statusCommand(f), rollbackCommand(f))
+	cmd.AddCommand(initCommand(f), trustCommand(f), updateCommand(f), checkCommand(f), runCommand(f), statusCommand(f), rollbackCommand(f))
 	return cmd
 }
 
@@ -133,7 +137,8 @@ func bootFlags(cmd *cobra.Command, f *flags) {
 }
 
 func initCommand(f *flags) *cobra.Command {
-	var rootFile string
+	var rootFile, vendorKey string
+	var tofu bool
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Pin the registry's TUF root and store the device's settings",
@@ -143,14 +148,25 @@ names the model, shared by a whole fleet; the install id names this one device: 
 carry it and the registry answers with a receipt that the install report sends back, so
 only installs that really downloaded a release count.
 
-With --root the given root.json is trusted (ship it with the device). Without it the
-registry's first root is fetched and trusted on first use: whoever answers that request
-decides what this device trusts, so do it over a network you trust.
+Say which root to trust in one of three ways:
+  --vendor-key FILE    the key the device already trusts (its vendor's update-signing key,
+                       PEM, or the PEM certificates of the vendor's CA): the product's
+                       handover statement is fetched, verified with that key as of its
+                       transparency log entry, its log entry is proved under the witness
+                       policy of the root it names, no earlier handover may claim this
+                       device id, and that root (its sha256 the statement's) is pinned.
+                       Needs --product and --id. See docs/handover.md.
+  --root FILE          the given root.json is trusted (ship it with the device).
+  --trust-on-first-use the registry's first root is fetched and trusted: whoever answers
+                       that request decides what this device trusts. Re-anchor such a
+                       device later with "trust --vendor-key".
 
 Run again with the same root, init only changes the settings it is given. A different
 root is refused while one is pinned: replacing it forgets the metadata versions verified
 under it, which protect the device against rollback. --force replaces it on purpose.`,
-		Example: `  afterlife-device init --registry http://127.0.0.1:8080 --state ./device-state --id demo:afterlife-cam
+		Example: `  afterlife-device init --registry http://127.0.0.1:8080 --state ./device-state --product demo-cam \
+      --id demo:afterlife-cam --vendor-key vendor-update-key.pub
+  afterlife-device init --registry http://127.0.0.1:8080 --state ./device-state --id demo:afterlife-cam --trust-on-first-use
   afterlife-device init --registry https://registry.example --root root.json --id usb:1d6b:0104 \
       --product demo-cam --accept-community-firmware --bootloader uboot --health-check /usr/libexec/fw-healthy
   afterlife-device init --root new-root.json --force`,
@@ -168,6 +184,29 @@ under it, which protect the device against rollback. --force replaces it on purp
 			if err != nil {
 				return err
 			}
+			given := 0
+			for _, b := range []bool{rootFile != "", vendorKey != "", tofu} {
+				if b {
+					given++
+				}
+			}
+			if given != 1 {
+				return fmt.Errorf("init: say which root to trust with exactly one of --vendor-key FILE (the key your devices trust), " +
+					"--root FILE, or --trust-on-first-use (trust whatever root the registry answers with)")
+			}
+			if vendorKey != "" {
+				key, err := os.ReadFile(vendorKey)
+				if err != nil {
+					return fmt.Errorf("read vendor key: %w", err)
+				}
+				a, err := device.InitFromVendor(cmd.Context(), cfg, key, f.acceptCommunity)
+				if err != nil {
+					return err
+				}
+				printAnchor(cmd, cfg.StateDir, a)
+				return nil
+			}
+			cfg.TrustOnFirstUse = tofu
 			if err := device.Init(cmd.Context(), cfg, root, f.acceptCommunity); err != nil {
 				return err
 			}
@@ -175,7 +214,9 @@ under it, which protect the device against rollback. --force replaces it on purp
 			return nil
 		},
 	}
-	c.Flags().StringVar(&rootFile, "root", "", "trusted root.json to pin (default: trust on first use)")
+	c.Flags().StringVar(&rootFile, "root", "", "trusted root.json to pin")
+	c.Flags().StringVar(&vendorKey, "vendor-key", "", "the vendor's update-signing public key (PEM) or CA certificates: pin the root its handover statement names")
+	c.Flags().BoolVar(&tofu, "trust-on-first-use", false, "trust whatever root the registry answers with (whoever answers decides what this device trusts)")
 	c.Flags().StringVar(&f.id, "id", "", "device id the device reports, e.g. usb:1d6b:0104 or dt:acme,cam200 (config key device_id)")
 	c.Flags().StringVar(&f.product, "product", "", "product this device is (default: learnt from the first install); releases of another product are refused (config key product)")
 	c.Flags().BoolVar(&f.force, "force", false, "replace an already pinned, different root (forgets the metadata verified under it)")
@@ -489,3 +530,45 @@ func progress(w io.Writer) func(done, total int64) {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func trustCommand(f *flags) *cobra.Command {
+	var vendorKey string
+	c := &cobra.Command{
+		Use:   "trust",
+		Short: "Re-anchor an initialised device on its vendor's handover statement",
+		Long: `Verify the product's handover statement as init --vendor-key does (the vendor's
+signature as of its transparency log entry, the entry's proof under the witness policy of
+the root it names, no earlier handover for this device id, the root's sha256) and pin
+that root. The device keeps its install id, settings, state and slots; when the root
+changes, the TUF metadata and the log checkpoint accepted under the old root are
+forgotten and verified again from the new one.`,
+		Example: `  afterlife-device trust --state /var/lib/afterlife --product demo-cam --vendor-key vendor-update-key.pub`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, err := os.ReadFile(vendorKey)
+			if err != nil {
+				return fmt.Errorf("read vendor key: %w", err)
+			}
+			cfg, err := f.config(cmd)
+			if err != nil {
+				return err
+			}
+			a, err := device.TrustVendor(cmd.Context(), cfg, key)
+			if err != nil {
+				return err
+			}
+			printAnchor(cmd, cfg.StateDir, a)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&vendorKey, "vendor-key", "", "the vendor's update-signing public key (PEM) or CA certificates (required)")
+	c.Flags().StringVar(&f.product, "product", "", "product this device is (default: the one given to init; config key product)")
+	c.Flags().StringVar(&f.id, "id", "", "device id (default: the one given to init; config key device_id)")
+	_ = c.MarkFlagRequired("vendor-key")
+	return c
+}
+
+func printAnchor(cmd *cobra.Command, state string, a device.Anchor) {
+	fmt.Fprintf(cmd.OutOrStdout(), "device state in %s now trusts root %s (sha256 %s), handed over by vendor key %s (log entry %d, %s)\n",
+		state, a.RootName, a.RootSHA256, a.VendorKey, a.LogEntry, a.LoggedAt.UTC().Format(time.RFC3339))
+}
