@@ -15,9 +15,11 @@ import (
 
 	buildercli "github.com/afterlife-oss/afterlife/builder/cli"
 	escrowcli "github.com/afterlife-oss/afterlife/escrow/cli"
+	"github.com/afterlife-oss/afterlife/escrow/wire"
 	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	recipescli "github.com/afterlife-oss/afterlife/recipes/cli"
 	registrycli "github.com/afterlife-oss/afterlife/registry/cli"
+	handovercli "github.com/afterlife-oss/afterlife/registry/handover/cli"
 	translogcli "github.com/afterlife-oss/afterlife/registry/translog/cli"
 )
 
@@ -60,9 +62,15 @@ On a device, afterlife-device run keeps it updated (docs/devices.md).`,
 	root.AddCommand(
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
 		buildercli.BuilderCommand(version), buildercli.BuildCommand(),
-		escrowcli.VendorCommand(registrycli.ProductCommand, newVendorHandoverCmd, registrycli.SupportCommand, registrycli.EndingSoonCommand), escrowcli.TrusteeCommand(),
+		escrowcli.VendorCommand(registrycli.ProductCommand, vendorHandoverCmd, registrycli.SupportCommand, registrycli.EndingSoonCommand), escrowcli.TrusteeCommand(),
 		recipescli.RecipeCommand(buildercli.WaitForVerdict), registrycli.ReleaseCommand(),
 		newDeviceCmd(), translogcli.Command(),
 	)
 	return root
+}
+
+// vendorHandoverCmd is "afterlife vendor handover": escrow's commands on a
+// deposit's statement, with the statement format's offline ones.
+func vendorHandoverCmd(cf *apicli.Flags) *cobra.Command {
+	return escrowcli.HandoverCommand(cf, handovercli.SignCommand(wire.HandoverFile), handovercli.VerifyCommand())
 }

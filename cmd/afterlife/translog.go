@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/witness"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/logevent"
-	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/translog"
 )
 
@@ -51,50 +49,9 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 		logStop(s, "transparency log", l.Run(ctx, s.cfg.TranslogEvery))
 	})
 	if s.cfg.TranslogInRoot {
-		s.background = append(s.background, func(ctx context.Context) { s.publishLogPolicy(ctx, l, p.reg) })
+		s.background = append(s.background, func(ctx context.Context) { p.reg.KeepLogPolicy(ctx, l, max(s.cfg.TranslogEvery, time.Second)) })
 	}
 	return s.startLocalWitnesses(ctx, l)
-}
-
-// publishLogPolicy keeps the log's policy (its key, the witnesses and the
-// quorum) in the signed TUF root: whenever it changes (a witness cosigns
-// for the first time), a new root version carries it to devices.
-func (s *system) publishLogPolicy(ctx context.Context, l *translog.Log, reg *registry.Service) {
-	t := time.NewTicker(max(s.cfg.TranslogEvery, time.Second))
-	defer t.Stop()
-	var published, failed string
-	for {
-		pol, err := l.Policy(ctx)
-		operators := map[string]bool{}
-		for _, w := range pol.Witnesses {
-			operators[w.Operator] = true
-		}
-		// A policy no checkpoint can meet yet would make devices refuse
-		// everything: it waits until enough witnesses have cosigned.
-		if err == nil && len(operators) >= pol.Quorum {
-			b, _ := json.Marshal(pol)
-			if string(b) != published {
-				held, changed, err := reg.PublishLogPolicy(ctx, pol)
-				switch {
-				case !held && err == nil:
-					// Another replica signs now; the next tick tries again.
-				case err != nil && string(b) != failed && ctx.Err() == nil:
-					s.log.Warn("the transparency log's policy is not in the TUF root yet; devices do not check the log until it is", "err", err)
-					failed = string(b)
-				case err == nil:
-					published = string(b)
-					if changed {
-						s.log.Info("published the transparency log's policy in the TUF root", "witnesses", len(pol.Witnesses), "quorum", pol.Quorum)
-					}
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // logOrigin names a new log after the server's public URL, without its

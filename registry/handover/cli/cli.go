@@ -1,4 +1,7 @@
-package main
+// Package cli holds the handover statement's offline commands (afterlife
+// vendor handover sign and verify): a vendor signs on its own machine, and
+// anyone checks a statement as a device would.
+package cli
 
 import (
 	"crypto/x509"
@@ -9,24 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	escrowcli "github.com/afterlife-oss/afterlife/escrow/cli"
-	"github.com/afterlife-oss/afterlife/escrow/wire"
-	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/registry/handover"
 )
 
-func newVendorHandoverCmd(cf *apicli.Flags) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "handover",
-		Short: "Hand your devices' signing authority to the community root: sign, check, revoke a statement",
-		Long: `A handover statement is your update-signing key (the one your devices already trust)
-vouching for this registry's TUF root: an in-toto statement with the afterlife handover
-predicate, in a DSSE envelope. Sign it, add it to a deposit with
-"afterlife vendor deposit --handover FILE", and it takes effect when the deposit is
-released. See docs/handover.md.`,
-	}
-
+// SignCommand is "handover sign"; out is where it writes the statement
+// unless told (the file name a deposit carries it as).
+func SignCommand(defaultOut string) *cobra.Command {
 	var st handover.Statement
 	var keyFile, certFile, alg, rootFile, out string
 	sign := &cobra.Command{
@@ -88,11 +80,15 @@ certificate chain with --cert (the key's certificate first).`,
 	sign.Flags().StringVar(&st.Predicate.Product, "product", "", "product id (required)")
 	sign.Flags().StringArrayVar(&st.Predicate.DeviceIDs, "device-id", nil, "a device id handed over; repeat for each (required)")
 	sign.Flags().StringArrayVar(&st.Predicate.HardwareRevisions, "hardware-revision", nil, "a hardware revision covered; repeat (default: all)")
-	sign.Flags().StringVar(&out, "out", wire.HandoverFile, "where to write the signed statement")
+	sign.Flags().StringVar(&out, "out", defaultOut, "where to write the signed statement")
 	for _, f := range []string{"key", "root", "product", "device-id"} {
 		_ = sign.MarkFlagRequired(f)
 	}
+	return sign
+}
 
+// VerifyCommand is "handover verify".
+func VerifyCommand() *cobra.Command {
 	var pubFile, caFile, at string
 	verify := &cobra.Command{
 		Use:   "verify FILE --key PUBLIC.pem | --ca CA.pem --at TIME",
@@ -144,41 +140,7 @@ certificate chain with --cert (the key's certificate first).`,
 	verify.Flags().StringVar(&caFile, "ca", "", "the CA certificates the devices trust, PEM")
 	verify.Flags().StringVar(&at, "at", "", "the time to check the certificate chain at (RFC 3339)")
 
-	status := &cobra.Command{
-		Use:   "status DEPOSIT_ID",
-		Short: "Show what a deposit's handover statement claims and whether it is in force",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ec, err := escrowcli.Client(cmd, cf)
-			if err != nil {
-				return err
-			}
-			h, err := ec.Handover(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return apicli.PrintJSON(cmd.OutOrStdout(), h)
-		},
-	}
-	revoke := &cobra.Command{
-		Use:   "revoke DEPOSIT_ID",
-		Short: "Revoke a sealed deposit's handover statement: it never takes effect, its device ids are free again",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ec, err := escrowcli.Client(cmd, cf)
-			if err != nil {
-				return err
-			}
-			h, err := ec.RevokeHandover(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "handover statement of deposit %s revoked; device ids %s are free again\n", h.Deposit, strings.Join(h.DeviceIDs, ", "))
-			return nil
-		},
-	}
-	cmd.AddCommand(sign, verify, status, revoke)
-	return cmd
+	return verify
 }
 
 func orAll(revs []string) string {
