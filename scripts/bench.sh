@@ -122,6 +122,7 @@ if want update; then
   bench update-inproc ./registry 'BenchmarkUpdateCheck$' 200000x
   bench update-rollout ./registry 'BenchmarkUpdateCheckRolloutOverhead$' 300x
   bench update ./bench 'BenchmarkUpdateCheckLoad$' 1x
+  bench update-index ./bench 'BenchmarkIndexRebuild$' 1x
   header "5. Device update check, 100k products / 1M releases (wrk -t2 -c64 -d10s, random device)"
   u=BenchmarkUpdateCheckLoad
   row "requests/s" "$(metric update $u afterlife-req/s)" req/s "$(metric update $u nginx-req/s)" "req/s nginx static file"
@@ -131,6 +132,9 @@ if want update; then
   row "handler alone, in-process (no network)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck ns/op)")" µs/op "" "(wall clock; target 2 µs)"
   row "  its CPU time (shared cores do not count)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck cpu-ns/op)")" µs/op "" "(target 2 µs)"
   row "  its allocations" "$(metric update-inproc BenchmarkUpdateCheck allocs/op)" allocs/op "" "(target at most 2)"
+  row "index rebuild from 1M releases (SQLite)" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "29" "s before #20 (target 5 s)" lower
+  row "  its CPU time" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-cpu-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "" "(user + system, all cores)"
+  row "  Go heap held with the index" "$(metric update-index BenchmarkIndexRebuild heap-MiB)" MiB "" "(after a GC)"
   # Both indexes in one process, in alternating rounds: the same load.
   row "same, rollouts at 50% on every product" "$(nsus "$(metric update-rollout BenchmarkUpdateCheckRolloutOverhead rollout-ns/check)")" µs/op \
     "$(nsus "$(metric update-rollout BenchmarkUpdateCheckRolloutOverhead plain-ns/check)")" "µs/op no rollouts (≥0.91 ok)" lower
