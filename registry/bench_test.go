@@ -86,8 +86,20 @@ func BenchmarkUpdateCheck(b *testing.B) { benchUpdateCheck(b, benchIndex()) }
 // sending their buckets: half are offered it, half the release before.
 func BenchmarkUpdateCheckWithRollouts(b *testing.B) { benchUpdateCheck(b, benchRolloutIndex()) }
 
+// BenchmarkUpdateCheckFullStack is BenchmarkUpdateCheck through the gin
+// engine alone (the way the check went before the fast route, and the way
+// errors still go), for comparison.
+func BenchmarkUpdateCheckFullStack(b *testing.B) {
+	h, reqs := updateHandler(benchIndex())
+	benchChecks(b, h.(*httpapi.API).Engine(), reqs)
+}
+
 func benchUpdateCheck(b *testing.B, ix *index) {
 	h, reqs := updateHandler(ix)
+	benchChecks(b, h, reqs)
+}
+
+func benchChecks(b *testing.B, h http.Handler, reqs []*http.Request) {
 	b.ReportAllocs()
 	w := &reusedWriter{h: http.Header{}}
 	i := 0
