@@ -157,6 +157,22 @@ func startNginxCache(tb testing.TB, upstream string) *nginx {
         location / { proxy_pass `+upstream+`; }`)
 }
 
+// cacheDir is where the benchmark's nginx keeps its proxy cache: in
+// memory (/dev/shm) where there is one, as a cache host would give it
+// tmpfs or fast local disk, so the measure is not the shared machine's
+// disk writeback.
+func cacheDir(tb testing.TB) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		d, err := os.MkdirTemp("/dev/shm", "afterlife-bench-cache-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return filepath.Join(tb.TempDir(), "cache")
+}
+
 // startNginxWith starts an nginx whose one server holds server (its
 // directives and locations).
 func startNginxWith(tb testing.TB, server string) *nginx {
@@ -194,13 +210,13 @@ http {
     keepalive_timeout 120s;
     types { application/json json; application/octet-stream bin; }
     default_type application/octet-stream;
-    proxy_cache_path %[2]s/cache levels=1:2 keys_zone=afterlife_updates:64m max_size=1g inactive=10m use_temp_path=off;
+    proxy_cache_path %[5]s levels=1:2 keys_zone=afterlife_updates:64m max_size=1g inactive=10m use_temp_path=off;
     server {
         listen 127.0.0.1:%[3]d;
         %[4]s
     }
 }
-`, user, prefix, port, server)
+`, user, prefix, port, server, cacheDir(tb))
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		tb.Fatal(err)
