@@ -133,6 +133,50 @@ type nginx struct {
 
 func startNginx(tb testing.TB, root string) *nginx {
 	tb.Helper()
+	n := startNginxWith(tb, "root "+root+";\n        location / { }")
+	n.Root = root
+	return n
+}
+
+// startNginxCache starts an nginx that proxies to upstream (a base URL)
+// and caches update checks as deploy/systemd/nginx-afterlife.conf does.
+func startNginxCache(tb testing.TB, upstream string) *nginx {
+	tb.Helper()
+	return startNginxWith(tb, `location = /v1/devices/updates {
+            proxy_pass `+upstream+`;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering on;
+            proxy_cache afterlife_updates;
+            proxy_cache_key $scheme$host$uri$is_args$args;
+            proxy_cache_valid 200 204 60s;
+            proxy_cache_lock on;
+            proxy_cache_revalidate on;
+            add_header X-Cache-Status $upstream_cache_status always;
+        }
+        location / { proxy_pass `+upstream+`; }`)
+}
+
+// cacheDir is where the benchmark's nginx keeps its proxy cache: in
+// memory (/dev/shm) where there is one, as a cache host would give it
+// tmpfs or fast local disk, so the measure is not the shared machine's
+// disk writeback.
+func cacheDir(tb testing.TB) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		d, err := os.MkdirTemp("/dev/shm", "afterlife-bench-cache-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return filepath.Join(tb.TempDir(), "cache")
+}
+
+// startNginxWith starts an nginx whose one server holds server (its
+// directives and locations).
+func startNginxWith(tb testing.TB, server string) *nginx {
+	tb.Helper()
 	bin := need(tb, "nginx")["nginx"]
 	prefix := tb.TempDir()
 	for _, d := range []string{"logs", "tmp"} {
@@ -166,13 +210,13 @@ http {
     keepalive_timeout 120s;
     types { application/json json; application/octet-stream bin; }
     default_type application/octet-stream;
+    proxy_cache_path %[5]s levels=1:2 keys_zone=afterlife_updates:64m max_size=1g inactive=10m use_temp_path=off;
     server {
         listen 127.0.0.1:%[3]d;
-        root %[4]s;
-        location / { }
+        %[4]s
     }
 }
-`, user, prefix, port, root)
+`, user, prefix, port, server, cacheDir(tb))
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		tb.Fatal(err)
@@ -190,7 +234,7 @@ http {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	tb.Cleanup(func() { cancel(); <-done })
-	n := &nginx{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Root: root}
+	n := &nginx{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	testenv.Eventually(tb, 15*time.Second, func() error {
 		select {
 		case err := <-done:

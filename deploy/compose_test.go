@@ -142,6 +142,7 @@ func TestNginxAcceptsTheProxyConfig(t *testing.T) {
 	// nginx resolves upstream names at load time; compose's service names
 	// exist only on its network, so the check points them at loopback.
 	conf := regexp.MustCompile(`server\s+serve-\d+:`).ReplaceAllString(string(mustRead(t, "compose/nginx.conf")), "server 127.0.0.1:")
+	conf = strings.ReplaceAll(conf, "/var/cache/nginx/afterlife-updates", filepath.Join(dir, "cache"))
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,8 @@ const systemdNginx = "systemd/nginx-afterlife.conf"
 func TestNginxAcceptsTheSystemdExampleAsTheWalkthroughInstallsIt(t *testing.T) {
 	nginx := requireTool(t, "nginx", "nginx-light")
 	dir := t.TempDir()
-	conf := strings.NewReplacer("listen 80;", "listen 127.0.0.1:8080;").Replace(string(mustRead(t, systemdNginx)))
+	conf := strings.NewReplacer("listen 80;", "listen 127.0.0.1:8080;",
+		"/var/cache/nginx/afterlife-updates", filepath.Join(dir, "cache")).Replace(string(mustRead(t, systemdNginx)))
 	if err := os.WriteFile(filepath.Join(dir, "afterlife.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -211,8 +211,9 @@ func vmHWM(b *testing.B) float64 {
 
 // BenchmarkDepositUpload streams one large file (1 GiB; set
 // AFTERLIFE_BENCH_BYTES to change) through the HTTP upload into a sealed
-// deposit and reports throughput and peak memory next to sha256sum over
-// the same bytes.
+// deposit and reports throughput and peak memory next to
+// `openssl dgst -sha256` over the same bytes (it uses the CPU's SHA
+// instructions, as Go does).
 func BenchmarkDepositUpload(b *testing.B) {
 	size := int64(1 << 30)
 	if s := os.Getenv("AFTERLIFE_BENCH_BYTES"); s != "" {
@@ -228,16 +229,16 @@ func BenchmarkDepositUpload(b *testing.B) {
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 
-	// The baseline: the system's sha256sum over the same stream.
+	// The baseline: openssl hashing the same stream.
 	start := time.Now()
-	cmd := exec.Command("sha256sum")
+	cmd := exec.Command("openssl", "dgst", "-sha256")
 	cmd.Stdin = generated(size)
 	out, err := cmd.Output()
 	if err != nil {
-		b.Fatalf("sha256sum: %v (coreutils is needed)", err)
+		b.Fatalf("openssl dgst -sha256: %v (openssl is needed)", err)
 	}
-	if !strings.HasPrefix(string(out), sum) {
-		b.Fatalf("sha256sum says %s, Go says %s", out, sum)
+	if !strings.Contains(string(out), sum) {
+		b.Fatalf("openssl says %s, Go says %s", out, sum)
 	}
 	baseline := float64(size) / 1e6 / time.Since(start).Seconds()
 
@@ -294,10 +295,10 @@ func BenchmarkDepositUpload(b *testing.B) {
 			}
 			b.StopTimer()
 			hwmAfter := vmHWM(b)
-			b.ReportMetric(baseline, "sha256sum-MB/s")
+			b.ReportMetric(baseline, "openssl-MB/s")
 			b.ReportMetric(hwmAfter, "peak-RSS-MiB")
 			b.ReportMetric(hwmAfter-hwmBefore, "RSS-growth-MiB")
-			fmt.Fprintf(os.Stderr, "%s: %d MiB upload; sha256sum %.0f MB/s; peak RSS %.0f MiB (grew %.0f MiB)\n",
+			fmt.Fprintf(os.Stderr, "%s: %d MiB upload; openssl dgst -sha256 %.0f MB/s; peak RSS %.0f MiB (grew %.0f MiB)\n",
 				st.name, size>>20, baseline, hwmAfter, hwmAfter-hwmBefore)
 		})
 	}

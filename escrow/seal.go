@@ -50,8 +50,7 @@ func (s *Service) encrypt(pw *io.PipeWriter, body io.Reader, want manifest.Entry
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
-	h := sha256.New()
-	n, err := io.Copy(w, io.TeeReader(io.LimitReader(body, want.Size+1), h))
+	n, sum, err := copyHashed(w, io.LimitReader(body, want.Size+1))
 	if err != nil {
 		if errors.Is(err, errPutEnded) {
 			return err
@@ -64,13 +63,58 @@ func (s *Service) encrypt(pw *io.PipeWriter, body io.Reader, want manifest.Entry
 	if n < want.Size {
 		return errs.E(errs.Invalid, "%s: body has %d bytes; the manifest declares %d", want.Path, n, want.Size)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 {
+	if got := hex.EncodeToString(sum); got != want.SHA256 {
 		return errs.E(errs.Invalid, "%s: content hashes to sha256 %s; the manifest declares %s", want.Path, got, want.SHA256)
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
 	return nil
+}
+
+// copyHashed copies src to dst (the age encryptor) while another
+// goroutine hashes what was read, so hashing and encryption run on
+// separate cores; the blob store hashes the ciphertext on a third. It
+// holds at most hashBuffers buffers, whatever the size of the file.
+func copyHashed(dst io.Writer, src io.Reader) (int64, []byte, error) {
+	const hashBuffers, hashBufSize = 4, 256 << 10
+	free := make(chan []byte, hashBuffers)
+	for range hashBuffers {
+		free <- make([]byte, hashBufSize)
+	}
+	full := make(chan []byte, hashBuffers)
+	sum := make(chan []byte, 1)
+	go func() {
+		h := sha256.New()
+		for b := range full {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+		sum <- h.Sum(nil)
+	}()
+	var n int64
+	var err error
+	for err == nil {
+		buf := <-free
+		k, rerr := io.ReadFull(src, buf)
+		if k > 0 {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				err = werr
+			}
+			n += int64(k)
+			full <- buf[:k] // the encryptor copied it; the hasher gives it back
+		} else {
+			free <- buf
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if err == nil && rerr != nil {
+			err = rerr
+		}
+	}
+	close(full)
+	return n, <-sum, err
 }
 
 func (s *Service) deleteBlob(ctx context.Context, d blob.Digest) {

@@ -134,7 +134,7 @@ func newEnv(t *testing.T, d *db.DB, o envOptions) *env {
 	e.vendor = tok("acme-ci", principal.Vendor, "acme")
 	api := httpapi.New(httpapi.Options{Auth: authSvc})
 	e.svc.Register(api.V1(), api.Root())
-	e.srv = httptest.NewServer(api.Engine())
+	e.srv = httptest.NewServer(api) // as serve mounts it: fast routes first
 	t.Cleanup(e.srv.Close)
 	if _, err := e.cat.Register(ctx, principal.Principal{Role: principal.Admin, Name: "root"}, catalog.Registration{
 		ID: "demo-cam", Vendor: "acme", Model: "Demo Cam 200", DeviceIDs: []string{"usb:1d6b:0104", "dt:acme,cam200"},

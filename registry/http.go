@@ -23,7 +23,8 @@ const UpdateCacheControl = "public, max-age=60"
 // repository (metadata and target files) on root under /tuf/.
 func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	const rel, dev, prod = "releases", "devices", "products"
-	v1.GET("/devices/updates", httpapi.Op{Public: true, Summary: "Is there an update for this device? (?id=&version=&channel=) 200 with an offer, 204 when up to date", Tag: dev}, s.httpUpdates)
+	v1.GET("/devices/updates", httpapi.Op{Public: true, Summary: "Is there an update for this device? (?id=&version=&channel=&bucket=) 200 with an offer, 204 when up to date, 304 for a matching If-None-Match; cacheable by shared caches (the answer depends only on the query)", Tag: dev}, s.httpUpdates)
+	v1.Fast(http.MethodGet, "/devices/updates", s.fastUpdates)
 	v1.POST("/devices/reports", httpapi.Op{Public: true, Summary: "Report how an install went (anonymous; counts only with a download receipt; rate-limited per source network)", Tag: dev, MaxBody: maxReportBody}, s.httpReport)
 
 	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPublish)
@@ -59,8 +60,10 @@ var (
 	jsonHdr         = []string{"application/json"}
 )
 
-// httpUpdates is the hot path: no database, no allocation beyond what
-// the HTTP stack needs; the answer is precomputed in the index.
+// httpUpdates answers the update checks that fastUpdates hands back
+// (errors, overload, unusual query strings) and serves the route when the
+// gin engine is used directly: the same rules through the full middleware
+// stack.
 func (s *Service) httpUpdates(c *gin.Context) error {
 	select {
 	case s.updateSem <- struct{}{}:
@@ -71,46 +74,201 @@ func (s *Service) httpUpdates(c *gin.Context) error {
 	}
 	defer func() { <-s.updateSem }()
 	q := c.Request.URL.Query()
-	id, current, channel := q.Get("id"), q.Get("version"), q.Get("channel")
-	if id == "" || len(id) > 200 {
-		return errs.E(errs.Invalid, "id (the device id, e.g. usb:1d6b:0104) is required")
+	uq := updateQuery{id: q.Get("id"), version: q.Get("version"), channel: q.Get("channel"), bucket: q.Get("bucket")}
+	bucket, err := uq.check()
+	if err != nil {
+		return err
 	}
-	if !ValidVersion(current) {
-		return errs.E(errs.Invalid, "version %.64q: want the device's current version (e.g. 1.4.2)", current)
+	o := s.index.Load().lookup(uq.id, uq.version, uq.channel, bucket, s.now)
+	s.writeUpdate(c.Writer, c.Request, o)
+	return nil
+}
+
+// fastUpdates is the hot path, served before gin (httpapi.Router.Fast):
+// no database, no context, no allocation beyond a device id that came
+// percent-encoded; the answer is precomputed in the index. What it cannot
+// answer with 200, 204 or 304 it hands to httpUpdates.
+func (s *Service) fastUpdates(w http.ResponseWriter, r *http.Request) (int, bool) {
+	var buf [256]byte
+	uq, ok := parseUpdateQuery(r.URL.RawQuery, &buf)
+	if !ok {
+		return 0, false
 	}
-	if channel != "" && !validChannel(channel) {
-		return errs.E(errs.Invalid, "channel %q: want testing or stable", channel)
+	bucket, err := uq.check()
+	if err != nil {
+		return 0, false
 	}
-	bucket := device.NoBucket
-	if b := q.Get("bucket"); b != "" {
-		n, err := strconv.Atoi(b)
-		if err != nil || n < 0 || n > 99 {
-			return errs.E(errs.Invalid, "bucket %.8q: want the device's rollout bucket, 0 to 99", b)
+	select {
+	case s.updateSem <- struct{}{}:
+	default:
+		return 0, false
+	}
+	defer func() { <-s.updateSem }()
+	o := s.index.Load().lookup(uq.id, uq.version, uq.channel, bucket, s.now)
+	return s.writeUpdate(w, r, o), true
+}
+
+// updateQuery is the query string of an update check.
+type updateQuery struct{ id, version, channel, bucket string }
+
+// check validates the query and returns the device's rollout bucket
+// (device.NoBucket when it sent none).
+func (q updateQuery) check() (int, error) {
+	if q.id == "" || len(q.id) > 200 {
+		return 0, errs.E(errs.Invalid, "id (the device id, e.g. usb:1d6b:0104) is required")
+	}
+	if !ValidVersion(q.version) {
+		return 0, errs.E(errs.Invalid, "version %.64q: want the device's current version (e.g. 1.4.2)", q.version)
+	}
+	if q.channel != "" && !validChannel(q.channel) {
+		return 0, errs.E(errs.Invalid, "channel %q: want testing or stable", q.channel)
+	}
+	if q.bucket == "" {
+		return device.NoBucket, nil
+	}
+	n := 0
+	for i := 0; i < len(q.bucket); i++ {
+		c := q.bucket[i]
+		if c < '0' || c > '9' || i >= 2 {
+			return 0, errs.E(errs.Invalid, "bucket %.8q: want the device's rollout bucket, 0 to 99", q.bucket)
 		}
-		bucket = n
+		n = n*10 + int(c-'0')
 	}
-	o := s.index.Load().lookup(id, current, channel, bucket, s.now)
-	h := c.Writer.Header()
+	return n, nil
+}
+
+// parseUpdateQuery reads the four values of an update check from a raw
+// query string as url.ParseQuery would (the first of repeated keys wins,
+// other keys are ignored), without allocating for values that came
+// unescaped; escaped ones are decoded through buf. It returns false for
+// what it does not read exactly like url.ParseQuery (a semicolon, a bad
+// escape, values longer than buf), which the regular handler then reads.
+func parseUpdateQuery(raw string, buf *[256]byte) (updateQuery, bool) {
+	var q updateQuery
+	var seen [4]bool
+	used := 0
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.IndexByte(pair, ';') >= 0 {
+			return q, false
+		}
+		key, val, _ := strings.Cut(pair, "=")
+		var slot int
+		switch key {
+		case "id":
+			slot = 0
+		case "version":
+			slot = 1
+		case "channel":
+			slot = 2
+		case "bucket":
+			slot = 3
+		default:
+			if strings.ContainsAny(key, "%+") {
+				return q, false // an escaped key might be one of ours
+			}
+			continue
+		}
+		if seen[slot] {
+			continue
+		}
+		seen[slot] = true
+		if strings.ContainsAny(val, "%+") {
+			n, ok := unescapeQuery(val, buf[used:])
+			if !ok {
+				return q, false
+			}
+			val = string(buf[used : used+n])
+			used += n
+		}
+		switch slot {
+		case 0:
+			q.id = val
+		case 1:
+			q.version = val
+		case 2:
+			q.channel = val
+		case 3:
+			q.bucket = val
+		}
+	}
+	return q, true
+}
+
+// unescapeQuery decodes a query value (%XX and + for space) into dst.
+func unescapeQuery(s string, dst []byte) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if n == len(dst) {
+			return 0, false
+		}
+		switch c := s[i]; c {
+		case '%':
+			if i+2 >= len(s) {
+				return 0, false
+			}
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return 0, false
+			}
+			dst[n] = hi<<4 | lo
+			i += 2
+		case '+':
+			dst[n] = ' '
+		default:
+			dst[n] = c
+		}
+		n++
+	}
+	return n, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// writeUpdate writes the answer to an update check: the offer, 204 when
+// there is none, 304 when the device (or a cache) holds it already. The
+// answer depends only on the query string, so shared caches may keep it
+// (UpdateCacheControl, ETag).
+func (s *Service) writeUpdate(w http.ResponseWriter, r *http.Request, o *offer) int {
+	h := w.Header()
 	h["Cache-Control"] = cacheControlHdr
 	if o == nil {
 		s.m.results["none"].Inc()
-		c.Writer.WriteHeader(http.StatusNoContent)
-		c.Writer.WriteHeaderNow()
-		return nil
+		return writeStatus(w, http.StatusNoContent)
 	}
 	h["Etag"] = o.etagHdr
-	if inm := c.Request.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, o.etag) {
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagListMatches(inm[0], o.etag) {
 		s.m.results["not_modified"].Inc()
-		c.Writer.WriteHeader(http.StatusNotModified)
-		c.Writer.WriteHeaderNow()
-		return nil
+		return writeStatus(w, http.StatusNotModified)
 	}
 	s.m.results["offer"].Inc()
 	h["Content-Type"] = jsonHdr
 	h["Content-Length"] = o.lengthHdr
-	c.Writer.WriteHeader(http.StatusOK)
-	_, _ = c.Writer.Write(o.body)
-	return nil
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(o.body)
+	return http.StatusOK
+}
+
+// writeStatus writes a status without a body; gin's writer sends it only
+// when told to.
+func writeStatus(w http.ResponseWriter, code int) int {
+	w.WriteHeader(code)
+	if g, ok := w.(interface{ WriteHeaderNow() }); ok {
+		g.WriteHeaderNow()
+	}
+	return code
 }
 
 func etagListMatches(header, etag string) bool {

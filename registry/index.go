@@ -3,13 +3,16 @@ package registry
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
@@ -109,26 +112,34 @@ type indexRelease struct {
 	Release
 	RiskNotes string
 	DeviceIDs []string
+	offer     *offer // encoded already (Rebuild does it on every core), or nil
 }
 
-// buildIndex computes the index for generation gen. Yanked releases are
-// not passed in; pulled-back and held ones keep their TUF targets but are
-// offered to nobody.
-func buildIndex(gen int64, rels []indexRelease) (*index, error) {
-	ix := &index{gen: gen, devices: map[string][]*productOffers{}, targets: make(map[string]indexedTarget, len(rels))}
+// buildIndex computes the index for generation gen from releases in
+// batches (their order does not matter). Yanked releases are not passed
+// in; pulled-back and held ones keep their TUF targets but are offered to
+// nobody.
+func buildIndex(gen int64, batches ...[]indexRelease) (*index, error) {
+	n := 0
+	for _, b := range batches {
+		n += len(b)
+	}
+	ix := &index{gen: gen, devices: map[string][]*productOffers{}, targets: make(map[string]indexedTarget, n)}
 	byProduct := map[string]*productOffers{}
 	devicesOf := map[string][]string{}
-	for i := range rels {
-		r := &rels[i]
+	for r := range eachRelease(batches) {
 		for _, a := range r.Artifacts {
 			ix.targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
 		}
 		if r.PulledBack || r.Yanked || r.Held {
 			continue
 		}
-		o, err := newOffer(gen, r)
-		if err != nil {
-			return nil, err
+		o := r.offer
+		if o == nil {
+			var err error
+			if o, err = newOffer(gen, r); err != nil {
+				return nil, err
+			}
 		}
 		po := byProduct[r.Product]
 		if po == nil {
@@ -160,6 +171,18 @@ func buildIndex(gen int64, rels []indexRelease) (*index, error) {
 		slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
 	}
 	return ix, nil
+}
+
+func eachRelease(batches [][]indexRelease) func(func(*indexRelease) bool) {
+	return func(yield func(*indexRelease) bool) {
+		for _, b := range batches {
+			for i := range b {
+				if !yield(&b[i]) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // addRollback records that devices on the yanked version from may go back
@@ -244,7 +267,9 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now func(
 
 // Rebuild recomputes the update index from the database and the catalog
 // and swaps it in. Mutations call it at once; other replicas call it when
-// Poll sees a new generation.
+// Poll sees a new generation. It reads the catalog in one query and the
+// releases in another, and encodes the offers on every core while the
+// rows are still being read.
 func (s *Service) Rebuild(ctx context.Context) error {
 	s.rebuildMu.Lock()
 	defer s.rebuildMu.Unlock()
@@ -252,38 +277,99 @@ func (s *Service) Rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+releaseCols+` FROM releases WHERE yanked = 0`))
+	type productInfo struct {
+		riskNotes string
+		deviceIDs []string
+	}
+	products := map[string]productInfo{}
+	if err := s.o.Catalog.Each(ctx, func(p catalog.Product) error {
+		products[p.ID] = productInfo{p.RiskNotes, p.DeviceIDs}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("registry: rebuild index: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+indexCols+` FROM releases WHERE yanked = 0`))
 	if err != nil {
 		return fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
 	}
-	var rels []indexRelease
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		rels = append(rels, indexRelease{Release: r})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
-	}
-	products := map[string]catalog.Product{}
-	for i := range rels {
-		p, ok := products[rels[i].Product]
-		if !ok {
-			p, err = s.o.Catalog.Get(ctx, rels[i].Product)
-			if errs.Is(err, errs.NotFound) {
-				s.log.Warn("registry: release of an unknown product is not offered", "release", rels[i].ID, "product", rels[i].Product)
-			} else if err != nil {
-				return fmt.Errorf("registry: rebuild index: %w", err)
+	// The rows are read here, decoded and encoded as offers by workers,
+	// in batches; the index does not depend on the order of releases.
+	const batch = 2048
+	work := make(chan []indexRow, runtime.GOMAXPROCS(0))
+	done := make(chan []indexRelease, runtime.GOMAXPROCS(0))
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for raw := range work {
+				out := make([]indexRelease, 0, len(raw))
+				for i := range raw {
+					r, err := raw[i].decode()
+					if err != nil {
+						fail(err)
+						continue
+					}
+					p := products[r.Product]
+					r.RiskNotes, r.DeviceIDs = p.riskNotes, p.deviceIDs
+					if !r.PulledBack && !r.Held {
+						if r.offer, err = newOffer(gen, &r); err != nil {
+							fail(err)
+							continue
+						}
+					}
+					out = append(out, r)
+				}
+				done <- out
 			}
-			products[rels[i].Product] = p
-		}
-		rels[i].RiskNotes, rels[i].DeviceIDs = p.RiskNotes, p.DeviceIDs
+		})
 	}
-	ix, err := buildIndex(gen, rels)
+	var rels [][]indexRelease
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		warned := map[string]bool{}
+		for out := range done {
+			for i := range out {
+				if _, ok := products[out[i].Product]; !ok && !warned[out[i].Product] {
+					warned[out[i].Product] = true
+					s.log.Warn("registry: release of an unknown product is not offered", "release", out[i].ID, "product", out[i].Product)
+				}
+			}
+			rels = append(rels, out)
+		}
+	}()
+	cur := make([]indexRow, 0, batch)
+	var scanErr error
+	for rows.Next() {
+		cur = append(cur, indexRow{})
+		if scanErr = cur[len(cur)-1].scan(rows); scanErr != nil {
+			break
+		}
+		if len(cur) == batch {
+			work <- cur
+			cur = make([]indexRow, 0, batch)
+		}
+	}
+	if len(cur) > 0 && scanErr == nil {
+		work <- cur
+	}
+	close(work)
+	rows.Close()
+	wg.Wait()
+	close(done)
+	<-collected
+	if scanErr == nil {
+		scanErr = rows.Err()
+	}
+	if scanErr != nil {
+		return fmt.Errorf("registry: rebuild index: %w", db.Classify(scanErr))
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	ix, err := buildIndex(gen, rels...)
 	if err != nil {
 		return err
 	}
@@ -292,6 +378,41 @@ func (s *Service) Rebuild(ctx context.Context) error {
 	s.m.gen.Set(float64(gen))
 	s.log.Debug("registry: update index rebuilt", "generation", gen, "offers", ix.offers, "devices", len(ix.devices))
 	return nil
+}
+
+// indexCols are the columns of a release the index reads.
+const indexCols = `id, product, version, channel, notes, min_version, artifacts, community, pulled_back, held, rollback_from, rollout`
+
+// indexRow is a release row as read, decoded off the reading goroutine.
+type indexRow struct {
+	id, product, version, channel, notes, minVersion, artifacts string
+	community, pulledBack, held                                 int
+	rollbackFrom, rollout                                       string
+}
+
+func (x *indexRow) scan(rows *sql.Rows) error {
+	return rows.Scan(&x.id, &x.product, &x.version, &x.channel, &x.notes, &x.minVersion, &x.artifacts,
+		&x.community, &x.pulledBack, &x.held, &x.rollbackFrom, &x.rollout)
+}
+
+func (x *indexRow) decode() (indexRelease, error) {
+	r := indexRelease{Release: Release{ID: x.id, Product: x.product, Version: x.version, Channel: x.channel, Notes: x.notes,
+		MinVersion: x.minVersion, Community: x.community == 1, PulledBack: x.pulledBack == 1, Held: x.held == 1}}
+	if x.rollbackFrom != "" {
+		if err := json.Unmarshal([]byte(x.rollbackFrom), &r.RollbackFrom); err != nil {
+			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollback_from", r.ID)
+		}
+	}
+	if x.rollout != "" {
+		r.Rollout = &Rollout{}
+		if err := json.Unmarshal([]byte(x.rollout), r.Rollout); err != nil {
+			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollout", r.ID)
+		}
+	}
+	if err := json.Unmarshal([]byte(x.artifacts), &r.Artifacts); err != nil || len(r.Artifacts) == 0 {
+		return r, errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", r.ID)
+	}
+	return r, nil
 }
 
 func (s *Service) generation(ctx context.Context) (int64, error) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what afterlife's tests need on a bare Debian machine, idempotently:
 # PostgreSQL, bubblewrap, the ARM toolchain and emulator, Chromium, wrk/nginx
-# for benchmarks, zstd (delta updates are checked against its --patch-from),
+# for benchmarks, openssl (the hashing baseline of the ingest benchmarks),
+# zstd (delta updates are checked against its --patch-from),
 # fwupd's tools (fwupdtool with its test plugin, gcab, jcat-tool) for the
 # fwupd remote, a MinIO server built once into a cache directory, and the SBOM
 # generator the Go example recipe runs (cyclonedx-gomod).
@@ -19,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 
 packages=(postgresql bubblewrap gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm chromium wrk nginx-light git ca-certificates diffoscope-minimal
-  util-linux grub-common zstd fwupd fwupd-tests gcab jcat)
+  util-linux grub-common zstd openssl fwupd fwupd-tests gcab jcat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

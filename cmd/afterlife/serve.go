@@ -146,7 +146,7 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 		return fmt.Errorf("serve: listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           sys.api.Engine(),
+		Handler:           sys.api, // fast routes first, then the gin engine
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// No whole-request read or write timeouts: deposits and downloads

@@ -3,7 +3,10 @@
 // per-route access declarations (who may call each route, pages included)
 // with role checks, body limits, 405 for a wrong method, one JSON error
 // shape, and an OpenAPI 3.1 document generated from the routes as they
-// are registered.
+// are registered. A hot public route may also have a fast handler that
+// API.ServeHTTP runs before gin (Router.Fast): it counts its answers in
+// the same metrics and logs one in FastLogEvery, and hands everything
+// else, errors included, to the route's regular handler.
 // Parts register their routes through Router and return errors with an
 // errs kind; they never pick status codes for errors by hand.
 package httpapi
@@ -56,6 +59,7 @@ type API struct {
 
 	mu     sync.Mutex
 	routes []route
+	fast   map[string]*fastRoute // by path; written while routes are registered
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec

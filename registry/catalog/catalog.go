@@ -460,6 +460,26 @@ func (c *Catalog) Get(ctx context.Context, id string) (Product, error) {
 	return p, nil
 }
 
+// Each calls fn with every product, in one query (the registry's update
+// index reads the whole catalog this way when it is rebuilt).
+func (c *Catalog) Each(ctx context.Context, fn func(Product) error) error {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+cols+` FROM products`)
+	if err != nil {
+		return fmt.Errorf("catalog: every product: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scan(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return db.Classify(rows.Err())
+}
+
 // Filter narrows List.
 type Filter struct {
 	Vendor string

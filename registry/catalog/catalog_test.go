@@ -85,6 +85,15 @@ func TestProductsAreRegisteredFoundAndMovedForward(t *testing.T) {
 				t.Fatalf("ByDeviceID = %v, %v", ps, err)
 			}
 		})
+		t.Run("every product is read in one pass, with its device ids", func(t *testing.T) {
+			var got []Product
+			if err := c.Each(ctx, func(p Product) error { got = append(got, p); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].ID != "demo-cam" || strings.Join(got[0].DeviceIDs, " ") != "usb:1d6b:0104 dt:acme,cam200" {
+				t.Fatalf("Each = %+v", got)
+			}
+		})
 		t.Run("search matches model, vendor and device ids", func(t *testing.T) {
 			for _, q := range []string{"cam 2", "ACME", "1d6b"} {
 				ps, err := c.Search(ctx, q, 0)

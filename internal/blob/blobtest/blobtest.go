@@ -1,6 +1,6 @@
 // Package blobtest is the one conformance suite every blob.Store passes
 // (disk and a real S3 server run the same checks), plus the data generator
-// and benchmark that compare a store's Put with sha256sum. It is imported
+// and benchmark that compare a store's Put with `openssl dgst -sha256`. It is imported
 // only by tests and must not know about any particular store.
 package blobtest
 
