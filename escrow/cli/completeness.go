@@ -45,7 +45,11 @@ file itself). Nothing is sent anywhere. See docs/vendors-rights.md.`,
 			if err != nil {
 				return err
 			}
-			rebuilt, err := readRebuilt(args, filepath.Base(shipped), isArchive(s, filepath.Base(shipped)))
+			files, err := readRebuilt(args)
+			if err != nil {
+				return err
+			}
+			rebuilt, err := completeness.Rebuilt(filepath.Base(shipped), s, files, completeness.DefaultLimits)
 			if err != nil {
 				return err
 			}
@@ -70,33 +74,16 @@ file itself). Nothing is sent anywhere. See docs/vendors-rights.md.`,
 	return cmd
 }
 
-// isArchive reports whether the shipped image unpacked into members under
-// its own name (an archive) rather than being one file.
-func isArchive(ms []completeness.Member, name string) bool {
-	return len(ms) != 1 || ms[0].Path != name
-}
-
-// readRebuilt unpacks the rebuilt files. When the shipped image is an
-// archive, they are placed under its (unpacked) name, so their paths line
-// up with its members.
-func readRebuilt(args []string, shippedName string, archive bool) ([]completeness.Member, error) {
-	prefix := ""
-	if archive {
-		// An archive's members are named after the archive without its
-		// compression suffix (image.tar.gz -> image.tar/…).
-		prefix = completeness.Decompressed(shippedName) + "/"
-	}
+// readRebuilt reads the rebuilt files: a directory contributes its files by
+// their paths in it, a file its base name.
+func readRebuilt(args []string) ([]completeness.Member, error) {
 	var out []completeness.Member
 	add := func(name, path string) error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return errs.Wrap(errs.Invalid, err, "rebuilt file")
 		}
-		ms, err := completeness.Unpack(prefix+name, b, completeness.DefaultLimits)
-		if err != nil {
-			return err
-		}
-		out = append(out, ms...)
+		out = append(out, completeness.Member{Path: name, Data: b})
 		return nil
 	}
 	for _, a := range args {
