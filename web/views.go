@@ -164,6 +164,16 @@ type EscrowState struct {
 	ReleasedAt time.Time
 	URL        string // where the released content can be browsed; empty while sealed
 	Grant      string // the vendor's grant text (licence or written permission), released deposits only
+	// Completeness is the public completeness score of the deposit, once
+	// released: its sentence, per-class counts and signed statement.
+	Completeness *CompletenessScore
+}
+
+// CompletenessScore is a deposit's public completeness score.
+type CompletenessScore struct {
+	Sentence                           string // "Deposit completeness: 94 % of the shipped image rebuilt bit-for-bit from the deposit"
+	Identical, Differs, Missing, Extra int
+	AttestationURL                     string
 }
 
 // Policy describes a release policy and its current state.

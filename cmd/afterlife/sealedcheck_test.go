@@ -125,7 +125,7 @@ func TestTheSealedCompletenessCheckRebuildsTheDepositOnTheOperatorsOwnBuilder(t 
 				Shipped   string `json:"shipped_image"`
 				Published bool   `json:"published"`
 			}
-			get := func(tok, dep string) (int, result) {
+			score := func(tok, dep string) (int, result) {
 				t.Helper()
 				var r result
 				code := apiJSON(t, "GET", srv.URL+"/v1/deposits/"+dep+"/completeness", tok, nil, &r)
@@ -133,12 +133,10 @@ func TestTheSealedCompletenessCheckRebuildsTheDepositOnTheOperatorsOwnBuilder(t 
 			}
 			check := func(dep string) result {
 				t.Helper()
-				if code := apiJSON(t, "POST", srv.URL+"/v1/deposits/"+dep+"/completeness", vendor, nil, nil); code != 202 {
-					t.Fatalf("start the check: %d", code)
-				}
+				afterlife(t, true, append([]string{"vendor", "check", dep}, vs...)...)
 				var r result
 				testenv.Eventually(t, 5*time.Minute, func() error {
-					if _, r = get(vendor, dep); r.State == "running" {
+					if _, r = score(vendor, dep); r.State == "running" {
 						return fmt.Errorf("the completeness check of %s is still running", dep)
 					}
 					return nil
@@ -171,7 +169,7 @@ func TestTheSealedCompletenessCheckRebuildsTheDepositOnTheOperatorsOwnBuilder(t 
 						t.Errorf("%s publishing: %d", who, code)
 					}
 				}
-				if code, r := get(srv.Token, sealed); code != 200 || r.Report == nil || r.Shipped != "shipped/acme-thermo-2.4.1.tar" {
+				if code, r := score(srv.Token, sealed); code != 200 || r.Report == nil || r.Shipped != "shipped/acme-thermo-2.4.1.tar" {
 					t.Fatalf("an admin: %d %+v", code, r)
 				}
 			})
@@ -191,10 +189,8 @@ func TestTheSealedCompletenessCheckRebuildsTheDepositOnTheOperatorsOwnBuilder(t 
 				}
 			})
 			t.Run("a vendor may publish the score before release, never the report", func(t *testing.T) {
-				if code := apiJSON(t, "POST", srv.URL+"/v1/deposits/"+sealed+"/completeness/publish", vendor, nil, nil); code != 200 {
-					t.Fatalf("publish: %d", code)
-				}
-				code, r := get("", sealed)
+				afterlife(t, true, append([]string{"vendor", "check", "--publish", sealed}, vs...)...)
+				code, r := score("", sealed)
 				if code != 200 || r.Percent != 100 || !r.Public || !r.Published || r.Report != nil || r.Shipped != "" {
 					t.Fatalf("anonymous after publishing: %d %+v", code, r)
 				}
@@ -214,9 +210,9 @@ func TestTheSealedCompletenessCheckRebuildsTheDepositOnTheOperatorsOwnBuilder(t 
 				}
 			})
 			t.Run("after release the score and counts are public and signed, the report is not", func(t *testing.T) {
-				_, own := get(vendor, released)
+				_, own := score(vendor, released)
 				for who, tok := range outsiders {
-					code, r := get(tok, released)
+					code, r := score(tok, released)
 					if code != 200 || r.Percent != own.Percent || r.Counts != own.Counts || r.Report != nil || r.Error != "" {
 						t.Fatalf("%s: %d %+v", who, code, r)
 					}
@@ -263,6 +259,11 @@ func TestTheSealedCompletenessCheckRebuildsTheDepositOnTheOperatorsOwnBuilder(t 
 				if strings.Contains(string(payload), "sensor-table") {
 					t.Fatalf("the public statement names a file: %s", payload)
 				}
+				page := string(get(t, srv.URL+"/products/acme-thermo"))
+				if !strings.Contains(page, own.Sentence) || strings.Contains(page, "sensor-table") {
+					t.Fatalf("the product page does not show %q, or names a file", own.Sentence)
+				}
+				t.Logf("%s (%+v)", own.Sentence, own.Counts)
 			})
 		})
 	}

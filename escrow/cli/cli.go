@@ -152,7 +152,7 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(deposit, checkin, verify, receiptKey, newVendorCompletenessCmd())
+	cmd.AddCommand(deposit, checkin, verify, receiptKey, newVendorCompletenessCmd(), newVendorCheckCmd(&cf))
 	for _, m := range more {
 		cmd.AddCommand(m(&cf))
 	}

@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/escrow/completeness"
+	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -112,4 +116,59 @@ func readRebuilt(args []string) ([]completeness.Member, error) {
 		}
 	}
 	return out, nil
+}
+
+// newVendorCheckCmd runs the sealed completeness check on the server.
+func newVendorCheckCmd(cf *apicli.Flags) *cobra.Command {
+	var wait time.Duration
+	var publish, show bool
+	cmd := &cobra.Command{
+		Use:   "check DEPOSIT",
+		Short: "Have the registry's own builder rebuild a sealed deposit and measure it against the shipped image",
+		Long: `The sealed completeness check of a deposit made with --shipped-image and
+--completeness-recipe: the registry's own builder (never a community builder)
+rebuilds the deposit with the recipe without unsealing anything, and compares
+the result with the shipped image as "afterlife vendor completeness" does.
+Until the deposit is released only you and the admins see the result; from
+release on the score and per-class counts are public and signed, the per-file
+report never is. --publish makes the score public earlier (for good).
+See docs/vendors-rights.md.`,
+		Example: `  afterlife vendor check dep_01J… --wait 30m
+  afterlife vendor check dep_01J… --show
+  afterlife vendor check dep_01J… --publish`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/v1/deposits/" + url.PathEscape(args[0]) + "/completeness"
+			var out map[string]any
+			var err error
+			switch {
+			case publish:
+				err = cf.Call(cmd.Context(), http.MethodPost, path+"/publish", nil, &out)
+			case show:
+				err = cf.Call(cmd.Context(), http.MethodGet, path, nil, &out)
+			default:
+				err = cf.Call(cmd.Context(), http.MethodPost, path, nil, &out)
+			}
+			if err != nil {
+				return err
+			}
+			deadline := time.Now().Add(wait)
+			for out["state"] == "running" && time.Now().Before(deadline) {
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(2 * time.Second):
+				}
+				if err := cf.Call(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
+					return err
+				}
+			}
+			return apicli.PrintJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the check to end")
+	cmd.Flags().BoolVar(&publish, "publish", false, "publish the score and counts before release (the per-file report stays private)")
+	cmd.Flags().BoolVar(&show, "show", false, "show the last result without starting a check")
+	cmd.MarkFlagsMutuallyExclusive("publish", "show")
+	return cmd
 }
