@@ -171,7 +171,17 @@ const checkTimeout = time.Hour
 func (s *Service) runCheck(ctx context.Context, d Deposit) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	r, err := s.measure(ctx, d)
+	// One check at a time per replica: each is a whole build on the
+	// server's own machine.
+	var r completeness.Report
+	var err error
+	select {
+	case s.checkSlot <- struct{}{}:
+		r, err = s.measure(ctx, d)
+		<-s.checkSlot
+	case <-ctx.Done():
+		err = errs.Wrap(errs.Unavailable, ctx.Err(), "waited too long for another completeness check to end")
+	}
 	now := db.Millis(s.now())
 	if err != nil {
 		s.log.Warn("completeness check failed", "deposit", d.ID, "err", err)

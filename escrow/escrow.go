@@ -121,6 +121,7 @@ type Service struct {
 	backoff      func(attempts int) time.Duration
 	claimTTL     time.Duration
 	rebuilder    Rebuilder
+	checkSlot    chan struct{} // one completeness check at a time
 }
 
 //go:embed migrations/*.sql
@@ -145,6 +146,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics, artifacts: o.Artifacts, handover: o.Handover,
 		afterRelease: o.AfterRelease, consumers: consumerNames(o.AfterRelease),
 		backoff: o.OutboxBackoff, claimTTL: o.OutboxClaim, rebuilder: o.Rebuilder,
+		checkSlot: make(chan struct{}, 1),
 	}
 	if s.backoff == nil {
 		s.backoff = DefaultBackoff

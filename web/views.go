@@ -438,6 +438,17 @@ type DepositSummary struct {
 	Bytes     int64
 	Policy    Policy
 	Receipt   *Receipt // nil while open
+	// Completeness is the vendor's own view of the sealed completeness
+	// check: its sentence (or that it runs or failed, and why), whether it
+	// is public, and the shipped files that were missing or differ.
+	Completeness *VendorCompleteness
+}
+
+// VendorCompleteness is a deposit's completeness check as its vendor sees it.
+type VendorCompleteness struct {
+	Summary string
+	Public  bool
+	Gaps    []string // "missing acme-thermo-2.4.1.tar/sensor-table.bin"
 }
 
 // Receipt is the signed receipt of a sealed deposit.

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -264,6 +266,23 @@ func TestTheSealedCompletenessCheckRebuildsTheDepositOnTheOperatorsOwnBuilder(t 
 					t.Fatalf("the product page does not show %q, or names a file", own.Sentence)
 				}
 				t.Logf("%s (%+v)", own.Sentence, own.Counts)
+				vendorPage := func(tok string) string {
+					req, _ := http.NewRequest("GET", srv.URL+"/vendor", nil)
+					req.AddCookie(&http.Cookie{Name: "afterlife_session", Value: tok})
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					b, _ := io.ReadAll(resp.Body)
+					return string(b)
+				}
+				if page := vendorPage(vendor); !strings.Contains(page, own.Sentence) || !strings.Contains(page, "missing acme-thermo-2.4.1.tar/sensor-table.bin") {
+					t.Fatalf("the vendor area does not show the score and the missing file:\n%s", page)
+				}
+				if page := vendorPage(otherVendor); strings.Contains(page, "sensor-table") || strings.Contains(page, released) {
+					t.Fatal("another vendor's area shows the report")
+				}
 			})
 		})
 	}
