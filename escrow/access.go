@@ -87,7 +87,7 @@ func (s *Service) Get(ctx context.Context, p principal.Principal, id string) (De
 			return Deposit{}, err
 		}
 	}
-	return d, nil
+	return withoutMarks(p, d), nil
 }
 
 // PendingApprovals lists the sealed quorum deposits waiting for p: all of
@@ -157,7 +157,19 @@ func (s *Service) List(ctx context.Context, p principal.Principal, f ListFilter)
 	if err != nil {
 		return nil, fmt.Errorf("escrow: list: %w", err)
 	}
+	for i := range out {
+		out[i] = withoutMarks(p, out[i])
+	}
 	return out, nil
+}
+
+// withoutMarks hides from all but the deposit's vendor and admins which
+// file is the shipped image and which the completeness recipe.
+func withoutMarks(p principal.Principal, d Deposit) Deposit {
+	if !isOwner(p, d) {
+		d.ShippedImage, d.CompletenessRecipe = "", ""
+	}
+	return d
 }
 
 // visible is the condition on escrow_deposits rows that p may list:

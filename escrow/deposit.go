@@ -45,6 +45,12 @@ type CreateRequest struct {
 	Rights []manifest.RightsRule `json:"rights"`
 	// Grant is the vendor's grant text (licence or written permission).
 	Grant string `json:"grant"`
+	// ShippedImage marks the file (a path in Manifest) that holds the
+	// image the vendor last shipped; it is private whatever the rules say.
+	// CompletenessRecipe names the recipe file (a path in Manifest) that
+	// rebuilds it. Both or neither.
+	ShippedImage       string `json:"shipped_image"`
+	CompletenessRecipe string `json:"completeness_recipe"`
 }
 
 // FileState tells whether one manifest entry has arrived.
@@ -90,20 +96,24 @@ func (s *Service) Create(ctx context.Context, p principal.Principal, req CreateR
 		return Deposit{}, err
 	}
 	entries = applyRights(entries, rules)
+	if entries, err = markShipped(entries, req.ShippedImage, req.CompletenessRecipe); err != nil {
+		return Deposit{}, err
+	}
 	files, size := manifest.Totals(entries)
 	now := s.now()
 	d := Deposit{
 		ID: ids.At("dep", now), Product: req.Product, Org: org, Policy: pol.String(), State: Uploading,
 		ManifestDigest: manifest.Digest(entries), Files: files, TotalSize: size,
 		CreatedBy: p.Actor(), CreatedAt: now.UTC().Truncate(time.Millisecond), Manifest: entries,
-		Rights: rules, Grant: req.Grant,
+		Rights: rules, Grant: req.Grant, ShippedImage: req.ShippedImage, CompletenessRecipe: req.CompletenessRecipe,
 	}
 	rj, _ := json.Marshal(rules) // plain strings: cannot fail
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO escrow_deposits
-			(id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, rights, grant_text)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			d.ID, d.Product, d.Org, d.Policy, d.State, d.ManifestDigest, d.Files, d.TotalSize, d.CreatedBy, db.Millis(now), string(rj), d.Grant); err != nil {
+			(id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, rights, grant_text, shipped_image, completeness_recipe)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, d.Product, d.Org, d.Policy, d.State, d.ManifestDigest, d.Files, d.TotalSize, d.CreatedBy, db.Millis(now), string(rj), d.Grant,
+			d.ShippedImage, d.CompletenessRecipe); err != nil {
 			return err
 		}
 		stmt, err := tx.PrepareContext(ctx, s.db.Q(`INSERT INTO escrow_files (deposit, path, kind, size, sha256, link, uploaded, rights) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`))

@@ -87,6 +87,9 @@ type Options struct {
 	// OutboxClaim is how long one delivery attempt may take before another
 	// deliverer may start it again (default 1 minute).
 	OutboxClaim time.Duration
+	// Rebuilder, when set, runs completeness checks on the operator's own
+	// machine (CheckCompleteness); without it they are refused.
+	Rebuilder Rebuilder
 }
 
 // ReleaseArtifacts lists the digests of the blobs published as release
@@ -117,6 +120,8 @@ type Service struct {
 	consumers    []string // afterRelease's names, sorted
 	backoff      func(attempts int) time.Duration
 	claimTTL     time.Duration
+	rebuilder    Rebuilder
+	checkSlot    chan struct{} // one completeness check at a time
 }
 
 //go:embed migrations/*.sql
@@ -140,7 +145,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		limits: o.Limits, retention: o.Retention, uploadTTL: o.UploadTTL,
 		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics, artifacts: o.Artifacts, handover: o.Handover,
 		afterRelease: o.AfterRelease, consumers: consumerNames(o.AfterRelease),
-		backoff: o.OutboxBackoff, claimTTL: o.OutboxClaim,
+		backoff: o.OutboxBackoff, claimTTL: o.OutboxClaim, rebuilder: o.Rebuilder,
+		checkSlot: make(chan struct{}, 1),
 	}
 	if s.backoff == nil {
 		s.backoff = DefaultBackoff

@@ -43,6 +43,10 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/deposits/:id/receipt", httpapi.Op{Summary: "The signed receipt of a committed deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpReceipt)
 	v1.GET("/deposits/:id/handover", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "The handover statement a deposit carries: what it claims and its state (sealed: its vendor and admins)", Tag: tag}, s.httpHandover)
 	v1.POST("/deposits/:id/handover/revoke", httpapi.Op{Summary: "Revoke a sealed deposit's handover statement: its device ids are free again, it never takes effect", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpRevokeHandover)
+	v1.POST("/deposits/:id/completeness", httpapi.Op{Summary: "Start the sealed completeness check: the server's own builder rebuilds the deposit with its recipe and compares the result with the shipped image", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpCheckCompleteness)
+	v1.GET("/deposits/:id/completeness", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "A deposit's completeness check: the score and counts for anyone once released or published, the per-file report for its vendor and admins", Tag: tag}, s.httpCompleteness)
+	v1.POST("/deposits/:id/completeness/publish", httpapi.Op{Summary: "Publish a sealed deposit's completeness score and counts before release (the per-file report stays private)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpPublishCompleteness)
+	v1.GET("/deposits/:id/completeness/attestation", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "The public completeness score as an in-toto statement in a DSSE envelope signed by the receipt key", Tag: tag}, s.httpCompletenessAttestation)
 	v1.POST("/deposits/:id/approvals", httpapi.Op{Summary: "A trustee's signed approval of a quorum release", Roles: []principal.Role{principal.Trustee}, Scope: httpapi.NamedTrustee, Sealed: &httpapi.Sealed{NamedTrustee: true}, Tag: tag}, s.httpApprove)
 	v1.POST("/vendors/:org/checkin", httpapi.Op{Summary: "Check in: the vendor is alive (postpones dead-man releases)", Roles: vendor, Scope: own, Tag: tag}, s.httpCheckin)
 	v1.GET("/vendors/:org/checkin", httpapi.Op{Summary: "When the vendor last checked in", Roles: vendor, Scope: own, Tag: tag}, s.httpLastCheckin)
@@ -105,6 +109,39 @@ func (s *Service) httpEvents(c *gin.Context) error {
 		return err
 	}
 	return httpapi.JSON(c, http.StatusOK, gin.H{"events": es})
+}
+
+func (s *Service) httpCheckCompleteness(c *gin.Context) error {
+	out, err := s.CheckCompleteness(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusAccepted, out)
+}
+
+func (s *Service) httpCompleteness(c *gin.Context) error {
+	out, err := s.CompletenessOf(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, out)
+}
+
+func (s *Service) httpPublishCompleteness(c *gin.Context) error {
+	out, err := s.PublishCompleteness(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, out)
+}
+
+func (s *Service) httpCompletenessAttestation(c *gin.Context) error {
+	env, err := s.CompletenessAttestation(c.Request.Context(), httpapi.Principal(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.Data(http.StatusOK, "application/json", env)
+	return nil
 }
 
 func filePath(c *gin.Context) string { return strings.TrimPrefix(c.Param("path"), "/") }

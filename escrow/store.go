@@ -19,14 +19,14 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-const depositCols = `id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, sealed_at, released_at, released_by, fired, rights, grant_text`
+const depositCols = `id, product, org, policy, state, manifest_digest, files, total_size, created_by, created_at, sealed_at, released_at, released_by, fired, rights, grant_text, shipped_image, completeness_recipe`
 
 func scanDeposit(row interface{ Scan(...any) error }) (Deposit, error) {
 	var d Deposit
 	var created, sealed, released int64
 	var rights string
 	err := row.Scan(&d.ID, &d.Product, &d.Org, &d.Policy, &d.State, &d.ManifestDigest, &d.Files, &d.TotalSize,
-		&d.CreatedBy, &created, &sealed, &released, &d.ReleasedBy, &d.Fired, &rights, &d.Grant)
+		&d.CreatedBy, &created, &sealed, &released, &d.ReleasedBy, &d.Fired, &rights, &d.Grant, &d.ShippedImage, &d.CompletenessRecipe)
 	if err != nil {
 		return d, err
 	}

@@ -165,6 +165,16 @@ type EscrowState struct {
 	ReleasedAt time.Time
 	URL        string // where the released content can be browsed; empty while sealed
 	Grant      string // the vendor's grant text (licence or written permission), released deposits only
+	// Completeness is the public completeness score of the deposit, once
+	// released: its sentence, per-class counts and signed statement.
+	Completeness *CompletenessScore
+}
+
+// CompletenessScore is a deposit's public completeness score.
+type CompletenessScore struct {
+	Sentence                           string // "Deposit completeness: 94 % of the shipped image rebuilt bit-for-bit from the deposit"
+	Identical, Differs, Missing, Extra int
+	AttestationURL                     string
 }
 
 // Policy describes a release policy and its current state.
@@ -429,6 +439,17 @@ type DepositSummary struct {
 	Bytes     int64
 	Policy    Policy
 	Receipt   *Receipt // nil while open
+	// Completeness is the vendor's own view of the sealed completeness
+	// check: its sentence (or that it runs or failed, and why), whether it
+	// is public, and the shipped files that were missing or differ.
+	Completeness *VendorCompleteness
+}
+
+// VendorCompleteness is a deposit's completeness check as its vendor sees it.
+type VendorCompleteness struct {
+	Summary string
+	Public  bool
+	Gaps    []string // "missing acme-thermo-2.4.1.tar/sensor-table.bin"
 }
 
 // Receipt is the signed receipt of a sealed deposit.

@@ -11,8 +11,10 @@ import (
 	buildercli "github.com/afterlife-oss/afterlife/builder/cli"
 	"github.com/afterlife-oss/afterlife/builder/coord"
 	"github.com/afterlife-oss/afterlife/builder/farmhttp"
+	"github.com/afterlife-oss/afterlife/builder/rebuild"
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
+	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
@@ -29,7 +31,11 @@ func (s *system) recipeMaxima() recipes.Maxima {
 // farmBuilds creates builds whose jobs carry the serve settings that bound
 // processes, bytes written and log size.
 func (s *system) farmBuilds(p *parts) coord.Submissions {
-	return coord.Submissions{Coord: p.coord, Ceilings: builder.Limits{Processes: s.cfg.MaxBuildProcs, WriteBytes: s.cfg.MaxBuildWrite, LogBytes: s.cfg.MaxBuildLog}}
+	return coord.Submissions{Coord: p.coord, Ceilings: s.buildCeilings()}
+}
+
+func (s *system) buildCeilings() builder.Limits {
+	return builder.Limits{Processes: s.cfg.MaxBuildProcs, WriteBytes: s.cfg.MaxBuildWrite, LogBytes: s.cfg.MaxBuildLog}
 }
 
 // wireFarmAndRegistry builds the coordinator, recipe submission, the
@@ -102,6 +108,19 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	site.Register(s.api.Engine(), s.api)
 
 	return s.startLocalBuilders(ctx, p)
+}
+
+// sealedRebuilder is the operator's own builder for the sealed
+// completeness check: this server's machine, the sandbox, no farm job. A
+// server without local builders has none, and refuses the check.
+func (s *system) sealedRebuilder() escrow.Rebuilder {
+	if s.cfg.LocalBuilders == 0 {
+		return nil
+	}
+	return sealedRebuilds{rebuild.New(rebuild.Options{
+		WorkDir: filepath.Join(s.cfg.Data, "builders", "sealed"), Toolchains: toolchain.Detect,
+		Maxima: s.recipeMaxima(), Ceilings: s.buildCeilings(), Logger: s.log.With("part", "sealed-rebuild"),
+	})}
 }
 
 // startLocalBuilders runs the embedded default's builder agents in this

@@ -63,6 +63,7 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 		Metrics:   escrowMetrics(s.metrics),
 		Artifacts: releaseArtifacts{&p},
 		Handover:  escrowHandover{&p},
+		Rebuilder: s.sealedRebuilder(),
 		// Told of every release, through escrow's outbox, until they
 		// have heard it.
 		AfterRelease: map[string]escrow.AfterRelease{"hand-over": handOver{p.catalog}, "publish-handover": handovers},

@@ -89,6 +89,8 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 	deposit.Flags().StringVar(&opts.Handover, "handover", "", "a signed handover statement (afterlife vendor handover sign) the deposit carries as "+wire.HandoverFile)
 	deposit.Flags().StringVar(&opts.StateFile, "state", "", "resume state file (default: one per product in the user cache dir)")
 	deposit.Flags().StringVar(&opts.ReceiptFile, "receipt", "", "where to write the receipt (default DEPOSIT.receipt.json)")
+	deposit.Flags().StringVar(&opts.ShippedImage, "shipped-image", "", "the file of the deposit (its path in the deposit) that holds the image you last shipped: kept private, measured against by the sealed completeness check")
+	deposit.Flags().StringVar(&opts.CompletenessRecipe, "completeness-recipe", "", "the recipe file of the deposit (its path in the deposit) that rebuilds the shipped image (with --shipped-image)")
 	_ = deposit.MarkFlagRequired("product")
 	addDepositRightsFlags(deposit, &opts)
 
@@ -150,7 +152,7 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(deposit, checkin, verify, receiptKey, newVendorCompletenessCmd())
+	cmd.AddCommand(deposit, checkin, verify, receiptKey, newVendorCompletenessCmd(), newVendorCheckCmd(&cf))
 	for _, m := range more {
 		cmd.AddCommand(m(&cf))
 	}

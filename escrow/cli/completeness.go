@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/escrow/completeness"
+	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -45,7 +49,11 @@ file itself). Nothing is sent anywhere. See docs/vendors-rights.md.`,
 			if err != nil {
 				return err
 			}
-			rebuilt, err := readRebuilt(args, filepath.Base(shipped), isArchive(s, filepath.Base(shipped)))
+			files, err := readRebuilt(args)
+			if err != nil {
+				return err
+			}
+			rebuilt, err := completeness.Rebuilt(filepath.Base(shipped), s, files, completeness.DefaultLimits)
 			if err != nil {
 				return err
 			}
@@ -70,33 +78,16 @@ file itself). Nothing is sent anywhere. See docs/vendors-rights.md.`,
 	return cmd
 }
 
-// isArchive reports whether the shipped image unpacked into members under
-// its own name (an archive) rather than being one file.
-func isArchive(ms []completeness.Member, name string) bool {
-	return len(ms) != 1 || ms[0].Path != name
-}
-
-// readRebuilt unpacks the rebuilt files. When the shipped image is an
-// archive, they are placed under its (unpacked) name, so their paths line
-// up with its members.
-func readRebuilt(args []string, shippedName string, archive bool) ([]completeness.Member, error) {
-	prefix := ""
-	if archive {
-		// An archive's members are named after the archive without its
-		// compression suffix (image.tar.gz -> image.tar/…).
-		prefix = completeness.Decompressed(shippedName) + "/"
-	}
+// readRebuilt reads the rebuilt files: a directory contributes its files by
+// their paths in it, a file its base name.
+func readRebuilt(args []string) ([]completeness.Member, error) {
 	var out []completeness.Member
 	add := func(name, path string) error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return errs.Wrap(errs.Invalid, err, "rebuilt file")
 		}
-		ms, err := completeness.Unpack(prefix+name, b, completeness.DefaultLimits)
-		if err != nil {
-			return err
-		}
-		out = append(out, ms...)
+		out = append(out, completeness.Member{Path: name, Data: b})
 		return nil
 	}
 	for _, a := range args {
@@ -125,4 +116,59 @@ func readRebuilt(args []string, shippedName string, archive bool) ([]completenes
 		}
 	}
 	return out, nil
+}
+
+// newVendorCheckCmd runs the sealed completeness check on the server.
+func newVendorCheckCmd(cf *apicli.Flags) *cobra.Command {
+	var wait time.Duration
+	var publish, show bool
+	cmd := &cobra.Command{
+		Use:   "check DEPOSIT",
+		Short: "Have the registry's own builder rebuild a sealed deposit and measure it against the shipped image",
+		Long: `The sealed completeness check of a deposit made with --shipped-image and
+--completeness-recipe: the registry's own builder (never a community builder)
+rebuilds the deposit with the recipe without unsealing anything, and compares
+the result with the shipped image as "afterlife vendor completeness" does.
+Until the deposit is released only you and the admins see the result; from
+release on the score and per-class counts are public and signed, the per-file
+report never is. --publish makes the score public earlier (for good).
+See docs/vendors-rights.md.`,
+		Example: `  afterlife vendor check dep_01J… --wait 30m
+  afterlife vendor check dep_01J… --show
+  afterlife vendor check dep_01J… --publish`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/v1/deposits/" + url.PathEscape(args[0]) + "/completeness"
+			var out map[string]any
+			var err error
+			switch {
+			case publish:
+				err = cf.Call(cmd.Context(), http.MethodPost, path+"/publish", nil, &out)
+			case show:
+				err = cf.Call(cmd.Context(), http.MethodGet, path, nil, &out)
+			default:
+				err = cf.Call(cmd.Context(), http.MethodPost, path, nil, &out)
+			}
+			if err != nil {
+				return err
+			}
+			deadline := time.Now().Add(wait)
+			for out["state"] == "running" && time.Now().Before(deadline) {
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(2 * time.Second):
+				}
+				if err := cf.Call(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
+					return err
+				}
+			}
+			return apicli.PrintJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the check to end")
+	cmd.Flags().BoolVar(&publish, "publish", false, "publish the score and counts before release (the per-file report stays private)")
+	cmd.Flags().BoolVar(&show, "show", false, "show the last result without starting a check")
+	cmd.MarkFlagsMutuallyExclusive("publish", "show")
+	return cmd
 }

@@ -54,6 +54,10 @@ type DepositOptions struct {
 	// Grant is the vendor's grant text (a licence or written permission),
 	// shown with the deposit.
 	Grant string
+	// ShippedImage and CompletenessRecipe are paths in the deposit (as the
+	// manifest names them): the image last shipped, kept private, and the
+	// recipe file the server's sealed completeness check rebuilds it with.
+	ShippedImage, CompletenessRecipe string
 }
 
 // DepositResult is what a finished deposit gives back.
@@ -159,7 +163,8 @@ func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, 
 	}
 	if !resumed {
 		var d Deposit
-		err := c.call(ctx, http.MethodPost, "/v1/deposits", map[string]any{"product": o.Product, "policy": o.Policy, "manifest": entries, "rights": rightsOrEmpty(o.Rights), "grant": o.Grant}, &d)
+		err := c.call(ctx, http.MethodPost, "/v1/deposits", map[string]any{"product": o.Product, "policy": o.Policy, "manifest": entries, "rights": rightsOrEmpty(o.Rights), "grant": o.Grant,
+			"shipped_image": o.ShippedImage, "completeness_recipe": o.CompletenessRecipe}, &d)
 		if err != nil {
 			return res, err
 		}

@@ -206,3 +206,23 @@ func Decompressed(name string) string {
 	}
 	return strings.TrimSuffix(name, ".gz")
 }
+
+// Rebuilt unpacks the rebuilt files (each named by its path among the
+// build's outputs) so that their members line up with those of the shipped
+// image named shippedName: when that image is an archive, its members are
+// "NAME/inner", and each rebuilt file is taken as such a member.
+func Rebuilt(shippedName string, shipped []Member, files []Member, lim Limits) ([]Member, error) {
+	prefix := ""
+	if len(shipped) != 1 || shipped[0].Path != shippedName {
+		prefix = Decompressed(shippedName) + "/"
+	}
+	var out []Member
+	for _, f := range files {
+		ms, err := Unpack(prefix+f.Path, f.Data, lim)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}

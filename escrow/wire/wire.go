@@ -78,4 +78,10 @@ type Deposit struct {
 	// Grant is the vendor's grant text: the licence or written permission
 	// under which public and build-only files may be used.
 	Grant string `json:"grant,omitempty"`
+	// ShippedImage is the path of the file that holds the image the vendor
+	// last shipped (always private), and CompletenessRecipe the path of the
+	// recipe file, both in this deposit, that the sealed completeness check
+	// rebuilds it with. Shown to the vendor and admins only.
+	ShippedImage       string `json:"shipped_image,omitempty"`
+	CompletenessRecipe string `json:"completeness_recipe,omitempty"`
 }

@@ -114,7 +114,7 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 		for _, d := range ov.Escrow.Public {
 			page.Escrow = append(page.Escrow, web.EscrowState{
 				DepositID: d.ID, Policy: pagePolicy(d.Policy), Released: true, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt,
-				URL: "/v1/deposits/" + d.ID, Grant: d.Grant,
+				URL: "/v1/deposits/" + d.ID, Grant: d.Grant, Completeness: a.completeness(ctx, d.ID),
 			})
 			ev := web.TimelineEvent{At: d.ReleasedAt, Title: "Escrow released", Detail: "Policy fired: " + d.Fired}
 			if idx, ok := releases[d.ID]; ok {
@@ -291,4 +291,18 @@ func pageSBOM(s *sbom.Summary) *web.SBOM {
 		out.Components = append(out.Components, c(x))
 	}
 	return out
+}
+
+// completeness is a released deposit's public completeness score, as an
+// anonymous reader may see it; nil when it has none.
+func (a Catalog) completeness(ctx context.Context, deposit string) *web.CompletenessScore {
+	if a.p.Escrow == nil {
+		return nil
+	}
+	c, err := a.p.Escrow.CompletenessOf(ctx, principal.Principal{}, deposit)
+	if err != nil || !c.Public {
+		return nil
+	}
+	return &web.CompletenessScore{Sentence: c.Sentence, Identical: c.Counts.Identical, Differs: c.Counts.Differs, Missing: c.Counts.Missing, Extra: c.Counts.Extra,
+		AttestationURL: "/v1/deposits/" + deposit + "/completeness/attestation"}
 }

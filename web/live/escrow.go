@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/afterlife-oss/afterlife/escrow"
+	"github.com/afterlife-oss/afterlife/escrow/completeness"
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
@@ -41,6 +42,7 @@ func (a Escrow) Deposits(ctx context.Context, p principal.Principal) ([]web.Depo
 			if signed, err := a.p.Escrow.Receipt(ctx, p, d.ID); err == nil {
 				s.Receipt = pageReceipt(d.ID, signed)
 			}
+			s.Completeness = vendorCompleteness(a.p.Escrow.CompletenessOf(ctx, p, d.ID))
 		}
 		out = append(out, s)
 	}
@@ -99,4 +101,25 @@ func (a Escrow) CommitDeposit(ctx context.Context, p principal.Principal, deposi
 func (a Escrow) CheckIn(ctx context.Context, p principal.Principal) error {
 	_, err := a.p.Escrow.Checkin(ctx, p, p.Org)
 	return err
+}
+
+func vendorCompleteness(c escrow.Completeness, err error) *web.VendorCompleteness {
+	if err != nil || c.State == escrow.CheckNone {
+		return nil
+	}
+	v := &web.VendorCompleteness{Summary: "Completeness check " + c.State, Public: c.Public}
+	switch {
+	case c.State == escrow.CheckDone:
+		v.Summary = c.Sentence
+	case c.Error != "":
+		v.Summary += ": " + c.Error
+	}
+	if c.Report != nil {
+		for _, f := range c.Report.Files {
+			if f.Class == completeness.Missing || f.Class == completeness.Differs {
+				v.Gaps = append(v.Gaps, string(f.Class)+" "+f.Path)
+			}
+		}
+	}
+	return v
 }
