@@ -2,15 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -28,56 +19,13 @@ const (
 	demoVendorPubKeyFile = "vendor-key.pub.pem"
 )
 
-// demoVendorKey loads the demo vendor's key, generating it on first use.
-func demoVendorKey(dataDir string) (*ecdsa.PrivateKey, error) {
-	dir := filepath.Join(dataDir, "demo")
-	path := filepath.Join(dir, demoVendorKeyFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		k, err := handover.ParsePrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("demo: vendor key %s: %w", path, err)
-		}
-		ec, ok := k.(*ecdsa.PrivateKey)
-		if !ok {
-			return nil, errs.E(errs.Invalid, "demo: vendor key %s is not an ECDSA key", path)
-		}
-		return ec, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("demo: vendor key: %w", err)
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("demo: vendor key: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := x509.MarshalPKIXPublicKey(k.Public())
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, demoVendorPubKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
-		return nil, fmt.Errorf("demo: vendor public key: %w", err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return nil, fmt.Errorf("demo: vendor key: %w", err)
-	}
-	return k, nil
-}
-
 // demoHandover signs the demo vendor's handover of the demo product's
 // device ids to this registry's current root, once that root carries the
 // log's policy with every local builder as a witness: a device checks the
 // statement's log entry under the policy of the root the statement names,
 // so that root must know the witnesses that will cosign the checkpoints.
 func (s *system) demoHandover(ctx context.Context, deviceIDs []string) ([]byte, error) {
-	key, err := demoVendorKey(s.cfg.Data)
+	key, err := handover.LoadOrCreateKey(filepath.Join(s.cfg.Data, "demo", demoVendorKeyFile), filepath.Join(s.cfg.Data, "demo", demoVendorPubKeyFile))
 	if err != nil {
 		return nil, err
 	}

@@ -137,7 +137,7 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 		return err
 	}
 	// serve, not migrate: the token belongs in a replica's data dir.
-	if err := ensureAdminToken(ctx, sys.auth, filepath.Join(cfg.Data, "admin.token"), cfg.BootstrapTokenTTL, log); err != nil {
+	if err := sys.auth.WriteBootstrapToken(ctx, filepath.Join(cfg.Data, "admin.token"), cfg.BootstrapTokenTTL, log); err != nil {
 		return err
 	}
 
@@ -330,35 +330,4 @@ func (s *system) startBackground(ctx context.Context) <-chan struct{} {
 		close(done)
 	}()
 	return done
-}
-
-// ensureAdminToken makes the database's bootstrap admin token when the
-// database has none, and writes its secret to path (mode 0600): only the
-// replica that made it holds it. Other replicas, and restarts, make none.
-func ensureAdminToken(ctx context.Context, a *auth.Service, path string, ttl time.Duration, log *slog.Logger) error {
-	secret, t, created, err := a.Bootstrap(ctx, ttl)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	if !created {
-		if _, err := os.Stat(path); err != nil {
-			log.Info("this database already has its bootstrap admin token, so none is written here; an admin makes more with: afterlife admin token create --role admin --name NAME",
-				"token_file", path)
-		}
-		return nil
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
-		return fmt.Errorf("serve: write admin token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("serve: write admin token: %w", err)
-	}
-	expires := "never"
-	if !t.Expires.IsZero() {
-		expires = t.Expires.Format(time.RFC3339)
-	}
-	log.Info("wrote the bootstrap admin token; make lasting admin tokens with it (afterlife admin token create --role admin) before it expires",
-		"token_file", path, "expires", expires)
-	return nil
 }

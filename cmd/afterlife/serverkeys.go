@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"filippo.io/age"
@@ -12,7 +11,6 @@ import (
 	"github.com/afterlife-oss/afterlife/builder/keys"
 	"github.com/afterlife-oss/afterlife/escrow"
 	"github.com/afterlife-oss/afterlife/internal/errs"
-	"github.com/afterlife-oss/afterlife/internal/ids"
 	"github.com/afterlife-oss/afterlife/internal/keyring"
 	"github.com/afterlife-oss/afterlife/registry/tufdb"
 )
@@ -147,9 +145,9 @@ func readServerKeys(dir string, create bool) (*serverKeys, []keyring.Key, error)
 	} {
 		path := filepath.Join(dir, sec.file)
 		if create {
-			*sec.into, err = loadOrCreateSecret(path)
+			*sec.into, err = keyring.LoadOrCreateSecret(path)
 		} else {
-			*sec.into, err = loadSecret(path)
+			*sec.into, err = keyring.LoadSecret(path)
 		}
 		if err != nil && !errs.Is(err, errs.NotFound) {
 			return nil, nil, err
@@ -161,35 +159,4 @@ func readServerKeys(dir string, create bool) (*serverKeys, []keyring.Key, error)
 		add(sec.name, sec.file, fp)
 	}
 	return &k, held, nil
-}
-
-// loadOrCreateSecret reads a 32-byte secret file, creating it on first start.
-func loadOrCreateSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("serve: %s: %w", path, err)
-	}
-	b = []byte(ids.Secret(32))
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("serve: write %s: %w", path, err)
-	}
-	return b, nil
-}
-
-// loadSecret reads a 32-byte secret file; a missing one is errs.NotFound.
-func loadSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil, errs.Wrap(errs.NotFound, err, "serve: %s does not exist", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("serve: %s: %w", path, err)
-	}
-	if len(b) < 32 {
-		return nil, errs.E(errs.Invalid, "serve: %s holds %d bytes; a secret key has at least 32", path, len(b))
-	}
-	return b, nil
 }
