@@ -18,6 +18,7 @@ import (
 	apicli "github.com/afterlife-oss/afterlife/internal/cli"
 	recipescli "github.com/afterlife-oss/afterlife/recipes/cli"
 	registrycli "github.com/afterlife-oss/afterlife/registry/cli"
+	mirrorcli "github.com/afterlife-oss/afterlife/registry/mirror/cli"
 	translogcli "github.com/afterlife-oss/afterlife/registry/translog/cli"
 )
 
@@ -61,7 +62,7 @@ On a device, afterlife-device run keeps it updated (docs/devices.md).`,
 		buildercli.BuilderCommand(version), buildercli.BuildCommand(),
 		escrowcli.VendorCommand(registrycli.ProductCommand, newVendorHandoverCmd), escrowcli.TrusteeCommand(),
 		recipescli.RecipeCommand(buildercli.WaitForVerdict), registrycli.ReleaseCommand(),
-		newDeviceCmd(), translogcli.Command(),
+		newDeviceCmd(), translogcli.Command(), mirrorcli.Command(),
 	)
 	return root
 }
