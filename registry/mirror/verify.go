@@ -42,6 +42,8 @@ type Report struct {
 	DepositFiles     int       `json:"deposit_files"`
 	LogSize          int64     `json:"log_size"`
 	LogPolicyFrom    string    `json:"log_policy_from,omitempty"` // "root" or "api/log.json"
+	FwupdCabs        int       `json:"fwupd_cabs"`
+	FwupdCAFrom      string    `json:"fwupd_ca_from,omitempty"` // the mirrored CA, when none was given
 	Failures         []Failure `json:"failures,omitempty"`
 }
 
@@ -64,6 +66,22 @@ func (r *Report) fail(file, format string, args ...any) {
 // newest timestamp is at now. An error is returned only when the mirror
 // cannot be read at all.
 func Verify(ctx context.Context, dir string, pinned []byte, now time.Time) (*Report, error) {
+	return VerifyWith(ctx, VerifyOptions{Dir: dir, Root: pinned, Now: now})
+}
+
+// VerifyOptions are what VerifyWith checks a mirror against.
+type VerifyOptions struct {
+	Dir  string
+	Root []byte // the pinned TUF root
+	// FwupdCA is the fwupd remote's CA certificate (PEM) the owner trusts;
+	// nil checks the metadata against the mirrored certificate.
+	FwupdCA []byte
+	Now     time.Time
+}
+
+// VerifyWith is Verify with the fwupd CA given.
+func VerifyWith(ctx context.Context, o VerifyOptions) (*Report, error) {
+	dir, pinned, now := o.Dir, o.Root, o.Now
 	r := &Report{}
 	v := &verifier{dir: dir, r: r, now: now}
 	root, err := v.rootChain(pinned)
@@ -77,6 +95,7 @@ func Verify(ctx context.Context, dir string, pinned []byte, now time.Time) (*Rep
 	v.attestations(ctx)
 	v.deposits()
 	v.log(root, releases)
+	v.fwupd(o.FwupdCA)
 	slices.SortStableFunc(r.Failures, func(a, b Failure) int { return strings.Compare(a.File, b.File) })
 	return r, nil
 }

@@ -67,7 +67,7 @@ file it lacks.`,
 }
 
 func verifyCmd() *cobra.Command {
-	var rootFile string
+	var rootFile, caFile string
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "verify DIR --root ROOT",
@@ -76,7 +76,8 @@ func verifyCmd() *cobra.Command {
 signature, every target's length and sha256, every attestation's signature by its builder's
 key, released deposits' manifests and receipts against their files, and the log: the
 checkpoint's signatures, every tile against the tree it signs, and that it covers the
-publication of every release the targets sign. Reports the newest timestamp and whether it
+publication of every release the targets sign, and the fwupd metadata against its Jcat
+file and the cabinets it names. Reports the newest timestamp and whether it
 has expired (a stale mirror says so). Exits 1 when any file fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,7 +88,13 @@ has expired (a stale mirror says so). Exits 1 when any file fails.`,
 			if err != nil {
 				return errs.Wrap(errs.Invalid, err, "mirror verify: --root")
 			}
-			rep, err := mirror.Verify(cmd.Context(), args[0], pinned, time.Now())
+			var ca []byte
+			if caFile != "" {
+				if ca, err = os.ReadFile(caFile); err != nil {
+					return errs.Wrap(errs.Invalid, err, "mirror verify: --fwupd-ca")
+				}
+			}
+			rep, err := mirror.VerifyWith(cmd.Context(), mirror.VerifyOptions{Dir: args[0], Root: pinned, FwupdCA: ca, Now: time.Now()})
 			if err != nil {
 				return err
 			}
@@ -117,6 +124,7 @@ has expired (a stale mirror says so). Exits 1 when any file fails.`,
 		},
 	}
 	c.Flags().StringVar(&rootFile, "root", "", "the TUF root metadata you trust (e.g. the 1.root.json you pinned)")
+	c.Flags().StringVar(&caFile, "fwupd-ca", "", "the fwupd remote's CA certificate you trust (default: the mirrored one, which checks only that metadata and signature belong together)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return c
 }
