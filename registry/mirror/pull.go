@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -252,10 +253,13 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if _, err := f.copyDoc(ctx, "/v1/builders", buildersFile); err != nil {
+	builds := sortedKeys(buildIDs)
+	if _, err := f.copyDoc(ctx, "/v1/builders", buildersFile); errs.Is(err, errs.NotFound) {
+		p.log.Info("mirror: the origin serves no builders: no verdicts or attestations mirrored")
+		builds = nil
+	} else if err != nil {
 		return res, err
 	}
-	builds := sortedKeys(buildIDs)
 	err = parallel(ctx, p.o.Parallel, builds, func(ctx context.Context, id string) error {
 		return p.build(ctx, id)
 	})
@@ -302,7 +306,7 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	if err := p.pages(ctx, builds); err != nil {
 		return res, err
 	}
-	if _, err := f.copyDoc(ctx, "/feeds/releases.atom", "feeds/releases.atom"); err != nil {
+	if _, err := f.copyDoc(ctx, "/feeds/releases.atom", "feeds/releases.atom"); err != nil && !errs.Is(err, errs.NotFound) {
 		return res, err
 	}
 
@@ -391,6 +395,10 @@ type buildDoc struct {
 func (p *puller) deposits(ctx context.Context) (int, error) {
 	f := p.f
 	prods, err := f.copyDoc(ctx, "/v1/products", productsFile)
+	if errs.Is(err, errs.NotFound) {
+		p.log.Info("mirror: the origin serves no products: no deposits mirrored")
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -543,7 +551,10 @@ func cabsOf(zst []byte) ([]cabRef, error) {
 // tries $uri.html.
 func (p *puller) pages(ctx context.Context, builds []string) error {
 	f := p.f
-	if _, err := f.copyDoc(ctx, "/", "index.html"); err != nil {
+	if _, err := f.copyDoc(ctx, "/", "index.html"); errs.Is(err, errs.NotFound) {
+		p.log.Info("mirror: the origin serves no pages")
+		return nil
+	} else if err != nil {
 		return err
 	}
 	for _, s := range []string{"site.css", "site.js"} {
@@ -552,7 +563,7 @@ func (p *puller) pages(ctx context.Context, builds []string) error {
 		}
 	}
 	b, err := readMirror(f.dir, productsFile)
-	if err != nil {
+	if err != nil && !isNotExist(errors.Unwrap(err)) {
 		return err
 	}
 	var pl struct {

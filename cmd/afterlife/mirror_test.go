@@ -1,0 +1,224 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/testenv"
+)
+
+// TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline is issue 18's
+// mirror story on a real `afterlife serve --demo`: `afterlife mirror pull`
+// copies it, `mirror verify` checks the copy offline from the origin's
+// first root, a real nginx serves the copy as a static site and the small
+// device client installs the demo's release from it, owners browse its
+// pages; one changed byte in any kind of file makes verify fail and name
+// it; and a pull cut off in the middle of a target leaves a .part file
+// and no timestamp.json, and the next pull resumes it with Range.
+func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
+	bin := deviceBinary(t)
+	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--demo", "--allow-local-repos", "--builder-cache", builderCache(t)}, Ready: 3 * time.Minute})
+	waitForDemo(t, srv)
+	waitForLoggedRelease(t, srv.URL, "demo-cam")
+	root := filepath.Join(t.TempDir(), "1.root.json")
+	if err := os.WriteFile(root, []byte(mirrorGet(t, srv.URL+"/tuf/1.root.json")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "mirror")
+	afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
+	out, _ := afterlife(t, true, "mirror", "verify", dir, "--root", root)
+	for _, want := range []string{"(fresh)", "2 attestations", "1 deposits (2 public files)", "OK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("mirror verify said %q, want %q in it", out, want)
+		}
+	}
+	t.Run("a second pull downloads only what changed", func(t *testing.T) {
+		out, _ := afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
+		var files, kept int
+		if _, err := fmt.Sscanf(out, "pulled %d files (%d already present)", &files, &kept); err != nil || kept < 260 || files > 20 {
+			t.Errorf("the second pull said %q: want every immutable file kept", out)
+		}
+	})
+
+	site := testenv.ServeStatic(t, dir)
+	t.Run("the device client installs the release from nginx serving the mirror", func(t *testing.T) {
+		state := t.TempDir()
+		device := func(args ...string) string {
+			cmd := exec.Command(bin, append(args, "--state", state)...)
+			cmd.Env = append(os.Environ(), "AFTERLIFE_REGISTRY=")
+			b, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("afterlife-device %s: %v\n%s", strings.Join(args, " "), err, b)
+			}
+			return string(b)
+		}
+		device("init", "--registry", site.URL, "--root", root, "--id", "demo:afterlife-cam", "--product", "demo-cam", "--accept-community-firmware")
+		if out := device("update"); !strings.Contains(out, "installed demo-cam 1.0.0") {
+			t.Fatalf("update from the mirror said %q", out)
+		}
+		if out := device("update"); !strings.Contains(out, "up to date (version 1.0.0)") {
+			t.Fatalf("a second update from the mirror said %q", out)
+		}
+	})
+	t.Run("owners browse the mirrored pages", func(t *testing.T) {
+		for path, want := range map[string]string{"/": "demo-cam", "/products/demo-cam": "1.0.0", "/feeds/releases.atom": "<feed", "/log/checkpoint": "/log\n"} {
+			if body := mirrorGet(t, site.URL+path); !strings.Contains(body, want) {
+				t.Errorf("GET %s on the mirror lacks %q", path, want)
+			}
+		}
+	})
+
+	t.Run("one changed byte makes verify fail and name the file", func(t *testing.T) {
+		first := func(patterns ...string) string {
+			for _, pattern := range patterns {
+				m, _ := filepath.Glob(filepath.Join(dir, pattern))
+				for _, f := range m {
+					if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+						rel, _ := filepath.Rel(dir, f)
+						return filepath.ToSlash(rel)
+					}
+				}
+			}
+			t.Fatalf("no file %s in the mirror", patterns)
+			return ""
+		}
+		for _, tc := range []struct{ name, file string }{
+			{"a target", first("tuf/targets/demo-cam/1.0.0/*.afterlife-cam.tar.gz")},
+			{"a metadata file", first("tuf/*.snapshot.json")},
+			{"an attestation", first("api/builds/*/jobs/*/attestation.dsse.json")},
+			{"a deposit file", first("api/deposits/*/files/docs/datasheet.md")},
+			{"a tile", first("log/tile/0/*", "log/tile/0/*/*")},
+			{"the fwupd metadata", "fwupd/firmware.xml.zst"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				bad := filepath.Join(t.TempDir(), "mirror")
+				if err := os.CopyFS(bad, os.DirFS(dir)); err != nil {
+					t.Fatal(err)
+				}
+				p := filepath.Join(bad, filepath.FromSlash(tc.file))
+				b, err := os.ReadFile(p)
+				if err != nil || len(b) < 20 {
+					t.Fatalf("read %s: %v (%d bytes)", tc.file, err, len(b))
+				}
+				b[len(b)/2] ^= 0x01
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				out, _ := afterlife(t, false, "mirror", "verify", bad, "--root", root)
+				if !strings.Contains(out, "FAIL "+tc.file) {
+					t.Errorf("verify of a mirror with a byte of %s changed does not name it:\n%s", tc.file, out)
+				}
+			})
+		}
+	})
+
+	t.Run("an interrupted pull resumes with Range and points at nothing it lacks", func(t *testing.T) {
+		origin, _ := url.Parse(srv.URL)
+		var mu sync.Mutex
+		cut := true
+		var ranges []string
+		proxy := httputil.NewSingleHostReverseProxy(origin)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, ".afterlife-cam.tar.gz") {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			mu.Lock()
+			cutNow := cut
+			cut = false
+			if rg := r.Header.Get("Range"); rg != "" {
+				ranges = append(ranges, rg)
+			}
+			mu.Unlock()
+			if !cutNow {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			// The first download of the firmware stops after 64 KiB.
+			resp, err := http.Get(srv.URL + r.URL.Path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			w.Header().Set("Content-Length", resp.Header.Get("Content-Length"))
+			w.WriteHeader(http.StatusOK)
+			io.CopyN(w, resp.Body, 64<<10)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}))
+		defer front.Close()
+		fresh := filepath.Join(t.TempDir(), "mirror")
+		afterlife(t, false, "mirror", "pull", "--from", front.URL, "--parallel", "1", fresh)
+		parts, _ := filepath.Glob(filepath.Join(fresh, "tuf/targets/demo-cam/1.0.0/*.afterlife-cam.tar.gz.part"))
+		if len(parts) != 1 {
+			t.Fatalf("the cut pull left %v, want one .part of the firmware", parts)
+		}
+		if st, err := os.Stat(parts[0]); err != nil || st.Size() != 64<<10 {
+			t.Fatalf("the .part holds %v bytes (%v), want 65536", st, err)
+		}
+		for _, f := range []string{"tuf/timestamp.json", "tuf/root.json", "log/checkpoint"} {
+			if _, err := os.Stat(filepath.Join(fresh, f)); err == nil {
+				t.Errorf("the cut pull wrote %s, which points at files it lacks", f)
+			}
+		}
+		afterlife(t, true, "mirror", "pull", "--from", front.URL, fresh)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ranges) != 1 || ranges[0] != "bytes=65536-" {
+			t.Errorf("the second pull asked for the firmware with Range %q, want bytes=65536-", ranges)
+		}
+		if out, _ := afterlife(t, true, "mirror", "verify", fresh, "--root", root); !strings.Contains(out, "OK") {
+			t.Errorf("the resumed mirror does not verify:\n%s", out)
+		}
+	})
+}
+
+// waitForLoggedRelease waits until the served, witnessed checkpoint covers
+// the publication of the product's releases.
+func waitForLoggedRelease(t *testing.T, base, product string) {
+	t.Helper()
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		var about []struct {
+			Index int64  `json:"index"`
+			Type  string `json:"type"`
+		}
+		apiJSON(t, "GET", base+"/v1/log/about/"+product, "", nil, &about)
+		var info struct {
+			Witnessed int64 `json:"witnessed_size"`
+		}
+		apiJSON(t, "GET", base+"/v1/log", "", nil, &info)
+		for _, e := range about {
+			if e.Type == "release.published" && e.Index < info.Witnessed {
+				return nil
+			}
+		}
+		return fmt.Errorf("the witnessed checkpoint (size %d) does not cover a release of %s yet: %+v", info.Witnessed, product, about)
+	})
+}
+
+func mirrorGet(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	return string(b)
+}
