@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -331,7 +333,15 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 		}
 	}
 	st, _ := json.MarshalIndent(State{Origin: f.base, PulledAt: p.o.Now().UTC().Format(time.RFC3339), Files: int(f.files.Load() + f.kept.Load()), Bytes: f.bytes.Load()}, "", "  ")
-	return res, f.save(StateFile, append(st, '\n'))
+	// The record of this pull is not a file of the registry: not counted.
+	full := filepath.Join(f.dir, StateFile)
+	if err := os.WriteFile(full+".tmp", append(st, '\n'), 0o644); err != nil {
+		return res, fmt.Errorf("mirror: %w", err)
+	}
+	if err := os.Rename(full+".tmp", full); err != nil {
+		return res, fmt.Errorf("mirror: %w", err)
+	}
+	return res, nil
 }
 
 // immutableDoc copies a file whose name never changes content (a version
