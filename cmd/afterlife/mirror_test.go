@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,24 +17,99 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/testenv"
+	"github.com/afterlife-oss/afterlife/recipes"
 )
 
-// TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline is issue 18's
-// mirror story on a real `afterlife serve --demo`: `afterlife mirror pull`
-// copies it, `mirror verify` checks the copy offline from the origin's
-// first root, a real nginx serves the copy as a static site and the small
-// device client installs the demo's release from it, owners browse its
-// pages; one changed byte in any kind of file makes verify fail and name
-// it; and a pull cut off in the middle of a target leaves a .part file
-// and no timestamp.json, and the next pull resumes it with Range.
-func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
+// mirrorRecipe builds a firmware image big enough (300 kB) to cut a
+// download in the middle of it.
+const mirrorRecipe = `name: acme-fw
+version: 1.0.0
+products: [acme-cam]
+license: CC0-1.0
+toolchain: {name: busybox}
+steps:
+  - yes "acme open firmware" | head -c 300000 > /out/firmware.bin
+outputs:
+  - {path: firmware.bin, kind: firmware}
+limits: {timeout: 1m, memory: 256MiB}
+`
+
+// TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline is issue 18's
+// mirror story on a real `afterlife serve` with a reproducible release
+// (built by its two local builders), an fwupd cabinet and a released
+// deposit with a file of each rights class: `afterlife mirror pull` copies
+// it, `mirror verify` checks the copy offline from the origin's first
+// root, nothing build-only or private is in it, a real nginx serves the
+// copy as a static site and the small device client installs the release
+// from it, owners browse its pages; one changed byte in any kind of file
+// makes verify fail and name it; and a pull cut off in the middle of the
+// firmware leaves a .part file and no timestamp.json, and the next pull
+// resumes it with Range.
+func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 	bin := deviceBinary(t)
-	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--demo", "--allow-local-repos", "--builder-cache", builderCache(t)}, Ready: 3 * time.Minute})
-	waitForDemo(t, srv)
-	waitForLoggedRelease(t, srv.URL, "demo-cam")
+	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--allow-local-repos", "--fwupd-every", "1s"}})
+	admin := []string{"--server", srv.URL, "--token", srv.Token}
+	afterlife(t, true, append([]string{"admin", "org", "create", "acme", "--name", "ACME Devices", "--kind", "vendor"}, admin...)...)
+	afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam 2", "--device-ids", "usb:acme:cam",
+		"--fwupd-ids", "USB\\VID_1D6B&PID_0104"}, admin...)...)
+	repo := filepath.Join(t.TempDir(), "acme-fw.git")
+	if _, err := recipes.CommitTree(context.Background(), repo, fstest.MapFS{"afterlife.yaml": {Data: []byte(mirrorRecipe)}}, "acme-fw 1.0.0", time.Unix(1_700_000_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := afterlife(t, true, append([]string{"recipe", "submit", "--repo", "file://" + repo, "--ref", "HEAD"}, admin...)...)
+	var sub struct {
+		BuildID string `json:"build_id"`
+	}
+	if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.BuildID == "" {
+		t.Fatalf("no build id from recipe submit (%v): %s", err, out)
+	}
+	testenv.Eventually(t, 3*time.Minute, func() error {
+		var build struct {
+			State string `json:"state"`
+		}
+		apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &build)
+		switch build.State {
+		case "reproducible":
+			return nil
+		case "", "pending":
+			return fmt.Errorf("no verdict on build %s yet", sub.BuildID)
+		}
+		return testenv.GiveUp(fmt.Errorf("build %s: %s", sub.BuildID, build.State))
+	})
+	req := map[string]string{"build_id": sub.BuildID, "product": "acme-cam", "version": "1.0.0", "channel": "stable"}
+	if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, req, nil); code != http.StatusCreated {
+		t.Fatalf("publish: %d", code)
+	}
+
+	// A released deposit with a file of each rights class: only the public
+	// one may reach a mirror.
+	const buildOnly, private = "BUILD-ONLY-DRIVER-BYTES-7d1f", "PRIVATE-SIGNING-KEY-BYTES-94ac"
+	sunset := t.TempDir()
+	for name, content := range map[string]string{"docs/pinout.md": "# pinout\n\n1 VCC\n2 GND\n3 TX\n4 RX\n", "drivers/wifi.bin": buildOnly, "keys/signing.key": private} {
+		if err := os.MkdirAll(filepath.Join(sunset, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sunset, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dep := exec.Command(testenv.Binary(t), "vendor", "deposit", "--server", srv.URL, "--token", srv.Token, "--product", "acme-cam", "--policy", "immediate",
+		"--rights", "docs/**=public", "--rights", "drivers/**=build-only", "--rights", "keys/**=private", ".")
+	dep.Dir = sunset
+	if b, err := dep.CombinedOutput(); err != nil {
+		t.Fatalf("vendor deposit: %v\n%s", err, b)
+	}
+	waitForLoggedRelease(t, srv.URL, "acme-cam")
+	testenv.Eventually(t, time.Minute, func() error {
+		if body := mirrorGet(t, srv.URL+"/fwupd/firmware.xml.zst"); len(body) < 200 {
+			return fmt.Errorf("the fwupd metadata names no cabinet yet (%d bytes)", len(body))
+		}
+		return nil
+	})
 	root := filepath.Join(t.TempDir(), "1.root.json")
 	if err := os.WriteFile(root, []byte(mirrorGet(t, srv.URL+"/tuf/1.root.json")), 0o644); err != nil {
 		t.Fatal(err)
@@ -38,12 +117,30 @@ func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "mirror")
 	afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
-	out, _ := afterlife(t, true, "mirror", "verify", dir, "--root", root)
-	for _, want := range []string{"(fresh)", "2 attestations", "1 deposits (2 public files)", "OK"} {
+	out, _ = afterlife(t, true, "mirror", "verify", dir, "--root", root)
+	for _, want := range []string{"(fresh)", "2 attestations", "1 deposits (1 public files)", "OK"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("mirror verify said %q, want %q in it", out, want)
 		}
 	}
+	t.Run("nothing build-only or private is mirrored", func(t *testing.T) {
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if bytes.Contains(b, []byte(buildOnly)) || bytes.Contains(b, []byte(private)) {
+				t.Errorf("%s holds the content of a build-only or private file", p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, "api/deposits/*/files/docs/pinout.md")); len(m) != 1 {
+			t.Errorf("the public file of the new deposit is not mirrored: %v", m)
+		}
+	})
 	t.Run("a second pull downloads only what changed", func(t *testing.T) {
 		out, _ := afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
 		var files, kept int
@@ -64,8 +161,8 @@ func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
 			}
 			return string(b)
 		}
-		device("init", "--registry", site.URL, "--root", root, "--id", "demo:afterlife-cam", "--product", "demo-cam", "--accept-community-firmware")
-		if out := device("update"); !strings.Contains(out, "installed demo-cam 1.0.0") {
+		device("init", "--registry", site.URL, "--root", root, "--id", "usb:acme:cam", "--product", "acme-cam", "--accept-community-firmware")
+		if out := device("update"); !strings.Contains(out, "installed acme-cam 1.0.0") {
 			t.Fatalf("update from the mirror said %q", out)
 		}
 		if out := device("update"); !strings.Contains(out, "up to date (version 1.0.0)") {
@@ -73,7 +170,7 @@ func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
 		}
 	})
 	t.Run("owners browse the mirrored pages", func(t *testing.T) {
-		for path, want := range map[string]string{"/": "demo-cam", "/products/demo-cam": "1.0.0", "/feeds/releases.atom": "<feed", "/log/checkpoint": "/log\n"} {
+		for path, want := range map[string]string{"/": "acme-cam", "/products/acme-cam": "1.0.0", "/feeds/releases.atom": "<feed", "/log/checkpoint": "/log\n"} {
 			if body := mirrorGet(t, site.URL+path); !strings.Contains(body, want) {
 				t.Errorf("GET %s on the mirror lacks %q", path, want)
 			}
@@ -95,10 +192,11 @@ func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
 			return ""
 		}
 		for _, tc := range []struct{ name, file string }{
-			{"a target", first("tuf/targets/demo-cam/1.0.0/*.afterlife-cam.tar.gz")},
+			{"a target", first("tuf/targets/acme-cam/1.0.0/*.firmware.bin")},
 			{"a metadata file", first("tuf/*.snapshot.json")},
 			{"an attestation", first("api/builds/*/jobs/*/attestation.dsse.json")},
-			{"a deposit file", first("api/deposits/*/files/docs/datasheet.md")},
+			{"a deposit file", first("api/deposits/*/files/docs/pinout.md")},
+			{"an fwupd cabinet", first("fwupd/cabs/*")},
 			{"a tile", first("log/tile/0/*", "log/tile/0/*/*")},
 			{"the fwupd metadata", "fwupd/firmware.xml.zst"},
 		} {
@@ -131,7 +229,7 @@ func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
 		var ranges []string
 		proxy := httputil.NewSingleHostReverseProxy(origin)
 		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !strings.HasSuffix(r.URL.Path, ".afterlife-cam.tar.gz") {
+			if !strings.HasSuffix(r.URL.Path, ".firmware.bin") {
 				proxy.ServeHTTP(w, r)
 				return
 			}
@@ -162,7 +260,7 @@ func TestAMirrorOfTheDemoServesDevicesAndVerifiesOffline(t *testing.T) {
 		defer front.Close()
 		fresh := filepath.Join(t.TempDir(), "mirror")
 		afterlife(t, false, "mirror", "pull", "--from", front.URL, "--parallel", "1", fresh)
-		parts, _ := filepath.Glob(filepath.Join(fresh, "tuf/targets/demo-cam/1.0.0/*.afterlife-cam.tar.gz.part"))
+		parts, _ := filepath.Glob(filepath.Join(fresh, "tuf/targets/acme-cam/1.0.0/*.firmware.bin.part"))
 		if len(parts) != 1 {
 			t.Fatalf("the cut pull left %v, want one .part of the firmware", parts)
 		}
