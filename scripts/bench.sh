@@ -4,7 +4,7 @@
 # benchmark fails is shown as "failed" and makes the script exit non-zero.
 #   scripts/bench.sh            every group (about 10 minutes on 2 cores)
 #   scripts/bench.sh blob web   only the named groups
-# Groups: blob escrow tuf sandbox queue update delta download pages soak device translog
+# Groups: blob escrow tuf sandbox queue update delta download pages soak device translog mirror
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/afterlife-bench.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 failed=0
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update delta download pages soak device translog)
+[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update delta download pages soak device translog mirror)
 
 # bench NAME PKG REGEX BENCHTIME: runs one go test benchmark group into
 # $out/NAME.txt.
@@ -174,6 +174,17 @@ if want translog; then
     row "  verify one bundle, $dbk" "$(metric translog "$n" verify-µs)" µs "" "(client: signature and inclusion)"
     row "  consistency proof (half → all), $dbk" "$(metric translog "$n" consistency-bytes)" bytes "" ""
     row "  verify consistency, $dbk" "$(metric translog "$n" consistency-verify-µs)" µs "" ""
+  done
+fi
+
+if want mirror; then
+  bench mirror ./bench 'BenchmarkMirrorPull(Demo|10kReleases)$' 1x
+  header "9. Mirror pull (afterlife mirror pull into an empty directory, then again)"
+  for m in Demo 10kReleases; do
+    n=BenchmarkMirrorPull$m
+    row "$m: full pull" "$(metric mirror $n pull-s)" s "" "(no baseline)"
+    row "  $m: second pull, nothing new" "$(metric mirror $n repull-s)" s "" "(every file kept by digest)"
+    row "  $m: mirror size" "$(metric mirror $n MiB)" MiB "" "$(metric mirror $n files) files"
   done
 fi
 

@@ -20,6 +20,7 @@ import (
 	recipescli "github.com/afterlife-oss/afterlife/recipes/cli"
 	registrycli "github.com/afterlife-oss/afterlife/registry/cli"
 	handovercli "github.com/afterlife-oss/afterlife/registry/handover/cli"
+	mirrorcli "github.com/afterlife-oss/afterlife/registry/mirror/cli"
 	translogcli "github.com/afterlife-oss/afterlife/registry/translog/cli"
 )
 
@@ -64,7 +65,7 @@ On a device, afterlife-device run keeps it updated (docs/devices.md).`,
 		buildercli.BuilderCommand(version), buildercli.BuildCommand(),
 		escrowcli.VendorCommand(registrycli.ProductCommand, vendorHandoverCmd, registrycli.SupportCommand, registrycli.EndingSoonCommand), escrowcli.TrusteeCommand(),
 		recipescli.RecipeCommand(buildercli.WaitForVerdict), registrycli.ReleaseCommand(),
-		newDeviceCmd(), translogcli.Command(),
+		newDeviceCmd(), translogcli.Command(), mirrorcli.Command(),
 	)
 	return root
 }

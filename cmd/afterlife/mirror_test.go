@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/afterlife-oss/afterlife/internal/testenv"
+	"github.com/afterlife-oss/afterlife/recipes"
+)
+
+// mirrorRecipe builds a firmware image big enough (300 kB) to cut a
+// download in the middle of it.
+const mirrorRecipe = `name: acme-fw
+version: 1.0.0
+products: [acme-cam]
+license: CC0-1.0
+toolchain: {name: busybox}
+steps:
+  - yes "acme open firmware" | head -c 300000 > /out/firmware.bin
+outputs:
+  - {path: firmware.bin, kind: firmware}
+limits: {timeout: 1m, memory: 256MiB}
+`
+
+// TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline is issue 18's
+// mirror story on a real `afterlife serve` with a reproducible release
+// (built by its two local builders), an fwupd cabinet and a released
+// deposit with a file of each rights class: `afterlife mirror pull` copies
+// it, `mirror verify` checks the copy offline from the origin's first
+// root, nothing build-only or private is in it, a real nginx serves the
+// copy as a static site and the small device client installs the release
+// from it, owners browse its pages; one changed byte in any kind of file
+// makes verify fail and name it; and a pull cut off in the middle of the
+// firmware leaves a .part file and no timestamp.json, and the next pull
+// resumes it with Range.
+func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
+	bin := deviceBinary(t)
+	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--allow-local-repos", "--fwupd-every", "1s"}})
+	admin := []string{"--server", srv.URL, "--token", srv.Token}
+	afterlife(t, true, append([]string{"admin", "org", "create", "acme", "--name", "ACME Devices", "--kind", "vendor"}, admin...)...)
+	afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam 2", "--device-ids", "usb:acme:cam",
+		"--fwupd-ids", "USB\\VID_1D6B&PID_0104"}, admin...)...)
+	repo := filepath.Join(t.TempDir(), "acme-fw.git")
+	if _, err := recipes.CommitTree(context.Background(), repo, fstest.MapFS{"afterlife.yaml": {Data: []byte(mirrorRecipe)}}, "acme-fw 1.0.0", time.Unix(1_700_000_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := afterlife(t, true, append([]string{"recipe", "submit", "--repo", "file://" + repo, "--ref", "HEAD"}, admin...)...)
+	var sub struct {
+		BuildID string `json:"build_id"`
+	}
+	if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.BuildID == "" {
+		t.Fatalf("no build id from recipe submit (%v): %s", err, out)
+	}
+	testenv.Eventually(t, 3*time.Minute, func() error {
+		var build struct {
+			State string `json:"state"`
+		}
+		apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &build)
+		switch build.State {
+		case "reproducible":
+			return nil
+		case "", "pending":
+			return fmt.Errorf("no verdict on build %s yet", sub.BuildID)
+		}
+		return testenv.GiveUp(fmt.Errorf("build %s: %s", sub.BuildID, build.State))
+	})
+	req := map[string]string{"build_id": sub.BuildID, "product": "acme-cam", "version": "1.0.0", "channel": "stable"}
+	if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, req, nil); code != http.StatusCreated {
+		t.Fatalf("publish: %d", code)
+	}
+
+	// A released deposit with a file of each rights class: only the public
+	// one may reach a mirror.
+	const buildOnly, private = "BUILD-ONLY-DRIVER-BYTES-7d1f", "PRIVATE-SIGNING-KEY-BYTES-94ac"
+	sunset := t.TempDir()
+	for name, content := range map[string]string{"docs/pinout.md": "# pinout\n\n1 VCC\n2 GND\n3 TX\n4 RX\n", "drivers/wifi.bin": buildOnly, "keys/signing.key": private} {
+		if err := os.MkdirAll(filepath.Join(sunset, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sunset, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dep := exec.Command(testenv.Binary(t), "vendor", "deposit", "--server", srv.URL, "--token", srv.Token, "--product", "acme-cam", "--policy", "immediate",
+		"--rights", "docs/**=public", "--rights", "drivers/**=build-only", "--rights", "keys/**=private", ".")
+	dep.Dir = sunset
+	if b, err := dep.CombinedOutput(); err != nil {
+		t.Fatalf("vendor deposit: %v\n%s", err, b)
+	}
+	waitForLoggedRelease(t, srv.URL, "acme-cam")
+	testenv.Eventually(t, time.Minute, func() error {
+		if body := mirrorGet(t, srv.URL+"/fwupd/firmware.xml.zst"); len(body) < 200 {
+			return fmt.Errorf("the fwupd metadata names no cabinet yet (%d bytes)", len(body))
+		}
+		return nil
+	})
+	root := filepath.Join(t.TempDir(), "1.root.json")
+	if err := os.WriteFile(root, []byte(mirrorGet(t, srv.URL+"/tuf/1.root.json")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "mirror")
+	afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
+	out, _ = afterlife(t, true, "mirror", "verify", dir, "--root", root)
+	for _, want := range []string{"(fresh)", "2 attestations", "1 deposits (1 public files)", "OK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("mirror verify said %q, want %q in it", out, want)
+		}
+	}
+	t.Run("nothing build-only or private is mirrored", func(t *testing.T) {
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if bytes.Contains(b, []byte(buildOnly)) || bytes.Contains(b, []byte(private)) {
+				t.Errorf("%s holds the content of a build-only or private file", p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, "api/deposits/*/files/docs/pinout.md")); len(m) != 1 {
+			t.Errorf("the public file of the new deposit is not mirrored: %v", m)
+		}
+	})
+	t.Run("a second pull downloads only what changed", func(t *testing.T) {
+		out, _ := afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
+		var files, kept int
+		if _, err := fmt.Sscanf(out, "pulled %d files (%d already present)", &files, &kept); err != nil || kept < 260 || files > 20 {
+			t.Errorf("the second pull said %q: want every immutable file kept", out)
+		}
+	})
+
+	site := testenv.ServeStatic(t, dir)
+	t.Run("the device client installs the release from nginx serving the mirror", func(t *testing.T) {
+		state := t.TempDir()
+		device := func(args ...string) string {
+			cmd := exec.Command(bin, append(args, "--state", state)...)
+			cmd.Env = append(os.Environ(), "AFTERLIFE_REGISTRY=")
+			b, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("afterlife-device %s: %v\n%s", strings.Join(args, " "), err, b)
+			}
+			return string(b)
+		}
+		device("init", "--registry", site.URL, "--root", root, "--id", "usb:acme:cam", "--product", "acme-cam", "--accept-community-firmware")
+		if out := device("update"); !strings.Contains(out, "installed acme-cam 1.0.0") {
+			t.Fatalf("update from the mirror said %q", out)
+		}
+		if out := device("update"); !strings.Contains(out, "up to date (version 1.0.0)") {
+			t.Fatalf("a second update from the mirror said %q", out)
+		}
+	})
+	t.Run("owners browse the mirrored pages", func(t *testing.T) {
+		for path, want := range map[string]string{"/": "acme-cam", "/products/acme-cam": "1.0.0", "/feeds/releases.atom": "<feed", "/log/checkpoint": "/log\n"} {
+			if body := mirrorGet(t, site.URL+path); !strings.Contains(body, want) {
+				t.Errorf("GET %s on the mirror lacks %q", path, want)
+			}
+		}
+	})
+
+	t.Run("one changed byte makes verify fail and name the file", func(t *testing.T) {
+		first := func(patterns ...string) string {
+			for _, pattern := range patterns {
+				m, _ := filepath.Glob(filepath.Join(dir, pattern))
+				for _, f := range m {
+					if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+						rel, _ := filepath.Rel(dir, f)
+						return filepath.ToSlash(rel)
+					}
+				}
+			}
+			t.Fatalf("no file %s in the mirror", patterns)
+			return ""
+		}
+		for _, tc := range []struct{ name, file string }{
+			{"a target", first("tuf/targets/acme-cam/1.0.0/*.firmware.bin")},
+			{"a metadata file", first("tuf/*.snapshot.json")},
+			{"an attestation", first("api/builds/*/jobs/*/attestation.dsse.json")},
+			{"a deposit file", first("api/deposits/*/files/docs/pinout.md")},
+			{"an fwupd cabinet", first("fwupd/cabs/*")},
+			{"a tile", first("log/tile/0/*", "log/tile/0/*/*")},
+			{"the fwupd metadata", "fwupd/firmware.xml.zst"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				bad := filepath.Join(t.TempDir(), "mirror")
+				if err := os.CopyFS(bad, os.DirFS(dir)); err != nil {
+					t.Fatal(err)
+				}
+				p := filepath.Join(bad, filepath.FromSlash(tc.file))
+				b, err := os.ReadFile(p)
+				if err != nil || len(b) < 20 {
+					t.Fatalf("read %s: %v (%d bytes)", tc.file, err, len(b))
+				}
+				b[len(b)/2] ^= 0x01
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				out, _ := afterlife(t, false, "mirror", "verify", bad, "--root", root)
+				if !strings.Contains(out, "FAIL "+tc.file) {
+					t.Errorf("verify of a mirror with a byte of %s changed does not name it:\n%s", tc.file, out)
+				}
+			})
+		}
+	})
+
+	t.Run("an interrupted pull resumes with Range and points at nothing it lacks", func(t *testing.T) {
+		origin, _ := url.Parse(srv.URL)
+		var mu sync.Mutex
+		cut := true
+		var ranges []string
+		proxy := httputil.NewSingleHostReverseProxy(origin)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasSuffix(r.URL.Path, ".firmware.bin") {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			mu.Lock()
+			cutNow := cut
+			cut = false
+			if rg := r.Header.Get("Range"); rg != "" {
+				ranges = append(ranges, rg)
+			}
+			mu.Unlock()
+			if !cutNow {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			// The first download of the firmware stops after 64 KiB.
+			resp, err := http.Get(srv.URL + r.URL.Path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			w.Header().Set("Content-Length", resp.Header.Get("Content-Length"))
+			w.WriteHeader(http.StatusOK)
+			io.CopyN(w, resp.Body, 64<<10)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}))
+		defer front.Close()
+		fresh := filepath.Join(t.TempDir(), "mirror")
+		afterlife(t, false, "mirror", "pull", "--from", front.URL, "--parallel", "1", fresh)
+		parts, _ := filepath.Glob(filepath.Join(fresh, "tuf/targets/acme-cam/1.0.0/*.firmware.bin.part"))
+		if len(parts) != 1 {
+			t.Fatalf("the cut pull left %v, want one .part of the firmware", parts)
+		}
+		if st, err := os.Stat(parts[0]); err != nil || st.Size() != 64<<10 {
+			t.Fatalf("the .part holds %v bytes (%v), want 65536", st, err)
+		}
+		for _, f := range []string{"tuf/timestamp.json", "tuf/root.json", "log/checkpoint"} {
+			if _, err := os.Stat(filepath.Join(fresh, f)); err == nil {
+				t.Errorf("the cut pull wrote %s, which points at files it lacks", f)
+			}
+		}
+		afterlife(t, true, "mirror", "pull", "--from", front.URL, fresh)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ranges) != 1 || ranges[0] != "bytes=65536-" {
+			t.Errorf("the second pull asked for the firmware with Range %q, want bytes=65536-", ranges)
+		}
+		if out, _ := afterlife(t, true, "mirror", "verify", fresh, "--root", root); !strings.Contains(out, "OK") {
+			t.Errorf("the resumed mirror does not verify:\n%s", out)
+		}
+	})
+}
+
+// waitForLoggedRelease waits until the served, witnessed checkpoint covers
+// the publication of the product's releases.
+func waitForLoggedRelease(t *testing.T, base, product string) {
+	t.Helper()
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		var about []struct {
+			Index int64  `json:"index"`
+			Type  string `json:"type"`
+		}
+		apiJSON(t, "GET", base+"/v1/log/about/"+product, "", nil, &about)
+		var info struct {
+			Witnessed int64 `json:"witnessed_size"`
+		}
+		apiJSON(t, "GET", base+"/v1/log", "", nil, &info)
+		for _, e := range about {
+			if e.Type == "release.published" && e.Index < info.Witnessed {
+				return nil
+			}
+		}
+		return fmt.Errorf("the witnessed checkpoint (size %d) does not cover a release of %s yet: %+v", info.Witnessed, product, about)
+	})
+}
+
+func mirrorGet(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	return string(b)
+}
