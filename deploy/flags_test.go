@@ -53,7 +53,7 @@ func helpOf(t *testing.T, cmd string) (cliHelp, bool) {
 func allHelps(t *testing.T) map[string]cliHelp {
 	t.Helper()
 	helps := map[string]cliHelp{}
-	for _, sub := range []string{"serve", "migrate", "builder", "admin", "admin blobs init"} {
+	for _, sub := range []string{"serve", "migrate", "builder", "admin", "admin blobs init", "device run"} {
 		if h, ok := helpOf(t, sub); ok {
 			helps[sub] = h
 		}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -284,8 +285,11 @@ func TestClusterStorySurvivesFaults(t *testing.T) {
 		state, install := filepath.Join(t.TempDir(), "state"), filepath.Join(t.TempDir(), "device")
 		c.mustCLI(t, "device", "init", "--registry", c.lb.URL, "--state", state, "--id", deviceID, "--accept-community-firmware", "--trust-on-first-use")
 		c.mustCLI(t, "device", "update", "--registry", c.lb.URL, "--state", state, "--current", "0", "--install-to", install)
-		if got := strings.TrimSpace(c.mustCLI(t, "device", "status", "--state", state, "--install-to", install).stdout); got != "1.0.0" {
-			t.Errorf("device status prints %q; want 1.0.0", got)
+		status := c.mustCLI(t, "device", "status", "--state", state, "--install-to", install).stdout
+		if !slices.ContainsFunc(strings.Split(status, "\n"), func(l string) bool {
+			return strings.HasPrefix(l, "slot") && strings.Contains(l, " 1.0.0 ") && strings.HasSuffix(l, "← active")
+		}) {
+			t.Errorf("device status prints %q; want 1.0.0 in the active slot", status)
 		}
 		raw, err := os.ReadFile(filepath.Join(install, "current", "release.json"))
 		if err != nil {
