@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,11 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/testenv"
-	"github.com/afterlife-oss/afterlife/recipes"
 )
 
 // deviceBinary builds the small device client once per test.
@@ -46,36 +42,13 @@ func TestTheDeviceClientKeepsUpdatingARealServer(t *testing.T) {
 			admin := []string{"--server", srv.URL, "--token", srv.Token}
 			afterlife(t, true, append([]string{"admin", "org", "create", "acme", "--name", "ACME Devices", "--kind", "vendor"}, admin...)...)
 			afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam 2", "--device-ids", "usb:acme:cam"}, admin...)...)
-			repo := filepath.Join(t.TempDir(), "acme-fw.git")
-			src := fstest.MapFS{"afterlife.yaml": {Data: []byte(spoofRecipe)}}
-			if _, err := recipes.CommitTree(context.Background(), repo, src, "acme-fw 1.0.0", time.Unix(1_700_000_000, 0)); err != nil {
-				t.Fatal(err)
-			}
-			out, _ := afterlife(t, true, append([]string{"recipe", "submit", "--repo", "file://" + repo, "--ref", "HEAD"}, admin...)...)
-			var sub struct {
-				BuildID string `json:"build_id"`
-			}
-			if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.BuildID == "" {
-				t.Fatalf("no build id from recipe submit (%v): %s", err, out)
-			}
-			testenv.Eventually(t, 3*time.Minute, func() error {
-				var build struct {
-					State string `json:"state"`
-				}
-				apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &build)
-				switch build.State {
-				case "reproducible":
-					return nil
-				case "", "pending":
-					return fmt.Errorf("no verdict on build %s yet", sub.BuildID)
-				}
-				return testenv.GiveUp(fmt.Errorf("build %s: %s", sub.BuildID, build.State))
-			})
+			buildID := submitRecipe(t, admin, spoofRecipe, "acme-fw 1.0.0")
+			waitReproducible(t, srv, buildID, 3*time.Minute)
 			publish := func(v string) string {
 				var rel struct {
 					ID string `json:"id"`
 				}
-				req := map[string]string{"build_id": sub.BuildID, "product": "acme-cam", "version": v, "channel": "stable"}
+				req := map[string]string{"build_id": buildID, "product": "acme-cam", "version": v, "channel": "stable"}
 				if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, req, &rel); code != http.StatusCreated {
 					t.Fatalf("publish %s: %d", v, code)
 				}
@@ -123,7 +96,7 @@ func TestTheDeviceClientKeepsUpdatingARealServer(t *testing.T) {
 				stats.Failure != 1 || stats.Success != 0 || len(stats.TopFailures) != 1 || !strings.Contains(stats.TopFailures[0].Reason, "no video") {
 				t.Fatalf("reports of 1.3.0 = %d %+v, want one failure with the health check's reason", code, stats)
 			}
-			out, _ = device(t, true, "status")
+			out, _ := device(t, true, "status")
 			for _, want := range []string{"product       acme-cam", "1.2.0", "← active", "rolled back"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("status lacks %q:\n%s", want, out)

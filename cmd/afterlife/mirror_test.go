@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,11 +15,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/testenv"
-	"github.com/afterlife-oss/afterlife/recipes"
 )
 
 // mirrorRecipe builds a firmware image big enough (300 kB) to cut a
@@ -56,31 +52,9 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 	afterlife(t, true, append([]string{"admin", "org", "create", "acme", "--name", "ACME Devices", "--kind", "vendor"}, admin...)...)
 	afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam 2", "--device-ids", "usb:acme:cam",
 		"--fwupd-ids", "USB\\VID_1D6B&PID_0104"}, admin...)...)
-	repo := filepath.Join(t.TempDir(), "acme-fw.git")
-	if _, err := recipes.CommitTree(context.Background(), repo, fstest.MapFS{"afterlife.yaml": {Data: []byte(mirrorRecipe)}}, "acme-fw 1.0.0", time.Unix(1_700_000_000, 0)); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := afterlife(t, true, append([]string{"recipe", "submit", "--repo", "file://" + repo, "--ref", "HEAD"}, admin...)...)
-	var sub struct {
-		BuildID string `json:"build_id"`
-	}
-	if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.BuildID == "" {
-		t.Fatalf("no build id from recipe submit (%v): %s", err, out)
-	}
-	testenv.Eventually(t, 3*time.Minute, func() error {
-		var build struct {
-			State string `json:"state"`
-		}
-		apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &build)
-		switch build.State {
-		case "reproducible":
-			return nil
-		case "", "pending":
-			return fmt.Errorf("no verdict on build %s yet", sub.BuildID)
-		}
-		return testenv.GiveUp(fmt.Errorf("build %s: %s", sub.BuildID, build.State))
-	})
-	req := map[string]string{"build_id": sub.BuildID, "product": "acme-cam", "version": "1.0.0", "channel": "stable"}
+	buildID := submitRecipe(t, admin, mirrorRecipe, "acme-fw 1.0.0")
+	waitReproducible(t, srv, buildID, 3*time.Minute)
+	req := map[string]string{"build_id": buildID, "product": "acme-cam", "version": "1.0.0", "channel": "stable"}
 	if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, req, nil); code != http.StatusCreated {
 		t.Fatalf("publish: %d", code)
 	}
@@ -117,7 +91,7 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "mirror")
 	afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
-	out, _ = afterlife(t, true, "mirror", "verify", dir, "--root", root)
+	out, _ := afterlife(t, true, "mirror", "verify", dir, "--root", root)
 	for _, want := range []string{"(fresh)", "2 attestations", "1 deposits (1 public files)", "OK"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("mirror verify said %q, want %q in it", out, want)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
@@ -21,11 +20,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/testenv"
-	"github.com/afterlife-oss/afterlife/recipes"
 )
 
 // TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover is the
@@ -54,17 +51,7 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 
 			// Start the farm's build now: it runs while the handover is
 			// deposited and logged.
-			repo := filepath.Join(t.TempDir(), "acme-fw.git")
-			if _, err := recipes.CommitTree(context.Background(), repo, fstest.MapFS{"afterlife.yaml": {Data: []byte(spoofRecipe)}}, "acme-fw 1.0.0", time.Unix(1_700_000_000, 0)); err != nil {
-				t.Fatal(err)
-			}
-			out, _ := afterlife(t, true, append([]string{"recipe", "submit", "--repo", "file://" + repo, "--ref", "HEAD"}, as...)...)
-			var sub struct {
-				BuildID string `json:"build_id"`
-			}
-			if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.BuildID == "" {
-				t.Fatalf("no build id from recipe submit (%v): %s", err, out)
-			}
+			buildID := submitRecipe(t, as, spoofRecipe, "acme-fw 1.0.0")
 
 			dir := t.TempDir()
 			// The root the vendor hands over to carries the log's policy.
@@ -167,23 +154,9 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 			tofu := filepath.Join(t.TempDir(), "tofu-device")
 			device(t, tofu, true, "init", "--registry", srv.URL, "--product", "acme-cam", "--id", "usb:acme:cam", "--accept-community-firmware", "--trust-on-first-use")
 
-			testenv.Eventually(t, 4*time.Minute, func() error {
-				var build struct {
-					State string `json:"state"`
-				}
-				var raw json.RawMessage
-				apiJSON(t, "GET", srv.URL+"/v1/builds/"+sub.BuildID, srv.Token, nil, &raw)
-				_ = json.Unmarshal(raw, &build)
-				switch build.State {
-				case "reproducible":
-					return nil
-				case "", "pending", "running":
-					return fmt.Errorf("no verdict on build %s yet", sub.BuildID)
-				}
-				return testenv.GiveUp(fmt.Errorf("build %s: %s\n%s\n%s", sub.BuildID, build.State, raw, srv.LogTail()))
-			})
+			waitReproducible(t, srv, buildID, 4*time.Minute)
 			publish := func(v string) {
-				req := map[string]string{"build_id": sub.BuildID, "product": "acme-cam", "version": v, "channel": "stable"}
+				req := map[string]string{"build_id": buildID, "product": "acme-cam", "version": v, "channel": "stable"}
 				if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, req, nil); code != http.StatusCreated {
 					t.Fatalf("publish %s: %d", v, code)
 				}
