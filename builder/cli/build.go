@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +25,7 @@ func BuildCommand() *cobra.Command {
 	}
 	cf.Add(cmd)
 	var wait time.Duration
+	var showOut, listOut apicli.Output
 	show := &cobra.Command{
 		Use:   "show BUILD_ID",
 		Short: "Show a build: its jobs, builders, output digests and verdict (with differing files)",
@@ -30,14 +34,22 @@ func BuildCommand() *cobra.Command {
 			if wait > 0 {
 				return WaitForVerdict(cmd, &cf, args[0], wait)
 			}
-			var out map[string]any
-			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(args[0]), nil, &out); err != nil {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(args[0]), nil, &raw); err != nil {
 				return err
 			}
-			return apicli.PrintJSON(cmd.OutOrStdout(), out)
+			return showOut.Print(cmd.OutOrStdout(), raw, func(w io.Writer) error {
+				var b buildView
+				if err := json.Unmarshal(raw, &b); err != nil {
+					return fmt.Errorf("decode build: %w", err)
+				}
+				b.table(w)
+				return nil
+			})
 		},
 	}
 	show.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a verdict")
+	showOut.Add(show)
 	var product, state string
 	var limit int
 	list := &cobra.Command{
@@ -53,13 +65,26 @@ func BuildCommand() *cobra.Command {
 				q.Set("state", state)
 			}
 			q.Set("limit", fmt.Sprint(limit))
-			var out map[string]any
-			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/builds?"+q.Encode(), nil, &out); err != nil {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/builds?"+q.Encode(), nil, &raw); err != nil {
 				return err
 			}
-			return apicli.PrintJSON(cmd.OutOrStdout(), out)
+			return listOut.Print(cmd.OutOrStdout(), raw, func(w io.Writer) error {
+				var out struct {
+					Builds []buildView `json:"builds"`
+				}
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode builds: %w", err)
+				}
+				fmt.Fprintln(w, "ID\tRECIPE\tVERSION\tPRODUCTS\tSTATE\tCREATED")
+				for _, b := range out.Builds {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Name, b.Version, strings.Join(b.Products, ","), b.State, apicli.Day(b.Created))
+				}
+				return nil
+			})
 		},
 	}
+	listOut.Add(list)
 	list.Flags().StringVar(&product, "product", "", "only builds targeting this product")
 	list.Flags().StringVar(&state, "state", "", "only builds in this state (pending, reproducible, unreproducible, failed)")
 	list.Flags().IntVar(&limit, "limit", 20, "how many")
@@ -111,4 +136,69 @@ func buildState(b map[string]any) string {
 		}
 	}
 	return string(verdict.Pending)
+}
+
+// buildView is what the build commands' tables show of the API's build.
+type buildView struct {
+	ID       string    `json:"id"`
+	Repo     string    `json:"repo"`
+	Commit   string    `json:"commit"`
+	Path     string    `json:"path"`
+	Name     string    `json:"name"`
+	Version  string    `json:"version"`
+	Products []string  `json:"products"`
+	State    string    `json:"state"`
+	Quorum   int       `json:"quorum"`
+	Created  time.Time `json:"created"`
+	Decided  time.Time `json:"decided"`
+	Verdict  struct {
+		Reason string `json:"reason"`
+	} `json:"verdict"`
+	Jobs []struct {
+		ID        string    `json:"id"`
+		State     string    `json:"state"`
+		BuilderID string    `json:"builder_id"`
+		Operator  string    `json:"operator"`
+		Attempts  int       `json:"attempts"`
+		Finished  time.Time `json:"finished"`
+		Cold      bool      `json:"cold"`
+	} `json:"jobs"`
+	Diffs []struct {
+		Path string `json:"path"`
+	} `json:"diffs"`
+}
+
+// table writes the build as key/value lines, then its jobs.
+func (b buildView) table(w io.Writer) {
+	fmt.Fprintf(w, "BUILD\t%s\n", b.ID)
+	fmt.Fprintf(w, "RECIPE\t%s %s (%s@%s, %s)\n", b.Name, b.Version, b.Repo, shortCommit(b.Commit), apicli.Dash(b.Path))
+	fmt.Fprintf(w, "PRODUCTS\t%s\n", strings.Join(b.Products, ", "))
+	fmt.Fprintf(w, "STATE\t%s\n", b.State)
+	if b.Verdict.Reason != "" {
+		fmt.Fprintf(w, "VERDICT\t%s\n", b.Verdict.Reason)
+	}
+	fmt.Fprintf(w, "QUORUM\t%d\n", b.Quorum)
+	fmt.Fprintf(w, "CREATED\t%s\n", apicli.Day(b.Created))
+	fmt.Fprintf(w, "DECIDED\t%s\n", apicli.Day(b.Decided))
+	for _, d := range b.Diffs {
+		fmt.Fprintf(w, "DIFFERS\t%s\n", d.Path)
+	}
+	if len(b.Jobs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nJOB\tSTATE\tBUILDER\tOPERATOR\tATTEMPTS\tFINISHED\tCOLD")
+	for _, j := range b.Jobs {
+		cold := ""
+		if j.Cold {
+			cold = "cold witness"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.State, apicli.Dash(j.BuilderID), apicli.Dash(j.Operator), j.Attempts, apicli.Day(j.Finished), cold)
+	}
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
 }

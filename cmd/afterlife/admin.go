@@ -88,7 +88,7 @@ plus the key directory; see deploy/*/README.md.`,
 		Example: `  afterlife admin backup --data ./data /var/backups/afterlife-2026-12-05`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := backup.Backup(cmd.Context(), data, args[0], version)
+			m, err := backup.Backup(cmd.Context(), data, args[0], binaryVersion())
 			if err != nil {
 				return err
 			}

@@ -130,7 +130,7 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		a, err := agent.New(agent.Options{
 			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
 			WorkDir: filepath.Join(dir, "work"), CacheDir: filepath.Join(dir, "cache"),
-			Toolchains: tcs, Extract: buildercli.ExtractSource, Version: version, Logger: s.log.With("part", "builder"),
+			Toolchains: tcs, Extract: buildercli.ExtractSource, Version: binaryVersion(), Logger: s.log.With("part", "builder"),
 		})
 		if err != nil {
 			return err

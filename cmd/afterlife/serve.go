@@ -167,7 +167,7 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("afterlife serving", "addr", ln.Addr().String(), "url", cfg.PublicURL, "data", cfg.Data,
-		"database", sys.db.Dialect.String(), "blobs", blobKind(cfg), "version", version)
+		"database", sys.db.Dialect.String(), "blobs", blobKind(cfg), "version", binaryVersion())
 
 	select {
 	case err := <-serveErr:
@@ -268,7 +268,7 @@ func (s *system) wire(ctx context.Context) error {
 		return err
 	}
 	s.api = httpapi.New(httpapi.Options{
-		Auth: s.auth, Logger: s.log, Title: "afterlife API", Version: version, Metrics: s.metrics,
+		Auth: s.auth, Logger: s.log, Title: "afterlife API", Version: binaryVersion(), Metrics: s.metrics,
 		QuietPaths: []string{"/v1/devices/updates", "/healthz", "/readyz", "/metrics"},
 	})
 	root, v1 := s.api.Root(), s.api.V1()

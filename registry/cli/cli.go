@@ -7,11 +7,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -132,37 +132,49 @@ back always takes this confirmation.`, "pull-back", "pulled back")
 networks pass the product's policy. Resume it when the review finds nothing wrong.`, "resume", "offered again")
 
 	var product string
+	var listOut apicli.Output
 	list := &cobra.Command{
 		Use:   "list [--product ID]",
 		Short: "List releases, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Releases []release `json:"releases"`
-			}
-			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/releases?product="+url.QueryEscape(product), nil, &out); err != nil {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/releases?product="+url.QueryEscape(product), nil, &raw); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPRODUCT\tVERSION\tCHANNEL\tAGREE\tSTATE\tPUBLISHED")
-			for _, r := range out.Releases {
-				state := "offered"
-				switch {
-				case r.Yanked:
-					state = "yanked"
-				case r.PulledBack:
-					state = "pulled back"
-				case r.Held:
-					state = "held for review"
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Releases []release `json:"releases"`
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Product, r.Version, r.Channel, r.Agreeing, r.Total, state, apicli.Day(r.PublishedAt))
-			}
-			return tw.Flush()
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode releases: %w", err)
+				}
+				return releaseTable(tw, out.Releases)
+			})
 		},
 	}
 	list.Flags().StringVar(&product, "product", "", "only this product")
+	listOut.Add(list)
 	cmd.AddCommand(publish, promote, yank, pullBack, resume, list, rolloutCommand(&cf))
 	return cmd
+}
+
+// releaseTable writes releases as the table release list shows.
+func releaseTable(tw io.Writer, releases []release) error {
+	fmt.Fprintln(tw, "ID\tPRODUCT\tVERSION\tCHANNEL\tAGREE\tSTATE\tPUBLISHED")
+	for _, r := range releases {
+		state := "offered"
+		switch {
+		case r.Yanked:
+			state = "yanked"
+		case r.PulledBack:
+			state = "pulled back"
+		case r.Held:
+			state = "held for review"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Product, r.Version, r.Channel, r.Agreeing, r.Total, state, apicli.Day(r.PublishedAt))
+	}
+	return nil
 }
 
 // ProductCommand is "afterlife vendor product": registering a product in
