@@ -249,7 +249,7 @@ func (s *Site) maintainerHome(c *gin.Context) {
 
 func (s *Site) maintainerPage(c *gin.Context, status int, f RecipeSubmission, msg string) {
 	p := caller(c)
-	filter := BuildFilter{Submitter: p.Name, Limit: 50}
+	filter := BuildFilter{Submitter: p.Actor(), Limit: 50}
 	builds, err := s.deps.Farm.Builds(c.Request.Context(), filter)
 	if err != nil {
 		s.fail(c, err)

@@ -208,7 +208,7 @@ func (f *fakeFarm) SubmitRecipe(_ context.Context, p principal.Principal, s web.
 	f.n++
 	id := fmt.Sprintf("bld_submitted%02d", f.n)
 	b := &web.BuildPage{ID: id, Recipe: "thermo-fw", Repo: s.Repo, Ref: s.Ref, Path: s.Path, Commit: strings.Repeat("c", 40),
-		Products: []string{"acme-thermo-2"}, SubmittedBy: p.Name, SubmittedAt: t0, State: "queued"}
+		Products: []string{"acme-thermo-2"}, SubmittedBy: p.Actor(), SubmittedAt: t0, State: "queued"}
 	for i, name := range []string{"alpha", "beta", "gamma"} {
 		b.Jobs = append(b.Jobs, web.Job{ID: fmt.Sprintf("job%d", i), Builder: name, Operator: "op-" + name, State: "queued"})
 	}
@@ -453,10 +453,10 @@ func newDemo(tb testing.TB) *demo {
 	d.catalog.products["evil"] = &web.ProductPage{ID: "evil", Vendor: hostile, Model: hostile, DeviceIDs: []string{hostile}, Status: "sunset",
 		InstallNotes: hostile, RiskNotes: []string{hostile}, Timeline: []web.TimelineEvent{{At: t0, Title: hostile, Detail: hostile}}}
 	d.farm.builds["bld_good"] = &web.BuildPage{ID: "bld_good", Recipe: "thermo-fw", Repo: "https://git.example.org/thermo-fw.git", Ref: "v2.0.1", Commit: strings.Repeat("a", 40),
-		Products: []string{"acme-thermo-2"}, SubmittedBy: "maint", SubmittedAt: t0.AddDate(0, 0, -6), State: "reproducible",
+		Products: []string{"acme-thermo-2"}, SubmittedBy: "maintainer:maint", SubmittedAt: t0.AddDate(0, 0, -6), State: "reproducible",
 		Verdict: &web.Verdict{Reproducible: true, Agree: 3, Total: 3, Required: 2, DecidedAt: t0.AddDate(0, 0, -5), Release: "2.0.1", ProductID: "acme-thermo-2"}}
 	d.farm.builds["bld_bad"] = &web.BuildPage{ID: "bld_bad", Recipe: "thermo-fw", Repo: "https://git.example.org/thermo-fw.git", Ref: "main", Commit: strings.Repeat("b", 40),
-		SubmittedBy: "maint", SubmittedAt: t0.AddDate(0, 0, -1), State: "unreproducible",
+		SubmittedBy: "maintainer:maint", SubmittedAt: t0.AddDate(0, 0, -1), State: "unreproducible",
 		Verdict: &web.Verdict{Agree: 1, Total: 2, Required: 2, DecidedAt: t0, Differences: []web.Difference{{Path: "firmware.bin", Digests: []web.BuilderDigest{{Builder: "alpha", SHA256: strings.Repeat("1", 64)}, {Builder: "beta", SHA256: strings.Repeat("2", 64)}}}},
 			Diffoscope: "--- alpha/firmware.bin\n+++ beta/firmware.bin\n@@ -0x40 @@\n- 2026-11-19\n+ 2026-11-20"}}
 	for _, id := range []string{"bld_good", "bld_bad"} {

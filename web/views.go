@@ -247,7 +247,7 @@ type NewProduct struct {
 
 // BuildFilter selects builds.
 type BuildFilter struct {
-	Submitter string // principal name the builds were submitted by; empty for all
+	Submitter string // the submitter as builds record it (principal.Actor, "maintainer:alice"); empty for all
 	Limit     int
 }
 

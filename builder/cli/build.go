@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -93,14 +94,20 @@ func BuildCommand() *cobra.Command {
 }
 
 // WaitForVerdict polls a build until it has a verdict or wait passes, and
-// prints it; an unreproducible or failed verdict is an error exit.
+// prints a short summary with the build's web address (afterlife build
+// show prints the whole record); an unreproducible or failed verdict is an
+// error exit.
 func WaitForVerdict(cmd *cobra.Command, cf *apicli.Flags, id string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	last := ""
 	for {
-		var out map[string]any
-		if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(id), nil, &out); err != nil {
+		var raw json.RawMessage
+		if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/builds/"+url.PathEscape(id), nil, &raw); err != nil {
 			return err
+		}
+		var out map[string]any
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return fmt.Errorf("decode build: %w", err)
 		}
 		state := buildState(out)
 		if state != last {
@@ -108,20 +115,64 @@ func WaitForVerdict(cmd *cobra.Command, cf *apicli.Flags, id string, wait time.D
 			last = state
 		}
 		switch verdict.State(state) {
-		case verdict.Reproducible:
-			return apicli.PrintJSON(cmd.OutOrStdout(), out)
-		case verdict.Unreproducible, verdict.Failed:
-			_ = apicli.PrintJSON(cmd.OutOrStdout(), out)
+		case verdict.Reproducible, verdict.Unreproducible, verdict.Failed:
+			var b buildView
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return fmt.Errorf("decode build: %w", err)
+			}
+			base, _, err := cf.Server()
+			if err != nil {
+				return err
+			}
+			b.summary(cmd.OutOrStdout(), base)
+			if verdict.State(state) == verdict.Reproducible {
+				return nil
+			}
 			return errs.E(errs.Conflict, "build %s is %s", id, state)
 		}
 		if time.Now().After(deadline) {
-			return errs.E(errs.Unavailable, "build %s has no verdict after %s (still %s)", id, wait, state)
+			return errs.E(errs.Unavailable, "build %s has no verdict after %s (still %s); follow it at %s", id, wait, state, webAddress(cf, id))
 		}
 		select {
 		case <-cmd.Context().Done():
 			return cmd.Context().Err()
 		case <-time.After(2 * time.Second):
 		}
+	}
+}
+
+// webAddress is the build's page on the server the flags name.
+func webAddress(cf *apicli.Flags, id string) string {
+	base, _, _ := cf.Server()
+	return base + "/builds/" + url.PathEscape(id)
+}
+
+// summary writes what a maintainer needs after a verdict: the state and
+// why, what differs or was agreed, where to look, and what to do next.
+func (b buildView) summary(w io.Writer, base string) {
+	fmt.Fprintf(w, "build %s: %s\n", b.ID, b.State)
+	fmt.Fprintf(w, "  recipe   %s %s (commit %s)\n", b.Name, b.Version, shortCommit(b.Commit))
+	if b.Verdict.Reason != "" {
+		fmt.Fprintf(w, "  verdict  %s\n", b.Verdict.Reason)
+	}
+	paths := make([]string, 0, len(b.Verdict.Outputs))
+	for p := range b.Verdict.Outputs {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(w, "  output   %s %s\n", p, b.Verdict.Outputs[p])
+	}
+	for _, d := range b.Verdict.Differences {
+		fmt.Fprintf(w, "  differs  %s\n", d.Path)
+	}
+	for _, f := range b.Verdict.Failures {
+		fmt.Fprintf(w, "  failed   %s: %s\n", apicli.Dash(f.BuilderID), f.Reason)
+	}
+	fmt.Fprintf(w, "  web      %s/builds/%s\n", base, url.PathEscape(b.ID))
+	fmt.Fprintf(w, "  details  afterlife build show %s --output json\n", b.ID)
+	if b.State == string(verdict.Reproducible) && len(b.Products) > 0 {
+		fmt.Fprintf(w, "  publish  afterlife release publish --build %s --product %s\n", b.ID, b.Products[0])
 	}
 }
 
@@ -152,7 +203,15 @@ type buildView struct {
 	Created  time.Time `json:"created"`
 	Decided  time.Time `json:"decided"`
 	Verdict  struct {
-		Reason string `json:"reason"`
+		Reason      string            `json:"reason"`
+		Outputs     map[string]string `json:"outputs"`
+		Differences []struct {
+			Path string `json:"path"`
+		} `json:"differences"`
+		Failures []struct {
+			BuilderID string `json:"builder_id"`
+			Reason    string `json:"reason"`
+		} `json:"failures"`
 	} `json:"verdict"`
 	Jobs []struct {
 		ID        string    `json:"id"`

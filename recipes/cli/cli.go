@@ -3,7 +3,9 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -97,7 +99,11 @@ returns the same build.`,
 				return err
 			}
 			id, _ := out["build_id"].(string)
-			fmt.Fprintf(cmd.ErrOrStderr(), "build %s queued (commit %v)\n", id, out["commit"])
+			base, _, err := cf.Server()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "build %s queued (commit %v): %s/builds/%s\n", id, out["commit"], base, id)
 			if wait == 0 || id == "" {
 				return apicli.PrintJSON(cmd.OutOrStdout(), out)
 			}
@@ -111,6 +117,57 @@ returns the same build.`,
 	_ = submit.MarkFlagRequired("repo")
 	_ = submit.MarkFlagRequired("ref")
 
-	cmd.AddCommand(lint, schema, submit)
+	var listOut apicli.Output
+	var limit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the recipes your token submitted and the state of their builds, newest first",
+		Long: `List the recipes your token submitted (from the command line or the web page), each with
+its build and the build's state; afterlife build show BUILD_ID shows a build in full.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, fmt.Sprintf("/v1/builds?mine=true&limit=%d", limit), nil, &raw); err != nil {
+				return err
+			}
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Builds []submission `json:"builds"`
+				}
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode builds: %w", err)
+				}
+				if len(out.Builds) == 0 {
+					fmt.Fprintln(tw, "You have not submitted a recipe yet: afterlife recipe submit --repo URL --ref REF")
+					return nil
+				}
+				fmt.Fprintln(tw, "BUILD\tRECIPE\tVERSION\tREPOSITORY\tCOMMIT\tSTATE\tSUBMITTED")
+				for _, b := range out.Builds {
+					commit := b.Commit
+					if len(commit) > 12 {
+						commit = commit[:12]
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Name, b.Version, b.Repo, commit, b.State, apicli.Day(b.Created))
+				}
+				return nil
+			})
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 50, "how many")
+	listOut.Add(list)
+
+	cmd.AddCommand(lint, schema, submit, list)
 	return cmd
+}
+
+// submission is one submitted recipe's build, as GET /v1/builds writes it.
+type submission struct {
+	ID      string    `json:"id"`
+	Repo    string    `json:"repo"`
+	Commit  string    `json:"commit"`
+	Path    string    `json:"path"`
+	Name    string    `json:"name"`
+	Version string    `json:"version"`
+	State   string    `json:"state"`
+	Created time.Time `json:"created"`
 }

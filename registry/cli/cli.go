@@ -36,10 +36,11 @@ product, maintainers the products an admin allowed them on.`,
 	var rolloutStages string
 	var rolloutDwell time.Duration
 	publish := &cobra.Command{
-		Use:     "publish --build ID --product ID --version V",
-		Short:   "Publish a reproducible build as a release (channel testing unless told)",
-		Example: `  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.0 --notes "fixes the RTSP crash"`,
-		Args:    cobra.NoArgs,
+		Use:   "publish --build ID --product ID [--version V]",
+		Short: "Publish a reproducible build as a release (channel testing unless told)",
+		Example: `  afterlife release publish --build bld_… --product acme-cam200 --notes "fixes the RTSP crash"
+  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.1 --channel stable`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if rolloutStages != "" {
 				var err error
@@ -57,13 +58,13 @@ product, maintainers the products an admin allowed them on.`,
 	}
 	publish.Flags().StringVar(&req.BuildID, "build", "", "build with a reproducible verdict (required)")
 	publish.Flags().StringVar(&req.Product, "product", "", "product id (required)")
-	publish.Flags().StringVar(&req.Version, "version", "", "firmware version, e.g. 1.2.0 (required)")
+	publish.Flags().StringVar(&req.Version, "version", "", "firmware version, e.g. 1.2.0 (default: the version in the build's recipe)")
 	publish.Flags().StringVar(&req.Channel, "channel", "testing", "testing or stable")
 	publish.Flags().StringVar(&req.Notes, "notes", "", "release notes")
 	publish.Flags().StringVar(&req.MinVersion, "min-version", "", "oldest version that may update straight to this one")
 	publish.Flags().StringVar(&rolloutStages, "rollout", "", "publish in a phased rollout with these stages, e.g. 1,10,50,100 (see release rollout)")
 	publish.Flags().DurationVar(&rolloutDwell, "dwell", 24*time.Hour, "with --rollout: how long each stage but the last lasts")
-	for _, f := range []string{"build", "product", "version"} {
+	for _, f := range []string{"build", "product"} {
 		_ = publish.MarkFlagRequired(f)
 	}
 
