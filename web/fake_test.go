@@ -443,11 +443,12 @@ func newDemo(tb testing.TB) *demo {
 			{Name: "testing", Releases: []web.Release{{Version: "2.1.0", PublishedAt: t0.AddDate(0, 0, -2), Badge: web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"},
 				Yanked: true, YankReason: "drains the battery within a day."}}},
 		},
-		InstallNotes: "1. Hold the reset button for 5 seconds.\n2. Connect over USB.\n3. Run: afterlife device install acme-thermo-2",
-		RiskNotes:    []string{"Flashing rev-a boards with 2.x firmware is not supported."},
-		Reports:      web.ReportStats{Success: 47, Failure: 3},
-		APIURL:       "/v1/products/acme-thermo-2",
-		FeedURL:      "/v1/products/acme-thermo-2/feed.atom",
+		InstallNotes:    "1. Hold the reset button for 5 seconds.\n2. Connect over USB.\n3. Run: afterlife device install acme-thermo-2",
+		RiskNotes:       []string{"Flashing rev-a boards with 2.x firmware is not supported."},
+		RecipeRiskNotes: []string{"2.x has not been tried on boards older than rev-b."},
+		Reports:         web.ReportStats{Success: 47, Failure: 3},
+		APIURL:          "/v1/products/acme-thermo-2",
+		FeedURL:         "/v1/products/acme-thermo-2/feed.atom",
 	}
 	d.catalog.owner["acme-thermo-2"] = "acme"
 	d.catalog.products["evil"] = &web.ProductPage{ID: "evil", Vendor: hostile, Model: hostile, DeviceIDs: []string{hostile}, Status: "sunset",

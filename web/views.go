@@ -125,8 +125,9 @@ type ProductPage struct {
 	Timeline          []TimelineEvent
 	Escrow            []EscrowState // one per deposit made for this product
 	Channels          []Channel     // e.g. stable, testing; releases newest first
-	InstallNotes      string        // plain text (from the recipe's README or a field), shown preformatted
-	RiskNotes         []string      // plain text warnings
+	InstallNotes      string        // Markdown from the recipe's install field, rendered and sanitised
+	RiskNotes         []string      // plain text warnings: the product's (from its vendor or the registry)
+	RecipeRiskNotes   []string      // plain text warnings of the newest release's recipe, from its maintainers
 	Reports           ReportStats
 	APIURL            string // JSON of this page's data in the API
 	FeedURL           string // Atom feed of this product's releases

@@ -518,3 +518,46 @@ func TestMaintainersRollReleasesOutFromTheirPage(t *testing.T) {
 		}
 	})
 }
+
+func TestInstallNotesAreRenderedAsSanitisedMarkdown(t *testing.T) {
+	md := web.RenderMarkdownForTest
+	for _, tc := range []struct {
+		name, in   string
+		want, lack []string
+	}{
+		{"steps become a list and code stays code", "1. Hold **reset**.\n2. Run `afterlife device update`.\n\n```\nflash fw.bin\n```\n",
+			[]string{"<ol>", "<strong>reset</strong>", "<code>afterlife device update</code>", "<pre><code>flash fw.bin"}, nil},
+		{"raw HTML and scripts are dropped", "Hi <script>alert(1)</script><img src=x onerror=alert(2)> <b onclick=x>bold</b>",
+			nil, []string{"<script", "onerror", "onclick", "<img"}},
+		{"javascript links lose their address", "[click](javascript:alert(1)) and [docs](https://example.org/docs)",
+			[]string{`href="https://example.org/docs"`, `rel="nofollow"`}, []string{"javascript:"}},
+		{"a table is a table", "| a | b |\n|---|---|\n| 1 | 2 |\n", []string{"<table>", "<td>1</td>"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(md(tc.in))
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("rendered %q, want %q in it", got, w)
+				}
+			}
+			for _, l := range tc.lack {
+				if strings.Contains(got, l) {
+					t.Errorf("rendered %q, which keeps %q", got, l)
+				}
+			}
+		})
+	}
+	t.Run("the product page renders the install notes and shows the product's and the recipe's risk notes", func(t *testing.T) {
+		d := newDemo(t)
+		c := newClient(t, d)
+		body := c.get("/products/acme-thermo-2").Body.String()
+		if !strings.Contains(body, "<ol>") || strings.Contains(body, `<pre class="notes">`) {
+			t.Errorf("the install notes are not rendered as Markdown")
+		}
+		for _, want := range []string{"Flashing rev-a boards", "From the people who build this firmware", "2.x has not been tried on boards older than rev-b."} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the product page lacks %q", want)
+			}
+		}
+	})
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -127,7 +129,7 @@ func TestAMaintainersJourney(t *testing.T) {
 				b.Screenshot(t, "maintainer-with-recipes")
 				browsertest.Logout(t, b)
 			})
-			t.Run("an admin grants the product; the release takes the recipe's version; a revoked grant publishes nothing", func(t *testing.T) {
+			t.Run("an admin grants the product; the release takes the recipe's version, its notes and risks reach the product page; a revoked grant publishes nothing", func(t *testing.T) {
 				publish := append([]string{"release", "publish", "--build", reproID, "--product", "acme-cam"}, alice...)
 				if _, stderr := afterlife(t, false, publish...); !strings.Contains(stderr, "not a maintainer of product acme-cam") {
 					t.Errorf("publishing without a grant says %q", stderr)
@@ -143,6 +145,17 @@ func TestAMaintainersJourney(t *testing.T) {
 				out, _ = afterlife(t, true, publish...)
 				if !strings.Contains(out, "acme-cam 0.0.1 on testing") {
 					t.Errorf("publish without --version says %q, want the recipe's 0.0.1", out)
+				}
+				resp, err := http.Get(srv.URL + "/products/acme-cam")
+				if err != nil {
+					t.Fatal(err)
+				}
+				page, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				for _, want := range []string{"<p>Do not install: this recipe exists to show an unreproducible build.</p>", "From the people who build this firmware", "None: it produces no firmware."} {
+					if !strings.Contains(string(page), want) {
+						t.Errorf("the product page lacks %q", want)
+					}
 				}
 				out, _ = afterlife(t, true, append([]string{"admin", "maintainer", "revoke", "acme-cam", "--name", "alice"}, admin...)...)
 				if !strings.Contains(out, "token alice may no longer publish releases of acme-cam") {

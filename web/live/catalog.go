@@ -133,10 +133,17 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 			page.Channels = append(page.Channels, *ch)
 		}
 	}
-	for _, para := range strings.Split(strings.TrimSpace(pr.RiskNotes), "\n\n") {
-		if para = strings.TrimSpace(para); para != "" {
-			page.RiskNotes = append(page.RiskNotes, para)
+	page.RiskNotes = paragraphs(pr.RiskNotes)
+	// The recipe's own risk notes travel with its build: those of the
+	// newest release that is not yanked.
+	for _, r := range ov.Releases {
+		if r.Yanked || r.BuildID == "" {
+			continue
 		}
+		if b, err := a.p.Farm.Build(ctx, r.BuildID); err == nil {
+			page.RecipeRiskNotes = paragraphs(b.Spec.RiskNotes)
+		}
+		break
 	}
 	sort.SliceStable(page.Timeline, func(i, j int) bool { return page.Timeline[i].At.Before(page.Timeline[j].At) })
 	return page, nil
@@ -266,4 +273,15 @@ func (a Catalog) releaseEntries(ctx context.Context, ov registry.Overview) map[s
 		return nil
 	}
 	return m
+}
+
+// paragraphs splits text at blank lines.
+func paragraphs(text string) []string {
+	var out []string
+	for _, para := range strings.Split(strings.TrimSpace(text), "\n\n") {
+		if para = strings.TrimSpace(para); para != "" {
+			out = append(out, para)
+		}
+	}
+	return out
 }
