@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -75,6 +76,38 @@ func TestAMaintainersJourney(t *testing.T) {
 			bob := token("--name", "bob", "--role", "maintainer")
 			afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "CAM-200"}, vendor...)...)
 
+			t.Run("recipe inputs prints a released deposit's files as an inputs block lint accepts", func(t *testing.T) {
+				dir := t.TempDir()
+				pkg := filepath.Join(dir, "cam-src")
+				if err := os.MkdirAll(filepath.Join(pkg, "firmware"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(pkg, "firmware", "main.c"), []byte("int main(void) { return 0; }\n"), 0o644)
+				os.WriteFile(filepath.Join(pkg, "datasheet.pdf"), []byte("%PDF datasheet"), 0o644)
+				out, _ := afterlife(t, true, append([]string{"vendor", "deposit", "--product", "acme-cam", "--policy", "immediate",
+					"--state", filepath.Join(dir, "state"), "--receipt", filepath.Join(dir, "receipt.json"), pkg}, vendor...)...)
+				m := regexp.MustCompile(`dep_[0-9a-z]+`).FindString(out)
+				if m == "" {
+					t.Fatalf("the deposit printed no id:\n%s", out)
+				}
+				block, _ := afterlife(t, true, "recipe", "inputs", m, "--kind", "source", "--under", "vendor", "--server", srv.URL)
+				if !strings.Contains(block, `as: "vendor/firmware/main.c" # source`) || strings.Contains(block, "datasheet") {
+					t.Errorf("recipe inputs --kind source --under vendor printed:\n%s", block)
+				}
+				ex, err := examples.Dir("unreproducible")
+				if err != nil {
+					t.Fatal(err)
+				}
+				y, err := fs.ReadFile(ex, "afterlife.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				file := filepath.Join(dir, "afterlife.yaml")
+				os.WriteFile(file, append(y, block...), 0o644)
+				if out, _ := afterlife(t, true, "recipe", "lint", file); strings.Contains(out, "error") {
+					t.Errorf("lint of the recipe with the printed inputs:\n%s", out)
+				}
+			})
 			var unreproID string
 			t.Run("submit --wait prints a short verdict with the build's web address", func(t *testing.T) {
 				out, stderr := afterlife(t, false, append([]string{"recipe", "submit", "--repo", "file://" + unrepro, "--ref", "HEAD", "--wait", "10m"}, alice...)...)
