@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"html"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +48,7 @@ func TestTheClientCommandsOfEveryPartReachTheServer(t *testing.T) {
 		contains(t, out, "acme-ci")
 	})
 	t.Run("a vendor checks in, registers a product, deposits and verifies the receipt offline", func(t *testing.T) {
-		out, _ := run(t, true, append([]string{"vendor", "checkin", "--org", "acme"}, vendor...)...)
+		out, _ := run(t, true, append([]string{"vendor", "checkin"}, vendor...)...)
 		contains(t, out, "checked in for acme at")
 		out, _ = run(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "CAM-200"}, vendor...)...)
 		contains(t, out, "product acme-cam registered (acme CAM-200, status supported)")
@@ -65,6 +67,25 @@ func TestTheClientCommandsOfEveryPartReachTheServer(t *testing.T) {
 		contains(t, out, "committed: 1 file(s)")
 		out, _ = run(t, true, "vendor", "verify-receipt", receipt, "--key", keyFile)
 		contains(t, out, "receipt valid: deposit dep_")
+
+		// The key exactly as served at /v1/escrow/receipt-key, saved by curl.
+		resp, err := http.Get(srv.URL + "/v1/escrow/receipt-key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		servedFile := filepath.Join(dir, "receipt-key.json")
+		if err := os.WriteFile(servedFile, served, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, _ = run(t, true, "vendor", "verify-receipt", receipt, "--key", servedFile)
+		contains(t, out, "receipt valid: deposit dep_")
+
+		out, _ = run(t, true, append([]string{"vendor", "deposits", "--output", "table"}, vendor...)...)
+		contains(t, out, "acme-cam  sealed  on=2099-01-01")
+		contains(t, out, "2099-01-01")
+		contains(t, out, "(on)")
 	})
 	t.Run("a trustee makes a key and an admin registers it", func(t *testing.T) {
 		pub, _ := run(t, true, "trustee", "keygen", filepath.Join(dir, "alice.key"))
@@ -158,6 +179,7 @@ func TestListAndShowCommandsOfferTableAndJSON(t *testing.T) {
 	for _, path := range [][]string{
 		{"build", "list"}, {"build", "show"}, {"release", "list"},
 		{"admin", "token", "list"}, {"admin", "org", "list"}, {"admin", "whoami"},
+		{"admin", "maintainer", "list"}, {"recipe", "list"}, {"vendor", "deposits"},
 	} {
 		cmd, _, err := newRootCmd().Find(path)
 		if err != nil {

@@ -4,16 +4,21 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/escrow/client"
+	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/escrow/wire"
 	apicli "github.com/afterlife-oss/afterlife/internal/cli"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
 )
 
@@ -95,11 +100,26 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 	checkin := &cobra.Command{
 		Use:   "checkin",
 		Short: "Check in: the vendor is alive, so dead-man policies do not fire",
-		Args:  cobra.NoArgs,
+		Long: `Check in for the vendor organisation of your token: every dead-man deadline of its
+deposits moves to now plus the policy's period. --org is needed only with an admin token.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ec, err := escrowClient(cmd, &cf)
 			if err != nil {
 				return err
+			}
+			if org == "" {
+				var who struct {
+					Role string `json:"role"`
+					Org  string `json:"org"`
+				}
+				if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &who); err != nil {
+					return err
+				}
+				if who.Org == "" {
+					return errs.E(errs.Invalid, "this %s token belongs to no organisation: give --org", apicli.Dash(who.Role))
+				}
+				org = who.Org
 			}
 			at, err := ec.Checkin(cmd.Context(), org)
 			if err != nil {
@@ -109,8 +129,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			return nil
 		},
 	}
-	checkin.Flags().StringVar(&org, "org", "", "vendor organisation (required)")
-	_ = checkin.MarkFlagRequired("org")
+	checkin.Flags().StringVar(&org, "org", "", "vendor organisation (default: your token's)")
 
 	var keyFile string
 	verify := &cobra.Command{
@@ -149,7 +168,45 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(deposit, checkin, verify, receiptKey)
+	var listProduct string
+	var listOut apicli.Output
+	deposits := &cobra.Command{
+		Use:   "deposits",
+		Short: "List your deposits: state, release policy and the next deadline",
+		Long: `List the deposits your token may see (a vendor's own, sealed ones included), newest first,
+with the release policy and when it next fires on its own: the date of an on= rule, or the
+dead-man deadline counted from the seal or your last check-in (afterlife vendor checkin
+moves it). A quorum waits for its trustees and has no deadline.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/deposits?product="+url.QueryEscape(listProduct), nil, &raw); err != nil {
+				return err
+			}
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Deposits []wire.Deposit `json:"deposits"`
+				}
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode deposits: %w", err)
+				}
+				checkins := map[string]time.Time{}
+				fmt.Fprintln(tw, "ID\tPRODUCT\tSTATE\tPOLICY\tNEXT DEADLINE\tFILES\tSEALED")
+				for _, d := range out.Deposits {
+					next := "-"
+					if d.State == wire.Sealed {
+						next = nextDeadline(cmd, &cf, d, checkins)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Product, d.State, d.Policy, next, d.Files, apicli.Day(d.SealedAt))
+				}
+				return nil
+			})
+		},
+	}
+	deposits.Flags().StringVar(&listProduct, "product", "", "only this product's deposits")
+	listOut.Add(deposits)
+
+	cmd.AddCommand(deposit, deposits, checkin, verify, receiptKey)
 	for _, m := range more {
 		cmd.AddCommand(m(&cf))
 	}
@@ -220,4 +277,31 @@ func TrusteeCommand() *cobra.Command {
 	_ = approve.MarkFlagRequired("key")
 	cmd.AddCommand(keygen, add, approve)
 	return cmd
+}
+
+// nextDeadline says when a sealed deposit's policy next fires on its own,
+// reading the org's last check-in once per org (into checkins).
+func nextDeadline(cmd *cobra.Command, cf *apicli.Flags, d wire.Deposit, checkins map[string]time.Time) string {
+	p, err := policy.Parse(d.Policy)
+	if err != nil {
+		return "-"
+	}
+	last, ok := checkins[d.Org]
+	if !ok && p.DeadMan != nil {
+		var c struct {
+			At string `json:"at"`
+		}
+		if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/vendors/"+url.PathEscape(d.Org)+"/checkin", nil, &c); err == nil && c.At != "" {
+			last, _ = time.Parse(time.RFC3339Nano, c.At)
+		}
+		checkins[d.Org] = last
+	}
+	at, rule := p.NextDeadline(d.SealedAt, last)
+	if at.IsZero() {
+		if p.Quorum != nil {
+			return "when trustees approve"
+		}
+		return "-"
+	}
+	return apicli.Day(at) + " (" + rule + ")"
 }
