@@ -99,6 +99,18 @@ func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 }
 
+// splitLines splits a field with one entry per line: device ids, since a
+// device-tree id (dt:acme,cam200) holds a comma.
+func splitLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func (s *Site) vendorCreateProduct(c *gin.Context) {
 	f := NewProductForm{
 		Model:     strings.TrimSpace(c.PostForm("model")),
@@ -106,7 +118,7 @@ func (s *Site) vendorCreateProduct(c *gin.Context) {
 		DeviceIDs: c.PostForm("device_ids"),
 		EOL:       strings.TrimSpace(c.PostForm("eol")),
 	}
-	np := NewProduct{Model: f.Model, HardwareRevisions: splitList(f.Revisions), DeviceIDs: splitList(f.DeviceIDs)}
+	np := NewProduct{Model: f.Model, HardwareRevisions: splitList(f.Revisions), DeviceIDs: splitLines(f.DeviceIDs)}
 	var err error
 	if f.Model == "" {
 		err = errs.E(errs.Invalid, "the model name is required")

@@ -329,8 +329,8 @@ func TestVendorCreatesProductAndDeposits(t *testing.T) {
 			t.Fatalf("status %d", w.Code)
 		}
 	})
-	t.Run("a product is registered", func(t *testing.T) {
-		w := c.postForm("/vendor/products", url.Values{"csrf": {tok}, "model": {"Hub 9"}, "device_ids": {"acme:hub9, usb:1:2"}, "eol": {"2027-01-31"}})
+	t.Run("a product is registered with one device id per line, a device-tree id keeping its comma", func(t *testing.T) {
+		w := c.postForm("/vendor/products", url.Values{"csrf": {tok}, "model": {"Hub 9"}, "device_ids": {"dt:acme,hub9\r\n usb:1:2 \n\n"}, "eol": {"2027-01-31"}})
 		if w.Code != 303 {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
@@ -338,7 +338,7 @@ func TestVendorCreatesProductAndDeposits(t *testing.T) {
 			t.Errorf("no confirmation")
 		}
 		p, err := d.catalog.Product(t.Context(), "acme-hub-9")
-		if err != nil || len(p.DeviceIDs) != 2 || p.EOL.Year() != 2027 {
+		if err != nil || strings.Join(p.DeviceIDs, " ") != "dt:acme,hub9 usb:1:2" || p.EOL.Year() != 2027 {
 			t.Fatalf("product = %+v, %v", p, err)
 		}
 	})

@@ -50,8 +50,24 @@ func TestTheClientCommandsOfEveryPartReachTheServer(t *testing.T) {
 	t.Run("a vendor checks in, registers a product, deposits and verifies the receipt offline", func(t *testing.T) {
 		out, _ := run(t, true, append([]string{"vendor", "checkin"}, vendor...)...)
 		contains(t, out, "checked in for acme at")
-		out, _ = run(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "CAM-200"}, vendor...)...)
+		_, stderr := run(t, false, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "CAM-200",
+			"--device-ids", "usb:1d6b:0104,dt:acme,cam200"}, vendor...)...)
+		contains(t, stderr, "only dt: ids contain commas")
+		out, _ = run(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "CAM-200",
+			"--device-id", "usb:1d6b:0104", "--device-id", "dt:acme,cam200"}, vendor...)...)
 		contains(t, out, "product acme-cam registered (acme CAM-200, status supported)")
+		resp, err := http.Get(srv.URL + "/v1/products/acme-cam")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			DeviceIDs []string `json:"device_ids"`
+		}
+		json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if strings.Join(p.DeviceIDs, " ") != "dt:acme,cam200 usb:1d6b:0104" && strings.Join(p.DeviceIDs, " ") != "usb:1d6b:0104 dt:acme,cam200" {
+			t.Errorf("the product's device ids are %q", p.DeviceIDs)
+		}
 		key, _ := run(t, true, append([]string{"vendor", "receipt-key"}, vendor...)...)
 		keyFile := filepath.Join(dir, "receipt.pub")
 		if err := os.WriteFile(keyFile, []byte(key), 0o644); err != nil {
@@ -69,7 +85,7 @@ func TestTheClientCommandsOfEveryPartReachTheServer(t *testing.T) {
 		contains(t, out, "receipt valid: deposit dep_")
 
 		// The key exactly as served at /v1/escrow/receipt-key, saved by curl.
-		resp, err := http.Get(srv.URL + "/v1/escrow/receipt-key")
+		resp, err = http.Get(srv.URL + "/v1/escrow/receipt-key")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -183,15 +183,16 @@ func releaseTable(tw io.Writer, releases []release) error {
 func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	var reg registration
 	var revisions, deviceIDs string
+	var deviceIDList []string
 	cmd := &cobra.Command{
 		Use:   "product",
 		Short: "Register a product",
 		Example: `  afterlife vendor product --id acme-cam200 --vendor acme --model "CAM-200" \
-      --revisions A,B --device-ids usb:1d6b:0104,dt:acme,cam200 --eol 2027-06-30`,
+      --revisions A,B --device-id usb:1d6b:0104 --device-id dt:acme,cam200 --eol 2027-06-30`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg.Revisions = splitList(revisions, ",")
-			reg.DeviceIDs = splitList(deviceIDs, "")
+			reg.DeviceIDs = append(splitList(deviceIDs, ""), deviceIDList...)
 			var out product
 			if err := cf.Call(cmd.Context(), http.MethodPost, "/v1/products", reg, &out); err != nil {
 				return err
@@ -204,8 +205,10 @@ func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	cmd.Flags().StringVar(&reg.Vendor, "vendor", "", "vendor organisation (required)")
 	cmd.Flags().StringVar(&reg.Model, "model", "", "model name as printed on the device (required)")
 	cmd.Flags().StringVar(&revisions, "revisions", "", "hardware revisions, comma separated")
-	// Device ids may contain commas (dt:acme,cam200), so they are separated by spaces or semicolons too.
-	cmd.Flags().StringVar(&deviceIDs, "device-ids", "", "ids devices report, separated by ';' (e.g. usb:1d6b:0104;dt:acme,cam200)")
+	// Device ids may contain commas (dt:acme,cam200): one per flag.
+	cmd.Flags().StringArrayVar(&deviceIDList, "device-id", nil, "an id devices of this model report, e.g. usb:1d6b:0104 or dt:acme,cam200; repeat the flag for each")
+	cmd.Flags().StringVar(&deviceIDs, "device-ids", "", "ids separated by ';' or spaces (older form of --device-id)")
+	_ = cmd.Flags().MarkHidden("device-ids")
 	cmd.Flags().StringVar(&reg.EOL, "eol", "", "end-of-life date, YYYY-MM-DD")
 	cmd.Flags().StringVar(&reg.RiskNotes, "risk-notes", "", "what owners should know before installing community firmware")
 	for _, f := range []string{"id", "vendor", "model"} {
