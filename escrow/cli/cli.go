@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,6 +51,7 @@ keep dead-man policies from firing by checking in, and verify receipts offline.`
 	cf.Add(cmd)
 
 	var opts client.DepositOptions
+	var yes bool
 	deposit := &cobra.Command{
 		Use:   "deposit --product ID --policy POLICY PATH...",
 		Short: "Deposit files and directories into escrow; resumes after a dropped connection",
@@ -57,7 +59,8 @@ keep dead-man policies from firing by checking in, and verify receipts offline.`
 stored as links, never followed out of the tree). Each file is tagged spec, source,
 toolchain, keys or other from its path, or from --kinds (a YAML map path: kind).
 
-The upload streams with a progress bar. If the connection drops or the command is
+Before anything is sent, the command says what becomes public when, and on a terminal
+asks to go on (--yes skips the question). The upload streams with a progress bar. If the connection drops or the command is
 interrupted, run it again: finished files are not sent again. On success the
 server's signed receipt is written next to you (--receipt).
 
@@ -76,6 +79,21 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 				return err
 			}
 			opts.Paths = args
+			if !yes {
+				when, err := publicWhen(opts.Policy, time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "This deposit of %s for product %s is sealed, encrypted and private until its policy fires.\n%s\nEverything in it becomes public then, keys included, and a deposit is never changed or deleted.\n",
+					strings.Join(args, ", "), opts.Product, when)
+				ok, err := apicli.Confirm(cmd, "Deposit?")
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errs.E(errs.Invalid, "deposit cancelled: nothing was sent")
+				}
+			}
 			res, err := ec.Deposit(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -88,6 +106,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			return nil
 		},
 	}
+	deposit.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (on a terminal the command says what becomes public when, and asks)")
 	deposit.Flags().StringVar(&opts.Product, "product", "", "product id (required)")
 	deposit.Flags().StringVar(&opts.Policy, "policy", "", "release policy, required: "+client.PolicyChoices)
 	deposit.Flags().StringVar(&opts.KindsFile, "kinds", "", "YAML file mapping paths to kinds, overriding the inferred ones")
@@ -304,4 +323,45 @@ func nextDeadline(cmd *cobra.Command, cf *apicli.Flags, d wire.Deposit, checkins
 		return "-"
 	}
 	return apicli.Day(at) + " (" + rule + ")"
+}
+
+// publicWhen says in words when a deposit under policy text p becomes
+// public, each rule on a line.
+func publicWhen(p string, now time.Time) (string, error) {
+	pol, err := policy.Parse(p)
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	if pol.Immediate {
+		lines = append(lines, "It becomes public as soon as the upload is committed.")
+	}
+	if !pol.On.IsZero() {
+		lines = append(lines, "It becomes public on "+pol.On.UTC().Format("Monday 2 January 2006 at 15:04 UTC")+".")
+	}
+	if d := pol.DeadMan; d != nil {
+		lines = append(lines, fmt.Sprintf("It becomes public if your organisation does not check in (afterlife vendor checkin) for %s plus %s of grace: first on %s unless you check in.",
+			days(d.Every), days(d.Grace), pol.DeadManDeadlineFrom(now).UTC().Format("2 January 2006 15:04 UTC")))
+	}
+	if q := pol.Quorum; q != nil {
+		lines = append(lines, fmt.Sprintf("It becomes public when %d of the trustees %s approve.", q.K, strings.Join(q.Trustees, ", ")))
+	}
+	if len(lines) > 1 {
+		lines = append([]string{"Whichever comes first:"}, lines...)
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// days is a period in days, or hours and minutes when shorter.
+func days(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		n := int(d / (24 * time.Hour))
+		if n == 1 {
+			return "1 day"
+		}
+		return fmt.Sprintf("%d days", n)
+	default:
+		return d.String()
+	}
 }

@@ -257,6 +257,15 @@ func (r DeadManRule) Deadline(sealedAt, lastCheckin time.Time) time.Time {
 	return base.Add(r.Every).Add(r.Grace)
 }
 
+// DeadManDeadlineFrom is when the dead-man rule fires for a deposit sealed
+// at sealedAt that is never checked in for; zero without a dead-man rule.
+func (p Policy) DeadManDeadlineFrom(sealedAt time.Time) time.Time {
+	if p.DeadMan == nil {
+		return time.Time{}
+	}
+	return p.DeadMan.Deadline(sealedAt, time.Time{})
+}
+
 // NextDeadline is the earliest instant a rule of time fires (the date, or
 // the dead-man deadline after sealedAt and lastCheckin) and which rule it
 // is; zero and "" when no rule is of time (immediate already fired; a

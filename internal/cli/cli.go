@@ -8,6 +8,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -238,4 +239,28 @@ func (o *Output) Print(w io.Writer, answer json.RawMessage, table func(tw io.Wri
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// Confirm asks question on cmd's error stream and reads a yes or no from
+// its input, when someone can answer: the input is a terminal, or a test
+// set it (cmd.SetIn). Otherwise, as in a script, it answers yes: the
+// question was the command's output and the caller's --yes is implied.
+func Confirm(cmd *cobra.Command, question string) (bool, error) {
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && (f != os.Stdin || !term.IsTerminal(int(f.Fd()))) {
+		return true, nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		return false, err
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }
