@@ -98,6 +98,11 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			if err != nil {
 				return err
 			}
+			if d := res.AlreadyCommitted; d != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "already in escrow: deposit %s of %s (%s since %s) has exactly these files and this policy; nothing was sent.\nA deposit is never changed or deleted: --again deposits a second copy.\n",
+					d.ID, d.Product, d.State, apicli.Day(d.SealedAt))
+				return nil
+			}
 			if res.Resumed {
 				fmt.Fprintf(cmd.ErrOrStderr(), "resumed an earlier upload: %d file(s) were already there\n", res.Skipped)
 			}
@@ -106,6 +111,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			return nil
 		},
 	}
+	deposit.Flags().BoolVar(&opts.Again, "again", false, "deposit even when a committed deposit of the product has exactly these files and this policy")
 	deposit.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (on a terminal the command says what becomes public when, and asks)")
 	deposit.Flags().StringVar(&opts.Product, "product", "", "product id (required)")
 	deposit.Flags().StringVar(&opts.Policy, "policy", "", "release policy, required: "+client.PolicyChoices)
