@@ -4,7 +4,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -96,6 +98,9 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			}
 			res, err := ec.Deposit(cmd.Context(), opts)
 			if err != nil {
+				if errors.Is(err, context.Canceled) || errs.Is(err, errs.Unavailable) {
+					return fmt.Errorf("the deposit stopped before it was committed (%w): run the same command again to resume; files already sent are not sent again", err)
+				}
 				return err
 			}
 			if d := res.AlreadyCommitted; d != nil {

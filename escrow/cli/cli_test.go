@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -68,5 +69,26 @@ func TestADepositSaysWhatBecomesPublicWhenAndAsksFirst(t *testing.T) {
 				t.Errorf("--yes still asked:\n%s", errb.String())
 			}
 		})
+	}
+}
+
+func TestAnInterruptedDepositSaysHowToResume(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "0")
+		http.Error(w, `{"error":{"code":"unavailable","message":"busy"}}`, http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "datasheet.pdf")
+	if err := os.WriteFile(file, []byte("%PDF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := VendorCommand()
+	cmd.SetArgs([]string{"deposit", "--product", "acme-cam", "--policy", "immediate", "--yes", "--server", srv.URL, "--token", "t",
+		"--state", filepath.Join(t.TempDir(), "state"), file})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.ExecuteContext(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "run the same command again to resume") {
+		t.Fatalf("an interrupted deposit says %v", err)
 	}
 }
