@@ -428,7 +428,7 @@ func newDemo(tb testing.TB) *demo {
 		DeviceIDs: []string{"acme:thermo2", "usb:1d6b:0104"}, Status: "handed-over", EOL: t0.AddDate(0, -2, 0),
 		Timeline: []web.TimelineEvent{
 			{At: t0.AddDate(0, -3, 0), Title: "End of life announced", Detail: "Acme stops cloud service."},
-			{At: t0.AddDate(0, -2, 0), Title: "Escrow released", Detail: "The dead-man policy fired."},
+			{At: t0.AddDate(0, -2, 0), Title: "The vendor's files were made public", Detail: "The vendor stopped confirming that it still supports the device."},
 			{At: t0.AddDate(0, 0, -5), Title: "First community release", Detail: "2.0.1 on stable."},
 		},
 		Escrow: []web.EscrowState{

@@ -88,7 +88,7 @@ func TestPagesRender(t *testing.T) {
 		{"a search without results says so", "", "/search?q=nothing-like-this", 200, []string{"No device matches"}},
 		{"the product page shows badge, digest and policy", "", "/products/acme-thermo-2", 200, []string{
 			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,
-			"Released if the vendor misses a check-in", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
+			"public since", `href="/v1/deposits/dep_acme1"`, "still private", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
 			"Hold the reset button", "not supported", `type="application/atom+xml"`, `href="/v1/products/acme-thermo-2"`, "End of life announced"}},
 		{"the product page keeps a yanked release on its channel, marked with its reason, and shows a rollout's stage", "", "/products/acme-thermo-2", 200, []string{
 			`<span class="tag yanked">yanked</span>`, "<strong>Yanked:</strong> drains the battery within a day.", "stage 2 of 4: 10 % of devices"}},
@@ -560,4 +560,21 @@ func TestInstallNotesAreRenderedAsSanitisedMarkdown(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Owners have never heard of escrow: their pages speak of what the vendor
+// left and when it became public, never of deposit ids, policies firing
+// or statuses spelled as the database keeps them.
+func TestOwnerPagesAvoidInternalIdsAndJargon(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	for _, path := range []string{"/products/acme-thermo-2", "/search?q=thermo", "/"} {
+		body := c.get(path).Body.String()
+		text := regexp.MustCompile(`(?s)<[^>]*>`).ReplaceAllString(body, " ")
+		for _, jargon := range []string{"dep_", "Policy fired", "handed-over", "Sealed deposit", "Escrow released"} {
+			if strings.Contains(text, jargon) {
+				t.Errorf("%s shows %q to owners", path, jargon)
+			}
+		}
+	}
 }

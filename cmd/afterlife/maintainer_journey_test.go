@@ -185,9 +185,16 @@ func TestAMaintainersJourney(t *testing.T) {
 				}
 				page, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				for _, want := range []string{"<p>Do not install: this recipe exists to show an unreproducible build.</p>", "From the people who build this firmware", "None: it produces no firmware."} {
+				for _, want := range []string{"<p>Do not install: this recipe exists to show an unreproducible build.</p>", "From the people who build this firmware", "None: it produces no firmware.",
+					"The vendor&#39;s files were made public", "The vendor published them straight away.", "New firmware published", "how it was built"} {
 					if !strings.Contains(string(page), want) {
 						t.Errorf("the product page lacks %q", want)
+					}
+				}
+				text := regexp.MustCompile(`(?s)<[^>]*>`).ReplaceAllString(string(page), " ")
+				for _, jargon := range []string{"dep_", "bld_", "Policy fired", "handed-over", "Escrow released", "maintainer:"} {
+					if strings.Contains(text, jargon) {
+						t.Errorf("the product page shows owners %q", jargon)
 					}
 				}
 				out, _ = afterlife(t, true, append([]string{"admin", "maintainer", "revoke", "acme-cam", "--name", "alice"}, admin...)...)
