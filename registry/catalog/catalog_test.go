@@ -333,7 +333,7 @@ func FuzzParseDeviceID(f *testing.F) {
 func TestDeviceIDsAreCheckedByScheme(t *testing.T) {
 	for _, tc := range []struct {
 		name, id, want string
-		ok           bool
+		ok             bool
 	}{
 		{"a USB id is accepted", "usb:1d6b:0104", "usb:1d6b:0104", true},
 		{"a device-tree id keeps its comma", "dt:acme,cam200", "dt:acme,cam200", true},
