@@ -50,6 +50,8 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	s.registerRolloutRoutes(v1)
 
 	const tag = "tuf"
+	root.GET("/feeds/firmware.atom", httpapi.Op{Public: true, Summary: "Atom feed of new firmware releases, every product", Tag: rel}, s.httpFirmwareFeed)
+	root.GET("/feeds/products/:id/firmware.atom", httpapi.Op{Public: true, Summary: "Atom feed of a product's new firmware releases", Tag: rel}, s.httpFirmwareFeed)
 	root.GET("/tuf/*name", httpapi.Op{Public: true, Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
 	root.HEAD("/tuf/*name", httpapi.Op{Public: true, Summary: "Headers of TUF metadata or a target file", Tag: tag}, s.httpTUF)
 }

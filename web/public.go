@@ -68,7 +68,7 @@ func (s *Site) product(c *gin.Context) {
 	p := s.newPage(c, pp.Vendor+" "+pp.Model, pp)
 	p.APIURL = pp.APIURL
 	if pp.FeedURL != "" {
-		p.Feeds = append([]FeedLink{{Title: pp.Vendor + " " + pp.Model + " releases", URL: pp.FeedURL}}, p.Feeds...)
+		p.Feeds = append([]FeedLink{{Title: "New firmware for the " + pp.Vendor + " " + pp.Model, URL: pp.FeedURL}}, p.Feeds...)
 	}
 	s.render(c, http.StatusOK, "product/show", "", p)
 }

@@ -67,7 +67,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 		Builds: reproducibleBuilds{p.coord}, Escrow: productEscrow{p.escrow}, Farm: productBuilds{p.coord},
 		Now: s.now, Logger: s.log.With("part", "registry"), ReplicaID: s.cfg.ReplicaID,
 		MaxUpdateLoad: s.cfg.MaxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, ReportsPerNetwork: s.cfg.ReportsPerNetwork,
-		ReceiptKey: receiptKey, Metrics: s.metrics,
+		ReceiptKey: receiptKey, Metrics: s.metrics, BaseURL: s.cfg.PublicURL,
 		TimestampMargin: s.cfg.TimestampExpiry / 4,
 	})
 	if err != nil {
@@ -85,7 +85,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	deps.Log = s.log.With("part", "web")
 	site, err := web.New(deps, web.Options{
 		CSRFSecret: secret, SecureCookies: len(s.cfg.PublicURL) > 8 && s.cfg.PublicURL[:8] == "https://",
-		Feeds:      []web.FeedLink{{Title: "Escrow releases", URL: "/feeds/releases.atom"}},
+		Feeds:      []web.FeedLink{{Title: "New firmware, every device", URL: "/feeds/firmware.atom"}, {Title: "Vendor files made public", URL: "/feeds/releases.atom"}},
 		APIDocsURL: "/v1/openapi.json", MaxUpload: s.cfg.MaxFileSize,
 	})
 	if err != nil {

@@ -79,7 +79,7 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	pr := ov.Product
 	page := &web.ProductPage{
 		ID: pr.ID, Vendor: pr.Vendor, Model: pr.Model, HardwareRevisions: pr.Revisions, DeviceIDs: pr.DeviceIDs,
-		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/releases.atom",
+		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/products/" + pr.ID + "/firmware.atom",
 	}
 	if !pr.EOL.IsZero() {
 		page.Timeline = append(page.Timeline, web.TimelineEvent{At: pr.EOL, Title: "End of life", Detail: "The vendor's support ends."})
