@@ -419,9 +419,19 @@ func newDemo(tb testing.TB) *demo {
 	d := &demo{
 		catalog: &fakeCatalog{products: map[string]*web.ProductPage{}, owner: map[string]string{}, files: map[string][]byte{"thermo-2.0.1.bin": fw, "attestation.json": []byte(`{"_type":"https://in-toto.io/Statement/v1"}`), "receipt.json": []byte(`{}`)}},
 		farm:    &fakeFarm{builds: map[string]*web.BuildPage{}, steps: map[string]int{}, logs: map[string]string{}},
-		escrow:  &fakeEscrow{deposits: map[string]*fakeDeposit{}},
-		admin:   &fakeAdmin{tokens: []web.TokenRow{{ID: "tok_1", Name: "acme-ci", Role: "vendor", Org: "acme", CreatedAt: t0}}},
-		fw:      fw,
+		escrow: &fakeEscrow{deposits: map[string]*fakeDeposit{
+			// Released, browsed from the product page; not in order, so
+			// no vendor lists it.
+			"dep_acme1": {sum: web.DepositSummary{ID: "dep_acme1", ProductID: "acme-thermo-2", State: "released", CreatedAt: t0.AddDate(-1, 0, 0)},
+				manifest: map[string]web.ManifestEntry{
+					"docs/schematics.pdf": {Path: "docs/schematics.pdf", Size: 48213, SHA256: strings.Repeat("c", 64), Kind: "spec"},
+					"src/main.c":          {Path: "src/main.c", Size: 912, SHA256: strings.Repeat("d", 64), Kind: "source"},
+				}},
+			"dep_quorum": {sum: web.DepositSummary{ID: "dep_quorum", ProductID: "acme-thermo-2", State: "sealed", CreatedAt: t0.AddDate(0, -1, 0)},
+				manifest: map[string]web.ManifestEntry{"keys/signing.key": {Path: "keys/signing.key", Size: 32, SHA256: strings.Repeat("e", 64), Kind: "keys"}}},
+		}},
+		admin: &fakeAdmin{tokens: []web.TokenRow{{ID: "tok_1", Name: "acme-ci", Role: "vendor", Org: "acme", CreatedAt: t0}}},
+		fw:    fw,
 	}
 	d.catalog.products["acme-thermo-2"] = &web.ProductPage{
 		ID: "acme-thermo-2", Vendor: "Acme", Model: "Thermo 2", HardwareRevisions: []string{"rev-a", "rev-b"},
@@ -432,7 +442,7 @@ func newDemo(tb testing.TB) *demo {
 			{At: t0.AddDate(0, 0, -5), Title: "First community release", Detail: "2.0.1 on stable."},
 		},
 		Escrow: []web.EscrowState{
-			{DepositID: "dep_acme1", Policy: web.Policy{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7, LastCheckIn: t0.AddDate(0, -4, 0), NextDeadline: t0.AddDate(0, -3, 7)}, Released: true, SealedAt: t0.AddDate(-1, 0, 0), ReleasedAt: t0.AddDate(0, -2, 0), URL: "/v1/deposits/dep_acme1"},
+			{DepositID: "dep_acme1", Policy: web.Policy{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7, LastCheckIn: t0.AddDate(0, -4, 0), NextDeadline: t0.AddDate(0, -3, 7)}, Released: true, SealedAt: t0.AddDate(-1, 0, 0), ReleasedAt: t0.AddDate(0, -2, 0), URL: "/deposits/dep_acme1"},
 			{DepositID: "dep_quorum", Policy: web.Policy{Kind: "quorum", Quorum: 2, Trustees: 3, Approvals: []string{"trustee-ana"}}, SealedAt: t0.AddDate(0, -1, 0)},
 		},
 		Channels: []web.Channel{
@@ -535,4 +545,24 @@ func (r *fakeReleases) Rollout(_ context.Context, p principal.Principal, id stri
 	defer r.mu.Unlock()
 	r.last = f
 	return nil
+}
+
+func (e *fakeEscrow) DepositFiles(_ context.Context, p principal.Principal, id string) (*web.DepositFiles, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.deposits[id]
+	if !ok || (d.sum.State != "released" && p.Role != principal.Admin && p.Role != principal.Vendor) {
+		return nil, errs.E(errs.NotFound, "deposit %s not found", id)
+	}
+	out := &web.DepositFiles{ID: id, ProductID: d.sum.ProductID, Released: d.sum.State == "released", SealedAt: d.sum.CreatedAt, JSONURL: "/v1/deposits/" + id}
+	paths := make([]string, 0, len(d.manifest))
+	for p := range d.manifest {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		m := d.manifest[p]
+		out.Files = append(out.Files, web.DepositFile{Path: p, Kind: m.Kind, SHA256: m.SHA256, Size: m.Size, URL: "/v1/deposits/" + id + "/files/" + p})
+	}
+	return out, nil
 }

@@ -110,3 +110,16 @@ func (s *Site) jobLog(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", ch.Data)
 }
+
+// depositFiles is the file list of a deposit ("Browse the released
+// files"); its JSON stays at /v1/deposits/:id.
+func (s *Site) depositFiles(c *gin.Context) {
+	df, err := s.deps.Escrow.DepositFiles(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := s.newPage(c, "Files left for "+df.ProductID, df)
+	p.APIURL = df.JSONURL
+	s.render(c, http.StatusOK, "deposit/files", "", p)
+}

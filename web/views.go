@@ -64,6 +64,28 @@ type Escrow interface {
 	// CheckIn records a dead-man check-in for every dead-man policy of
 	// p's organisation.
 	CheckIn(ctx context.Context, p principal.Principal) error
+	// DepositFiles lists a deposit's files as p may see them: a released
+	// deposit's for anyone, a sealed one's for its vendor and admins;
+	// NotFound otherwise.
+	DepositFiles(ctx context.Context, p principal.Principal, id string) (*DepositFiles, error)
+}
+
+// DepositFiles is the file list of a deposit.
+type DepositFiles struct {
+	ID, ProductID string
+	Released      bool
+	SealedAt      time.Time
+	ReleasedAt    time.Time
+	Files         []DepositFile
+	JSONURL       string // the deposit and its manifest in the API
+}
+
+// DepositFile is one file of a deposit.
+type DepositFile struct {
+	Path, Kind, SHA256 string
+	Size               int64
+	Link               string // a symbolic link's target; no download
+	URL                string // where it downloads; empty for a link
 }
 
 // Admin is the operators' view: builders, scrubs, approvals, tokens.

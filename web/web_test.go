@@ -88,7 +88,7 @@ func TestPagesRender(t *testing.T) {
 		{"a search without results says so", "", "/search?q=nothing-like-this", 200, []string{"No device matches"}},
 		{"the product page shows badge, digest and policy", "", "/products/acme-thermo-2", 200, []string{
 			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,
-			"public since", `href="/v1/deposits/dep_acme1"`, "still private", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
+			"public since", `href="/deposits/dep_acme1"`, "still private", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
 			"Hold the reset button", "not supported", `type="application/atom+xml"`, `href="/v1/products/acme-thermo-2"`, "End of life announced"}},
 		{"the product page keeps a yanked release on its channel, marked with its reason, and shows a rollout's stage", "", "/products/acme-thermo-2", 200, []string{
 			`<span class="tag yanked">yanked</span>`, "<strong>Yanked:</strong> drains the battery within a day.", "stage 2 of 4: 10 % of devices"}},
@@ -576,5 +576,21 @@ func TestOwnerPagesAvoidInternalIdsAndJargon(t *testing.T) {
 				t.Errorf("%s shows %q to owners", path, jargon)
 			}
 		}
+	}
+}
+
+func TestBrowsingTheReleasedFilesShowsAFileListWithItsJSON(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	w := c.get("/deposits/dep_acme1")
+	body := w.Body.String()
+	for _, want := range []string{"Files the vendor left", `href="/v1/deposits/dep_acme1/files/src/main.c"`, "docs/schematics.pdf", "spec", "47.1 KiB",
+		`href="/v1/deposits/dep_acme1" type="application/json"`, "public since"} {
+		if w.Code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET /deposits/dep_acme1: %d, lacks %q", w.Code, want)
+		}
+	}
+	if w := c.get("/deposits/dep_quorum"); w.Code != 404 || strings.Contains(w.Body.String(), "signing.key") {
+		t.Errorf("a sealed deposit's files, anonymously: %d", w.Code)
 	}
 }

@@ -90,6 +90,15 @@ func TestAMaintainersJourney(t *testing.T) {
 				if m == "" {
 					t.Fatalf("the deposit printed no id:\n%s", out)
 				}
+				resp, err := http.Get(srv.URL + "/deposits/" + m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.Contains(string(files), `href="/v1/deposits/`+m+`/files/firmware/main.c"`) {
+					t.Errorf("the released files page: %d\n%.600s", resp.StatusCode, files)
+				}
 				block, _ := afterlife(t, true, "recipe", "inputs", m, "--kind", "source", "--under", "vendor", "--server", srv.URL)
 				if !strings.Contains(block, `as: "vendor/firmware/main.c" # source`) || strings.Contains(block, "datasheet") {
 					t.Errorf("recipe inputs --kind source --under vendor printed:\n%s", block)

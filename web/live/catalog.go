@@ -108,7 +108,7 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 		for _, d := range ov.Escrow.Public {
 			page.Escrow = append(page.Escrow, web.EscrowState{
 				DepositID: d.ID, Policy: pagePolicy(d.Policy), Released: true, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt,
-				URL: "/v1/deposits/" + d.ID,
+				URL: "/deposits/" + d.ID,
 			})
 			ev := web.TimelineEvent{At: d.ReleasedAt, Title: "The vendor's files were made public", Detail: whyPublic(d.Fired)}
 			if idx, ok := releases[d.ID]; ok {
