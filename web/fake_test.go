@@ -555,6 +555,9 @@ func (e *fakeEscrow) DepositFiles(_ context.Context, p principal.Principal, id s
 		return nil, errs.E(errs.NotFound, "deposit %s not found", id)
 	}
 	out := &web.DepositFiles{ID: id, ProductID: d.sum.ProductID, Released: d.sum.State == "released", SealedAt: d.sum.CreatedAt, JSONURL: "/v1/deposits/" + id}
+	if out.Released {
+		out.ReleasedAt = t0.AddDate(0, -2, 0)
+	}
 	paths := make([]string, 0, len(d.manifest))
 	for p := range d.manifest {
 		paths = append(paths, p)

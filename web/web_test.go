@@ -585,7 +585,7 @@ func TestBrowsingTheReleasedFilesShowsAFileListWithItsJSON(t *testing.T) {
 	w := c.get("/deposits/dep_acme1")
 	body := w.Body.String()
 	for _, want := range []string{"Files the vendor left", `href="/v1/deposits/dep_acme1/files/src/main.c"`, "docs/schematics.pdf", "spec", "47.1 KiB",
-		`href="/v1/deposits/dep_acme1" type="application/json"`, "public since"} {
+		`href="/v1/deposits/dep_acme1" type="application/json"`, "public since 20 Sep 2026"} {
 		if w.Code != 200 || !strings.Contains(body, want) {
 			t.Errorf("GET /deposits/dep_acme1: %d, lacks %q", w.Code, want)
 		}
