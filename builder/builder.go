@@ -43,6 +43,9 @@ type Spec struct {
 	// Install carries the recipe's install notes to the release; builders
 	// ignore it.
 	Install string `json:"install,omitempty"`
+	// RiskNotes carries the recipe's own risk notes to the product page;
+	// builders ignore it.
+	RiskNotes string `json:"risk_notes,omitempty"`
 }
 
 // RecipeRef pins the recipe that is built.

@@ -107,7 +107,7 @@ func newEnv(t *testing.T, d *db.DB, o envOptions) *env {
 	}
 	e.svc, err = New(ctx, Options{
 		DB: d, Blobs: e.blobs, TUF: e.repo, Catalog: e.cat, Builds: e.farm, Now: e.clock.now,
-		MaxUpdateLoad: o.maxUpdateLoad, ReportsPerHour: o.reportsPerHour, ReplicaID: "replica-a",
+		MaxUpdateLoad: o.maxUpdateLoad, ReportsPerHour: o.reportsPerHour, ReplicaID: "replica-a", BaseURL: "https://registry.example",
 	})
 	if err != nil {
 		t.Fatal(err)

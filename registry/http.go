@@ -27,7 +27,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.Fast(http.MethodGet, "/devices/updates", s.fastUpdates)
 	v1.POST("/devices/reports", httpapi.Op{Public: true, Summary: "Report how an install went (anonymous; counts only with a download receipt; rate-limited per source network)", Tag: dev, MaxBody: maxReportBody}, s.httpReport)
 
-	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPublish)
+	v1.POST("/releases", httpapi.Op{Summary: "Publish a reproducible build as a release (version defaults to the recipe's)", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPublish)
 	v1.GET("/releases", httpapi.Op{Public: true, Summary: "List releases (?product=)", Tag: rel}, s.httpList)
 	v1.GET("/releases/:id", httpapi.Op{Public: true, Summary: "A release", Tag: rel}, s.httpGet)
 	v1.POST("/releases/:id/promote", httpapi.Op{Summary: "Promote a release from testing to stable", Roles: []principal.Role{principal.Maintainer}, Scope: httpapi.Granted, Tag: rel}, s.httpPromote)
@@ -45,12 +45,15 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.POST("/products/:id/pullback-policy", httpapi.Op{Summary: "Set when a product's releases are pulled back (admin or the product's vendor)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: prod}, s.httpSetPolicy)
 	v1.GET("/products/:id/maintainers", httpapi.Op{Public: true, Summary: "Maintainers allowed to release a product", Tag: prod}, s.httpMaintainers)
 	v1.POST("/products/:id/maintainers", httpapi.Op{Summary: "Allow a maintainer (token name or org) to release a product", Roles: []principal.Role{principal.Admin}, Tag: prod}, s.httpGrant)
+	v1.DELETE("/products/:id/maintainers", httpapi.Op{Summary: "Take back a maintainer's grant (?name= or ?org=, as granted)", Roles: []principal.Role{principal.Admin}, Tag: prod}, s.httpRevoke)
 
 	s.registerKeyRoutes(v1)
 	s.registerRolloutRoutes(v1)
 	s.registerLifecycleRoutes(v1)
 
 	const tag = "tuf"
+	root.GET("/feeds/firmware.atom", httpapi.Op{Public: true, Summary: "Atom feed of new firmware releases, every product", Tag: rel}, s.httpFirmwareFeed)
+	root.GET("/feeds/products/:id/firmware.atom", httpapi.Op{Public: true, Summary: "Atom feed of a product's new firmware releases", Tag: rel}, s.httpFirmwareFeed)
 	root.GET("/tuf/*name", httpapi.Op{Public: true, Summary: "TUF metadata (/tuf/<n>.<role>.json) and target files (/tuf/targets/<dir>/<sha256>.<name>)", Tag: tag, Stream: true}, s.httpTUF)
 	root.HEAD("/tuf/*name", httpapi.Op{Public: true, Summary: "Headers of TUF metadata or a target file", Tag: tag}, s.httpTUF)
 }
@@ -540,4 +543,12 @@ func (s *Service) httpGrant(c *gin.Context) error {
 		return err
 	}
 	return httpapi.JSON(c, http.StatusCreated, g)
+}
+
+func (s *Service) httpRevoke(c *gin.Context) error {
+	if err := s.RevokeMaintainer(c.Request.Context(), httpapi.Principal(c), c.Param("id"), c.Query("name"), c.Query("org")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
 }

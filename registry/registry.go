@@ -147,6 +147,8 @@ type Options struct {
 	ReceiptKey []byte
 	// Metrics, when set, receives the registry's counters.
 	Metrics prometheus.Registerer
+	// BaseURL is the server's public URL, for the links of feeds.
+	BaseURL string
 	// PollInterval is how often a replica looks for changes made by
 	// others (default 1s); TimestampCheck how often the TUF timestamp is
 	// checked for expiry (default 1 minute).

@@ -272,6 +272,26 @@ func TestPublishingRules(t *testing.T) {
 				t.Fatalf("promote: %d %s", resp.StatusCode, body)
 			}
 		})
+		t.Run("a publication without a version takes the recipe's", func(t *testing.T) {
+			id := e.build(map[string][]byte{"fw.bin": []byte("recipe-versioned")})
+			b := e.farm.builds[id]
+			b.RecipeVersion = "1.4.2"
+			e.farm.builds[id] = b
+			resp, body := e.do("POST", "/v1/releases", e.admin, req(func(r *PublishRequest) { r.BuildID, r.Version = id, "" }))
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("publish: %d %s", resp.StatusCode, body)
+			}
+			var rel Release
+			json.Unmarshal(body, &rel)
+			if rel.Version != "1.4.2" {
+				t.Fatalf("release version %q, want the recipe's 1.4.2", rel.Version)
+			}
+			b.RecipeVersion = "not a version/"
+			e.farm.builds[id] = b
+			if resp, body := e.do("POST", "/v1/releases", e.admin, req(func(r *PublishRequest) { r.BuildID, r.Version = id, "" })); resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("a recipe version that is no release version: %d %s, want 400", resp.StatusCode, body)
+			}
+		})
 	})
 }
 

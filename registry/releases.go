@@ -143,6 +143,22 @@ func validChannel(c string) bool { return c == Testing || c == Stable }
 // the build's verdict and that every artifact is stored, signs the new TUF
 // targets, records the release and refreshes the update index. Admins may
 // publish anything; maintainers the products they were granted.
+// checkVersions checks a publication's version and minimum version.
+func checkVersions(req PublishRequest) error {
+	if err := parseVersion("version", req.Version); err != nil {
+		return err
+	}
+	if req.MinVersion != "" {
+		if err := parseVersion("min_version", req.MinVersion); err != nil {
+			return err
+		}
+		if CompareVersions(req.MinVersion, req.Version) >= 0 {
+			return errs.E(errs.Invalid, "min_version %s must be older than version %s", req.MinVersion, req.Version)
+		}
+	}
+	return nil
+}
+
 func (s *Service) Publish(ctx context.Context, who principal.Principal, req PublishRequest) (Release, error) {
 	if req.Channel == "" {
 		req.Channel = Testing
@@ -150,15 +166,11 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 	if !validChannel(req.Channel) {
 		return Release{}, errs.E(errs.Invalid, "channel %q: want testing or stable", req.Channel)
 	}
-	if err := parseVersion("version", req.Version); err != nil {
-		return Release{}, err
-	}
-	if req.MinVersion != "" {
-		if err := parseVersion("min_version", req.MinVersion); err != nil {
+	// Without a version the release takes its recipe's, known once the
+	// build is read.
+	if req.Version != "" {
+		if err := checkVersions(req); err != nil {
 			return Release{}, err
-		}
-		if CompareVersions(req.MinVersion, req.Version) >= 0 {
-			return Release{}, errs.E(errs.Invalid, "min_version %s must be older than version %s", req.MinVersion, req.Version)
 		}
 	}
 	if len(req.Notes) > maxNotes {
@@ -181,6 +193,12 @@ func (s *Service) Publish(ctx context.Context, who principal.Principal, req Publ
 	b, err := s.o.Builds.ReproducibleOutputs(ctx, req.BuildID)
 	if err != nil {
 		return Release{}, fmt.Errorf("registry: build %s: %w", req.BuildID, err)
+	}
+	if req.Version == "" {
+		req.Version = b.RecipeVersion
+		if err := checkVersions(req); err != nil {
+			return Release{}, fmt.Errorf("registry: the version of build %s's recipe: %w", b.ID, err)
+		}
 	}
 	if !contains(b.Products, req.Product) {
 		return Release{}, errs.E(errs.Invalid, "build %s does not target product %s (it targets %s)", b.ID, req.Product, strings.Join(b.Products, ", "))
@@ -540,6 +558,37 @@ func (s *Service) GrantMaintainer(ctx context.Context, who principal.Principal, 
 	return g, nil
 }
 
+// RevokeMaintainer takes back a grant made with GrantMaintainer: exactly
+// one of name or org, as granted. Releases already published stay.
+func (s *Service) RevokeMaintainer(ctx context.Context, who principal.Principal, product, name, org string) error {
+	if who.Role != principal.Admin {
+		return errs.E(errs.Forbidden, "only an admin revokes maintainers")
+	}
+	if (name == "") == (org == "") {
+		return errs.E(errs.Invalid, "give exactly one of name (a maintainer token's name) or org")
+	}
+	grantee := "name:" + name
+	if org != "" {
+		grantee = "org:" + org
+	}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM product_maintainers WHERE product = ? AND grantee = ?`), product, grantee)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errs.E(errs.NotFound, "%s is not a maintainer of product %s", grantee, product)
+		}
+		return s.event(ctx, tx, product, "", who.Actor(), "maintainer_revoked", grantee+" may no longer release "+product)
+	})
+	if err != nil {
+		return fmt.Errorf("registry: revoke %s on %s: %w", grantee, product, err)
+	}
+	return nil
+}
+
 // Maintainers lists a product's grants.
 func (s *Service) Maintainers(ctx context.Context, product string) ([]Grant, error) {
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT grantee, granted_at, granted_by FROM product_maintainers WHERE product = ? ORDER BY grantee`), product)
@@ -574,7 +623,7 @@ type Event struct {
 	Release string    `json:"release_id,omitempty"`
 	At      time.Time `json:"at"`
 	Actor   string    `json:"actor"`
-	Kind    string    `json:"kind"` // published, promoted, yanked, rollback, held, resumed, pulled_back, rollout_*, pullback_policy, maintainer_granted
+	Kind    string    `json:"kind"` // published, promoted, yanked, rollback, held, resumed, pulled_back, rollout_*, pullback_policy, maintainer_granted, maintainer_revoked
 	Detail  string    `json:"detail"`
 }
 

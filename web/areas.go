@@ -113,6 +113,18 @@ func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 }
 
+// splitLines splits a field with one entry per line: device ids, since a
+// device-tree id (dt:acme,cam200) holds a comma.
+func splitLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func (s *Site) vendorCreateProduct(c *gin.Context) {
 	f := NewProductForm{
 		Model:     strings.TrimSpace(c.PostForm("model")),
@@ -121,7 +133,7 @@ func (s *Site) vendorCreateProduct(c *gin.Context) {
 		EOL:       strings.TrimSpace(c.PostForm("eol")),
 		Support:   supportForm(c),
 	}
-	np := NewProduct{Model: f.Model, HardwareRevisions: splitList(f.Revisions), DeviceIDs: splitList(f.DeviceIDs), Support: f.Support}
+	np := NewProduct{Model: f.Model, HardwareRevisions: splitList(f.Revisions), DeviceIDs: splitLines(f.DeviceIDs), Support: f.Support}
 	var err error
 	if f.Model == "" {
 		err = errs.E(errs.Invalid, "the model name is required")
@@ -266,7 +278,7 @@ func (s *Site) maintainerHome(c *gin.Context) {
 
 func (s *Site) maintainerPage(c *gin.Context, status int, f RecipeSubmission, msg string) {
 	p := caller(c)
-	filter := BuildFilter{Submitter: p.Name, Limit: 50}
+	filter := BuildFilter{Submitter: p.Actor(), Limit: 50}
 	builds, err := s.deps.Farm.Builds(c.Request.Context(), filter)
 	if err != nil {
 		s.fail(c, err)

@@ -56,6 +56,7 @@ func TestBrowserJourneys(t *testing.T) {
 	t.Run("the other pages pass the accessibility check", func(t *testing.T) {
 		for _, p := range []struct{ name, path, token string }{
 			{"unreproducible-build", "/builds/bld_bad", ""},
+			{"released-files", "/deposits/dep_acme1", ""},
 			{"login", "/login", ""},
 			{"not-found", "/products/nope", ""},
 			{"admin", "/admin", adminToken},

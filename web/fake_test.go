@@ -208,7 +208,7 @@ func (f *fakeFarm) SubmitRecipe(_ context.Context, p principal.Principal, s web.
 	f.n++
 	id := fmt.Sprintf("bld_submitted%02d", f.n)
 	b := &web.BuildPage{ID: id, Recipe: "thermo-fw", Repo: s.Repo, Ref: s.Ref, Path: s.Path, Commit: strings.Repeat("c", 40),
-		Products: []string{"acme-thermo-2"}, SubmittedBy: p.Name, SubmittedAt: t0, State: "queued"}
+		Products: []string{"acme-thermo-2"}, SubmittedBy: p.Actor(), SubmittedAt: t0, State: "queued"}
 	for i, name := range []string{"alpha", "beta", "gamma"} {
 		b.Jobs = append(b.Jobs, web.Job{ID: fmt.Sprintf("job%d", i), Builder: name, Operator: "op-" + name, State: "queued"})
 	}
@@ -421,9 +421,19 @@ func newDemo(tb testing.TB) *demo {
 	d := &demo{
 		catalog: &fakeCatalog{products: map[string]*web.ProductPage{}, owner: map[string]string{}, files: map[string][]byte{"thermo-2.0.1.bin": fw, "attestation.json": []byte(`{"_type":"https://in-toto.io/Statement/v1"}`), "receipt.json": []byte(`{}`)}},
 		farm:    &fakeFarm{builds: map[string]*web.BuildPage{}, steps: map[string]int{}, logs: map[string]string{}},
-		escrow:  &fakeEscrow{deposits: map[string]*fakeDeposit{}},
-		admin:   &fakeAdmin{tokens: []web.TokenRow{{ID: "tok_1", Name: "acme-ci", Role: "vendor", Org: "acme", CreatedAt: t0}}},
-		fw:      fw,
+		escrow: &fakeEscrow{deposits: map[string]*fakeDeposit{
+			// Released, browsed from the product page; not in order, so
+			// no vendor lists it.
+			"dep_acme1": {sum: web.DepositSummary{ID: "dep_acme1", ProductID: "acme-thermo-2", State: "released", CreatedAt: t0.AddDate(-1, 0, 0)},
+				manifest: map[string]web.ManifestEntry{
+					"docs/schematics.pdf": {Path: "docs/schematics.pdf", Size: 48213, SHA256: strings.Repeat("c", 64), Kind: "spec"},
+					"src/main.c":          {Path: "src/main.c", Size: 912, SHA256: strings.Repeat("d", 64), Kind: "source"},
+				}},
+			"dep_quorum": {sum: web.DepositSummary{ID: "dep_quorum", ProductID: "acme-thermo-2", State: "sealed", CreatedAt: t0.AddDate(0, -1, 0)},
+				manifest: map[string]web.ManifestEntry{"keys/signing.key": {Path: "keys/signing.key", Size: 32, SHA256: strings.Repeat("e", 64), Kind: "keys"}}},
+		}},
+		admin: &fakeAdmin{tokens: []web.TokenRow{{ID: "tok_1", Name: "acme-ci", Role: "vendor", Org: "acme", CreatedAt: t0}}},
+		fw:    fw,
 	}
 	d.catalog.products["acme-thermo-2"] = &web.ProductPage{
 		ID: "acme-thermo-2", Vendor: "Acme", Model: "Thermo 2", HardwareRevisions: []string{"rev-a", "rev-b"},
@@ -432,11 +442,11 @@ func newDemo(tb testing.TB) *demo {
 			ConfURL: "/fwupd/afterlife.conf", CAURL: "/fwupd/afterlife-ca.pem"},
 		Timeline: []web.TimelineEvent{
 			{At: t0.AddDate(0, -3, 0), Title: "End of life announced", Detail: "Acme stops cloud service."},
-			{At: t0.AddDate(0, -2, 0), Title: "Escrow released", Detail: "The dead-man policy fired."},
+			{At: t0.AddDate(0, -2, 0), Title: "The vendor's files were made public", Detail: "The vendor stopped confirming that it still supports the device."},
 			{At: t0.AddDate(0, 0, -5), Title: "First community release", Detail: "2.0.1 on stable."},
 		},
 		Escrow: []web.EscrowState{
-			{DepositID: "dep_acme1", Policy: web.Policy{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7, LastCheckIn: t0.AddDate(0, -4, 0), NextDeadline: t0.AddDate(0, -3, 7)}, Released: true, SealedAt: t0.AddDate(-1, 0, 0), ReleasedAt: t0.AddDate(0, -2, 0), URL: "/v1/deposits/dep_acme1"},
+			{DepositID: "dep_acme1", Policy: web.Policy{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7, LastCheckIn: t0.AddDate(0, -4, 0), NextDeadline: t0.AddDate(0, -3, 7)}, Released: true, SealedAt: t0.AddDate(-1, 0, 0), ReleasedAt: t0.AddDate(0, -2, 0), URL: "/deposits/dep_acme1"},
 			{DepositID: "dep_quorum", Policy: web.Policy{Kind: "quorum", Quorum: 2, Trustees: 3, Approvals: []string{"trustee-ana"}}, SealedAt: t0.AddDate(0, -1, 0)},
 		},
 		Channels: []web.Channel{
@@ -447,20 +457,21 @@ func newDemo(tb testing.TB) *demo {
 			{Name: "testing", Releases: []web.Release{{Version: "2.1.0", PublishedAt: t0.AddDate(0, 0, -2), Badge: web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"},
 				Yanked: true, YankReason: "drains the battery within a day."}}},
 		},
-		InstallNotes: "1. Hold the reset button for 5 seconds.\n2. Connect over USB.\n3. Run: afterlife device install acme-thermo-2",
-		RiskNotes:    []string{"Flashing rev-a boards with 2.x firmware is not supported."},
-		Reports:      web.ReportStats{Success: 47, Failure: 3},
-		APIURL:       "/v1/products/acme-thermo-2",
-		FeedURL:      "/v1/products/acme-thermo-2/feed.atom",
+		InstallNotes:    "1. Hold the reset button for 5 seconds.\n2. Connect over USB.\n3. Run: afterlife device install acme-thermo-2",
+		RiskNotes:       []string{"Flashing rev-a boards with 2.x firmware is not supported."},
+		RecipeRiskNotes: []string{"2.x has not been tried on boards older than rev-b."},
+		Reports:         web.ReportStats{Success: 47, Failure: 3},
+		APIURL:          "/v1/products/acme-thermo-2",
+		FeedURL:         "/v1/products/acme-thermo-2/feed.atom",
 	}
 	d.catalog.owner["acme-thermo-2"] = "acme"
 	d.catalog.products["evil"] = &web.ProductPage{ID: "evil", Vendor: hostile, Model: hostile, DeviceIDs: []string{hostile}, Status: "sunset",
 		InstallNotes: hostile, RiskNotes: []string{hostile}, Timeline: []web.TimelineEvent{{At: t0, Title: hostile, Detail: hostile}}}
 	d.farm.builds["bld_good"] = &web.BuildPage{ID: "bld_good", Recipe: "thermo-fw", Repo: "https://git.example.org/thermo-fw.git", Ref: "v2.0.1", Commit: strings.Repeat("a", 40),
-		Products: []string{"acme-thermo-2"}, SubmittedBy: "maint", SubmittedAt: t0.AddDate(0, 0, -6), State: "reproducible",
+		Products: []string{"acme-thermo-2"}, SubmittedBy: "maintainer:maint", SubmittedAt: t0.AddDate(0, 0, -6), State: "reproducible",
 		Verdict: &web.Verdict{Reproducible: true, Agree: 3, Total: 3, Required: 2, DecidedAt: t0.AddDate(0, 0, -5), Release: "2.0.1", ProductID: "acme-thermo-2"}}
 	d.farm.builds["bld_bad"] = &web.BuildPage{ID: "bld_bad", Recipe: "thermo-fw", Repo: "https://git.example.org/thermo-fw.git", Ref: "main", Commit: strings.Repeat("b", 40),
-		SubmittedBy: "maint", SubmittedAt: t0.AddDate(0, 0, -1), State: "unreproducible",
+		SubmittedBy: "maintainer:maint", SubmittedAt: t0.AddDate(0, 0, -1), State: "unreproducible",
 		Verdict: &web.Verdict{Agree: 1, Total: 2, Required: 2, DecidedAt: t0, Differences: []web.Difference{{Path: "firmware.bin", Digests: []web.BuilderDigest{{Builder: "alpha", SHA256: strings.Repeat("1", 64)}, {Builder: "beta", SHA256: strings.Repeat("2", 64)}}}},
 			Diffoscope: "--- alpha/firmware.bin\n+++ beta/firmware.bin\n@@ -0x40 @@\n- 2026-11-19\n+ 2026-11-20"}}
 	for _, id := range []string{"bld_good", "bld_bad"} {
@@ -538,4 +549,27 @@ func (r *fakeReleases) Rollout(_ context.Context, p principal.Principal, id stri
 	defer r.mu.Unlock()
 	r.last = f
 	return nil
+}
+
+func (e *fakeEscrow) DepositFiles(_ context.Context, p principal.Principal, id string) (*web.DepositFiles, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.deposits[id]
+	if !ok || (d.sum.State != "released" && p.Role != principal.Admin && p.Role != principal.Vendor) {
+		return nil, errs.E(errs.NotFound, "deposit %s not found", id)
+	}
+	out := &web.DepositFiles{ID: id, ProductID: d.sum.ProductID, Released: d.sum.State == "released", SealedAt: d.sum.CreatedAt, JSONURL: "/v1/deposits/" + id}
+	if out.Released {
+		out.ReleasedAt = t0.AddDate(0, -2, 0)
+	}
+	paths := make([]string, 0, len(d.manifest))
+	for p := range d.manifest {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		m := d.manifest[p]
+		out.Files = append(out.Files, web.DepositFile{Path: p, Kind: m.Kind, SHA256: m.SHA256, Size: m.Size, URL: "/v1/deposits/" + id + "/files/" + p})
+	}
+	return out, nil
 }

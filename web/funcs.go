@@ -8,7 +8,9 @@ import (
 )
 
 func (s *Site) funcs() template.FuncMap {
+	md := newMarkdown()
 	return template.FuncMap{
+		"markdown": md.render,
 		"date": func(t time.Time) string {
 			if t.IsZero() {
 				return "not announced"

@@ -68,7 +68,7 @@ func (s *Site) product(c *gin.Context) {
 	p := s.newPage(c, pp.Vendor+" "+pp.Model, pp)
 	p.APIURL = pp.APIURL
 	if pp.FeedURL != "" {
-		p.Feeds = append([]FeedLink{{Title: pp.Vendor + " " + pp.Model + " releases", URL: pp.FeedURL}}, p.Feeds...)
+		p.Feeds = append([]FeedLink{{Title: "New firmware for the " + pp.Vendor + " " + pp.Model, URL: pp.FeedURL}}, p.Feeds...)
 	}
 	s.render(c, http.StatusOK, "product/show", "", p)
 }
@@ -109,4 +109,17 @@ func (s *Site) jobLog(c *gin.Context) {
 	h.Set("X-Log-Done", strconv.FormatBool(ch.Done))
 	h.Set("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", ch.Data)
+}
+
+// depositFiles is the file list of a deposit ("Browse the released
+// files"); its JSON stays at /v1/deposits/:id.
+func (s *Site) depositFiles(c *gin.Context) {
+	df, err := s.deps.Escrow.DepositFiles(c.Request.Context(), caller(c), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p := s.newPage(c, "Files left for "+df.ProductID, df)
+	p.APIURL = df.JSONURL
+	s.render(c, http.StatusOK, "deposit/files", "", p)
 }

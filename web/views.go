@@ -64,6 +64,28 @@ type Escrow interface {
 	// CheckIn records a dead-man check-in for every dead-man policy of
 	// p's organisation.
 	CheckIn(ctx context.Context, p principal.Principal) error
+	// DepositFiles lists a deposit's files as p may see them: a released
+	// deposit's for anyone, a sealed one's for its vendor and admins;
+	// NotFound otherwise.
+	DepositFiles(ctx context.Context, p principal.Principal, id string) (*DepositFiles, error)
+}
+
+// DepositFiles is the file list of a deposit.
+type DepositFiles struct {
+	ID, ProductID string
+	Released      bool
+	SealedAt      time.Time
+	ReleasedAt    time.Time
+	Files         []DepositFile
+	JSONURL       string // the deposit and its manifest in the API
+}
+
+// DepositFile is one file of a deposit.
+type DepositFile struct {
+	Path, Kind, SHA256 string
+	Size               int64
+	Link               string // a symbolic link's target; no download
+	URL                string // where it downloads; empty for a link
 }
 
 // Admin is the operators' view: builders, scrubs, approvals, tokens.
@@ -127,8 +149,9 @@ type ProductPage struct {
 	Handovers         []Handover    // the vendor's handover statements that took effect
 	Escrow            []EscrowState // one per deposit made for this product
 	Channels          []Channel     // e.g. stable, testing; releases newest first
-	InstallNotes      string        // plain text (from the recipe's README or a field), shown preformatted
-	RiskNotes         []string      // plain text warnings
+	InstallNotes      string        // Markdown from the recipe's install field, rendered and sanitised
+	RiskNotes         []string      // plain text warnings: the product's (from its vendor or the registry)
+	RecipeRiskNotes   []string      // plain text warnings of the newest release's recipe, from its maintainers
 	Reports           ReportStats
 	APIURL            string         // JSON of this page's data in the API
 	FeedURL           string         // Atom feed of this product's releases
@@ -290,7 +313,7 @@ type NewProduct struct {
 
 // BuildFilter selects builds.
 type BuildFilter struct {
-	Submitter string // principal name the builds were submitted by; empty for all
+	Submitter string // the submitter as builds record it (principal.Actor, "maintainer:alice"); empty for all
 	Limit     int
 }
 

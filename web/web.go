@@ -177,6 +177,11 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 	page(g, http.MethodGet, "/search", with(public, "Search products"), s.search)
 	page(g, http.MethodGet, "/products/:id", with(public, "A product: status, released escrow, releases"), s.product)
 	page(g, http.MethodGet, "/builds/:id", with(public, "A build: jobs, verdict, differences"), s.build)
+	if s.deps.Escrow != nil {
+		files := with(public, "A deposit's file list (sealed: its vendor and admins)")
+		files.Sealed = &httpapi.Sealed{Roles: []principal.Role{principal.Vendor}}
+		page(g, http.MethodGet, "/deposits/:id", files, s.depositFiles)
+	}
 	page(g, http.MethodGet, "/builds/:id/jobs/:job/log", with(public, "A job's log as text"), s.jobLog)
 	page(g, http.MethodGet, "/login", with(public, "The login form"), s.loginForm)
 	page(g, http.MethodPost, "/login", with(public, "Log in with an API token"), s.login)

@@ -88,7 +88,7 @@ func TestPagesRender(t *testing.T) {
 		{"a search without results says so", "", "/search?q=nothing-like-this", 200, []string{"No device matches"}},
 		{"the product page shows badge, digest and policy", "", "/products/acme-thermo-2", 200, []string{
 			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,
-			"Released if the vendor misses a check-in", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
+			"public since", `href="/deposits/dep_acme1"`, "still private", "Released when 2 of 3 trustees approve (1 so far)", "94% success",
 			"Hold the reset button", "not supported", `type="application/atom+xml"`, `href="/v1/products/acme-thermo-2"`, "End of life announced"}},
 		{"the product page keeps a yanked release on its channel, marked with its reason, and shows a rollout's stage", "", "/products/acme-thermo-2", 200, []string{
 			`<span class="tag yanked">yanked</span>`, "<strong>Yanked:</strong> drains the battery within a day.", "stage 2 of 4: 10 % of devices"}},
@@ -332,8 +332,8 @@ func TestVendorCreatesProductAndDeposits(t *testing.T) {
 			t.Fatalf("status %d", w.Code)
 		}
 	})
-	t.Run("a product is registered", func(t *testing.T) {
-		w := c.postForm("/vendor/products", url.Values{"csrf": {tok}, "model": {"Hub 9"}, "device_ids": {"acme:hub9, usb:1:2"}, "eol": {"2027-01-31"}})
+	t.Run("a product is registered with one device id per line, a device-tree id keeping its comma", func(t *testing.T) {
+		w := c.postForm("/vendor/products", url.Values{"csrf": {tok}, "model": {"Hub 9"}, "device_ids": {"dt:acme,hub9\r\n usb:1:2 \n\n"}, "eol": {"2027-01-31"}})
 		if w.Code != 303 {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
@@ -341,7 +341,7 @@ func TestVendorCreatesProductAndDeposits(t *testing.T) {
 			t.Errorf("no confirmation")
 		}
 		p, err := d.catalog.Product(t.Context(), "acme-hub-9")
-		if err != nil || len(p.DeviceIDs) != 2 || p.EOL.Year() != 2027 {
+		if err != nil || strings.Join(p.DeviceIDs, " ") != "dt:acme,hub9 usb:1:2" || p.EOL.Year() != 2027 {
 			t.Fatalf("product = %+v, %v", p, err)
 		}
 	})
@@ -529,4 +529,80 @@ func TestMaintainersRollReleasesOutFromTheirPage(t *testing.T) {
 			t.Fatal("no link to the rollouts")
 		}
 	})
+}
+
+func TestInstallNotesAreRenderedAsSanitisedMarkdown(t *testing.T) {
+	md := web.RenderMarkdownForTest
+	for _, tc := range []struct {
+		name, in   string
+		want, lack []string
+	}{
+		{"steps become a list and code stays code", "1. Hold **reset**.\n2. Run `afterlife device update`.\n\n```\nflash fw.bin\n```\n",
+			[]string{"<ol>", "<strong>reset</strong>", "<code>afterlife device update</code>", "<pre><code>flash fw.bin"}, nil},
+		{"raw HTML and scripts are dropped", "Hi <script>alert(1)</script><img src=x onerror=alert(2)> <b onclick=x>bold</b>",
+			nil, []string{"<script", "onerror", "onclick", "<img"}},
+		{"javascript links lose their address", "[click](javascript:alert(1)) and [docs](https://example.org/docs)",
+			[]string{`href="https://example.org/docs"`, `rel="nofollow"`}, []string{"javascript:"}},
+		{"a table is a table", "| a | b |\n|---|---|\n| 1 | 2 |\n", []string{"<table>", "<td>1</td>"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(md(tc.in))
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("rendered %q, want %q in it", got, w)
+				}
+			}
+			for _, l := range tc.lack {
+				if strings.Contains(got, l) {
+					t.Errorf("rendered %q, which keeps %q", got, l)
+				}
+			}
+		})
+	}
+	t.Run("the product page renders the install notes and shows the product's and the recipe's risk notes", func(t *testing.T) {
+		d := newDemo(t)
+		c := newClient(t, d)
+		body := c.get("/products/acme-thermo-2").Body.String()
+		if !strings.Contains(body, "<ol>") || strings.Contains(body, `<pre class="notes">`) {
+			t.Errorf("the install notes are not rendered as Markdown")
+		}
+		for _, want := range []string{"Flashing rev-a boards", "From the people who build this firmware", "2.x has not been tried on boards older than rev-b."} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the product page lacks %q", want)
+			}
+		}
+	})
+}
+
+// Owners have never heard of escrow: their pages speak of what the vendor
+// left and when it became public, never of deposit ids, policies firing
+// or statuses spelled as the database keeps them.
+func TestOwnerPagesAvoidInternalIdsAndJargon(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	for _, path := range []string{"/products/acme-thermo-2", "/search?q=thermo", "/"} {
+		body := c.get(path).Body.String()
+		text := regexp.MustCompile(`(?s)<[^>]*>`).ReplaceAllString(body, " ")
+		for _, jargon := range []string{"dep_", "Policy fired", "handed-over", "Sealed deposit", "Escrow released"} {
+			if strings.Contains(text, jargon) {
+				t.Errorf("%s shows %q to owners", path, jargon)
+			}
+		}
+	}
+}
+
+func TestBrowsingTheReleasedFilesShowsAFileListWithItsJSON(t *testing.T) {
+	d := newDemo(t)
+	c := newClient(t, d)
+	w := c.get("/deposits/dep_acme1")
+	body := w.Body.String()
+	for _, want := range []string{"Files the vendor left", `href="/v1/deposits/dep_acme1/files/src/main.c"`, "docs/schematics.pdf", "spec", "47.1 KiB",
+		`href="/v1/deposits/dep_acme1" type="application/json"`, "public since 20 Sep 2026"} {
+		if w.Code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET /deposits/dep_acme1: %d, lacks %q", w.Code, want)
+		}
+	}
+	if w := c.get("/deposits/dep_quorum"); w.Code != 404 || strings.Contains(w.Body.String(), "signing.key") {
+		t.Errorf("a sealed deposit's files, anonymously: %d", w.Code)
+	}
 }

@@ -44,6 +44,7 @@ func SpecFor(r submit.BuildRequest, ceilings builder.Limits) builder.Spec {
 		SourceDateEpoch: r.SourceDateEpoch,
 		Source:          r.Source,
 		Install:         rc.Install,
+		RiskNotes:       rc.RiskNotes,
 	}
 	for _, o := range rc.Outputs {
 		sp.Outputs = append(sp.Outputs, builder.Output{Path: o.Path, Kind: o.Kind})

@@ -21,8 +21,8 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 			Name: "cam-fw", Version: "1.2.0", Products: []string{"acme-cam"},
 			Toolchain: recipes.Toolchain{Name: "go", Version: ">=1.26"}, Arch: "amd64",
 			Steps: []string{"make"}, Outputs: []recipes.Output{{Path: "fw.bin", Kind: "firmware"}},
-			Install: "hold reset for 5s",
-			Limits:  recipes.Limits{Timeout: recipes.Duration(10 * time.Minute), Memory: recipes.ByteSize(1 << 30), CPUs: 2},
+			Install: "hold reset for 5s", RiskNotes: "bricks rev-a boards",
+			Limits: recipes.Limits{Timeout: recipes.Duration(10 * time.Minute), Memory: recipes.ByteSize(1 << 30), CPUs: 2},
 		},
 		Inputs: []submit.Input{{Digest: blob.FromBytes([]byte("tree")), Mount: "escrow/spec.pdf", Kind: inputkind.Escrow}},
 	}
@@ -41,6 +41,7 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 		Source:          req.Source,
 		Inputs:          []builder.Input{{Digest: req.Inputs[0].Digest, Mount: "escrow/spec.pdf", Kind: inputkind.Escrow}},
 		Install:         "hold reset for 5s",
+		RiskNotes:       "bricks rev-a boards",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("SpecFor =\n%+v\nwant\n%+v", got, want)

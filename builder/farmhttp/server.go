@@ -76,7 +76,7 @@ func (s *Server) Register(r *httpapi.Router) {
 	r.POST("/jobs/:id/giveback", httpapi.Op{Summary: "Return a job to the queue unfinished", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.giveBack))
 	r.GET("/blobs/:digest", httpapi.Op{Summary: "Fetch a build input or source archive by digest (never a build-only escrow file)", Roles: agent, Tag: "farm", Stream: true}, s.speaks(s.blob))
 	r.GET("/jobs/:id/inputs/:digest", httpapi.Op{Summary: "Fetch an input the held job declares, build-only escrow files included", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm", Stream: true}, s.speaks(s.jobInput))
-	r.GET("/builds", httpapi.Op{Public: true, Summary: "List builds", Tag: "farm"}, s.builds)
+	r.GET("/builds", httpapi.Op{Public: true, Summary: "List builds, newest first (product, state, limit; mine=true: the caller's own submissions)", Tag: "farm"}, s.builds)
 	r.GET("/builds/:id", httpapi.Op{Public: true, Summary: "A build with its jobs, results and verdict", Tag: "farm"}, s.build)
 	r.GET("/builds/:id/jobs/:job/log", httpapi.Op{Public: true, Summary: "A job's log (live, from an offset, or the final blob with ?raw=1)", Tag: "farm", Stream: true}, s.log)
 	r.GET("/builds/:id/jobs/:job/attestation", httpapi.Op{Public: true, Summary: "A job's signed attestation (DSSE envelope)", Tag: "farm", Stream: true}, s.resultBlob(func(r coord.Result) blob.Digest { return r.Attestation }, "attestation.dsse.json"))
@@ -247,6 +247,13 @@ func (s *Server) jobInput(c *gin.Context) error {
 
 func (s *Server) builds(c *gin.Context) error {
 	f := coord.Filter{Product: c.Query("product"), State: verdict.State(c.Query("state"))}
+	if c.Query("mine") == "true" {
+		p := httpapi.Principal(c)
+		if p.IsAnonymous() {
+			return errs.E(errs.Unauthenticated, "mine=true lists the builds of the caller's token: send one")
+		}
+		f.RequestedBy = p.Actor()
+	}
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {

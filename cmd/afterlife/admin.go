@@ -32,7 +32,7 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 	}
 	cf.Add(cmd)
 	cmd.AddCommand(authcli.TokenCommand(&cf), authcli.OrgCommand(&cf), authcli.WhoamiCommand(&cf),
-		registrycli.DeviceIDsCommand(&cf), registrycli.KeysCommand(&cf), rootcli.New(cf.Call, time.Now), fwupdcli.Command(time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
+		registrycli.DeviceIDsCommand(&cf), registrycli.MaintainerCommand(&cf), registrycli.KeysCommand(&cf), rootcli.New(cf.Call, time.Now), fwupdcli.Command(time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
 	return cmd
 }
 
@@ -89,7 +89,7 @@ plus the key directory; see deploy/*/README.md.`,
 		Example: `  afterlife admin backup --data ./data /var/backups/afterlife-2026-12-05`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := backup.Backup(cmd.Context(), data, args[0], version)
+			m, err := backup.Backup(cmd.Context(), data, args[0], binaryVersion())
 			if err != nil {
 				return err
 			}

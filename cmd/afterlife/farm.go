@@ -74,7 +74,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 		Builds: reproducibleBuilds{p.coord}, Escrow: productEscrow{p.escrow}, Farm: productBuilds{p.coord},
 		Now: s.now, Logger: s.log.With("part", "registry"), ReplicaID: s.cfg.ReplicaID,
 		MaxUpdateLoad: s.cfg.MaxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, ReportsPerNetwork: s.cfg.ReportsPerNetwork,
-		ReceiptKey: receiptKey, Metrics: s.metrics,
+		ReceiptKey: receiptKey, Metrics: s.metrics, BaseURL: s.cfg.PublicURL,
 		TimestampMargin: s.cfg.TimestampExpiry / 4,
 		Name:            s.cfg.PublicURL, EndingSoonWindow: s.cfg.EndingSoon, HandoverPlans: handoverPlans{p.escrow},
 	})
@@ -99,7 +99,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	deps.Log = s.log.With("part", "web")
 	site, err := web.New(deps, web.Options{
 		CSRFSecret: secret, SecureCookies: len(s.cfg.PublicURL) > 8 && s.cfg.PublicURL[:8] == "https://",
-		Feeds:      []web.FeedLink{{Title: "Escrow releases", URL: "/feeds/releases.atom"}},
+		Feeds:      []web.FeedLink{{Title: "New firmware, every device", URL: "/feeds/firmware.atom"}, {Title: "Vendor files made public", URL: "/feeds/releases.atom"}},
 		APIDocsURL: "/v1/openapi.json", MaxUpload: s.cfg.MaxFileSize,
 	})
 	if err != nil {
@@ -161,7 +161,7 @@ func (s *system) startLocalBuilders(ctx context.Context, p *parts) error {
 		a, err := agent.New(agent.Options{
 			Coordinator: p.coord.Local(tokenID), Key: key, Name: host + "-" + name,
 			WorkDir: work, CacheDir: filepath.Join(dir, "cache"),
-			Toolchains: tcs, Extract: buildercli.ExtractSource, Version: version, Logger: s.log.With("part", "builder"),
+			Toolchains: tcs, Extract: buildercli.ExtractSource, Version: binaryVersion(), Logger: s.log.With("part", "builder"),
 		})
 		if err != nil {
 			return err

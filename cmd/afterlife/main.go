@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,8 +25,40 @@ import (
 	translogcli "github.com/afterlife-oss/afterlife/registry/translog/cli"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is set at build time with -ldflags "-X main.version=…" (make
+// build and make dist do); binaryVersion falls back to the commit Go
+// stamps into a plain go build.
 var version = "dev"
+
+// binaryVersion is the stamped version, else the commit the binary was
+// built from (with "-dirty" for uncommitted changes), else "dev".
+func binaryVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return version
+	}
+	return "dev-" + rev + dirty
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -54,7 +87,7 @@ Then be a device with the small device client (afterlife device … is the same)
   afterlife-device update --state ./device
   afterlife-device status --state ./device
 On a device, afterlife-device run keeps it updated (docs/devices.md).`,
-		Version:       version,
+		Version:       binaryVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -62,7 +95,7 @@ On a device, afterlife-device run keeps it updated (docs/devices.md).`,
 	// part it speaks to.
 	root.AddCommand(
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
-		buildercli.BuilderCommand(version), buildercli.BuildCommand(),
+		buildercli.BuilderCommand(binaryVersion()), buildercli.BuildCommand(),
 		escrowcli.VendorCommand(registrycli.ProductCommand, vendorHandoverCmd, registrycli.SupportCommand, registrycli.EndingSoonCommand), escrowcli.TrusteeCommand(),
 		recipescli.RecipeCommand(buildercli.WaitForVerdict), registrycli.ReleaseCommand(),
 		newDeviceCmd(), translogcli.Command(), mirrorcli.Command(),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -24,6 +26,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/db"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/health"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 )
@@ -164,10 +167,19 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 	}
 	done := sys.startBackground(bg)
 
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := sys.serveMetrics()
+		if err != nil {
+			stopBG()
+			<-done
+			return err
+		}
+		defer stopMetrics()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("afterlife serving", "addr", ln.Addr().String(), "url", cfg.PublicURL, "data", cfg.Data,
-		"database", sys.db.Dialect.String(), "blobs", blobKind(cfg), "version", version)
+		"database", sys.db.Dialect.String(), "blobs", blobKind(cfg), "version", binaryVersion())
 
 	select {
 	case err := <-serveErr:
@@ -209,7 +221,9 @@ type system struct {
 	auth    *auth.Service
 	api     *httpapi.API
 	metrics *prometheus.Registry
-	now     func() time.Time
+	// metricsHTTP serves metrics, on --addr or on --metrics-addr.
+	metricsHTTP http.Handler
+	now         func() time.Time
 
 	keys       *serverKeys
 	parts      *parts
@@ -267,9 +281,17 @@ func (s *system) wire(ctx context.Context) error {
 	if s.keys, err = s.loadKeys(ctx); err != nil {
 		return err
 	}
+	if s.metricsHTTP, err = s.metricsHandler(); err != nil {
+		return err
+	}
+	var ownAuth []string
+	if s.cfg.MetricsTokenFile != "" {
+		ownAuth = []string{"/metrics"}
+	}
 	s.api = httpapi.New(httpapi.Options{
-		Auth: s.auth, Logger: s.log, Title: "afterlife API", Version: version, Metrics: s.metrics,
-		QuietPaths: []string{"/v1/devices/updates", "/healthz", "/readyz", "/metrics"},
+		Auth: s.auth, Logger: s.log, Title: "afterlife API", Version: binaryVersion(), Metrics: s.metrics,
+		QuietPaths:   []string{"/v1/devices/updates", "/healthz", "/readyz", "/metrics"},
+		OwnAuthPaths: ownAuth,
 	})
 	root, v1 := s.api.Root(), s.api.V1()
 	s.registerHealth(root)
@@ -293,11 +315,61 @@ func (s *system) registerHealth(root *httpapi.Router) {
 		}
 		return httpapi.JSON(c, http.StatusOK, rep)
 	})
-	metrics := promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})
-	root.GET("/metrics", httpapi.Op{Public: true, Summary: "Prometheus metrics", Tag: "meta"}, func(c *gin.Context) error {
-		metrics.ServeHTTP(c.Writer, c.Request)
+	if s.cfg.MetricsAddr != "" {
+		return // served on its own listener (runServe)
+	}
+	summary := "Prometheus metrics (docs/metrics.md)"
+	if s.cfg.MetricsTokenFile != "" {
+		summary += "; needs the bearer token of --metrics-token-file"
+	}
+	root.GET("/metrics", httpapi.Op{Public: true, Summary: summary, Tag: "meta"}, func(c *gin.Context) error {
+		s.metricsHTTP.ServeHTTP(c.Writer, c.Request)
 		return nil
 	})
+}
+
+// metricsHandler serves the metrics registry; with --metrics-token-file it
+// answers only requests that bear that file's token.
+func (s *system) metricsHandler() (http.Handler, error) {
+	h := promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})
+	if s.cfg.MetricsTokenFile == "" {
+		return h, nil
+	}
+	b, err := os.ReadFile(s.cfg.MetricsTokenFile)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "serve: --metrics-token-file")
+	}
+	token := []byte(strings.TrimSpace(string(b)))
+	if len(token) == 0 {
+		return nil, errs.E(errs.Invalid, "serve: --metrics-token-file %s is empty", s.cfg.MetricsTokenFile)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), token) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			http.Error(w, "metrics need the bearer token of --metrics-token-file", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), nil
+}
+
+// serveMetrics serves /metrics alone on --metrics-addr until ctx ends.
+func (s *system) serveMetrics() (stop func(), err error) {
+	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("serve: listen on --metrics-addr %s: %w", s.cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHTTP)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics listener stopped", "addr", s.cfg.MetricsAddr, "err", err)
+		}
+	}()
+	s.log.Info("metrics served", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // readinessChecks are the dependencies /readyz reports. Update checks are

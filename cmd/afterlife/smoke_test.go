@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,4 +80,79 @@ func TestServeSmoke(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Every series a real server exports is documented, and an operator can keep
+// /metrics off the public address or behind a token of its own.
+func TestMetricsAreDocumentedAndCanBeKeptPrivate(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape := func(t *testing.T, url, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "metrics.token")
+	if err := os.WriteFile(tokenFile, []byte("m-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a token file closes /metrics to everyone without the token, API tokens included", func(t *testing.T) {
+		srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--local-builders", "0", "--metrics-token-file", tokenFile}})
+		if code, _ := scrape(t, srv.URL+"/metrics", ""); code != http.StatusUnauthorized {
+			t.Errorf("anonymous scrape: %d, want 401", code)
+		}
+		if code, _ := scrape(t, srv.URL+"/metrics", srv.Token); code != http.StatusUnauthorized {
+			t.Errorf("scrape with the admin API token: %d, want 401", code)
+		}
+		code, body := scrape(t, srv.URL+"/metrics", "m-0123456789abcdef")
+		if code != http.StatusOK {
+			t.Fatalf("scrape with the metrics token: %d", code)
+		}
+		var missing []string
+		seen := map[string]bool{}
+		for _, line := range strings.Split(body, "\n") {
+			name, ok := strings.CutPrefix(line, "# TYPE ")
+			if !ok || !strings.HasPrefix(name, "afterlife_") {
+				continue
+			}
+			name, _, _ = strings.Cut(name, " ")
+			seen[name] = true
+			if !strings.Contains(string(doc), "`"+name+"`") {
+				missing = append(missing, name)
+			}
+		}
+		if len(seen) < 8 || len(missing) > 0 {
+			t.Errorf("exported afterlife series %v; docs/metrics.md lacks %v", seen, missing)
+		}
+		if code, _ := scrape(t, srv.URL+"/v1/whoami", srv.Token); code != http.StatusOK {
+			t.Errorf("the API still takes its own tokens: whoami %d", code)
+		}
+	})
+	t.Run("a metrics address takes /metrics off the API's address", func(t *testing.T) {
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--local-builders", "0", "--metrics-addr", addr}})
+		if code, _ := scrape(t, srv.URL+"/metrics", ""); code != http.StatusNotFound {
+			t.Errorf("/metrics on the API address: %d, want 404", code)
+		}
+		code, body := scrape(t, "http://"+addr+"/metrics", "")
+		if code != http.StatusOK || !strings.Contains(body, "afterlife_http_requests_total") {
+			t.Errorf("/metrics on the metrics address: %d %.200q", code, body)
+		}
+		if code, _ := scrape(t, "http://"+addr+"/v1/whoami", srv.Token); code != http.StatusNotFound {
+			t.Errorf("the metrics address serves the API: %d, want 404", code)
+		}
+	})
 }

@@ -4,16 +4,24 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/escrow/client"
+	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/escrow/wire"
 	apicli "github.com/afterlife-oss/afterlife/internal/cli"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
 )
 
@@ -45,6 +53,7 @@ keep dead-man policies from firing by checking in, and verify receipts offline.`
 	cf.Add(cmd)
 
 	var opts client.DepositOptions
+	var yes bool
 	deposit := &cobra.Command{
 		Use:   "deposit --product ID --policy POLICY PATH...",
 		Short: "Deposit files and directories into escrow; resumes after a dropped connection",
@@ -52,7 +61,8 @@ keep dead-man policies from firing by checking in, and verify receipts offline.`
 stored as links, never followed out of the tree). Each file is tagged spec, source,
 toolchain, keys or other from its path, or from --kinds (a YAML map path: kind).
 
-The upload streams with a progress bar. If the connection drops or the command is
+Before anything is sent, the command says what becomes public when, and on a terminal
+asks to go on (--yes skips the question). The upload streams with a progress bar. If the connection drops or the command is
 interrupted, run it again: finished files are not sent again. On success the
 server's signed receipt is written next to you (--receipt).
 
@@ -71,9 +81,32 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 				return err
 			}
 			opts.Paths = args
+			if !yes {
+				when, err := publicWhen(opts.Policy, time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "This deposit of %s for product %s is sealed, encrypted and private until its policy fires.\n%s\nEverything in it becomes public then, keys included, and a deposit is never changed or deleted.\n",
+					strings.Join(args, ", "), opts.Product, when)
+				ok, err := apicli.Confirm(cmd, "Deposit?")
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errs.E(errs.Invalid, "deposit cancelled: nothing was sent")
+				}
+			}
 			res, err := ec.Deposit(cmd.Context(), opts)
 			if err != nil {
+				if errors.Is(err, context.Canceled) || errs.Is(err, errs.Unavailable) {
+					return fmt.Errorf("the deposit stopped before it was committed (%w): run the same command again to resume; files already sent are not sent again", err)
+				}
 				return err
+			}
+			if d := res.AlreadyCommitted; d != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "already in escrow: deposit %s of %s (%s since %s) has exactly these files and this policy; nothing was sent.\nA deposit is never changed or deleted: --again deposits a second copy.\n",
+					d.ID, d.Product, d.State, apicli.Day(d.SealedAt))
+				return nil
 			}
 			if res.Resumed {
 				fmt.Fprintf(cmd.ErrOrStderr(), "resumed an earlier upload: %d file(s) were already there\n", res.Skipped)
@@ -83,6 +116,8 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			return nil
 		},
 	}
+	deposit.Flags().BoolVar(&opts.Again, "again", false, "deposit even when a committed deposit of the product has exactly these files and this policy")
+	deposit.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (on a terminal the command says what becomes public when, and asks)")
 	deposit.Flags().StringVar(&opts.Product, "product", "", "product id (required)")
 	deposit.Flags().StringVar(&opts.Policy, "policy", "", "release policy, required: "+client.PolicyChoices)
 	deposit.Flags().StringVar(&opts.KindsFile, "kinds", "", "YAML file mapping paths to kinds, overriding the inferred ones")
@@ -98,11 +133,26 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 	checkin := &cobra.Command{
 		Use:   "checkin",
 		Short: "Check in: the vendor is alive, so dead-man policies do not fire",
-		Args:  cobra.NoArgs,
+		Long: `Check in for the vendor organisation of your token: every dead-man deadline of its
+deposits moves to now plus the policy's period. --org is needed only with an admin token.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ec, err := escrowClient(cmd, &cf)
 			if err != nil {
 				return err
+			}
+			if org == "" {
+				var who struct {
+					Role string `json:"role"`
+					Org  string `json:"org"`
+				}
+				if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &who); err != nil {
+					return err
+				}
+				if who.Org == "" {
+					return errs.E(errs.Invalid, "this %s token belongs to no organisation: give --org", apicli.Dash(who.Role))
+				}
+				org = who.Org
 			}
 			at, err := ec.Checkin(cmd.Context(), org)
 			if err != nil {
@@ -112,8 +162,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			return nil
 		},
 	}
-	checkin.Flags().StringVar(&org, "org", "", "vendor organisation (required)")
-	_ = checkin.MarkFlagRequired("org")
+	checkin.Flags().StringVar(&org, "org", "", "vendor organisation (default: your token's)")
 
 	var keyFile string
 	verify := &cobra.Command{
@@ -152,7 +201,45 @@ key, as served at /v1/escrow/receipt-key (save it once, from a connection you tr
 			return nil
 		},
 	}
-	cmd.AddCommand(deposit, checkin, verify, receiptKey, newVendorCompletenessCmd(), newVendorCheckCmd(&cf))
+	var listProduct string
+	var listOut apicli.Output
+	deposits := &cobra.Command{
+		Use:   "deposits",
+		Short: "List your deposits: state, release policy and the next deadline",
+		Long: `List the deposits your token may see (a vendor's own, sealed ones included), newest first,
+with the release policy and when it next fires on its own: the date of an on= rule, or the
+dead-man deadline counted from the seal or your last check-in (afterlife vendor checkin
+moves it). A quorum waits for its trustees and has no deadline.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/deposits?product="+url.QueryEscape(listProduct), nil, &raw); err != nil {
+				return err
+			}
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Deposits []wire.Deposit `json:"deposits"`
+				}
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode deposits: %w", err)
+				}
+				checkins := map[string]time.Time{}
+				fmt.Fprintln(tw, "ID\tPRODUCT\tSTATE\tPOLICY\tNEXT DEADLINE\tFILES\tSEALED")
+				for _, d := range out.Deposits {
+					next := "-"
+					if d.State == wire.Sealed {
+						next = nextDeadline(cmd, &cf, d, checkins)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Product, d.State, d.Policy, next, d.Files, apicli.Day(d.SealedAt))
+				}
+				return nil
+			})
+		},
+	}
+	deposits.Flags().StringVar(&listProduct, "product", "", "only this product's deposits")
+	listOut.Add(deposits)
+
+	cmd.AddCommand(deposit, deposits, checkin, verify, receiptKey, newVendorCompletenessCmd(), newVendorCheckCmd(&cf))
 	for _, m := range more {
 		cmd.AddCommand(m(&cf))
 	}
@@ -223,4 +310,72 @@ func TrusteeCommand() *cobra.Command {
 	_ = approve.MarkFlagRequired("key")
 	cmd.AddCommand(keygen, add, approve)
 	return cmd
+}
+
+// nextDeadline says when a sealed deposit's policy next fires on its own,
+// reading the org's last check-in once per org (into checkins).
+func nextDeadline(cmd *cobra.Command, cf *apicli.Flags, d wire.Deposit, checkins map[string]time.Time) string {
+	p, err := policy.Parse(d.Policy)
+	if err != nil {
+		return "-"
+	}
+	last, ok := checkins[d.Org]
+	if !ok && p.DeadMan != nil {
+		var c struct {
+			At string `json:"at"`
+		}
+		if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/vendors/"+url.PathEscape(d.Org)+"/checkin", nil, &c); err == nil && c.At != "" {
+			last, _ = time.Parse(time.RFC3339Nano, c.At)
+		}
+		checkins[d.Org] = last
+	}
+	at, rule := p.NextDeadline(d.SealedAt, last)
+	if at.IsZero() {
+		if p.Quorum != nil {
+			return "when trustees approve"
+		}
+		return "-"
+	}
+	return apicli.Day(at) + " (" + rule + ")"
+}
+
+// publicWhen says in words when a deposit under policy text p becomes
+// public, each rule on a line.
+func publicWhen(p string, now time.Time) (string, error) {
+	pol, err := policy.Parse(p)
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	if pol.Immediate {
+		lines = append(lines, "It becomes public as soon as the upload is committed.")
+	}
+	if !pol.On.IsZero() {
+		lines = append(lines, "It becomes public on "+pol.On.UTC().Format("Monday 2 January 2006 at 15:04 UTC")+".")
+	}
+	if d := pol.DeadMan; d != nil {
+		lines = append(lines, fmt.Sprintf("It becomes public if your organisation does not check in (afterlife vendor checkin) for %s plus %s of grace: first on %s unless you check in.",
+			days(d.Every), days(d.Grace), pol.DeadManDeadlineFrom(now).UTC().Format("2 January 2006 15:04 UTC")))
+	}
+	if q := pol.Quorum; q != nil {
+		lines = append(lines, fmt.Sprintf("It becomes public when %d of the trustees %s approve.", q.K, strings.Join(q.Trustees, ", ")))
+	}
+	if len(lines) > 1 {
+		lines = append([]string{"Whichever comes first:"}, lines...)
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// days is a period in days, or hours and minutes when shorter.
+func days(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		n := int(d / (24 * time.Hour))
+		if n == 1 {
+			return "1 day"
+		}
+		return fmt.Sprintf("%d days", n)
+	default:
+		return d.String()
+	}
 }

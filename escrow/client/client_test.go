@@ -307,6 +307,34 @@ func TestADepositUploadsResumesAndCommits(t *testing.T) {
 			t.Fatalf("read %d bytes, %v", len(b), err)
 		}
 	})
+	t.Run("a re-run after success finds the committed deposit and sends nothing; --again or another policy deposits anew", func(t *testing.T) {
+		s.mu.Lock()
+		s.puts = map[string]int{}
+		s.mu.Unlock()
+		again, err := s.client("acme").Deposit(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.AlreadyCommitted == nil || again.Deposit != res.Deposit || again.AlreadyCommitted.State != "sealed" || again.Sent != 0 {
+			t.Fatalf("the re-run = %+v, want deposit %s reported as already committed", again, res.Deposit)
+		}
+		ds, err := s.svc.List(ctx, principal.Principal{Role: principal.Admin}, escrow.ListFilter{Product: "demo-cam"})
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("after the re-run the escrow holds %d deposits (%v), want 1", len(ds), err)
+		}
+		other := opts
+		other.Policy = "dead-man=60d,7d"
+		other.ReceiptFile = filepath.Join(t.TempDir(), "r2.json")
+		if r, err := s.client("acme").Deposit(ctx, other); err != nil || r.AlreadyCommitted != nil || r.Deposit == res.Deposit {
+			t.Fatalf("another policy: %+v, %v; want a new deposit", r, err)
+		}
+		forced := opts
+		forced.Again = true
+		forced.ReceiptFile = filepath.Join(t.TempDir(), "r3.json")
+		if r, err := s.client("acme").Deposit(ctx, forced); err != nil || r.AlreadyCommitted != nil || r.Deposit == res.Deposit {
+			t.Fatalf("--again: %+v, %v; want a new deposit", r, err)
+		}
+	})
 	t.Run("the vendor checks in", func(t *testing.T) {
 		at, err := s.client("acme").Checkin(ctx, "acme")
 		if err != nil || at.IsZero() {

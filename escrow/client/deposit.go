@@ -58,6 +58,10 @@ type DepositOptions struct {
 	// manifest names them): the image last shipped, kept private, and the
 	// recipe file the server's sealed completeness check rebuilds it with.
 	ShippedImage, CompletenessRecipe string
+	// Again deposits even when a committed deposit of the product already
+	// has this exact manifest and policy (a deposit is never deleted, so a
+	// re-run after success would otherwise seal a second copy).
+	Again bool
 }
 
 // DepositResult is what a finished deposit gives back.
@@ -69,6 +73,9 @@ type DepositResult struct {
 	Resumed     bool  // an earlier run's upload was continued
 	Sent        int64 // bytes sent by this run
 	Skipped     int   // files already on the server
+	// AlreadyCommitted is set, and nothing was sent, when a committed
+	// deposit of the product (Deposit) has this exact manifest and policy.
+	AlreadyCommitted *Deposit
 }
 
 type state struct {
@@ -161,6 +168,16 @@ func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, 
 			return res, err
 		}
 	}
+	if !resumed && !o.Again {
+		same, err := c.committedTwin(ctx, o.Product, o.Policy, digest)
+		if err != nil {
+			return res, err
+		}
+		if same != nil {
+			res.Deposit, res.AlreadyCommitted = same.ID, same
+			return res, nil
+		}
+	}
 	if !resumed {
 		var d Deposit
 		err := c.call(ctx, http.MethodPost, "/v1/deposits", map[string]any{"product": o.Product, "policy": o.Policy, "manifest": entries, "rights": rightsOrEmpty(o.Rights), "grant": o.Grant,
@@ -215,6 +232,30 @@ func (c *Client) Deposit(ctx context.Context, o DepositOptions) (DepositResult, 
 		return res, fmt.Errorf("client: remove state file: %w", err)
 	}
 	return res, nil
+}
+
+// committedTwin is a committed (sealed or released) deposit of product
+// with manifest digest and the same policy, or nil.
+func (c *Client) committedTwin(ctx context.Context, product, pol, digest string) (*Deposit, error) {
+	want, err := policy.Parse(pol)
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Deposits []Deposit `json:"deposits"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/v1/deposits?limit=1000&product="+url.QueryEscape(product), nil, &list); err != nil {
+		return nil, fmt.Errorf("client: look for an identical deposit: %w", err)
+	}
+	for _, d := range list.Deposits {
+		if d.ManifestDigest != digest || (d.State != wire.Sealed && d.State != wire.Released) {
+			continue
+		}
+		if p, err := policy.Parse(d.Policy); err == nil && p.String() == want.String() {
+			return &d, nil
+		}
+	}
+	return nil, nil
 }
 
 // uploadAll sends the files the server does not have yet. When the HTTP

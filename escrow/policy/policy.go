@@ -257,6 +257,33 @@ func (r DeadManRule) Deadline(sealedAt, lastCheckin time.Time) time.Time {
 	return base.Add(r.Every).Add(r.Grace)
 }
 
+// DeadManDeadlineFrom is when the dead-man rule fires for a deposit sealed
+// at sealedAt that is never checked in for; zero without a dead-man rule.
+func (p Policy) DeadManDeadlineFrom(sealedAt time.Time) time.Time {
+	if p.DeadMan == nil {
+		return time.Time{}
+	}
+	return p.DeadMan.Deadline(sealedAt, time.Time{})
+}
+
+// NextDeadline is the earliest instant a rule of time fires (the date, or
+// the dead-man deadline after sealedAt and lastCheckin) and which rule it
+// is; zero and "" when no rule is of time (immediate already fired; a
+// quorum waits for people).
+func (p Policy) NextDeadline(sealedAt, lastCheckin time.Time) (time.Time, string) {
+	var at time.Time
+	var rule string
+	if !p.On.IsZero() {
+		at, rule = p.On, On
+	}
+	if p.DeadMan != nil {
+		if d := p.DeadMan.Deadline(sealedAt, lastCheckin); at.IsZero() || d.Before(at) {
+			at, rule = d, DeadMan
+		}
+	}
+	return at, rule
+}
+
 // Due reports the first condition that fires at f.Now, or "" when none
 // does. The order is fixed (immediate, on, dead-man, quorum) so the event
 // log names the same condition on every replica.

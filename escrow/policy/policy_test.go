@@ -95,3 +95,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestNextDeadlineIsTheEarliestRuleOfTime(t *testing.T) {
+	sealed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	checkin := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, policy string
+		checkin      time.Time
+		want         time.Time
+		rule         string
+	}{
+		{"a date is its own deadline", "on=2027-06-30", time.Time{}, time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC), On},
+		{"a dead-man deadline counts from the seal without a check-in", "dead-man=30d,7d", time.Time{}, sealed.Add(37 * 24 * time.Hour), DeadMan},
+		{"a dead-man deadline counts from the last check-in", "dead-man=30d,7d", checkin, checkin.Add(37 * 24 * time.Hour), DeadMan},
+		{"the earlier of a date and a dead-man deadline wins", "on=2026-02-01+dead-man=30d,7d", time.Time{}, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), On},
+		{"a quorum has no deadline", "quorum=1/1:alice", time.Time{}, time.Time{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse(tc.policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, rule := p.NextDeadline(sealed, tc.checkin)
+			if !at.Equal(tc.want) || rule != tc.rule {
+				t.Fatalf("NextDeadline = %s %q, want %s %q", at, rule, tc.want, tc.rule)
+			}
+		})
+	}
+}

@@ -139,10 +139,32 @@ func FormatPublicKey(pub ed25519.PublicKey) string {
 	return "ed25519:" + base64.StdEncoding.EncodeToString(pub)
 }
 
-// ParsePublicKey reads a public key as "ed25519:<base64>", bare base64, or
-// a PEM "PUBLIC KEY" block (PKIX).
+// ParsePublicKey reads a public key as "ed25519:<base64>", bare base64, a
+// PEM "PUBLIC KEY" block (PKIX), or the JSON GET /v1/escrow/receipt-key
+// answers ({"algorithm", "public_key", "key_id"}; a key_id must match).
 func ParsePublicKey(text []byte) (ed25519.PublicKey, error) {
 	s := strings.TrimSpace(string(text))
+	if strings.HasPrefix(s, "{") {
+		var served struct {
+			Algorithm string `json:"algorithm"`
+			PublicKey string `json:"public_key"`
+			KeyID     string `json:"key_id"`
+		}
+		if err := json.Unmarshal([]byte(s), &served); err != nil {
+			return nil, errs.Wrap(errs.Invalid, err, "public key: bad JSON")
+		}
+		if served.Algorithm != "" && served.Algorithm != "ed25519" {
+			return nil, errs.E(errs.Invalid, "public key: algorithm %q, want ed25519", served.Algorithm)
+		}
+		pub, err := ParsePublicKey([]byte(served.PublicKey))
+		if err != nil {
+			return nil, err
+		}
+		if served.KeyID != "" && served.KeyID != KeyID(pub) {
+			return nil, errs.E(errs.Invalid, "public key: key_id %s does not match the key (%s)", served.KeyID, KeyID(pub))
+		}
+		return pub, nil
+	}
 	if block, _ := pem.Decode([]byte(s)); block != nil {
 		k, err := x509.ParsePKIXPublicKey(block.Bytes)
 		if err != nil {

@@ -58,9 +58,10 @@ func TestParsePublicKeyReadsEveryForm(t *testing.T) {
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	forms := map[string]string{
-		"text form":   FormatPublicKey(pub),
-		"bare base64": base64.StdEncoding.EncodeToString(pub),
-		"PEM":         string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		"text form":                             FormatPublicKey(pub),
+		"bare base64":                           base64.StdEncoding.EncodeToString(pub),
+		"PEM":                                   string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		"JSON served at /v1/escrow/receipt-key": `{"algorithm":"ed25519","public_key":"` + FormatPublicKey(pub) + `","key_id":"` + KeyID(pub) + `"}` + "\n",
 	}
 	for name, s := range forms {
 		t.Run("the "+name+" parses", func(t *testing.T) {
@@ -72,5 +73,9 @@ func TestParsePublicKeyReadsEveryForm(t *testing.T) {
 	}
 	if _, err := ParsePublicKey([]byte("ed25519:AAAA")); err == nil {
 		t.Fatal("a short key parsed")
+	}
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := ParsePublicKey([]byte(`{"algorithm":"ed25519","public_key":"` + FormatPublicKey(pub) + `","key_id":"` + KeyID(other) + `"}`)); err == nil {
+		t.Fatal("served JSON whose key_id names another key parsed")
 	}
 }

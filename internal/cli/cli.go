@@ -8,6 +8,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,10 +19,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
@@ -166,4 +169,98 @@ func Day(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("2006-01-02 15:04")
+}
+
+// Output is the --output flag of a command that prints data: a table for a
+// person at a terminal, the API's JSON for a program.
+type Output struct {
+	format string
+	// terminal says whether w is a terminal; nil means checking the file
+	// descriptor (tests set it).
+	terminal func(w io.Writer) bool
+}
+
+// Output formats.
+const (
+	OutputTable = "table"
+	OutputJSON  = "json"
+)
+
+// Add declares --output on cmd, with its shell completion.
+func (o *Output) Add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.format, "output", "", "table or json (default: table on a terminal, json when piped)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{OutputTable, OutputJSON}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// Format is the format output to w takes: the flag's, else a table on a
+// terminal and JSON otherwise.
+func (o *Output) Format(w io.Writer) (string, error) {
+	switch o.format {
+	case OutputTable, OutputJSON:
+		return o.format, nil
+	case "":
+		isTerm := o.terminal
+		if isTerm == nil {
+			isTerm = IsTerminal
+		}
+		if isTerm(w) {
+			return OutputTable, nil
+		}
+		return OutputJSON, nil
+	default:
+		return "", errs.E(errs.Invalid, "--output %q: want table or json", o.format)
+	}
+}
+
+// Print writes answer (the API's JSON) indented, or calls table with a
+// tabwriter that it flushes afterwards.
+func (o *Output) Print(w io.Writer, answer json.RawMessage, table func(tw io.Writer) error) error {
+	format, err := o.Format(w)
+	if err != nil {
+		return err
+	}
+	if format == OutputJSON {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, answer, "", "  "); err != nil {
+			return fmt.Errorf("indent answer: %w", err)
+		}
+		buf.WriteByte('\n')
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if err := table(tw); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// IsTerminal says whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// Confirm asks question on cmd's error stream and reads a yes or no from
+// its input, when someone can answer: the input is a terminal, or a test
+// set it (cmd.SetIn). Otherwise, as in a script, it answers yes: the
+// question was the command's output and the caller's --yes is implied.
+func Confirm(cmd *cobra.Command, question string) (bool, error) {
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && (f != os.Stdin || !term.IsTerminal(int(f.Fd()))) {
+		return true, nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		return false, err
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }

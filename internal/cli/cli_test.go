@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -131,6 +135,55 @@ func TestExitCodesSayWhatWentWrong(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := ExitCode(c.err); got != c.want {
 				t.Fatalf("exit %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+func TestOutputIsATableOnATerminalAndJSONOtherwise(t *testing.T) {
+	answer := json.RawMessage(`{"items":[{"id":"a"}]}`)
+	table := func(w io.Writer) error {
+		fmt.Fprintln(w, "ID\tNAME")
+		fmt.Fprintln(w, "a\tfirst")
+		return nil
+	}
+	for _, tc := range []struct {
+		name     string
+		flag     string
+		terminal bool
+		want     string
+		invalid  bool
+	}{
+		{name: "a terminal gets a table", terminal: true, want: "ID  NAME\na   first\n"},
+		{name: "a pipe gets the API's JSON", want: "{\n  \"items\": [\n    {\n      \"id\": \"a\"\n    }\n  ]\n}\n"},
+		{name: "--output table wins over a pipe", flag: "table", want: "ID  NAME\na   first\n"},
+		{name: "--output json wins over a terminal", flag: "json", terminal: true, want: "{\n  \"items\""},
+		{name: "an unknown format is invalid input", flag: "yaml", invalid: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o Output
+			cmd := &cobra.Command{Use: "x", RunE: func(*cobra.Command, []string) error { return nil }}
+			o.Add(cmd)
+			if tc.flag != "" {
+				cmd.SetArgs([]string{"--output", tc.flag})
+			}
+			if err := cmd.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			o.terminal = func(io.Writer) bool { return tc.terminal }
+			var buf bytes.Buffer
+			err := o.Print(&buf, answer, table)
+			if tc.invalid {
+				if !errs.Is(err, errs.Invalid) {
+					t.Fatalf("err %v, want an invalid-input error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(buf.String(), tc.want) {
+				t.Fatalf("printed %q, want it to start with %q", buf.String(), tc.want)
 			}
 		})
 	}

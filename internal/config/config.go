@@ -33,6 +33,9 @@ type Serve struct {
 	PublicURL string // how clients reach this server; "" means http://Addr
 	ReplicaID string // names this replica in leases; "" means hostname-pid
 
+	MetricsAddr      string // serve /metrics here only, not on Addr; "" means on Addr
+	MetricsTokenFile string // when set, /metrics needs this file's token as a bearer token
+
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
 
@@ -167,6 +170,8 @@ var serveFields = []field[Serve]{
 	{"keys", "", "key directory (TUF, escrow, receipt keys); empty for DATA/keys", str(func(c *Serve) *string { return &c.Keys })},
 	{"public-url", "", "URL clients use to reach this server; empty for http://ADDR", str(func(c *Serve) *string { return &c.PublicURL })},
 	{"replica-id", "", "name of this replica in leases; empty for HOSTNAME-PID", str(func(c *Serve) *string { return &c.ReplicaID })},
+	{"metrics-addr", "", "serve /metrics on this address only (e.g. 127.0.0.1:9090, a port the public never reaches) instead of on --addr; empty: /metrics is on --addr", str(func(c *Serve) *string { return &c.MetricsAddr })},
+	{"metrics-token-file", "", "a file holding a token: /metrics then answers only \"Authorization: Bearer TOKEN\" (Prometheus: authorization.credentials_file); empty: /metrics is open", str(func(c *Serve) *string { return &c.MetricsTokenFile })},
 	{"log-level", "info", "log level: debug, info, warn, error", str(func(c *Serve) *string { return &c.LogLevel })},
 	{"log-format", "text", "log format: text or json", str(func(c *Serve) *string { return &c.LogFormat })},
 	{"demo", "false", "seed the demo (vendor with a signing key, product, deposit with a handover statement, recipe, reproducible release) into an empty data dir; implies translog-in-root", boolean(func(c *Serve) *bool { return &c.Demo })},

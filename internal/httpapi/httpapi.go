@@ -49,6 +49,10 @@ type Options struct {
 	// QuietPaths are route patterns logged at debug level only (hot paths
 	// such as the device update check).
 	QuietPaths []string
+	// OwnAuthPaths are paths whose handlers read the Authorization header
+	// themselves (/metrics with --metrics-token-file): the API's tokens
+	// are not looked up there.
+	OwnAuthPaths []string
 }
 
 // API owns the engine and the route table.
@@ -464,7 +468,7 @@ func (a *API) recover(c *gin.Context) {
 
 func (a *API) identify(c *gin.Context) {
 	h := c.GetHeader("Authorization")
-	if h == "" || a.opts.Auth == nil {
+	if h == "" || a.opts.Auth == nil || slices.Contains(a.opts.OwnAuthPaths, c.Request.URL.Path) {
 		return
 	}
 	secret, ok := strings.CutPrefix(h, "Bearer ")

@@ -3,9 +3,13 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -97,7 +101,11 @@ returns the same build.`,
 				return err
 			}
 			id, _ := out["build_id"].(string)
-			fmt.Fprintf(cmd.ErrOrStderr(), "build %s queued (commit %v)\n", id, out["commit"])
+			base, _, err := cf.Server()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "build %s queued (commit %v): %s/builds/%s\n", id, out["commit"], base, id)
 			if wait == 0 || id == "" {
 				return apicli.PrintJSON(cmd.OutOrStdout(), out)
 			}
@@ -111,6 +119,136 @@ returns the same build.`,
 	_ = submit.MarkFlagRequired("repo")
 	_ = submit.MarkFlagRequired("ref")
 
-	cmd.AddCommand(lint, schema, submit)
+	var listOut apicli.Output
+	var limit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the recipes your token submitted and the state of their builds, newest first",
+		Long: `List the recipes your token submitted (from the command line or the web page), each with
+its build and the build's state; afterlife build show BUILD_ID shows a build in full.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, fmt.Sprintf("/v1/builds?mine=true&limit=%d", limit), nil, &raw); err != nil {
+				return err
+			}
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Builds []submission `json:"builds"`
+				}
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode builds: %w", err)
+				}
+				if len(out.Builds) == 0 {
+					fmt.Fprintln(tw, "You have not submitted a recipe yet: afterlife recipe submit --repo URL --ref REF")
+					return nil
+				}
+				fmt.Fprintln(tw, "BUILD\tRECIPE\tVERSION\tREPOSITORY\tCOMMIT\tSTATE\tSUBMITTED")
+				for _, b := range out.Builds {
+					commit := b.Commit
+					if len(commit) > 12 {
+						commit = commit[:12]
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Name, b.Version, b.Repo, commit, b.State, apicli.Day(b.Created))
+				}
+				return nil
+			})
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 50, "how many")
+	listOut.Add(list)
+
+	var under, kinds string
+	inputs := &cobra.Command{
+		Use:   "inputs DEPOSIT_ID",
+		Short: "Print a released deposit's files as a recipe's inputs.escrow block, digests filled in",
+		Long: `Print the files of a released escrow deposit as the inputs.escrow block of afterlife.yaml:
+each file's digest, and "as", where it appears under /inputs/escrow/ in the sandbox (its
+path in the deposit, under --under when given). Paste the block into the recipe and drop
+the files it does not need. Only released deposits can be inputs; links are left out.`,
+		Example: `  afterlife recipe inputs dep_06h4xm… --kind source,toolchain >> afterlife.yaml
+  afterlife recipe inputs dep_06h4xm… --under vendor`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var d releasedDeposit
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/deposits/"+url.PathEscape(args[0]), nil, &d); err != nil {
+				return err
+			}
+			if d.State != "released" {
+				return errs.E(errs.Conflict, "deposit %s is %s: only released files can be recipe inputs", d.ID, d.State)
+			}
+			return writeInputs(cmd.OutOrStdout(), d, under, splitKinds(kinds))
+		},
+	}
+	inputs.Flags().StringVar(&under, "under", "", "a directory under /inputs/escrow/ for the files (default: their deposit paths as they are)")
+	inputs.Flags().StringVar(&kinds, "kind", "", "only files of these kinds, comma separated: spec, source, toolchain, keys, other")
+
+	cmd.AddCommand(lint, schema, submit, list, inputs)
 	return cmd
+}
+
+// submission is one submitted recipe's build, as GET /v1/builds writes it.
+type submission struct {
+	ID      string    `json:"id"`
+	Repo    string    `json:"repo"`
+	Commit  string    `json:"commit"`
+	Path    string    `json:"path"`
+	Name    string    `json:"name"`
+	Version string    `json:"version"`
+	State   string    `json:"state"`
+	Created time.Time `json:"created"`
+}
+
+// releasedDeposit is what recipe inputs reads of GET /v1/deposits/:id.
+type releasedDeposit struct {
+	ID         string    `json:"id"`
+	Product    string    `json:"product"`
+	State      string    `json:"state"`
+	ReleasedAt time.Time `json:"released_at,omitzero"`
+	Manifest   []struct {
+		Path   string `json:"path"`
+		Size   int64  `json:"size"`
+		SHA256 string `json:"sha256"`
+		Kind   string `json:"kind"`
+		Link   string `json:"link"`
+	} `json:"manifest,omitempty"`
+}
+
+func splitKinds(s string) map[string]bool {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, k := range strings.Split(s, ",") {
+		out[strings.TrimSpace(k)] = true
+	}
+	return out
+}
+
+// writeInputs prints d's files as an inputs.escrow block of afterlife.yaml.
+func writeInputs(w io.Writer, d releasedDeposit, under string, kinds map[string]bool) error {
+	under = strings.Trim(under, "/")
+	fmt.Fprintf(w, "# deposit %s of product %s, released %s\n", d.ID, d.Product, d.ReleasedAt.UTC().Format("2006-01-02"))
+	fmt.Fprintln(w, "inputs:")
+	fmt.Fprintln(w, "  escrow:")
+	n := 0
+	for _, e := range d.Manifest {
+		if e.Link != "" || e.SHA256 == "" || (kinds != nil && !kinds[e.Kind]) {
+			continue
+		}
+		as := e.Path
+		if under != "" {
+			as = under + "/" + as
+		}
+		q, err := json.Marshal(as) // a JSON string is a YAML double-quoted scalar
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "    - digest: sha256:%s\n      as: %s # %s, %d bytes\n", e.SHA256, q, e.Kind, e.Size)
+		n++
+	}
+	if n == 0 {
+		return errs.E(errs.NotFound, "deposit %s has no files of the kinds asked for", d.ID)
+	}
+	return nil
 }

@@ -119,8 +119,22 @@ func ParseDeviceID(s string) (string, error) {
 			return "", errs.E(errs.Invalid, "device id %q: value must be printable ASCII without spaces", s)
 		}
 	}
+	switch {
+	case sch == "dt":
+		// A device-tree compatible string: "vendor,model", one comma.
+		if !dtCompatible.MatchString(val) {
+			return "", errs.E(errs.Invalid, "device id %q: a dt: id is dt:VENDOR,MODEL (e.g. dt:acme,cam200), one comma; give several ids one per line or as repeated --device-id", s)
+		}
+	case strings.ContainsAny(val, ",;"):
+		// Commas belong to dt: ids only: "usb:1d6b:0104,dt:acme,cam200"
+		// is two ids run together, not one.
+		return "", errs.E(errs.Invalid, "device id %q: only dt: ids contain commas, and no id contains ';': give several ids one per line or as repeated --device-id", s)
+	}
 	return sch + ":" + val, nil
 }
+
+// dtCompatible is a device-tree compatible string: vendor,model.
+var dtCompatible = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*,[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
 
 // Catalog is the product service.
 type Catalog struct {

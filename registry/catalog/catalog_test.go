@@ -395,3 +395,30 @@ func TestAProductDeclaresTheGUIDsFwupdKnowsItsDevicesBy(t *testing.T) {
 		})
 	})
 }
+
+func TestDeviceIDsAreCheckedByScheme(t *testing.T) {
+	for _, tc := range []struct {
+		name, id, want string
+		ok             bool
+	}{
+		{"a USB id is accepted", "usb:1d6b:0104", "usb:1d6b:0104", true},
+		{"a device-tree id keeps its comma", "dt:acme,cam200", "dt:acme,cam200", true},
+		{"a scheme is lowercased", "DT:acme,cam200", "dt:acme,cam200", true},
+		{"two ids run together with a comma are refused", "usb:1d6b:0104,dt:acme,cam200", "", false},
+		{"two ids run together with a semicolon are refused", "usb:acme:cam;usb:acme:cam2", "", false},
+		{"a dt id without a model is refused", "dt:acme", "", false},
+		{"a dt id with two commas is refused", "dt:acme,cam200,usb:1d6b:0104", "", false},
+		{"a dt id with a colon after the comma is refused", "dt:globex,x1:usb", "", false},
+		{"another scheme keeps its own value", "dmi:Vendor/Board", "dmi:Vendor/Board", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseDeviceID(tc.id)
+			if (err == nil) != tc.ok || got != tc.want {
+				t.Fatalf("ParseDeviceID(%q) = %q, %v; want %q, ok=%v", tc.id, got, err, tc.want, tc.ok)
+			}
+			if err != nil && !errs.Is(err, errs.Invalid) {
+				t.Fatalf("error %v is not invalid input", err)
+			}
+		})
+	}
+}

@@ -7,11 +7,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,10 +36,11 @@ product, maintainers the products an admin allowed them on.`,
 	var rolloutStages string
 	var rolloutDwell time.Duration
 	publish := &cobra.Command{
-		Use:     "publish --build ID --product ID --version V",
-		Short:   "Publish a reproducible build as a release (channel testing unless told)",
-		Example: `  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.0 --notes "fixes the RTSP crash"`,
-		Args:    cobra.NoArgs,
+		Use:   "publish --build ID --product ID [--version V]",
+		Short: "Publish a reproducible build as a release (channel testing unless told)",
+		Example: `  afterlife release publish --build bld_… --product acme-cam200 --notes "fixes the RTSP crash"
+  afterlife release publish --build bld_… --product acme-cam200 --version 1.2.1 --channel stable`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if rolloutStages != "" {
 				var err error
@@ -57,13 +58,13 @@ product, maintainers the products an admin allowed them on.`,
 	}
 	publish.Flags().StringVar(&req.BuildID, "build", "", "build with a reproducible verdict (required)")
 	publish.Flags().StringVar(&req.Product, "product", "", "product id (required)")
-	publish.Flags().StringVar(&req.Version, "version", "", "firmware version, e.g. 1.2.0 (required)")
+	publish.Flags().StringVar(&req.Version, "version", "", "firmware version, e.g. 1.2.0 (default: the version in the build's recipe)")
 	publish.Flags().StringVar(&req.Channel, "channel", "testing", "testing or stable")
 	publish.Flags().StringVar(&req.Notes, "notes", "", "release notes")
 	publish.Flags().StringVar(&req.MinVersion, "min-version", "", "oldest version that may update straight to this one")
 	publish.Flags().StringVar(&rolloutStages, "rollout", "", "publish in a phased rollout with these stages, e.g. 1,10,50,100 (see release rollout)")
 	publish.Flags().DurationVar(&rolloutDwell, "dwell", 24*time.Hour, "with --rollout: how long each stage but the last lasts")
-	for _, f := range []string{"build", "product", "version"} {
+	for _, f := range []string{"build", "product"} {
 		_ = publish.MarkFlagRequired(f)
 	}
 
@@ -132,37 +133,49 @@ back always takes this confirmation.`, "pull-back", "pulled back")
 networks pass the product's policy. Resume it when the review finds nothing wrong.`, "resume", "offered again")
 
 	var product string
+	var listOut apicli.Output
 	list := &cobra.Command{
 		Use:   "list [--product ID]",
 		Short: "List releases, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Releases []release `json:"releases"`
-			}
-			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/releases?product="+url.QueryEscape(product), nil, &out); err != nil {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/releases?product="+url.QueryEscape(product), nil, &raw); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPRODUCT\tVERSION\tCHANNEL\tAGREE\tSTATE\tPUBLISHED")
-			for _, r := range out.Releases {
-				state := "offered"
-				switch {
-				case r.Yanked:
-					state = "yanked"
-				case r.PulledBack:
-					state = "pulled back"
-				case r.Held:
-					state = "held for review"
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Releases []release `json:"releases"`
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Product, r.Version, r.Channel, r.Agreeing, r.Total, state, apicli.Day(r.PublishedAt))
-			}
-			return tw.Flush()
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode releases: %w", err)
+				}
+				return releaseTable(tw, out.Releases)
+			})
 		},
 	}
 	list.Flags().StringVar(&product, "product", "", "only this product")
+	listOut.Add(list)
 	cmd.AddCommand(publish, promote, yank, pullBack, resume, list, rolloutCommand(&cf))
 	return cmd
+}
+
+// releaseTable writes releases as the table release list shows.
+func releaseTable(tw io.Writer, releases []release) error {
+	fmt.Fprintln(tw, "ID\tPRODUCT\tVERSION\tCHANNEL\tAGREE\tSTATE\tPUBLISHED")
+	for _, r := range releases {
+		state := "offered"
+		switch {
+		case r.Yanked:
+			state = "yanked"
+		case r.PulledBack:
+			state = "pulled back"
+		case r.Held:
+			state = "held for review"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Product, r.Version, r.Channel, r.Agreeing, r.Total, state, apicli.Day(r.PublishedAt))
+	}
+	return nil
 }
 
 // ProductCommand is "afterlife vendor product": registering a product in
@@ -170,15 +183,16 @@ networks pass the product's policy. Resume it when the review finds nothing wron
 func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	var reg registration
 	var revisions, deviceIDs, fwupdIDs string
+	var deviceIDList []string
 	cmd := &cobra.Command{
 		Use:   "product",
 		Short: "Register a product",
 		Example: `  afterlife vendor product --id acme-cam200 --vendor acme --model "CAM-200" \
-      --revisions A,B --device-ids usb:1d6b:0104,dt:acme,cam200 --eol 2027-06-30`,
+      --revisions A,B --device-id usb:1d6b:0104 --device-id dt:acme,cam200 --eol 2027-06-30`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg.Revisions = splitList(revisions, ",")
-			reg.DeviceIDs = splitList(deviceIDs, "")
+			reg.DeviceIDs = append(splitList(deviceIDs, ""), deviceIDList...)
 			reg.FwupdIDs = splitList(fwupdIDs, "")
 			var out product
 			if err := cf.Call(cmd.Context(), http.MethodPost, "/v1/products", reg, &out); err != nil {
@@ -192,8 +206,10 @@ func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	cmd.Flags().StringVar(&reg.Vendor, "vendor", "", "vendor organisation (required)")
 	cmd.Flags().StringVar(&reg.Model, "model", "", "model name as printed on the device (required)")
 	cmd.Flags().StringVar(&revisions, "revisions", "", "hardware revisions, comma separated")
-	// Device ids may contain commas (dt:acme,cam200), so they are separated by spaces or semicolons too.
-	cmd.Flags().StringVar(&deviceIDs, "device-ids", "", "ids devices report, separated by ';' (e.g. usb:1d6b:0104;dt:acme,cam200)")
+	// Device ids may contain commas (dt:acme,cam200): one per flag.
+	cmd.Flags().StringArrayVar(&deviceIDList, "device-id", nil, "an id devices of this model report, e.g. usb:1d6b:0104 or dt:acme,cam200; repeat the flag for each")
+	cmd.Flags().StringVar(&deviceIDs, "device-ids", "", "ids separated by ';' or spaces (older form of --device-id)")
+	_ = cmd.Flags().MarkHidden("device-ids")
 	// Instance ids may contain commas and '&' (USB\VID_1D6B&PID_0104), so they are separated like device ids.
 	cmd.Flags().StringVar(&fwupdIDs, "fwupd-ids", "", "GUIDs fwupd knows the devices by, or instance ids it derives them from, separated by ';' (the fwupd remote offers community releases to them)")
 	cmd.Flags().StringVar(&reg.EOL, "eol", "", "end-of-life date, YYYY-MM-DD")

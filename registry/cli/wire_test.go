@@ -23,6 +23,8 @@ func TestTheCommandsSpeakTheServersJSON(t *testing.T) {
 		{"a release is read as the server writes it", release{}, registry.Release{}, false},
 		{"a product is read as the server writes it", product{}, catalog.Product{}, false},
 		{"a reassignment's answer is read as the server writes it", reassigned{}, catalog.Reassigned{}, false},
+		{"a maintainer grant sends every field the server requires", grantRequest{}, registry.GrantRequest{}, true},
+		{"a maintainer grant is read as the server writes it", grant{}, registry.Grant{}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) { testenv.SameJSON(t, c.view, c.server, c.whole) })
 	}

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -80,7 +81,7 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	pr := ov.Product
 	page := &web.ProductPage{
 		ID: pr.ID, Vendor: pr.Vendor, Model: pr.Model, HardwareRevisions: pr.Revisions, DeviceIDs: pr.DeviceIDs,
-		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/releases.atom",
+		Status: string(pr.Status), EOL: pr.EOL, APIURL: "/v1/products/" + pr.ID + "/overview", FeedURL: "/feeds/products/" + pr.ID + "/firmware.atom",
 		Support: pageSupport(pr.Support), Lifecycle: lifecycleDocs(pr.ID),
 	}
 	if len(pr.FwupdGUIDs) > 0 && a.p.FwupdBranch != "" {
@@ -94,29 +95,31 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 	}
 	statusEntries, registryEntries := a.logEntries(ctx, ov)
 	for _, e := range ov.History {
-		ev := web.TimelineEvent{At: e.At, Title: "Status: " + string(e.To), Detail: fmt.Sprintf("From %s, by %s.", e.From, e.Actor),
-			LogURL: entryURL(statusEntries, e.Seq)}
+		ev := web.TimelineEvent{At: e.At, Title: statusNews(string(e.To)), LogURL: entryURL(statusEntries, e.Seq)}
 		switch {
 		case e.From == "":
-			ev.Title, ev.Detail = "Registered", "Registered by "+e.Actor+"."
+			ev.Title = "Listed here by its vendor"
 		case e.From == e.To && e.Support != nil:
 			ev.Title, ev.Detail = "Support period declared", "Declared by "+e.Actor+"."
 		}
 		page.Timeline = append(page.Timeline, ev)
 	}
 	for _, e := range ov.Events {
-		title := strings.ReplaceAll(e.Kind, "_", " ")
-		title = strings.ToUpper(title[:1]) + title[1:]
-		page.Timeline = append(page.Timeline, web.TimelineEvent{At: e.At, Title: title, Detail: e.Detail, LogURL: entryURL(registryEntries, e.Seq)})
+		title, ok := eventNews[e.Kind]
+		if !ok {
+			continue // the registry's own housekeeping (grants, policies): nothing an owner acts on
+		}
+		detail := buildRef.ReplaceAllString(e.Detail, "")
+		page.Timeline = append(page.Timeline, web.TimelineEvent{At: e.At, Title: title, Detail: detail, LogURL: entryURL(registryEntries, e.Seq)})
 	}
 	if ov.Escrow != nil {
 		releases := a.releaseEntries(ctx, ov)
 		for _, d := range ov.Escrow.Public {
 			page.Escrow = append(page.Escrow, web.EscrowState{
 				DepositID: d.ID, Policy: pagePolicy(d.Policy), Released: true, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt,
-				URL: "/v1/deposits/" + d.ID, Grant: d.Grant, Completeness: a.completeness(ctx, d.ID),
+				URL: "/deposits/" + d.ID, Grant: d.Grant, Completeness: a.completeness(ctx, d.ID),
 			})
-			ev := web.TimelineEvent{At: d.ReleasedAt, Title: "Escrow released", Detail: "Policy fired: " + d.Fired}
+			ev := web.TimelineEvent{At: d.ReleasedAt, Title: "The vendor's files were made public", Detail: whyPublic(d.Fired)}
 			if idx, ok := releases[d.ID]; ok {
 				ev.LogURL = fmt.Sprintf("/v1/log/entries/%d", idx)
 			}
@@ -143,10 +146,17 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 			page.Channels = append(page.Channels, *ch)
 		}
 	}
-	for _, para := range strings.Split(strings.TrimSpace(pr.RiskNotes), "\n\n") {
-		if para = strings.TrimSpace(para); para != "" {
-			page.RiskNotes = append(page.RiskNotes, para)
+	page.RiskNotes = paragraphs(pr.RiskNotes)
+	// The recipe's own risk notes travel with its build: those of the
+	// newest release that is not yanked.
+	for _, r := range ov.Releases {
+		if r.Yanked || r.BuildID == "" {
+			continue
 		}
+		if b, err := a.p.Farm.Build(ctx, r.BuildID); err == nil {
+			page.RecipeRiskNotes = paragraphs(b.Spec.RiskNotes)
+		}
+		break
 	}
 	sort.SliceStable(page.Timeline, func(i, j int) bool { return page.Timeline[i].At.Before(page.Timeline[j].At) })
 	return page, nil
@@ -293,6 +303,17 @@ func pageSBOM(s *sbom.Summary) *web.SBOM {
 	return out
 }
 
+// paragraphs splits text at blank lines.
+func paragraphs(text string) []string {
+	var out []string
+	for _, para := range strings.Split(strings.TrimSpace(text), "\n\n") {
+		if para = strings.TrimSpace(para); para != "" {
+			out = append(out, para)
+		}
+	}
+	return out
+}
+
 // completeness is a released deposit's public completeness score, as an
 // anonymous reader may see it; nil when it has none.
 func (a Catalog) completeness(ctx context.Context, deposit string) *web.CompletenessScore {
@@ -306,3 +327,54 @@ func (a Catalog) completeness(ctx context.Context, deposit string) *web.Complete
 	return &web.CompletenessScore{Sentence: c.Sentence, Identical: c.Counts.Identical, Differs: c.Counts.Differs, Missing: c.Counts.Missing, Extra: c.Counts.Extra,
 		AttestationURL: "/v1/deposits/" + deposit + "/completeness/attestation"}
 }
+
+// statusNews is a status change as an owner reads it.
+func statusNews(status string) string {
+	switch status {
+	case "supported":
+		return "Supported by its vendor again"
+	case "sunset":
+		return "The vendor ended its support"
+	case "handed-over":
+		return "The vendor handed its updates over to the community"
+	case "community":
+		return "Now kept up to date by the community"
+	}
+	return "Status changed to " + status
+}
+
+// whyPublic says why a vendor's deposit became public, for owners.
+func whyPublic(fired string) string {
+	switch fired {
+	case policy.Immediate:
+		return "The vendor published them straight away."
+	case policy.On:
+		return "The date the vendor set for it was reached."
+	case policy.DeadMan:
+		return "The vendor stopped confirming that it still supports the device."
+	case policy.Quorum:
+		return "Enough of the independent trustees the vendor named agreed."
+	}
+	return ""
+}
+
+// eventNews titles the registry events an owner cares about; the detail
+// (version and reason) follows as the registry wrote it.
+var eventNews = map[string]string{
+	"published":       "New firmware published",
+	"promoted":        "Firmware recommended for everyone (stable)",
+	"yanked":          "Firmware withdrawn",
+	"rollback":        "Devices may go back to an earlier version",
+	"held":            "Firmware paused while reports of failed installs are checked",
+	"resumed":         "Firmware offered again after the check",
+	"pulled_back":     "Firmware pulled back after failed installs",
+	"rollout_started": "Firmware rolling out in stages",
+	"rollout_halted":  "Rollout stopped after failed installs",
+	"rollout_paused":  "Rollout paused",
+	"rollout_resumed": "Rollout resumed",
+	"rollout_aborted": "Rollout stopped",
+}
+
+// buildRef is the internal build id in an event's detail; the page links
+// the build from the release instead.
+var buildRef = regexp.MustCompile(` from build \S+`)

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/afterlife-oss/afterlife/escrow"
@@ -10,6 +11,7 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 	"github.com/afterlife-oss/afterlife/web"
 )
@@ -122,4 +124,27 @@ func vendorCompleteness(c escrow.Completeness, err error) *web.VendorCompletenes
 		}
 	}
 	return v
+}
+
+// DepositFiles lists a deposit's files for p; the escrow decides who sees
+// a sealed deposit, and a trustee's approval view (no manifest) is not a
+// file list.
+func (a Escrow) DepositFiles(ctx context.Context, p principal.Principal, id string) (*web.DepositFiles, error) {
+	d, err := a.p.Escrow.Get(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.State != escrow.Released && d.Manifest == nil {
+		return nil, errs.E(errs.NotFound, "deposit %s not found", id)
+	}
+	out := &web.DepositFiles{ID: d.ID, ProductID: d.Product, Released: d.State == escrow.Released, SealedAt: d.SealedAt, ReleasedAt: d.ReleasedAt,
+		JSONURL: "/v1/deposits/" + url.PathEscape(d.ID)}
+	for _, e := range d.Manifest {
+		f := web.DepositFile{Path: e.Path, Kind: string(e.Kind), SHA256: e.SHA256, Size: e.Size, Link: e.Link}
+		if e.Link == "" {
+			f.URL = out.JSONURL + "/files/" + (&url.URL{Path: e.Path}).EscapedPath()
+		}
+		out.Files = append(out.Files, f)
+	}
+	return out, nil
 }

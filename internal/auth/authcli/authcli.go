@@ -4,9 +4,13 @@
 package authcli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"text/tabwriter"
+	"net/url"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -47,31 +51,38 @@ func TokenCommand(cf *apicli.Flags) *cobra.Command {
 	_ = create.MarkFlagRequired("role")
 
 	var listOrg string
+	var listOut apicli.Output
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Tokens []apiToken `json:"tokens"`
-			}
 			path := "/v1/admin/tokens"
 			if listOrg != "" {
-				path += "?org=" + listOrg
+				path += "?org=" + url.QueryEscape(listOrg)
 			}
-			if err := cf.Call(cmd.Context(), http.MethodGet, path, nil, &out); err != nil {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, path, nil, &raw); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tROLE\tORG\tOPERATOR\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
-			for _, t := range out.Tokens {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, apicli.Dash(t.Org), operatorColumn(t),
-					apicli.Day(t.Created), apicli.Day(t.Expires), apicli.Day(t.LastUsed), apicli.Day(t.Revoked))
-			}
-			return tw.Flush()
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Tokens []apiToken `json:"tokens"`
+				}
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode tokens: %w", err)
+				}
+				fmt.Fprintln(tw, "ID\tNAME\tROLE\tORG\tOPERATOR\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+				for _, t := range out.Tokens {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, apicli.Dash(t.Org), operatorColumn(t),
+						apicli.Day(t.Created), apicli.Day(t.Expires), apicli.Day(t.LastUsed), apicli.Day(t.Revoked))
+				}
+				return nil
+			})
 		},
 	}
 	list.Flags().StringVar(&listOrg, "org", "", "only tokens of this organisation")
+	listOut.Add(list)
 
 	revoke := &cobra.Command{
 		Use:   "revoke TOKEN_ID",
@@ -132,43 +143,67 @@ func OrgCommand(cf *apicli.Flags) *cobra.Command {
 	}
 	orgCreate.Flags().StringVar(&orgName, "name", "", "display name (default: the id)")
 	orgCreate.Flags().StringVar(&orgKind, "kind", "vendor", "vendor, maintainers, operator, trustees or admin")
+	var listOut apicli.Output
 	orgList := &cobra.Command{
 		Use:   "list",
 		Short: "List organisations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Orgs []apiOrg `json:"orgs"`
-			}
-			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/admin/orgs", nil, &out); err != nil {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/admin/orgs", nil, &raw); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tKIND\tCREATED")
-			for _, o := range out.Orgs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.ID, o.Name, o.Kind, apicli.Day(o.Created))
-			}
-			return tw.Flush()
+			return listOut.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var out struct {
+					Orgs []apiOrg `json:"orgs"`
+				}
+				if err := json.Unmarshal(raw, &out); err != nil {
+					return fmt.Errorf("decode organisations: %w", err)
+				}
+				fmt.Fprintln(tw, "ID\tNAME\tKIND\tCREATED")
+				for _, o := range out.Orgs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.ID, o.Name, o.Kind, apicli.Day(o.Created))
+				}
+				return nil
+			})
 		},
 	}
+	listOut.Add(orgList)
 	cmd.AddCommand(orgCreate, orgList)
 	return cmd
 }
 
 // WhoamiCommand is "afterlife admin whoami".
 func WhoamiCommand(cf *apicli.Flags) *cobra.Command {
-	return &cobra.Command{
+	var out apicli.Output
+	cmd := &cobra.Command{
 		Use:   "whoami",
 		Short: "Show who the token belongs to",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out map[string]any
-			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &out); err != nil {
+			var raw json.RawMessage
+			if err := cf.Call(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &raw); err != nil {
 				return err
 			}
-			return apicli.PrintJSON(cmd.OutOrStdout(), out)
+			return out.Print(cmd.OutOrStdout(), raw, func(tw io.Writer) error {
+				var who map[string]any
+				if err := json.Unmarshal(raw, &who); err != nil {
+					return fmt.Errorf("decode whoami: %w", err)
+				}
+				keys := make([]string, 0, len(who))
+				for k := range who {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					fmt.Fprintf(tw, "%s\t%v\n", strings.ToUpper(k), who[k])
+				}
+				return nil
+			})
 		},
 	}
+	out.Add(cmd)
+	return cmd
 }
 
 func orgSuffix(org string) string {

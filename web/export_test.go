@@ -1,0 +1,4 @@
+package web
+
+// RenderMarkdownForTest is the pages' Markdown renderer, for tests.
+var RenderMarkdownForTest = newMarkdown().render
