@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,13 +9,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/internal/auth"
@@ -26,9 +23,9 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blob/s3store"
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/db"
-	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/health"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/metrics"
 )
 
 func newServeCmd() *cobra.Command {
@@ -168,7 +165,7 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 	done := sys.startBackground(bg)
 
 	if cfg.MetricsAddr != "" {
-		stopMetrics, err := sys.serveMetrics()
+		stopMetrics, err := metrics.Listen(cfg.MetricsAddr, sys.metricsHTTP, log)
 		if err != nil {
 			stopBG()
 			<-done
@@ -281,7 +278,7 @@ func (s *system) wire(ctx context.Context) error {
 	if s.keys, err = s.loadKeys(ctx); err != nil {
 		return err
 	}
-	if s.metricsHTTP, err = s.metricsHandler(); err != nil {
+	if s.metricsHTTP, err = metrics.Handler(s.metrics, s.cfg.MetricsTokenFile); err != nil {
 		return err
 	}
 	var ownAuth []string
@@ -326,50 +323,6 @@ func (s *system) registerHealth(root *httpapi.Router) {
 		s.metricsHTTP.ServeHTTP(c.Writer, c.Request)
 		return nil
 	})
-}
-
-// metricsHandler serves the metrics registry; with --metrics-token-file it
-// answers only requests that bear that file's token.
-func (s *system) metricsHandler() (http.Handler, error) {
-	h := promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})
-	if s.cfg.MetricsTokenFile == "" {
-		return h, nil
-	}
-	b, err := os.ReadFile(s.cfg.MetricsTokenFile)
-	if err != nil {
-		return nil, errs.Wrap(errs.Invalid, err, "serve: --metrics-token-file")
-	}
-	token := []byte(strings.TrimSpace(string(b)))
-	if len(token) == 0 {
-		return nil, errs.E(errs.Invalid, "serve: --metrics-token-file %s is empty", s.cfg.MetricsTokenFile)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), token) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
-			http.Error(w, "metrics need the bearer token of --metrics-token-file", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}), nil
-}
-
-// serveMetrics serves /metrics alone on --metrics-addr until ctx ends.
-func (s *system) serveMetrics() (stop func(), err error) {
-	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
-	if err != nil {
-		return nil, fmt.Errorf("serve: listen on --metrics-addr %s: %w", s.cfg.MetricsAddr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", s.metricsHTTP)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("metrics listener stopped", "addr", s.cfg.MetricsAddr, "err", err)
-		}
-	}()
-	s.log.Info("metrics served", "addr", ln.Addr().String())
-	return func() { _ = srv.Close() }, nil
 }
 
 // readinessChecks are the dependencies /readyz reports. Update checks are

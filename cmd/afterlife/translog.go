@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/url"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/builder"
@@ -29,7 +27,7 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 		ws = append(ws, translog.Outside{URL: w.URL, VerifierKey: w.VerifierKey, Operator: w.Operator})
 	}
 	l, err := translog.Open(ctx, translog.Options{
-		DB: s.db, KeyDir: s.cfg.Keys, Origin: logOrigin(s.cfg.PublicURL), Now: s.now,
+		DB: s.db, KeyDir: s.cfg.Keys, Origin: translog.OriginFor(s.cfg.PublicURL), Now: s.now,
 		Quorum: s.cfg.TranslogQuorum, Outside: ws,
 		Logger: s.log.With("part", "translog"), Replica: s.cfg.ReplicaID,
 		Sources: map[string]translog.Source{
@@ -52,16 +50,6 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 		s.background = append(s.background, func(ctx context.Context) { p.reg.KeepLogPolicy(ctx, l, max(s.cfg.TranslogEvery, time.Second)) })
 	}
 	return s.startLocalWitnesses(ctx, l)
-}
-
-// logOrigin names a new log after the server's public URL, without its
-// scheme (C2SP tlog-checkpoint origins are schemeless URLs).
-func logOrigin(publicURL string) string {
-	u, err := url.Parse(publicURL)
-	if err != nil || u.Host == "" {
-		return "afterlife.invalid/log"
-	}
-	return u.Host + strings.TrimRight(u.Path, "/") + translog.Prefix
 }
 
 // The names of the log's sources.

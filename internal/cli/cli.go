@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -263,4 +264,35 @@ func Confirm(cmd *cobra.Command, question string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// Version is what a binary reports as its version: stamped (set at build
+// time with -ldflags -X) unless it is "dev", else the commit the binary was
+// built from (with "-dirty" for uncommitted changes), else "dev".
+func Version(stamped string) string {
+	if stamped != "dev" {
+		return stamped
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return stamped
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return stamped
+	}
+	return "dev-" + rev + dirty
 }

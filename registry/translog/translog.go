@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -261,4 +262,14 @@ func newSalt() (string, error) {
 		return "", fmt.Errorf("translog: salt: %w", err)
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// OriginFor names a new log after the server's public URL, without its
+// scheme (C2SP tlog-checkpoint origins are schemeless URLs).
+func OriginFor(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Host == "" {
+		return "afterlife.invalid/log"
+	}
+	return u.Host + strings.TrimRight(u.Path, "/") + Prefix
 }
