@@ -63,6 +63,10 @@ type Release struct {
 	// Rollout is the release's phased rollout, nil when it goes to every
 	// device of its channel (rollout.go).
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// LogEntry is the index of the release's publication entry in the
+	// transparency log, signed into its targets once the log holds it
+	// (logentries.go); nil until then.
+	LogEntry *int64 `json:"log_entry,omitempty"`
 }
 
 // Artifact is one file of a release, listed in TUF as Target.
@@ -110,6 +114,9 @@ func (r Release) targets() []tuf.Target {
 		if r.Rollout != nil {
 			sr := r.Rollout.SignedRollout
 			m.Rollout = &sr
+		}
+		if r.LogEntry != nil {
+			m.Log = &device.SignedLogEntry{Index: *r.LogEntry}
 		}
 		out[i] = tuf.Target{Path: a.Target, Length: a.Size, SHA256: a.sha256Hex(), Custom: m.Custom()}
 	}
@@ -345,6 +352,9 @@ func (s *Service) change(ctx context.Context, check func(context.Context) error,
 		if err := s.signProducts(ctx, add, undoAdd); err != nil {
 			return err
 		}
+		if err := s.signLogEntries(ctx, add, undoAdd); err != nil {
+			return err
+		}
 		err := s.o.TUF.Apply(ctx, add, remove)
 		if err != nil && !(len(add) == 0 && errs.Is(err, errs.NotFound)) {
 			return err
@@ -387,16 +397,16 @@ func (s *Service) event(ctx context.Context, tx *sql.Tx, product, release, actor
 
 const releaseCols = `id, product, version, channel, notes, min_version, build_id, recipe, recipe_version, install_notes,
 	verdict_url, attestations_url, agreeing, total, artifacts, community, yanked, yank_reason, yanked_at, pulled_back,
-	published_at, published_by, promoted_at, held, held_reason, held_at, rollback_from, rollout`
+	published_at, published_by, promoted_at, held, held_reason, held_at, rollback_from, rollout, log_entry`
 
 func scanRelease(row interface{ Scan(...any) error }) (Release, error) {
 	var r Release
 	var arts, rollbackFrom, rollout string
 	var community, yanked, pulled, held int
-	var yankedAt, published, promoted, heldAt int64
+	var yankedAt, published, promoted, heldAt, logEntry int64
 	if err := row.Scan(&r.ID, &r.Product, &r.Version, &r.Channel, &r.Notes, &r.MinVersion, &r.BuildID, &r.Recipe, &r.RecipeVersion,
 		&r.InstallNotes, &r.VerdictURL, &r.AttestationsURL, &r.Agreeing, &r.Total, &arts, &community, &yanked, &r.YankReason,
-		&yankedAt, &pulled, &published, &r.PublishedBy, &promoted, &held, &r.HeldReason, &heldAt, &rollbackFrom, &rollout); err != nil {
+		&yankedAt, &pulled, &published, &r.PublishedBy, &promoted, &held, &r.HeldReason, &heldAt, &rollbackFrom, &rollout, &logEntry); err != nil {
 		return r, err
 	}
 	if rollbackFrom != "" {
@@ -409,6 +419,9 @@ func scanRelease(row interface{ Scan(...any) error }) (Release, error) {
 		if err := json.Unmarshal([]byte(rollout), r.Rollout); err != nil {
 			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollout", r.ID)
 		}
+	}
+	if logEntry >= 0 {
+		r.LogEntry = &logEntry
 	}
 	r.Community, r.Yanked, r.PulledBack, r.Held = community == 1, yanked == 1, pulled == 1, held == 1
 	r.YankedAt, r.PublishedAt, r.PromotedAt, r.HeldAt = db.FromMillis(yankedAt), db.FromMillis(published), db.FromMillis(promoted), db.FromMillis(heldAt)

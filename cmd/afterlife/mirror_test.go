@@ -259,7 +259,8 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 }
 
 // waitForLoggedRelease waits until the served, witnessed checkpoint covers
-// the publication of the product's releases.
+// the publication of the product's releases and their targets sign
+// their entry.
 func waitForLoggedRelease(t *testing.T, base, product string) {
 	t.Helper()
 	testenv.Eventually(t, 2*time.Minute, func() error {
@@ -272,6 +273,20 @@ func waitForLoggedRelease(t *testing.T, base, product string) {
 			Witnessed int64 `json:"witnessed_size"`
 		}
 		apiJSON(t, "GET", base+"/v1/log", "", nil, &info)
+		// Once logged, a release's targets are signed again with their
+		// entry: wait for that too, so the metadata stays as it is.
+		var list struct {
+			Releases []struct {
+				Version  string `json:"version"`
+				LogEntry *int64 `json:"log_entry"`
+			} `json:"releases"`
+		}
+		apiJSON(t, "GET", base+"/v1/releases?product="+product, "", nil, &list)
+		for _, r := range list.Releases {
+			if r.LogEntry == nil {
+				return fmt.Errorf("the targets of %s %s do not sign their log entry yet", product, r.Version)
+			}
+		}
 		for _, e := range about {
 			if e.Type == "release.published" && e.Index < info.Witnessed {
 				return nil

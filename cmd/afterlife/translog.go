@@ -46,6 +46,9 @@ func (s *system) wireTranslog(ctx context.Context, root, v1 *httpapi.Router, p *
 	s.background = append(s.background, func(ctx context.Context) {
 		logStop(s, "transparency log", l.Run(ctx, s.cfg.TranslogEvery))
 	})
+	s.background = append(s.background, func(ctx context.Context) {
+		p.reg.KeepLogEntries(ctx, l, registrySourceName, max(s.cfg.TranslogEvery, time.Second))
+	})
 	if s.cfg.TranslogInRoot {
 		s.background = append(s.background, func(ctx context.Context) { p.reg.KeepLogPolicy(ctx, l, max(s.cfg.TranslogEvery, time.Second)) })
 	}

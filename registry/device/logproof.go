@@ -84,15 +84,49 @@ func (c *client) checkLogged(ctx context.Context, cand *candidate) error {
 		return errs.Wrap(errs.Invalid, fmt.Errorf("%w: %w", ErrNotLogged, cause), "device: refusing %s %s: "+format,
 			append([]any{cand.meta.Product, cand.meta.Version}, args...)...)
 	}
+	var found *verify.Bundle
+	if cand.meta.Log != nil {
+		// The targets role signed where the publication sits: that entry
+		// must prove it, and no other is looked for.
+		i := cand.meta.Log.Index
+		raw, err := c.getRaw(ctx, "/v1/log/entries/"+strconv.FormatInt(i, 10)+"/proof")
+		if errs.Is(err, errs.NotFound) {
+			return refuse(err, "the signed entry %d is in no witnessed checkpoint yet", i)
+		}
+		if err != nil {
+			return err
+		}
+		b, err := pol.Bundle(raw)
+		if err != nil {
+			return refuse(err, "the log's proof of the signed entry %d does not verify", i)
+		}
+		if b.Index != i || !publishes(b.Entry, cand) {
+			return refuse(errors.New("another entry"), "the signed entry %d does not publish release %s", i, cand.meta.ReleaseID)
+		}
+		found = &b
+	} else if found, err = c.lookUpLoggedUnsigned(ctx, pol, cand, refuse); err != nil {
+		return err
+	}
+	if err := c.extendsAccepted(ctx, pol, found.Checkpoint); err != nil {
+		return refuse(err, "the log's checkpoint")
+	}
+	c.log.Info("release is in the transparency log", "entry", found.Index, "log_size", found.Checkpoint.Size, "witnesses", found.Checkpoint.Operators)
+	return nil
+}
+
+// lookUpLoggedUnsigned finds the publication of a release whose targets
+// were signed before they carried their log entry, through the log's
+// unsigned list of a product's entries: only the proof it then fetches is
+// checked.
+func (c *client) lookUpLoggedUnsigned(ctx context.Context, pol verify.Policy, cand *candidate, refuse func(error, string, ...any) error) (*verify.Bundle, error) {
 	var listed []struct {
 		Index int64  `json:"index"`
 		Type  string `json:"type"`
 	}
 	if err := c.getJSON(ctx, "/v1/log/about/"+url.PathEscape(cand.meta.Product), &listed); err != nil {
-		return err
+		return nil, err
 	}
-	var found *verify.Bundle
-	for i := len(listed) - 1; i >= 0 && found == nil; i-- {
+	for i := len(listed) - 1; i >= 0; i-- {
 		if listed[i].Type != "release.published" {
 			continue
 		}
@@ -103,24 +137,17 @@ func (c *client) checkLogged(ctx context.Context, cand *candidate) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b, err := pol.Bundle(raw)
 		if err != nil {
-			return refuse(err, "the log's proof of entry %d does not verify", listed[i].Index)
+			return nil, refuse(err, "the log's proof of entry %d does not verify", listed[i].Index)
 		}
 		if publishes(b.Entry, cand) {
-			found = &b
+			return &b, nil
 		}
 	}
-	if found == nil {
-		return refuse(errors.New("no such entry"), "no entry of the log publishes release %s", cand.meta.ReleaseID)
-	}
-	if err := c.extendsAccepted(ctx, pol, found.Checkpoint); err != nil {
-		return refuse(err, "the log's checkpoint")
-	}
-	c.log.Info("release is in the transparency log", "entry", found.Index, "log_size", found.Checkpoint.Size, "witnesses", found.Checkpoint.Operators)
-	return nil
+	return nil, refuse(errors.New("no such entry"), "no entry of the log publishes release %s", cand.meta.ReleaseID)
 }
 
 // publishes reports whether a log entry is the publication of the

@@ -61,16 +61,21 @@ type logFront struct {
 	mu     sync.Mutex
 	log    *translog.Log
 	tamper bool
-	next   http.Handler
+	// noLookup answers the unsigned lookup of a product's entries with
+	// an error: a device must not need it.
+	noLookup bool
+	next     http.Handler
 }
 
 func (f *logFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	l, tamper := f.log, f.tamper
+	l, tamper, noLookup := f.log, f.tamper, f.noLookup
 	f.mu.Unlock()
 	ctx := r.Context()
 	fail := func(err error) { http.Error(w, err.Error(), http.StatusInternalServerError) }
 	switch {
+	case strings.HasPrefix(r.URL.Path, "/v1/log/about/") && noLookup:
+		http.Error(w, "no lookup here", http.StatusGone)
 	case strings.HasPrefix(r.URL.Path, "/v1/log/about/"):
 		list, err := l.EntriesAbout(ctx, strings.TrimPrefix(r.URL.Path, "/v1/log/about/"))
 		if err != nil {
@@ -198,6 +203,44 @@ func TestADeviceInstallsOnlyWhatTheWitnessedLogProves(t *testing.T) {
 		defer setPolicy(policy)
 		if err := refused("1.2.0"); !errors.Is(err, verify.ErrPolicy) {
 			t.Fatalf("err = %v, want the witness policy unmet", err)
+		}
+	})
+	t.Run("a target whose signed entry publishes another release is refused", func(t *testing.T) {
+		first, err := l.EntryIndexes(ctx, "registry", []int64{1}) // 1.2.0's publication
+		if err != nil || len(first) != 1 {
+			t.Fatalf("entry of 1.2.0: %v %v", first, err)
+		}
+		o, err := reg.publishWith("1.3.5", firmware("1.3.5"), release{logEntry: &device.SignedLogEntry{Index: first[1]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.add(o, "")
+		if _, err := l.Tick(ctx, time.Now(), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := refused("1.2.0"); !errors.Is(err, device.ErrNotLogged) || !strings.Contains(err.Error(), "does not publish") {
+			t.Fatalf("err = %v, want the signed entry to publish another release", err)
+		}
+	})
+	t.Run("a target whose signed entry proves it is installed without asking which entries name the product", func(t *testing.T) {
+		next, err := l.Size(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := reg.publishWith("1.3.6", firmware("1.3.6"), release{logEntry: &device.SignedLogEntry{Index: next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.add(o, "")
+		if _, err := l.Tick(ctx, time.Now(), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		front.mu.Lock()
+		front.noLookup = true
+		front.mu.Unlock()
+		defer func() { front.mu.Lock(); front.noLookup = false; front.mu.Unlock() }()
+		if res, err := device.Update(ctx, cfg, "1.2.0"); err != nil || res.Version != "1.3.6" {
+			t.Fatalf("update: %+v %v", res, err)
 		}
 	})
 	t.Run("a rewritten log is refused", func(t *testing.T) {

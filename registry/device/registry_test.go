@@ -81,6 +81,7 @@ type release struct {
 	fromYanked []device.YankedFrom // signed rollback_from_yanked
 	yanked     string              // signed as yanked with this reason
 	unsigned   bool                // no signed release fields, as before they existed
+	logEntry   *device.SignedLogEntry
 }
 
 // publish signs a release into the TUF repository and makes it the offer.
@@ -109,6 +110,7 @@ func (r *testRegistry) publishWith(version string, content []byte, rel release) 
 			Schema: device.SchemaVersion, Product: rel.product, Version: version, Channel: rel.channel, ReleaseID: "rel_" + version,
 			Kind: "firmware", Community: &rel.community, MinVersion: rel.minVersion, DeviceIDs: rel.deviceIDs, RiskNotes: rel.risk,
 			Rollback: rel.rollback, RollbackFromYanked: rel.fromYanked, Yanked: rel.yanked != "", YankReason: rel.yanked,
+			Log: rel.logEntry,
 		}.Custom()
 	}
 	r.mu.Lock()

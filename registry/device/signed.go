@@ -50,6 +50,16 @@ type TargetMeta struct {
 	// Delta, when set, says this target is a delta (delta.go): applied to
 	// the source image it yields the release's full image.
 	Delta *SignedDelta `json:"delta,omitempty"`
+	// Log, when set, names the release's publication entry in the
+	// transparency log: a device whose root carries a log policy checks
+	// that entry's proof before it installs (logproof.go).
+	Log *SignedLogEntry `json:"log,omitempty"`
+}
+
+// SignedLogEntry is where a release's publication sits in the
+// transparency log.
+type SignedLogEntry struct {
+	Index int64 `json:"index"`
 }
 
 // SignedRollback is a signed permission to go back to an older version.
