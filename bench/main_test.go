@@ -2,10 +2,7 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,81 +171,23 @@ func cacheDir(tb testing.TB) string {
 }
 
 // startNginxWith starts an nginx whose one server holds server (its
-// directives and locations).
+// directives and locations), tuned for load: every core, long keep-alive,
+// sendfile, and a proxy cache in memory.
 func startNginxWith(tb testing.TB, server string) *nginx {
 	tb.Helper()
-	bin := need(tb, "nginx")["nginx"]
-	prefix := tb.TempDir()
-	for _, d := range []string{"logs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	port := testenv.FreePort(tb)
-	user := ""
-	if os.Geteuid() == 0 {
-		// Workers would otherwise drop to nobody and could not read the
-		// benchmark's private temporary directory.
-		user = "user root;"
-	}
-	conf := fmt.Sprintf(`%s
-worker_processes auto;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log %[2]s/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path %[2]s/tmp/body;
-    proxy_temp_path %[2]s/tmp/proxy;
-    fastcgi_temp_path %[2]s/tmp/fastcgi;
-    uwsgi_temp_path %[2]s/tmp/uwsgi;
-    scgi_temp_path %[2]s/tmp/scgi;
+	need(tb, "nginx")
+	url := testenv.StartNginx(tb, testenv.NginxConfig{
+		Workers: "auto", Connections: 4096, Server: server,
+		HTTP: fmt.Sprintf(`access_log off;
     sendfile on;
     tcp_nopush on;
     keepalive_requests 10000000;
     keepalive_timeout 120s;
     types { application/json json; application/octet-stream bin; }
     default_type application/octet-stream;
-    proxy_cache_path %[5]s levels=1:2 keys_zone=afterlife_updates:64m max_size=1g inactive=10m use_temp_path=off;
-    server {
-        listen 127.0.0.1:%[3]d;
-        %[4]s
-    }
-}
-`, user, prefix, port, server, cacheDir(tb))
-	confPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-p", prefix, "-c", confPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		tb.Fatalf("start nginx: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tb.Cleanup(func() { cancel(); <-done })
-	n := &nginx{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	testenv.Eventually(tb, 15*time.Second, func() error {
-		select {
-		case err := <-done:
-			return testenv.GiveUp(fmt.Errorf("nginx exited: %v\n%s", err, out.String()))
-		default:
-		}
-		resp, err := http.Get(n.URL + "/")
-		if err != nil {
-			return fmt.Errorf("nginx not answering on %s: %v\n%s", n.URL, err, out.String())
-		}
-		resp.Body.Close()
-		return nil
+    proxy_cache_path %s levels=1:2 keys_zone=afterlife_updates:64m max_size=1g inactive=10m use_temp_path=off;`, cacheDir(tb)),
 	})
-	return n
+	return &nginx{URL: url}
 }
 
 // procMemory reads a process's peak and current resident set in MiB.

@@ -25,6 +25,30 @@ type StaticSite struct {
 // it when the test ends.
 func ServeStatic(t testing.TB, root string) *StaticSite {
 	t.Helper()
+	url := StartNginx(t, NginxConfig{
+		HTTP: `access_log off;
+    sendfile on;
+    types { text/html html; application/json json; text/css css; application/javascript js; application/atom+xml atom; }
+    default_type application/octet-stream;`,
+		Server: fmt.Sprintf(`root %s;
+        location / { try_files $uri $uri.html $uri/ =404; }`, root),
+	})
+	return &StaticSite{URL: url, Root: root}
+}
+
+// NginxConfig is what differs between the nginx servers tests start.
+type NginxConfig struct {
+	Workers     string // worker_processes; "" means 1
+	Connections int    // worker_connections; 0 means 256
+	HTTP        string // directives of the http block
+	Server      string // directives and locations of its one server
+}
+
+// StartNginx starts an nginx of the test's own (its own prefix, config and
+// a free 127.0.0.1 port) and stops it when the test ends; it returns the
+// server's URL once it answers.
+func StartNginx(t testing.TB, c NginxConfig) string {
+	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
@@ -45,29 +69,32 @@ func ServeStatic(t testing.TB, root string) *StaticSite {
 		// test's private temporary directory.
 		user = "user root;"
 	}
-	conf := fmt.Sprintf(`%s
-worker_processes 1;
+	workers, conns := c.Workers, c.Connections
+	if workers == "" {
+		workers = "1"
+	}
+	if conns == 0 {
+		conns = 256
+	}
+	conf := fmt.Sprintf(`%[1]s
+worker_processes %[5]s;
 daemon off;
 pid %[2]s/nginx.pid;
 error_log %[2]s/logs/error.log warn;
-events { worker_connections 256; }
+events { worker_connections %[6]d; }
 http {
-    access_log off;
     client_body_temp_path %[2]s/tmp/body;
     proxy_temp_path %[2]s/tmp/proxy;
     fastcgi_temp_path %[2]s/tmp/fastcgi;
     uwsgi_temp_path %[2]s/tmp/uwsgi;
     scgi_temp_path %[2]s/tmp/scgi;
-    sendfile on;
-    types { text/html html; application/json json; text/css css; application/javascript js; application/atom+xml atom; }
-    default_type application/octet-stream;
+    %[7]s
     server {
         listen 127.0.0.1:%[3]d;
-        root %[4]s;
-        location / { try_files $uri $uri.html $uri/ =404; }
+        %[4]s
     }
 }
-`, user, prefix, port, root)
+`, user, prefix, port, c.Server, workers, conns, c.HTTP)
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -85,19 +112,19 @@ http {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { cancel(); <-done })
-	s := &StaticSite{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Root: root}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	Eventually(t, 15*time.Second, func() error {
 		select {
 		case err := <-done:
 			return GiveUp(fmt.Errorf("nginx exited: %v\n%s", err, out.String()))
 		default:
 		}
-		resp, err := http.Get(s.URL + "/")
+		resp, err := http.Get(url + "/")
 		if err != nil {
-			return fmt.Errorf("nginx not answering on %s: %v", s.URL, err)
+			return fmt.Errorf("nginx not answering on %s: %v\n%s", url, err, out.String())
 		}
 		resp.Body.Close()
 		return nil
 	})
-	return s
+	return url
 }
