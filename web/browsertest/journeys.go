@@ -109,7 +109,7 @@ func VendorDeposits(t testing.TB, b *Browser, base, token, model string, files m
 	b.Do(t, "open the product form", chromedp.Evaluate[chromedp.Void](`document.querySelector("details:has(#new-product)").open = true`))
 	b.Do(t, "register a product",
 		chromedp.SendKeys(chromedp.ID("model"), model),
-		chromedp.SendKeys(chromedp.ID("device_ids"), "dt:"+strings.ToLower(strings.ReplaceAll(model, " ", "-"))),
+		chromedp.SendKeys(chromedp.ID("device_ids"), "dt:acme,"+strings.ToLower(strings.ReplaceAll(model, " ", "-"))),
 		chromedp.Submit(chromedp.ID("model")),
 	)
 	b.WaitFor(t, "the registered product", `[...document.querySelectorAll("main td")].some(td => td.textContent.includes(`+js(model)+`))`)
