@@ -52,6 +52,9 @@ func nginxConfig(t *testing.T, shipped, dir, listen string, backends []string) s
 			line = server.ReplaceAllString(line, "${1}"+backends[n-1]+"${3}")
 		case strings.HasPrefix(trimmed, "listen "):
 			line = "        listen " + listen + ";"
+		case strings.HasPrefix(trimmed, "proxy_cache_path "):
+			// The update check's shared cache lives in the test's directory.
+			line = regexp.MustCompile(`proxy_cache_path\s+\S+`).ReplaceAllString(line, "proxy_cache_path "+filepath.Join(dir, "cache"))
 		case strings.HasPrefix(trimmed, "access_log "):
 			line = fmt.Sprintf(`    log_format upstreams '$status $upstream_addr $upstream_status $request_method $uri';
     access_log %[1]s/access.log upstreams;
@@ -71,7 +74,10 @@ func nginxConfig(t *testing.T, shipped, dir, listen string, backends []string) s
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		if strings.HasPrefix(l, "proxy_") || strings.HasPrefix(l, "keepalive") || strings.HasPrefix(l, "client_max_body_size") {
+		if strings.HasPrefix(l, "proxy_cache_path ") {
+			l = strings.Join(strings.Fields(l)[2:], " ") // its path is the test's own
+		}
+		if strings.HasPrefix(l, "proxy_") || strings.HasPrefix(l, "keepalive") || strings.HasPrefix(l, "client_max_body_size") || strings.HasPrefix(l, "levels=") {
 			if !strings.Contains(conf, l) {
 				t.Fatalf("the test's nginx config lost the shipped directive %q", l)
 			}
@@ -107,8 +113,13 @@ func startNginx(t *testing.T, backends []string) *nginxProxy {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-c", conf,
-		"-g", fmt.Sprintf("daemon off; pid %[1]s/nginx.pid; error_log %[1]s/error.log warn;", dir))
+	global := fmt.Sprintf("daemon off; pid %[1]s/nginx.pid; error_log %[1]s/error.log warn;", dir)
+	if os.Geteuid() == 0 {
+		// Workers would otherwise drop to nobody and could not write the
+		// update cache in the test's private directory.
+		global += " user root;"
+	}
+	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-c", conf, "-g", global)
 	logf, err := os.Create(filepath.Join(dir, "nginx.out"))
 	if err != nil {
 		cancel()
@@ -122,13 +133,16 @@ func startNginx(t *testing.T, backends []string) *nginxProxy {
 		cancel()
 		t.Fatalf("start nginx: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); logf.Close() }()
+	// exitErr holds how nginx ended once done is closed.
+	var exitErr error
+	done := make(chan struct{})
+	go func() { exitErr = cmd.Wait(); logf.Close(); close(done) }()
 	p.stopping = cancel
 	t.Cleanup(func() { cancel(); <-done })
 	exited := func() error {
 		select {
-		case err := <-done:
+		case <-done:
+			err := exitErr
 			out, _ := os.ReadFile(filepath.Join(dir, "nginx.out"))
 			return testenv.GiveUp(fmt.Errorf("nginx exited: %v\n%s\n%s", err, out, p.errorLog()))
 		default:
