@@ -121,7 +121,7 @@ http {
 		}
 		resp, err := http.Get(url + "/")
 		if err != nil {
-			return fmt.Errorf("nginx not answering on %s: %v\n%s", url, err, out.String())
+			return fmt.Errorf("nginx not answering on %s: %v", url, err) // its output is read only once it has exited
 		}
 		resp.Body.Close()
 		return nil

@@ -3,14 +3,17 @@ package fwupd_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
+	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/fwupd"
@@ -179,6 +182,16 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 	// A new release: the next generation switches both files at once.
 	e.release(t, "rel_2", "demo-cam", "2.1.0", registry.Stable, []byte("community firmware 2.1.0\n"), nil)
 	e.clock.Add(2 * interval)
+	// fwupd takes metadata only when its PKCS#7 signing time (read by the
+	// signing library from the system clock, in whole seconds) is newer
+	// than the one it holds: let the system clock pass a second.
+	signedIn := time.Now().Unix()
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if time.Now().Unix() <= signedIn {
+			return fmt.Errorf("still in the second the first generation was signed in")
+		}
+		return nil
+	})
 	if g, err := e.remote.Export(ctx); err != nil || g == nil || g.N != 2 {
 		t.Fatalf("second export = %+v, %v", g, err)
 	}
