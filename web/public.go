@@ -65,6 +65,7 @@ func (s *Site) product(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	pp.RegistryURL = s.registryURL(c)
 	p := s.newPage(c, pp.Vendor+" "+pp.Model, pp)
 	p.APIURL = pp.APIURL
 	if pp.FeedURL != "" {

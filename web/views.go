@@ -158,6 +158,37 @@ type ProductPage struct {
 	Fwupd             *FwupdRemote   // set when fwupd devices can opt in to this product's releases
 	Support           SupportDates   // the declared support period
 	Lifecycle         []LifecycleDoc // its machine-readable, signed lifecycle documents
+	// RegistryURL is how devices reach this registry, for the update
+	// steps; the site sets it (the Catalog leaves it empty).
+	RegistryURL string
+}
+
+// Latest is the newest release a device would be offered on the stable
+// channel (or the first channel shown when there is no stable one): not
+// yanked. Nil when there is none.
+func (p *ProductPage) Latest() *Release {
+	for _, name := range []string{"stable", ""} {
+		for _, ch := range p.Channels {
+			if name != "" && ch.Name != name {
+				continue
+			}
+			for i := range ch.Releases {
+				if !ch.Releases[i].Yanked {
+					return &ch.Releases[i]
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// DeviceID is the device id the update steps use: the first one listed,
+// or a placeholder the owner replaces.
+func (p *ProductPage) DeviceID() string {
+	if len(p.DeviceIDs) > 0 {
+		return p.DeviceIDs[0]
+	}
+	return "DEVICE-ID"
 }
 
 // FwupdRemote tells an owner whose device runs fwupd how to opt in to the

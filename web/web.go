@@ -61,6 +61,10 @@ type Options struct {
 	APIDocsURL string
 	// StatsAPIURL is the JSON of the home page counts.
 	StatsAPIURL string
+	// PublicURL is how devices and owners reach this registry (e.g.
+	// https://registry.example); the product page's update steps name it.
+	// Empty: the scheme and host of each request.
+	PublicURL string
 	// MaxUpload bounds one uploaded deposit file through the browser
 	// (default 1 GiB).
 	MaxUpload int64
@@ -98,6 +102,7 @@ func New(deps Deps, opts Options) (*Site, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	log := deps.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -235,6 +240,19 @@ type page struct {
 	Flash    string
 	Error    string
 	Data     any
+}
+
+// registryURL is the address devices and owners use for this registry:
+// Options.PublicURL, or the scheme and host the request came to.
+func (s *Site) registryURL(c *gin.Context) string {
+	if s.opts.PublicURL != "" {
+		return s.opts.PublicURL
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
 }
 
 func (s *Site) newPage(c *gin.Context, title string, data any) *page {
