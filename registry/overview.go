@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 )
@@ -21,11 +22,42 @@ type Overview struct {
 	Events   []Event           `json:"events"`
 }
 
-// ReleaseOverview is a release with its verdict and report counts.
+// ReleaseOverview is a release with its verdict and report counts, its
+// reports per day and, with a phased rollout, where each stage stands:
+// the numbers behind the product page's charts.
 type ReleaseOverview struct {
 	Release
-	Verdict Verdict     `json:"verdict"`
-	Reports ReportStats `json:"reports"`
+	Verdict      Verdict     `json:"verdict"`
+	Reports      ReportStats `json:"reports"`
+	ReportsByDay []ReportDay `json:"reports_by_day"`
+	// RolloutProgress is one entry per stage of the release's phased
+	// rollout, empty without one.
+	RolloutProgress []StageProgress `json:"rollout_progress,omitempty"`
+}
+
+// StageProgress is one stage of a phased rollout: the share of devices it
+// offers the release to, when it begins (its schedule, later by the time
+// the rollout spent paused) and whether the rollout reached it.
+type StageProgress struct {
+	Stage    int       `json:"stage"`
+	Percent  int       `json:"percent"`
+	StartsAt time.Time `json:"starts_at"`
+	Reached  bool      `json:"reached"`
+}
+
+// rolloutProgress lays out a rollout's stages; ro has its current stage
+// filled in (withStage).
+func rolloutProgress(ro *Rollout) []StageProgress {
+	if ro == nil || len(ro.Stages) == 0 {
+		return nil
+	}
+	out := make([]StageProgress, len(ro.Stages))
+	at := ro.Start
+	for i, st := range ro.Stages {
+		out[i] = StageProgress{Stage: i + 1, Percent: st.Percent, StartsAt: at.UTC(), Reached: i+1 <= ro.Stage}
+		at = at.Add(time.Duration(st.DwellSeconds) * time.Second)
+	}
+	return out
 }
 
 // Verdict says how many builders agreed on a release's bytes.
@@ -70,7 +102,12 @@ func (s *Service) ProductOverview(ctx context.Context, productID string) (Overvi
 		if err != nil {
 			return Overview{}, err
 		}
-		ov.Releases = append(ov.Releases, ReleaseOverview{Release: r, Verdict: Verdict{Agreeing: r.Agreeing, Total: r.Total, URL: r.VerdictURL}, Reports: st})
+		days, err := s.ReportTimeline(ctx, r.ID)
+		if err != nil {
+			return Overview{}, err
+		}
+		ov.Releases = append(ov.Releases, ReleaseOverview{Release: r, Verdict: Verdict{Agreeing: r.Agreeing, Total: r.Total, URL: r.VerdictURL}, Reports: st,
+			ReportsByDay: days, RolloutProgress: rolloutProgress(r.Rollout)})
 	}
 	if ov.Policy, err = s.Policy(ctx, p.ID); err != nil {
 		return Overview{}, err

@@ -67,11 +67,15 @@ func (s *Service) Report(ctx context.Context, r device.Report, from string) erro
 	if rel.Version != r.Version {
 		return errs.E(errs.Invalid, "release %s is version %s, the report says %s", rel.ID, rel.Version, r.Version)
 	}
-	_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO install_reports (id, release_id, device_id, version, outcome, reason, at, install_id, network)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	rolledBack := 0
+	if r.RolledBack && r.Outcome == device.OutcomeFailure {
+		rolledBack = 1
+	}
+	_, err = s.db.ExecContext(ctx, s.db.Q(`INSERT INTO install_reports (id, release_id, device_id, version, outcome, reason, at, install_id, network, rolled_back)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (release_id, install_id) WHERE install_id <> '' DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason,
-		at = excluded.at, network = excluded.network, device_id = excluded.device_id`),
-		ids.At("rep", s.now()), rel.ID, devID, r.Version, r.Outcome, reason, db.Millis(s.now()), r.InstallID, from)
+		at = excluded.at, network = excluded.network, device_id = excluded.device_id, rolled_back = excluded.rolled_back`),
+		ids.At("rep", s.now()), rel.ID, devID, r.Version, r.Outcome, reason, db.Millis(s.now()), r.InstallID, from, rolledBack)
 	if err != nil {
 		return fmt.Errorf("registry: store report: %w", db.Classify(err))
 	}
@@ -143,6 +147,71 @@ func (s *Service) Stats(ctx context.Context, releaseID string) (ReportStats, err
 		st.TopFailures = append(st.TopFailures, fc)
 	}
 	return st, db.Classify(rows.Err())
+}
+
+// ReportDay is one day (UTC) of a release's counted install reports:
+// installs that worked, failed installs, and failed installs the device
+// undid by going back to the firmware it ran before (RolledBack, not
+// counted in Failure).
+type ReportDay struct {
+	Day        time.Time `json:"day"`
+	Success    int       `json:"success"`
+	Failure    int       `json:"failure"`
+	RolledBack int       `json:"rolled_back"`
+}
+
+// maxReportDays bounds a release's report timeline to its newest days.
+const maxReportDays = 90
+
+// ReportTimeline is a release's counted install reports per day, oldest
+// first, only days with reports, at most the newest 90. It counts what
+// Stats counts: reports with a receipt, each source network at most
+// Options.ReportsPerNetwork times per outcome (its earliest reports), so
+// the days add up to Stats' totals while the timeline is whole.
+func (s *Service) ReportTimeline(ctx context.Context, releaseID string) ([]ReportDay, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT at / 86400000 AS day, network, outcome, rolled_back, COUNT(*) FROM install_reports
+		WHERE release_id = ? AND install_id <> '' GROUP BY at / 86400000, network, outcome, rolled_back ORDER BY day, network, outcome, rolled_back`), releaseID)
+	if err != nil {
+		return nil, fmt.Errorf("registry: report timeline of %s: %w", releaseID, db.Classify(err))
+	}
+	defer rows.Close()
+	type key struct{ network, outcome string }
+	used := map[key]int{}
+	out := []ReportDay{}
+	for rows.Next() {
+		var day int64
+		var network, outcome string
+		var rolledBack, n int
+		if err := rows.Scan(&day, &network, &outcome, &rolledBack, &n); err != nil {
+			return nil, fmt.Errorf("registry: report timeline of %s: %w", releaseID, err)
+		}
+		k := key{network, outcome}
+		n = min(n, s.o.ReportsPerNetwork-used[k])
+		if n <= 0 {
+			continue
+		}
+		used[k] += n
+		at := time.UnixMilli(day * 86400000).UTC()
+		if len(out) == 0 || !out[len(out)-1].Day.Equal(at) {
+			out = append(out, ReportDay{Day: at})
+		}
+		d := &out[len(out)-1]
+		switch {
+		case outcome == device.OutcomeSuccess:
+			d.Success += n
+		case rolledBack != 0:
+			d.RolledBack += n
+		default:
+			d.Failure += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.Classify(err)
+	}
+	if len(out) > maxReportDays {
+		out = out[len(out)-maxReportDays:]
+	}
+	return out, nil
 }
 
 // PullBackPolicy is when a product's releases are held for review: at

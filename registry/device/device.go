@@ -142,8 +142,11 @@ type Report struct {
 	Version   string `json:"version"`
 	Outcome   string `json:"outcome"` // "success" or "failure"
 	Reason    string `json:"reason,omitempty"`
-	InstallID string `json:"install_id,omitempty"`
-	Receipt   string `json:"receipt,omitempty"`
+	// RolledBack is set on a failure the device undid: it went back to
+	// the firmware it ran before.
+	RolledBack bool   `json:"rolled_back,omitempty"`
+	InstallID  string `json:"install_id,omitempty"`
+	Receipt    string `json:"receipt,omitempty"`
 }
 
 // Outcomes of a Report.

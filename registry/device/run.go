@@ -245,7 +245,7 @@ func (c *client) rolledBackBy(ctx context.Context, res *Result, reason string) e
 	}
 	res.Updated, res.RolledBack, res.Reason = false, true, reason
 	c.receipt = p.Receipt
-	if err := c.report(ctx, Report{ReleaseID: p.ReleaseID, Version: p.Version, Outcome: OutcomeFailure, Reason: reason}); err != nil {
+	if err := c.report(ctx, Report{ReleaseID: p.ReleaseID, Version: p.Version, Outcome: OutcomeFailure, Reason: reason, RolledBack: true}); err != nil {
 		c.log.Warn("device: could not report the rollback", "err", err)
 		res.ReportErr = err
 	}

@@ -125,9 +125,9 @@ func TestAFailingHealthCheckRollsBackAndReportsTheReason(t *testing.T) {
 		}
 		reps := reg.gotReports()
 		last := reps[len(reps)-1]
-		if last.Outcome != device.OutcomeFailure || last.Version != "1.1.0" || !strings.Contains(last.Reason, "health check failed") ||
+		if last.Outcome != device.OutcomeFailure || last.Version != "1.1.0" || !strings.Contains(last.Reason, "health check failed") || !last.RolledBack ||
 			last.Receipt != receiptFor(sha256Hex(firmware("1.1.0")), last.InstallID) {
-			t.Fatalf("last report = %+v, want a failure of 1.1.0 with the reason and the download's receipt", last)
+			t.Fatalf("last report = %+v, want a rolled-back failure of 1.1.0 with the reason and the download's receipt", last)
 		}
 	})
 	t.Run("the failed release is not installed again, and status says why", func(t *testing.T) {
