@@ -358,9 +358,12 @@ type adminData struct {
 	// EndingSoon are the products near the end of security support with
 	// nothing in escrow (nil: not enabled).
 	EndingSoon []EndingSoonRow
-	NewSecret  string // shown once after creating a token
-	NewName    string
-	Roles      []principal.Role
+	// Activity is the farm's recent work, charted for admins (nil for
+	// trustees).
+	Activity  *FarmActivity
+	NewSecret string // shown once after creating a token
+	NewName   string
+	Roles     []principal.Role
 }
 
 func (s *Site) adminData(c *gin.Context) (adminData, error) {
@@ -390,6 +393,11 @@ func (s *Site) adminData(c *gin.Context) (adminData, error) {
 	if d.Tokens, err = s.deps.Admin.Tokens(ctx); err != nil {
 		return d, err
 	}
+	act, err := s.deps.Farm.Activity(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Activity = &act
 	if s.deps.Lifecycle != nil {
 		if d.EndingSoon, err = s.deps.Lifecycle.EndingSoon(ctx, p); err != nil {
 			return d, err
@@ -407,7 +415,11 @@ func (s *Site) adminHome(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.render(c, http.StatusOK, "admin/index", "", s.pageWithFlash(c, "Admin", d))
+	p := s.pageWithFlash(c, "Admin", d)
+	if d.IsAdmin {
+		p.APIURL = s.opts.FarmActivityURL
+	}
+	s.render(c, http.StatusOK, "admin/index", "", p)
 }
 
 func (s *Site) adminApprove(c *gin.Context) {

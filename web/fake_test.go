@@ -217,6 +217,27 @@ func (f *fakeFarm) SubmitRecipe(_ context.Context, p principal.Principal, s web.
 	return id, nil
 }
 
+// Activity is a day of the farm: a queue that filled in the morning
+// and the builds the fake knows, which took a few minutes each.
+func (f *fakeFarm) Activity(context.Context) (web.FarmActivity, error) {
+	var a web.FarmActivity
+	for h := range 25 {
+		a.Queue = append(a.Queue, web.QueueSample{At: t0.Add(time.Duration(h-24) * time.Hour), Waiting: max(0, 6-abs(h-9)*2)})
+	}
+	a.Builds = []web.BuildTime{
+		{ID: "bld_bad", Name: "thermo-fw", State: "unreproducible", Decided: t0.Add(-3 * time.Hour), Seconds: 410},
+		{ID: "bld_good", Name: "thermo-fw", State: "reproducible", Decided: t0.Add(-time.Hour), Seconds: 265},
+	}
+	return a, nil
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
 func (f *fakeFarm) Log(_ context.Context, buildID, jobID string, off int64) (web.LogChunk, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -453,7 +474,11 @@ func newDemo(tb testing.TB) *demo {
 			{Name: "stable", Releases: []web.Release{{Version: "2.0.1", PublishedAt: t0.AddDate(0, 0, -5), Notes: "Local-only mode; no cloud needed.",
 				Artifacts: []web.Artifact{{Name: "thermo-2.0.1.bin", Size: int64(len(fw)), SHA256: hex.EncodeToString(sum[:]), URL: "/files/thermo-2.0.1.bin"}},
 				Badge:     web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"}, BuildID: "bld_good",
-				Rollout: "Phased rollout, stage 2 of 4: 10 % of devices"}}},
+				Rollout: "Phased rollout, stage 2 of 4: 10 % of devices",
+				Stages: []web.RolloutStage{{Percent: 1, StartsAt: t0.AddDate(0, 0, -5), Reached: true}, {Percent: 10, StartsAt: t0.AddDate(0, 0, -4), Reached: true},
+					{Percent: 50, StartsAt: t0.AddDate(0, 0, -2)}, {Percent: 100, StartsAt: t0}},
+				ReportDays: []web.ReportDay{{Day: t0.AddDate(0, 0, -5), Success: 12, Failure: 1}, {Day: t0.AddDate(0, 0, -4), Success: 20, Failure: 1, RolledBack: 1},
+					{Day: t0.AddDate(0, 0, -3), Success: 15}}}}},
 			{Name: "testing", Releases: []web.Release{{Version: "2.1.0", PublishedAt: t0.AddDate(0, 0, -2), Badge: web.Badge{Agree: 3, Total: 3, VerdictURL: "/builds/bld_good"},
 				Yanked: true, YankReason: "drains the battery within a day."}}},
 		},

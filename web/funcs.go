@@ -29,12 +29,14 @@ func (s *Site) funcs() template.FuncMap {
 			}
 			return t.UTC().Format("2 Jan 2006 15:04 UTC")
 		},
-		"ago":   func(t time.Time) string { return ago(s.opts.Now(), t) },
-		"size":  humanSize,
-		"short": func(h string) string { return shorten(h, 12) },
-		"join":  strings.Join,
-		"add":   func(a, b int) int { return a + b },
-		"past":  func(t time.Time) bool { return !t.IsZero() && t.Before(s.opts.Now()) },
+		"ago":    func(t time.Time) string { return ago(s.opts.Now(), t) },
+		"size":   humanSize,
+		"short":  func(h string) string { return shorten(h, 12) },
+		"join":   strings.Join,
+		"add":    func(a, b int) int { return a + b },
+		"past":   func(t time.Time) bool { return !t.IsZero() && t.Before(s.opts.Now()) },
+		"chart":  func(c Chart) chartView { return c.layout() },
+		"svgnum": svgNum,
 	}
 }
 

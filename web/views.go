@@ -46,6 +46,9 @@ type Farm interface {
 	// hundred KiB per call), the offset to ask for next, and whether the
 	// log is complete.
 	Log(ctx context.Context, buildID, jobID string, offset int64) (LogChunk, error)
+	// Activity is the farm's recent work: the queue through the last day
+	// and the durations of the newest decided builds.
+	Activity(ctx context.Context) (FarmActivity, error)
 }
 
 // Escrow is the vendor's side of the escrow: deposits, receipts, policies.
@@ -280,6 +283,24 @@ type Release struct {
 	// Rollout says where a phased rollout stands ("stage 2 of 4: 10 % of
 	// devices"), empty when the release goes to every device.
 	Rollout string
+	// Stages are the phased rollout's stages (none without one).
+	Stages []RolloutStage
+	// ReportDays are its counted install reports per day, oldest first,
+	// only days with reports.
+	ReportDays []ReportDay
+}
+
+// RolloutStage is one stage of a phased rollout.
+type RolloutStage struct {
+	Percent  int // of devices offered the release
+	StartsAt time.Time
+	Reached  bool
+}
+
+// ReportDay is one day (UTC) of a release's install reports.
+type ReportDay struct {
+	Day                          time.Time
+	Success, Failure, RolledBack int // RolledBack: failed and went back to the previous firmware (not in Failure)
 }
 
 // Artifact is one downloadable file of a release.

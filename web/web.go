@@ -61,6 +61,8 @@ type Options struct {
 	APIDocsURL string
 	// StatsAPIURL is the JSON of the home page counts.
 	StatsAPIURL string
+	// FarmActivityURL is the JSON of the admin page's farm charts.
+	FarmActivityURL string
 	// PublicURL is how devices and owners reach this registry (e.g.
 	// https://registry.example); the product page's update steps name it.
 	// Empty: the scheme and host of each request.

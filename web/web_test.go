@@ -96,7 +96,7 @@ func TestPagesRender(t *testing.T) {
 			`href="/fwupd/afterlife.conf"`, `href="/fwupd/afterlife-ca.pem"`, "disabled until you enable it", "/etc/fwupd/remotes.d/",
 			"/etc/pki/fwupd-metadata/", "<code>community</code>", "4b12940f-0816-5de9-a3e0-67d3215823f5"}},
 		{"the product page says how a device gets updates: the updater with this registry and product, fwupd, and by hand", "", "/products/acme-thermo-2", 200, []string{
-			"How your device gets updates", "afterlife-device init --registry http://example.com", "--product acme-thermo-2 --id acme:thermo2",
+			"How your device gets updates", "afterlife-device init \\\n    --registry http://example.com \\\n    --product acme-thermo-2 \\\n    --id acme:thermo2 \\",
 			"--trust-on-first-use", "--accept-community-firmware", "afterlife-device run", "With fwupd", "By hand", "sha256sum FILE",
 			"afterlife mirror verify DIR --root ROOT.json", "version 2.0.1"}},
 		{"an unknown product is a 404 page", "", "/products/nope", 404, []string{"Not Found", "product nope not found"}},

@@ -76,6 +76,7 @@ func (s *Server) Register(r *httpapi.Router) {
 	r.POST("/jobs/:id/giveback", httpapi.Op{Summary: "Return a job to the queue unfinished", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm"}, s.speaks(s.giveBack))
 	r.GET("/blobs/:digest", httpapi.Op{Summary: "Fetch a build input or source archive by digest (never a build-only escrow file)", Roles: agent, Tag: "farm", Stream: true}, s.speaks(s.blob))
 	r.GET("/jobs/:id/inputs/:digest", httpapi.Op{Summary: "Fetch an input the held job declares, build-only escrow files included", Roles: agent, Scope: httpapi.LeaseHolder, Tag: "farm", Stream: true}, s.speaks(s.jobInput))
+	r.GET("/farm/activity", httpapi.Op{Public: true, Summary: "The farm's queue depth through the last day (hourly) and the durations of its newest decided builds", Tag: "farm"}, s.activity)
 	r.GET("/builds", httpapi.Op{Public: true, Summary: "List builds, newest first (product, state, limit; mine=true: the caller's own submissions)", Tag: "farm"}, s.builds)
 	r.GET("/builds/:id", httpapi.Op{Public: true, Summary: "A build with its jobs, results and verdict", Tag: "farm"}, s.build)
 	r.GET("/builds/:id/jobs/:job/log", httpapi.Op{Public: true, Summary: "A job's log (live, from an offset, or the final blob with ?raw=1)", Tag: "farm", Stream: true}, s.log)
@@ -243,6 +244,14 @@ func (s *Server) jobInput(c *gin.Context) error {
 		return err
 	}
 	return blobhttp.Serve(c.Writer, c.Request, s.store, d, blobhttp.Options{NoRedirect: true, CacheControl: "private, no-store"})
+}
+
+func (s *Server) activity(c *gin.Context) error {
+	a, err := s.coord.Activity(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(c, http.StatusOK, a)
 }
 
 func (s *Server) builds(c *gin.Context) error {

@@ -101,6 +101,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 		CSRFSecret: secret, SecureCookies: len(s.cfg.PublicURL) > 8 && s.cfg.PublicURL[:8] == "https://",
 		Feeds:      []web.FeedLink{{Title: "New firmware, every device", URL: "/feeds/firmware.atom"}, {Title: "Vendor files made public", URL: "/feeds/releases.atom"}},
 		APIDocsURL: "/v1/openapi.json", MaxUpload: s.cfg.MaxFileSize, PublicURL: s.cfg.PublicURL,
+		FarmActivityURL: "/v1/farm/activity",
 	})
 	if err != nil {
 		return err

@@ -179,6 +179,12 @@ func pageRelease(r registry.ReleaseOverview) web.Release {
 			rel.Rollout = "Phased rollout aborted: offered to no more devices"
 		}
 	}
+	for _, st := range r.RolloutProgress {
+		rel.Stages = append(rel.Stages, web.RolloutStage{Percent: st.Percent, StartsAt: st.StartsAt, Reached: st.Reached})
+	}
+	for _, d := range r.ReportsByDay {
+		rel.ReportDays = append(rel.ReportDays, web.ReportDay{Day: d.Day, Success: d.Success, Failure: d.Failure, RolledBack: d.RolledBack})
+	}
 	firmware := map[string]bool{}
 	for _, art := range r.Artifacts {
 		if art.Kind == "delta" {

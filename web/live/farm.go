@@ -178,3 +178,19 @@ func (a Farm) Log(ctx context.Context, buildID, jobID string, offset int64) (web
 	}
 	return web.LogChunk{Data: c.Data, Next: c.Next, Done: c.Done}, nil
 }
+
+// Activity is the farm's recent work for the admin page's charts.
+func (a Farm) Activity(ctx context.Context) (web.FarmActivity, error) {
+	act, err := a.p.Farm.Activity(ctx)
+	if err != nil {
+		return web.FarmActivity{}, err
+	}
+	out := web.FarmActivity{}
+	for _, q := range act.Queue {
+		out.Queue = append(out.Queue, web.QueueSample{At: q.At, Waiting: q.Waiting})
+	}
+	for _, b := range act.Builds {
+		out.Builds = append(out.Builds, web.BuildTime{ID: b.ID, Name: b.Name, State: string(b.State), Decided: b.Decided, Seconds: b.Seconds})
+	}
+	return out, nil
+}
