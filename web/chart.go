@@ -23,7 +23,7 @@ type Chart struct {
 	// Labels); LabelHead heads that column.
 	Long      []string
 	LabelHead string
-	Series []ChartSeries
+	Series    []ChartSeries
 	// Empty is said in place of the bars when there is nothing to draw.
 	Empty string
 }
