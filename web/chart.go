@@ -125,10 +125,18 @@ func (c Chart) layout() chartView {
 	if v.YMax <= 0 || v.YMax < top {
 		v.YMax = niceCeil(top)
 	}
+	whole := true // counts: no "0.5 installs" on the axis
+	for _, sr := range c.Series {
+		for _, x := range sr.Values {
+			whole = whole && clean(x) == math.Trunc(clean(x))
+		}
+	}
 	for _, f := range []float64{0, 0.5, 1} {
 		y := chartBaseline - f*chartPlotH
 		v.Grid = append(v.Grid, y)
-		v.YLabels = append(v.YLabels, chartText{X: chartLeft - 6, Y: y + chartTextSize/3, Text: number(f * v.YMax)})
+		if at := f * v.YMax; !whole || at == math.Trunc(at) {
+			v.YLabels = append(v.YLabels, chartText{X: chartLeft - 6, Y: y + chartTextSize/3, Text: number(at)})
+		}
 	}
 	slot := chartPlotW / float64(n)
 	bw := math.Min(math.Max(slot*chartBarShare, chartMinBarW), chartMaxBarW)

@@ -98,6 +98,16 @@ func TestChartGeometry(t *testing.T) {
 			t.Errorf("axis max %v for 130 over a fixed 100", v.YMax)
 		}
 	})
+	t.Run("counts are never labelled with halves", func(t *testing.T) {
+		v := Chart{Labels: []string{"1 Dec"}, Series: []ChartSeries{{Values: []float64{1}}}}.layout()
+		if len(v.YLabels) != 2 || v.YLabels[0].Text != "0" || v.YLabels[1].Text != "1" || len(v.Grid) != 3 {
+			t.Errorf("y labels %+v, grid %v: want 0 and 1 on three lines", v.YLabels, v.Grid)
+		}
+		v = Chart{Labels: []string{"a"}, Series: []ChartSeries{{Values: []float64{0.8}}}}.layout()
+		if len(v.YLabels) != 3 || v.YLabels[1].Text != "0.5" {
+			t.Errorf("fractional values: y labels %+v", v.YLabels)
+		}
+	})
 	t.Run("axis maxima are round", func(t *testing.T) {
 		for in, want := range map[float64]float64{0.2: 1, 1: 1, 3: 5, 10: 10, 11: 20, 21: 25, 26: 50, 51: 100, 999: 1000} {
 			if got := niceCeil(in); got != want {

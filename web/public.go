@@ -91,9 +91,16 @@ func (s *Site) build(c *gin.Context) {
 	s.render(c, http.StatusOK, "build/show", frag, p)
 }
 
+// jobLogPage is a job's log as a page.
+type jobLogPage struct {
+	BuildID, JobID, Text string
+	Done                 bool
+}
+
 // jobLog serves a job log from an offset as plain text; the headers
 // X-Log-Next and X-Log-Done tell the polling script where to continue and
-// when to stop. Without JavaScript, the link opens the log so far.
+// when to stop. A browser opening the link without an offset (no
+// JavaScript, or a new tab) gets the log so far as a page.
 func (s *Site) jobLog(c *gin.Context) {
 	off, err := strconv.ParseInt(c.DefaultQuery("offset", "0"), 10, 64)
 	if err != nil || off < 0 {
@@ -103,6 +110,12 @@ func (s *Site) jobLog(c *gin.Context) {
 	ch, err := s.deps.Farm.Log(c.Request.Context(), c.Param("id"), c.Param("job"), off)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if _, script := c.GetQuery("offset"); !script && strings.Contains(c.GetHeader("Accept"), "text/html") {
+		// A person opened the link: a page that reads on a phone too.
+		p := s.newPage(c, "Log of job "+c.Param("job"), jobLogPage{BuildID: c.Param("id"), JobID: c.Param("job"), Text: string(ch.Data), Done: ch.Done})
+		s.render(c, http.StatusOK, "build/log", "", p)
 		return
 	}
 	h := c.Writer.Header()

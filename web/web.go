@@ -189,7 +189,7 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 		files.Sealed = &httpapi.Sealed{Roles: []principal.Role{principal.Vendor}}
 		page(g, http.MethodGet, "/deposits/:id", files, s.depositFiles)
 	}
-	page(g, http.MethodGet, "/builds/:id/jobs/:job/log", with(public, "A job's log as text"), s.jobLog)
+	page(g, http.MethodGet, "/builds/:id/jobs/:job/log", with(public, "A job's log: as text from ?offset=N (X-Log-Next, X-Log-Done), as a page when a browser opens it without one"), s.jobLog)
 	page(g, http.MethodGet, "/login", with(public, "The login form"), s.loginForm)
 	page(g, http.MethodPost, "/login", with(public, "Log in with an API token"), s.login)
 	page(g, http.MethodPost, "/logout", with(public, "Log out"), s.logout)

@@ -82,7 +82,7 @@ func TestPagesRender(t *testing.T) {
 		status            int
 		want              []string
 	}{
-		{"the home page shows the counts", "", "/", 200, []string{"products handed over", "<strong>1</strong>", "reproducible builds", `href="/v1/feeds/releases.atom"`}},
+		{"the home page shows the counts", "", "/", 200, []string{"device updated by the community", "<strong>1</strong>", "reproducible builds", `href="/v1/feeds/releases.atom"`}},
 		{"the search page finds a product by device id", "", "/search?q=usb:1d6b", 200, []string{`href="/products/acme-thermo-2"`, "Thermo 2"}},
 		{"the search fragment has no layout", "", "/search?q=thermo&partial=1", 200, []string{`id="results-list"`}},
 		{"a search without results says so", "", "/search?q=nothing-like-this", 200, []string{"No device matches"}},
@@ -451,6 +451,17 @@ func TestJobLogFollowsOffsets(t *testing.T) {
 	if c.get("/builds/bld_good/jobs/job0/log?offset=-1").Code != 400 {
 		t.Errorf("a negative offset was accepted")
 	}
+	t.Run("a browser opening the link without an offset gets the log as a page", func(t *testing.T) {
+		w := c.do("GET", "/builds/bld_good/jobs/job0/log", nil, map[string]string{"Accept": "text/html,application/xhtml+xml"})
+		body := w.Body.String()
+		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || !strings.Contains(body, `<pre class="log"`) ||
+			!strings.Contains(body, "make firmware.bin") || !strings.Contains(body, `href="/builds/bld_good"`) || !strings.Contains(body, "?offset=0") {
+			t.Errorf("GET the log as a browser: %d %s\n%s", w.Code, w.Header().Get("Content-Type"), body)
+		}
+		if w := c.get("/builds/bld_good/jobs/job0/log"); !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+			t.Errorf("a client not asking for HTML got %s", w.Header().Get("Content-Type"))
+		}
+	})
 }
 
 func TestAdminActions(t *testing.T) {
