@@ -253,7 +253,7 @@ func (a FarmActivity) QueueChart() Chart {
 		most = max(most, q.Waiting)
 	}
 	c.Series = []ChartSeries{s}
-	c.Desc = fmt.Sprintf("Build jobs queued and not yet started by a builder, every hour (UTC). At most %d waited at once.", most)
+	c.Desc = fmt.Sprintf("The most build jobs that waited at once for a builder to start them, in each hour (labelled with the hour's end, UTC). At most %d waited at once.", most)
 	return c
 }
 

@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/afterlife-oss/afterlife/builder/verdict"
@@ -19,8 +20,9 @@ type Activity struct {
 	Builds []BuildDuration `json:"builds"` // oldest first, at most ActivityBuilds
 }
 
-// QueueSample is how many jobs were waiting for a builder at one moment:
-// created, not yet started (nor finished without starting).
+// QueueSample is the most jobs that waited for a builder at once (created,
+// not yet started, nor finished without starting) during the hour before
+// At.
 type QueueSample struct {
 	At      time.Time `json:"at"`
 	Waiting int       `json:"waiting"`
@@ -45,7 +47,9 @@ const (
 )
 
 // Activity reports the queue depth through the last ActivityWindow, one
-// sample per ActivityStep, and the durations of the newest decided builds.
+// sample per ActivityStep (the most jobs waiting at once in the step before
+// it, so a short wait between samples still shows), and the durations of
+// the newest decided builds.
 func (s *Service) Activity(ctx context.Context) (Activity, error) {
 	until := s.now().UTC().Truncate(time.Second)
 	a := Activity{Since: until.Add(-ActivityWindow), Until: until, Queue: []QueueSample{}, Builds: []BuildDuration{}}
@@ -56,33 +60,51 @@ func (s *Service) Activity(ctx context.Context) (Activity, error) {
 	if err != nil {
 		return a, fmt.Errorf("coord: activity: %w", db.Classify(err))
 	}
-	type wait struct{ from, to int64 } // to 0: still waiting
-	var waits []wait
+	// Sweep the waits' starts and ends in time order; within each hour,
+	// keep the most jobs that waited at once.
+	type event struct {
+		at    int64
+		delta int
+	}
+	var events []event
 	for rows.Next() {
 		var created, started, finished int64
 		if err := rows.Scan(&created, &started, &finished); err != nil {
 			rows.Close()
 			return a, fmt.Errorf("coord: activity: %w", err)
 		}
-		w := wait{from: created, to: started}
-		if started == 0 {
-			w.to = finished
+		end := started
+		if end == 0 {
+			end = finished
 		}
-		waits = append(waits, w)
+		events = append(events, event{created, +1})
+		if end != 0 {
+			events = append(events, event{end, -1})
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return a, db.Classify(err)
 	}
-	for at := a.Since; !at.After(until); at = at.Add(ActivityStep) {
-		ms := db.Millis(at)
-		n := 0
-		for _, w := range waits {
-			if w.from <= ms && (w.to == 0 || w.to > ms) {
-				n++
-			}
+	// A job that ends as another begins did not wait beside it.
+	sort.Slice(events, func(i, j int) bool {
+		if events[i].at != events[j].at {
+			return events[i].at < events[j].at
 		}
-		a.Queue = append(a.Queue, QueueSample{At: at, Waiting: n})
+		return events[i].delta < events[j].delta
+	})
+	i, waiting := 0, 0
+	for at := a.Since; !at.After(until); at = at.Add(ActivityStep) {
+		from, to := db.Millis(at.Add(-ActivityStep)), db.Millis(at)
+		for ; i < len(events) && events[i].at <= from; i++ {
+			waiting += events[i].delta
+		}
+		most := waiting
+		for ; i < len(events) && events[i].at < to; i++ {
+			waiting += events[i].delta
+			most = max(most, waiting)
+		}
+		a.Queue = append(a.Queue, QueueSample{At: at, Waiting: most})
 	}
 
 	rows, err = s.db.QueryContext(ctx, s.db.Q(`SELECT id, name, state, created, decided FROM farm_builds WHERE decided > 0

@@ -35,6 +35,7 @@ func TestActivityShowsHowLongJobsWaitedAndBuildsTook(t *testing.T) {
 		f := newFarm(t, d, coord.Options{Quorum: 2, Now: clock.now})
 		ctx := context.Background()
 		t0 := clock.now()
+		var a, b agentID // the two builders, of two operators
 
 		t.Run("an idle farm has an empty queue at every hour and no builds", func(t *testing.T) {
 			a, err := f.svc.Activity(ctx)
@@ -55,8 +56,8 @@ func TestActivityShowsHowLongJobsWaitedAndBuildsTook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := register(t, f, "a", "alice", "amd64", busybox)
-			b := register(t, f, "b", "bob", "amd64", busybox)
+			a = register(t, f, "a", "alice", "amd64", busybox)
+			b = register(t, f, "b", "bob", "amd64", busybox)
 			clock.add(90 * time.Minute)
 			if err := finish(t, f, a, next(t, f, a), "same"); err != nil {
 				t.Fatal(err)
@@ -70,18 +71,38 @@ func TestActivityShowsHowLongJobsWaitedAndBuildsTook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Samples fall at t0 + 30 min + k hours: at 30 min both jobs
-			// waited, at 90 min one (the first started on the dot), at
-			// 150 min none.
+			// Samples fall at t0 + 30 min + k hours, each the most jobs
+			// waiting at once in the hour before it: both from t0 until
+			// 90 min, one until 150 min.
 			var got []int
 			for _, q := range act.Queue[len(act.Queue)-6:] {
 				got = append(got, q.Waiting)
 			}
-			if fmt.Sprint(got) != "[0 2 1 0 0 0]" || len(act.Queue) != 25 {
-				t.Errorf("queue at the last six hours = %v (of %d samples), want [0 2 1 0 0 0]", got, len(act.Queue))
+			if fmt.Sprint(got) != "[0 2 2 1 0 0]" || len(act.Queue) != 25 {
+				t.Errorf("queue at the last six hours = %v (of %d samples), want [0 2 2 1 0 0]", got, len(act.Queue))
 			}
 			if len(act.Builds) != 1 || act.Builds[0].ID != id || act.Builds[0].Seconds != 9000 || act.Builds[0].State != verdict.Reproducible {
 				t.Errorf("builds = %+v, want %s reproducible after 9000 s", act.Builds, id)
+			}
+		})
+		t.Run("a wait shorter than an hour between two samples still shows", func(t *testing.T) {
+			if _, _, err := f.svc.CreateBuild(ctx, coord.NewBuild{Spec: spec(t, f.store, builder.ToolchainReq{Name: "busybox"}, "")}); err != nil {
+				t.Fatal(err)
+			}
+			clock.add(10 * time.Minute)
+			if err := finish(t, f, a, next(t, f, a), "other"); err != nil {
+				t.Fatal(err)
+			}
+			if err := finish(t, f, b, next(t, f, b), "other"); err != nil {
+				t.Fatal(err)
+			}
+			clock.add(40 * time.Minute)
+			act, err := f.svc.Activity(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if last := act.Queue[len(act.Queue)-1]; last.Waiting != 2 {
+				t.Errorf("the hour with a ten-minute wait of two jobs shows %d", last.Waiting)
 			}
 		})
 		t.Run("a day later the queue has forgotten the jobs, the build stays listed", func(t *testing.T) {
@@ -95,8 +116,8 @@ func TestActivityShowsHowLongJobsWaitedAndBuildsTook(t *testing.T) {
 					t.Fatalf("%d jobs waiting at %s", q.Waiting, q.At)
 				}
 			}
-			if len(act.Builds) != 1 {
-				t.Fatalf("builds = %+v", act.Builds)
+			if len(act.Builds) != 2 || act.Builds[0].Seconds != 9000 || act.Builds[1].Seconds != 600 {
+				t.Fatalf("builds = %+v, want the two, oldest first", act.Builds)
 			}
 		})
 	})
