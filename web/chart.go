@@ -186,12 +186,10 @@ func niceCeil(f float64) float64 {
 	return 10 * p
 }
 
-// number prints a value without needless decimals.
+// number prints a value to at most two decimals, without needless ones
+// (an axis of 2.5 is halved at 1.25).
 func number(f float64) string {
-	if f == math.Trunc(f) {
-		return strconv.FormatFloat(f, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(f, 'f', 1, 64)
+	return strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64)
 }
 
 // svgNum prints a coordinate for an SVG attribute.

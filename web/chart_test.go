@@ -108,6 +108,13 @@ func TestChartGeometry(t *testing.T) {
 			t.Errorf("fractional values: y labels %+v", v.YLabels)
 		}
 	})
+	t.Run("numbers print without needless decimals", func(t *testing.T) {
+		for in, want := range map[float64]string{0: "0", 1.25: "1.25", 12.5: "12.5", 7: "7", 2.0000001: "2", 0.333: "0.33"} {
+			if got := number(in); got != want {
+				t.Errorf("number(%v) = %q, want %q", in, got, want)
+			}
+		}
+	})
 	t.Run("axis maxima are round", func(t *testing.T) {
 		for in, want := range map[float64]float64{0.2: 1, 1: 1, 3: 5, 10: 10, 11: 20, 21: 25, 26: 50, 51: 100, 999: 1000} {
 			if got := niceCeil(in); got != want {
