@@ -589,7 +589,7 @@ func TestInstallNotesAreRenderedAsSanitisedMarkdown(t *testing.T) {
 	})
 }
 
-// Owners have never heard of escrow: their pages speak of what the vendor
+// Owners have never heard of escrow or TUF: their pages speak of what the vendor
 // left and when it became public, never of deposit ids, policies firing
 // or statuses spelled as the database keeps them.
 func TestOwnerPagesAvoidInternalIdsAndJargon(t *testing.T) {
@@ -598,7 +598,7 @@ func TestOwnerPagesAvoidInternalIdsAndJargon(t *testing.T) {
 	for _, path := range []string{"/products/acme-thermo-2", "/search?q=thermo", "/"} {
 		body := c.get(path).Body.String()
 		text := regexp.MustCompile(`(?s)<[^>]*>`).ReplaceAllString(body, " ")
-		for _, jargon := range []string{"dep_", "Policy fired", "handed-over", "Sealed deposit", "Escrow released"} {
+		for _, jargon := range []string{"dep_", "Policy fired", "handed-over", "Sealed deposit", "Escrow released", "escrow", "Escrow", "TUF"} {
 			if strings.Contains(text, jargon) {
 				t.Errorf("%s shows %q to owners", path, jargon)
 			}
