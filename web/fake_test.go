@@ -526,7 +526,7 @@ func newDemo(tb testing.TB) *demo {
 		},
 	}, web.Options{
 		CSRFSecret:  []byte("0123456789abcdef0123456789abcdef"),
-		Feeds:       []web.FeedLink{{Title: "All releases", URL: "/v1/feeds/releases.atom"}, {Title: "Escrow releases", URL: "/v1/feeds/escrow.atom"}},
+		Feeds:       []web.FeedLink{{Title: "All releases", URL: "/v1/feeds/releases.atom"}, {Title: "Vendor files made public", URL: "/v1/feeds/escrow.atom"}},
 		APIDocsURL:  "/v1/openapi.json",
 		StatsAPIURL: "/v1/stats",
 		Now:         func() time.Time { return t0 },
