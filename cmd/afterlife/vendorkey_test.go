@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -151,6 +153,24 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 				}
 			})
 
+			fromPage := filepath.Join(t.TempDir(), "page-device")
+			t.Run("the product page's updater command, given the vendor's key file, initialises a device", func(t *testing.T) {
+				page := string(get(t, srv.URL+"/products/acme-cam"))
+				m := regexp.MustCompile(`(?s)<pre class="command" id="cmd-init"><code>(.*?)</code></pre>`).FindStringSubmatch(page)
+				if m == nil || !strings.Contains(page, `id="cmd-trust"`) {
+					t.Fatalf("the product page has no init or trust command:\n%s", page)
+				}
+				cmdline := html.UnescapeString(strings.ReplaceAll(m[1], "\\\n", " "))
+				args := strings.Fields(strings.Replace(cmdline, "VENDOR-KEY.pem", vendorPub, 1))
+				if len(args) < 2 || args[0] != "afterlife-device" || !slices.Contains(args, vendorPub) || slices.Contains(args, "--trust-on-first-use") {
+					t.Fatalf("the page's init command for a handed-over product is %q", cmdline)
+				}
+				device(t, fromPage, true, args[1:]...)
+				if !bytes.Equal(readFile(t, filepath.Join(fromPage, "root.json")), readFile(t, root)) {
+					t.Fatal("the page's command pinned another root than the vendor handed over to")
+				}
+			})
+
 			tofu := filepath.Join(t.TempDir(), "tofu-device")
 			device(t, tofu, true, "init", "--registry", srv.URL, "--product", "acme-cam", "--id", "usb:acme:cam", "--accept-community-firmware", "--trust-on-first-use")
 
@@ -180,6 +200,9 @@ func TestADeviceThatHoldsOnlyItsVendorsKeyBootstrapsFromTheHandover(t *testing.T
 			})
 			t.Run("the device that trusted on first use updates", func(t *testing.T) {
 				update(t, tofu, "1.0.0")
+			})
+			t.Run("the device set up from the product page's command updates", func(t *testing.T) {
+				update(t, fromPage, "1.0.0")
 			})
 
 			refusals := []struct {
