@@ -39,6 +39,10 @@ type recipeFile struct {
 		Name    string `yaml:"name"`
 		Version string `yaml:"version"`
 	} `yaml:"toolchain"`
+	Tools []struct {
+		Name    string `yaml:"name"`
+		Version string `yaml:"version"`
+	} `yaml:"tools"`
 	Inputs struct {
 		Escrow []struct {
 			Digest string `yaml:"digest"`
@@ -142,6 +146,15 @@ func buildExample(t *testing.T, tcs []toolchain.Toolchain, recipeDir, depositDir
 	if err != nil {
 		t.Fatalf("%s: %v (run scripts/test-deps.sh)", r.Name, err)
 	}
+	var pins []toolchain.Pin
+	for _, tool := range r.Tools {
+		pins = append(pins, toolchain.Pin{Name: tool.Name, Version: tool.Version})
+	}
+	tools, err := toolchain.FindTools(tcs, pins)
+	if err != nil {
+		t.Fatalf("%s: %v (run scripts/test-deps.sh)", r.Name, err)
+	}
+	tc = tc.With(tools...)
 	// Distinct host paths per slot: outputs must not depend on them.
 	root := filepath.Join(t.TempDir(), fmt.Sprintf("builder-%d-%s", slot, strings.Repeat("x", slot)))
 	work, inputs, out := filepath.Join(root, "src", r.Name), filepath.Join(root, "in"), filepath.Join(root, "out")
