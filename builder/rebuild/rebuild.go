@@ -39,7 +39,9 @@ type File struct {
 	Open   func(ctx context.Context) (io.ReadCloser, error)
 }
 
-// Output is one of the recipe's outputs.
+// Output is one of the recipe's outputs that make up the image: its
+// firmware and other outputs. An SBOM or a log describes the image and is
+// no part of it, so Run leaves them out of what is compared.
 type Output struct {
 	Path string
 	Data []byte
@@ -177,6 +179,9 @@ func (r *Rebuilder) Run(ctx context.Context, recipePath string, files []File) ([
 	}
 	var out []Output
 	for _, o := range rec.Outputs {
+		if o.Kind == recipes.KindSBOM || o.Kind == recipes.KindLog {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(ws.Out, filepath.FromSlash(o.Path)))
 		if err != nil {
 			return nil, errs.E(errs.Invalid, "rebuild: the recipe's output %s was not written", o.Path)
@@ -201,7 +206,7 @@ func (r *Rebuilder) toolchain(ctx context.Context, want recipes.Toolchain, tools
 	}
 	found, err := toolchain.FindTools(tcs, pins)
 	if err != nil {
-		return toolchain.Toolchain{}, errs.Wrap(errs.Unavailable, err, "rebuild: on this server")
+		return toolchain.Toolchain{}, errs.E(errs.Unavailable, "rebuild: %s (on this server)", errs.Message(err))
 	}
 	for _, tc := range tcs {
 		if tc.Name == want.Name && constraint.Satisfies(tc.Version, want.Version) {

@@ -330,7 +330,42 @@ func (f Finder) armGCC(ctx context.Context) (Toolchain, bool, error) {
 		}
 	}
 	paths = append(paths, linksOutside(paths[1:])...)
-	return Toolchain{Name: ArmGCC, Version: version, Paths: paths, Bin: []string{binDir}, Env: map[string]string{}}, true, nil
+	env := map[string]string{}
+	if status := f.debianRecords(ctx, armGCCPackages); status != "" {
+		env[DpkgStatusEnv] = status
+	}
+	return Toolchain{Name: ArmGCC, Version: version, Paths: paths, Bin: []string{binDir}, Env: env}, true, nil
+}
+
+// DpkgStatusEnv holds, in the sandbox, the Debian package records (dpkg
+// status stanzas, as dpkg-query -s prints them) of the packages a
+// toolchain is made of, when the builder installed it from Debian's
+// packages: an SBOM generator that reads a dpkg database (syft) names the
+// toolchain from them. Records of the same package versions are the same
+// bytes on every builder; the rest of the host's package database stays
+// out of the sandbox.
+const DpkgStatusEnv = "AFTERLIFE_DPKG_STATUS"
+
+// armGCCPackages are the Debian packages the ARM bare-metal toolchain is
+// made of: the compiler, its binutils and the C library it links.
+var armGCCPackages = []string{"gcc-arm-none-eabi", "binutils-arm-none-eabi", "libnewlib-arm-none-eabi"}
+
+// debianRecords is the dpkg status stanzas of the installed packages among
+// names, in that order, or "" when dpkg-query is not there.
+func (f Finder) debianRecords(ctx context.Context, names []string) string {
+	bin, ok := f.look("dpkg-query")
+	if !ok {
+		return ""
+	}
+	var stanzas []string
+	for _, name := range names {
+		out, err := probe(ctx, bin, "-s", name)
+		if err != nil || !strings.Contains(out, "\nStatus: install ok installed\n") {
+			continue
+		}
+		stanzas = append(stanzas, strings.TrimSpace(out)+"\n")
+	}
+	return strings.Join(stanzas, "\n")
 }
 
 // linksOutside finds symlinks directly inside dirs that point out of /usr

@@ -82,6 +82,21 @@ func TestDetectReportsWhatIsReallyInstalled(t *testing.T) {
 			}
 		}
 	})
+	t.Run("the ARM compiler hands over the Debian records of its packages and of no other", func(t *testing.T) {
+		tc, err := toolchain.Find(tcs, toolchain.ArmGCC, ">=12")
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := tc.Env[toolchain.DpkgStatusEnv]
+		for _, pkg := range []string{"gcc-arm-none-eabi", "binutils-arm-none-eabi", "libnewlib-arm-none-eabi"} {
+			if !strings.Contains(status, "Package: "+pkg+"\nStatus: install ok installed\n") {
+				t.Errorf("no record of %s in %s:\n%s", pkg, toolchain.DpkgStatusEnv, status)
+			}
+		}
+		if n := strings.Count(status, "Package: "); n != 3 {
+			t.Errorf("%d records, want the toolchain's 3", n)
+		}
+	})
 	t.Run("the base shell tools are always there", func(t *testing.T) {
 		tc, err := toolchain.Find(tcs, toolchain.Busybox, "")
 		if err != nil || tc.Version == "" {
