@@ -2,12 +2,14 @@ package recipes
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/recipes/examples"
 )
 
 func TestLintReportsAVerdictLine(t *testing.T) {
@@ -195,4 +197,26 @@ install: flash it
 			t.Fatalf("spec: %s", spec)
 		}
 	})
+}
+
+func TestTheExampleRecipesDeclareTheSBOMGeneratorsTheirScriptsRun(t *testing.T) {
+	for _, dir := range []string{"afterlife-cam", "cortex-m3/recipe", "unreproducible"} {
+		t.Run(dir+" lints clean with its scripts", func(t *testing.T) {
+			fsys, err := examples.Dir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := fs.ReadFile(fsys, DefaultFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := LintFiles(data, dir+"/"+DefaultFile, DefaultMaxima, fsys)
+			if !l.OK() {
+				t.Fatalf("%s", l.Report())
+			}
+			if dir != "unreproducible" && len(l.Recipe.Tools) != 1 {
+				t.Fatalf("%s declares tools %+v, want its one SBOM generator", dir, l.Recipe.Tools)
+			}
+		})
+	}
 }
