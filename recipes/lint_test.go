@@ -220,3 +220,26 @@ func TestTheExampleRecipesDeclareTheSBOMGeneratorsTheirScriptsRun(t *testing.T) 
 		})
 	}
 }
+
+// The versions builders provide are written in three places besides
+// KnownTools: the scripts that install them on a bare machine and the
+// builder image. A new version must reach all of them.
+func TestEveryPinnedToolVersionIsWhatTheInstallersInstall(t *testing.T) {
+	containerfile, err := os.ReadFile("../deploy/Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range KnownTools {
+		script, err := os.ReadFile("../scripts/" + tool.Name + ".sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := tool.Versions[len(tool.Versions)-1]
+		if !strings.Contains(string(script), `version="`+v+`"`) {
+			t.Errorf("scripts/%s.sh does not install %s", tool.Name, v)
+		}
+		if !strings.Contains(string(containerfile), "/"+tool.Name+"@"+v) {
+			t.Errorf("deploy/Containerfile does not install %s %s", tool.Name, v)
+		}
+	}
+}
