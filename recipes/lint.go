@@ -37,9 +37,13 @@ func (l LintResult) Report() string {
 		return b.String()
 	}
 	r := l.Recipe
-	fmt.Fprintf(&b, "%s: ok: %s %s for %s; toolchain %s %s; %d step(s), %d output(s); %d warning(s)\n",
+	tools := ""
+	for _, t := range r.Tools {
+		tools += fmt.Sprintf("; tool %s %s", t.Name, t.Version)
+	}
+	fmt.Fprintf(&b, "%s: ok: %s %s for %s; toolchain %s %s%s; %d step(s), %d output(s); %d warning(s)\n",
 		l.File, r.Name, r.Version, strings.Join(r.Products, ", "), r.Toolchain.Name,
-		cmpOr(r.Toolchain.Version, "(any version)"), len(r.Steps), len(r.Outputs), len(l.Warnings))
+		cmpOr(r.Toolchain.Version, "(any version)"), tools, len(r.Steps), len(r.Outputs), len(l.Warnings))
 	return b.String()
 }
 
