@@ -29,7 +29,7 @@ run: build ## start the embedded default with the demo on http://127.0.0.1:8080
 	@scripts/run-deps.sh
 	$(BIN) serve --demo
 
-test-deps: ## install what the tests need (PostgreSQL, MinIO, bubblewrap, ARM toolchain, qemu, Chromium, fwupd tools, cyclonedx-gomod)
+test-deps: ## install what the tests need (PostgreSQL, MinIO, bubblewrap, ARM toolchain, qemu, Chromium, fwupd tools, cyclonedx-gomod, syft)
 	@scripts/test-deps.sh
 
 check: fmt vet ## gofmt and go vet

@@ -148,6 +148,12 @@ func BenchmarkExampleBuild(b *testing.B) {
 	if err != nil {
 		b.Fatalf("%v: run scripts/test-deps.sh", err)
 	}
+	// The recipe declares its SBOM generator; a builder binds it beside Go.
+	gomod, err := toolchain.FindTools(tcs, []toolchain.Pin{{Name: toolchain.CycloneDXGomod, Version: "v1.10.0"}})
+	if err != nil {
+		b.Fatalf("%v: run scripts/test-deps.sh", err)
+	}
+	tc = tc.With(gomod...)
 	sbCache, directCache := benchGoCache(b, "sandbox"), benchGoCache(b, "direct")
 	buildSandboxed(b, tc, sbCache)
 	buildDirect(b, tc, directCache)

@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,16 +31,20 @@ import (
 // a commit, the toolchain it asks for, the steps, the outputs and the inputs
 // by digest. It is stored with the build and sent with every job.
 type Spec struct {
-	Recipe          RecipeRef    `json:"recipe"`
-	Products        []string     `json:"products"`
-	Toolchain       ToolchainReq `json:"toolchain"`
-	Arch            string       `json:"arch,omitempty"` // GOARCH spelling; empty: any
-	Steps           []string     `json:"steps"`
-	Outputs         []Output     `json:"outputs"`
-	Limits          Limits       `json:"limits"`
-	SourceDateEpoch int64        `json:"source_date_epoch"`
-	Source          blob.Digest  `json:"source"` // the recipe repository's tree at Commit, a deterministic tar
-	Inputs          []Input      `json:"inputs,omitempty"`
+	Recipe    RecipeRef    `json:"recipe"`
+	Products  []string     `json:"products"`
+	Toolchain ToolchainReq `json:"toolchain"`
+	// Tools are the tools the recipe declares beside its toolchain (SBOM
+	// generators), each at an exact version: a builder binds exactly
+	// these into the sandbox.
+	Tools           []ToolchainReq `json:"tools,omitempty"`
+	Arch            string         `json:"arch,omitempty"` // GOARCH spelling; empty: any
+	Steps           []string       `json:"steps"`
+	Outputs         []Output       `json:"outputs"`
+	Limits          Limits         `json:"limits"`
+	SourceDateEpoch int64          `json:"source_date_epoch"`
+	Source          blob.Digest    `json:"source"` // the recipe repository's tree at Commit, a deterministic tar
+	Inputs          []Input        `json:"inputs,omitempty"`
 	// Install carries the recipe's install notes to the release; builders
 	// ignore it.
 	Install string `json:"install,omitempty"`
@@ -149,6 +154,11 @@ func (s Spec) Validate() error {
 		}
 		mounts[in.Mount] = true
 	}
+	for _, t := range s.Tools {
+		if t.Name == "" || t.Version == "" {
+			add("tool %q %q: a tool needs a name and an exact version", t.Name, t.Version)
+		}
+	}
 	if s.SourceDateEpoch < 0 {
 		add("source_date_epoch is negative")
 	}
@@ -193,6 +203,17 @@ func Capable(arch string, toolchains []ToolchainInfo, want ToolchainReq, wantArc
 		}
 	}
 	return false
+}
+
+// HasTools reports whether a builder with toolchains has every tool a job
+// declares, each at exactly the declared version.
+func HasTools(toolchains []ToolchainInfo, tools []ToolchainReq) bool {
+	for _, want := range tools {
+		if !slices.ContainsFunc(toolchains, func(t ToolchainInfo) bool { return t.Name == want.Name && t.Version == want.Version }) {
+			return false
+		}
+	}
+	return true
 }
 
 // ProtocolVersion is the version of the farm protocol this code speaks.

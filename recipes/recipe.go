@@ -35,6 +35,7 @@ type Recipe struct {
 	License         string    `yaml:"license" json:"license" recipe:"required"`
 	SourceDateEpoch *int64    `yaml:"source_date_epoch,omitempty" json:"source_date_epoch,omitempty"`
 	Toolchain       Toolchain `yaml:"toolchain" json:"toolchain" recipe:"required"`
+	Tools           []Tool    `yaml:"tools,omitempty" json:"tools,omitempty"`
 	Arch            string    `yaml:"arch,omitempty" json:"arch,omitempty"`
 	Inputs          Inputs    `yaml:"inputs,omitempty" json:"inputs,omitzero"`
 	Steps           []string  `yaml:"steps" json:"steps" recipe:"required"`
@@ -50,6 +51,16 @@ type Toolchain struct {
 	Name string `yaml:"name" json:"name" recipe:"required"`
 	// Version is a constraint (see recipes/constraint); empty means any.
 	Version string `yaml:"version,omitempty" json:"version,omitempty"`
+}
+
+// Tool is a tool the steps run beside the toolchain (an SBOM generator),
+// pinned to one of the versions builders provide (KnownTools): what it
+// writes names it, so every builder must run the same build of it.
+type Tool struct {
+	// Name is one of KnownTools.
+	Name string `yaml:"name" json:"name" recipe:"required"`
+	// Version is exactly one of the tool's known versions.
+	Version string `yaml:"version" json:"version" recipe:"required"`
 }
 
 // Inputs are what a build reads besides the recipe repository itself.
@@ -140,6 +151,7 @@ const (
 	MaxProducts    = 64
 	MaxEscrowFiles = 1000
 	MaxGitInputs   = 64
+	MaxTools       = 8
 	MaxTextSize    = 64 << 10 // install, risk_notes
 	// MaxSourceDateEpoch is the largest time a plain ustar header holds
 	// (8^11-1 seconds, year 2242), so archives never need extra records.
@@ -257,5 +269,8 @@ func (r *Recipe) normalize() {
 	}
 	if len(r.Inputs.Git) == 0 {
 		r.Inputs.Git = nil
+	}
+	if len(r.Tools) == 0 {
+		r.Tools = nil
 	}
 }

@@ -97,6 +97,7 @@ func TestSchemaAndParserAgreeOnValues(t *testing.T) {
 		schema, parser []string
 	}{
 		{"toolchain names", p["toolchain"].Properties["name"].Enum, ToolchainNames()},
+		{"tool names", p["tools"].Items.Properties["name"].Enum, ToolNames()},
 		{"output kinds", p["outputs"].Items.Properties["kind"].Enum, OutputKinds},
 		{"arches", p["arch"].Enum, KnownArches},
 		{"name pattern", []string{p["name"].Pattern}, []string{NamePattern}},
@@ -122,6 +123,7 @@ func TestSchemaAndParserAgreeOnValues(t *testing.T) {
 		{"products", p["products"], MaxProducts},
 		{"escrow inputs", p["inputs"].Properties["escrow"], MaxEscrowFiles},
 		{"git inputs", p["inputs"].Properties["git"], MaxGitInputs},
+		{"tools", p["tools"], MaxTools},
 	}
 	for _, l := range limits {
 		if l.n.MaxItems == nil || *l.n.MaxItems != l.max {

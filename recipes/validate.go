@@ -99,6 +99,7 @@ func (v *validator) recipe(r *Recipe) {
 		v.add("source_date_epoch", "%d is out of range 0..%d", *e, int64(MaxSourceDateEpoch))
 	}
 	v.toolchain(r.Toolchain)
+	v.tools(r.Tools)
 	if r.Arch != "" && !slices.Contains(KnownArches, r.Arch) {
 		v.add("arch", "%q is not one of %s", r.Arch, strings.Join(KnownArches, ", "))
 	}
@@ -148,6 +149,36 @@ func (v *validator) toolchain(t Toolchain) {
 	}
 	if _, err := constraint.Parse(t.Version); err != nil {
 		v.add("toolchain.version", "%v", err)
+	}
+}
+
+func (v *validator) tools(tools []Tool) {
+	if len(tools) > MaxTools {
+		v.add("tools", "%d tools; the limit is %d", len(tools), MaxTools)
+	}
+	seen := map[string]int{}
+	for i, t := range tools {
+		f := fmt.Sprintf("tools[%d]", i)
+		known := KnownToolVersions(t.Name)
+		switch {
+		case t.Name == "":
+			v.add(f+".name", "required: one of %s", strings.Join(ToolNames(), ", "))
+			continue
+		case known == nil:
+			v.add(f+".name", "%q is not one of %s", t.Name, strings.Join(ToolNames(), ", "))
+			continue
+		}
+		if first, dup := seen[t.Name]; dup {
+			v.add(f+".name", "%q is already declared by tools[%d]", t.Name, first)
+		} else {
+			seen[t.Name] = i
+		}
+		switch {
+		case t.Version == "":
+			v.add(f+".version", "required: the exact version, one of %s", strings.Join(known, ", "))
+		case !slices.Contains(known, t.Version):
+			v.add(f+".version", "%s %q is not a version builders provide: pin one of %s", t.Name, t.Version, strings.Join(known, ", "))
+		}
 	}
 }
 

@@ -161,7 +161,7 @@ func (e *env) build(files map[string][]byte) string {
 		switch {
 		case strings.HasSuffix(name, ".bin"):
 			kind = "firmware"
-		case strings.HasSuffix(name, ".cdx.json"):
+		case strings.HasSuffix(name, ".cdx.json"), strings.HasSuffix(name, ".spdx.json"):
 			kind = KindSBOM
 		}
 		b.Outputs = append(b.Outputs, Output{Path: "out/" + name, Kind: kind, Digest: string(info.Digest), Size: info.Size})

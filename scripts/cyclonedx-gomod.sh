@@ -2,10 +2,11 @@
 # Installs CycloneDX's SBOM generator for Go, cyclonedx-gomod, at the one
 # version afterlife uses, into $AFTERLIFE_CACHE/bin (default
 # ~/.cache/afterlife/bin), once, and prints its path. scripts/dist.sh runs
-# it on afterlife's own binaries; builders find it there and carry it into
-# the sandbox with the Go toolchain (builder/toolchain.ToolCache), where the
-# Go example recipe writes its SBOM with it. Every builder must run the same
-# version: the SBOM names it.
+# it on afterlife's own binaries; builders find it there and bind it into
+# the sandbox of a recipe that declares it (tools: [{name: cyclonedx-gomod,
+# version: v1.10.0}], builder/toolchain.ToolCache), where the Go example
+# recipe writes its SBOM with it. Every builder must run the same version:
+# the SBOM names it.
 set -euo pipefail
 cache="${AFTERLIFE_CACHE:-$HOME/.cache/afterlife}"
 version="v1.10.0"

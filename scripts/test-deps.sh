@@ -5,7 +5,7 @@
 # zstd (delta updates are checked against its --patch-from),
 # fwupd's tools (fwupdtool with its test plugin, gcab, jcat-tool) for the
 # fwupd remote, a MinIO server built once into a cache directory, and the SBOM
-# generator the Go example recipe runs (cyclonedx-gomod).
+# generators the example recipes declare (cyclonedx-gomod, syft).
 #
 # Usage: scripts/test-deps.sh            (as root, or with sudo available)
 # Env:   AFTERLIFE_CACHE  cache dir (default ~/.cache/afterlife)
@@ -45,10 +45,12 @@ if [ ! -x "$cache/bin/minio" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$minio_ver
   GOBIN="$cache/bin" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$minio_version"
   echo "$minio_version" >"$stamp"
 fi
-# cyclonedx-gomod: the SBOM generator the Go example recipe runs inside the
-# sandbox (builders find it here, builder/toolchain.ToolCache). Every
-# builder must run the same version: the SBOM names it.
+# The SBOM generators recipes declare under tools (recipes.KnownTools):
+# cyclonedx-gomod (the Go example) and syft (the Cortex-M3 example), run
+# inside the sandbox (builders find them here, builder/toolchain.ToolCache).
+# Every builder must run the same version: the SBOM names it.
 AFTERLIFE_CACHE="$cache" "$(dirname "$0")/cyclonedx-gomod.sh" >/dev/null
+AFTERLIFE_CACHE="$cache" "$(dirname "$0")/syft.sh" >/dev/null
 # axe-core: the accessibility checker the browser tests inject into pages.
 if [ ! -f "$cache/npm/node_modules/axe-core/axe.min.js" ]; then
   echo "test-deps: installing axe-core into $cache/npm"

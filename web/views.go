@@ -316,15 +316,16 @@ type Artifact struct {
 
 // SBOM is what a release's SBOM lists.
 type SBOM struct {
-	Format     string // e.g. "CycloneDX 1.6"
+	Format     string // e.g. "CycloneDX 1.6", "SPDX 2.3"
 	Subject    SBOMComponent
 	Components []SBOMComponent
 	Truncated  bool // it lists more than these
 }
 
-// SBOMComponent is one component an SBOM lists.
+// SBOMComponent is one component an SBOM lists (a CycloneDX component, an
+// SPDX package or file); Digest is its "sha256:…" when the SBOM gives one.
 type SBOMComponent struct {
-	Name, Version, Type, PURL string
+	Name, Version, Type, PURL, Digest string
 }
 
 // Badge is a release's reproducibility: how many independent builders agree.

@@ -27,7 +27,8 @@ import (
 // build failed, and what the buildinfo records of how it ran.
 type built struct {
 	tc      toolchain.Toolchain
-	env     map[string]string // the toolchain's variables the steps got, beside the sandbox's own
+	tools   []toolchain.Toolchain // the tools the job declared, bound beside tc
+	env     map[string]string     // the toolchain's variables the steps got, beside the sandbox's own
 	cache   attest.Cache
 	outputs []builder.OutputFile
 	failed  bool
@@ -38,7 +39,7 @@ type built struct {
 // were fetched into, writing the build's log to live, and hashes the
 // declared outputs. A build that fails is a built with failed set; an error
 // means the sandbox could not run it here (or the job was interrupted).
-func (a *Agent) build(ctx context.Context, job *builder.Job, tc toolchain.Toolchain, ws *sandbox.Workspace, limits sandbox.Limits, maxLog int64, live io.Writer, logPath string) (built, error) {
+func (a *Agent) build(ctx context.Context, job *builder.Job, tc toolchain.Toolchain, tools []toolchain.Toolchain, ws *sandbox.Workspace, limits sandbox.Limits, maxLog int64, live io.Writer, logPath string) (built, error) {
 	sp := job.Spec
 	cache, cacheInfo, err := a.buildCache(job, tc, ws.Root)
 	if err != nil {
@@ -51,8 +52,12 @@ func (a *Agent) build(ctx context.Context, job *builder.Job, tc toolchain.Toolch
 			sandbox.CacheDir, cacheInfo.Key, sp.Recipe.RepoURL, tc.Name, tc.Version, a.o.Arch)
 	}
 
+	for _, t := range tools {
+		fmt.Fprintf(live, "==> tool %s %s\n", t.Name, t.Version)
+	}
+	box := tc.With(tools...)
 	env := map[string]string{}
-	for k, v := range tc.Env {
+	for k, v := range box.Env {
 		env[k] = v
 	}
 	if tc.Name == toolchain.Go {
@@ -65,7 +70,7 @@ func (a *Agent) build(ctx context.Context, job *builder.Job, tc toolchain.Toolch
 	capped := builder.NewCappedLog(live, maxLog)
 	res, runErr := sandbox.Run(ctx, sandbox.Spec{
 		WorkDir: ws.Build, Inputs: ws.Inputs, OutDir: ws.Out, Cache: cache, TmpDir: ws.Tmp,
-		ReadOnly: tc.Paths, Path: tc.Bin, Env: env, UIDs: a.o.UIDs,
+		ReadOnly: box.Paths, Path: box.Bin, Env: env, UIDs: a.o.UIDs,
 		Steps: sp.Steps, SourceDateEpoch: sp.SourceDateEpoch, Limits: limits, Log: capped,
 	})
 	_ = capped.Close()
@@ -78,7 +83,7 @@ func (a *Agent) build(ctx context.Context, job *builder.Job, tc toolchain.Toolch
 	if runErr != nil && res.Failure == sandbox.FailSandbox {
 		return built{}, errs.Wrap(errs.Unavailable, runErr, "agent: the sandbox did not start (log ends: %q)", tail(logPath, 400))
 	}
-	b := built{tc: tc, env: env, cache: cacheInfo}
+	b := built{tc: tc, tools: tools, env: env, cache: cacheInfo}
 	if runErr != nil {
 		b.failed, b.reason = true, res.Reason
 	} else {
@@ -98,6 +103,20 @@ func (a *Agent) toolchain(req builder.ToolchainReq) (toolchain.Toolchain, error)
 		}
 	}
 	return toolchain.Toolchain{}, errs.E(errs.NotFound, "agent: toolchain %s %q is not on this builder", req.Name, req.Version)
+}
+
+// tools finds the tools a job declares (SBOM generators), each at exactly
+// its version; only these reach the sandbox.
+func (a *Agent) tools(reqs []builder.ToolchainReq) ([]toolchain.Toolchain, error) {
+	pins := make([]toolchain.Pin, len(reqs))
+	for i, r := range reqs {
+		pins[i] = toolchain.Pin{Name: r.Name, Version: r.Version}
+	}
+	tools, err := toolchain.FindTools(a.o.Toolchains, pins)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return tools, nil
 }
 
 // limits is what a job runs with: the timeout, memory and CPUs it asks

@@ -53,10 +53,14 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	if err != nil {
 		return builder.Report{}, err
 	}
+	tools, err := a.tools(sp.Tools)
+	if err != nil {
+		return builder.Report{}, err
+	}
 	if err := a.fetchInputs(ctx, job.ID, sp, ws, live); err != nil {
 		return builder.Report{}, err
 	}
-	b, err := a.build(ctx, job, tc, ws, limits, maxLog, live, logFile.Name())
+	b, err := a.build(ctx, job, tc, tools, ws, limits, maxLog, live, logFile.Name())
 	if err != nil {
 		return builder.Report{}, err
 	}

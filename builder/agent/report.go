@@ -50,11 +50,14 @@ func (a *Agent) report(ctx context.Context, job *builder.Job, b built, outDir, l
 		Recipe:          attest.Recipe{Name: sp.Recipe.Name, Version: sp.Recipe.Version, RepoURL: sp.Recipe.RepoURL, Commit: sp.Recipe.Commit, Path: sp.Recipe.Path},
 		Toolchains:      []attest.Toolchain{{Name: b.tc.Name, Version: b.tc.Version}},
 		Inputs:          []attest.Input{{Name: "source", Digest: string(sp.Source)}},
-		Env:             sandboxEnv(b.env, b.tc, sp.SourceDateEpoch),
+		Env:             sandboxEnv(b.env, b.tc.With(b.tools...), sp.SourceDateEpoch),
 		SourceDateEpoch: sp.SourceDateEpoch,
 		Builder:         attest.Builder{ID: a.me.ID, Operator: a.me.Operator, KeyID: keys.KeyID(a.o.Key.Public().(ed25519.PublicKey)), Arch: a.o.Arch, AgentVersion: a.o.Version},
 		Cache:           b.cache,
 		Started:         started, Finished: finished,
+	}
+	for _, t := range b.tools {
+		bi.Toolchains = append(bi.Toolchains, attest.Toolchain{Name: t.Name, Version: t.Version})
 	}
 	for _, in := range sp.Inputs {
 		bi.Inputs = append(bi.Inputs, attest.Input{Name: in.Mount, Digest: string(in.Digest)})

@@ -200,6 +200,40 @@ func TestJobsGoOnlyToCapableBuilders(t *testing.T) {
 	})
 }
 
+func TestAJobDeclaringAnSBOMGeneratorGoesOnlyToABuilderWithThatExactVersion(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFarm(t, d, coord.Options{Quorum: 1})
+		ctx := context.Background()
+		gcc := builder.ToolchainInfo{Name: "gcc-arm-none-eabi", Version: "12.2.1"}
+		sp := spec(t, f.store, builder.ToolchainReq{Name: gcc.Name, Version: ">=12.2"}, "")
+		sp.Tools = []builder.ToolchainReq{{Name: "syft", Version: "v1.57.2"}}
+		if _, _, err := f.svc.CreateBuild(ctx, coord.NewBuild{Spec: sp}); err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct {
+			name string
+			a    agentID
+			want bool
+		}{
+			{"a builder with the compiler but no generator gets nothing", register(t, f, "nosyft", "op1", "amd64", busybox, gcc), false},
+			{"a builder with another version of the generator gets nothing", register(t, f, "oldsyft", "op2", "amd64", busybox, gcc, builder.ToolchainInfo{Name: "syft", Version: "v1.57.1"}), false},
+			{"a builder with the generator but not the compiler gets nothing", register(t, f, "nogcc", "op3", "amd64", busybox, builder.ToolchainInfo{Name: "syft", Version: "v1.57.2"}), false},
+			{"a builder with both gets the job, which carries the tool", register(t, f, "good", "op4", "amd64", busybox, gcc, builder.ToolchainInfo{Name: "syft", Version: "v1.57.2"}), true},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				j := next(t, f, c.a)
+				if got := j != nil; got != c.want {
+					t.Fatalf("got a job: %v, want %v", got, c.want)
+				}
+				if j != nil && (len(j.Spec.Tools) != 1 || j.Spec.Tools[0] != sp.Tools[0]) {
+					t.Fatalf("the job's tools: %+v", j.Spec.Tools)
+				}
+			})
+		}
+	})
+}
+
 func TestOneBuilderAndOneOperatorNeverTakeTwoJobsOfABuild(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFarm(t, d, coord.Options{Quorum: 3})

@@ -39,6 +39,11 @@ func (s *Service) CreateBuild(ctx context.Context, nb NewBuild) (string, bool, e
 		return "", false, fmt.Errorf("coord: encode spec: %w", err)
 	}
 	pending, _ := json.Marshal(verdict.Decide(nil, s.opts.Quorum, verdict.Outstanding{Jobs: s.opts.Quorum, Cold: true}))
+	tools := ""
+	if len(sp.Tools) > 0 {
+		b, _ := json.Marshal(sp.Tools)
+		tools = string(b)
+	}
 	now := db.Millis(s.now())
 	var id string
 	created := false
@@ -78,9 +83,9 @@ func (s *Service) CreateBuild(ctx context.Context, nb NewBuild) (string, bool, e
 			if i == 0 {
 				cold = 1
 			}
-			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_jobs (id, build_id, state, builder_id, operator, toolchain, toolchain_version, arch, lease_until, attempts, created, started, finished, cold)
-				VALUES (?, ?, ?, '', '', ?, ?, ?, 0, 0, ?, 0, 0, ?)`),
-				ids.At("job", db.FromMillis(now)), id, JobQueued, sp.Toolchain.Name, sp.Toolchain.Version, sp.Arch, now, cold); err != nil {
+			if _, err := tx.ExecContext(ctx, s.db.Q(`INSERT INTO farm_jobs (id, build_id, state, builder_id, operator, toolchain, toolchain_version, tools, arch, lease_until, attempts, created, started, finished, cold)
+				VALUES (?, ?, ?, '', '', ?, ?, ?, ?, 0, 0, ?, 0, 0, ?)`),
+				ids.At("job", db.FromMillis(now)), id, JobQueued, sp.Toolchain.Name, sp.Toolchain.Version, tools, sp.Arch, now, cold); err != nil {
 				return err
 			}
 		}
@@ -157,8 +162,24 @@ func (s *Service) Next(ctx context.Context, builderID string, wait time.Duration
 }
 
 type candidate struct {
-	id, buildID, tc, tcVersion, arch string
-	created                          int64
+	id, buildID, tc, tcVersion, tools, arch string
+	created                                 int64
+}
+
+// capable reports whether b can run c: its architecture, toolchain and
+// every tool the job declares.
+func (c candidate) capable(b builder.Builder) bool {
+	if !builder.Capable(b.Arch, b.Toolchains, builder.ToolchainReq{Name: c.tc, Version: c.tcVersion}, c.arch) {
+		return false
+	}
+	if c.tools == "" {
+		return true
+	}
+	var tools []builder.ToolchainReq
+	if err := json.Unmarshal([]byte(c.tools), &tools); err != nil {
+		return false
+	}
+	return builder.HasTools(b.Toolchains, tools)
 }
 
 // claim leases the oldest queued job that b can run and that belongs to a
@@ -170,7 +191,7 @@ func (s *Service) claim(ctx context.Context, b builder.Builder) (*builder.Job, e
 	now := s.now()
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		job = nil
-		rows, err := tx.QueryContext(ctx, s.db.Q(`SELECT j.id, j.build_id, j.toolchain, j.toolchain_version, j.arch, j.created FROM farm_jobs j
+		rows, err := tx.QueryContext(ctx, s.db.Q(`SELECT j.id, j.build_id, j.toolchain, j.toolchain_version, j.tools, j.arch, j.created FROM farm_jobs j
 			WHERE j.state = ? AND NOT EXISTS (SELECT 1 FROM farm_jobs o WHERE o.build_id = j.build_id
 				AND o.state IN (?, ?) AND (o.builder_id = ? OR o.operator = ?))
 			ORDER BY j.created, j.id LIMIT ?`+s.db.SkipLocked()), JobQueued, JobLeased, JobDone, b.ID, b.Operator, candidates)
@@ -180,7 +201,7 @@ func (s *Service) claim(ctx context.Context, b builder.Builder) (*builder.Job, e
 		var cands []candidate
 		for rows.Next() {
 			var c candidate
-			if err := rows.Scan(&c.id, &c.buildID, &c.tc, &c.tcVersion, &c.arch, &c.created); err != nil {
+			if err := rows.Scan(&c.id, &c.buildID, &c.tc, &c.tcVersion, &c.tools, &c.arch, &c.created); err != nil {
 				rows.Close()
 				return err
 			}
@@ -191,7 +212,7 @@ func (s *Service) claim(ctx context.Context, b builder.Builder) (*builder.Job, e
 			return err
 		}
 		for _, c := range cands {
-			if !builder.Capable(b.Arch, b.Toolchains, builder.ToolchainReq{Name: c.tc, Version: c.tcVersion}, c.arch) {
+			if !c.capable(b) {
 				continue
 			}
 			ok, err := s.lease(ctx, tx, c, b, now)

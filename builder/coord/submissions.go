@@ -46,6 +46,9 @@ func SpecFor(r submit.BuildRequest, ceilings builder.Limits) builder.Spec {
 		Install:         rc.Install,
 		RiskNotes:       rc.RiskNotes,
 	}
+	for _, t := range rc.Tools {
+		sp.Tools = append(sp.Tools, builder.ToolchainReq{Name: t.Name, Version: t.Version})
+	}
 	for _, o := range rc.Outputs {
 		sp.Outputs = append(sp.Outputs, builder.Output{Path: o.Path, Kind: o.Kind})
 	}

@@ -20,6 +20,7 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 		Recipe: &recipes.Recipe{
 			Name: "cam-fw", Version: "1.2.0", Products: []string{"acme-cam"},
 			Toolchain: recipes.Toolchain{Name: "go", Version: ">=1.26"}, Arch: "amd64",
+			Tools: []recipes.Tool{{Name: "cyclonedx-gomod", Version: "v1.10.0"}},
 			Steps: []string{"make"}, Outputs: []recipes.Output{{Path: "fw.bin", Kind: "firmware"}},
 			Install: "hold reset for 5s", RiskNotes: "bricks rev-a boards",
 			Limits: recipes.Limits{Timeout: recipes.Duration(10 * time.Minute), Memory: recipes.ByteSize(1 << 30), CPUs: 2},
@@ -32,6 +33,7 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 		Recipe:    builder.RecipeRef{Name: "cam-fw", Version: "1.2.0", RepoURL: req.RepoURL, Commit: req.Commit, Path: "afterlife.yaml"},
 		Products:  []string{"acme-cam"},
 		Toolchain: builder.ToolchainReq{Name: "go", Version: ">=1.26"},
+		Tools:     []builder.ToolchainReq{{Name: "cyclonedx-gomod", Version: "v1.10.0"}},
 		Arch:      "amd64",
 		Steps:     []string{"make"},
 		Outputs:   []builder.Output{{Path: "fw.bin", Kind: "firmware"}},

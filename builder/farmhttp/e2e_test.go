@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/afterlife-oss/afterlife/builder"
 	"github.com/afterlife-oss/afterlife/builder/agent"
@@ -350,6 +351,23 @@ func TestTheExamplesGetTheirVerdictsFromRealAgents(t *testing.T) {
 			f.checkAttestation(b, b.Results[0])
 			t.Logf("%s reproducible: %v", name, outs)
 		}
+		// Each example's SBOM is made by the generator its recipe pins: both
+		// builders bound it, agreed on its bytes (above), and signed its name
+		// and version.
+		for name, c := range map[string]struct{ id, sbom, tool string }{
+			"afterlife-cam": {cam.BuildID, "afterlife-cam.sbom.json", `"cyclonedx-gomod"`},
+			"cortex-m3":     {m3.BuildID, "firmware.spdx.json", `"syft"`},
+		} {
+			b := got[c.id]
+			if !slices.ContainsFunc(b.Results[0].Outputs, func(o builder.OutputFile) bool { return o.Path == c.sbom && o.Kind == "sbom" }) {
+				t.Fatalf("%s: no SBOM %s among %+v", name, c.sbom, b.Results[0].Outputs)
+			}
+			for _, r := range b.Results {
+				if st := f.attestationStatement(b, r); !strings.Contains(st, c.tool) {
+					t.Fatalf("%s: the attestation of %s does not name %s:\n%s", name, r.JobID, c.tool, st)
+				}
+			}
+		}
 		ub := got[unrepro.BuildID]
 		if ub.State != verdict.Unreproducible {
 			t.Fatalf("unreproducible: verdict %+v", ub.Verdict)
@@ -389,7 +407,11 @@ func TestTheExamplesGetTheirVerdictsFromRealAgents(t *testing.T) {
 
 // checkAttestation fetches a result's attestation over HTTP and verifies it
 // with the key its builder registered.
-func (f *testFarm) checkAttestation(b coord.Build, r coord.Result) {
+func (f *testFarm) checkAttestation(b coord.Build, r coord.Result) { f.attestationStatement(b, r) }
+
+// attestationStatement is checkAttestation returning the verified
+// statement as JSON.
+func (f *testFarm) attestationStatement(b coord.Build, r coord.Result) string {
 	f.t.Helper()
 	resp, err := http.Get(fmt.Sprintf("%s/v1/builds/%s/jobs/%s/attestation", f.url, b.ID, r.JobID))
 	if err != nil {
@@ -416,9 +438,14 @@ func (f *testFarm) checkAttestation(b coord.Build, r coord.Result) {
 		if len(st.GetSubject()) != len(r.Outputs) {
 			f.t.Fatalf("attestation has %d subjects for %d outputs", len(st.GetSubject()), len(r.Outputs))
 		}
-		return
+		js, err := protojson.Marshal(st)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return string(js)
 	}
 	f.t.Fatalf("builder %s is not listed", r.BuilderID)
+	return ""
 }
 
 func (f *testFarm) checkLogRoute(b coord.Build) {

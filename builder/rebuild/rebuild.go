@@ -39,7 +39,9 @@ type File struct {
 	Open   func(ctx context.Context) (io.ReadCloser, error)
 }
 
-// Output is one of the recipe's outputs.
+// Output is one of the recipe's outputs that make up the image: its
+// firmware and other outputs. An SBOM or a log describes the image and is
+// no part of it, so Run leaves them out of what is compared.
 type Output struct {
 	Path string
 	Data []byte
@@ -102,7 +104,7 @@ func (r *Rebuilder) Run(ctx context.Context, recipePath string, files []File) ([
 	if len(rec.Inputs.Git) > 0 {
 		return nil, errs.E(errs.Invalid, "rebuild: recipe %s has git inputs; a sealed check builds from the deposit alone", recipePath)
 	}
-	tc, err := r.toolchain(ctx, rec.Toolchain)
+	tc, err := r.toolchain(ctx, rec.Toolchain, rec.Tools)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +179,9 @@ func (r *Rebuilder) Run(ctx context.Context, recipePath string, files []File) ([
 	}
 	var out []Output
 	for _, o := range rec.Outputs {
+		if o.Kind == recipes.KindSBOM || o.Kind == recipes.KindLog {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(ws.Out, filepath.FromSlash(o.Path)))
 		if err != nil {
 			return nil, errs.E(errs.Invalid, "rebuild: the recipe's output %s was not written", o.Path)
@@ -187,14 +192,25 @@ func (r *Rebuilder) Run(ctx context.Context, recipePath string, files []File) ([
 	return out, nil
 }
 
-func (r *Rebuilder) toolchain(ctx context.Context, want recipes.Toolchain) (toolchain.Toolchain, error) {
+// toolchain finds the recipe's toolchain and the tools it declares (its
+// SBOM generators, each at exactly its version) on this machine, as one
+// toolchain to bind into the sandbox.
+func (r *Rebuilder) toolchain(ctx context.Context, want recipes.Toolchain, tools []recipes.Tool) (toolchain.Toolchain, error) {
 	tcs, err := r.o.Toolchains(ctx)
 	if err != nil {
 		return toolchain.Toolchain{}, err
 	}
+	pins := make([]toolchain.Pin, len(tools))
+	for i, t := range tools {
+		pins[i] = toolchain.Pin{Name: t.Name, Version: t.Version}
+	}
+	found, err := toolchain.FindTools(tcs, pins)
+	if err != nil {
+		return toolchain.Toolchain{}, errs.E(errs.Unavailable, "rebuild: %s (on this server)", errs.Message(err))
+	}
 	for _, tc := range tcs {
 		if tc.Name == want.Name && constraint.Satisfies(tc.Version, want.Version) {
-			return tc, nil
+			return tc.With(found...), nil
 		}
 	}
 	return toolchain.Toolchain{}, errs.E(errs.Unavailable, "rebuild: toolchain %s %q is not on this server", want.Name, want.Version)

@@ -48,6 +48,8 @@ func TestARebuildIsRefusedUnlessTheDepositAloneCanMakeIt(t *testing.T) {
 		{"a recipe with git inputs, which the deposit does not hold", "recipe/afterlife.yaml", []File{src, file("recipe/afterlife.yaml", recipeHead+
 			"inputs:\n  git:\n    - {name: lib, url: https://example.org/lib.git, commit: 0123456789abcdef0123456789abcdef01234567}\n")}, errs.Invalid, "git inputs"},
 		{"a toolchain this machine lacks", "recipe/afterlife.yaml", []File{src, file("recipe/afterlife.yaml", recipeHead)}, errs.Unavailable, "busybox"},
+		{"an SBOM generator the recipe declares and this machine lacks", "recipe/afterlife.yaml", []File{src, file("recipe/afterlife.yaml", recipeHead+
+			"tools: [{name: syft, version: v1.57.2}]\n")}, errs.Unavailable, "tool syft is not installed"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
 			_, err := r.Run(t.Context(), tc.recipe, tc.files)

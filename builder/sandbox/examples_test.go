@@ -24,6 +24,7 @@ import (
 
 	"github.com/afterlife-oss/afterlife/builder/sandbox"
 	"github.com/afterlife-oss/afterlife/builder/toolchain"
+	"github.com/afterlife-oss/afterlife/registry/sbom"
 )
 
 // examples is where the example recipe repositories live.
@@ -39,6 +40,10 @@ type recipeFile struct {
 		Name    string `yaml:"name"`
 		Version string `yaml:"version"`
 	} `yaml:"toolchain"`
+	Tools []struct {
+		Name    string `yaml:"name"`
+		Version string `yaml:"version"`
+	} `yaml:"tools"`
 	Inputs struct {
 		Escrow []struct {
 			Digest string `yaml:"digest"`
@@ -142,6 +147,15 @@ func buildExample(t *testing.T, tcs []toolchain.Toolchain, recipeDir, depositDir
 	if err != nil {
 		t.Fatalf("%s: %v (run scripts/test-deps.sh)", r.Name, err)
 	}
+	var pins []toolchain.Pin
+	for _, tool := range r.Tools {
+		pins = append(pins, toolchain.Pin{Name: tool.Name, Version: tool.Version})
+	}
+	tools, err := toolchain.FindTools(tcs, pins)
+	if err != nil {
+		t.Fatalf("%s: %v (run scripts/test-deps.sh)", r.Name, err)
+	}
+	tc = tc.With(tools...)
 	// Distinct host paths per slot: outputs must not depend on them.
 	root := filepath.Join(t.TempDir(), fmt.Sprintf("builder-%d-%s", slot, strings.Repeat("x", slot)))
 	work, inputs, out := filepath.Join(root, "src", r.Name), filepath.Join(root, "in"), filepath.Join(root, "out")
@@ -346,6 +360,7 @@ func checkCortexFirmware(t *testing.T, outputs map[string][]byte, _ int64) {
 	if len(outputs["firmware.bin"]) == 0 {
 		t.Fatal("firmware.bin is empty")
 	}
+	checkCortexSBOM(t, outputs)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "qemu-system-arm", "-M", "lm3s6965evb", "-nographic",
@@ -381,6 +396,45 @@ func TestCortexM3RecipePinsEveryDepositedFileByItsDigest(t *testing.T) {
 	for digest, src := range deposit {
 		if !pinned[src] {
 			t.Errorf("deposited file %s (%s) is not an input of the recipe", filepath.Base(src), digest)
+		}
+	}
+}
+
+// checkCortexSBOM reads the Cortex-M3 example's SBOM with the registry's
+// reader (SPDX 2.3 through tools-golang) and checks that syft described
+// what the firmware is made of: every deposited source by its digest, the
+// images, and the Debian packages of the toolchain.
+func checkCortexSBOM(t *testing.T, outputs map[string][]byte) {
+	doc := outputs["firmware.spdx.json"]
+	s, err := sbom.Parse(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatalf("the SBOM is not SPDX 2.3 the registry accepts: %v\n%s", err, doc)
+	}
+	if s.Format != "SPDX 2.3" || s.Subject.Name != "acme-thermo-firmware" || s.Subject.Version != "2.4.1" {
+		t.Fatalf("the SBOM describes %+v in %s", s.Subject, s.Format)
+	}
+	if !bytes.Contains(doc, []byte(`"creators":["Organization: Anchore, Inc","Tool: syft-1.57.2"],"created":"2023-11-14T22:13:20Z"`)) {
+		t.Errorf("the SBOM does not name syft 1.57.2 and SOURCE_DATE_EPOCH as its creation:\n%s", doc)
+	}
+	has := map[string]bool{}
+	for _, c := range s.Components {
+		has[c.Name+" "+c.Digest] = true
+		has[c.Name] = true
+	}
+	for _, pkg := range []string{"gcc-arm-none-eabi", "binutils-arm-none-eabi", "libnewlib-arm-none-eabi"} {
+		if !has[pkg] {
+			t.Errorf("the SBOM does not name the toolchain's package %s: %+v", pkg, s.Components)
+		}
+	}
+	for digest, src := range depositByDigest(t, filepath.Join(examples, "cortex-m3", "vendor-deposit")) {
+		if name := "src/" + filepath.Base(src); !has[name+" "+digest] {
+			t.Errorf("the SBOM does not name the deposited %s by its digest %s", name, digest)
+		}
+	}
+	for _, fw := range []string{"firmware.elf", "firmware.bin"} {
+		sum := sha256.Sum256(outputs[fw])
+		if !has["firmware/"+fw+" sha256:"+hex.EncodeToString(sum[:])] {
+			t.Errorf("the SBOM does not name %s by its digest", fw)
 		}
 	}
 }

@@ -1,5 +1,6 @@
 // Package toolchain finds the build toolchains that are really installed on
-// this machine (Go, the ARM bare-metal GCC, the base shell tools), so that a
+// this machine (Go, the ARM bare-metal GCC, the base shell tools) and the
+// tools recipes declare beside them (the SBOM generators), so that a
 // builder advertises only what it can run, and says which host directories
 // the sandbox must bind read-only for each of them. It must not install
 // anything, trust a declared list, or know about jobs or recipes; it reads
@@ -54,6 +55,9 @@ type Finder struct {
 	LookPath func(string) (string, error)
 	// Extra are directories searched after PATH (default: /usr/local/go/bin).
 	Extra []string
+	// ToolDirs are searched for tools after PATH and Extra (default:
+	// ToolCache()).
+	ToolDirs []string
 }
 
 // Detect probes the machine and returns every toolchain it can run, sorted
@@ -80,6 +84,11 @@ func (f Finder) Detect(ctx context.Context) ([]Toolchain, error) {
 		return nil, err
 	} else if ok {
 		out = append(out, tc)
+	}
+	for _, name := range []string{CycloneDXGomod, Syft} {
+		if tc, ok := f.tool(ctx, name); ok {
+			out = append(out, tc)
+		}
 	}
 	slices.SortFunc(out, func(a, b Toolchain) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -168,28 +177,30 @@ func (f Finder) golang(ctx context.Context) (Toolchain, bool, error) {
 		// use the toolchain the builder advertised, never fetch another.
 		Env: map[string]string{"GOTOOLCHAIN": "local"},
 	}
-	if tool, v, ok := f.goSBOMTool(ctx); ok {
-		// Only the tool's own file is bound, not the directory it sits in.
-		tc.Paths = append(tc.Paths, tool)
-		tc.Bin = append(tc.Bin, filepath.Dir(tool))
-		tc.Env[GoSBOMToolVersionEnv] = v
-	}
 	return tc, true, nil
 }
 
-// GoSBOMTool is the SBOM generator the Go toolchain carries into the
-// sandbox when this machine has it: CycloneDX's cyclonedx-gomod, which
-// writes a CycloneDX SBOM from the module list Go embeds in a binary.
-// GoSBOMToolVersionEnv tells the steps its version, so a recipe can refuse
-// to run with another one (its SBOM names the tool and its digests: every
-// builder must run the same build of it to agree bit for bit).
+// Tools a recipe may declare beside its toolchain (recipes.KnownTools):
+// the SBOM generators. A builder advertises each it finds, at the version
+// it reports, and binds one into the sandbox only for a job that declares
+// it at exactly that version: their SBOMs name the generator and its
+// version, so every builder must run the same build of it.
 const (
-	GoSBOMTool           = "cyclonedx-gomod"
-	GoSBOMToolVersionEnv = "AFTERLIFE_CYCLONEDX_GOMOD"
+	// CycloneDXGomod writes a CycloneDX SBOM of a Go module or binary.
+	CycloneDXGomod = "cyclonedx-gomod"
+	// Syft writes a CycloneDX or SPDX SBOM of a directory, archive or image.
+	Syft = "syft"
 )
 
+// toolEnv is what each tool gets in the sandbox besides PATH: syft must
+// not look for a newer version of itself (there is no network, and the
+// answer would depend on the day).
+var toolEnv = map[string]map[string]string{
+	Syft: {"SYFT_CHECK_FOR_APP_UPDATE": "false"},
+}
+
 // ToolCache is where afterlife's scripts install the tools builds use
-// (scripts/test-deps.sh, scripts/dist.sh): $AFTERLIFE_CACHE/bin, or
+// (scripts/cyclonedx-gomod.sh, scripts/syft.sh): $AFTERLIFE_CACHE/bin, or
 // ~/.cache/afterlife/bin.
 func ToolCache() string {
 	if c := os.Getenv("AFTERLIFE_CACHE"); c != "" {
@@ -202,28 +213,98 @@ func ToolCache() string {
 	return filepath.Join(home, ".cache", "afterlife", "bin")
 }
 
-// goSBOMTool finds GoSBOMTool on PATH, in the extra directories or in
-// ToolCache, and its version ("v1.10.0").
-func (f Finder) goSBOMTool(ctx context.Context) (string, string, bool) {
-	bin, ok := f.look(GoSBOMTool)
-	if !ok {
-		if dir := ToolCache(); dir != "" {
-			bin, ok = Finder{LookPath: func(string) (string, error) { return "", os.ErrNotExist }, Extra: []string{dir}}.look(GoSBOMTool)
+// tool finds the tool called name on PATH, in the extra directories or in
+// ToolCache, and asks it its version ("Version: v1.10.0" or "Version:
+// 1.57.2"; always given with a leading v, as recipes pin it). A tool that
+// does not answer is not advertised.
+func (f Finder) tool(ctx context.Context, name string) (Toolchain, bool) {
+	bin, ok := f.look(name)
+	dirs := f.ToolDirs
+	if dirs == nil {
+		dirs = []string{ToolCache()}
+	}
+	for _, dir := range dirs {
+		if ok || dir == "" {
+			break
 		}
+		bin, ok = Finder{LookPath: func(string) (string, error) { return "", os.ErrNotExist }, Extra: []string{dir}}.look(name)
 	}
 	if !ok {
-		return "", "", false
+		return Toolchain{}, false
 	}
 	out, err := probe(ctx, bin, "version")
 	if err != nil {
-		return "", "", false
+		return Toolchain{}, false
 	}
 	for _, line := range strings.Split(out, "\n") {
-		if v, found := strings.CutPrefix(line, "Version:"); found && strings.TrimSpace(v) != "" {
-			return bin, strings.TrimSpace(v), true
+		v, found := strings.CutPrefix(line, "Version:")
+		if v = strings.TrimSpace(v); !found || v == "" {
+			continue
+		}
+		if !strings.HasPrefix(v, "v") {
+			v = "v" + v
+		}
+		env := map[string]string{}
+		for k, val := range toolEnv[name] {
+			env[k] = val
+		}
+		// Only the tool's own file is bound, not the directory it sits in.
+		return Toolchain{Name: name, Version: v, Paths: []string{bin}, Bin: []string{filepath.Dir(bin)}, Env: env}, true
+	}
+	return Toolchain{}, false
+}
+
+// With is tc carrying tools into the sandbox too: their files bound, their
+// directories on PATH after tc's, their variables set.
+func (tc Toolchain) With(tools ...Toolchain) Toolchain {
+	out := tc
+	out.Paths = slices.Clone(tc.Paths)
+	out.Bin = slices.Clone(tc.Bin)
+	out.Env = map[string]string{}
+	for k, v := range tc.Env {
+		out.Env[k] = v
+	}
+	for _, t := range tools {
+		for _, p := range t.Paths {
+			if !slices.Contains(out.Paths, p) {
+				out.Paths = append(out.Paths, p)
+			}
+		}
+		for _, b := range t.Bin {
+			if !slices.Contains(out.Bin, b) {
+				out.Bin = append(out.Bin, b)
+			}
+		}
+		for k, v := range t.Env {
+			out.Env[k] = v
 		}
 	}
-	return "", "", false
+	return out
+}
+
+// Pin is a tool at one exact version, as a job declares it.
+type Pin struct{ Name, Version string }
+
+// FindTools returns the tools a job declares, each at exactly its version.
+func FindTools(tcs []Toolchain, want []Pin) ([]Toolchain, error) {
+	var out []Toolchain
+	for _, w := range want {
+		i := slices.IndexFunc(tcs, func(t Toolchain) bool { return t.Name == w.Name && t.Version == w.Version })
+		if i < 0 {
+			var seen []string
+			for _, t := range tcs {
+				if t.Name == w.Name {
+					seen = append(seen, t.Version)
+				}
+			}
+			if len(seen) == 0 {
+				return nil, errs.E(errs.NotFound, "tool %s is not installed on this builder", w.Name)
+			}
+			return nil, errs.E(errs.NotFound, "tool %s %s not available: this builder has %s", w.Name, w.Version, strings.Join(seen, ", "))
+		}
+		out = append(out, tcs[i])
+	}
+	return out, nil
 }
 
 func (f Finder) armGCC(ctx context.Context) (Toolchain, bool, error) {
@@ -249,7 +330,42 @@ func (f Finder) armGCC(ctx context.Context) (Toolchain, bool, error) {
 		}
 	}
 	paths = append(paths, linksOutside(paths[1:])...)
-	return Toolchain{Name: ArmGCC, Version: version, Paths: paths, Bin: []string{binDir}, Env: map[string]string{}}, true, nil
+	env := map[string]string{}
+	if status := f.debianRecords(ctx, armGCCPackages); status != "" {
+		env[DpkgStatusEnv] = status
+	}
+	return Toolchain{Name: ArmGCC, Version: version, Paths: paths, Bin: []string{binDir}, Env: env}, true, nil
+}
+
+// DpkgStatusEnv holds, in the sandbox, the Debian package records (dpkg
+// status stanzas, as dpkg-query -s prints them) of the packages a
+// toolchain is made of, when the builder installed it from Debian's
+// packages: an SBOM generator that reads a dpkg database (syft) names the
+// toolchain from them. Records of the same package versions are the same
+// bytes on every builder; the rest of the host's package database stays
+// out of the sandbox.
+const DpkgStatusEnv = "AFTERLIFE_DPKG_STATUS"
+
+// armGCCPackages are the Debian packages the ARM bare-metal toolchain is
+// made of: the compiler, its binutils and the C library it links.
+var armGCCPackages = []string{"gcc-arm-none-eabi", "binutils-arm-none-eabi", "libnewlib-arm-none-eabi"}
+
+// debianRecords is the dpkg status stanzas of the installed packages among
+// names, in that order, or "" when dpkg-query is not there.
+func (f Finder) debianRecords(ctx context.Context, names []string) string {
+	bin, ok := f.look("dpkg-query")
+	if !ok {
+		return ""
+	}
+	var stanzas []string
+	for _, name := range names {
+		out, err := probe(ctx, bin, "-s", name)
+		if err != nil || !strings.Contains(out, "\nStatus: install ok installed\n") {
+			continue
+		}
+		stanzas = append(stanzas, strings.TrimSpace(out)+"\n")
+	}
+	return strings.Join(stanzas, "\n")
 }
 
 // linksOutside finds symlinks directly inside dirs that point out of /usr

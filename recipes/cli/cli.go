@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,6 +44,8 @@ See docs/recipes.md for the format.`,
 		Short: "Check a recipe file; every problem is named with its line and field",
 		Long: `Check a recipe file; every problem is named with its line and field.
 
+A step that runs an SBOM generator the recipe does not declare under tools
+is an error; lint also reads the scripts next to FILE that the steps name.
 Limits above a build farm's maxima are errors, as the server refuses them at
 submission: by default the maxima of a server with default settings
 (serve --max-build-timeout, --max-build-memory, --max-build-cpus); give a
@@ -60,9 +63,9 @@ farm's own with the --max-* flags.`,
 			if m.Memory, err = recipes.ParseByteSize(maxMemory); err != nil {
 				return errs.Wrap(errs.Invalid, err, "--max-memory")
 			}
-			report, ok := recipes.LintReport(data, args[0], m)
-			fmt.Fprint(cmd.OutOrStdout(), report)
-			if !ok {
+			l := recipes.LintFiles(data, args[0], m, os.DirFS(filepath.Dir(args[0])))
+			fmt.Fprint(cmd.OutOrStdout(), l.Report())
+			if !l.OK() {
 				return errs.E(errs.Invalid, "%s has errors", args[0])
 			}
 			return nil

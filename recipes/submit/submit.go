@@ -145,6 +145,9 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (Result, error) {
 	if err := recipes.CheckMaxima(r, s.o.Maxima); err != nil {
 		return Result{}, err
 	}
+	if err := checkTools(co.Dir, r); err != nil {
+		return Result{}, err
+	}
 	buildOnly := map[string]bool{}
 	for _, in := range r.Inputs.Escrow {
 		_, restricted, ok, err := s.o.Released.ReleasedFile(ctx, in.Digest)
@@ -226,4 +229,16 @@ func (s *Submitter) archive(ctx context.Context, repoDir, commit, tmp string) (b
 		return "", err
 	}
 	return info.Digest, nil
+}
+
+// checkTools refuses a recipe whose steps run an SBOM generator it does not
+// declare, reading the scripts they name from the checkout's root, where
+// steps run, and from nowhere else (os.Root: links cannot lead out of it).
+func checkTools(checkout string, r *recipes.Recipe) error {
+	root, err := os.OpenRoot(checkout)
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "submit: open checkout")
+	}
+	defer root.Close()
+	return recipes.CheckTools(r, root.FS())
 }

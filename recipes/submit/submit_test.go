@@ -201,3 +201,52 @@ func TestARecipeAboveTheServersMaximaIsRefusedNamingTheLimit(t *testing.T) {
 		t.Fatalf("a build was created: %+v", b.reqs)
 	}
 }
+
+func TestASubmissionRunningAnUndeclaredSBOMGeneratorIsRefusedBeforeAnyBuild(t *testing.T) {
+	store, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withScript := `name: demo
+version: 1.0.0
+products: [demo-cam]
+license: CC0-1.0
+toolchain: {name: busybox}
+inputs:
+  escrow:
+    - {digest: "` + digest + `", as: vendor/main.c}
+steps:
+  - cp /inputs/escrow/vendor/main.c /out/main.c
+  - sh tools/sbom.sh
+outputs:
+  - {path: main.c, kind: other}
+  - {path: main.spdx.json, kind: sbom}
+`
+	script := "#!/bin/sh\nsyft scan dir:/inputs -o spdx-json=/out/main.spdx.json\n"
+	for _, c := range []struct {
+		name, tools string
+		refused     bool
+	}{
+		{"undeclared, it is refused naming the script", "", true},
+		{"declared and pinned, it is queued", "tools: [{name: syft, version: v1.57.2}]\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			url := repo(t, map[string]string{"afterlife.yaml": withScript + c.tools, "tools/sbom.sh": script})
+			b := &builds{reqs: map[string]submit.BuildRequest{}}
+			s, err := submit.New(submit.Options{Store: store, Released: releasedSet{digest: "public"}, Builds: b, AllowLocal: true, TempDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Submit(context.Background(), submit.Request{RepoURL: url, Ref: "master"})
+			if c.refused {
+				if !errs.Is(err, errs.Invalid) || !strings.Contains(err.Error(), "runs syft (in tools/sbom.sh), which the recipe does not declare") || len(b.reqs) != 0 {
+					t.Fatalf("got %v and %d builds", err, len(b.reqs))
+				}
+				return
+			}
+			if err != nil || len(b.reqs) != 1 {
+				t.Fatalf("got %v and %d builds", err, len(b.reqs))
+			}
+		})
+	}
+}

@@ -1,16 +1,14 @@
-// Package sbom reads the SBOMs releases carry, with the format's own
-// library: CycloneDX JSON (github.com/CycloneDX/cyclonedx-go). The registry
-// refuses, at publish, an output of kind sbom it cannot read this way, and
-// lists the components of those it can on the release page.
+// Package sbom reads the SBOMs releases carry, each with its format's own
+// library: CycloneDX JSON (github.com/CycloneDX/cyclonedx-go) and SPDX 2.3
+// JSON (github.com/spdx/tools-golang). The registry refuses, at publish,
+// an output of kind sbom it cannot read this way, naming the problem, and
+// lists the components (CycloneDX) or packages (SPDX) of those it can on
+// the release page. It must not fetch anything an SBOM points to.
 package sbom
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
-
-	cdx "github.com/CycloneDX/cyclonedx-go"
 
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
@@ -21,27 +19,40 @@ const MaxSize = 16 << 20
 // maxComponents bounds how many components a release lists.
 const maxComponents = 1000
 
-// Component is one component an SBOM lists.
+// Component is one component (CycloneDX) or package or file (SPDX) an
+// SBOM lists.
 type Component struct {
 	Name    string `json:"name"`
 	Version string `json:"version,omitempty"`
 	Type    string `json:"type,omitempty"`
 	PURL    string `json:"purl,omitempty"`
+	// Digest is the component's SHA-256 when the SBOM gives one
+	// ("sha256:<hex>"): for a file, what it was made from.
+	Digest string `json:"digest,omitempty"`
 }
 
 // Summary is what the registry keeps of an SBOM.
 type Summary struct {
-	Format     string      `json:"format"` // e.g. "CycloneDX 1.6"
+	Format     string      `json:"format"` // e.g. "CycloneDX 1.6", "SPDX 2.3"
 	Subject    Component   `json:"subject"`
 	Components []Component `json:"components"`
 	Truncated  bool        `json:"truncated,omitempty"` // more components than listed
 }
 
-// Parse reads a CycloneDX JSON SBOM (spec 1.4 to 1.6) and checks what the
-// specification requires and the registry relies on: bomFormat
-// "CycloneDX", a specVersion the library knows, the component the SBOM
-// describes (metadata.component, with a name and a type), and a name and a
-// type for every component.
+// add lists c unless the list is full.
+func (s *Summary) add(c Component) {
+	if len(s.Components) == maxComponents {
+		s.Truncated = true
+		return
+	}
+	s.Components = append(s.Components, c)
+}
+
+// Parse reads a CycloneDX JSON SBOM (spec 1.4 to 1.6) or an SPDX 2.3 JSON
+// document, telling them apart by their own version field (bomFormat,
+// spdxVersion), and checks what each specification requires and the
+// registry relies on (see parseCycloneDX and parseSPDX). Errors are of
+// kind Invalid (TooLarge above MaxSize) and name the problem.
 func Parse(r io.Reader) (Summary, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
@@ -51,49 +62,20 @@ func Parse(r io.Reader) (Summary, error) {
 		return Summary{}, errs.E(errs.TooLarge, "sbom: larger than %d bytes", MaxSize)
 	}
 	var head struct {
-		BOMFormat   string `json:"bomFormat"`
-		SpecVersion string `json:"specVersion"`
+		BOMFormat   *string `json:"bomFormat"`
+		SpecVersion string  `json:"specVersion"`
+		SPDXVersion *string `json:"spdxVersion"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
 		return Summary{}, errs.Wrap(errs.Invalid, err, "sbom: not JSON")
 	}
-	if head.BOMFormat != cdx.BOMFormat {
-		return Summary{}, errs.E(errs.Invalid, "sbom: bomFormat %q: want a CycloneDX JSON SBOM (bomFormat \"CycloneDX\", specVersion 1.4 to 1.6)", head.BOMFormat)
+	switch {
+	case head.BOMFormat != nil && head.SPDXVersion != nil:
+		return Summary{}, errs.E(errs.Invalid, "sbom: has both bomFormat (CycloneDX) and spdxVersion (SPDX): want one format")
+	case head.BOMFormat != nil:
+		return parseCycloneDX(data, *head.BOMFormat, head.SpecVersion)
+	case head.SPDXVersion != nil:
+		return parseSPDX(data, *head.SPDXVersion)
 	}
-	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(bytes.NewReader(data), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
-		return Summary{}, errs.Wrap(errs.Invalid, err, "sbom: CycloneDX")
-	}
-	if bom.SpecVersion < cdx.SpecVersion1_4 || bom.SpecVersion > cdx.SpecVersion1_6 {
-		return Summary{}, errs.E(errs.Invalid, "sbom: CycloneDX specVersion %q: want 1.4 to 1.6", head.SpecVersion)
-	}
-	if bom.Metadata == nil || bom.Metadata.Component == nil {
-		return Summary{}, errs.E(errs.Invalid, "sbom: no metadata.component: the SBOM must say what it describes")
-	}
-	subject, err := component(*bom.Metadata.Component, "metadata.component")
-	if err != nil {
-		return Summary{}, err
-	}
-	s := Summary{Format: "CycloneDX " + bom.SpecVersion.String(), Subject: subject, Components: []Component{}}
-	if bom.Components != nil {
-		for i, c := range *bom.Components {
-			comp, err := component(c, fmt.Sprintf("components[%d]", i))
-			if err != nil {
-				return Summary{}, err
-			}
-			if len(s.Components) == maxComponents {
-				s.Truncated = true
-				break
-			}
-			s.Components = append(s.Components, comp)
-		}
-	}
-	return s, nil
-}
-
-func component(c cdx.Component, where string) (Component, error) {
-	if c.Name == "" || c.Type == "" {
-		return Component{}, errs.E(errs.Invalid, "sbom: %s needs a name and a type", where)
-	}
-	return Component{Name: c.Name, Version: c.Version, Type: string(c.Type), PURL: c.PackageURL}, nil
+	return Summary{}, errs.E(errs.Invalid, "sbom: neither bomFormat nor spdxVersion: want a CycloneDX JSON SBOM (bomFormat \"CycloneDX\", specVersion 1.4 to 1.6) or an SPDX 2.3 JSON document (spdxVersion \"SPDX-2.3\")")
 }

@@ -300,7 +300,7 @@ func pageSBOM(s *sbom.Summary) *web.SBOM {
 		return nil
 	}
 	c := func(x sbom.Component) web.SBOMComponent {
-		return web.SBOMComponent{Name: x.Name, Version: x.Version, Type: x.Type, PURL: x.PURL}
+		return web.SBOMComponent{Name: x.Name, Version: x.Version, Type: x.Type, PURL: x.PURL, Digest: x.Digest}
 	}
 	out := &web.SBOM{Format: s.Format, Subject: c(s.Subject), Truncated: s.Truncated}
 	for _, x := range s.Components {
