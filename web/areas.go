@@ -22,6 +22,8 @@ var flashes = map[string]string{
 	"deposit":  "Deposit sealed. Its receipt is below.",
 	"checkin":  "Checked in. The dead-man deadlines moved forward.",
 	"support":  "Support period declared. It is published, signed, on the product page.",
+	"edited":   "Product changed. The change is recorded in its history.",
+	"retired":  "Product retired. Its device ids are free for the right product.",
 	"approved": "Approval recorded.",
 	"revoked":  "Token revoked.",
 	"rollout":  "Rollout changed.",
@@ -56,6 +58,8 @@ type vendorData struct {
 	Form         NewProductForm
 	Lifecycle    bool                      // support periods can be declared
 	EndingSoon   map[string]*EndingSoonRow // by product id: near the end of security support, nothing deposited
+	Editable     bool                      // products can be edited and retired here
+	Open         string                    // the product whose edit form a refusal is shown for
 }
 
 // NewProductForm keeps what the vendor typed when a form is shown again.
@@ -78,7 +82,7 @@ func (s *Site) vendorData(c *gin.Context) (vendorData, error) {
 	if err != nil {
 		return vendorData{}, err
 	}
-	d := vendorData{Products: prods, Deposits: deps, Lifecycle: s.deps.Lifecycle != nil}
+	d := vendorData{Products: prods, Deposits: deps, Lifecycle: s.deps.Lifecycle != nil, Editable: s.deps.Products != nil}
 	if s.deps.Lifecycle != nil {
 		soon, err := s.deps.Lifecycle.EndingSoon(ctx, p)
 		if err != nil {

@@ -129,7 +129,9 @@ type ProductSummary struct {
 	ID        string
 	Vendor    string   // vendor display name
 	Model     string   // model name
+	Revisions []string // hardware revisions
 	DeviceIDs []string // ids a device reports to identify itself
+	RiskNotes string   // what owners should know, from the vendor
 	Status    string   // supported | sunset | handed-over | community
 	EOL       time.Time
 	Latest    string       // newest stable version, empty when none
