@@ -211,7 +211,12 @@ func (s *Site) vendorCreateDeposit(c *gin.Context) {
 		jsonError(c, errs.E(errs.Invalid, "choose at least one file"))
 		return
 	}
-	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), caller(c), NewDeposit{ProductID: req.Product, Policy: req.Policy, Manifest: req.Manifest, Rights: req.Rights, Grant: req.Grant})
+	choice, err := req.Policy.choice()
+	if err != nil {
+		jsonError(c, err)
+		return
+	}
+	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), caller(c), NewDeposit{ProductID: req.Product, Policy: choice, Manifest: req.Manifest, Rights: req.Rights, Grant: req.Grant})
 	if err != nil {
 		jsonError(c, err)
 		return

@@ -212,7 +212,7 @@ func pagePolicy(s string) web.Policy {
 	case policy.Quorum:
 		w.Quorum, w.Trustees = pol.Quorum.K, len(pol.Quorum.Trustees)
 	case policy.DeadMan:
-		w.CheckInEvery, w.GraceDays = int(pol.DeadMan.Every.Hours()/24), int(pol.DeadMan.Grace.Hours()/24)
+		w.Every, w.Grace = pol.DeadMan.Every, pol.DeadMan.Grace
 	case "date":
 		w.ReleaseAt = pol.On
 	}
