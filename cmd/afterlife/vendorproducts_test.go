@@ -76,6 +76,9 @@ func TestAVendorEditsAndRetiresProducts(t *testing.T) {
 					last.Change.Before.Model != "Cam 200" || last.Change.After.DeviceIDs[0] != "usb:acce:0003" || last.Change.Reason != "the USB id was mistyped" {
 					t.Fatalf("after the edit: %+v, last event %+v", p.Product, last)
 				}
+				if page := string(fetch(t, srv.URL+"/products/acme-cam", "", 200)); !strings.Contains(page, "Details corrected by its vendor") || !strings.Contains(page, "Cam 200 → Cam 200 Pro") {
+					t.Errorf("the product page's timeline does not tell of the correction")
+				}
 				testenv.Eventually(t, 30*time.Second, func() error {
 					if doc := string(fetch(t, srv.URL+"/v1/products/acme-cam/lifecycle/openeox.json", "", 200)); !strings.Contains(doc, "Cam 200 Pro") {
 						return fmt.Errorf("the lifecycle document still reads %.200s", doc)
