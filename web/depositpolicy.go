@@ -1,11 +1,11 @@
 package web
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/afterlife-oss/afterlife/escrow/policy"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -92,28 +92,11 @@ func period(what, n, unit string) (time.Duration, error) {
 	return time.Duration(v) * u, nil
 }
 
-// span says a period in words: "12 hours", "30 days", "1 day 12 hours",
-// "none" for zero. Periods a form cannot enter (minutes) still read.
+// span says a period in words (policy.Span), "no" for none: "every 12
+// hours, no grace".
 func span(d time.Duration) string {
 	if d <= 0 {
 		return "no"
 	}
-	var parts []string
-	for _, u := range []struct {
-		one, many string
-		d         time.Duration
-	}{{"day", "days", 24 * time.Hour}, {"hour", "hours", time.Hour}, {"minute", "minutes", time.Minute}} {
-		if n := d / u.d; n > 0 {
-			name := u.many
-			if n == 1 {
-				name = u.one
-			}
-			parts = append(parts, fmt.Sprintf("%d %s", n, name))
-			d -= n * u.d
-		}
-	}
-	if len(parts) == 0 {
-		return d.String()
-	}
-	return strings.Join(parts, " ")
+	return policy.Span(d)
 }
