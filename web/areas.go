@@ -170,13 +170,19 @@ func (s *Site) vendorCreateProduct(c *gin.Context) {
 }
 
 func (s *Site) vendorDepositForm(c *gin.Context) {
+	s.depositFormPage(c, http.StatusOK, c.Query("product"), "")
+}
+
+// depositFormPage shows the deposit form for product, with msg as its error.
+func (s *Site) depositFormPage(c *gin.Context, status int, product, msg string) {
 	d, err := s.vendorData(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	p := s.newPage(c, "New deposit", gin.H{"Products": d.Products, "Selected": c.Query("product"), "MaxUpload": s.opts.MaxUpload})
-	s.render(c, http.StatusOK, "vendor/deposit", "", p)
+	p := s.newPage(c, "New deposit", gin.H{"Products": d.Products, "Selected": product, "MaxUpload": s.opts.MaxUpload})
+	p.Error = msg
+	s.render(c, status, "vendor/deposit", "", p)
 }
 
 // The three deposit endpoints below are called by static/deposit.js with
@@ -198,6 +204,10 @@ func jsonError(c *gin.Context, err error) {
 func (s *Site) vendorCreateDeposit(c *gin.Context) {
 	if s.deps.Escrow == nil {
 		jsonError(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
+		return
+	}
+	if c.ContentType() == "multipart/form-data" {
+		s.vendorDepositWithoutScript(c)
 		return
 	}
 	var req depositRequest

@@ -514,7 +514,7 @@ type ManifestEntry struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"` // lowercase hex
-	Kind   string `json:"kind"`   // spec | source | toolchain | keys | other
+	Kind   string `json:"kind"`   // spec | source | toolchain | keys | other; "": inferred from the path
 }
 
 // BuilderRow is one builder agent.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,7 +78,11 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 				scripts(false)
 			})
 
-			deposit := func(t *testing.T, what string, setup string, files, folder []string) string {
+			// deposit fills the form with setup, chooses files and a folder
+			// (of n files in all), waits until the page's script lists
+			// every file (a folder is read asynchronously, and the script
+			// must have taken the form before it is submitted), and submits.
+			deposit := func(t *testing.T, what string, setup string, files, folder []string, n int) string {
 				t.Helper()
 				b.Navigate(t, form)
 				b.Do(t, "fill the form for "+what, chromedp.Evaluate[chromedp.Void](setup))
@@ -87,6 +92,7 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 				if len(folder) > 0 {
 					b.Do(t, "choose a folder", chromedp.SetUploadFiles(chromedp.ID("folder"), folder))
 				}
+				b.WaitFor(t, "every chosen file listed", `document.querySelectorAll("#file-kinds select").length === `+strconv.Itoa(n))
 				b.Do(t, "deposit", chromedp.Click(chromedp.CSS(`#deposit-form button[type="submit"]`)))
 				b.WaitFor(t, "the sealed deposit or an error", `(location.search.includes("done=deposit") && document.readyState === "complete") ||
 					(document.getElementById("upload-message") && document.getElementById("upload-message").classList.contains("error"))`)
@@ -135,7 +141,7 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 				id := deposit(t, "a dead-man policy of hours", `
 					document.getElementById("checkin_every").value = "12"; document.getElementById("checkin_unit").value = "hours";
 					document.getElementById("grace").value = "6"; document.getElementById("grace_unit").value = "hours";
-					document.getElementById("rights").value = "**=public";`, []string{single}, []string{root})
+					document.getElementById("rights").value = "**=public";`, []string{single}, []string{root}, 4)
 				if strings.HasPrefix(id, "error") {
 					t.Fatal(id)
 				}
@@ -150,7 +156,7 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 			})
 			t.Run("a date policy keeps its time of day and says its time zone", func(t *testing.T) {
 				id := deposit(t, "a date policy", `document.querySelector('input[name=policy][value="date"]').checked = true;
-					document.getElementById("release_at").value = "2031-06-30T15:30";`, []string{single}, nil)
+					document.getElementById("release_at").value = "2031-06-30T15:30";`, []string{single}, nil, 1)
 				if strings.HasPrefix(id, "error") {
 					t.Fatal(id)
 				}
@@ -163,12 +169,12 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 			})
 			t.Run("a quorum names its trustees, and asking more approvals than trustees is refused", func(t *testing.T) {
 				msg := deposit(t, "too many approvals", `document.querySelector('input[name=policy][value="quorum"]').checked = true;
-					document.getElementById("quorum").value = "3"; document.getElementById("trustees").value = "alice\nbob";`, []string{single}, nil)
+					document.getElementById("quorum").value = "3"; document.getElementById("trustees").value = "alice\nbob";`, []string{single}, nil, 1)
 				if !strings.Contains(msg, "between 1 and 2 approvals") {
 					t.Errorf("three approvals of two trustees: %q", msg)
 				}
 				id := deposit(t, "a quorum", `document.querySelector('input[name=policy][value="quorum"]').checked = true;
-					document.getElementById("quorum").value = "2"; document.getElementById("trustees").value = "alice\nbob\n\ncarol\n";`, []string{single}, nil)
+					document.getElementById("quorum").value = "2"; document.getElementById("trustees").value = "alice\nbob\n\ncarol\n";`, []string{single}, nil, 1)
 				if strings.HasPrefix(id, "error") {
 					t.Fatal(id)
 				}
@@ -176,6 +182,41 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 					t.Fatalf("sealed with policy %q", policy)
 				}
 				if got := card(id); !strings.Contains(got, "2 of 3 trustees") {
+					t.Errorf("the vendor page says %q", got)
+				}
+			})
+			t.Run("without script the form deposits a folder with its paths, hashed by the server", func(t *testing.T) {
+				if _, err := chromedp.Call(b.Ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+					t.Fatal(err)
+				}
+				defer chromedp.Call(b.Ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false})
+				b.Navigate(t, form) // axe-core needs script: the same page passed it above
+				b.Do(t, "fill the form without script",
+					chromedp.Click(chromedp.CSS(`input[name=policy][value="dead-man"]`)),
+					chromedp.Evaluate[chromedp.Void](`document.getElementById("checkin_every").value = "36"; document.getElementById("checkin_unit").value = "hours";
+						document.getElementById("grace").value = "0"; document.getElementById("rights").value = "**=public\nsrc/**=build-only";`),
+					chromedp.SetUploadFiles(chromedp.ID("folder"), []string{root}),
+				)
+				b.WaitFor(t, "the folder read", `document.getElementById("folder").files.length === 3`)
+				b.Do(t, "submit without script", chromedp.Click(chromedp.CSS(`#deposit-form button[type="submit"]`)))
+				b.WaitFor(t, "the sealed deposit", `location.search.includes("done=deposit") && document.readyState === "complete"`)
+				id := browsertest.Eval[string](t, b, `location.hash.slice(1)`)
+				policy, paths := read(t, id)
+				if policy != "dead-man=36h,0d" || strings.Join(paths, " ") != "README docs/spec.txt src/main.c" {
+					t.Fatalf("sealed without script with policy %q and paths %q", policy, paths)
+				}
+				var d struct {
+					Manifest []struct{ Path, Kind string }
+				}
+				if err := json.Unmarshal(fetch(t, srv.URL+"/v1/deposits/"+id, vendor, 200), &d); err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range d.Manifest {
+					if e.Path == "src/main.c" && e.Kind != "source" || e.Path == "docs/spec.txt" && e.Kind != "spec" {
+						t.Errorf("%s was given kind %q", e.Path, e.Kind)
+					}
+				}
+				if got := card(id); !strings.Contains(got, "every 1 day 12 hours, no grace") {
 					t.Errorf("the vendor page says %q", got)
 				}
 			})
@@ -188,6 +229,20 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 						return r.status + " " + await r.text(); })()`)
 					if !strings.HasPrefix(got, "400 ") {
 						t.Errorf("a manifest path %q: %s", path, got)
+					}
+					// The form without script: the same path as a file's name.
+					got = browsertest.Eval[string](t, b, `(async () => { const fd = new FormData();
+						if (`+jsString(path)+` !== "/etc/passwd") fd.append("csrf", document.getElementById("deposit-form").dataset.csrf);
+						fd.append("product", "acme-hub"); fd.append("policy", "immediate");
+						fd.append("files", new Blob(["x"]), `+jsString(path)+`);
+						const r = await fetch("/vendor/deposits", {method: "POST", credentials: "same-origin", body: fd});
+						return r.status + " " + await r.text(); })()`)
+					want := "400 "
+					if path == "/etc/passwd" {
+						want = "403 " // and a form whose first field is not its csrf token is refused before anything is read
+					}
+					if !strings.HasPrefix(got, want) {
+						t.Errorf("a form file named %q: %.300s, want %s", path, got, want)
 					}
 				}
 			})

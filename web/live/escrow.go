@@ -76,7 +76,11 @@ func (a Escrow) CreateDeposit(ctx context.Context, p principal.Principal, d web.
 		req.Rights = append(req.Rights, rule)
 	}
 	for _, e := range d.Manifest {
-		req.Manifest = append(req.Manifest, manifest.Entry{Path: e.Path, Size: e.Size, SHA256: e.SHA256, Kind: manifest.Kind(e.Kind)})
+		kind := manifest.Kind(e.Kind)
+		if kind == "" {
+			kind = manifest.InferKind(e.Path)
+		}
+		req.Manifest = append(req.Manifest, manifest.Entry{Path: e.Path, Size: e.Size, SHA256: e.SHA256, Kind: kind})
 	}
 	dep, err := a.p.Escrow.Create(ctx, p, req)
 	if err != nil {
