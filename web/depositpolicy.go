@@ -79,15 +79,22 @@ func releaseInstant(s string) (time.Time, error) {
 
 var units = map[string]time.Duration{"hours": time.Hour, "days": 24 * time.Hour}
 
+// maxPeriod bounds a dead-man period before it is multiplied out, so a
+// huge number cannot wrap around into a short one.
+const maxPeriod = 100 * 366 * 24 * time.Hour
+
 // period reads a whole number of hours or days.
 func period(what, n, unit string) (time.Duration, error) {
 	u, ok := units[unit]
 	if !ok {
 		return 0, errs.E(errs.Invalid, "%s: choose hours or days", what)
 	}
-	v, err := strconv.ParseInt(strings.TrimSpace(n), 10, 32)
+	v, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
 	if err != nil || v < 0 {
 		return 0, errs.E(errs.Invalid, "%s must be a whole number of %s", what, unit)
+	}
+	if v > int64(maxPeriod/u) {
+		return 0, errs.E(errs.Invalid, "%s: longer than a century is more likely a typo than intent", what)
 	}
 	return time.Duration(v) * u, nil
 }

@@ -48,6 +48,8 @@ func TestTheDepositFormsPolicyFieldsAreReadByTheServer(t *testing.T) {
 		{"another policy's fields are not read", web.PolicySpec{Kind: "immediate", CheckInEvery: "x", ReleaseAt: "never"}, web.PolicyChoice{Kind: "immediate"}, false},
 		{"a unit other than hours or days is refused", web.PolicySpec{Kind: "dead-man", CheckInEvery: "12", CheckInUnit: "weeks", Grace: "1", GraceUnit: "days"}, web.PolicyChoice{}, true},
 		{"a fraction is refused", web.PolicySpec{Kind: "dead-man", CheckInEvery: "1.5", CheckInUnit: "days", Grace: "1", GraceUnit: "days"}, web.PolicyChoice{}, true},
+		{"a period that would overflow is refused", web.PolicySpec{Kind: "dead-man", CheckInEvery: "2562048", CheckInUnit: "hours", Grace: "1", GraceUnit: "days"}, web.PolicyChoice{}, true},
+		{"a number of days past a century is refused", web.PolicySpec{Kind: "dead-man", CheckInEvery: "9223372036854775807", CheckInUnit: "days", Grace: "1", GraceUnit: "days"}, web.PolicyChoice{}, true},
 		{"a negative grace is refused", web.PolicySpec{Kind: "dead-man", CheckInEvery: "1", CheckInUnit: "days", Grace: "-1", GraceUnit: "days"}, web.PolicyChoice{}, true},
 		{"a date without a time is refused", web.PolicySpec{Kind: "date", ReleaseAt: "30/06/2031"}, web.PolicyChoice{}, true},
 		{"an empty date is refused", web.PolicySpec{Kind: "date"}, web.PolicyChoice{}, true},
@@ -75,4 +77,29 @@ func TestTheDepositFormsPolicyFieldsAreReadByTheServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzTheDepositFormsPolicyFields(f *testing.F) {
+	f.Add("dead-man", "12", "hours", "6", "days", "", "", "")
+	f.Add("date", "", "", "", "", "2031-06-30T15:30", "", "")
+	f.Add("quorum", "", "", "", "", "", "2", "alice\nbob,carol")
+	f.Add("dead-man", "9223372036854775807", "days", "2562048", "hours", "", "", "")
+	f.Fuzz(func(t *testing.T, kind, every, everyUnit, grace, graceUnit, releaseAt, quorum, trustees string) {
+		c, err := web.PolicyChoiceOf(web.PolicySpec{Kind: kind, CheckInEvery: every, CheckInUnit: everyUnit, Grace: grace, GraceUnit: graceUnit,
+			ReleaseAt: releaseAt, Quorum: quorum, Trustees: []string{trustees}})
+		if err != nil {
+			return
+		}
+		if c.Every < 0 || c.Grace < 0 || c.Every > 101*365*24*time.Hour || c.Grace > 101*365*24*time.Hour {
+			t.Fatalf("a negative or wrapped-around period was accepted: %+v", c)
+		}
+		if kind == "date" && c.ReleaseAt.IsZero() {
+			t.Fatalf("a date policy was accepted without a date: %+v", c)
+		}
+		for _, name := range c.Trustees {
+			if name == "" {
+				t.Fatalf("an empty trustee name was accepted: %q", c.Trustees)
+			}
+		}
+	})
 }
