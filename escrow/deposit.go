@@ -274,6 +274,14 @@ func (s *Service) Commit(ctx context.Context, p principal.Principal, id string) 
 	if d.State != Uploading {
 		return s.Receipt(ctx, p, id)
 	}
+	// A product retired while its files arrived gets no sealed deposit:
+	// the catalog retired it because nothing outlived it.
+	if _, err := s.products.Vendor(ctx, d.Product); err != nil {
+		if errs.Is(err, errs.NotFound) {
+			return receipt.Signed{}, errs.E(errs.Conflict, "deposit %s: product %s was retired; nothing was sealed", id, d.Product)
+		}
+		return receipt.Signed{}, fmt.Errorf("escrow: commit %s: %w", id, err)
+	}
 	now := s.now()
 	es, err := s.entries(ctx, id)
 	if err != nil {

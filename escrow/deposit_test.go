@@ -265,3 +265,28 @@ func TestSealedCiphertextIsLockedOnAnObjectLockBucket(t *testing.T) {
 		t.Fatalf("read after a refused delete = %q, %v", got, err)
 	}
 }
+
+func TestADepositWhoseProductWasRetiredWhileUploadingIsNotSealed(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.products.mu.Lock()
+		e.products.owners["short-lived"] = "acme"
+		e.products.mu.Unlock()
+		files := map[string]string{"a.txt": "hello"}
+		d, err := e.svc.Create(ctx, acme, CreateRequest{Product: "short-lived", Policy: "immediate", Manifest: entries(files)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.PutFile(ctx, acme, d.ID, "a.txt", strings.NewReader("hello")); err != nil {
+			t.Fatal(err)
+		}
+		e.products.mu.Lock()
+		delete(e.products.owners, "short-lived") // the catalog retired it
+		e.products.mu.Unlock()
+		_, err = e.svc.Commit(ctx, acme, d.ID)
+		wantKind(t, err, errs.Conflict)
+		if got, err := e.svc.Get(ctx, acme, d.ID); err != nil || got.State != Uploading {
+			t.Fatalf("after the refused commit: %+v, %v", got, err)
+		}
+	})
+}

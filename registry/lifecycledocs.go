@@ -148,9 +148,13 @@ func (s *Service) lifecycleTargets(ctx context.Context, product string) ([]tuf.T
 
 // SignLifecycle signs a product's lifecycle documents again, from what
 // the catalog and the registry hold now; nothing is signed when they did
-// not change.
+// not change. A product the catalog no longer has (it was retired) has
+// its documents withdrawn from the signed targets.
 func (s *Service) SignLifecycle(ctx context.Context, product string) error {
 	_, err := s.withTUFLease(ctx, true, func() error {
+		if _, err := s.o.Catalog.Get(ctx, product); errs.Is(err, errs.NotFound) {
+			return s.withdrawLifecycle(ctx, product)
+		}
 		ts, err := s.lifecycleTargets(ctx, product)
 		if err != nil {
 			return err
@@ -161,6 +165,29 @@ func (s *Service) SignLifecycle(ctx context.Context, product string) error {
 		return fmt.Errorf("registry: sign lifecycle documents of %s: %w", product, err)
 	}
 	return nil
+}
+
+// withdrawLifecycle removes a retired product's lifecycle documents from
+// the signed targets (under the lease), if they were listed.
+func (s *Service) withdrawLifecycle(ctx context.Context, product string) error {
+	paths := make([]string, 0, len(lifecycleFiles))
+	for _, f := range lifecycleFiles {
+		paths = append(paths, LifecyclePath(product, f))
+	}
+	listed, err := s.o.TUF.Listed(ctx, paths)
+	if err != nil {
+		return err
+	}
+	var remove []string
+	for _, p := range paths {
+		if _, ok := listed[p]; ok {
+			remove = append(remove, p)
+		}
+	}
+	if len(remove) == 0 {
+		return nil
+	}
+	return s.o.TUF.Apply(context.WithoutCancel(ctx), nil, remove)
 }
 
 // applyLifecycle signs ts unless they are signed already (under the

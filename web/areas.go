@@ -22,6 +22,8 @@ var flashes = map[string]string{
 	"deposit":  "Deposit sealed. Its receipt is below.",
 	"checkin":  "Checked in. The dead-man deadlines moved forward.",
 	"support":  "Support period declared. It is published, signed, on the product page.",
+	"edited":   "Product changed. The change is recorded in its history.",
+	"retired":  "Product retired. Its device ids are free for the right product.",
 	"approved": "Approval recorded.",
 	"revoked":  "Token revoked.",
 	"rollout":  "Rollout changed.",
@@ -56,6 +58,8 @@ type vendorData struct {
 	Form         NewProductForm
 	Lifecycle    bool                      // support periods can be declared
 	EndingSoon   map[string]*EndingSoonRow // by product id: near the end of security support, nothing deposited
+	Editable     bool                      // products can be edited and retired here
+	Open         string                    // the product whose edit form a refusal is shown for
 }
 
 // NewProductForm keeps what the vendor typed when a form is shown again.
@@ -78,7 +82,7 @@ func (s *Site) vendorData(c *gin.Context) (vendorData, error) {
 	if err != nil {
 		return vendorData{}, err
 	}
-	d := vendorData{Products: prods, Deposits: deps, Lifecycle: s.deps.Lifecycle != nil}
+	d := vendorData{Products: prods, Deposits: deps, Lifecycle: s.deps.Lifecycle != nil, Editable: s.deps.Products != nil}
 	if s.deps.Lifecycle != nil {
 		soon, err := s.deps.Lifecycle.EndingSoon(ctx, p)
 		if err != nil {
@@ -166,13 +170,19 @@ func (s *Site) vendorCreateProduct(c *gin.Context) {
 }
 
 func (s *Site) vendorDepositForm(c *gin.Context) {
+	s.depositFormPage(c, http.StatusOK, c.Query("product"), "")
+}
+
+// depositFormPage shows the deposit form for product, with msg as its error.
+func (s *Site) depositFormPage(c *gin.Context, status int, product, msg string) {
 	d, err := s.vendorData(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	p := s.newPage(c, "New deposit", gin.H{"Products": d.Products, "Selected": c.Query("product"), "MaxUpload": s.opts.MaxUpload})
-	s.render(c, http.StatusOK, "vendor/deposit", "", p)
+	p := s.newPage(c, "New deposit", gin.H{"Products": d.Products, "Selected": product, "MaxUpload": s.opts.MaxUpload})
+	p.Error = msg
+	s.render(c, status, "vendor/deposit", "", p)
 }
 
 // The three deposit endpoints below are called by static/deposit.js with
@@ -196,6 +206,10 @@ func (s *Site) vendorCreateDeposit(c *gin.Context) {
 		jsonError(c, errs.E(errs.NotFound, "the vendor area is not enabled"))
 		return
 	}
+	if c.ContentType() == "multipart/form-data" {
+		s.vendorDepositWithoutScript(c)
+		return
+	}
 	var req depositRequest
 	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -207,7 +221,12 @@ func (s *Site) vendorCreateDeposit(c *gin.Context) {
 		jsonError(c, errs.E(errs.Invalid, "choose at least one file"))
 		return
 	}
-	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), caller(c), NewDeposit{ProductID: req.Product, Policy: req.Policy, Manifest: req.Manifest, Rights: req.Rights, Grant: req.Grant})
+	choice, err := req.Policy.choice()
+	if err != nil {
+		jsonError(c, err)
+		return
+	}
+	id, err := s.deps.Escrow.CreateDeposit(c.Request.Context(), caller(c), NewDeposit{ProductID: req.Product, Policy: choice, Manifest: req.Manifest, Rights: req.Rights, Grant: req.Grant})
 	if err != nil {
 		jsonError(c, err)
 		return

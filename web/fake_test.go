@@ -291,10 +291,10 @@ func (e *fakeEscrow) CreateDeposit(_ context.Context, p principal.Principal, d w
 	}
 	id := fmt.Sprintf("dep_%03d", len(e.order)+1)
 	fd := &fakeDeposit{manifest: map[string]web.ManifestEntry{}, got: map[string]bool{}, rights: d.Rights, grant: d.Grant}
-	pol := web.Policy{Kind: d.Policy.Kind, CheckInEvery: d.Policy.CheckInEvery, GraceDays: d.Policy.GraceDays, ReleaseAt: d.Policy.ReleaseAt, Quorum: d.Policy.Quorum, Trustees: 3}
+	pol := web.Policy{Kind: d.Policy.Kind, Every: d.Policy.Every, Grace: d.Policy.Grace, ReleaseAt: d.Policy.ReleaseAt, Quorum: d.Policy.Quorum, Trustees: len(d.Policy.Trustees)}
 	if pol.Kind == "dead-man" {
 		pol.LastCheckIn = t0
-		pol.NextDeadline = t0.AddDate(0, 0, pol.CheckInEvery+pol.GraceDays)
+		pol.NextDeadline = t0.Add(pol.Every + pol.Grace)
 	}
 	fd.sum = web.DepositSummary{ID: id, ProductID: d.ProductID, State: "open", CreatedAt: t0, Policy: pol}
 	for _, m := range d.Manifest {
@@ -467,7 +467,7 @@ func newDemo(tb testing.TB) *demo {
 			{At: t0.AddDate(0, 0, -5), Title: "First community release", Detail: "2.0.1 on stable."},
 		},
 		Escrow: []web.EscrowState{
-			{DepositID: "dep_acme1", Policy: web.Policy{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7, LastCheckIn: t0.AddDate(0, -4, 0), NextDeadline: t0.AddDate(0, -3, 7)}, Released: true, SealedAt: t0.AddDate(-1, 0, 0), ReleasedAt: t0.AddDate(0, -2, 0), URL: "/deposits/dep_acme1"},
+			{DepositID: "dep_acme1", Policy: web.Policy{Kind: "dead-man", Every: 30 * 24 * time.Hour, Grace: 7 * 24 * time.Hour, LastCheckIn: t0.AddDate(0, -4, 0), NextDeadline: t0.AddDate(0, -3, 7)}, Released: true, SealedAt: t0.AddDate(-1, 0, 0), ReleasedAt: t0.AddDate(0, -2, 0), URL: "/deposits/dep_acme1"},
 			{DepositID: "dep_quorum", Policy: web.Policy{Kind: "quorum", Quorum: 2, Trustees: 3, Approvals: []string{"trustee-ana"}}, SealedAt: t0.AddDate(0, -1, 0)},
 		},
 		Channels: []web.Channel{

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -127,8 +128,12 @@ func (s *Site) csrfOK(c *gin.Context) bool {
 		return true
 	}
 	got := c.GetHeader(csrfHeader)
-	if got == "" && strings.HasPrefix(c.ContentType(), "application/x-www-form-urlencoded") {
+	switch {
+	case got != "":
+	case strings.HasPrefix(c.ContentType(), "application/x-www-form-urlencoded"):
 		got = c.PostForm(csrfField)
+	case c.ContentType() == "multipart/form-data":
+		got = firstPartCSRF(c)
 	}
 	want := s.csrfToken(c)
 	return want != "" && got != "" && hmac.Equal([]byte(got), []byte(want))
@@ -228,4 +233,29 @@ func (s *Site) logout(c *gin.Context) {
 	}
 	s.clearCookie(c, sessionCookie)
 	c.Redirect(http.StatusSeeOther, "/")
+}
+
+// ctxMultipart holds the multipart reader of a form whose CSRF token was
+// its first part; the handler reads the rest of the form from it.
+const ctxMultipart = "web.multipart"
+
+// firstPartCSRF reads the CSRF token of a multipart form (a deposit
+// without script) from its first part, which the form's hidden csrf
+// field is, without reading anything else: the files stream on to the
+// handler, which reads them only once the token is checked.
+func firstPartCSRF(c *gin.Context) string {
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		return ""
+	}
+	part, err := mr.NextPart()
+	if err != nil || part.FormName() != csrfField || part.FileName() != "" {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(part, 256))
+	if err != nil {
+		return ""
+	}
+	c.Set(ctxMultipart, mr)
+	return string(b)
 }

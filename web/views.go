@@ -132,7 +132,9 @@ type ProductSummary struct {
 	ID        string
 	Vendor    string   // vendor display name
 	Model     string   // model name
+	Revisions []string // hardware revisions
 	DeviceIDs []string // ids a device reports to identify itself
+	RiskNotes string   // what owners should know, from the vendor
 	Status    string   // supported | sunset | handed-over | community
 	EOL       time.Time
 	Latest    string       // newest stable version, empty when none
@@ -236,15 +238,15 @@ type CompletenessScore struct {
 
 // Policy describes a release policy and its current state.
 type Policy struct {
-	Kind         string    // immediate | date | dead-man | quorum
-	ReleaseAt    time.Time // date policy: when it releases
-	CheckInEvery int       // dead-man: days between check-ins
-	GraceDays    int       // dead-man: grace after a missed check-in
-	LastCheckIn  time.Time // dead-man
-	NextDeadline time.Time // dead-man: the deadline the next check-in must beat (grace included)
-	Quorum       int       // quorum: approvals needed (k)
-	Trustees     int       // quorum: trustees who may approve (n)
-	Approvals    []string  // quorum: names of trustees who approved so far
+	Kind         string        // immediate | date | dead-man | quorum
+	ReleaseAt    time.Time     // date policy: when it releases
+	Every        time.Duration // dead-man: time between check-ins
+	Grace        time.Duration // dead-man: grace after a missed check-in
+	LastCheckIn  time.Time     // dead-man
+	NextDeadline time.Time     // dead-man: the deadline the next check-in must beat (grace included)
+	Quorum       int           // quorum: approvals needed (k)
+	Trustees     int           // quorum: trustees who may approve (n)
+	Approvals    []string      // quorum: names of trustees who approved so far
 }
 
 // Summary is the policy in one sentence.
@@ -253,9 +255,9 @@ func (p Policy) Summary() string {
 	case "immediate":
 		return "Released immediately."
 	case "date":
-		return "Released on " + p.ReleaseAt.UTC().Format("2 January 2006") + "."
+		return "Released on " + p.ReleaseAt.UTC().Format("2 January 2006 at 15:04") + " UTC."
 	case "dead-man":
-		return fmt.Sprintf("Released if the vendor misses a check-in (every %d days, %d days grace).", p.CheckInEvery, p.GraceDays)
+		return fmt.Sprintf("Released if the vendor misses a check-in (every %s, %s grace).", span(p.Every), span(p.Grace))
 	case "quorum":
 		return fmt.Sprintf("Released when %d of %d trustees approve (%d so far).", p.Quorum, p.Trustees, len(p.Approvals))
 	}
@@ -541,7 +543,7 @@ type Receipt struct {
 // NewDeposit opens a deposit.
 type NewDeposit struct {
 	ProductID string
-	Policy    PolicySpec
+	Policy    PolicyChoice
 	Manifest  []ManifestEntry
 	// Rights are rights rules as PATTERN=CLASS (public, build-only,
 	// private), in order; the last match wins, an unnamed file is private.
@@ -549,13 +551,15 @@ type NewDeposit struct {
 	Grant  string // the vendor's licence or written permission
 }
 
-// PolicySpec is the policy a vendor chooses for a deposit.
-type PolicySpec struct {
-	Kind         string    `json:"kind"` // immediate | date | dead-man | quorum
-	ReleaseAt    time.Time `json:"release_at,omitzero"`
-	CheckInEvery int       `json:"checkin_days,omitempty"`
-	GraceDays    int       `json:"grace_days,omitempty"`
-	Quorum       int       `json:"quorum,omitempty"`
+// PolicyChoice is the policy a vendor chose for a deposit, read from the
+// form (PolicySpec); the escrow checks it by the policy's own rules.
+type PolicyChoice struct {
+	Kind      string        // immediate | date | dead-man | quorum
+	ReleaseAt time.Time     // date: the release instant
+	Every     time.Duration // dead-man: the check-in period
+	Grace     time.Duration // dead-man: the grace after a missed check-in
+	Quorum    int           // quorum: approvals needed
+	Trustees  []string      // quorum: the trustees who may approve
 }
 
 // ManifestEntry is one file of a deposit.
@@ -563,7 +567,7 @@ type ManifestEntry struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"` // lowercase hex
-	Kind   string `json:"kind"`   // spec | source | toolchain | keys | other
+	Kind   string `json:"kind"`   // spec | source | toolchain | keys | other; "": inferred from the path
 }
 
 // BuilderRow is one builder agent.

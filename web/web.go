@@ -44,7 +44,9 @@ type Deps struct {
 	// Lifecycle, when set, lets vendors declare support periods and
 	// lists products ending without a handover plan.
 	Lifecycle Lifecycle
-	Log       *slog.Logger
+	// Products, when set, lets vendors edit and retire their products.
+	Products ProductEditor
+	Log      *slog.Logger
 }
 
 // Options configure the site.
@@ -202,6 +204,8 @@ func (s *Site) Register(e *gin.Engine, d Declarer) {
 	page(v, http.MethodPost, "/deposits", roles("Start a deposit for a product of the vendor's org", httpapi.OwnOrg, vendor...), s.vendorCreateDeposit)
 	page(v, http.MethodPut, "/deposits/:id/files/*path", roles("Upload one file of the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorUploadFile)
 	page(v, http.MethodPost, "/deposits/:id/commit", roles("Seal the vendor's deposit", httpapi.OwnOrg, vendor...), s.vendorCommitDeposit)
+	page(v, http.MethodPost, "/products/:id/edit", roles("Correct a product of the vendor's own org (model, revisions, device ids, risk notes)", httpapi.OwnOrg, vendor...), s.vendorEditProduct)
+	page(v, http.MethodPost, "/products/:id/retire", roles("Retire a product of the vendor's own org registered by mistake (refused while it has a release or a deposit)", httpapi.OwnOrg, vendor...), s.vendorRetireProduct)
 	page(v, http.MethodPost, "/products/:id/support", roles("Declare the support period of a product of the vendor's own org", httpapi.OwnOrg, vendor...), s.vendorDeclareSupport)
 	page(v, http.MethodPost, "/checkin", roles("Check in for the vendor's own org", "", vendor...), s.vendorCheckIn)
 

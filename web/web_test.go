@@ -353,7 +353,7 @@ func TestVendorCreatesProductAndDeposits(t *testing.T) {
 	file := []byte("schematics v3\n")
 	sum := sha256.Sum256(file)
 	hdr := map[string]string{"Content-Type": "application/json", "X-CSRF-Token": tok}
-	body, _ := json.Marshal(map[string]any{"product": "acme-hub-9", "policy": web.PolicySpec{Kind: "dead-man", CheckInEvery: 30, GraceDays: 7},
+	body, _ := json.Marshal(map[string]any{"product": "acme-hub-9", "policy": web.PolicySpec{Kind: "dead-man", CheckInEvery: "30", CheckInUnit: "days", Grace: "7", GraceUnit: "days"},
 		"manifest": []web.ManifestEntry{{Path: "docs/spec.txt", Size: int64(len(file)), SHA256: hex.EncodeToString(sum[:]), Kind: "spec"}},
 		"rights":   []string{"**=public", "drivers/**=build-only"}, "grant": "Acme permits redistribution."})
 	w := c.do("POST", "/vendor/deposits", bytes.NewReader(body), hdr)

@@ -653,6 +653,10 @@ func (f *accessFixture) body(d httpapi.Declaration) ([]byte, string) {
 		return js(map[string]any{"id": "acme-new", "vendor": accessOwner, "model": ""})
 	case "POST /v1/products/:id/status":
 		return js(map[string]string{"status": "sunset"})
+	case "POST /v1/products/:id/edit":
+		return js(map[string]string{"model": ""})
+	case "POST /v1/products/:id/retire":
+		return js(map[string]string{"reason": "access test"}) // refused: the product has releases and deposits
 	case "POST /v1/products/:id/support":
 		return js(map[string]string{"end_of_life": "tba"})
 	case "POST /v1/releases":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -187,6 +188,46 @@ func (a handoverPlans) HasDeposit(ctx context.Context, who principal.Principal, 
 		return false, err
 	}
 	return slices.ContainsFunc(ds, func(d escrow.Deposit) bool { return d.State == escrow.Sealed || d.State == escrow.Released }), nil
+}
+
+// depositsKeep tells the catalog whether a product has a deposit that
+// outlives it (sealed or released: never deleted), before it retires one.
+type depositsKeep struct{ e *escrow.Service }
+
+func (a depositsKeep) Keeps(ctx context.Context, product string) (string, error) {
+	ds, err := a.e.List(ctx, principal.Principal{Name: "catalog", Role: principal.Admin}, escrow.ListFilter{Product: product, Limit: 1000})
+	if err != nil {
+		return "", err
+	}
+	n := 0
+	for _, d := range ds {
+		if d.State == escrow.Sealed || d.State == escrow.Released {
+			n++
+		}
+	}
+	return countOf(n, "deposit", "deposits"), nil
+}
+
+// releasesKeep tells the catalog whether a product has releases (devices
+// hold signed metadata naming them, yanked ones too), before it retires one.
+type releasesKeep struct{ r *registry.Service }
+
+func (a releasesKeep) Keeps(ctx context.Context, product string) (string, error) {
+	rs, err := a.r.List(ctx, product)
+	if err != nil {
+		return "", err
+	}
+	return countOf(len(rs), "release", "releases"), nil
+}
+
+func countOf(n int, one, many string) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // publishHandover publishes a handover statement that took effect in the

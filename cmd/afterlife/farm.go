@@ -84,6 +84,7 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 	p.reg.Register(v1, root)
 	p.catalog.OnDeviceIDsChanged(p.reg.Refresh)
 	p.catalog.OnLifecycleChanged(p.reg.LifecycleChanged)
+	p.catalog.KeptBy(depositsKeep{p.escrow}, releasesKeep{p.reg})
 	s.background = append(s.background, func(ctx context.Context) { logStop(s, "registry", p.reg.Run(ctx)) })
 	fwupdBranch, err := s.wireFwupd(ctx, root, p)
 	if err != nil {

@@ -355,7 +355,7 @@ func publicWhen(p string, now time.Time) (string, error) {
 	}
 	if d := pol.DeadMan; d != nil {
 		lines = append(lines, fmt.Sprintf("It becomes public if your organisation does not check in (afterlife vendor checkin) for %s plus %s of grace: first on %s unless you check in.",
-			days(d.Every), days(d.Grace), pol.DeadManDeadlineFrom(now).UTC().Format("2 January 2006 15:04 UTC")))
+			policy.Span(d.Every), policy.Span(d.Grace), pol.DeadManDeadlineFrom(now).UTC().Format("2 January 2006 15:04 UTC")))
 	}
 	if q := pol.Quorum; q != nil {
 		lines = append(lines, fmt.Sprintf("It becomes public when %d of the trustees %s approve.", q.K, strings.Join(q.Trustees, ", ")))
@@ -364,18 +364,4 @@ func publicWhen(p string, now time.Time) (string, error) {
 		lines = append([]string{"Whichever comes first:"}, lines...)
 	}
 	return strings.Join(lines, "\n"), nil
-}
-
-// days is a period in days, or hours and minutes when shorter.
-func days(d time.Duration) string {
-	switch {
-	case d%(24*time.Hour) == 0:
-		n := int(d / (24 * time.Hour))
-		if n == 1 {
-			return "1 day"
-		}
-		return fmt.Sprintf("%d days", n)
-	default:
-		return d.String()
-	}
 }

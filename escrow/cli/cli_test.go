@@ -35,6 +35,8 @@ func TestADepositSaysWhatBecomesPublicWhenAndAsksFirst(t *testing.T) {
 			says: []string{"It becomes public as soon as the upload is committed."}},
 		{name: "a dead-man policy names its period, grace and first deadline", policy: "dead-man=30d,7d", answer: "y\n", sent: true,
 			says: []string{"does not check in (afterlife vendor checkin) for 30 days plus 7 days of grace: first on"}},
+		{name: "a dead-man policy under a day says hours", policy: "dead-man=12h,6h", answer: "n\n",
+			says: []string{"for 12 hours plus 6 hours of grace"}},
 		{name: "several rules are read as whichever comes first", policy: "on=2027-06-30+quorum=2/3:alice,bob,carol", answer: "yes\n", sent: true,
 			says: []string{"Whichever comes first:", "when 2 of the trustees alice, bob, carol approve."}},
 		{name: "--yes asks nothing", policy: "immediate", yes: true, sent: true},

@@ -8,6 +8,7 @@ import (
 )
 
 func TestAFormsChoiceBecomesThePolicyText(t *testing.T) {
+	const day = 24 * time.Hour
 	for _, c := range []struct {
 		name string
 		form Form
@@ -15,12 +16,19 @@ func TestAFormsChoiceBecomesThePolicyText(t *testing.T) {
 		bad  bool
 	}{
 		{"no choice releases immediately", Form{}, "immediate", false},
-		{"a date keeps only its UTC day", Form{Kind: "date", On: time.Date(2027, 3, 4, 23, 30, 0, 0, time.UTC)}, "on=2027-03-04", false},
-		{"a dead-man rule counts days", Form{Kind: DeadMan, EveryDays: 30, GraceDays: 7}, "dead-man=30d,7d", false},
-		{"a dead-man rule may have no grace", Form{Kind: DeadMan, EveryDays: 1}, "dead-man=1d,0d", false},
+		{"a date keeps its time, in UTC, to the minute", Form{Kind: "date", On: time.Date(2027, 3, 4, 23, 30, 15, 0, time.FixedZone("CET", 3600))}, "on=2027-03-04T22:30:00Z", false},
+		{"a date at midnight UTC reads as a day", Form{Kind: "date", On: time.Date(2027, 3, 4, 0, 0, 0, 0, time.UTC)}, "on=2027-03-04", false},
+		{"a dead-man rule counts days", Form{Kind: DeadMan, Every: 30 * day, Grace: 7 * day}, "dead-man=30d,7d", false},
+		{"a dead-man rule may be shorter than a day", Form{Kind: DeadMan, Every: 12 * time.Hour, Grace: 6 * time.Hour}, "dead-man=12h,6h", false},
+		{"a dead-man rule may have no grace", Form{Kind: DeadMan, Every: day}, "dead-man=1d,0d", false},
+		{"a quorum names k of its trustees", Form{Kind: Quorum, Quorum: 2, Trustees: []string{"alice", " bob ", "", "carol"}}, "quorum=2/3:alice,bob,carol", false},
 		{"a date needs a day", Form{Kind: "date"}, "", true},
-		{"a dead-man rule needs a period", Form{Kind: DeadMan, GraceDays: 3}, "", true},
-		{"a quorum needs its trustees, which a form does not ask for", Form{Kind: Quorum}, "", true},
+		{"a dead-man rule needs a period", Form{Kind: DeadMan, Grace: 3 * day}, "", true},
+		{"a dead-man rule of more than a century is refused", Form{Kind: DeadMan, Every: 101 * 365 * day}, "", true},
+		{"a quorum without trustees is refused", Form{Kind: Quorum, Quorum: 1}, "", true},
+		{"a quorum asking more approvals than trustees is refused", Form{Kind: Quorum, Quorum: 3, Trustees: []string{"alice", "bob"}}, "", true},
+		{"a trustee named twice is refused", Form{Kind: Quorum, Quorum: 1, Trustees: []string{"alice", "alice"}}, "", true},
+		{"a trustee name with a space is refused", Form{Kind: Quorum, Quorum: 1, Trustees: []string{"Alice Smith"}}, "", true},
 		{"an unknown kind is refused", Form{Kind: "whenever"}, "", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

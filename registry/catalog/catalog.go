@@ -66,11 +66,15 @@ type Product struct {
 	RiskNotes  string    `json:"risk_notes,omitempty"`
 	Created    time.Time `json:"created"`
 	Support    Support   `json:"support"` // the declared support period
+	// Retired is when the product was retired (Retire); only the
+	// product's own log shows a retired product.
+	Retired time.Time `json:"retired,omitzero"`
 }
 
 // Event is one change of a product: its status (From → To), a declaration
-// of its support period (Support set, From = To), or its registration
-// (From empty, with the support period declared then, if any).
+// of its support period (Support set, From = To), an edit of its
+// description or its retirement (Change set, From = To), or its
+// registration (From empty, with the support period declared then, if any).
 type Event struct {
 	ID      string    `json:"id"`
 	Seq     int64     `json:"seq"` // the event's place in the catalog's log, gap-free
@@ -80,6 +84,7 @@ type Event struct {
 	From    Status    `json:"from"`
 	To      Status    `json:"to"`
 	Support *Support  `json:"support,omitempty"` // the support period declared by this event
+	Change  *Change   `json:"change,omitempty"`  // the edit or retirement this event made
 }
 
 var (
@@ -144,6 +149,7 @@ type Catalog struct {
 	changed func(ctx context.Context) error
 	// lifecycle is told of support and status changes (OnLifecycleChanged).
 	lifecycle func(ctx context.Context, product string)
+	keepers   []Keeper // asked before a product is retired
 }
 
 // DroppedClaim is a device id a product listed but lost at the upgrade
@@ -387,10 +393,10 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 				return err
 			}
 		}
-		return c.appendEvent(ctx, tx, p.ID, p.Created, who.Actor(), "", p.Status, p.Support)
+		return c.appendEvent(ctx, tx, p.ID, p.Created, who.Actor(), "", p.Status, p.Support, nil)
 	})
 	if db.IsUniqueViolation(err) {
-		return Product{}, errs.E(errs.Conflict, "product %s already exists", p.ID)
+		return Product{}, errs.E(errs.Conflict, "product %s already exists (a retired product keeps its id: choose another)", p.ID)
 	}
 	if err != nil {
 		return Product{}, fmt.Errorf("catalog: register %s: %w", p.ID, err)
@@ -413,21 +419,26 @@ func IDFor(org, model string) string {
 }
 
 // RegisterOwn registers a product for who's own organisation, under the
-// id IDFor gives its model; r's ID and Vendor are ignored.
+// id IDFor gives its model (with a number added when a retired product
+// keeps that id); r's ID and Vendor are ignored.
 func (c *Catalog) RegisterOwn(ctx context.Context, who principal.Principal, r Registration) (Product, error) {
 	if who.Org == "" {
 		return Product{}, errs.E(errs.Forbidden, "only a vendor token of an organisation can register products")
 	}
-	r.ID, r.Vendor = IDFor(who.Org, r.Model), who.Org
+	id, err := c.freeID(ctx, IDFor(who.Org, r.Model))
+	if err != nil {
+		return Product{}, err
+	}
+	r.ID, r.Vendor = id, who.Org
 	return c.Register(ctx, who, r)
 }
 
 // Count counts the products in any of statuses (every product when none
 // is given).
 func (c *Catalog) Count(ctx context.Context, statuses ...Status) (int, error) {
-	q, args := `SELECT COUNT(*) FROM products`, []any{}
+	q, args := `SELECT COUNT(*) FROM products WHERE retired_at = 0`, []any{}
 	if len(statuses) > 0 {
-		q += ` WHERE status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		q += ` AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
 		for _, st := range statuses {
 			args = append(args, string(st))
 		}
@@ -439,15 +450,16 @@ func (c *Catalog) Count(ctx context.Context, statuses ...Status) (int, error) {
 	return n, nil
 }
 
-const cols = `id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at, support`
+const cols = `id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at, support, retired_at`
 
 func scan(row interface{ Scan(...any) error }) (Product, error) {
 	var p Product
 	var revs, devs, guids, status, support string
-	var eol, created int64
-	if err := row.Scan(&p.ID, &p.Vendor, &p.Model, &revs, &devs, &guids, &eol, &status, &p.RiskNotes, &created, &support); err != nil {
+	var eol, created, retired int64
+	if err := row.Scan(&p.ID, &p.Vendor, &p.Model, &revs, &devs, &guids, &eol, &status, &p.RiskNotes, &created, &support, &retired); err != nil {
 		return p, err
 	}
+	p.Retired = db.FromMillis(retired)
 	var err error
 	if p.Support, err = decodeSupport(p.ID, support); err != nil {
 		return p, err
@@ -467,7 +479,7 @@ func scan(row interface{ Scan(...any) error }) (Product, error) {
 
 // Get returns a product.
 func (c *Catalog) Get(ctx context.Context, id string) (Product, error) {
-	p, err := scan(c.db.QueryRowContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id = ?`), id))
+	p, err := scan(c.db.QueryRowContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id = ? AND retired_at = 0`), id))
 	if err != nil {
 		return Product{}, db.NotFound(err, "product %s not found", id)
 	}
@@ -477,7 +489,7 @@ func (c *Catalog) Get(ctx context.Context, id string) (Product, error) {
 // Each calls fn with every product, in one query (the registry's update
 // index reads the whole catalog this way when it is rebuilt).
 func (c *Catalog) Each(ctx context.Context, fn func(Product) error) error {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+cols+` FROM products`)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+cols+` FROM products WHERE retired_at = 0`)
 	if err != nil {
 		return fmt.Errorf("catalog: every product: %w", db.Classify(err))
 	}
@@ -503,7 +515,7 @@ type Filter struct {
 
 // List returns products ordered by id.
 func (c *Catalog) List(ctx context.Context, f Filter) ([]Product, error) {
-	q, args := `SELECT `+cols+` FROM products WHERE 1 = 1`, []any{}
+	q, args := `SELECT `+cols+` FROM products WHERE retired_at = 0`, []any{}
 	if f.Vendor != "" {
 		q += ` AND vendor = ?`
 		args = append(args, f.Vendor)
@@ -515,7 +527,7 @@ func (c *Catalog) List(ctx context.Context, f Filter) ([]Product, error) {
 	return c.query(ctx, q, f.Limit, args...)
 }
 
-// Search finds products whose id, model, vendor or a device id contains q
+// Search finds products (never a retired one: query drops them) whose id, model, vendor or a device id contains q
 // (case-insensitive).
 func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Product, error) {
 	q = strings.ToLower(strings.TrimSpace(q))
@@ -582,7 +594,7 @@ func (c *Catalog) Reassign(ctx context.Context, who principal.Principal, deviceI
 		if from == to {
 			return errs.E(errs.Conflict, "device id %s already belongs to product %s", id, to)
 		}
-		target, err := scan(tx.QueryRowContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id = ?`), to))
+		target, err := scan(tx.QueryRowContext(ctx, c.db.Q(`SELECT `+cols+` FROM products WHERE id = ? AND retired_at = 0`), to))
 		if err != nil {
 			return db.NotFound(err, "product %s not found", to)
 		}
@@ -652,6 +664,9 @@ func (c *Catalog) query(ctx context.Context, q string, limit int, args ...any) (
 		if err != nil {
 			return nil, err
 		}
+		if !p.Retired.IsZero() {
+			continue // whatever matched, a retired product is found by nothing
+		}
 		out = append(out, p)
 	}
 	return out, db.Classify(rows.Err())
@@ -705,7 +720,7 @@ func (c *Catalog) advance(ctx context.Context, p Product, to Status, actor strin
 		if n, _ := res.RowsAffected(); n != 1 {
 			return errs.E(errs.Conflict, "product %s changed status concurrently", p.ID)
 		}
-		return c.appendEvent(ctx, tx, p.ID, now, actor, p.Status, to, Support{})
+		return c.appendEvent(ctx, tx, p.ID, now, actor, p.Status, to, Support{}, nil)
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("catalog: set status of %s: %w", p.ID, err)
@@ -718,21 +733,21 @@ func (c *Catalog) advance(ctx context.Context, p Product, to Status, actor strin
 // appendEvent is the only writer of product_events; nothing updates or
 // deletes them. Their order is their seq, not their time: two changes in
 // one millisecond keep the order they were made in. A declared support
-// period s is recorded with the event.
-func (c *Catalog) appendEvent(ctx context.Context, tx *sql.Tx, product string, at time.Time, actor string, from, to Status, s Support) error {
+// period s, or an edit or retirement ch, is recorded with the event.
+func (c *Catalog) appendEvent(ctx context.Context, tx *sql.Tx, product string, at time.Time, actor string, from, to Status, s Support, ch *Change) error {
 	seq, err := c.db.NextSeq(ctx, tx, "product_events")
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, seq, product, at, actor, from_status, to_status, support) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		ids.At("pev", at), seq, product, db.Millis(at), actor, string(from), string(to), encodeSupport(s))
+	_, err = tx.ExecContext(ctx, c.db.Q(`INSERT INTO product_events (id, seq, product, at, actor, from_status, to_status, support, edit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		ids.At("pev", at), seq, product, db.Millis(at), actor, string(from), string(to), encodeSupport(s), encodeChange(ch))
 	return err
 }
 
 // Events returns a product's history (status changes and support
 // declarations), oldest first.
 func (c *Catalog) Events(ctx context.Context, id string) ([]Event, error) {
-	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT id, seq, product, at, actor, from_status, to_status, support FROM product_events WHERE product = ? ORDER BY seq`), id)
+	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT id, seq, product, at, actor, from_status, to_status, support, edit FROM product_events WHERE product = ? ORDER BY seq`), id)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: events: %w", db.Classify(err))
 	}
@@ -741,10 +756,15 @@ func (c *Catalog) Events(ctx context.Context, id string) ([]Event, error) {
 	for rows.Next() {
 		var e Event
 		var at int64
-		var from, to, support string
-		if err := rows.Scan(&e.ID, &e.Seq, &e.Product, &at, &e.Actor, &from, &to, &support); err != nil {
+		var from, to, support, edit string
+		if err := rows.Scan(&e.ID, &e.Seq, &e.Product, &at, &e.Actor, &from, &to, &support, &edit); err != nil {
 			return nil, err
 		}
+		ch, err := decodeChange(e.Product, edit)
+		if err != nil {
+			return nil, err
+		}
+		e.Change = ch
 		e.At, e.From, e.To = db.FromMillis(at), Status(from), Status(to)
 		if support != "" {
 			s, err := decodeSupport(e.Product, support)

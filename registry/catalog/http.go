@@ -19,6 +19,8 @@ func (c *Catalog) RegisterRoutes(v1 *httpapi.Router) {
 	v1.GET("/products/:id", httpapi.Op{Public: true, Summary: "A product and its status history", Tag: tag}, c.httpGet)
 	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpStatus)
 	v1.POST("/products/:id/support", httpapi.Op{Summary: "Declare a product's support period (general availability, end of sales, end of security support, end of life: RFC 3339, YYYY-MM-DD or tba)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpSupport)
+	v1.POST("/products/:id/edit", httpapi.Op{Summary: "Correct a product's model name, hardware revisions, device ids or risk notes (fields left out stay; logged before and after)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpEdit)
+	v1.POST("/products/:id/retire", httpapi.Op{Summary: "Retire a product registered by mistake: refused while it has a release or a deposit; it gives up its device ids and disappears from lists and search", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpRetire)
 	v1.POST("/admin/device-ids/reassign", httpapi.Op{Summary: "Move a device id to another product (a device id belongs to one product)", Roles: []principal.Role{principal.Admin}, Tag: tag}, c.httpReassign)
 	c.registerHandoverRoutes(v1)
 }
@@ -135,4 +137,38 @@ func (c *Catalog) httpSupport(g *gin.Context) error {
 		return err
 	}
 	return httpapi.JSON(g, http.StatusOK, p)
+}
+
+func (c *Catalog) httpEdit(g *gin.Context) error {
+	var e Edit
+	if err := httpapi.BindJSON(g, &e); err != nil {
+		return err
+	}
+	p, err := c.Edit(g.Request.Context(), httpapi.Principal(g), g.Param("id"), e)
+	if err != nil {
+		return err
+	}
+	return httpapi.JSON(g, http.StatusOK, p)
+}
+
+// RetireRequest is the body of POST /v1/products/:id/retire.
+type RetireRequest struct {
+	Reason string `json:"reason"`
+}
+
+// Retired is its answer.
+type Retired struct {
+	ID      string `json:"id"`
+	Retired bool   `json:"retired"`
+}
+
+func (c *Catalog) httpRetire(g *gin.Context) error {
+	var r RetireRequest
+	if err := httpapi.BindJSON(g, &r); err != nil {
+		return err
+	}
+	if err := c.Retire(g.Request.Context(), httpapi.Principal(g), g.Param("id"), r.Reason); err != nil {
+		return err
+	}
+	return httpapi.JSON(g, http.StatusOK, Retired{ID: g.Param("id"), Retired: true})
 }

@@ -167,7 +167,7 @@ func (c *Catalog) SetSupport(ctx context.Context, who principal.Principal, id st
 		if err := tx.QueryRowContext(ctx, c.db.Q(`SELECT status FROM products WHERE id = ?`), p.ID).Scan(&status); err != nil {
 			return err
 		}
-		return c.appendEvent(ctx, tx, p.ID, now, who.Actor(), Status(status), Status(status), s)
+		return c.appendEvent(ctx, tx, p.ID, now, who.Actor(), Status(status), Status(status), s, nil)
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("catalog: declare support of %s: %w", p.ID, err)

@@ -186,7 +186,10 @@ func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	var deviceIDList []string
 	cmd := &cobra.Command{
 		Use:   "product",
-		Short: "Register a product",
+		Short: "Register a product; edit or retire one",
+		Long: `Register a product: one device model, its hardware revisions and the ids its devices
+report. "product edit" corrects a registration, "product retire" withdraws one made by
+mistake.`,
 		Example: `  afterlife vendor product --id acme-cam200 --vendor acme --model "CAM-200" \
       --revisions A,B --device-id usb:1d6b:0104 --device-id dt:acme,cam200 --eol 2027-06-30`,
 		Args: cobra.NoArgs,
@@ -218,6 +221,7 @@ func ProductCommand(cf *apicli.Flags) *cobra.Command {
 	for _, f := range []string{"id", "vendor", "model"} {
 		_ = cmd.MarkFlagRequired(f)
 	}
+	cmd.AddCommand(productEditCommand(cf), productRetireCommand(cf))
 	return cmd
 }
 

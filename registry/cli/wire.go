@@ -70,11 +70,32 @@ type registration struct {
 
 // product is what the commands print of catalog.Product.
 type product struct {
-	ID      string  `json:"id"`
-	Vendor  string  `json:"vendor"`
-	Model   string  `json:"model"`
-	Status  string  `json:"status"`
-	Support support `json:"support"`
+	ID        string   `json:"id"`
+	Vendor    string   `json:"vendor"`
+	Model     string   `json:"model"`
+	DeviceIDs []string `json:"device_ids"`
+	Status    string   `json:"status"`
+	Support   support  `json:"support"`
+}
+
+// editRequest is catalog.Edit: a field left nil stays as it is.
+type editRequest struct {
+	Model     *string   `json:"model,omitempty"`
+	Revisions *[]string `json:"revisions,omitempty"`
+	DeviceIDs *[]string `json:"device_ids,omitempty"`
+	RiskNotes *string   `json:"risk_notes,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// retireRequest is catalog.RetireRequest.
+type retireRequest struct {
+	Reason string `json:"reason"`
+}
+
+// retired is catalog.Retired.
+type retired struct {
+	ID      string `json:"id"`
+	Retired bool   `json:"retired"`
 }
 
 // reassignRequest is catalog.ReassignRequest.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -69,7 +70,7 @@ func (a Catalog) Search(ctx context.Context, q string, limit int) ([]web.Product
 }
 
 func productSummary(p catalog.Product) web.ProductSummary {
-	return web.ProductSummary{ID: p.ID, Vendor: p.Vendor, Model: p.Model, DeviceIDs: p.DeviceIDs, Status: string(p.Status), EOL: p.EOL, Support: pageSupport(p.Support)}
+	return web.ProductSummary{ID: p.ID, Vendor: p.Vendor, Model: p.Model, Revisions: p.Revisions, DeviceIDs: p.DeviceIDs, RiskNotes: p.RiskNotes, Status: string(p.Status), EOL: p.EOL, Support: pageSupport(p.Support)}
 }
 
 // Product is the product page, from the registry's overview.
@@ -101,6 +102,8 @@ func (a Catalog) Product(ctx context.Context, id string) (*web.ProductPage, erro
 			ev.Title = "Listed here by its vendor"
 		case e.From == e.To && e.Support != nil:
 			ev.Title, ev.Detail = "Support period declared", "Declared by "+e.Actor+"."
+		case e.Change != nil:
+			ev.Title, ev.Detail = "Details corrected by its vendor", changeDetail(*e.Change)
 		}
 		page.Timeline = append(page.Timeline, ev)
 	}
@@ -215,7 +218,7 @@ func pagePolicy(s string) web.Policy {
 	case policy.Quorum:
 		w.Quorum, w.Trustees = pol.Quorum.K, len(pol.Quorum.Trustees)
 	case policy.DeadMan:
-		w.CheckInEvery, w.GraceDays = int(pol.DeadMan.Every.Hours()/24), int(pol.DeadMan.Grace.Hours()/24)
+		w.Every, w.Grace = pol.DeadMan.Every, pol.DeadMan.Grace
 	case "date":
 		w.ReleaseAt = pol.On
 	}
@@ -247,6 +250,17 @@ func (a Catalog) CreateProduct(ctx context.Context, p principal.Principal, np we
 		return "", err
 	}
 	return pr.ID, nil
+}
+
+// EditProduct corrects a product's description for p.
+func (a Catalog) EditProduct(ctx context.Context, p principal.Principal, product string, e web.ProductEdit) error {
+	_, err := a.p.Catalog.Edit(ctx, p, product, catalog.Edit{Model: &e.Model, Revisions: &e.HardwareRevisions, DeviceIDs: &e.DeviceIDs, RiskNotes: &e.RiskNotes, Reason: e.Reason})
+	return err
+}
+
+// RetireProduct retires a product for p.
+func (a Catalog) RetireProduct(ctx context.Context, p principal.Principal, product, reason string) error {
+	return a.p.Catalog.Retire(ctx, p, product, reason)
 }
 
 // logEntries finds the log entries of the overview's history; without a
@@ -384,3 +398,35 @@ var eventNews = map[string]string{
 // buildRef is the internal build id in an event's detail; the page links
 // the build from the release instead.
 var buildRef = regexp.MustCompile(` from build \S+`)
+
+// changeDetail says what an edit of a product changed, for owners.
+func changeDetail(ch catalog.Change) string {
+	if ch.After == nil {
+		return ""
+	}
+	var parts []string
+	b, a := ch.Before, *ch.After
+	if b.Model != a.Model {
+		parts = append(parts, "Name: "+b.Model+" → "+a.Model+".")
+	}
+	if !slices.Equal(b.DeviceIDs, a.DeviceIDs) {
+		parts = append(parts, "Ids the device reports: "+orNone(b.DeviceIDs)+" → "+orNone(a.DeviceIDs)+".")
+	}
+	if !slices.Equal(b.Revisions, a.Revisions) {
+		parts = append(parts, "Hardware revisions: "+orNone(b.Revisions)+" → "+orNone(a.Revisions)+".")
+	}
+	if b.RiskNotes != a.RiskNotes {
+		parts = append(parts, "The notes on risks changed.")
+	}
+	if ch.Reason != "" {
+		parts = append(parts, "Why: "+ch.Reason)
+	}
+	return strings.Join(parts, " ")
+}
+
+func orNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
+}

@@ -62,7 +62,8 @@ func pageReceipt(id string, signed receipt.Signed) *web.Receipt {
 
 // CreateDeposit opens a deposit with the policy the form chose.
 func (a Escrow) CreateDeposit(ctx context.Context, p principal.Principal, d web.NewDeposit) (string, error) {
-	pol, err := policy.FromForm(policy.Form{Kind: d.Policy.Kind, On: d.Policy.ReleaseAt, EveryDays: d.Policy.CheckInEvery, GraceDays: d.Policy.GraceDays})
+	pol, err := policy.FromForm(policy.Form{Kind: d.Policy.Kind, On: d.Policy.ReleaseAt, Every: d.Policy.Every, Grace: d.Policy.Grace,
+		Quorum: d.Policy.Quorum, Trustees: d.Policy.Trustees})
 	if err != nil {
 		return "", err
 	}
@@ -75,7 +76,11 @@ func (a Escrow) CreateDeposit(ctx context.Context, p principal.Principal, d web.
 		req.Rights = append(req.Rights, rule)
 	}
 	for _, e := range d.Manifest {
-		req.Manifest = append(req.Manifest, manifest.Entry{Path: e.Path, Size: e.Size, SHA256: e.SHA256, Kind: manifest.Kind(e.Kind)})
+		kind := manifest.Kind(e.Kind)
+		if kind == "" {
+			kind = manifest.InferKind(e.Path)
+		}
+		req.Manifest = append(req.Manifest, manifest.Entry{Path: e.Path, Size: e.Size, SHA256: e.SHA256, Kind: kind})
 	}
 	dep, err := a.p.Escrow.Create(ctx, p, req)
 	if err != nil {

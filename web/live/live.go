@@ -50,7 +50,7 @@ type LogEntries interface {
 
 // Deps are web.Deps for the parts, without a logger.
 func (p Parts) Deps() web.Deps {
-	return web.Deps{Catalog: Catalog{p}, Farm: Farm{p}, Escrow: Escrow{p}, Admin: Admin{p}, Releases: Releases{p}, Auth: p.Auth, Lifecycle: Lifecycle{p}}
+	return web.Deps{Catalog: Catalog{p}, Farm: Farm{p}, Escrow: Escrow{p}, Admin: Admin{p}, Releases: Releases{p}, Auth: p.Auth, Lifecycle: Lifecycle{p}, Products: Catalog{p}}
 }
 
 // summary is how the admin pages read the scrub status, which only admins

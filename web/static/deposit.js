@@ -1,12 +1,14 @@
 // afterlife: deposit upload from the browser. Hashes each file with
 // crypto.subtle, opens the deposit with its manifest, uploads every file
-// with a progress bar, then seals it and goes to the receipt.
+// with a progress bar, then seals it and goes to the receipt. Files come
+// one by one or as a whole folder, whose files keep their paths inside it.
 "use strict";
 (function () {
   var form = document.getElementById("deposit-form");
   if (!form) return;
   var csrf = form.dataset.csrf;
   var files = document.getElementById("files");
+  var folder = document.getElementById("folder");
   var kinds = document.getElementById("file-kinds");
   var state = document.getElementById("upload-state");
   var bar = document.getElementById("upload-progress");
@@ -21,18 +23,35 @@
     return "source";
   }
 
-  files.addEventListener("change", function () {
+  // folderPath is a folder file's path inside the chosen folder: the
+  // browser gives "sunset/src/main.c" for src/main.c of folder sunset.
+  function folderPath(f) {
+    var p = f.webkitRelativePath || f.name;
+    var i = p.indexOf("/");
+    return i >= 0 ? p.slice(i + 1) : p;
+  }
+
+  // chosen lists every file to deposit with its path in the deposit.
+  function chosen() {
+    var out = [];
+    Array.prototype.forEach.call(files.files, function (f) { out.push({ file: f, path: f.name }); });
+    if (folder) Array.prototype.forEach.call(folder.files, function (f) { out.push({ file: f, path: folderPath(f) }); });
+    return out;
+  }
+
+  function listChosen() {
     kinds.innerHTML = "";
     var ul = document.createElement("ul");
     ul.className = "filelist";
-    Array.prototype.forEach.call(files.files, function (f, i) {
+    chosen().forEach(function (e, i) {
+      var f = e.file;
       var li = document.createElement("li");
       var span = document.createElement("span");
-      span.textContent = f.name + " (" + f.size + " bytes)";
+      span.textContent = e.path + " (" + f.size + " bytes)";
       var label = document.createElement("label");
       label.htmlFor = "kind-" + i;
       label.className = "sr-only";
-      label.textContent = "Kind of " + f.name;
+      label.textContent = "Kind of " + e.path;
       var sel = document.createElement("select");
       sel.id = "kind-" + i;
       KINDS.forEach(function (k) {
@@ -40,12 +59,14 @@
         o.value = o.textContent = k;
         sel.appendChild(o);
       });
-      sel.value = guessKind(f.name);
+      sel.value = guessKind(e.path);
       li.append(span, label, sel);
       ul.appendChild(li);
     });
     kinds.appendChild(ul);
-  });
+  }
+  files.addEventListener("change", listChosen);
+  if (folder) folder.addEventListener("change", listChosen);
 
   function hex(buf) {
     return Array.prototype.map.call(new Uint8Array(buf), function (b) {
@@ -93,40 +114,44 @@
     });
   }
 
+  // policy sends the chosen policy's fields as typed; the server checks them.
   function policy() {
     var kind = form.querySelector("input[name=policy]:checked").value;
     var p = { kind: kind };
     if (kind === "dead-man") {
-      p.checkin_days = parseInt(form.checkin_days.value, 10);
-      p.grace_days = parseInt(form.grace_days.value, 10);
+      p.checkin_every = form.checkin_every.value;
+      p.checkin_unit = form.checkin_unit.value;
+      p.grace = form.grace.value;
+      p.grace_unit = form.grace_unit.value;
     } else if (kind === "date") {
-      if (!form.release_at.value) throw new Error("Choose a release date.");
-      p.release_at = form.release_at.value + "T00:00:00Z";
+      if (!form.release_at.value) throw new Error("Choose a release date and time.");
+      p.release_at = form.release_at.value; // UTC, as the form says
     } else if (kind === "quorum") {
-      p.quorum = parseInt(form.quorum.value, 10);
+      p.quorum = form.quorum.value;
+      p.trustees = form.trustees.value.split("\n");
     }
     return p;
   }
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
-    var list = Array.prototype.slice.call(files.files);
-    if (!list.length) { say("Choose at least one file.", true); return; }
+    var list = chosen();
+    if (!list.length) { say("Choose at least one file or a folder.", true); state.hidden = false; return; }
     if (!window.crypto || !crypto.subtle) { say("This browser cannot hash files here (it needs HTTPS). Use the command-line client.", true); state.hidden = false; return; }
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
     state.hidden = false;
     bar.value = 0;
-    var total = list.reduce(function (a, f) { return a + f.size; }, 0) || 1;
+    var total = list.reduce(function (a, e) { return a + e.file.size; }, 0) || 1;
     var manifest = [], id;
     var p;
     try { p = policy(); } catch (e) { say(e.message, true); button.disabled = false; return; }
     say("Hashing " + list.length + " file(s)…");
-    list.reduce(function (chain, f, i) {
-      return chain.then(function () { return f.arrayBuffer(); })
+    list.reduce(function (chain, e, i) {
+      return chain.then(function () { return e.file.arrayBuffer(); })
         .then(function (b) { return crypto.subtle.digest("SHA-256", b); })
         .then(function (d) {
-          manifest.push({ path: f.name, size: f.size, sha256: hex(d), kind: document.getElementById("kind-" + i) ? document.getElementById("kind-" + i).value : guessKind(f.name) });
+          manifest.push({ path: e.path, size: e.file.size, sha256: hex(d), kind: document.getElementById("kind-" + i) ? document.getElementById("kind-" + i).value : guessKind(e.path) });
         });
     }, Promise.resolve()).then(function () {
       say("Opening the deposit…");
@@ -135,11 +160,11 @@
     }).then(function (r) {
       id = r.id;
       var done = 0;
-      return list.reduce(function (chain, f) {
+      return list.reduce(function (chain, e) {
         return chain.then(function () {
-          say("Uploading " + f.name + "…");
-          var path = f.name.split("/").map(encodeURIComponent).join("/");
-          return upload("/vendor/deposits/" + encodeURIComponent(id) + "/files/" + path, f, done, total).then(function () { done += f.size; });
+          say("Uploading " + e.path + "…");
+          var path = e.path.split("/").map(encodeURIComponent).join("/");
+          return upload("/vendor/deposits/" + encodeURIComponent(id) + "/files/" + path, e.file, done, total).then(function () { done += e.file.size; });
         });
       }, Promise.resolve());
     }).then(function () {
