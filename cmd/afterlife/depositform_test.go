@@ -249,4 +249,3 @@ func TestTheWebDepositFormTakesEveryPolicyAndWholeFolders(t *testing.T) {
 		})
 	}
 }
-
