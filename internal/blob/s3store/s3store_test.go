@@ -406,9 +406,9 @@ func BenchmarkPut(b *testing.B) {
 	const size = 256 << 20
 	st := newStore(b, false)
 	blobtest.BenchmarkPut(b, st, size)
-	plain, err := s3store.PlainPutMBps(context.Background(), st, blobtest.NewData(size, 7), size)
+	took, err := st.UploadCeiling(context.Background(), blobtest.NewData(size, 7), size)
 	if err != nil {
 		b.Fatalf("plain PutObject: %v", err)
 	}
-	b.ReportMetric(plain, "minio-put-MB/s")
+	b.ReportMetric(size/1e6/took.Seconds(), "minio-put-MB/s")
 }
