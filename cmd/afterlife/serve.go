@@ -173,6 +173,15 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 		}
 		defer stopMetrics()
 	}
+	if cfg.ProfileAddr != "" {
+		_, stopProfiles, err := metrics.ListenProfiles(cfg.ProfileAddr, log)
+		if err != nil {
+			stopBG()
+			<-done
+			return err
+		}
+		defer stopProfiles()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("afterlife serving", "addr", ln.Addr().String(), "url", cfg.PublicURL, "data", cfg.Data,
