@@ -223,13 +223,17 @@ type soakResult struct {
 // the builders long-poll for jobs that never come. With profiles set, it
 // writes a CPU profile of each replica, taken during the run, there.
 func (c *soakCluster) run(b *testing.B, devices int, poll, dur time.Duration, profiles string) soakResult {
+	return c.runAgainst(b, c.proxy+"/v1/devices/updates?id=usb:soak&version=1.0.0&channel=stable", devices, poll, dur, profiles)
+}
+
+// runAgainst is run with the devices asking updateURL.
+func (c *soakCluster) runAgainst(b *testing.B, updateURL string, devices int, poll, dur time.Duration, profiles string) soakResult {
 	ctx := context.Background()
 	// Each device is a goroutine, and every collection scans all their
 	// stacks: with Go's default target the load generator spent a quarter
 	// of its CPU collecting (profile of 2026-12-07), which it took from the
 	// replicas on the same cores. A larger target collects less often.
 	defer debug.SetGCPercent(debug.SetGCPercent(800))
-	updateURL := c.proxy + "/v1/devices/updates?id=usb:soak&version=1.0.0&channel=stable"
 	runCtx, stop := context.WithTimeout(ctx, dur)
 	defer stop()
 	var (
@@ -386,7 +390,28 @@ func soakProfiles(b *testing.B) string {
 // a CPU profile of each replica taken during the run is written there.
 func BenchmarkSoak(b *testing.B) {
 	c := newSoakCluster(b, 2)
+	// The baseline: nginx serving the same answer as a static file, asked
+	// by the same devices at the same rate in the same cluster (the
+	// builders still long-poll the replicas): what the machine and the
+	// load generator allow a server that does nothing.
+	resp, err := http.Get(c.proxy + "/v1/devices/updates?id=usb:soak&version=1.0.0&channel=stable")
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	root := b.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "update.json"), answer, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	static := startNginx(b, root).URL + "/update.json"
 	for b.Loop() {
+		base := c.runAgainst(b, static, soakDevices, soakPoll, soakDuration, "")
+		b.ReportMetric(ms(base.p50), "nginx-p50-ms")
+		b.ReportMetric(ms(base.p99), "nginx-p99-ms")
+		b.ReportMetric(base.served, "nginx-req/s")
+		figure("soak baseline, nginx static file at the same rate: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d; %s",
+			base.served, ms(base.p50), ms(base.p99), base.errors, base.tail)
 		res := c.run(b, soakDevices, soakPoll, soakDuration, soakProfiles(b))
 		b.ReportMetric(res.served, "req/s")
 		b.ReportMetric(res.offered, "offered-req/s")
