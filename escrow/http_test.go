@@ -274,7 +274,7 @@ func BenchmarkDepositUpload(b *testing.B) {
 		{"postgres+minio", func(b *testing.B) *env {
 			m := testenv.MinIO(b)
 			ctx := context.Background()
-			s, err := newS3(ctx, m, m.NewBucket(b, false))
+			s, err := newS3(ctx, m, m.NewBucket(b, false), b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,14 @@ type Config struct {
 	// PartSize is the multipart part size (default DefaultPartSize,
 	// at least 5 MiB).
 	PartSize int64
+	// SpoolDir, when set, is a local directory where a Put larger than one
+	// part whose digest is not known in advance (the escrow's ciphertext)
+	// is written while it is hashed, then uploaded straight to its digest's
+	// key: S3 cannot rename, so without it such a blob is uploaded to a
+	// temporary key and copied into place server-side, which has the store
+	// write every byte twice. It needs room for the largest blobs being
+	// put at once. Files left in it by a crash are removed by New.
+	SpoolDir string
 	// PublicURL is where clients (devices, browsers, builders) reach the
 	// same S3 service, as scheme://host[:port], when Endpoint is an address
 	// only the servers can reach (minio:9000 inside compose). Presigned
@@ -218,6 +227,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
 		prefix += "/"
+	}
+	if cfg.SpoolDir != "" {
+		if err := clearSpool(cfg.SpoolDir); err != nil {
+			return nil, err
+		}
 	}
 	s := &Store{cfg: cfg, client: client, prefix: prefix, now: time.Now}
 	ok, err := client.BucketExists(ctx, cfg.Bucket)
@@ -384,6 +398,9 @@ func (s *Store) putSmall(ctx context.Context, data []byte, want blob.Digest) (bl
 // with the wrong content is aborted. Otherwise it goes to a temporary key
 // and is copied into place (server-side) once its digest is known.
 func (s *Store) putLarge(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
+	if want == "" && s.cfg.SpoolDir != "" {
+		return s.putSpooled(ctx, r)
+	}
 	key := s.prefix + "tmp/" + randomName()
 	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
 	if want != "" {
@@ -440,6 +457,53 @@ func (s *Store) putLarge(ctx context.Context, r io.Reader, want blob.Digest) (bl
 		return blob.Info{}, mapErr(err, "s3store: put: copy %s into place", got)
 	}
 	return info, nil
+}
+
+// putSpooled writes r to a file in the spool directory while hashing it,
+// then puts the file under the digest it learnt, straight to that key
+// (hashed again on the way, so a bad spool disk cannot store wrong bytes).
+func (s *Store) putSpooled(ctx context.Context, r io.Reader) (blob.Info, error) {
+	f, err := os.CreateTemp(s.cfg.SpoolDir, spoolPattern)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
+	}
+	got := blob.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	if info, err := s.Stat(ctx, got); err == nil {
+		return info, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
+	}
+	info, err := s.putLarge(ctx, f, got)
+	if err == nil && info.Size != n {
+		return blob.Info{}, errs.E(errs.Internal, "s3store: put: spooled %d bytes, uploaded %d", n, info.Size)
+	}
+	return info, err
+}
+
+const spoolPattern = "put-*"
+
+// clearSpool makes dir and removes what a Put left in it when its process
+// died: a replica's spool holds only its own uploads in flight.
+func clearSpool(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("s3store: spool %s: %w", dir, err)
+	}
+	left, err := filepath.Glob(filepath.Join(dir, spoolPattern))
+	if err != nil {
+		return fmt.Errorf("s3store: spool %s: %w", dir, err)
+	}
+	for _, f := range left {
+		_ = os.Remove(f)
+	}
+	return nil
 }
 
 // PutParallel is how many parts of one Put are uploaded at once. With the

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,15 @@ func TestConformanceOnALockedBucketWithAPrefix(t *testing.T) {
 	}, blobtest.WithCorrupt(corrupt))
 }
 
+func TestConformanceWithASpool(t *testing.T) {
+	t.Parallel()
+	// Large Puts of unknown digest are spooled on disk, then sent to their
+	// key, as serve configures the store.
+	blobtest.Run(t, func(t *testing.T) blob.Store {
+		return newStore(t, false, smallParts, func(c *s3store.Config) { c.SpoolDir = t.TempDir() })
+	}, blobtest.WithCorrupt(corrupt))
+}
+
 func TestFailedLargePutsLeaveNoObjectsAndNoUploads(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, false, smallParts)
@@ -113,6 +124,44 @@ func TestALargePutWithItsDigestGoesStraightToItsKey(t *testing.T) {
 	}
 	if got := blobtest.DigestOf(t, mustGet(t, s, want)); got != want {
 		t.Fatalf("stored content hashes to %s; the parts were put together out of order", got)
+	}
+}
+
+func TestASpooledPutGoesStraightToItsKeyAndLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	spool := t.TempDir()
+	if err := os.WriteFile(filepath.Join(spool, "put-left-by-a-crash"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, false, smallParts, func(c *s3store.Config) { c.SpoolDir = spool })
+	ctx := t.Context()
+	const size = 17<<20 + 3 // four parts of 5 MiB
+	want := blobtest.DigestOf(t, blobtest.NewData(size, 12))
+	info, err := s.Put(ctx, blobtest.NewData(size, 12), "")
+	if err != nil || info.Digest != want || info.Size != size {
+		t.Fatalf("Put = %+v, %v; want %s, %d bytes", info, err, want, size)
+	}
+	keys, err := s3store.Keys(ctx, s)
+	if err != nil || len(keys) != 1 || !strings.HasSuffix(keys[0], want.Hex()) {
+		t.Fatalf("bucket holds %v (%v); want only the blob's own key", keys, err)
+	}
+	if got := blobtest.DigestOf(t, mustGet(t, s, want)); got != want {
+		t.Fatalf("stored content hashes to %s", got)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	r := io.MultiReader(blobtest.NewData(7<<20, 8), readerFunc(func([]byte) (int, error) {
+		cancel()
+		return 0, errors.New("client went away")
+	}))
+	if _, err := s.Put(cctx, r, ""); err == nil {
+		t.Fatal("a spooled Put from a reader that failed succeeded")
+	}
+	left, err := os.ReadDir(spool)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("spool holds %v (%v); want nothing: a crash's leftover removed at start, each Put's file when it ends", left, err)
+	}
+	if keys, _ := s3store.Keys(ctx, s); len(keys) != 1 {
+		t.Fatalf("bucket holds %v after the failed Put", keys)
 	}
 }
 
