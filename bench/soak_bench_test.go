@@ -442,7 +442,7 @@ func BenchmarkSoak(b *testing.B) {
 }
 
 // kneeRates are the offered rates BenchmarkSoakKnee steps through.
-var kneeRates = []int{1000, 2000, 3333, 5000, 7500, 10000}
+var kneeRates = []int{500, 1000, 2000, 3333, 5000, 7500, 10000}
 
 // BenchmarkSoakKnee looks for the knee of the soak with 1 and with 2
 // replicas: it raises the offered rate of update checks step by step
