@@ -128,15 +128,19 @@ func minioStore(t *testing.T, lock bool) blob.Store {
 	m := testenv.MinIO(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := newS3(ctx, m, m.NewBucket(t, lock))
+	s, err := newS3(ctx, m, m.NewBucket(t, lock), t.TempDir())
 	if err != nil {
 		t.Fatalf("s3store: %v", err)
 	}
 	return s
 }
 
-func newS3(ctx context.Context, m *testenv.MinIOServer, bucket string) (blob.Store, error) {
-	return s3store.New(ctx, m.Config(bucket))
+// newS3 opens a store on bucket, spooling large Puts of unknown digest in
+// spool as serve has it do.
+func newS3(ctx context.Context, m *testenv.MinIOServer, bucket, spool string) (blob.Store, error) {
+	cfg := m.Config(bucket)
+	cfg.SpoolDir = spool
+	return s3store.New(ctx, cfg)
 }
 
 func openDB(t testing.TB, url string) *db.DB {

@@ -11,7 +11,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
+	"github.com/afterlife-oss/afterlife/internal/blob"
+	"github.com/afterlife-oss/afterlife/internal/blobhttp"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
 	"github.com/afterlife-oss/afterlife/internal/principal"
@@ -37,7 +40,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.DELETE("/deposits/:id", httpapi.Op{Summary: "Abandon an uncommitted upload (sealed deposits cannot be deleted)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpAbort)
 	v1.GET("/deposits/:id/events", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "A deposit's append-only event log (sealed: its vendor and admins)", Tag: tag}, s.httpEvents)
 	v1.PUT("/deposits/:id/files/*path", httpapi.Op{Summary: "Stream one file of an uploading deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag, MaxBody: -1}, s.httpPutFile)
-	v1.GET("/deposits/:id/files/*path", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "Download one file, digest-checked, resumable with Range (sealed: its vendor and admins)", Tag: tag, Stream: true}, s.httpGetFile)
+	v1.GET("/deposits/:id/files/*path", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "Download one file, resumable with Range (released public files: sendfile, or a redirect to the S3 store; sealed: its vendor and admins, digest-checked as decrypted)", Tag: tag, Stream: true}, s.httpGetFile)
 	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpUpload)
 	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpCommit)
 	v1.GET("/deposits/:id/receipt", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "The signed receipt of a committed deposit (sealed: its vendor and admins; public once released, so mirrors carry it)", Tag: tag}, s.httpReceipt)
@@ -159,7 +162,15 @@ func (s *Service) httpPutFile(c *gin.Context) error {
 const SHA256Header = "X-Afterlife-Sha256"
 
 func (s *Service) httpGetFile(c *gin.Context) error {
-	f, err := s.Open(c.Request.Context(), httpapi.Principal(c), c.Param("id"), filePath(c))
+	ctx, p := c.Request.Context(), httpapi.Principal(c)
+	e, plain, err := s.PublicCopy(ctx, p, c.Param("id"), filePath(c))
+	if err != nil {
+		return err
+	}
+	if plain != "" {
+		return s.servePublicCopy(c, e, plain)
+	}
+	f, err := s.Open(ctx, p, c.Param("id"), filePath(c))
 	if err != nil {
 		return err
 	}
@@ -191,6 +202,23 @@ func (s *Service) httpGetFile(c *gin.Context) error {
 		s.log.Error("escrow: download aborted", "deposit", c.Param("id"), "path", f.Path, "err", content.err)
 	}
 	return nil
+}
+
+// servePublicCopy sends a released public file as the blob store holds
+// it: with sendfile from disk, by redirect to a presigned URL on an S3
+// store that has a public address, streamed from the store otherwise. It
+// is not re-hashed on the way: the copy was checked when the release wrote
+// it and by every scrub since, and the client checks the digest it is
+// given (X-Afterlife-Sha256, the ETag; mirrors check the manifest's).
+func (s *Service) servePublicCopy(c *gin.Context, e manifest.Entry, plain blob.Digest) error {
+	h := c.Writer.Header()
+	h.Set(SHA256Header, e.SHA256)
+	h.Set("X-Afterlife-Kind", string(e.Kind))
+	err := blobhttp.Serve(c.Writer, c.Request, s.blobs, plain, blobhttp.Options{Filename: lastElem(e.Path)})
+	if errs.Is(err, errs.NotFound) {
+		return s.noteMissing(c.Request.Context(), plain, err)
+	}
+	return err
 }
 
 // forwardSeeker lets http.ServeContent answer Range requests over a file

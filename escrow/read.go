@@ -29,25 +29,9 @@ type File struct {
 // ones for their own vendor org and admins only (decrypted on the fly).
 // Everyone else gets NotFound.
 func (s *Service) Open(ctx context.Context, p principal.Principal, id, path string) (*File, error) {
-	if err := manifest.ValidatePath(path); err != nil {
-		return nil, err
-	}
-	d, err := s.load(ctx, s.db.DB, id)
+	d, f, err := s.locate(ctx, p, id, path)
 	if err != nil {
 		return nil, err
-	}
-	if !canSee(p, d) || d.State == Uploading {
-		return nil, errs.E(errs.NotFound, "deposit %s not found", id)
-	}
-	f, err := s.file(ctx, id, path)
-	if err != nil {
-		return nil, err
-	}
-	if f.IsLink() {
-		return nil, errs.E(errs.Invalid, "%s is a symbolic link to %s", path, f.Link)
-	}
-	if !mayRead(p, d, f.Entry) {
-		return nil, errs.E(errs.NotFound, "file %q of deposit %s is %s: only its vendor and admins may read it", path, id, f.Rights)
 	}
 	var rc io.ReadCloser
 	if d.State == Released && f.Rights != manifest.Private {
@@ -59,6 +43,54 @@ func (s *Service) Open(ctx context.Context, p principal.Principal, id, path stri
 		return nil, fmt.Errorf("escrow: open %s/%s: %w", id, path, err)
 	}
 	return &File{Entry: f.Entry, Released: d.State == Released && f.Rights == manifest.Public, ReadCloser: rc}, nil
+}
+
+// PublicCopy finds the plaintext copy of a public file of a released
+// deposit, which the release wrote into the blob store under its plaintext
+// digest (verified as it was written, and by every scrub since), so that a
+// server can send it as it is stored: zero-copy from disk, or by redirect
+// to the store. It returns an empty digest (and no error) for any other
+// file p may read, which Open serves; p's other reads fail as Open's do.
+// A copy that a scrub or a read found corrupt or missing is refused.
+func (s *Service) PublicCopy(ctx context.Context, p principal.Principal, id, path string) (manifest.Entry, blob.Digest, error) {
+	d, f, err := s.locate(ctx, p, id, path)
+	if err != nil {
+		return manifest.Entry{}, "", err
+	}
+	if d.State != Released || f.Rights != manifest.Public {
+		return f.Entry, "", nil
+	}
+	plain := blob.Digest("sha256:" + f.SHA256)
+	if err := s.usable(ctx, plain); err != nil {
+		return manifest.Entry{}, "", fmt.Errorf("escrow: open %s/%s: %w", id, path, err)
+	}
+	return f.Entry, plain, nil
+}
+
+// locate finds file path of deposit id if p may read it, with Open's
+// answers for everything else.
+func (s *Service) locate(ctx context.Context, p principal.Principal, id, path string) (Deposit, fileRow, error) {
+	if err := manifest.ValidatePath(path); err != nil {
+		return Deposit{}, fileRow{}, err
+	}
+	d, err := s.load(ctx, s.db.DB, id)
+	if err != nil {
+		return Deposit{}, fileRow{}, err
+	}
+	if !canSee(p, d) || d.State == Uploading {
+		return Deposit{}, fileRow{}, errs.E(errs.NotFound, "deposit %s not found", id)
+	}
+	f, err := s.file(ctx, id, path)
+	if err != nil {
+		return Deposit{}, fileRow{}, err
+	}
+	if f.IsLink() {
+		return Deposit{}, fileRow{}, errs.E(errs.Invalid, "%s is a symbolic link to %s", path, f.Link)
+	}
+	if !mayRead(p, d, f.Entry) {
+		return Deposit{}, fileRow{}, errs.E(errs.NotFound, "file %q of deposit %s is %s: only its vendor and admins may read it", path, id, f.Rights)
+	}
+	return d, f, nil
 }
 
 func (s *Service) openPlain(ctx context.Context, e manifest.Entry) (io.ReadCloser, error) {

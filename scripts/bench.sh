@@ -75,6 +75,7 @@ if want blob; then
   header "1. Blob Put, 256 MiB (ratio > 1: faster than hashing alone)"
   row "fsstore Put" "$(metric blob-fs BenchmarkPut MB/s)" MB/s "$(metric blob-fs BenchmarkPut openssl-MB/s)" "MB/s openssl sha256"
   row "s3store Put (MinIO)" "$(metric blob-s3 BenchmarkPut MB/s)" MB/s "$(metric blob-s3 BenchmarkPut openssl-MB/s)" "MB/s openssl sha256"
+  row "s3store Put (MinIO), against the store itself" "$(metric blob-s3 BenchmarkPut MB/s)" MB/s "$(metric blob-s3 BenchmarkPut minio-put-MB/s)" "MB/s plain PutObject"
 fi
 
 if want escrow; then
@@ -83,6 +84,9 @@ if want escrow; then
   for st in sqlite+disk postgres+minio; do
     n=BenchmarkDepositUpload/$st
     row "deposit upload, $st" "$(metric escrow "$n" MB/s)" MB/s "$(metric escrow "$n" openssl-MB/s)" "MB/s openssl sha256"
+    if [ "$st" = postgres+minio ]; then
+      row "deposit upload, $st, against MinIO" "$(metric escrow "$n" MB/s)" MB/s "$(metric escrow "$n" minio-put-MB/s)" "MB/s plain PutObject"
+    fi
     row "  peak RSS of the test process, $st" "$(metric escrow "$n" peak-RSS-MiB)" MiB "" "(RSS growth $(metric escrow "$n" RSS-growth-MiB) MiB)"
   done
 fi
@@ -158,9 +162,11 @@ if want delta; then
 fi
 
 if want download; then
-  bench download ./bench 'BenchmarkDownload$' 1x
-  header "5. Download of a 256 MiB released escrow file from afterlife serve"
-  row "throughput" "$(metric download BenchmarkDownload afterlife-MB/s)" MB/s "$(metric download BenchmarkDownload nginx-MB/s)" "MB/s nginx sendfile"
+  bench download ./bench 'Benchmark(Download|ArtifactDownload)$' 1x
+  header "5. Downloads of 256 MiB (median of 5, in turns with the baseline)"
+  row "released escrow file, afterlife serve, disk" "$(metric download BenchmarkDownload afterlife-MB/s)" MB/s "$(metric download BenchmarkDownload nginx-MB/s)" "MB/s nginx sendfile"
+  row "firmware artifact, disk" "$(metric download BenchmarkArtifactDownload/disk afterlife-MB/s)" MB/s "$(metric download BenchmarkArtifactDownload/disk nginx-MB/s)" "MB/s nginx sendfile"
+  row "firmware artifact, MinIO (presigned redirect)" "$(metric download BenchmarkArtifactDownload/s3 afterlife-MB/s)" MB/s "$(metric download BenchmarkArtifactDownload/s3 minio-MB/s)" "MB/s GET from MinIO"
 fi
 
 if want translog; then
@@ -201,16 +207,25 @@ if want pages; then
 fi
 
 if want soak; then
-  bench soak ./bench 'BenchmarkSoak$' 1x
-  header "7. Soak: 10k devices + 200 builders, 2 replicas (PostgreSQL + MinIO) behind a proxy"
+  bench soak ./bench 'BenchmarkSoak(Knee)?$' 1x
+  header "7. Soak: 10k devices + 200 builders, 2 replicas (PostgreSQL + MinIO) behind nginx"
   s=BenchmarkSoak
   row "device update checks" "$(metric soak $s req/s)" req/s "$(metric soak $s offered-req/s)" "req/s offered"
-  row "p50 latency" "$(metric soak $s p50-ms)" ms "" "(through the proxy)"
-  row "p99 latency" "$(metric soak $s p99-ms)" ms "" ""
+  row "p50 latency" "$(metric soak $s p50-ms)" ms "$(metric soak $s nginx-p50-ms)" "ms nginx static, same load" lower
+  row "p99 latency" "$(metric soak $s p99-ms)" ms "$(metric soak $s nginx-p99-ms)" "ms nginx static, same load" lower
+  row "p99 latency, against the target" "$(metric soak $s p99-ms)" ms "100" "ms target" lower
+  row "  p99 after the first 10 s" "$(metric soak $s steady-p99-ms)" ms "100" "ms target" lower
   row "errors" "$(metric soak $s errors)" "" "" "(must be 0)"
   row "builder long-polls answered" "$(metric soak $s builder-polls)" "" "" "(200 builders, no jobs)"
   for r in 1 2; do
     row "replica $r peak RSS (VmHWM)" "$(metric soak $s replica$r-hwm-MiB)" MiB "" "(now $(metric soak $s replica$r-rss-MiB) MiB)"
+    row "replica $r CPU time in the 30 s" "$(metric soak $s replica$r-cpu-s)" s "" "(user + system)"
+  done
+  row "CPU time of the load generator" "$(metric soak $s load-cpu-s)" s "" "(10k devices, 200 builders)"
+  for r in 1 2; do
+    n="BenchmarkSoakKnee/replicas=$r"
+    row "knee, $r replica(s): offered rate that held" "$(metric soak "$n" knee-req/s)" req/s "" "(p99 ≤ 250 ms, no errors)"
+    row "  the next step, which did not" "$(metric soak "$n" broke-req/s)" req/s "" "(p99 $(metric soak "$n" broke-p99-ms) ms, $(metric soak "$n" broke-errors) errors)"
   done
 fi
 

@@ -123,6 +123,10 @@ func openBlobs(ctx context.Context, cfg config.Serve) (blob.Store, error) {
 	if cfg.Retention > 0 && s3cfg.Retention == 0 {
 		s3cfg.Retention = cfg.Retention
 	}
+	// Large uploads whose digest comes last (sealed deposit files) wait
+	// here while they are hashed, instead of being copied within the
+	// bucket afterwards.
+	s3cfg.SpoolDir = filepath.Join(cfg.Data, "spool")
 	return s3store.New(ctx, s3cfg)
 }
 
@@ -172,6 +176,15 @@ func runServe(ctx context.Context, cfg config.Serve) error {
 			return err
 		}
 		defer stopMetrics()
+	}
+	if cfg.ProfileAddr != "" {
+		_, stopProfiles, err := metrics.ListenProfiles(cfg.ProfileAddr, log)
+		if err != nil {
+			stopBG()
+			<-done
+			return err
+		}
+		defer stopProfiles()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

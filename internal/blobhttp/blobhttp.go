@@ -66,10 +66,12 @@ func Serve(w http.ResponseWriter, r *http.Request, store blob.Store, d blob.Dige
 		}
 		u, err := p.PresignGet(r.Context(), d, ttl, path.Base(name))
 		if err != nil {
+			unsetHeaders(h)
 			return fmt.Errorf("blobhttp: presign %s: %w", d, err)
 		}
 		if u != "" {
 			if _, err := store.Stat(r.Context(), d); err != nil {
+				unsetHeaders(h)
 				return err
 			}
 			h.Set("Cache-Control", "no-store")
@@ -86,27 +88,85 @@ func Serve(w http.ResponseWriter, r *http.Request, store blob.Store, d blob.Dige
 	if f, ok := store.(blob.Filer); ok {
 		file, err := os.Open(f.Path(d))
 		if os.IsNotExist(err) {
+			unsetHeaders(h)
 			return errs.E(errs.NotFound, "blob %s not found", d)
 		}
 		if err != nil {
+			unsetHeaders(h)
 			return fmt.Errorf("blobhttp: open %s: %w", d, err)
 		}
 		defer file.Close()
 		// ServeContent handles Range and If-Range; copying from an
-		// *os.File to the connection uses sendfile.
-		http.ServeContent(w, r, "", time.Time{}, file)
+		// *os.File to the connection uses sendfile once the copy reaches
+		// net/http's own writer (see zeroCopyWriter).
+		http.ServeContent(zeroCopyWriter{w}, r, "", time.Time{}, file)
 		return nil
 	}
 	size := o.Size
 	if size == 0 {
 		info, err := store.Stat(r.Context(), d)
 		if err != nil {
+			unsetHeaders(h)
 			return err
 		}
 		size = info.Size
 	}
-	http.ServeContent(w, r, "", time.Time{}, &readSeeker{r: r, store: store, d: d, size: size})
+	content := &readSeeker{r: r, store: store, d: d, size: size}
+	defer content.close()
+	if r.Method != http.MethodHead && r.Header.Get("Range") == "" && size > 0 {
+		// A whole download opens the blob before the header goes out, so
+		// a store that is away answers with an error (503, Retry-After),
+		// not a 200 cut short.
+		if err := content.open(); err != nil {
+			unsetHeaders(h)
+			return err
+		}
+	}
+	http.ServeContent(w, r, "", time.Time{}, content)
 	return nil
+}
+
+// unsetHeaders takes back what Serve set for the blob when it answers with
+// an error instead.
+func unsetHeaders(h http.Header) {
+	for _, k := range []string{"Cache-Control", "ETag", "X-Content-Digest", "Content-Type", "Content-Disposition"} {
+		h.Del(k)
+	}
+}
+
+// zeroCopyWriter lets a copy into the response reach the io.ReaderFrom of
+// net/http's own writer through gin's, which wraps it without implementing
+// ReaderFrom: net/http's ReadFrom hands a file to sendfile(2), so the bytes
+// never pass through user space. Only writers that pass bytes through
+// unchanged (gin's: it holds back the header, nothing else) are stepped
+// over; any other writer gets an ordinary copy. The header goes out through
+// gin first, so it records the status; the body's length it does not see
+// (the access log reads Content-Length).
+type zeroCopyWriter struct{ http.ResponseWriter }
+
+// passThrough is gin's writer: it sends a held-back header on demand and
+// wraps the connection's writer.
+type passThrough interface {
+	WriteHeaderNow()
+	Unwrap() http.ResponseWriter
+}
+
+func (z zeroCopyWriter) ReadFrom(src io.Reader) (int64, error) {
+	w := z.ResponseWriter
+	for {
+		if rf, ok := w.(io.ReaderFrom); ok {
+			return rf.ReadFrom(src)
+		}
+		pt, ok := w.(passThrough)
+		if !ok {
+			break
+		}
+		pt.WriteHeaderNow()
+		w = pt.Unwrap()
+	}
+	// No writer in the chain takes the file: an ordinary copy, hiding this
+	// ReadFrom so that io.Copy does not call it again.
+	return io.Copy(struct{ io.Writer }{z.ResponseWriter}, src)
 }
 
 func etagMatches(header, etag string) bool {
@@ -120,14 +180,17 @@ func etagMatches(header, etag string) bool {
 }
 
 // readSeeker lets http.ServeContent do range handling over a store that
-// only offers ranged Gets: it opens the range lazily at the first Read.
+// only offers ranged Gets: a Get is opened at the position of the first
+// Read after a seek (ServeContent seeks to the end to learn the size, then
+// to where it sends from), and reopened only when a seek moved away.
 type readSeeker struct {
 	r     *http.Request
 	store blob.Store
 	d     blob.Digest
 	size  int64
-	off   int64
+	off   int64 // where the next Read starts
 	rc    io.ReadCloser
+	rcOff int64 // where rc's next Read starts
 }
 
 func (s *readSeeker) Seek(offset int64, whence int) (int64, error) {
@@ -143,28 +206,40 @@ func (s *readSeeker) Seek(offset int64, whence int) (int64, error) {
 	if abs < 0 {
 		return 0, fmt.Errorf("blobhttp: negative seek")
 	}
-	if abs != s.off && s.rc != nil {
+	s.off = abs
+	return abs, nil
+}
+
+func (s *readSeeker) open() error {
+	rc, err := s.store.Get(s.r.Context(), s.d, s.off, -1)
+	if err != nil {
+		return err
+	}
+	s.rc, s.rcOff = rc, s.off
+	return nil
+}
+
+func (s *readSeeker) close() {
+	if s.rc != nil {
 		s.rc.Close()
 		s.rc = nil
 	}
-	s.off = abs
-	return abs, nil
 }
 
 func (s *readSeeker) Read(p []byte) (int, error) {
 	if s.off >= s.size {
 		return 0, io.EOF
 	}
+	if s.rc != nil && s.rcOff != s.off {
+		s.close()
+	}
 	if s.rc == nil {
-		rc, err := s.store.Get(s.r.Context(), s.d, s.off, -1)
-		if err != nil {
+		if err := s.open(); err != nil {
 			return 0, err
 		}
-		s.rc = rc
-		context := s.r.Context()
-		go func() { <-context.Done(); rc.Close() }()
 	}
 	n, err := s.rc.Read(p)
 	s.off += int64(n)
+	s.rcOff += int64(n)
 	return n, err
 }

@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/blob/fsstore"
@@ -96,6 +99,92 @@ func TestServe(t *testing.T) {
 					t.Fatalf("status %d, Location %q; want 307 to %s/…", resp.StatusCode, loc, public.PublicURL)
 				}
 			})
+		})
+	}
+}
+
+// readFromRecorder stands between net/http's writer and gin's, as a probe:
+// it counts the bytes that reach the connection through ReadFrom, the path
+// net/http turns into sendfile(2).
+type readFromRecorder struct {
+	http.ResponseWriter
+	mu       sync.Mutex
+	readFrom int64
+}
+
+func (rr *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	n, err := rr.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
+	rr.mu.Lock()
+	rr.readFrom += n
+	rr.mu.Unlock()
+	return n, err
+}
+
+func (rr *readFromRecorder) Unwrap() http.ResponseWriter { return rr.ResponseWriter }
+
+func TestAFileBlobReachesTheConnectionZeroCopyThroughGin(t *testing.T) {
+	content := bytes.Repeat([]byte("zero-copy firmware "), 100_000)
+	fs, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := fs.Put(context.Background(), bytes.NewReader(content), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	engine := gin.New()
+	engine.GET("/fw.bin", func(c *gin.Context) {
+		if err := blobhttp.Serve(c.Writer, c.Request, fs, info.Digest, blobhttp.Options{Filename: "fw.bin"}); err != nil {
+			c.String(500, err.Error())
+		}
+	})
+	var last *readFromRecorder
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rr := &readFromRecorder{ResponseWriter: w}
+		mu.Lock()
+		last = rr
+		mu.Unlock()
+		engine.ServeHTTP(rr, r)
+	}))
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name   string
+		rng    string
+		status int
+		body   []byte
+	}{
+		{"a whole download is handed to the connection's ReadFrom", "", 200, content},
+		{"a range is handed to it too, with its status", "bytes=1000-1999", 206, content[1000:2000]},
+		{"a resume to the end is handed to it too", "bytes=1000000-", 206, content[1000000:]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+"/fw.bin", nil)
+			if tc.rng != "" {
+				req.Header.Set("Range", tc.rng)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != tc.status || !bytes.Equal(got, tc.body) {
+				t.Fatalf("status %d, %d bytes, %v; want %d, %d bytes", resp.StatusCode, len(got), err, tc.status, len(tc.body))
+			}
+			if etag := resp.Header.Get("ETag"); etag != `"`+info.Digest.Hex()+`"` {
+				t.Errorf("ETag %q", etag)
+			}
+			mu.Lock()
+			rr := last
+			mu.Unlock()
+			rr.mu.Lock()
+			defer rr.mu.Unlock()
+			if rr.readFrom != int64(len(tc.body)) {
+				t.Fatalf("%d bytes went through ReadFrom; want all %d", rr.readFrom, len(tc.body))
+			}
 		})
 	}
 }

@@ -35,6 +35,7 @@ type Serve struct {
 
 	MetricsAddr      string // serve /metrics here only, not on Addr; "" means on Addr
 	MetricsTokenFile string // when set, /metrics needs this file's token as a bearer token
+	ProfileAddr      string // serve Go's runtime profiles (/debug/pprof/) here; "" means nowhere
 
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
@@ -172,6 +173,7 @@ var serveFields = []field[Serve]{
 	{"replica-id", "", "name of this replica in leases; empty for HOSTNAME-PID", str(func(c *Serve) *string { return &c.ReplicaID })},
 	{"metrics-addr", "", "serve /metrics on this address only (e.g. 127.0.0.1:9090, a port the public never reaches) instead of on --addr; empty: /metrics is on --addr", str(func(c *Serve) *string { return &c.MetricsAddr })},
 	{"metrics-token-file", "", "a file holding a token: /metrics then answers only \"Authorization: Bearer TOKEN\" (Prometheus: authorization.credentials_file); empty: /metrics is open", str(func(c *Serve) *string { return &c.MetricsTokenFile })},
+	{"profile-addr", "", "serve Go's runtime profiles (CPU, heap, goroutines, blocking: /debug/pprof/) on this address only, e.g. 127.0.0.1:6060, a port the public never reaches; empty: not served", str(func(c *Serve) *string { return &c.ProfileAddr })},
 	{"log-level", "info", "log level: debug, info, warn, error", str(func(c *Serve) *string { return &c.LogLevel })},
 	{"log-format", "text", "log format: text or json", str(func(c *Serve) *string { return &c.LogFormat })},
 	{"demo", "false", "seed the demo (vendor with a signing key, product, deposit with a handover statement, recipe, reproducible release) into an empty data dir; implies translog-in-root", boolean(func(c *Serve) *bool { return &c.Demo })},

@@ -439,7 +439,7 @@ func (a *API) observe(c *gin.Context) {
 		slog.String("path", c.Request.URL.Path),
 		slog.Int("status", status),
 		slog.Duration("took", dur),
-		slog.Int("bytes", c.Writer.Size()),
+		slog.Int64("bytes", bodyBytes(c)),
 		slog.String("remote", c.ClientIP()),
 	}
 	if p := Principal(c); !p.IsAnonymous() {
@@ -452,6 +452,23 @@ func (a *API) observe(c *gin.Context) {
 		}
 	}
 	a.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+}
+
+// bodyBytes is the size of the response body. A file sent with sendfile
+// bypasses gin's byte count (internal/blobhttp), so Content-Length stands
+// in for it.
+func bodyBytes(c *gin.Context) int64 {
+	if n := c.Writer.Size(); n > 0 {
+		return int64(n)
+	}
+	if c.Request.Method == http.MethodHead {
+		return 0
+	}
+	n, err := strconv.ParseInt(c.Writer.Header().Get("Content-Length"), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func (a *API) recover(c *gin.Context) {

@@ -1,6 +1,7 @@
 // Package metrics serves the server's Prometheus metrics: on the API's
 // address or on one of their own, and behind a bearer token of their own
-// when asked (docs/metrics.md).
+// when asked (docs/metrics.md); and, on an address of their own when asked,
+// Go's runtime profiles.
 package metrics
 
 import (

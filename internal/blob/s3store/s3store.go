@@ -23,8 +23,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,7 +39,9 @@ import (
 )
 
 // DefaultPartSize is the multipart part size, and the largest blob that is
-// uploaded in one request. Each Put holds at most about two parts in memory.
+// uploaded in one request. A Put holds at most PutParallel+2 parts in
+// memory (the first part read ahead, the one being read, those in flight),
+// whatever the blob's size.
 const DefaultPartSize = 16 << 20
 
 // Config says where the bucket is and how to reach it.
@@ -59,6 +64,14 @@ type Config struct {
 	// PartSize is the multipart part size (default DefaultPartSize,
 	// at least 5 MiB).
 	PartSize int64
+	// SpoolDir, when set, is a local directory where a Put larger than one
+	// part whose digest is not known in advance (the escrow's ciphertext)
+	// is written while it is hashed, then uploaded straight to its digest's
+	// key: S3 cannot rename, so without it such a blob is uploaded to a
+	// temporary key and copied into place server-side, which has the store
+	// write every byte twice. It needs room for the largest blobs being
+	// put at once. Files left in it by a crash are removed by New.
+	SpoolDir string
 	// PublicURL is where clients (devices, browsers, builders) reach the
 	// same S3 service, as scheme://host[:port], when Endpoint is an address
 	// only the servers can reach (minio:9000 inside compose). Presigned
@@ -214,6 +227,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
 		prefix += "/"
+	}
+	if cfg.SpoolDir != "" {
+		if err := clearSpool(cfg.SpoolDir); err != nil {
+			return nil, err
+		}
 	}
 	s := &Store{cfg: cfg, client: client, prefix: prefix, now: time.Now}
 	ok, err := client.BucketExists(ctx, cfg.Bucket)
@@ -373,48 +391,236 @@ func (s *Store) putSmall(ctx context.Context, data []byte, want blob.Digest) (bl
 	return info, nil
 }
 
+// putLarge sends r as a multipart upload of PartSize parts, PutParallel of
+// them in flight at once, hashing as it reads. With want given, the upload
+// goes straight to want's key and is completed only once the content has
+// hashed to it: an uncompleted multipart upload is never visible, and one
+// with the wrong content is aborted. Otherwise it goes to a temporary key
+// and is copied into place (server-side) once its digest is known.
 func (s *Store) putLarge(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
-	tmpKey := s.prefix + "tmp/" + randomName()
-	h := sha256.New()
-	counted := &countingReader{r: io.TeeReader(r, h)}
-	up, err := s.client.PutObject(ctx, s.cfg.Bucket, tmpKey, counted, -1, minio.PutObjectOptions{
-		ContentType: "application/octet-stream",
-		PartSize:    uint64(s.cfg.PartSize),
-	})
+	if want == "" && s.cfg.SpoolDir != "" {
+		return s.putSpooled(ctx, r)
+	}
+	key := s.prefix + "tmp/" + randomName()
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	if want != "" {
+		key = s.key(want)
+		if s.cfg.Retention > 0 {
+			opts.Mode = s.cfg.mode()
+			opts.RetainUntilDate = s.now().Add(s.cfg.Retention)
+		}
+	}
+	core := minio.Core{Client: s.client}
+	uploadID, err := core.NewMultipartUpload(ctx, s.cfg.Bucket, key, opts)
 	if err != nil {
-		// minio-go aborts the multipart upload, so nothing is left.
-		return blob.Info{}, mapErr(err, "s3store: put: upload")
+		return blob.Info{}, mapErr(err, "s3store: put: start upload")
 	}
-	defer s.removeTemp(ctx, tmpKey, up.VersionID)
-
-	got := blob.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	info := blob.Info{Digest: got, Size: counted.n}
-	if up.Size != counted.n {
-		return blob.Info{}, errs.E(errs.Internal, "s3store: put: uploaded %d bytes but read %d", up.Size, counted.n)
+	completed := false
+	defer func() {
+		if !completed {
+			s.abortUpload(ctx, key, uploadID)
+		}
+	}()
+	parts, n, sum, err := s.uploadParts(ctx, core, key, uploadID, r)
+	if err != nil {
+		return blob.Info{}, err
 	}
+	got := blob.Digest("sha256:" + hex.EncodeToString(sum))
+	info := blob.Info{Digest: got, Size: n}
 	if want != "" && got != want {
 		return blob.Info{}, errs.E(errs.Invalid, "s3store: put: content hashes to %s, want %s", got, want)
 	}
 	if err := ctx.Err(); err != nil {
 		return blob.Info{}, fmt.Errorf("s3store: put: %w", err)
 	}
-	if want == "" {
-		if _, err := s.Stat(ctx, got); err == nil {
-			return info, nil
-		}
+	up, err := core.CompleteMultipartUpload(ctx, s.cfg.Bucket, key, uploadID, parts, minio.PutObjectOptions{})
+	if err != nil {
+		return blob.Info{}, mapErr(err, "s3store: put: complete upload")
+	}
+	completed = true
+	if want != "" {
+		return info, nil
+	}
+	defer s.removeTemp(ctx, key, up.VersionID)
+	if _, err := s.Stat(ctx, got); err == nil {
+		return info, nil
 	}
 	dst := minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: s.key(got)}
 	if s.cfg.Retention > 0 {
 		dst.Mode = s.cfg.mode()
 		dst.RetainUntilDate = s.now().Add(s.cfg.Retention)
 	}
-	src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: tmpKey, VersionID: up.VersionID}
+	src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: key, VersionID: up.VersionID}
 	// ComposeObject copies server-side in one request up to 5 GiB and by
 	// multipart copy beyond.
 	if _, err := s.client.ComposeObject(ctx, dst, src); err != nil {
 		return blob.Info{}, mapErr(err, "s3store: put: copy %s into place", got)
 	}
 	return info, nil
+}
+
+// putSpooled writes r to a file in the spool directory while hashing it,
+// then puts the file under the digest it learnt, straight to that key
+// (hashed again on the way, so a bad spool disk cannot store wrong bytes).
+func (s *Store) putSpooled(ctx context.Context, r io.Reader) (blob.Info, error) {
+	f, err := os.CreateTemp(s.cfg.SpoolDir, spoolPattern)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
+	}
+	got := blob.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	if info, err := s.Stat(ctx, got); err == nil {
+		return info, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
+	}
+	info, err := s.putLarge(ctx, f, got)
+	if err == nil && info.Size != n {
+		return blob.Info{}, errs.E(errs.Internal, "s3store: put: spooled %d bytes, uploaded %d", n, info.Size)
+	}
+	return info, err
+}
+
+const spoolPattern = "put-*"
+
+// clearSpool makes dir and removes what a Put left in it when its process
+// died: a replica's spool holds only its own uploads in flight.
+func clearSpool(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("s3store: spool %s: %w", dir, err)
+	}
+	left, err := filepath.Glob(filepath.Join(dir, spoolPattern))
+	if err != nil {
+		return fmt.Errorf("s3store: spool %s: %w", dir, err)
+	}
+	for _, f := range left {
+		_ = os.Remove(f)
+	}
+	return nil
+}
+
+// PutParallel is how many parts of one Put are uploaded at once. With the
+// part being read (and the first, read ahead to tell a small blob), a Put
+// holds at most PutParallel+2 parts in memory, whatever the blob's size.
+const PutParallel = 3
+
+// uploadParts reads r in parts, hashes it in order, and uploads the parts
+// on PutParallel goroutines. It returns the parts in order, the size and
+// the sha256; on any error the caller aborts the upload.
+func (s *Store) uploadParts(ctx context.Context, core minio.Core, key, uploadID string, r io.Reader) ([]minio.CompletePart, int64, []byte, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type part struct {
+		num int
+		buf []byte
+	}
+	free := make(chan []byte, PutParallel+1)
+	for range PutParallel + 1 {
+		free <- nil // allocated on first use: a small blob needs few
+	}
+	todo := make(chan part)
+	var (
+		mu    sync.Mutex
+		parts []minio.CompletePart
+		wg    sync.WaitGroup
+	)
+	for range PutParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range todo {
+				// The payload is not signed chunk by chunk (minio-go does
+				// that over plain HTTP only; over HTTPS it sends unsigned
+				// payloads anyway): the content is hashed here and its
+				// digest checked before the upload completes, and the
+				// scrub re-hashes what the store holds.
+				up, err := core.PutObjectPart(ctx, s.cfg.Bucket, key, uploadID, p.num, bytes.NewReader(p.buf), int64(len(p.buf)),
+					minio.PutObjectPartOptions{DisableContentSha256: true})
+				free <- p.buf[:cap(p.buf)]
+				if err != nil {
+					cancel(mapErr(err, "s3store: put: upload part %d", p.num))
+					continue
+				}
+				mu.Lock()
+				parts = append(parts, minio.CompletePart{PartNumber: p.num, ETag: up.ETag})
+				mu.Unlock()
+			}
+		}()
+	}
+	h := sha256.New()
+	var n int64
+	var readErr error
+	for num := 1; ctx.Err() == nil; num++ {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if buf == nil {
+			buf = make([]byte, s.cfg.PartSize)
+		}
+		k, err := io.ReadFull(r, buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			n += int64(k)
+			select {
+			case todo <- part{num: num, buf: buf[:k]}:
+			case <-ctx.Done():
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			readErr = fmt.Errorf("s3store: put: read: %w", err)
+			break
+		}
+	}
+	close(todo)
+	wg.Wait()
+	if readErr != nil {
+		return nil, 0, nil, readErr
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, 0, nil, err
+	}
+	slices.SortFunc(parts, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
+	return parts, n, h.Sum(nil), nil
+}
+
+// abortUpload drops an unfinished multipart upload even when ctx is done.
+func (s *Store) abortUpload(ctx context.Context, key, uploadID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	// Best effort: an upload left behind is never visible; a bucket
+	// lifecycle rule can sweep incomplete uploads.
+	_ = minio.Core{Client: s.client}.AbortMultipartUpload(ctx, s.cfg.Bucket, key, uploadID)
+}
+
+// UploadCeiling uploads size bytes of r with one plain minio-go PutObject
+// (the size given, minio-go's defaults) under a temporary key, removes the
+// object, and returns how long the upload took: what storing the same bytes
+// costs when nothing is hashed or checked. Benchmarks compare Put with it.
+func (s *Store) UploadCeiling(ctx context.Context, r io.Reader, size int64) (time.Duration, error) {
+	key := s.prefix + "tmp/ceiling-" + randomName()
+	start := time.Now()
+	up, err := s.client.PutObject(ctx, s.cfg.Bucket, key, r, size, minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	took := time.Since(start)
+	if err != nil {
+		return 0, mapErr(err, "s3store: upload ceiling")
+	}
+	s.removeTemp(ctx, key, up.VersionID)
+	return took, nil
 }
 
 // removeTemp deletes a temporary upload even when ctx is already done.
@@ -424,17 +630,6 @@ func (s *Store) removeTemp(ctx context.Context, key, versionID string) {
 	// Best effort: a leftover is only ever under tmp/, which Walk never
 	// lists; a bucket lifecycle rule on tmp/ can sweep such leftovers.
 	_ = s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{VersionID: versionID})
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func randomName() string {
