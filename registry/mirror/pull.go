@@ -141,10 +141,6 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("mirror: the origin's TUF root: %w", err)
 	}
-	checkpoint, _, err := f.get(ctx, "/log/checkpoint")
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return res, fmt.Errorf("mirror: the origin's log checkpoint: %w", err)
-	}
 
 	// TUF: every root version, then the metadata the timestamp names and
 	// the targets it lists.
@@ -216,6 +212,24 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	}
 	res.Targets = len(all)
 	p.log.Info("mirror: TUF metadata read", "targets", len(all), "bins", len(bins))
+	// The log's checkpoint is read after the targets, which cite entries
+	// of the log: it must cover every one, or a device proving a release
+	// from the mirror's tiles would find its entry missing.
+	checkpoint, _, err := f.get(ctx, "/log/checkpoint")
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		return res, fmt.Errorf("mirror: the origin's log checkpoint: %w", err)
+	}
+	if cited, ok := newestCitedEntry(all); ok {
+		size := int64(-1)
+		if checkpoint != nil {
+			if _, n, _, err := verify.ParseBody(checkpointBody(checkpoint)); err == nil {
+				size = n
+			}
+		}
+		if cited >= size {
+			return res, errs.E(errs.Unavailable, "mirror: the origin's targets cite log entry %d, which its witnessed checkpoint (size %d) does not cover yet; pull again once it does (nothing was pointed at)", cited, max(size, 0))
+		}
+	}
 	err = parallel(ctx, p.o.Parallel, all, func(ctx context.Context, t tufTarget) error {
 		if relpath.Check(t.Name) != nil || len(t.SHA256) != 64 {
 			return errs.E(errs.Invalid, "mirror: the origin lists a target %q that cannot be mirrored", t.Name)
@@ -224,6 +238,12 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 		return f.file(ctx, "/"+rel, rel, t.SHA256, t.Length)
 	})
 	if err != nil {
+		return res, err
+	}
+
+	// Support-period documents where the API serves them, and their
+	// catalogue.
+	if err := p.lifecycle(ctx, all); err != nil {
 		return res, err
 	}
 
@@ -629,6 +649,18 @@ func checkpointBody(note []byte) string {
 		return s[:i+1]
 	}
 	return s
+}
+
+// newestCitedEntry is the highest log index a target signs as its
+// release's publication entry.
+func newestCitedEntry(ts []tufTarget) (int64, bool) {
+	best, ok := int64(-1), false
+	for _, t := range ts {
+		if t.Meta.Log != nil && t.Meta.Log.Index > best {
+			best, ok = t.Meta.Log.Index, true
+		}
+	}
+	return best, ok
 }
 
 func sortedKeys(m map[string]bool) []string {

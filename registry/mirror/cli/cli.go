@@ -74,9 +74,11 @@ func verifyCmd() *cobra.Command {
 		Short: "Check a mirror offline from a pinned TUF root; name every file that fails",
 		Long: `Walks the root chain from the pinned root (go-tuf's metadata API), checks every metadata
 signature, every target's length and sha256, every attestation's signature by its builder's
-key, released deposits' manifests and receipts against their files, and the log: the
-checkpoint's signatures, every tile against the tree it signs, and that it covers the
-publication of every release the targets sign, and the fwupd metadata against its Jcat
+key, released deposits' manifests and receipts against their files, support-period
+documents (OpenEoX, CLE) and their catalogue against the targets that sign them, and
+the log: the checkpoint's signatures, every tile against the tree it signs, and that it
+covers every entry the targets cite and the publication of every release they sign,
+and the fwupd metadata against its Jcat
 file and the cabinets it names. Reports the newest timestamp and whether it
 has expired (a stale mirror says so). Exits 1 when any file fails.`,
 		Args: cobra.ExactArgs(1),
@@ -108,8 +110,8 @@ has expired (a stale mirror says so). Exits 1 when any file fails.`,
 					fresh = "EXPIRED: this mirror is stale, devices will refuse it until it is pulled again"
 				}
 				fmt.Fprintf(out, "root version %d; timestamp version %d expires %s (%s)\n", rep.RootVersion, rep.Timestamp, rep.TimestampExpires.UTC().Format(time.RFC3339), fresh)
-				fmt.Fprintf(out, "%d targets, %d attestations, %d deposits (%d public files), log size %d (policy from %s)\n",
-					rep.Targets, rep.Attestations, rep.Deposits, rep.DepositFiles, rep.LogSize, rep.LogPolicyFrom)
+				fmt.Fprintf(out, "%d targets, %d attestations, %d deposits (%d public files), %d support-period documents, log size %d (policy from %s)\n",
+					rep.Targets, rep.Attestations, rep.Deposits, rep.DepositFiles, rep.LifecycleDocs, rep.LogSize, rep.LogPolicyFrom)
 				for _, f := range rep.Failures {
 					fmt.Fprintf(out, "FAIL %s: %s\n", f.File, f.Reason)
 				}
