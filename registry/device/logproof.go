@@ -140,7 +140,7 @@ func (c *client) lookUpLoggedUnsigned(ctx context.Context, pol verify.Policy, ca
 		return nil, err
 	}
 	for i := len(listed) - 1; i >= 0; i-- {
-		if listed[i].Type != "release.published" {
+		if listed[i].Type != "release.published" && listed[i].Type != "release.imported" {
 			continue
 		}
 		raw, err := c.getRaw(ctx, "/v1/log/entries/"+strconv.FormatInt(listed[i].Index, 10)+"/proof")
@@ -177,7 +177,9 @@ func publishes(entry []byte, cand *candidate) bool {
 			Digest string `json:"digest"`
 		} `json:"artifacts"`
 	}
-	if json.Unmarshal(entry, &e) != nil || e.Type != "release.published" {
+	// A registry that carried another on from its mirror logs the
+	// releases it imported as release.imported, with the same fields.
+	if json.Unmarshal(entry, &e) != nil || (e.Type != "release.published" && e.Type != "release.imported") {
 		return false
 	}
 	if e.Release != cand.meta.ReleaseID || e.Product != cand.meta.Product || e.Version != cand.meta.Version {

@@ -282,12 +282,20 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	} else if err != nil {
 		return res, err
 	}
+	missing := map[string]bool{}
 	err = parallel(ctx, p.o.Parallel, builds, func(ctx context.Context, id string) error {
-		return p.build(ctx, id)
+		found, err := p.build(ctx, id)
+		if err == nil && !found {
+			mu.Lock()
+			missing[id] = true
+			mu.Unlock()
+		}
+		return err
 	})
 	if err != nil {
 		return res, err
 	}
+	builds = slices.DeleteFunc(builds, func(id string) bool { return missing[id] })
 
 	// Released deposits: manifests, public files, receipts.
 	n, err := p.deposits(ctx)
@@ -375,14 +383,21 @@ func (p *puller) immutableDoc(ctx context.Context, urlPath, rel string) ([]byte,
 
 // build copies a build's verdict and each result's attestation and
 // buildinfo, checked against the digests the build names.
-func (p *puller) build(ctx context.Context, id string) error {
+// It reports false when the origin serves no such build.
+func (p *puller) build(ctx context.Context, id string) (bool, error) {
 	b, err := p.f.copyDoc(ctx, "/v1/builds/"+url.PathEscape(id), buildFile(id))
+	if errs.Is(err, errs.NotFound) {
+		// A release a registry carried on from another's mirror names a
+		// build only the other ran: its verdict is in that mirror.
+		p.log.Info("mirror: the origin serves no build of a release; its verdict stays with the registry that built it", "build", id)
+		return false, nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	var bd buildDoc
 	if err := json.Unmarshal(b, &bd); err != nil {
-		return errs.Wrap(errs.Invalid, err, "mirror: build %s", id)
+		return false, errs.Wrap(errs.Invalid, err, "mirror: build %s", id)
 	}
 	for _, r := range bd.Results {
 		if !safeID(r.JobID) {
@@ -391,16 +406,16 @@ func (p *puller) build(ctx context.Context, id string) error {
 		base := "/v1/builds/" + url.PathEscape(id) + "/jobs/" + url.PathEscape(r.JobID)
 		if sum, ok := strings.CutPrefix(r.Attestation, "sha256:"); ok {
 			if err := p.f.file(ctx, base+"/attestation", attestationFile(id, r.JobID), sum, -1); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if sum, ok := strings.CutPrefix(r.BuildInfo, "sha256:"); ok {
 			if err := p.f.file(ctx, base+"/buildinfo", buildInfoFile(id, r.JobID), sum, -1); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // buildDoc is the part of a build's JSON a mirror reads.

@@ -520,14 +520,14 @@ func (v *verifier) log(root *metadata.Metadata[metadata.RootType], releases map[
 					Digest string `json:"digest"`
 				} `json:"artifacts"`
 			}
-			if json.Unmarshal(entry, &e) == nil && e.Type == "release.published" {
+			if json.Unmarshal(entry, &e) == nil && publication(e.Type) {
 				m := map[string]bool{}
 				for _, a := range e.Artifacts {
 					m[strings.TrimPrefix(a.Digest, "sha256:")] = true
 				}
 				published[e.Release] = m
 			}
-			if c, ok := v.cited[n-1]; ok && (e.Type != "release.published" || e.Release != c.release) {
+			if c, ok := v.cited[n-1]; ok && (!publication(e.Type) || e.Release != c.release) {
 				v.r.fail(rel, "entry %d, which target %s signs as the publication of release %s, is a %s of %q", n-1, c.target, c.release, e.Type, e.Release)
 			}
 		}
@@ -583,6 +583,11 @@ func (v *verifier) log(root *metadata.Metadata[metadata.RootType], releases map[
 		}
 	}
 }
+
+// publication says whether a log entry type publishes a release: its
+// publication, or its import by a registry that carried the one that
+// published it on (docs/mirror.md, "Taking a registry over").
+func publication(typ string) bool { return typ == "release.published" || typ == "release.imported" }
 
 func (v *verifier) logPolicy(root *metadata.Metadata[metadata.RootType]) (verify.Policy, string, error) {
 	var pol verify.Policy

@@ -91,7 +91,45 @@ func Adopt(ctx context.Context, store Store, keyDir string, signedRoot []byte, o
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNextRoot(st.root, root, r.o.Now()); err != nil {
+	newKeys, err := adoptable(st.root, root, keyDir, r.o.Now())
+	if err != nil {
+		return nil, err
+	}
+	next := root.Signed.Version
+	if err := r.publishRoot(ctx, st, root, newKeys); err != nil {
+		return nil, fmt.Errorf("tuf: adopt the copied repository with root version %d: %w", next, err)
+	}
+	for _, role := range onlineRoles {
+		if err := installProposed(keyDir, role, proposedKeyPath(keyDir, role, next)); err != nil {
+			return nil, err
+		}
+	}
+	dropStaleProposals(keyDir, next)
+	r.o.Logger.Info("tuf repository adopted: the custodians' root lists this server's online keys", "root_version", next)
+	return r, nil
+}
+
+// CheckAdoptable says whether Adopt would publish signedRoot on a copy of
+// the repository whose newest root is current, before anything is copied:
+// its signatures, version and expiry, and the online keys it lists.
+func CheckAdoptable(current, signedRoot []byte, keyDir string, now time.Time) error {
+	cur, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(current)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, err, "tuf: the copied root is not TUF root metadata")
+	}
+	root, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(signedRoot)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, err, "tuf: the signed root is not TUF root metadata")
+	}
+	_, err = adoptable(cur, root, keyDir, now)
+	return err
+}
+
+// adoptable checks root as the next version after cur (checkNextRoot) and
+// that it lists, for each online role, a new key this server proposed;
+// it returns those keys.
+func adoptable(cur, root *metadata.Metadata[metadata.RootType], keyDir string, now time.Time) (map[string]*roleKey, error) {
+	if err := checkNextRoot(cur, root, now); err != nil {
 		return nil, err
 	}
 	next := root.Signed.Version
@@ -105,20 +143,10 @@ func Adopt(ctx context.Context, store Store, keyDir string, signedRoot []byte, o
 		if err != nil || k.id != rl.KeyIDs[0] {
 			return nil, errs.E(errs.Invalid, "tuf: root version %d lists a %s key (%.12s…) this server did not propose: re-homing needs the root the custodians signed from this server's proposal", next, role, rl.KeyIDs[0])
 		}
-		if listedIn(st.root, role)(k.id) {
+		if listedIn(cur, role)(k.id) {
 			return nil, errs.E(errs.Invalid, "tuf: root version %d keeps the copied root's %s key", next, role)
 		}
 		newKeys[role] = k
 	}
-	if err := r.publishRoot(ctx, st, root, newKeys); err != nil {
-		return nil, fmt.Errorf("tuf: adopt the copied repository with root version %d: %w", next, err)
-	}
-	for _, role := range onlineRoles {
-		if err := installProposed(keyDir, role, proposedKeyPath(keyDir, role, next)); err != nil {
-			return nil, err
-		}
-	}
-	dropStaleProposals(keyDir, next)
-	r.o.Logger.Info("tuf repository adopted: the custodians' root lists this server's online keys", "root_version", next)
-	return r, nil
+	return newKeys, nil
 }
