@@ -39,6 +39,9 @@ func (s *Service) Import(ctx context.Context, rel Release, actor string) error {
 		if !ok || t.SHA256 != a.sha256Hex() || t.Length != a.Size {
 			return errs.E(errs.Invalid, "registry: import release %s: its file %s is not signed as target %s with that digest and length", rel.ID, a.Name, a.Target)
 		}
+		if t.Custom["product"] != rel.Product || t.Custom["version"] != rel.Version || t.Custom["release_id"] != rel.ID {
+			return errs.E(errs.Invalid, "registry: import release %s: target %s signs product %v, version %v, release %v", rel.ID, a.Target, t.Custom["product"], t.Custom["version"], t.Custom["release_id"])
+		}
 		info, err := s.o.Blobs.Stat(ctx, blob.Digest(a.Digest))
 		if err != nil {
 			return fmt.Errorf("registry: import release %s: file %s (%s): %w", rel.ID, a.Name, a.Digest, err)

@@ -134,17 +134,19 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 	})
 
 	site := testenv.ServeStatic(t, dir)
-	t.Run("the device client installs the release from nginx serving the mirror", func(t *testing.T) {
-		state := t.TempDir()
-		device := func(args ...string) string {
-			cmd := exec.Command(bin, append(args, "--state", state)...)
-			cmd.Env = append(os.Environ(), "AFTERLIFE_REGISTRY=")
-			b, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("afterlife-device %s: %v\n%s", strings.Join(args, " "), err, b)
-			}
-			return string(b)
+	state := t.TempDir() // the device's, kept for the last subtest
+	device := func(t *testing.T, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--state", state)...)
+		cmd.Env = append(os.Environ(), "AFTERLIFE_REGISTRY=")
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("afterlife-device %s: %v\n%s", strings.Join(args, " "), err, b)
 		}
+		return string(b)
+	}
+	t.Run("the device client installs the release from nginx serving the mirror", func(t *testing.T) {
+		device := func(args ...string) string { return device(t, args...) }
 		device("init", "--registry", site.URL, "--root", root, "--id", "usb:acme:cam", "--product", "acme-cam", "--accept-community-firmware")
 		// The root carries the log's policy: the device proves the
 		// release's signed entry from the mirror's tiles and checkpoint.
@@ -326,6 +328,19 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 			t.Errorf("the resumed mirror does not verify:\n%s", out)
 		}
 	})
+
+	t.Run("the next release proves from the refreshed mirror's tiles that the log extends what the device accepted", func(t *testing.T) {
+		req := map[string]string{"build_id": buildID, "product": "acme-cam", "version": "1.1.0", "channel": "stable"}
+		if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, req, nil); code != http.StatusCreated {
+			t.Fatalf("publish 1.1.0: %d", code)
+		}
+		waitForLoggedRelease(t, srv.URL, "acme-cam")
+		afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
+		out := device(t, "update", "--verbose")
+		if !strings.Contains(out, "installed acme-cam 1.1.0") || !strings.Contains(out, "consistency proved from its tiles") {
+			t.Fatalf("update from the refreshed mirror said %q", out)
+		}
+	})
 }
 
 // waitForLoggedRelease waits until the served, witnessed checkpoint covers
@@ -355,6 +370,9 @@ func waitForLoggedRelease(t *testing.T, base, product string) {
 		for _, r := range list.Releases {
 			if r.LogEntry == nil {
 				return fmt.Errorf("the targets of %s %s do not sign their log entry yet", product, r.Version)
+			}
+			if *r.LogEntry >= info.Witnessed {
+				return fmt.Errorf("the witnessed checkpoint (size %d) does not cover entry %d of %s %s yet", info.Witnessed, *r.LogEntry, product, r.Version)
 			}
 		}
 		for _, e := range about {

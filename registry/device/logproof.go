@@ -229,6 +229,7 @@ func (c *client) extendsAccepted(ctx context.Context, pol verify.Policy, cp veri
 			if err := verify.StaticConsistency(ctx, c.staticLog, prev, cp); err != nil {
 				return fmt.Errorf("the log does not extend the checkpoint of size %d this device accepted: %w", prev.Size, err)
 			}
+			c.log.Info("device: the log's consistency proved from its tiles", "accepted_size", prev.Size, "log_size", cp.Size)
 		default:
 			return err
 		}

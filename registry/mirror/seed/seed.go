@@ -60,10 +60,8 @@ func verified(ctx context.Context, dir string, pinned []byte, now time.Time) (*m
 		return rep, errs.E(errs.Invalid, "seed: the mirror %s does not verify against the given root (%s); run afterlife mirror verify for every failure",
 			dir, strings.Join(names, "; "))
 	}
-	if rep.Expired {
-		return rep, errs.E(errs.Invalid, "seed: the mirror's timestamp expired at %s: its metadata would be refused; pull it again (or, if the origin is gone, its targets still verify: see docs/mirror.md)",
-			rep.TimestampExpires.Format(time.RFC3339))
-	}
+	// An expired timestamp is expected (the origin stopped re-signing
+	// it): the adopted repository re-signs every role with a new expiry.
 	return rep, nil
 }
 

@@ -26,7 +26,7 @@ type staticLog struct {
 	cp     verify.Checkpoint
 }
 
-func newStaticLog(t *testing.T, n int64, entry func(i int64) string) *staticLog {
+func newStaticLog(t testing.TB, n int64, entry func(i int64) string) *staticLog {
 	t.Helper()
 	const origin = "example.test/log"
 	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
@@ -166,6 +166,37 @@ func TestAStaticLogProvesEntriesAndConsistencyFromItsTilesAlone(t *testing.T) {
 		newer := newStaticLog(t, 700, entryText).cp
 		if err := verify.StaticConsistency(ctx, l.fetch, newer, l.cp); err == nil || !strings.Contains(err.Error(), "older") {
 			t.Fatalf("consistency with a newer checkpoint: %v", err)
+		}
+	})
+}
+
+// FuzzStaticBundleReadsAnyEntryBundle hands the static reader any bytes as
+// an entry bundle: it never panics, and it never proves an entry the log
+// does not hold.
+func FuzzStaticBundleReadsAnyEntryBundle(f *testing.F) {
+	l := newStaticLog(f, 5, entryText)
+	name := layout.EntriesPath(0, 5)
+	f.Add(l.files[name])
+	f.Add([]byte{0, 3, 'a', 'b'})
+	f.Add([]byte{0xff, 0xff})
+	f.Fuzz(func(t *testing.T, bundle []byte) {
+		files := map[string][]byte{}
+		for k, v := range l.files {
+			files[k] = v
+		}
+		files[name] = bundle
+		fetch := func(_ context.Context, p string) ([]byte, error) {
+			b, ok := files[p]
+			if !ok {
+				return nil, errs.E(errs.NotFound, "%s", p)
+			}
+			return b, nil
+		}
+		for i := int64(0); i < 5; i++ {
+			b, err := l.policy.StaticBundle(context.Background(), fetch, i)
+			if err == nil && string(b.Entry) != entryText(i) {
+				t.Fatalf("entry %d proved as %q", i, b.Entry)
+			}
 		}
 	})
 }
