@@ -41,6 +41,9 @@ type PullOptions struct {
 	Logger *slog.Logger
 	// Now stamps mirror.json (default time.Now).
 	Now func() time.Time
+	// LogWait bounds the wait for a witnessed log checkpoint that covers
+	// every entry the targets cite (default 30s; negative: no wait).
+	LogWait time.Duration
 }
 
 // PullResult says what a pull did.
@@ -76,6 +79,9 @@ func Pull(ctx context.Context, o PullOptions) (PullResult, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.LogWait == 0 {
+		o.LogWait = 30 * time.Second
 	}
 	u, err := url.Parse(o.From)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -215,20 +221,9 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	// The log's checkpoint is read after the targets, which cite entries
 	// of the log: it must cover every one, or a device proving a release
 	// from the mirror's tiles would find its entry missing.
-	checkpoint, _, err := f.get(ctx, "/log/checkpoint")
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return res, fmt.Errorf("mirror: the origin's log checkpoint: %w", err)
-	}
-	if cited, ok := newestCitedEntry(all); ok {
-		size := int64(-1)
-		if checkpoint != nil {
-			if _, n, _, err := verify.ParseBody(checkpointBody(checkpoint)); err == nil {
-				size = n
-			}
-		}
-		if cited >= size {
-			return res, errs.E(errs.Unavailable, "mirror: the origin's targets cite log entry %d, which its witnessed checkpoint (size %d) does not cover yet; pull again once it does (nothing was pointed at)", cited, max(size, 0))
-		}
+	checkpoint, err := p.coveringCheckpoint(ctx, all)
+	if err != nil {
+		return res, err
 	}
 	err = parallel(ctx, p.o.Parallel, all, func(ctx context.Context, t tufTarget) error {
 		if relpath.Check(t.Name) != nil || len(t.SHA256) != 64 {
@@ -664,6 +659,44 @@ func checkpointBody(note []byte) string {
 		return s[:i+1]
 	}
 	return s
+}
+
+// coveringCheckpoint reads the origin's witnessed checkpoint (nil when it
+// serves no log) and, when the targets cite log entries, waits up to
+// o.LogWait for witnesses to cosign one that covers them all: a registry
+// signs an entry's index into its targets once the log holds it, a few
+// seconds before witnesses cosign it.
+func (p *puller) coveringCheckpoint(ctx context.Context, all []tufTarget) ([]byte, error) {
+	cited, citing := newestCitedEntry(all)
+	deadline := time.Now().Add(p.o.LogWait)
+	for {
+		checkpoint, _, err := p.f.get(ctx, "/log/checkpoint")
+		if err != nil && !errs.Is(err, errs.NotFound) {
+			return nil, fmt.Errorf("mirror: the origin's log checkpoint: %w", err)
+		}
+		if !citing {
+			return checkpoint, nil
+		}
+		size := int64(-1)
+		if checkpoint != nil {
+			if _, n, _, err := verify.ParseBody(checkpointBody(checkpoint)); err == nil {
+				size = n
+			}
+		}
+		if cited < size {
+			return checkpoint, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, errs.E(errs.Unavailable, "mirror: the origin's targets cite log entry %d, which its witnessed checkpoint (size %d) did not cover within %s; pull again once it does (nothing was pointed at)",
+				cited, max(size, 0), p.o.LogWait)
+		}
+		p.log.Info("mirror: waiting for a witnessed checkpoint that covers every log entry the targets cite", "entry", cited, "log_size", max(size, 0))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // newestCitedEntry is the highest log index a target signs as its

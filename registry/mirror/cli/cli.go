@@ -32,6 +32,7 @@ the public pages. See docs/mirror.md.`,
 func pullCmd() *cobra.Command {
 	var from string
 	var parallel int
+	var logWait time.Duration
 	var verbose bool
 	c := &cobra.Command{
 		Use:   "pull --from URL DIR",
@@ -54,7 +55,7 @@ file it lacks.`,
 			if verbose {
 				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			}
-			res, err := mirror.Pull(cmd.Context(), mirror.PullOptions{From: from, Dir: args[0], Parallel: parallel, Logger: log})
+			res, err := mirror.Pull(cmd.Context(), mirror.PullOptions{From: from, Dir: args[0], Parallel: parallel, Logger: log, LogWait: logWait})
 			fmt.Fprintf(cmd.OutOrStdout(), "pulled %d files (%d already present), %d bytes in %s: %d targets, %d releases, %d deposits, log size %d\n",
 				res.Files, res.Kept, res.Bytes, res.Took.Round(time.Millisecond), res.Targets, res.Releases, res.Deposits, res.LogSize)
 			return err
@@ -62,6 +63,7 @@ file it lacks.`,
 	}
 	c.Flags().StringVar(&from, "from", "", "the registry's public URL")
 	c.Flags().IntVar(&parallel, "parallel", 8, "files fetched at once")
+	c.Flags().DurationVar(&logWait, "log-wait", 30*time.Second, "how long to wait for a witnessed log checkpoint that covers every entry the targets cite (negative: not at all)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "say what happens")
 	return c
 }
