@@ -11,6 +11,8 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/config"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/registry/mirror/seed"
+	"github.com/afterlife-oss/afterlife/registry/translog"
+	"github.com/afterlife-oss/afterlife/registry/translog/verify"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 	"github.com/afterlife-oss/afterlife/registry/tufdb"
 )
@@ -50,8 +52,10 @@ func newRehomeProposeCmd() *cobra.Command {
 failure refuses), make new targets, snapshot and timestamp keys in KEYS/tuf (kept as
 <role>.key.proposed-<N> until import publishes the root), and write root version N:
 the mirror's newest root with the same root keys and threshold, these online keys, and
-without the old log's policy (its afterlife_log field names a log whose key the new
-server does not hold). The custodians sign the file with afterlife admin root sign.`,
+its afterlife_log field, when it has one, naming this server's new log instead of the
+old one (whose key left with the old operator): the log's key is made now in KEYS, and
+the policy asks for no witness cosignatures (quorum 0), since the new server's witnesses
+are not known yet. The custodians sign the file with afterlife admin root sign.`,
 		Example: `  afterlife admin rehome propose --data ./data --mirror /srv/mirror --root 1.root.json --out proposal.json`,
 	}
 	cmd.Flags().StringVar(&mirrorDir, "mirror", "", "the mirror directory (afterlife mirror pull)")
@@ -62,7 +66,15 @@ server does not hold). The custodians sign the file with afterlife admin root si
 		if err != nil {
 			return err
 		}
-		proposal, err := seed.Propose(cmd.Context(), mirrorDir, pinned, filepath.Join(cfg.Keys, "tuf"), time.Now())
+		// When devices check the log, the root names this server's new
+		// log: its key is made now, before the first start, which finds it.
+		var named string
+		newLog := func() (verify.Policy, error) {
+			origin, vkey, err := translog.PrepareKey(cfg.Keys, translog.OriginFor(cfg.PublicURL))
+			named = vkey
+			return verify.Policy{Origin: origin, LogKey: vkey}, err
+		}
+		proposal, err := seed.Propose(cmd.Context(), mirrorDir, pinned, filepath.Join(cfg.Keys, "tuf"), time.Now(), newLog)
 		if err != nil {
 			return err
 		}
@@ -72,6 +84,9 @@ server does not hold). The custodians sign the file with afterlife admin root si
 		sum, err := tuf.DescribeRoot(proposal)
 		if err != nil {
 			return err
+		}
+		if named != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "devices check this server's new log from this root on: %s (no witnesses yet)\n", named)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s\nwritten to %s: the root's custodians sign it (afterlife admin root sign --key root.key %s), then: afterlife admin rehome import\n", sum, out, out)
 		return nil

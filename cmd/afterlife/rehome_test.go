@@ -46,10 +46,18 @@ limits: {timeout: 1m, memory: 256MiB}
 func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 	bin := deviceBinary(t)
 	base := t.TempDir()
-	origin := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--allow-local-repos", "--translog-every", "200ms"}})
+	// Devices check the origin's log: its policy is in the root, with both
+	// local builders as witnesses before the root goes to custodians.
+	origin := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--allow-local-repos", "--translog-every", "200ms", "--translog-in-root"}})
 	as := []string{"--server", origin.URL, "--token", origin.Token}
 	afterlife(t, true, append([]string{"admin", "org", "create", "acme"}, as...)...)
 	afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam", "--device-ids", "usb:acme:cam"}, as...)...)
+	testenv.Eventually(t, time.Minute, func() error {
+		if n := strings.Count(string(get(t, origin.URL+"/tuf/root.json")), `"verifier_key"`); n < 2 {
+			return fmt.Errorf("the root's log policy names %d witnesses, want 2", n)
+		}
+		return nil
+	})
 
 	// The origin's root moves to 2 of 3 custodians, each on a machine (a
 	// directory) of its own; the server's single root key signs the move.
@@ -69,6 +77,11 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 	afterlife(t, true, "admin", "root", "sign", "--key", filepath.Join(machine["alice"], "root.key"), move)
 	afterlife(t, true, "admin", "root", "sign", "--key", filepath.Join(machine["bob"], "root.key"), move)
 	afterlife(t, true, append([]string{"admin", "root", "publish", move}, as...)...)
+	moved, err := tuf.DescribeRoot(get(t, origin.URL+"/tuf/root.json"))
+	if err != nil || moved.Threshold != 2 {
+		t.Fatalf("the origin's root after the move: %+v (%v)", moved, err)
+	}
+	next := fmt.Sprintf("root version %d", moved.Version+1)
 
 	build := submitRecipe(t, as, fmt.Sprintf(rehomeRecipe, "1.0.0", "1.0.0"), "acme-fw 1.0.0")
 	waitReproducible(t, origin, build, 3*time.Minute)
@@ -95,7 +108,7 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 		return string(b)
 	}
 	device(true, "init", "--registry", origin.URL, "--root", root1, "--id", "usb:acme:cam", "--product", "acme-cam", "--accept-community-firmware")
-	if out := device(true, "update"); !strings.Contains(out, "installed acme-cam 1.0.0") {
+	if out := device(true, "update", "--verbose"); !strings.Contains(out, "installed acme-cam 1.0.0") || !strings.Contains(out, "release is in the transparency log") {
 		t.Fatalf("update from the origin said %q", out)
 	}
 
@@ -143,7 +156,7 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 
 			proposal := filepath.Join(t.TempDir(), "proposal.json")
 			out := admin(true, "admin", "rehome", "propose", "--mirror", mirrorDir, "--root", root1, "--out", proposal)
-			if !strings.Contains(out, "root version 3") || !strings.Contains(out, "needs 2 of these 3") {
+			if !strings.Contains(out, next) || !strings.Contains(out, "needs 2 of these 3") || !strings.Contains(out, "new log") {
 				t.Fatalf("propose said %q", out)
 			}
 			// alice and carol sign on their own machines.
@@ -161,7 +174,7 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 				}
 			})
 			out = admin(true, append([]string{"admin", "rehome", "import", "--mirror", mirrorDir, "--root", root1}, copies...)...)
-			if !strings.Contains(out, "root version 3 published") || !strings.Contains(out, "1 products, 1 releases imported") {
+			if !strings.Contains(out, next+" published") || !strings.Contains(out, "1 products, 1 releases imported") {
 				t.Fatalf("import said %q", out)
 			}
 			t.Run("a seeded database is not seeded twice", func(t *testing.T) {
@@ -180,17 +193,25 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 			if code := apiJSON(t, "GET", srv.URL+"/v1/releases/"+old.ID, "", nil, &rel); code != http.StatusOK || rel.Version != "1.0.0" {
 				t.Fatalf("the origin's release %s on the new registry: %d %+v", old.ID, code, rel)
 			}
-			if sum, err := tuf.DescribeRoot(get(t, srv.URL+"/tuf/root.json")); err != nil || sum.Version != 3 || sum.Threshold != 2 {
-				t.Fatalf("the new registry's root is %+v (%v), want version 3 held by 2 custodians", sum, err)
+			newRoot := get(t, srv.URL+"/tuf/root.json")
+			if sum, err := tuf.DescribeRoot(newRoot); err != nil || sum.Version != moved.Version+1 || sum.Threshold != 2 {
+				t.Fatalf("the new registry's root is %+v (%v), want %s held by 2 custodians", sum, err, next)
+			}
+			var info struct {
+				LogKey string `json:"verifier_key"`
+			}
+			apiJSON(t, "GET", srv.URL+"/v1/log", "", nil, &info)
+			if info.LogKey == "" || !bytes.Contains(newRoot, []byte(info.LogKey)) {
+				t.Fatalf("the custodians' root does not name the new registry's log key %q", info.LogKey)
 			}
 
 			dstate := filepath.Join(t.TempDir(), "device")
 			if err := os.CopyFS(dstate, os.DirFS(state)); err != nil {
 				t.Fatal(err)
 			}
-			onNew := func(wantOK bool) string {
+			onNew := func(wantOK bool, args ...string) string {
 				t.Helper()
-				cmd := exec.Command(bin, "update", "--registry", srv.URL, "--state", dstate)
+				cmd := exec.Command(bin, append([]string{"update", "--registry", srv.URL, "--state", dstate}, args...)...)
 				cmd.Env = append(os.Environ(), "AFTERLIFE_REGISTRY=")
 				b, err := cmd.CombinedOutput()
 				if (err == nil) != wantOK {
@@ -202,8 +223,8 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 				if out := onNew(true); !strings.Contains(out, "up to date (version 1.0.0)") {
 					t.Fatalf("update on the new registry said %q", out)
 				}
-				if sum, err := tuf.DescribeRoot(readFile(t, filepath.Join(dstate, "tuf", "root.json"))); err != nil || sum.Version != 3 {
-					t.Fatalf("the device trusts %+v (%v), want root version 3", sum, err)
+				if sum, err := tuf.DescribeRoot(readFile(t, filepath.Join(dstate, "tuf", "root.json"))); err != nil || sum.Version != moved.Version+1 {
+					t.Fatalf("the device trusts %+v (%v), want %s", sum, err, next)
 				}
 			})
 			t.Run("a release the new registry's builders agreed on reaches it", func(t *testing.T) {
@@ -213,15 +234,18 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 				if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, map[string]string{"build_id": build, "product": "acme-cam", "version": "2.0.0", "channel": "stable"}, nil); code != http.StatusCreated {
 					t.Fatalf("publish 2.0.0 on the new registry: %d\n%s", code, srv.LogTail())
 				}
-				if out := onNew(true); !strings.Contains(out, "installed acme-cam 2.0.0") {
+				// The device checks the new log, which the root now names,
+				// and leaves the old log's checkpoint behind.
+				waitForLoggedRelease(t, srv.URL, "acme-cam")
+				if out := onNew(true, "--verbose"); !strings.Contains(out, "installed acme-cam 2.0.0") || !strings.Contains(out, "release is in the transparency log") ||
+					!strings.Contains(out, "another transparency log") {
 					t.Fatalf("update on the new registry said %q", out)
 				}
 			})
 			t.Run("a mirror of the new registry verifies from the origin's first root", func(t *testing.T) {
-				waitForLoggedRelease(t, srv.URL, "acme-cam")
 				dir := filepath.Join(t.TempDir(), "mirror")
 				afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
-				if out, _ := afterlife(t, true, "mirror", "verify", dir, "--root", root1); !strings.Contains(out, "root version 3") || !strings.Contains(out, "OK") {
+				if out, _ := afterlife(t, true, "mirror", "verify", dir, "--root", root1); !strings.Contains(out, next) || !strings.Contains(out, "OK") {
 					t.Fatalf("verify of the new registry's mirror said:\n%s", out)
 				}
 			})

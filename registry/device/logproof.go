@@ -203,6 +203,13 @@ func (c *client) extendsAccepted(ctx context.Context, pol verify.Policy, cp veri
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("device: %w", err)
 	}
+	if err == nil && pol.OtherLog(prevRaw) {
+		// The trusted root names another log than the one this device
+		// checked before (custodians handed the registry to a new
+		// operator, docs/mirror.md): its history starts here.
+		c.log.Info("device: the trusted root names another transparency log; its checkpoints start anew", "origin", pol.Origin)
+		err = fs.ErrNotExist
+	}
 	if err == nil {
 		prev, err := pol.LogSigned(prevRaw)
 		if err != nil {

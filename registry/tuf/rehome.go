@@ -22,12 +22,13 @@ import (
 
 // ProposeRehome returns the next root version after current (the newest
 // root of the copied chain) as an unsigned proposal: the same root keys
-// and threshold, new targets, snapshot and timestamp keys, and no custom
-// field (the old root's afterlife_log names the old operator's log, whose
-// key the new server does not hold; a device would refuse every release
-// the new log records). The new keys are kept in keyDir as
+// and threshold, new targets, snapshot and timestamp keys, and fields as
+// its custom fields instead of the old root's (whose afterlife_log names
+// the old operator's log, whose key the new server does not hold: a device
+// would refuse every release the new log records). The new keys are kept
+// in keyDir as
 // "<role>.key.proposed-<N+1>" until Adopt publishes the signed root.
-func ProposeRehome(current []byte, keyDir string, expires time.Time) ([]byte, error) {
+func ProposeRehome(current []byte, keyDir string, expires time.Time, fields map[string]any) ([]byte, error) {
 	cur, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(current)
 	if err != nil {
 		return nil, errs.Wrap(errs.Invalid, err, "tuf: the current root is not TUF root metadata")
@@ -42,6 +43,9 @@ func ProposeRehome(current []byte, keyDir string, expires time.Time) ([]byte, er
 	root.Signed.Version++
 	root.Signed.Expires = expires.UTC().Truncate(time.Second)
 	root.Signed.UnrecognizedFields = nil
+	if len(fields) > 0 {
+		root.Signed.UnrecognizedFields = fields
+	}
 	root.ClearSignatures()
 	for _, role := range onlineRoles {
 		k, err := generateRoleKey()

@@ -43,7 +43,7 @@ func TestACopiedRepositoryIsAdoptedWithTheCustodiansRootAndClientsFollow(t *test
 	}
 	keyDir := filepath.Join(t.TempDir(), "keys")
 	expires := f.clock.now().Add(365 * 24 * time.Hour)
-	proposal, err := ProposeRehome(f.meta("root.json"), keyDir, expires)
+	proposal, err := ProposeRehome(f.meta("root.json"), keyDir, expires, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestACopiedRepositoryIsAdoptedWithTheCustodiansRootAndClientsFollow(t *test
 		}
 	})
 	t.Run("a root another server proposed is refused", func(t *testing.T) {
-		other, err := ProposeRehome(f.meta("root.json"), filepath.Join(t.TempDir(), "keys"), expires)
+		other, err := ProposeRehome(f.meta("root.json"), filepath.Join(t.TempDir(), "keys"), expires, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

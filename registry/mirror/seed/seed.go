@@ -34,7 +34,9 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
+	"github.com/afterlife-oss/afterlife/registry/device"
 	"github.com/afterlife-oss/afterlife/registry/mirror"
+	"github.com/afterlife-oss/afterlife/registry/translog/verify"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
 )
 
@@ -68,8 +70,11 @@ func verified(ctx context.Context, dir string, pinned []byte, now time.Time) (*m
 // Propose verifies the mirror in dir from the pinned root and returns the
 // next root version after the mirror's newest, listing new online keys
 // this server keeps in keyDir (tuf.ProposeRehome), unsigned, for the
-// root's custodians to sign.
-func Propose(ctx context.Context, dir string, pinned []byte, keyDir string, now time.Time) ([]byte, error) {
+// root's custodians to sign. When the mirrored root asks devices to check
+// the transparency log (its afterlife_log field), the proposal names the
+// new server's log instead, as newLog gives it: the old log's key left
+// with its operator.
+func Propose(ctx context.Context, dir string, pinned []byte, keyDir string, now time.Time, newLog func() (verify.Policy, error)) ([]byte, error) {
 	if _, err := verified(ctx, dir, pinned, now); err != nil {
 		return nil, err
 	}
@@ -77,7 +82,19 @@ func Propose(ctx context.Context, dir string, pinned []byte, keyDir string, now 
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	return tuf.ProposeRehome(cur, keyDir, now.Add(365*24*time.Hour))
+	root, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(cur)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "seed: %s/root.json", mirror.TUFDir)
+	}
+	var fields map[string]any
+	if _, ok := root.Signed.UnrecognizedFields[device.LogPolicyField]; ok {
+		pol, err := newLog()
+		if err != nil {
+			return nil, err
+		}
+		fields = map[string]any{device.LogPolicyField: pol}
+	}
+	return tuf.ProposeRehome(cur, keyDir, now.Add(365*24*time.Hour), fields)
 }
 
 // TUFOptions are what AdoptTUF copies into.

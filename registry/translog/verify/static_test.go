@@ -200,3 +200,18 @@ func FuzzStaticBundleReadsAnyEntryBundle(f *testing.F) {
 		}
 	})
 }
+
+func TestAPolicyTellsACheckpointOfAnotherLogFromItsOwn(t *testing.T) {
+	a, b := newStaticLog(t, 3, entryText), newStaticLog(t, 3, entryText)
+	if a.policy.OtherLog(a.files["checkpoint"]) {
+		t.Error("a checkpoint of the policy's own log counts as another log's")
+	}
+	if !a.policy.OtherLog(b.files["checkpoint"]) {
+		t.Error("a checkpoint signed by another log's key counts as the policy's log's")
+	}
+	forged := append([]byte(nil), a.files["checkpoint"]...)
+	forged[len(forged)-5] ^= 0x01 // a bad signature by the policy's own key
+	if a.policy.OtherLog(forged) {
+		t.Error("a checkpoint with a bad signature of the policy's key counts as another log's")
+	}
+}
