@@ -29,7 +29,9 @@ func newRehomeCmd() *cobra.Command {
 
   1. afterlife admin rehome propose --mirror DIR --root ROOT --out proposal.json
      verifies the mirror, makes this server's new online TUF keys (targets, snapshot,
-     timestamp) in its key directory and writes the next root version listing them.
+     timestamp) in its key directory and writes the next root version listing them
+     (and naming this server's new transparency log, when the root asks devices to
+     check the log).
   2. The custodians sign it offline: afterlife admin root sign --key root.key proposal.json
   3. afterlife admin rehome import --mirror DIR --root ROOT COPY...
      verifies the mirror again, copies its TUF repository and targets into this
