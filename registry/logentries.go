@@ -34,7 +34,7 @@ const maxLogEntriesSigned = 100
 // the registry's events under. It returns how many releases it signed.
 func (s *Service) SignLogEntries(ctx context.Context, l LogEntries, source string) (int, error) {
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT r.id, e.seq FROM releases r
-		JOIN registry_events e ON e.release_id = r.id AND e.kind = 'published'
+		JOIN registry_events e ON e.release_id = r.id AND e.kind IN ('published', 'imported')
 		WHERE r.log_entry = -1 ORDER BY e.seq LIMIT ?`), maxLogEntriesSigned)
 	if err != nil {
 		return 0, fmt.Errorf("registry: releases without their log entry: %w", db.Classify(err))

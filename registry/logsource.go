@@ -82,7 +82,9 @@ func (s *Service) LogEvents(ctx context.Context, seq int64, limit int) ([]logeve
 		}
 		if r := e.Release; r != nil {
 			ev.Fields["version"], ev.Fields["channel"] = r.Version, r.Channel
-			if e.Kind == "published" {
+			// An imported release (a registry carried on from a mirror,
+			// import.go) is logged with what its publication said.
+			if e.Kind == "published" || e.Kind == "imported" {
 				arts := make([]map[string]any, 0, len(r.Artifacts))
 				for _, a := range r.Artifacts {
 					arts = append(arts, map[string]any{"target": a.Target, "digest": a.Digest, "size": a.Size})

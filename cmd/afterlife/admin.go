@@ -32,7 +32,8 @@ The token defaults to ./data/admin.token, which serve writes on first start.`,
 	}
 	cf.Add(cmd)
 	cmd.AddCommand(authcli.TokenCommand(&cf), authcli.OrgCommand(&cf), authcli.WhoamiCommand(&cf),
-		registrycli.DeviceIDsCommand(&cf), registrycli.MaintainerCommand(&cf), registrycli.KeysCommand(&cf), rootcli.New(cf.Call, time.Now), fwupdcli.Command(time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd())
+		registrycli.DeviceIDsCommand(&cf), registrycli.MaintainerCommand(&cf), registrycli.KeysCommand(&cf), rootcli.New(cf.Call, time.Now), fwupdcli.Command(time.Now), newBlobsCmd(), newBackupCmd(), newRestoreCmd(),
+		newRehomeCmd())
 	return cmd
 }
 

@@ -47,7 +47,9 @@ limits: {timeout: 1m, memory: 256MiB}
 // resumes it with Range.
 func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 	bin := deviceBinary(t)
-	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--allow-local-repos", "--fwupd-every", "1s"}})
+	// The log's policy is in the TUF root: devices check the log, and on
+	// the mirror they prove entries from its tiles.
+	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--allow-local-repos", "--fwupd-every", "1s", "--translog-in-root", "--translog-every", "200ms"}})
 	admin := []string{"--server", srv.URL, "--token", srv.Token}
 	afterlife(t, true, append([]string{"admin", "org", "create", "acme", "--name", "ACME Devices", "--kind", "vendor"}, admin...)...)
 	afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam 2", "--device-ids", "usb:acme:cam",
@@ -84,6 +86,14 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 		}
 		return nil
 	})
+	// Both local builders witness the log; once the root names both, it
+	// stays as it is.
+	testenv.Eventually(t, time.Minute, func() error {
+		if n := strings.Count(mirrorGet(t, srv.URL+"/tuf/root.json"), `"verifier_key"`); n < 2 {
+			return fmt.Errorf("the root's log policy names %d witnesses, want 2", n)
+		}
+		return nil
+	})
 	root := filepath.Join(t.TempDir(), "1.root.json")
 	if err := os.WriteFile(root, []byte(mirrorGet(t, srv.URL+"/tuf/1.root.json")), 0o644); err != nil {
 		t.Fatal(err)
@@ -92,7 +102,7 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "mirror")
 	afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
 	out, _ := afterlife(t, true, "mirror", "verify", dir, "--root", root)
-	for _, want := range []string{"(fresh)", "2 attestations", "1 deposits (1 public files)", "OK"} {
+	for _, want := range []string{"(fresh)", "2 attestations", "1 deposits (1 public files)", "2 support-period documents", "(policy from root)", "OK"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("mirror verify said %q, want %q in it", out, want)
 		}
@@ -124,23 +134,76 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 	})
 
 	site := testenv.ServeStatic(t, dir)
-	t.Run("the device client installs the release from nginx serving the mirror", func(t *testing.T) {
-		state := t.TempDir()
-		device := func(args ...string) string {
-			cmd := exec.Command(bin, append(args, "--state", state)...)
-			cmd.Env = append(os.Environ(), "AFTERLIFE_REGISTRY=")
-			b, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("afterlife-device %s: %v\n%s", strings.Join(args, " "), err, b)
-			}
-			return string(b)
+	state := t.TempDir() // the device's, kept for the last subtest
+	device := func(t *testing.T, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--state", state)...)
+		cmd.Env = append(os.Environ(), "AFTERLIFE_REGISTRY=")
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("afterlife-device %s: %v\n%s", strings.Join(args, " "), err, b)
 		}
+		return string(b)
+	}
+	t.Run("the device client installs the release from nginx serving the mirror", func(t *testing.T) {
+		device := func(args ...string) string { return device(t, args...) }
 		device("init", "--registry", site.URL, "--root", root, "--id", "usb:acme:cam", "--product", "acme-cam", "--accept-community-firmware")
-		if out := device("update"); !strings.Contains(out, "installed acme-cam 1.0.0") {
+		// The root carries the log's policy: the device proves the
+		// release's signed entry from the mirror's tiles and checkpoint.
+		if out := device("update", "--verbose"); !strings.Contains(out, "installed acme-cam 1.0.0") || !strings.Contains(out, "proved from its tiles") ||
+			!strings.Contains(out, "release is in the transparency log") {
 			t.Fatalf("update from the mirror said %q", out)
 		}
 		if out := device("update"); !strings.Contains(out, "up to date (version 1.0.0)") {
 			t.Fatalf("a second update from the mirror said %q", out)
+		}
+	})
+	t.Run("a device that checks the log refuses a mirror with a changed tile", func(t *testing.T) {
+		for _, tc := range []struct{ file, says string }{
+			{"log/tile/0/", "do not prove the signed entry"},
+			{"log/tile/entries/", "do not prove the signed entry"},
+		} {
+			bad := filepath.Join(t.TempDir(), "mirror")
+			if err := os.CopyFS(bad, os.DirFS(dir)); err != nil {
+				t.Fatal(err)
+			}
+			var m []string
+			_ = filepath.WalkDir(filepath.Join(bad, tc.file), func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					m = append(m, p)
+				}
+				return err
+			})
+			if len(m) != 1 {
+				t.Fatalf("want one file under %s in the mirror, found %v", tc.file, m)
+			}
+			b := readFile(t, m[0])
+			at := len(b) / 2
+			if i := bytes.LastIndex(b, []byte("release.published")); strings.Contains(tc.file, "entries") && i >= 0 {
+				at = i + 3 // in the release's own publication entry
+			}
+			b[at] ^= 0x01
+			writeFile(t, m[0], b)
+			badSite := testenv.ServeStatic(t, bad)
+			state := t.TempDir()
+			cmd := exec.Command(bin, "init", "--state", state, "--registry", badSite.URL, "--root", root, "--id", "usb:acme:cam", "--product", "acme-cam", "--accept-community-firmware")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("init: %v\n%s", err, out)
+			}
+			out, err := exec.Command(bin, "update", "--state", state).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.says) || strings.Contains(string(out), "installed acme-cam") {
+				t.Fatalf("update from a mirror with a byte of %s changed: %v, want a refusal that says %q:\n%s", tc.file, err, tc.says, out)
+			}
+		}
+	})
+	t.Run("support-period documents are served where the origin's API serves them", func(t *testing.T) {
+		for _, f := range []string{"openeox.json", "cle.json"} {
+			if got, want := mirrorGet(t, site.URL+"/api/products/acme-cam/lifecycle/"+f), mirrorGet(t, srv.URL+"/v1/products/acme-cam/lifecycle/"+f); got != want {
+				t.Errorf("the mirror's %s differs from the origin's:\n%s\n%s", f, got, want)
+			}
+		}
+		if body := mirrorGet(t, site.URL+"/api/lifecycle.json"); !strings.Contains(body, "acme-cam/lifecycle/openeox.json") {
+			t.Errorf("the mirrored catalogue lacks the product's documents: %s", body)
 		}
 	})
 	t.Run("owners browse the mirrored pages", func(t *testing.T) {
@@ -173,6 +236,9 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 			{"an fwupd cabinet", first("fwupd/cabs/*")},
 			{"a tile", first("log/tile/0/*", "log/tile/0/*/*")},
 			{"the fwupd metadata", "fwupd/firmware.xml.zst"},
+			{"a support-period document", "api/products/acme-cam/lifecycle/openeox.json"},
+			{"a signed support-period target", first("tuf/targets/acme-cam/lifecycle/*.cle.json")},
+			{"the support-period catalogue", "api/lifecycle.json"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				bad := filepath.Join(t.TempDir(), "mirror")
@@ -184,7 +250,13 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 				if err != nil || len(b) < 20 {
 					t.Fatalf("read %s: %v (%d bytes)", tc.file, err, len(b))
 				}
-				b[len(b)/2] ^= 0x01
+				at := len(b) / 2
+				if tc.file == "api/lifecycle.json" {
+					// The catalogue is not signed: what verify holds it to
+					// is the digest of each document it lists.
+					at = bytes.Index(b, []byte(`"sha256":"`)) + len(`"sha256":"`) + 5
+				}
+				b[at] ^= 0x01
 				if err := os.WriteFile(p, b, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -256,6 +328,19 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 			t.Errorf("the resumed mirror does not verify:\n%s", out)
 		}
 	})
+
+	t.Run("the next release proves from the refreshed mirror's tiles that the log extends what the device accepted", func(t *testing.T) {
+		req := map[string]string{"build_id": buildID, "product": "acme-cam", "version": "1.1.0", "channel": "stable"}
+		if code := apiJSON(t, "POST", srv.URL+"/v1/releases", srv.Token, req, nil); code != http.StatusCreated {
+			t.Fatalf("publish 1.1.0: %d", code)
+		}
+		waitForLoggedRelease(t, srv.URL, "acme-cam")
+		afterlife(t, true, "mirror", "pull", "--from", srv.URL, dir)
+		out := device(t, "update", "--verbose")
+		if !strings.Contains(out, "installed acme-cam 1.1.0") || !strings.Contains(out, "consistency proved from its tiles") {
+			t.Fatalf("update from the refreshed mirror said %q", out)
+		}
+	})
 }
 
 // waitForLoggedRelease waits until the served, witnessed checkpoint covers
@@ -285,6 +370,9 @@ func waitForLoggedRelease(t *testing.T, base, product string) {
 		for _, r := range list.Releases {
 			if r.LogEntry == nil {
 				return fmt.Errorf("the targets of %s %s do not sign their log entry yet", product, r.Version)
+			}
+			if *r.LogEntry >= info.Witnessed {
+				return fmt.Errorf("the witnessed checkpoint (size %d) does not cover entry %d of %s %s yet", info.Witnessed, *r.LogEntry, product, r.Version)
 			}
 		}
 		for _, e := range about {

@@ -358,10 +358,52 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 	if p.Support.Declared() {
 		p.Support.Updated = p.Created
 	}
+	if err := c.insert(ctx, p, who.Actor(), p.Created); err != nil {
+		return Product{}, err
+	}
+	c.lifecycleChanged(ctx, p.ID)
+	return p, nil
+}
+
+// Import registers a product as another registry published it: a new
+// registry carrying on from a mirror of that one (docs/mirror.md, "Taking
+// a registry over"). It keeps the product's id, vendor org, model,
+// revisions, device ids, fwupd GUIDs, end of life, status, risk notes,
+// support period and registration time, checked as a registration is; its
+// history there is not carried over: one event, at now, records the
+// import with the status the product had. Its vendor org need not exist
+// here (an admin makes it again to give the vendor its products back).
+func (c *Catalog) Import(ctx context.Context, p Product, actor string) (Product, error) {
+	r := Registration{ID: p.ID, Vendor: p.Vendor, Model: p.Model, Revisions: p.Revisions, DeviceIDs: p.DeviceIDs, FwupdIDs: p.FwupdGUIDs,
+		RiskNotes: p.RiskNotes, Support: p.Support}
+	if !p.EOL.IsZero() {
+		r.EOL = p.EOL.UTC().Format(time.DateOnly)
+	}
+	q, err := r.validate()
+	if err != nil {
+		return Product{}, fmt.Errorf("catalog: import %s: %w", p.ID, err)
+	}
+	if !slices.Contains([]Status{Supported, Sunset, HandedOver, Community}, p.Status) {
+		return Product{}, errs.E(errs.Invalid, "catalog: import %s: status %q", p.ID, p.Status)
+	}
+	q.Status, q.Created, q.Support.Updated = p.Status, p.Created.UTC().Truncate(time.Millisecond), p.Support.Updated
+	if q.Created.IsZero() {
+		q.Created = c.now().UTC().Truncate(time.Millisecond)
+	}
+	if err := c.insert(ctx, q, actor, c.now().UTC().Truncate(time.Millisecond)); err != nil {
+		return Product{}, err
+	}
+	c.lifecycleChanged(ctx, q.ID)
+	return q, nil
+}
+
+// insert writes a new product, claims its device ids and GUIDs, and
+// records its first event at the given time.
+func (c *Catalog) insert(ctx context.Context, p Product, actor string, at time.Time) error {
 	revs, _ := json.Marshal(p.Revisions)
 	devs, _ := json.Marshal(p.DeviceIDs)
 	guids, _ := json.Marshal(p.FwupdGUIDs)
-	err = c.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := c.db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, d := range p.DeviceIDs {
 			if err := claimable(ctx, c.db, tx, d, p.ID); err != nil {
 				return err
@@ -374,7 +416,7 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 		}
 		if _, err := tx.ExecContext(ctx, c.db.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, fwupd_guids, eol, status, risk_notes, created_at, created_by, support)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			p.ID, p.Vendor, p.Model, string(revs), string(devs), string(guids), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), who.Actor(), encodeSupport(p.Support)); err != nil {
+			p.ID, p.Vendor, p.Model, string(revs), string(devs), string(guids), db.Millis(p.EOL), string(p.Status), p.RiskNotes, db.Millis(p.Created), actor, encodeSupport(p.Support)); err != nil {
 			return err
 		}
 		for _, g := range p.FwupdGUIDs {
@@ -393,16 +435,15 @@ func (c *Catalog) Register(ctx context.Context, who principal.Principal, r Regis
 				return err
 			}
 		}
-		return c.appendEvent(ctx, tx, p.ID, p.Created, who.Actor(), "", p.Status, p.Support, nil)
+		return c.appendEvent(ctx, tx, p.ID, at, actor, "", p.Status, p.Support, nil)
 	})
 	if db.IsUniqueViolation(err) {
-		return Product{}, errs.E(errs.Conflict, "product %s already exists (a retired product keeps its id: choose another)", p.ID)
+		return errs.E(errs.Conflict, "product %s already exists (a retired product keeps its id: choose another)", p.ID)
 	}
 	if err != nil {
-		return Product{}, fmt.Errorf("catalog: register %s: %w", p.ID, err)
+		return fmt.Errorf("catalog: register %s: %w", p.ID, err)
 	}
-	c.lifecycleChanged(ctx, p.ID)
-	return p, nil
+	return nil
 }
 
 var notSlug = regexp.MustCompile(`[^a-z0-9]+`)

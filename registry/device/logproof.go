@@ -89,16 +89,27 @@ func (c *client) checkLogged(ctx context.Context, cand *candidate) error {
 		// The targets role signed where the publication sits: that entry
 		// must prove it, and no other is looked for.
 		i := cand.meta.Log.Index
+		var b verify.Bundle
 		raw, err := c.getRaw(ctx, "/v1/log/entries/"+strconv.FormatInt(i, 10)+"/proof")
-		if errs.Is(err, errs.NotFound) {
-			return refuse(err, "the signed entry %d is in no witnessed checkpoint yet", i)
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+			if b, err = pol.Bundle(raw); err != nil {
+				return refuse(err, "the log's proof of the signed entry %d does not verify", i)
+			}
+		case errs.Is(err, errs.NotFound):
+			// No proof from the log's API: a static mirror has none (and
+			// the origin none for an entry not witnessed yet). Prove the
+			// entry from the log's tiles and checkpoint instead.
+			b, err = pol.StaticBundle(ctx, c.staticLog, i)
+			if errs.Is(err, errs.NotFound) {
+				return refuse(err, "the signed entry %d is in no witnessed checkpoint yet", i)
+			}
+			if err != nil {
+				return refuse(err, "the log's tiles do not prove the signed entry %d", i)
+			}
+			c.log.Info("device: the log's entry proved from its tiles", "entry", i, "log_size", b.Checkpoint.Size)
+		default:
 			return err
-		}
-		b, err := pol.Bundle(raw)
-		if err != nil {
-			return refuse(err, "the log's proof of the signed entry %d does not verify", i)
 		}
 		if b.Index != i || !publishes(b.Entry, cand) {
 			return refuse(errors.New("another entry"), "the signed entry %d does not publish release %s", i, cand.meta.ReleaseID)
@@ -123,11 +134,13 @@ func (c *client) lookUpLoggedUnsigned(ctx context.Context, pol verify.Policy, ca
 		Index int64  `json:"index"`
 		Type  string `json:"type"`
 	}
-	if err := c.getJSON(ctx, "/v1/log/about/"+url.PathEscape(cand.meta.Product), &listed); err != nil {
+	if err := c.getJSON(ctx, "/v1/log/about/"+url.PathEscape(cand.meta.Product), &listed); errs.Is(err, errs.NotFound) {
+		return nil, refuse(err, "its target does not sign its log entry, and the registry lists no log entries (a static mirror proves only entries the targets sign)")
+	} else if err != nil {
 		return nil, err
 	}
 	for i := len(listed) - 1; i >= 0; i-- {
-		if listed[i].Type != "release.published" {
+		if listed[i].Type != "release.published" && listed[i].Type != "release.imported" {
 			continue
 		}
 		raw, err := c.getRaw(ctx, "/v1/log/entries/"+strconv.FormatInt(listed[i].Index, 10)+"/proof")
@@ -164,7 +177,9 @@ func publishes(entry []byte, cand *candidate) bool {
 			Digest string `json:"digest"`
 		} `json:"artifacts"`
 	}
-	if json.Unmarshal(entry, &e) != nil || e.Type != "release.published" {
+	// A registry that carried another on from its mirror logs the
+	// releases it imported as release.imported, with the same fields.
+	if json.Unmarshal(entry, &e) != nil || (e.Type != "release.published" && e.Type != "release.imported") {
 		return false
 	}
 	if e.Release != cand.meta.ReleaseID || e.Product != cand.meta.Product || e.Version != cand.meta.Version {
@@ -188,6 +203,13 @@ func (c *client) extendsAccepted(ctx context.Context, pol verify.Policy, cp veri
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("device: %w", err)
 	}
+	if err == nil && pol.OtherLog(prevRaw) {
+		// The trusted root names another log than the one this device
+		// checked before (custodians handed the registry to a new
+		// operator, docs/mirror.md): its history starts here.
+		c.log.Info("device: the trusted root names another transparency log; its checkpoints start anew", "origin", pol.Origin)
+		err = fs.ErrNotExist
+	}
 	if err == nil {
 		prev, err := pol.LogSigned(prevRaw)
 		if err != nil {
@@ -198,21 +220,37 @@ func (c *client) extendsAccepted(ctx context.Context, pol verify.Policy, cp veri
 			old, cur = cp, prev
 		}
 		raw, err := c.getRaw(ctx, fmt.Sprintf("/v1/log/consistency?old=%d&size=%d", old.Size, cur.Size))
-		if err != nil {
+		switch {
+		case err == nil:
+			p, err := verify.ParseProofLines(raw)
+			if err != nil {
+				return err
+			}
+			err = verify.Consistency(old, cur, p)
+			if err != nil {
+				return fmt.Errorf("the log does not extend the checkpoint of size %d this device accepted: %w", prev.Size, err)
+			}
+		case errs.Is(err, errs.NotFound):
+			// A static mirror: prove it from its tiles, those of cp's tree;
+			// a mirror older than what this device accepted cannot.
+			if err := verify.StaticConsistency(ctx, c.staticLog, prev, cp); err != nil {
+				return fmt.Errorf("the log does not extend the checkpoint of size %d this device accepted: %w", prev.Size, err)
+			}
+			c.log.Info("device: the log's consistency proved from its tiles", "accepted_size", prev.Size, "log_size", cp.Size)
+		default:
 			return err
-		}
-		p, err := verify.ParseProofLines(raw)
-		if err != nil {
-			return err
-		}
-		if err := verify.Consistency(old, cur, p); err != nil {
-			return fmt.Errorf("the log does not extend the checkpoint of size %d this device accepted: %w", prev.Size, err)
 		}
 		if cp.Size < prev.Size {
 			return nil // keep the newer one
 		}
 	}
 	return writeFileSync(path, cp.Note, 0o600)
+}
+
+// staticLog reads a file of the log's static C2SP tiles (under /log/),
+// which a mirror serves as the origin does.
+func (c *client) staticLog(ctx context.Context, name string) ([]byte, error) {
+	return c.getRaw(ctx, "/log/"+name)
 }
 
 func (c *client) getRaw(ctx context.Context, path string) ([]byte, error) {

@@ -41,6 +41,9 @@ type PullOptions struct {
 	Logger *slog.Logger
 	// Now stamps mirror.json (default time.Now).
 	Now func() time.Time
+	// LogWait bounds the wait for a witnessed log checkpoint that covers
+	// every entry the targets cite (default 30s; negative: no wait).
+	LogWait time.Duration
 }
 
 // PullResult says what a pull did.
@@ -76,6 +79,9 @@ func Pull(ctx context.Context, o PullOptions) (PullResult, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.LogWait == 0 {
+		o.LogWait = 30 * time.Second
 	}
 	u, err := url.Parse(o.From)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -140,10 +146,6 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	rootJSON, _, err := f.get(ctx, "/tuf/root.json")
 	if err != nil {
 		return res, fmt.Errorf("mirror: the origin's TUF root: %w", err)
-	}
-	checkpoint, _, err := f.get(ctx, "/log/checkpoint")
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return res, fmt.Errorf("mirror: the origin's log checkpoint: %w", err)
 	}
 
 	// TUF: every root version, then the metadata the timestamp names and
@@ -216,6 +218,13 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	}
 	res.Targets = len(all)
 	p.log.Info("mirror: TUF metadata read", "targets", len(all), "bins", len(bins))
+	// The log's checkpoint is read after the targets, which cite entries
+	// of the log: it must cover every one, or a device proving a release
+	// from the mirror's tiles would find its entry missing.
+	checkpoint, err := p.coveringCheckpoint(ctx, all)
+	if err != nil {
+		return res, err
+	}
 	err = parallel(ctx, p.o.Parallel, all, func(ctx context.Context, t tufTarget) error {
 		if relpath.Check(t.Name) != nil || len(t.SHA256) != 64 {
 			return errs.E(errs.Invalid, "mirror: the origin lists a target %q that cannot be mirrored", t.Name)
@@ -224,6 +233,12 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 		return f.file(ctx, "/"+rel, rel, t.SHA256, t.Length)
 	})
 	if err != nil {
+		return res, err
+	}
+
+	// Support-period documents where the API serves them, and their
+	// catalogue.
+	if err := p.lifecycle(ctx, all); err != nil {
 		return res, err
 	}
 
@@ -262,12 +277,20 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	} else if err != nil {
 		return res, err
 	}
+	missing := map[string]bool{}
 	err = parallel(ctx, p.o.Parallel, builds, func(ctx context.Context, id string) error {
-		return p.build(ctx, id)
+		found, err := p.build(ctx, id)
+		if err == nil && !found {
+			mu.Lock()
+			missing[id] = true
+			mu.Unlock()
+		}
+		return err
 	})
 	if err != nil {
 		return res, err
 	}
+	builds = slices.DeleteFunc(builds, func(id string) bool { return missing[id] })
 
 	// Released deposits: manifests, public files, receipts.
 	n, err := p.deposits(ctx)
@@ -355,14 +378,21 @@ func (p *puller) immutableDoc(ctx context.Context, urlPath, rel string) ([]byte,
 
 // build copies a build's verdict and each result's attestation and
 // buildinfo, checked against the digests the build names.
-func (p *puller) build(ctx context.Context, id string) error {
+// It reports false when the origin serves no such build.
+func (p *puller) build(ctx context.Context, id string) (bool, error) {
 	b, err := p.f.copyDoc(ctx, "/v1/builds/"+url.PathEscape(id), buildFile(id))
+	if errs.Is(err, errs.NotFound) {
+		// A release a registry carried on from another's mirror names a
+		// build only the other ran: its verdict is in that mirror.
+		p.log.Info("mirror: the origin serves no build of a release; its verdict stays with the registry that built it", "build", id)
+		return false, nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	var bd buildDoc
 	if err := json.Unmarshal(b, &bd); err != nil {
-		return errs.Wrap(errs.Invalid, err, "mirror: build %s", id)
+		return false, errs.Wrap(errs.Invalid, err, "mirror: build %s", id)
 	}
 	for _, r := range bd.Results {
 		if !safeID(r.JobID) {
@@ -371,16 +401,16 @@ func (p *puller) build(ctx context.Context, id string) error {
 		base := "/v1/builds/" + url.PathEscape(id) + "/jobs/" + url.PathEscape(r.JobID)
 		if sum, ok := strings.CutPrefix(r.Attestation, "sha256:"); ok {
 			if err := p.f.file(ctx, base+"/attestation", attestationFile(id, r.JobID), sum, -1); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if sum, ok := strings.CutPrefix(r.BuildInfo, "sha256:"); ok {
 			if err := p.f.file(ctx, base+"/buildinfo", buildInfoFile(id, r.JobID), sum, -1); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // buildDoc is the part of a build's JSON a mirror reads.
@@ -629,6 +659,56 @@ func checkpointBody(note []byte) string {
 		return s[:i+1]
 	}
 	return s
+}
+
+// coveringCheckpoint reads the origin's witnessed checkpoint (nil when it
+// serves no log) and, when the targets cite log entries, waits up to
+// o.LogWait for witnesses to cosign one that covers them all: a registry
+// signs an entry's index into its targets once the log holds it, a few
+// seconds before witnesses cosign it.
+func (p *puller) coveringCheckpoint(ctx context.Context, all []tufTarget) ([]byte, error) {
+	cited, citing := newestCitedEntry(all)
+	deadline := time.Now().Add(p.o.LogWait)
+	for {
+		checkpoint, _, err := p.f.get(ctx, "/log/checkpoint")
+		if err != nil && !errs.Is(err, errs.NotFound) {
+			return nil, fmt.Errorf("mirror: the origin's log checkpoint: %w", err)
+		}
+		if !citing {
+			return checkpoint, nil
+		}
+		size := int64(-1)
+		if checkpoint != nil {
+			if _, n, _, err := verify.ParseBody(checkpointBody(checkpoint)); err == nil {
+				size = n
+			}
+		}
+		if cited < size {
+			return checkpoint, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, errs.E(errs.Unavailable, "mirror: the origin's targets cite log entry %d, which its witnessed checkpoint (size %d) did not cover within %s; pull again once it does (nothing was pointed at)",
+				cited, max(size, 0), p.o.LogWait)
+		}
+		p.log.Info("mirror: waiting for a witnessed checkpoint that covers every log entry the targets cite", "entry", cited, "log_size", max(size, 0))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// newestCitedEntry is the highest log index a target signs as its
+// release's publication entry.
+func newestCitedEntry(ts []tufTarget) (int64, bool) {
+	best, ok := int64(-1), false
+	for _, t := range ts {
+		if t.Meta.Log != nil && t.Meta.Log.Index > best {
+			best, ok = t.Meta.Log.Index, true
+		}
+	}
+	return best, ok
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -42,6 +42,7 @@ type Report struct {
 	DepositFiles     int       `json:"deposit_files"`
 	LogSize          int64     `json:"log_size"`
 	LogPolicyFrom    string    `json:"log_policy_from,omitempty"` // "root" or "api/log.json"
+	LifecycleDocs    int       `json:"lifecycle_documents"`       // support-period documents under api/products/
 	FwupdCabs        int       `json:"fwupd_cabs"`
 	FwupdCAFrom      string    `json:"fwupd_ca_from,omitempty"` // the mirrored CA, when none was given
 	Failures         []Failure `json:"failures,omitempty"`
@@ -94,6 +95,7 @@ func VerifyWith(ctx context.Context, o VerifyOptions) (*Report, error) {
 	releases := v.tuf(root)
 	v.attestations(ctx)
 	v.deposits()
+	v.lifecycle(v.signed)
 	v.log(root, releases)
 	v.fwupd(o.FwupdCA)
 	slices.SortStableFunc(r.Failures, func(a, b Failure) int { return strings.Compare(a.File, b.File) })
@@ -104,7 +106,14 @@ type verifier struct {
 	dir string
 	r   *Report
 	now time.Time
+	// cited are the log entries targets sign as their release's
+	// publication: index → the release and the target citing it.
+	cited map[int64]citation
+	// signed are the targets the metadata signs, by name.
+	signed map[string]tufTarget
 }
+
+type citation struct{ release, target string }
 
 func (v *verifier) read(rel string) ([]byte, bool) {
 	b, err := os.ReadFile(filepath.Join(v.dir, filepath.FromSlash(rel)))
@@ -273,8 +282,18 @@ func (v *verifier) tuf(root *metadata.Metadata[metadata.RootType]) map[string][]
 		if t.Meta.ReleaseID != "" && t.Meta.Kind != "delta" {
 			releases[t.Meta.ReleaseID] = append(releases[t.Meta.ReleaseID], t.SHA256)
 		}
+		if t.Meta.Log != nil {
+			if v.cited == nil {
+				v.cited = map[int64]citation{}
+			}
+			v.cited[t.Meta.Log.Index] = citation{release: t.Meta.ReleaseID, target: t.Name}
+		}
 	}
 	v.r.Targets = len(all)
+	v.signed = map[string]tufTarget{}
+	for _, t := range all {
+		v.signed[t.Name] = t
+	}
 	return releases
 }
 
@@ -501,12 +520,15 @@ func (v *verifier) log(root *metadata.Metadata[metadata.RootType], releases map[
 					Digest string `json:"digest"`
 				} `json:"artifacts"`
 			}
-			if json.Unmarshal(entry, &e) == nil && e.Type == "release.published" {
+			if json.Unmarshal(entry, &e) == nil && publication(e.Type) {
 				m := map[string]bool{}
 				for _, a := range e.Artifacts {
 					m[strings.TrimPrefix(a.Digest, "sha256:")] = true
 				}
 				published[e.Release] = m
+			}
+			if c, ok := v.cited[n-1]; ok && (!publication(e.Type) || e.Release != c.release) {
+				v.r.fail(rel, "entry %d, which target %s signs as the publication of release %s, is a %s of %q", n-1, c.target, c.release, e.Type, e.Release)
 			}
 		}
 	}
@@ -538,6 +560,11 @@ func (v *verifier) log(root *metadata.Metadata[metadata.RootType], releases map[
 			v.r.fail(rel, "is not the tile of the tree the checkpoint signs")
 		}
 	}
+	for idx, c := range v.cited {
+		if idx >= cp.Size {
+			v.r.fail(cpName, "does not cover entry %d, which target %s signs as the publication of release %s", idx, c.target, c.release)
+		}
+	}
 	ids := make([]string, 0, len(releases))
 	for id := range releases {
 		ids = append(ids, id)
@@ -556,6 +583,11 @@ func (v *verifier) log(root *metadata.Metadata[metadata.RootType], releases map[
 		}
 	}
 }
+
+// publication says whether a log entry type publishes a release: its
+// publication, or its import by a registry that carried the one that
+// published it on (docs/mirror.md, "Taking a registry over").
+func publication(typ string) bool { return typ == "release.published" || typ == "release.imported" }
 
 func (v *verifier) logPolicy(root *metadata.Metadata[metadata.RootType]) (verify.Policy, string, error) {
 	var pol verify.Policy

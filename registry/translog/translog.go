@@ -193,6 +193,29 @@ func (l *Log) loadKey(ctx context.Context) error {
 	return nil
 }
 
+// PrepareKey makes the log's key in keyDir (or reads the one there)
+// before the log's first start, as Open would make it for origin, and
+// returns the log's origin (a key made beforehand names it) and its
+// verifier key. A registry carried on from a mirror names its new log in
+// the root its custodians sign before the new server first starts.
+func PrepareKey(keyDir, origin string) (string, string, error) {
+	if !validOrigin(origin) {
+		return "", "", errs.E(errs.Invalid, "translog: origin %q: want a schemeless URL such as example.org/log", origin)
+	}
+	skey, err := loadOrCreateSigner(filepath.Join(keyDir, KeyFile), origin)
+	if err != nil {
+		return "", "", err
+	}
+	if parts := strings.SplitN(skey, "+", 4); len(parts) == 4 && validOrigin(parts[2]) {
+		origin = parts[2]
+	}
+	vk, err := verifierKey(skey)
+	if err != nil {
+		return "", "", err
+	}
+	return origin, vk, nil
+}
+
 func loadOrCreateSigner(path, origin string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {

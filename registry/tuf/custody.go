@@ -140,27 +140,10 @@ func (r *Repo) PublishRoot(ctx context.Context, data []byte) (int64, error) {
 	if err := r.syncKeys(st); err != nil {
 		return 0, err
 	}
-	cur, next := st.root.Signed.Version, root.Signed.Version
-	if next != cur+1 {
-		return 0, errs.E(errs.Conflict, "tuf: the proposal is root version %d, the current root is version %d: propose version %d", next, cur, cur+1)
-	}
-	if !root.Signed.Expires.After(r.o.Now()) {
-		return 0, errs.E(errs.Invalid, "tuf: root version %d expired at %s", next, root.Signed.Expires.Format(time.RFC3339))
-	}
-	if !root.Signed.ConsistentSnapshot {
-		return 0, errs.E(errs.Invalid, "tuf: root version %d turns consistent snapshots off; the registry serves only consistent snapshots", next)
-	}
-	if err := checkRootRole(root); err != nil {
+	if err := checkNextRoot(st.root, root, r.o.Now()); err != nil {
 		return 0, err
 	}
-	if err := st.root.VerifyDelegate(metadata.ROOT, root); err != nil {
-		return 0, errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of the %d keys of the current root version %d: it has %d valid signatures of them",
-			next, st.root.Signed.Roles[metadata.ROOT].Threshold, len(st.root.Signed.Roles[metadata.ROOT].KeyIDs), cur, validRootSignatures(st.root, root))
-	}
-	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
-		return 0, errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of its own %d root keys: it has %d valid signatures of them",
-			next, root.Signed.Roles[metadata.ROOT].Threshold, len(root.Signed.Roles[metadata.ROOT].KeyIDs), validRootSignatures(root, root))
-	}
+	next := root.Signed.Version
 	newKeys := map[string]*roleKey{}
 	proposed := map[string]string{}
 	for _, role := range onlineRoles {
@@ -194,6 +177,35 @@ func (r *Repo) PublishRoot(ctx context.Context, data []byte) (int64, error) {
 	rl := root.Signed.Roles[metadata.ROOT]
 	r.o.Logger.Info("tuf root published", "root_version", next, "threshold", rl.Threshold, "root_keys", len(rl.KeyIDs), "online_keys_changed", len(newKeys))
 	return next, nil
+}
+
+// checkNextRoot refuses a root that may not follow cur: not the next
+// version, expired, without consistent snapshots, with a root role no
+// threshold can meet, or not signed by a threshold of cur's root keys and
+// of its own, as TUF clients require before they walk from one to the next.
+func checkNextRoot(cur, root *metadata.Metadata[metadata.RootType], now time.Time) error {
+	cv, next := cur.Signed.Version, root.Signed.Version
+	if next != cv+1 {
+		return errs.E(errs.Conflict, "tuf: the proposal is root version %d, the current root is version %d: propose version %d", next, cv, cv+1)
+	}
+	if !root.Signed.Expires.After(now) {
+		return errs.E(errs.Invalid, "tuf: root version %d expired at %s", next, root.Signed.Expires.Format(time.RFC3339))
+	}
+	if !root.Signed.ConsistentSnapshot {
+		return errs.E(errs.Invalid, "tuf: root version %d turns consistent snapshots off; the registry serves only consistent snapshots", next)
+	}
+	if err := checkRootRole(root); err != nil {
+		return err
+	}
+	if err := cur.VerifyDelegate(metadata.ROOT, root); err != nil {
+		return errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of the %d keys of the current root version %d: it has %d valid signatures of them",
+			next, cur.Signed.Roles[metadata.ROOT].Threshold, len(cur.Signed.Roles[metadata.ROOT].KeyIDs), cv, validRootSignatures(cur, root))
+	}
+	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
+		return errs.Wrap(errs.Invalid, err, "tuf: root version %d is not signed by %d of its own %d root keys: it has %d valid signatures of them",
+			next, root.Signed.Roles[metadata.ROOT].Threshold, len(root.Signed.Roles[metadata.ROOT].KeyIDs), validRootSignatures(root, root))
+	}
+	return nil
 }
 
 // validRootSignatures counts the root keys of by whose signature root

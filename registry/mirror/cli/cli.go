@@ -32,6 +32,7 @@ the public pages. See docs/mirror.md.`,
 func pullCmd() *cobra.Command {
 	var from string
 	var parallel int
+	var logWait time.Duration
 	var verbose bool
 	c := &cobra.Command{
 		Use:   "pull --from URL DIR",
@@ -54,7 +55,7 @@ file it lacks.`,
 			if verbose {
 				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			}
-			res, err := mirror.Pull(cmd.Context(), mirror.PullOptions{From: from, Dir: args[0], Parallel: parallel, Logger: log})
+			res, err := mirror.Pull(cmd.Context(), mirror.PullOptions{From: from, Dir: args[0], Parallel: parallel, Logger: log, LogWait: logWait})
 			fmt.Fprintf(cmd.OutOrStdout(), "pulled %d files (%d already present), %d bytes in %s: %d targets, %d releases, %d deposits, log size %d\n",
 				res.Files, res.Kept, res.Bytes, res.Took.Round(time.Millisecond), res.Targets, res.Releases, res.Deposits, res.LogSize)
 			return err
@@ -62,6 +63,7 @@ file it lacks.`,
 	}
 	c.Flags().StringVar(&from, "from", "", "the registry's public URL")
 	c.Flags().IntVar(&parallel, "parallel", 8, "files fetched at once")
+	c.Flags().DurationVar(&logWait, "log-wait", 30*time.Second, "how long to wait for a witnessed log checkpoint that covers every entry the targets cite (negative: not at all)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "say what happens")
 	return c
 }
@@ -74,9 +76,11 @@ func verifyCmd() *cobra.Command {
 		Short: "Check a mirror offline from a pinned TUF root; name every file that fails",
 		Long: `Walks the root chain from the pinned root (go-tuf's metadata API), checks every metadata
 signature, every target's length and sha256, every attestation's signature by its builder's
-key, released deposits' manifests and receipts against their files, and the log: the
-checkpoint's signatures, every tile against the tree it signs, and that it covers the
-publication of every release the targets sign, and the fwupd metadata against its Jcat
+key, released deposits' manifests and receipts against their files, support-period
+documents (OpenEoX, CLE) and their catalogue against the targets that sign them, and
+the log: the checkpoint's signatures, every tile against the tree it signs, and that it
+covers every entry the targets cite and the publication of every release they sign,
+and the fwupd metadata against its Jcat
 file and the cabinets it names. Reports the newest timestamp and whether it
 has expired (a stale mirror says so). Exits 1 when any file fails.`,
 		Args: cobra.ExactArgs(1),
@@ -108,8 +112,8 @@ has expired (a stale mirror says so). Exits 1 when any file fails.`,
 					fresh = "EXPIRED: this mirror is stale, devices will refuse it until it is pulled again"
 				}
 				fmt.Fprintf(out, "root version %d; timestamp version %d expires %s (%s)\n", rep.RootVersion, rep.Timestamp, rep.TimestampExpires.UTC().Format(time.RFC3339), fresh)
-				fmt.Fprintf(out, "%d targets, %d attestations, %d deposits (%d public files), log size %d (policy from %s)\n",
-					rep.Targets, rep.Attestations, rep.Deposits, rep.DepositFiles, rep.LogSize, rep.LogPolicyFrom)
+				fmt.Fprintf(out, "%d targets, %d attestations, %d deposits (%d public files), %d support-period documents, log size %d (policy from %s)\n",
+					rep.Targets, rep.Attestations, rep.Deposits, rep.DepositFiles, rep.LifecycleDocs, rep.LogSize, rep.LogPolicyFrom)
 				for _, f := range rep.Failures {
 					fmt.Fprintf(out, "FAIL %s: %s\n", f.File, f.Reason)
 				}

@@ -115,6 +115,28 @@ func (p Policy) LogSigned(b []byte) (Checkpoint, error) {
 	return cp, nil
 }
 
+// OtherLog reports whether a checkpoint (one a client accepted before) is
+// of a log other than the policy's: signed by none of its log key, or of
+// another origin. A client whose trusted policy now names another log (a
+// registry carried on by a new operator, whose custodians' root names the
+// new log) starts over with that log instead of refusing it as rewritten.
+func (p Policy) OtherLog(b []byte) bool {
+	logV, err := note.NewVerifier(p.LogKey)
+	if err != nil {
+		return false
+	}
+	n, err := note.Open(b, note.VerifierList(logV))
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	origin, _, _, err := ParseBody(n.Text)
+	return err == nil && origin != p.Origin
+}
+
 // ParseBody reads a C2SP checkpoint body: origin, size and root hash lines
 // (extension lines after them are allowed and ignored).
 func ParseBody(text string) (string, int64, tlog.Hash, error) {
