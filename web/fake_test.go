@@ -80,22 +80,26 @@ func summary(p *web.ProductPage) web.ProductSummary {
 	return s
 }
 
-func (c *fakeCatalog) Search(_ context.Context, q string, limit int) ([]web.ProductSummary, error) {
+func (c *fakeCatalog) Search(_ context.Context, q string, limit int) (web.SearchResults, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	q = strings.ToLower(q)
 	var out []web.ProductSummary
 	for _, p := range c.products {
 		hay := strings.ToLower(p.Vendor + " " + p.Model + " " + strings.Join(p.DeviceIDs, " "))
-		if strings.Contains(hay, q) {
+		all := true
+		for _, w := range strings.Fields(strings.ToLower(q)) {
+			all = all && strings.Contains(hay, w)
+		}
+		if all {
 			out = append(out, summary(p))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	total := len(out)
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	return out, nil
+	return web.SearchResults{Total: total, Products: out}, nil
 }
 
 func (c *fakeCatalog) Product(_ context.Context, id string) (*web.ProductPage, error) {
