@@ -95,11 +95,15 @@ func (c *fakeCatalog) Search(_ context.Context, q string, limit int) (web.Search
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	total := len(out)
+	res := web.SearchResults{Total: len(out)}
+	if q == "capped" { // a query matching more than the catalog counts
+		out, res.Total, res.Capped = append(out, summary(c.products["acme-thermo-2"])), 1000, true
+	}
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	return web.SearchResults{Total: total, Products: out}, nil
+	res.Products = out
+	return res, nil
 }
 
 func (c *fakeCatalog) Product(_ context.Context, id string) (*web.ProductPage, error) {

@@ -15,7 +15,8 @@ const searchLimit = 50
 type homeData struct {
 	Stats   Stats
 	Query   string
-	Total   int // how many products match Query; Results holds the best of them
+	Total   int  // how many products match Query; Results holds the best of them
+	Capped  bool // more than Total match
 	Results []ProductSummary
 	// Example is what the search box suggests: a product this registry
 	// lists, as a person would type it.
@@ -65,7 +66,7 @@ func (s *Site) search(c *gin.Context) {
 	if q != "" {
 		title = "Search: " + q
 	}
-	data := homeData{Query: q, Total: res.Total, Results: res.Products}
+	data := homeData{Query: q, Total: res.Total, Capped: res.Capped, Results: res.Products}
 	frag := ""
 	if c.Query("partial") == "1" {
 		frag = "results"

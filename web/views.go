@@ -128,6 +128,7 @@ type Stats struct {
 // SearchResults are the products a search shows and how many match in all.
 type SearchResults struct {
 	Total    int
+	Capped   bool // more than Total match: the search stopped counting
 	Products []ProductSummary
 }
 

@@ -87,6 +87,7 @@ func TestPagesRender(t *testing.T) {
 		{"the search fragment has no layout", "", "/search?q=thermo&partial=1", 200, []string{`id="results-list"`}},
 		{"a search without results says so calmly", "", "/search?q=nothing-like-this", 200, []string{"Nothing listed here matches", "the id printed on the device"}},
 		{"a search says how many products match", "", "/search?q=thermo", 200, []string{`id="results-count"`, "product matches “thermo”", `href="/products/acme-thermo-2"`}},
+		{"a search matching too many to count asks for another word", "", "/search?q=capped", 200, []string{"More than 1000 products match “capped”; the first 1 are shown. Add a word"}},
 		{"the search box suggests a product this registry lists", "", "/", 200, []string{`placeholder="e.g. Acme Thermo 2"`}},
 		{"the product page shows badge, digest and policy", "", "/products/acme-thermo-2", 200, []string{
 			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,

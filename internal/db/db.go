@@ -60,7 +60,8 @@ var ownMigrations embed.FS
 // Open connects to url: "postgres://…" (or "postgresql://…") selects
 // PostgreSQL; "sqlite:PATH" or a plain path selects SQLite in WAL mode with a
 // busy timeout and immediate transactions, so concurrent writers queue
-// instead of failing. Open applies this package's own migrations (leases).
+// instead of failing, and reads through a memory map of up to 256 MiB
+// (the search index's pages without a read call each). Open applies this package's own migrations (leases).
 func Open(ctx context.Context, url string) (*DB, error) {
 	d, err := open(url)
 	if err != nil {
@@ -94,7 +95,7 @@ func open(url string) (*DB, error) {
 		return nil, errs.E(errs.Invalid, "database url %q: want postgres://… or sqlite:PATH", url)
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=mmap_size(268435456)&_txlock=immediate"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("db: open sqlite %s: %w", path, err)

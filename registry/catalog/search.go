@@ -20,15 +20,21 @@ type Match struct {
 }
 
 // Found is what a search found: the best matches, at most the limit asked
-// for, and how many products match in all.
+// for, and how many products match in all. A search counts at most
+// maxCounted products: when more match, Total is maxCounted and
+// TotalCapped says there are more (add a word to narrow it down).
 type Found struct {
-	Total    int     `json:"total"`
-	Products []Match `json:"products"`
+	Total       int     `json:"total"`
+	TotalCapped bool    `json:"total_capped,omitempty"`
+	Products    []Match `json:"products"`
 }
 
 const (
 	maxQueryLen   = 200
 	maxQueryWords = 8
+	// maxCounted bounds the work of a query that matches much of the
+	// catalog ("cam"): its matches are counted, and ordered, up to here.
+	maxCounted = 1000
 	// similar is how much of a word's trigrams a product's document must
 	// share for a misspelt word to match (pg_trgm's default
 	// word_similarity_threshold, used on both databases).
@@ -39,9 +45,10 @@ const (
 // name, vendor org, model, product id or device id, in any order) is part
 // of the product's search document. When no product has them all, a word
 // may be misspelt: it then matches a word of the document that shares most
-// of its trigrams (a letter wrong, missing or added in a longer word).
+// of its trigrams (a letter wrong, added or swapped in a longer word).
 // Exact matches come shortest document first, near ones most similar
-// first. An empty q lists products by id.
+// first. A query that is one device id is looked up first. An empty q
+// lists products by id.
 //
 // The index is the database's own: FTS5 with its trigram tokenizer on
 // SQLite, pg_trgm on PostgreSQL (migrations 00008), kept in step by
@@ -64,20 +71,69 @@ func (c *Catalog) Search(ctx context.Context, q string, limit int) (Found, error
 		if err != nil {
 			return Found{}, err
 		}
-		return c.matches(ctx, ps, n)
+		return c.matches(ctx, ps, ranked{total: n})
 	}
-	ids, total, err := c.searchExact(ctx, words, limit)
-	if err == nil && total == 0 {
-		ids, total, err = c.searchNear(ctx, words, limit)
+	if len(words) == 1 {
+		// A device id names one product; its own table answers at once
+		// what the trigram index would find among every id of that scheme.
+		if id, err := ParseDeviceID(words[0]); err == nil {
+			ps, err := c.ByDeviceID(ctx, id)
+			if err != nil {
+				return Found{}, err
+			}
+			if len(ps) > 0 {
+				return c.matches(ctx, ps, ranked{total: 1})
+			}
+		}
+	}
+	r, err := c.searchExact(ctx, words)
+	if err == nil && r.total == 0 {
+		r, err = c.searchNear(ctx, words)
 	}
 	if err != nil {
 		return Found{}, fmt.Errorf("catalog: search %q: %w", q, db.Classify(err))
 	}
-	ps, err := c.byIDs(ctx, ids)
+	ps, err := c.byIDs(ctx, r.top(limit))
 	if err != nil {
 		return Found{}, err
 	}
-	return c.matches(ctx, ps, total)
+	return c.matches(ctx, ps, r)
+}
+
+// ranked is a search's matches, best first, counted up to maxCounted.
+type ranked struct {
+	ids    []string
+	total  int
+	capped bool
+}
+
+func (r ranked) top(limit int) []string { return r.ids[:min(limit, len(r.ids))] }
+
+// scored is one match and its rank: lower is better.
+type scored struct {
+	id   string
+	rank float64
+}
+
+// rank orders found best first and counts it.
+func rank(found []scored) ranked {
+	slices.SortFunc(found, func(a, b scored) int {
+		if a.rank != b.rank {
+			if a.rank < b.rank {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	r := ranked{total: len(found)}
+	if r.total > maxCounted {
+		r.total, r.capped, found = maxCounted, true, found[:maxCounted]
+	}
+	for _, f := range found {
+		r.ids = append(r.ids, f.id)
+	}
+	return r
 }
 
 // queryWords splits q at spaces, keeping each word once and at most
@@ -104,8 +160,9 @@ func likePattern(w string) string {
 // matches w anywhere in the document.
 func ftsPhrase(w string) string { return `"` + strings.ReplaceAll(w, `"`, `""`) + `"` }
 
-// searchExact finds the documents containing every word.
-func (c *Catalog) searchExact(ctx context.Context, words []string, limit int) ([]string, int, error) {
+// searchExact finds the documents containing every word, at most
+// maxCounted+1 of them (so it knows when there are more), shortest first.
+func (c *Catalog) searchExact(ctx context.Context, words []string) (ranked, error) {
 	var where []string
 	var args []any
 	var phrases []string
@@ -121,28 +178,38 @@ func (c *Catalog) searchExact(ctx context.Context, words []string, limit int) ([
 	}
 	from := `product_search s`
 	if len(phrases) > 0 {
-		from = `product_search_fts f JOIN product_search s ON s.docid = f.rowid`
+		// CROSS JOIN keeps the full-text index the outer loop.
+		from = `product_search_fts f CROSS JOIN product_search s ON s.docid = f.rowid`
 		where = append([]string{`product_search_fts MATCH ?`}, where...)
 		args = append([]any{strings.Join(phrases, " AND ")}, args...)
 	}
-	cond := strings.Join(where, ` AND `)
-	var total int
-	if err := c.db.QueryRowContext(ctx, c.db.Q(`SELECT COUNT(*) FROM `+from+` WHERE `+cond), args...).Scan(&total); err != nil {
-		return nil, 0, err
+	rows, err := c.db.QueryContext(ctx, c.db.Q(`SELECT s.product, LENGTH(s.doc) FROM `+from+` WHERE `+strings.Join(where, ` AND `)+
+		fmt.Sprintf(` LIMIT %d`, maxCounted+1)), args...)
+	if err != nil {
+		return ranked{}, err
 	}
-	if total == 0 {
-		return nil, 0, nil
+	defer rows.Close()
+	var found []scored
+	for rows.Next() {
+		var f scored
+		if err := rows.Scan(&f.id, &f.rank); err != nil {
+			return ranked{}, err
+		}
+		found = append(found, f)
 	}
-	ids, err := c.column(ctx, `SELECT s.product FROM `+from+` WHERE `+cond+fmt.Sprintf(` ORDER BY LENGTH(s.doc), s.product LIMIT %d`, limit), args...)
-	return ids, total, err
+	if err := rows.Err(); err != nil {
+		return ranked{}, err
+	}
+	return rank(found), nil
 }
 
 // searchNear finds the documents in which every word of three characters
-// or more matches a word at least similar, and every shorter word exactly.
-// On PostgreSQL pg_trgm's <% does both the finding and the measuring; on
-// SQLite FTS5 finds the documents sharing a trigram with each word and
-// wordSimilarity measures them.
-func (c *Catalog) searchNear(ctx context.Context, words []string, limit int) ([]string, int, error) {
+// or more matches a word at least similar, and every shorter word exactly,
+// most similar first. On PostgreSQL pg_trgm's <% does both the finding and
+// the measuring; on SQLite FTS5 finds the documents that share a piece of
+// four characters with each word (a smaller share falls below similar)
+// and wordSimilarity measures them.
+func (c *Catalog) searchNear(ctx context.Context, words []string) (ranked, error) {
 	var fuzzy, short []string
 	for _, w := range words {
 		if long(w) {
@@ -152,38 +219,58 @@ func (c *Catalog) searchNear(ctx context.Context, words []string, limit int) ([]
 		}
 	}
 	if len(fuzzy) == 0 {
-		return nil, 0, nil // the exact search said it all
+		return ranked{}, nil // the exact search said it all
 	}
+	var q string
+	var args []any
 	if c.db.Dialect == db.Postgres {
-		return c.searchNearPostgres(ctx, fuzzy, short, limit)
-	}
-	var groups []string
-	for _, w := range fuzzy {
-		var or []string
-		for _, t := range trigrams(w) {
-			or = append(or, ftsPhrase(t))
+		var where, score []string
+		var scoreArgs []any
+		for _, w := range fuzzy {
+			where = append(where, `? <% s.doc`)
+			args = append(args, w)
+			score = append(score, `word_similarity(?, s.doc)`)
+			scoreArgs = append(scoreArgs, w)
 		}
-		groups = append(groups, "("+strings.Join(or, " OR ")+")")
+		for _, w := range short {
+			where = append(where, `s.doc LIKE ? ESCAPE '\'`)
+			args = append(args, likePattern(w))
+		}
+		q = `SELECT s.product, -(` + strings.Join(score, ` + `) + `) FROM product_search s WHERE ` + strings.Join(where, ` AND `)
+		args = append(scoreArgs, args...)
+	} else {
+		var groups []string
+		for _, w := range fuzzy {
+			var or []string
+			for _, piece := range pieces(w, 4) {
+				or = append(or, ftsPhrase(piece))
+			}
+			groups = append(groups, "("+strings.Join(or, " OR ")+")")
+		}
+		q, args = `SELECT s.product, s.doc FROM product_search_fts f CROSS JOIN product_search s ON s.docid = f.rowid WHERE product_search_fts MATCH ?`, []any{strings.Join(groups, " AND ")}
+		for _, w := range short {
+			q += ` AND s.doc LIKE ? ESCAPE '\'`
+			args = append(args, likePattern(w))
+		}
 	}
-	cond, args := `product_search_fts MATCH ?`, []any{strings.Join(groups, " AND ")}
-	for _, w := range short {
-		cond += ` AND s.doc LIKE ? ESCAPE '\'`
-		args = append(args, likePattern(w))
-	}
-	rows, err := c.db.QueryContext(ctx, `SELECT s.product, s.doc FROM product_search_fts f JOIN product_search s ON s.docid = f.rowid WHERE `+cond, args...)
+	rows, err := c.db.QueryContext(ctx, c.db.Q(q+fmt.Sprintf(` LIMIT %d`, maxCandidates)), args...)
 	if err != nil {
-		return nil, 0, err
+		return ranked{}, err
 	}
 	defer rows.Close()
-	type scored struct {
-		id    string
-		score float64
-	}
 	var found []scored
 	for rows.Next() {
+		if c.db.Dialect == db.Postgres {
+			var f scored
+			if err := rows.Scan(&f.id, &f.rank); err != nil {
+				return ranked{}, err
+			}
+			found = append(found, f)
+			continue
+		}
 		var id, doc string
 		if err := rows.Scan(&id, &doc); err != nil {
-			return nil, 0, err
+			return ranked{}, err
 		}
 		doc = strings.ToLower(doc)
 		sum := 0.0
@@ -196,52 +283,33 @@ func (c *Catalog) searchNear(ctx context.Context, words []string, limit int) ([]
 			sum += s
 		}
 		if sum >= 0 {
-			found = append(found, scored{id, sum})
+			found = append(found, scored{id, -sum})
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, err
+		return ranked{}, err
 	}
-	slices.SortFunc(found, func(a, b scored) int {
-		if a.score != b.score {
-			if a.score > b.score {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.id, b.id)
-	})
-	ids := make([]string, 0, min(limit, len(found)))
-	for _, f := range found[:min(limit, len(found))] {
-		ids = append(ids, f.id)
-	}
-	return ids, len(found), nil
+	return rank(found), nil
 }
 
-func (c *Catalog) searchNearPostgres(ctx context.Context, fuzzy, short []string, limit int) ([]string, int, error) {
-	var where, score []string
-	var args, scoreArgs []any
-	for _, w := range fuzzy {
-		where = append(where, `? <% s.doc`)
-		args = append(args, w)
-		score = append(score, `word_similarity(?, s.doc)`)
-		scoreArgs = append(scoreArgs, w)
+// maxCandidates bounds the documents a near search reads: the matches
+// counted and a margin for SQLite's candidates that fall below similar.
+const maxCandidates = 4 * maxCounted
+
+// pieces are the distinct substrings of n characters of w, or w itself
+// when it is shorter.
+func pieces(w string, n int) []string {
+	r := []rune(w)
+	if len(r) <= n {
+		return []string{w}
 	}
-	for _, w := range short {
-		where = append(where, `s.doc LIKE ? ESCAPE '\'`)
-		args = append(args, likePattern(w))
+	var out []string
+	for i := 0; i+n <= len(r); i++ {
+		if p := string(r[i : i+n]); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
 	}
-	cond := strings.Join(where, ` AND `)
-	var total int
-	if err := c.db.QueryRowContext(ctx, c.db.Q(`SELECT COUNT(*) FROM product_search s WHERE `+cond), args...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	if total == 0 {
-		return nil, 0, nil
-	}
-	ids, err := c.column(ctx, `SELECT s.product FROM product_search s WHERE `+cond+
-		` ORDER BY `+strings.Join(score, ` + `)+fmt.Sprintf(` DESC, s.product LIMIT %d`, limit), append(args, scoreArgs...)...)
-	return ids, total, err
+	return out
 }
 
 func (c *Catalog) column(ctx context.Context, q string, args ...any) ([]string, error) {
@@ -282,9 +350,9 @@ func (c *Catalog) byIDs(ctx context.Context, ids []string) ([]Product, error) {
 	return ps, nil
 }
 
-// matches adds the vendors' display names to ps.
-func (c *Catalog) matches(ctx context.Context, ps []Product, total int) (Found, error) {
-	out := Found{Total: total, Products: make([]Match, 0, len(ps))}
+// matches adds the vendors' display names to ps, r's best.
+func (c *Catalog) matches(ctx context.Context, ps []Product, r ranked) (Found, error) {
+	out := Found{Total: r.total, TotalCapped: r.capped, Products: make([]Match, 0, len(ps))}
 	var orgs []any
 	for _, p := range ps {
 		if !slices.Contains(orgs, any(p.Vendor)) {
@@ -343,26 +411,19 @@ func (c *Catalog) SetVendorName(ctx context.Context, org, name string) error {
 	return nil
 }
 
-// trigrams are the distinct three-character substrings of w, as FTS5's
-// trigram tokenizer indexes them.
-func trigrams(w string) []string {
-	r := []rune(w)
-	var out []string
-	for i := 0; i+3 <= len(r); i++ {
-		if t := string(r[i : i+3]); !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 // paddedTrigrams are a word's trigrams the way pg_trgm counts them, in
-// order: the word with two spaces before and one after.
+// order: the word with two spaces before and one after. They are slices
+// of one string, so measuring many documents allocates little.
 func paddedTrigrams(w string) []string {
-	r := append(append([]rune("  "), []rune(w)...), ' ')
-	out := make([]string, 0, len(r))
-	for i := 0; i+3 <= len(r); i++ {
-		out = append(out, string(r[i:i+3]))
+	p := "  " + w + " "
+	starts := make([]int, 0, len(p)+1)
+	for i := range p {
+		starts = append(starts, i)
+	}
+	starts = append(starts, len(p))
+	out := make([]string, 0, len(starts))
+	for i := 0; i+3 < len(starts); i++ {
+		out = append(out, p[starts[i]:starts[i+3]])
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"math"
 	"slices"
@@ -254,4 +255,31 @@ func TestWordSimilarityCountsTrigramsLikePgTrgm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestASearchMatchingMuchOfTheCatalogStopsCounting fills the catalog with
+// more products of one family than a search counts: the answer says the
+// count stopped (more match), keeps the limit and still finds an exact
+// product among them first when its words say so.
+func TestASearchMatchingMuchOfTheCatalogStopsCounting(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		c := newCatalog(t, d)
+		var args []any
+		for i := range maxCounted + 50 {
+			args = append(args, fmt.Sprintf("glow-%04d", i), fmt.Sprintf("Glow %d", i))
+		}
+		if _, err := d.ExecContext(ctx, d.Q(`INSERT INTO products (id, vendor, model, revisions, device_ids, eol, status, risk_notes, created_at, created_by) VALUES `+
+			strings.TrimSuffix(strings.Repeat(`(?, 'lumatek', ?, '[]', '[]', 0, 'supported', '', 0, 'test'), `, maxCounted+50), ", ")), args...); err != nil {
+			t.Fatal(err)
+		}
+		found, err := c.Search(ctx, "glow", 20)
+		if err != nil || found.Total != maxCounted || !found.TotalCapped || len(found.Products) != 20 {
+			t.Fatalf("Search(glow) = total %d capped %v, %d products, %v", found.Total, found.TotalCapped, len(found.Products), err)
+		}
+		found, err = c.Search(ctx, "glow 1017", 20)
+		if err != nil || found.TotalCapped || found.Total != 1 || found.Products[0].ID != "glow-1017" {
+			t.Fatalf("Search(glow 1017) = %+v, %v", found, err)
+		}
+	})
 }

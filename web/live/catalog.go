@@ -59,7 +59,7 @@ func (a Catalog) Search(ctx context.Context, q string, limit int) (web.SearchRes
 	if err != nil {
 		return web.SearchResults{}, err
 	}
-	out := web.SearchResults{Total: found.Total, Products: make([]web.ProductSummary, 0, len(found.Products))}
+	out := web.SearchResults{Total: found.Total, Capped: found.TotalCapped, Products: make([]web.ProductSummary, 0, len(found.Products))}
 	for _, p := range found.Products {
 		s := productSummary(p.Product)
 		s.Vendor = p.VendorName
