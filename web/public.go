@@ -72,7 +72,7 @@ func (s *Site) search(c *gin.Context) {
 		frag = "results"
 	} else {
 		data.Example = searchExample(res.Products)
-		if q != "" {
+		if len(res.Products) == 0 && q != "" {
 			first, err := s.deps.Catalog.Search(ctx, "", 1)
 			if err != nil {
 				s.fail(c, err)
