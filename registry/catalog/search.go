@@ -57,6 +57,14 @@ func (c *Catalog) Search(ctx context.Context, q string, limit int) (Found, error
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
+	// Control characters (a NUL ends an FTS5 query) and broken UTF-8
+	// separate words like spaces.
+	q = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(q, " "))
 	q = strings.ToLower(strings.TrimSpace(q))
 	if len(q) > maxQueryLen {
 		return Found{}, errs.E(errs.Invalid, "search text longer than %d bytes", maxQueryLen)

@@ -76,6 +76,8 @@ func TestSearchFindsProductsAsOwnersTypeThem(t *testing.T) {
 		{"a product id finds its product", "acme-thermo-3", "acme-thermo-3", []string{"acme-thermo-3"}},
 		{"nothing like any product finds nothing", "zebra kettle", "", []string{}},
 		{"LIKE wildcards are plain characters", "%", "", []string{}},
+		{"control characters and broken UTF-8 separate words", "lumatek\x00glow\xff max", "lumatek-glow-max", []string{"lumatek-glow-max"}},
+		{"FTS5 syntax is plain text", `glow" OR "thermo`, "", []string{}},
 	}
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
@@ -280,6 +282,37 @@ func TestASearchMatchingMuchOfTheCatalogStopsCounting(t *testing.T) {
 		found, err = c.Search(ctx, "glow 1017", 20)
 		if err != nil || found.TotalCapped || found.Total != 1 || found.Products[0].ID != "glow-1017" {
 			t.Fatalf("Search(glow 1017) = %+v, %v", found, err)
+		}
+	})
+}
+
+// FuzzSearchTakesAnyText feeds what anyone may type into the search box
+// (FTS5 syntax, LIKE wildcards, quotes, odd bytes) to the SQLite search:
+// it answers or refuses a too long text as Invalid, never with an error of
+// the database's.
+func FuzzSearchTakesAnyText(f *testing.F) {
+	for _, s := range []string{`lumatek glow`, `"`, `""`, `glow"*`, `NEAR(a b)`, `a OR b`, `-x`, `^glow`, `%_\`, `usb:1d6b:0104`, `dt:acme,cam200`, "\x00\xff", `ü ß ❄`, `col:val`, `(((`} {
+		f.Add(s)
+	}
+	d := dbtest.SQLite(f)
+	ctx := context.Background()
+	c, err := New(ctx, d, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := c.SetVendorName(ctx, "lumatek", "Lumatek Home"); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := c.Register(ctx, admin, Registration{ID: "lumatek-glow", Vendor: "lumatek", Model: "Glow", DeviceIDs: []string{"usb:2e8a:0101"}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		found, err := c.Search(ctx, q, 10)
+		if err != nil && !errs.Is(err, errs.Invalid) {
+			t.Fatalf("Search(%q): %v", q, err)
+		}
+		if err == nil && found.Total < len(found.Products) {
+			t.Fatalf("Search(%q): total %d below %d products", q, found.Total, len(found.Products))
 		}
 	})
 }
