@@ -175,6 +175,9 @@ func New(ctx context.Context, d *db.DB, now func() time.Time) (*Catalog, error) 
 		return nil, err
 	}
 	c.dropped = dropped
+	if err := c.optimizeSearch(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
