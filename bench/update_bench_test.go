@@ -57,12 +57,12 @@ func (c benchCatalog) Each(ctx context.Context, fn func(catalog.Product) error) 
 	return nil
 }
 
-func (c benchCatalog) Search(ctx context.Context, q string, limit int) ([]catalog.Product, error) {
+func (c benchCatalog) Search(ctx context.Context, q string, limit int) (catalog.Found, error) {
 	p, err := c.Get(ctx, q)
 	if err != nil {
-		return nil, nil
+		return catalog.Found{}, nil
 	}
-	return []catalog.Product{p}, nil
+	return catalog.Found{Total: 1, Products: []catalog.Match{{Product: p, VendorName: p.Vendor}}}, nil
 }
 
 func (benchCatalog) Events(context.Context, string) ([]catalog.Event, error) { return nil, nil }

@@ -38,7 +38,7 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/releases/:id/artifacts/:name", httpapi.Op{Public: true, Summary: "Download a release artifact (Range, ETag; redirects to a presigned URL on S3)", Tag: rel, Stream: true}, s.httpArtifact)
 	v1.HEAD("/releases/:id/artifacts/:name", httpapi.Op{Public: true, Summary: "Headers of a release artifact", Tag: rel}, s.httpArtifact)
 
-	v1.GET("/search", httpapi.Op{Public: true, Summary: "Find a product by vendor, model or device id (?q=)", Tag: prod}, s.httpSearch)
+	v1.GET("/search", httpapi.Op{Public: true, Summary: "Find a product by vendor, model or device id (?q=): the total and the best 50, each with its vendor_name", Tag: prod}, s.httpSearch)
 	v1.GET("/products/:id/overview", httpapi.Op{Public: true, Summary: "A product's status, escrow, builds, releases and reports", Tag: prod}, s.httpOverview)
 	v1.GET("/products/:id/events", httpapi.Op{Public: true, Summary: "The registry's events for a product (releases, yanks, pull-backs)", Tag: prod}, s.httpEvents)
 	v1.GET("/products/:id/pullback-policy", httpapi.Op{Public: true, Summary: "When a product's releases are pulled back", Tag: prod}, s.httpGetPolicy)
@@ -462,11 +462,11 @@ func (s *Service) httpResume(c *gin.Context) error {
 }
 
 func (s *Service) httpSearch(c *gin.Context) error {
-	ps, err := s.Search(c.Request.Context(), c.Query("q"))
+	found, err := s.Search(c.Request.Context(), c.Query("q"))
 	if err != nil {
 		return err
 	}
-	return httpapi.JSON(c, http.StatusOK, gin.H{"products": ps})
+	return httpapi.JSON(c, http.StatusOK, found)
 }
 
 func (s *Service) httpOverview(c *gin.Context) error {

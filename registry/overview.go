@@ -118,26 +118,9 @@ func (s *Service) ProductOverview(ctx context.Context, productID string) (Overvi
 	return ov, nil
 }
 
-// Search finds products by vendor, model, product id or device id.
-func (s *Service) Search(ctx context.Context, q string) ([]catalog.Product, error) {
-	found, err := s.o.Catalog.Search(ctx, q, 50)
-	if err != nil {
-		return nil, err
-	}
-	if _, perr := catalog.ParseDeviceID(q); perr == nil {
-		exact, err := s.o.Catalog.ByDeviceID(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		seen := map[string]bool{}
-		for _, p := range found {
-			seen[p.ID] = true
-		}
-		for _, p := range exact {
-			if !seen[p.ID] {
-				found = append([]catalog.Product{p}, found...)
-			}
-		}
-	}
-	return found, nil
+// Search finds products by vendor display name, vendor, model, product
+// id or device id, in any order and forgiving a small typo
+// (catalog.Search), with the number of products that match.
+func (s *Service) Search(ctx context.Context, q string) (catalog.Found, error) {
+	return s.o.Catalog.Search(ctx, q, 50)
 }

@@ -41,7 +41,7 @@ type Catalog interface {
 	Get(ctx context.Context, id string) (catalog.Product, error)
 	// Each reads every product in one query, for rebuilding the index.
 	Each(ctx context.Context, fn func(catalog.Product) error) error
-	Search(ctx context.Context, q string, limit int) ([]catalog.Product, error)
+	Search(ctx context.Context, q string, limit int) (catalog.Found, error)
 	ByDeviceID(ctx context.Context, deviceID string) ([]catalog.Product, error)
 	Events(ctx context.Context, id string) ([]catalog.Event, error)
 }

@@ -465,7 +465,7 @@ func TestOverviewAndSearch(t *testing.T) {
 	}
 	for _, q := range []string{"usb:1d6b:0104", "Demo Cam", "acme"} {
 		_, body := e.do("GET", "/v1/search?q="+strings.ReplaceAll(q, " ", "+"), "", nil)
-		if !strings.Contains(string(body), `"id":"demo-cam"`) {
+		if !strings.Contains(string(body), `"id":"demo-cam"`) || !strings.Contains(string(body), `"total":1`) || !strings.Contains(string(body), `"vendor_name":"acme"`) {
 			t.Fatalf("search %q: %s", q, body)
 		}
 	}

@@ -4,7 +4,7 @@
 # benchmark fails is shown as "failed" and makes the script exit non-zero.
 #   scripts/bench.sh            every group (about 10 minutes on 2 cores)
 #   scripts/bench.sh blob web   only the named groups
-# Groups: blob escrow tuf sandbox queue update delta download pages soak device translog mirror
+# Groups: blob escrow tuf sandbox queue update delta download pages search soak device translog mirror
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/afterlife-bench.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 failed=0
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update delta download pages soak device translog mirror)
+[ ${#groups[@]} -eq 0 ] && groups=(blob escrow tuf sandbox queue update delta download pages search soak device translog mirror)
 
 # bench NAME PKG REGEX BENCHTIME: runs one go test benchmark group into
 # $out/NAME.txt.
@@ -203,6 +203,21 @@ if want pages; then
   done
   for p in home search product; do
     row "afterlife serve --demo, median: $p" "$(metric pages BenchmarkDemoPages "$p-p50-ms")" ms "50" "ms target" lower
+  done
+fi
+
+if want search; then
+  bench search ./bench 'BenchmarkSearch$' 1x
+  header "6b. Owner search, 100k products of 500 vendors, 2,000 queries of 8 kinds, one at a time (catalog.Search)"
+  for dbk in sqlite postgres; do
+    n=BenchmarkSearch/$dbk
+    row "p50 latency, $dbk" "$(metric search "$n" p50-ms)" ms "5" "ms goal" lower
+    row "p99 latency, $dbk" "$(metric search "$n" p99-ms)" ms "20" "ms goal" lower
+    row "  p50 CPU time (process + database), $dbk" "$(metric search "$n" cpu-p50-ms)" ms "5" "ms goal (shared cores do not count)" lower
+    row "  p99 CPU time (process + database), $dbk" "$(metric search "$n" cpu-p99-ms)" ms "20" "ms goal (shared cores do not count)" lower
+    for k in brand-and-model org-and-family reversed model family-alone device-id typo no-match; do
+      row "    CPU p50, $k" "$(metric search "$n" "$k-cpu-p50-ms")" ms "" "(p99 $(metric search "$n" "$k-cpu-p99-ms") ms)"
+    done
   done
 fi
 

@@ -80,22 +80,30 @@ func summary(p *web.ProductPage) web.ProductSummary {
 	return s
 }
 
-func (c *fakeCatalog) Search(_ context.Context, q string, limit int) ([]web.ProductSummary, error) {
+func (c *fakeCatalog) Search(_ context.Context, q string, limit int) (web.SearchResults, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	q = strings.ToLower(q)
 	var out []web.ProductSummary
 	for _, p := range c.products {
 		hay := strings.ToLower(p.Vendor + " " + p.Model + " " + strings.Join(p.DeviceIDs, " "))
-		if strings.Contains(hay, q) {
+		all := true
+		for _, w := range strings.Fields(strings.ToLower(q)) {
+			all = all && strings.Contains(hay, w)
+		}
+		if all {
 			out = append(out, summary(p))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	res := web.SearchResults{Total: len(out)}
+	if q == "capped" { // a query matching more than the catalog counts
+		out, res.Total, res.Capped = append(out, summary(c.products["acme-thermo-2"])), 1000, true
+	}
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	return out, nil
+	res.Products = out
+	return res, nil
 }
 
 func (c *fakeCatalog) Product(_ context.Context, id string) (*web.ProductPage, error) {

@@ -15,7 +15,21 @@ const searchLimit = 50
 type homeData struct {
 	Stats   Stats
 	Query   string
+	Total   int  // how many products match Query; Results holds the best of them
+	Capped  bool // more than Total match
 	Results []ProductSummary
+	// Example is what the search box suggests: a product this registry
+	// lists, as a person would type it.
+	Example string
+}
+
+// searchExample is the search box's suggestion: the vendor and model of
+// the first product listed, so that trying it finds something.
+func searchExample(products []ProductSummary) string {
+	if len(products) == 0 {
+		return "Acme Thermo 2"
+	}
+	return products[0].Vendor + " " + products[0].Model
 }
 
 func (s *Site) home(c *gin.Context) {
@@ -30,7 +44,7 @@ func (s *Site) home(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p := s.newPage(c, "Keep abandoned devices alive", homeData{Stats: st, Results: recent})
+	p := s.newPage(c, "Keep abandoned devices alive", homeData{Stats: st, Total: recent.Total, Results: recent.Products, Example: searchExample(recent.Products)})
 	p.APIURL = s.opts.StatsAPIURL
 	s.render(c, http.StatusOK, "home/index", "", p)
 }
@@ -42,7 +56,8 @@ func (s *Site) search(c *gin.Context) {
 	if len(q) > 200 {
 		q = q[:200]
 	}
-	res, err := s.deps.Catalog.Search(c.Request.Context(), q, searchLimit)
+	ctx := c.Request.Context()
+	res, err := s.deps.Catalog.Search(ctx, q, searchLimit)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -51,11 +66,22 @@ func (s *Site) search(c *gin.Context) {
 	if q != "" {
 		title = "Search: " + q
 	}
-	p := s.newPage(c, title, homeData{Query: q, Results: res})
+	data := homeData{Query: q, Total: res.Total, Capped: res.Capped, Results: res.Products}
 	frag := ""
 	if c.Query("partial") == "1" {
 		frag = "results"
+	} else {
+		data.Example = searchExample(res.Products)
+		if len(res.Products) == 0 && q != "" {
+			first, err := s.deps.Catalog.Search(ctx, "", 1)
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+			data.Example = searchExample(first.Products)
+		}
 	}
+	p := s.newPage(c, title, data)
 	s.render(c, http.StatusOK, "search/index", frag, p)
 }
 

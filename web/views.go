@@ -20,10 +20,11 @@ import (
 type Catalog interface {
 	// Stats are the counts on the home page.
 	Stats(ctx context.Context) (Stats, error)
-	// Search finds products whose vendor, model or device ids match q
-	// (case-insensitive substring is enough). An empty q lists recent
-	// products. At most limit results.
-	Search(ctx context.Context, q string, limit int) ([]ProductSummary, error)
+	// Search finds the products whose vendor (its display name or org),
+	// model, id or device ids match the words of q, in any order and
+	// forgiving a small typo, best first. An empty q lists products. At
+	// most limit of them, and how many match in all.
+	Search(ctx context.Context, q string, limit int) (SearchResults, error)
 	// Product is everything the public product page shows; errs.NotFound
 	// when id is unknown.
 	Product(ctx context.Context, id string) (*ProductPage, error)
@@ -125,6 +126,13 @@ type Stats struct {
 	Builders      int // builders that have reported in
 	Reproducible  int // builds with a reproducible verdict
 	LastUpdatedAt time.Time
+}
+
+// SearchResults are the products a search shows and how many match in all.
+type SearchResults struct {
+	Total    int
+	Capped   bool // more than Total match: the search stopped counting
+	Products []ProductSummary
 }
 
 // ProductSummary is one row of a search result or product list.

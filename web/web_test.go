@@ -85,7 +85,10 @@ func TestPagesRender(t *testing.T) {
 		{"the home page shows the counts", "", "/", 200, []string{"device updated by the community", "<strong>1</strong>", "reproducible builds", `href="/v1/feeds/releases.atom"`}},
 		{"the search page finds a product by device id", "", "/search?q=usb:1d6b", 200, []string{`href="/products/acme-thermo-2"`, "Thermo 2"}},
 		{"the search fragment has no layout", "", "/search?q=thermo&partial=1", 200, []string{`id="results-list"`}},
-		{"a search without results says so", "", "/search?q=nothing-like-this", 200, []string{"No device matches"}},
+		{"a search without results says so calmly", "", "/search?q=nothing-like-this", 200, []string{"Nothing listed here matches", "the id printed on the device"}},
+		{"a search says how many products match", "", "/search?q=thermo", 200, []string{`id="results-count"`, "product matches “thermo”", `href="/products/acme-thermo-2"`}},
+		{"a search matching too many to count asks for another word", "", "/search?q=capped", 200, []string{"More than 1000 products match “capped”; the first 1 are shown. Add a word"}},
+		{"the search box suggests a product this registry lists", "", "/", 200, []string{`placeholder="e.g. Acme Thermo 2"`}},
 		{"the product page shows badge, digest and policy", "", "/products/acme-thermo-2", 200, []string{
 			"3 of 3 independent builders agree", `href="/builds/bld_good"`, `href="/files/thermo-2.0.1.bin"`,
 			"public since", `href="/deposits/dep_acme1"`, "still private", "Released when 2 of 3 trustees approve (1 so far)", "94% success",

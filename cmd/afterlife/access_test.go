@@ -581,6 +581,8 @@ func (f *accessFixture) param(pattern, name string, p *caller) (string, bool) {
 		return f.spareBuilders[0], true
 	case strings.Contains(pattern, "/tokens/:id"):
 		return f.spareToken, true
+	case strings.HasPrefix(pattern, "/v1/admin/orgs/"):
+		return accessOwner, true
 	}
 	return "", false
 }

@@ -48,6 +48,12 @@ func (s *system) wireParts(ctx context.Context, root, v1 *httpapi.Router) error 
 		return err
 	}
 	p.catalog.RegisterRoutes(v1)
+	// Search finds products by their vendor's display name: the catalog
+	// keeps a copy, caught up here and told of every new name.
+	if err := syncVendorNames(ctx, s.auth, p.catalog); err != nil {
+		return err
+	}
+	s.auth.OnOrgNamed(p.catalog.SetVendorName)
 	for _, d := range p.catalog.DroppedAtUpgrade() {
 		s.log.Warn("device id left to the product that claimed it first; a device id belongs to one product",
 			"device_id", d.DeviceID, "dropped_from", d.Product, "holder", d.Holder,

@@ -66,7 +66,28 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[string]cached // token hash → principal, briefly
+
+	// named is told each org's display name when it is created or renamed
+	// (OnOrgNamed).
+	named func(ctx context.Context, org, name string) error
 }
+
+// OnOrgNamed sets fn to be told an organisation's display name after it
+// is created or renamed, so whoever shows it from a copy of its own (the
+// catalog's search index) follows.
+func (s *Service) OnOrgNamed(fn func(ctx context.Context, org, name string) error) { s.named = fn }
+
+func (s *Service) tellNamed(ctx context.Context, org, name string) error {
+	if s.named == nil {
+		return nil
+	}
+	if err := s.named(ctx, org, name); err != nil {
+		return fmt.Errorf("auth: org %s is named %q, but telling the catalog failed (run the same command again): %w", org, name, err)
+	}
+	return nil
+}
+
+const maxOrgName = 200
 
 type cached struct {
 	p       principal.Principal
@@ -99,6 +120,9 @@ func (s *Service) CreateOrg(ctx context.Context, id, name, kind string) error {
 	if name == "" {
 		name = id
 	}
+	if len(name) > maxOrgName {
+		return errs.E(errs.Invalid, "org name longer than %d bytes", maxOrgName)
+	}
 	switch kind {
 	case "vendor", "maintainers", "operator", "trustees", "admin":
 	default:
@@ -112,7 +136,26 @@ func (s *Service) CreateOrg(ctx context.Context, id, name, kind string) error {
 	if err != nil {
 		return fmt.Errorf("auth: create org %s: %w", id, db.Classify(err))
 	}
-	return nil
+	return s.tellNamed(ctx, id, name)
+}
+
+// RenameOrg changes an organisation's display name (its id stays).
+func (s *Service) RenameOrg(ctx context.Context, id, name string) (Org, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > maxOrgName {
+		return Org{}, errs.E(errs.Invalid, "org name: want 1 to %d bytes", maxOrgName)
+	}
+	res, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE orgs SET name = ? WHERE id = ?`), name, id)
+	if err != nil {
+		return Org{}, fmt.Errorf("auth: rename org %s: %w", id, db.Classify(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Org{}, errs.E(errs.NotFound, "org %s not found", id)
+	}
+	if err := s.tellNamed(ctx, id, name); err != nil {
+		return Org{}, err
+	}
+	return s.Org(ctx, id)
 }
 
 // Org returns one organisation.

@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +60,8 @@ var ownMigrations embed.FS
 // Open connects to url: "postgres://…" (or "postgresql://…") selects
 // PostgreSQL; "sqlite:PATH" or a plain path selects SQLite in WAL mode with a
 // busy timeout and immediate transactions, so concurrent writers queue
-// instead of failing. Open applies this package's own migrations (leases).
+// instead of failing, and reads through a memory map of up to 256 MiB
+// (the search index's pages without a read call each). Open applies this package's own migrations (leases).
 func Open(ctx context.Context, url string) (*DB, error) {
 	d, err := open(url)
 	if err != nil {
@@ -93,7 +95,7 @@ func open(url string) (*DB, error) {
 		return nil, errs.E(errs.Invalid, "database url %q: want postgres://… or sqlite:PATH", url)
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=mmap_size(268435456)&_txlock=immediate"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("db: open sqlite %s: %w", path, err)
@@ -233,7 +235,13 @@ func Classify(err error) error {
 // Each part has its own version table (goose_db_version_<part>), so parts
 // evolve their schemas independently. On PostgreSQL a session advisory lock
 // keeps replicas that start together from migrating at once.
+//
+// A migration only one database understands (a full-text index: SQLite's
+// FTS5, PostgreSQL's pg_trgm) lives in the folder named after the dialect,
+// fsys's sqlite/ or postgres/, once in each under the same version number;
+// Migrate reads the root and its dialect's folder as one set.
 func (d *DB) Migrate(ctx context.Context, part string, fsys fs.FS) error {
+	fsys = dialectFS{root: fsys, dir: d.Dialect.String()}
 	opts := []goose.ProviderOption{
 		goose.WithTableName("goose_db_version_" + part),
 		goose.WithDisableGlobalRegistry(true),
@@ -261,6 +269,44 @@ func (d *DB) Migrate(ctx context.Context, part string, fsys fs.FS) error {
 		slog.Debug("migration applied", "part", part, "version", r.Source.Version, "took", r.Duration)
 	}
 	return nil
+}
+
+// dialectFS is a part's migrations as goose reads them: the files at the
+// root and those in the dialect's folder, side by side.
+type dialectFS struct {
+	root fs.FS
+	dir  string
+}
+
+func (f dialectFS) Open(name string) (fs.File, error) {
+	if name != "." && !strings.Contains(name, "/") {
+		if file, err := f.root.Open(f.dir + "/" + name); err == nil {
+			return file, nil
+		}
+	}
+	return f.root.Open(name)
+}
+
+// Glob matches pattern at the root and in the dialect's folder; a name
+// in both is a mistake in the part's migrations.
+func (f dialectFS) Glob(pattern string) ([]string, error) {
+	top, err := fs.Glob(f.root, pattern)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := fs.Glob(f.root, f.dir+"/"+pattern)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range sub {
+		base := strings.TrimPrefix(name, f.dir+"/")
+		if slices.Contains(top, base) {
+			return nil, fmt.Errorf("db: migration %s is both shared and %s only", base, f.dir)
+		}
+		top = append(top, base)
+	}
+	slices.Sort(top)
+	return top, nil
 }
 
 // TryLease makes holder the holder of the lease called name until now+ttl,

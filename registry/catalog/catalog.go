@@ -160,7 +160,7 @@ type DroppedClaim struct {
 	Holder   string `json:"holder"`
 }
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
 // New migrates the catalog tables.
@@ -181,6 +181,9 @@ func New(ctx context.Context, d *db.DB, now func() time.Time) (*Catalog, error) 
 		return nil, err
 	}
 	c.dropped = dropped
+	if err := c.optimizeSearch(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -566,21 +569,6 @@ func (c *Catalog) List(ctx context.Context, f Filter) ([]Product, error) {
 		args = append(args, string(f.Status))
 	}
 	return c.query(ctx, q, f.Limit, args...)
-}
-
-// Search finds products (never a retired one: query drops them) whose id, model, vendor or a device id contains q
-// (case-insensitive).
-func (c *Catalog) Search(ctx context.Context, q string, limit int) ([]Product, error) {
-	q = strings.ToLower(strings.TrimSpace(q))
-	if q == "" {
-		return c.List(ctx, Filter{Limit: limit})
-	}
-	if len(q) > 200 {
-		return nil, errs.E(errs.Invalid, "search text longer than 200 bytes")
-	}
-	like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
-	return c.query(ctx, `SELECT `+cols+` FROM products WHERE LOWER(id) LIKE ? ESCAPE '\' OR LOWER(model) LIKE ? ESCAPE '\'
-		OR LOWER(vendor) LIKE ? ESCAPE '\' OR LOWER(device_ids) LIKE ? ESCAPE '\'`, limit, like, like, like, like)
 }
 
 // claimable fails with a Conflict naming the holder when another product

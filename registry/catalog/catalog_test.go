@@ -96,14 +96,14 @@ func TestProductsAreRegisteredFoundAndMovedForward(t *testing.T) {
 		})
 		t.Run("search matches model, vendor and device ids", func(t *testing.T) {
 			for _, q := range []string{"cam 2", "ACME", "1d6b"} {
-				ps, err := c.Search(ctx, q, 0)
-				if err != nil || len(ps) != 1 {
-					t.Fatalf("Search(%q) = %v, %v", q, ps, err)
+				found, err := c.Search(ctx, q, 0)
+				if err != nil || found.Total != 1 || len(found.Products) != 1 {
+					t.Fatalf("Search(%q) = %+v, %v", q, found, err)
 				}
 			}
-			ps, _ := c.Search(ctx, "%", 0)
-			if len(ps) != 0 {
-				t.Fatalf("a %% search matched %v", ps)
+			found, _ := c.Search(ctx, "%", 0)
+			if found.Total != 0 || len(found.Products) != 0 {
+				t.Fatalf("a %% search matched %+v", found)
 			}
 		})
 		t.Run("status moves forward only and every change is logged", func(t *testing.T) {

@@ -105,8 +105,18 @@ func TestProductsAreEditedAndRetiredWithEveryChangeLogged(t *testing.T) {
 				t.Fatalf("Get after retiring: %v", err)
 			}
 			for what, got := range map[string]func() ([]Product, error){
-				"list":      func() ([]Product, error) { return c.List(ctx, Filter{Vendor: "acme"}) },
-				"search":    func() ([]Product, error) { return c.Search(ctx, "cam 200", 10) },
+				"list": func() ([]Product, error) { return c.List(ctx, Filter{Vendor: "acme"}) },
+				"search": func() ([]Product, error) {
+					found, err := c.Search(ctx, "cam 200", 10)
+					if found.Total != len(found.Products) {
+						t.Errorf("search counts %d products and lists %d: the retired one is counted", found.Total, len(found.Products))
+					}
+					var ps []Product
+					for _, m := range found.Products {
+						ps = append(ps, m.Product)
+					}
+					return ps, err
+				},
 				"device id": func() ([]Product, error) { return c.ByDeviceID(ctx, "dt:acme,cam200") },
 				"whole catalog": func() ([]Product, error) {
 					var all []Product

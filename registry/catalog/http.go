@@ -15,7 +15,7 @@ import (
 func (c *Catalog) RegisterRoutes(v1 *httpapi.Router) {
 	const tag = "products"
 	v1.POST("/products", httpapi.Op{Summary: "Register a product (vendor of that org, or admin)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpRegister)
-	v1.GET("/products", httpapi.Op{Public: true, Summary: "List or search products (?q=, ?vendor=, ?status=, ?device_id=)", Tag: tag}, c.httpList)
+	v1.GET("/products", httpapi.Op{Public: true, Summary: "List or search products (?q=, ?vendor=, ?status=, ?device_id=); a search answers the total and each product's vendor_name too", Tag: tag}, c.httpList)
 	v1.GET("/products/:id", httpapi.Op{Public: true, Summary: "A product and its status history", Tag: tag}, c.httpGet)
 	v1.POST("/products/:id/status", httpapi.Op{Summary: "Move a product's status forward", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpStatus)
 	v1.POST("/products/:id/support", httpapi.Op{Summary: "Declare a product's support period (general availability, end of sales, end of security support, end of life: RFC 3339, YYYY-MM-DD or tba)", Roles: []principal.Role{principal.Vendor}, Scope: httpapi.OwnOrg, Tag: tag}, c.httpSupport)
@@ -72,7 +72,11 @@ func (c *Catalog) httpList(g *gin.Context) error {
 	case g.Query("device_id") != "":
 		ps, err = c.ByDeviceID(g.Request.Context(), g.Query("device_id"))
 	case g.Query("q") != "":
-		ps, err = c.Search(g.Request.Context(), g.Query("q"), limit)
+		found, err := c.Search(g.Request.Context(), g.Query("q"), limit)
+		if err != nil {
+			return err
+		}
+		return httpapi.JSON(g, http.StatusOK, found)
 	default:
 		f := Filter{Vendor: g.Query("vendor"), Limit: limit}
 		if s := g.Query("status"); s != "" {

@@ -45,26 +45,27 @@ func (a Catalog) Stats(ctx context.Context) (web.Stats, error) {
 	return st, nil
 }
 
-// Search finds products (recent ones for an empty q) with their newest
-// stable version.
-func (a Catalog) Search(ctx context.Context, q string, limit int) ([]web.ProductSummary, error) {
-	ps, err := a.p.Catalog.Search(ctx, q, limit)
+// Search finds products (every one, by id, for an empty q) with their
+// vendor's display name and newest stable version.
+func (a Catalog) Search(ctx context.Context, q string, limit int) (web.SearchResults, error) {
+	found, err := a.p.Catalog.Search(ctx, q, limit)
 	if err != nil {
-		return nil, err
+		return web.SearchResults{}, err
 	}
-	ids := make([]string, len(ps))
-	for i, p := range ps {
+	ids := make([]string, len(found.Products))
+	for i, p := range found.Products {
 		ids[i] = p.ID
 	}
 	latest, err := a.p.Registry.LatestStable(ctx, ids)
 	if err != nil {
-		return nil, err
+		return web.SearchResults{}, err
 	}
-	out := make([]web.ProductSummary, 0, len(ps))
-	for _, p := range ps {
-		s := productSummary(p)
+	out := web.SearchResults{Total: found.Total, Capped: found.TotalCapped, Products: make([]web.ProductSummary, 0, len(found.Products))}
+	for _, p := range found.Products {
+		s := productSummary(p.Product)
+		s.Vendor = p.VendorName
 		s.Latest = latest[p.ID]
-		out = append(out, s)
+		out.Products = append(out.Products, s)
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	apicli "github.com/afterlife-oss/afterlife/internal/cli"
+	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
@@ -126,7 +127,7 @@ for nothing, until this command binds them.`,
 
 // OrgCommand is "afterlife admin org".
 func OrgCommand(cf *apicli.Flags) *cobra.Command {
-	cmd := &cobra.Command{Use: "org", Short: "Create and list organisations"}
+	cmd := &cobra.Command{Use: "org", Short: "Create, rename and list organisations"}
 	var orgName, orgKind string
 	orgCreate := &cobra.Command{
 		Use:     "create ID",
@@ -143,6 +144,24 @@ func OrgCommand(cf *apicli.Flags) *cobra.Command {
 	}
 	orgCreate.Flags().StringVar(&orgName, "name", "", "display name (default: the id)")
 	orgCreate.Flags().StringVar(&orgKind, "kind", "vendor", "vendor, maintainers, operator, trustees or admin")
+	var newName string
+	orgRename := &cobra.Command{
+		Use:     "rename ID --name NAME",
+		Short:   "Change an organisation's display name (the name owners search for and see; the id stays)",
+		Example: `  afterlife admin org rename lumatek --name "Lumatek Home"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if newName == "" {
+				return errs.E(errs.Invalid, "--name is required")
+			}
+			if err := cf.Call(cmd.Context(), http.MethodPut, "/v1/admin/orgs/"+url.PathEscape(args[0]), map[string]string{"name": newName}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "org %s is now named %q\n", args[0], newName)
+			return nil
+		},
+	}
+	orgRename.Flags().StringVar(&newName, "name", "", "the new display name (required)")
 	var listOut apicli.Output
 	orgList := &cobra.Command{
 		Use:   "list",
@@ -169,7 +188,7 @@ func OrgCommand(cf *apicli.Flags) *cobra.Command {
 		},
 	}
 	listOut.Add(orgList)
-	cmd.AddCommand(orgCreate, orgList)
+	cmd.AddCommand(orgCreate, orgRename, orgList)
 	return cmd
 }
 

@@ -41,6 +41,19 @@ func Register(v1 *httpapi.Router, s *auth.Service) {
 		}
 		return httpapi.JSON(c, http.StatusCreated, o)
 	})
+	v1.PUT("/admin/orgs/:id", httpapi.Op{Summary: "Rename an organisation (its display name; the id stays)", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if err := httpapi.BindJSON(c, &req); err != nil {
+			return err
+		}
+		o, err := s.RenameOrg(c.Request.Context(), c.Param("id"), req.Name)
+		if err != nil {
+			return err
+		}
+		return httpapi.JSON(c, http.StatusOK, o)
+	})
 	v1.GET("/admin/orgs", httpapi.Op{Summary: "List organisations", Roles: admin, Tag: "auth"}, func(c *gin.Context) error {
 		orgs, err := s.Orgs(c.Request.Context())
 		if err != nil {
