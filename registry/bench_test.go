@@ -50,7 +50,7 @@ func newBenchIndex(rollouts bool) *index {
 			rels = append(rels, r)
 		}
 	}
-	ix, err := buildIndex(1, rels)
+	ix, err := buildIndex(rels)
 	if err != nil {
 		panic(err)
 	}

@@ -415,7 +415,7 @@ func (s *Service) httpTUF(c *gin.Context) error {
 	if dir != "" {
 		target = dir + "/" + name
 	}
-	t, listed := s.index.Load().targets[target]
+	t, listed := s.index.Load().targets.get(target)
 	if !listed {
 		if d, size, ok := s.lifecycleTarget(c.Request.Context(), target, hash); ok {
 			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, d, blobhttp.Options{Filename: name, Size: size})

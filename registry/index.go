@@ -26,11 +26,26 @@ import (
 // immutable snapshot of every offerable release, swapped atomically when
 // anything changes. Nothing in it is computed per request: offers carry
 // their response body, ETag and Content-Length ready to write.
+//
+// A change of one product makes a new snapshot that shares everything
+// else with the old one (layered maps): only that product's offers are
+// rebuilt (follow.go).
 type index struct {
-	gen     int64
-	devices map[string][]*productOffers // device id → products it identifies
-	targets map[string]indexedTarget    // TUF target path → file (releases not yanked)
-	offers  int
+	gen      int64                     // the registry generation it was built at: another one means a full rebuild
+	seq      int64                     // the last registry event it reflects
+	devices  layered[[]*productOffers] // device id → products it identifies
+	targets  layered[indexedTarget]    // TUF target path → file (releases not yanked)
+	products layered[*productPart]     // product → what it put in devices and targets
+	offers   int
+}
+
+// productPart is what one product contributes to the index, kept so that
+// a change of the product replaces exactly that.
+type productPart struct {
+	offers    *productOffers // nil: nothing offered
+	deviceIDs []string       // the catalog's ids of the product when it was read
+	targets   []string       // TUF target paths of its releases not yanked
+	n         int            // offers
 }
 
 // productOffers are one product's offerable releases, newest first, and
@@ -115,62 +130,94 @@ type indexRelease struct {
 	offer     *offer // encoded already (Rebuild does it on every core), or nil
 }
 
-// buildIndex computes the index for generation gen from releases in
-// batches (their order does not matter). Yanked releases are not passed
-// in; pulled-back and held ones keep their TUF targets but are offered to
-// nobody.
-func buildIndex(gen int64, batches ...[]indexRelease) (*index, error) {
+// buildIndex computes the index from releases in batches (their order
+// does not matter). Yanked releases are not passed in; pulled-back and
+// held ones keep their TUF targets but are offered to nobody.
+func buildIndex(batches ...[]indexRelease) (*index, error) {
 	n := 0
 	for _, b := range batches {
 		n += len(b)
 	}
-	ix := &index{gen: gen, devices: map[string][]*productOffers{}, targets: make(map[string]indexedTarget, n)}
-	byProduct := map[string]*productOffers{}
-	devicesOf := map[string][]string{}
+	targets := make(map[string]indexedTarget, n)
+	parts := map[string]*productPart{}
 	for r := range eachRelease(batches) {
-		for _, a := range r.Artifacts {
-			ix.targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
+		part := parts[r.Product]
+		if part == nil {
+			part = &productPart{deviceIDs: r.DeviceIDs}
+			parts[r.Product] = part
 		}
-		if r.PulledBack || r.Yanked || r.Held {
+		if err := part.add(r, targets); err != nil {
+			return nil, err
+		}
+	}
+	ix := &index{devices: layered[[]*productOffers]{base: map[string][]*productOffers{}}, targets: layered[indexedTarget]{base: targets},
+		products: layered[*productPart]{base: make(map[string]*productPart, len(parts))}}
+	for product, part := range parts {
+		part.finish()
+		ix.products.base[product] = part
+		ix.offers += part.n
+		if part.offers == nil {
 			continue
 		}
-		o := r.offer
-		if o == nil {
-			var err error
-			if o, err = newOffer(gen, r); err != nil {
-				return nil, err
-			}
-		}
-		po := byProduct[r.Product]
-		if po == nil {
-			po = &productOffers{product: r.Product}
-			byProduct[r.Product] = po
-			devicesOf[r.Product] = r.DeviceIDs
-		}
-		po.testing = append(po.testing, o)
-		if r.Channel == Stable {
-			po.stable = append(po.stable, o)
-		}
-		for _, y := range r.RollbackFrom {
-			po.testingRollback = addRollback(po.testingRollback, y.Version, o)
-			if r.Channel == Stable {
-				po.stableRollback = addRollback(po.stableRollback, y.Version, o)
-			}
-		}
-		ix.offers++
-	}
-	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
-	for product, po := range byProduct {
-		slices.SortFunc(po.testing, newestFirst)
-		slices.SortFunc(po.stable, newestFirst)
-		for _, d := range devicesOf[product] {
-			ix.devices[d] = append(ix.devices[d], po)
+		for _, d := range part.deviceIDs {
+			ix.devices.base[d] = append(ix.devices.base[d], part.offers)
 		}
 	}
-	for _, list := range ix.devices {
-		slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
+	for _, list := range ix.devices.base {
+		sortByProduct(list)
 	}
 	return ix, nil
+}
+
+// add puts a release of the part's product into it, and its artifacts
+// into targets.
+func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) error {
+	for _, a := range r.Artifacts {
+		targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
+		part.targets = append(part.targets, a.Target)
+	}
+	if r.PulledBack || r.Yanked || r.Held {
+		return nil
+	}
+	o := r.offer
+	if o == nil {
+		var err error
+		if o, err = newOffer(r); err != nil {
+			return err
+		}
+	}
+	po := part.offers
+	if po == nil {
+		po = &productOffers{product: r.Product}
+		part.offers = po
+	}
+	po.testing = append(po.testing, o)
+	if r.Channel == Stable {
+		po.stable = append(po.stable, o)
+	}
+	for _, y := range r.RollbackFrom {
+		po.testingRollback = addRollback(po.testingRollback, y.Version, o)
+		if r.Channel == Stable {
+			po.stableRollback = addRollback(po.stableRollback, y.Version, o)
+		}
+	}
+	part.n++
+	return nil
+}
+
+// finish orders the part's offers newest first.
+func (part *productPart) finish() {
+	if po := part.offers; po != nil {
+		newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
+		slices.SortFunc(po.testing, newestFirst)
+		slices.SortFunc(po.stable, newestFirst)
+	}
+}
+
+// sortByProduct orders the products a device id names, as lookup tries
+// them.
+func sortByProduct(list []*productOffers) {
+	slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
 }
 
 func eachRelease(batches [][]indexRelease) func(func(*indexRelease) bool) {
@@ -197,7 +244,10 @@ func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
 	return m
 }
 
-func newOffer(gen int64, r *indexRelease) (*offer, error) {
+// newOffer encodes the answer to devices offered r. Its ETag is the
+// answer's digest alone: the same answer keeps its ETag across changes of
+// other releases and on every replica, however each came to hold it.
+func newOffer(r *indexRelease) (*offer, error) {
 	a := r.Offered()
 	body, err := json.Marshal(device.Offer{
 		Product: r.Product, ReleaseID: r.ID, Version: r.Version, Channel: r.Channel, Notes: r.Notes,
@@ -208,7 +258,7 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 		return nil, fmt.Errorf("registry: encode offer %s: %w", r.ID, err)
 	}
 	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:12]) + "-" + strconv.FormatInt(gen, 10) + `"`
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	o := &offer{}
 	if r.Rollout != nil {
 		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
@@ -236,10 +286,10 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 // running a yanked version with nothing newer is offered the release
 // signed to take it back. nil means none.
 func (ix *index) lookup(deviceID, current, channel string, bucket int, now func() time.Time) *offer {
-	products, ok := ix.devices[deviceID]
+	products, ok := ix.devices.get(deviceID)
 	if !ok {
 		if i := strings.IndexByte(deviceID, ':'); i > 0 && strings.ToLower(deviceID[:i]) != deviceID[:i] {
-			products = ix.devices[strings.ToLower(deviceID[:i])+deviceID[i:]]
+			products, _ = ix.devices.get(strings.ToLower(deviceID[:i]) + deviceID[i:])
 		}
 	}
 	for _, po := range products {
@@ -265,18 +315,40 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now func(
 	return nil
 }
 
-// Rebuild recomputes the update index from the database and the catalog
-// and swaps it in. Mutations call it at once; other replicas call it when
-// Poll sees a new generation. It reads the catalog in one query and the
-// releases in another, and encodes the offers on every core while the
+// Rebuild recomputes the whole update index from the database and the
+// catalog and swaps it in: at start, after Refresh, and when following
+// the event log cannot (follow.go). It reads the catalog in one query and
+// the releases in another, and encodes the offers on every core while the
 // rows are still being read.
 func (s *Service) Rebuild(ctx context.Context) error {
 	s.rebuildMu.Lock()
 	defer s.rebuildMu.Unlock()
-	gen, err := s.generation(ctx)
+	return s.rebuildLocked(ctx)
+}
+
+func (s *Service) rebuildLocked(ctx context.Context) error {
+	// The position is read first: what the rows then show may be newer
+	// still, and applying those events again changes nothing.
+	pos, err := s.position(ctx)
 	if err != nil {
 		return err
 	}
+	ix, err := s.loadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	ix.gen, ix.seq = pos.gen, pos.seq
+	s.index.Store(ix)
+	s.m.rebuilds.Inc()
+	s.m.gen.Set(float64(ix.gen))
+	s.m.seq.Set(float64(ix.seq))
+	s.log.Debug("registry: update index rebuilt", "generation", ix.gen, "seq", ix.seq, "offers", ix.offers, "products", len(ix.products.base))
+	return nil
+}
+
+// loadIndex reads every release not yanked and the catalog, and builds
+// an index of them.
+func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	type productInfo struct {
 		riskNotes string
 		deviceIDs []string
@@ -286,11 +358,11 @@ func (s *Service) Rebuild(ctx context.Context) error {
 		products[p.ID] = productInfo{p.RiskNotes, p.DeviceIDs}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("registry: rebuild index: %w", err)
+		return nil, fmt.Errorf("registry: rebuild index: %w", err)
 	}
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+indexCols+` FROM releases WHERE yanked = 0`))
 	if err != nil {
-		return fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
+		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
 	}
 	// The rows are read here, decoded and encoded as offers by workers,
 	// in batches; the index does not depend on the order of releases.
@@ -314,7 +386,7 @@ func (s *Service) Rebuild(ctx context.Context) error {
 					p := products[r.Product]
 					r.RiskNotes, r.DeviceIDs = p.riskNotes, p.deviceIDs
 					if !r.PulledBack && !r.Held {
-						if r.offer, err = newOffer(gen, &r); err != nil {
+						if r.offer, err = newOffer(&r); err != nil {
 							fail(err)
 							continue
 						}
@@ -364,20 +436,12 @@ func (s *Service) Rebuild(ctx context.Context) error {
 		scanErr = rows.Err()
 	}
 	if scanErr != nil {
-		return fmt.Errorf("registry: rebuild index: %w", db.Classify(scanErr))
+		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(scanErr))
 	}
 	if firstErr != nil {
-		return firstErr
+		return nil, firstErr
 	}
-	ix, err := buildIndex(gen, rels...)
-	if err != nil {
-		return err
-	}
-	s.index.Store(ix)
-	s.m.rebuilds.Inc()
-	s.m.gen.Set(float64(gen))
-	s.log.Debug("registry: update index rebuilt", "generation", gen, "offers", ix.offers, "devices", len(ix.devices))
-	return nil
+	return buildIndex(rels...)
 }
 
 // indexCols are the columns of a release the index reads.
@@ -415,17 +479,23 @@ func (x *indexRow) decode() (indexRelease, error) {
 	return r, nil
 }
 
-func (s *Service) generation(ctx context.Context) (int64, error) {
-	var gen int64
-	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT generation FROM registry_generation WHERE id = 1`)).Scan(&gen); err != nil {
-		return 0, fmt.Errorf("registry: index generation: %w", db.Classify(err))
+// position is where the registry stands: its generation and the last
+// event of its log, read together.
+type position struct{ gen, seq int64 }
+
+func (s *Service) position(ctx context.Context) (position, error) {
+	var p position
+	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT generation, (SELECT COALESCE(MAX(seq), 0) FROM registry_events)
+		FROM registry_generation WHERE id = 1`)).Scan(&p.gen, &p.seq); err != nil {
+		return p, fmt.Errorf("registry: index position: %w", db.Classify(err))
 	}
-	return gen, nil
+	return p, nil
 }
 
 // Refresh tells every replica that something the index is built from
-// changed outside the registry (a device id moved to another product): it
-// bumps the generation and rebuilds this replica's index at once.
+// changed outside the registry and its event log (a device id moved to
+// another product): it bumps the generation, which makes every replica
+// rebuild its index whole, this one at once.
 func (s *Service) Refresh(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE registry_generation SET generation = generation + 1 WHERE id = 1`)); err != nil {
 		return fmt.Errorf("registry: refresh: %w", db.Classify(err))
@@ -433,18 +503,9 @@ func (s *Service) Refresh(ctx context.Context) error {
 	return s.Rebuild(ctx)
 }
 
-// Poll rebuilds the index when another replica changed something: one
-// query, whatever the request rate.
-func (s *Service) Poll(ctx context.Context) error {
-	gen, err := s.generation(ctx)
-	if err != nil {
-		return err
-	}
-	if ix := s.index.Load(); ix != nil && ix.gen == gen {
-		return nil
-	}
-	return s.Rebuild(ctx)
-}
-
 // Generation is the index generation this replica serves.
 func (s *Service) Generation() int64 { return s.index.Load().gen }
+
+// IndexSeq is the last registry event the index this replica serves
+// reflects.
+func (s *Service) IndexSeq() int64 { return s.index.Load().seq }

@@ -193,7 +193,9 @@ type metrics struct {
 	results  map[string]prometheus.Counter // resolved once: no label lookup per check
 	checks   *prometheus.CounterVec
 	rebuilds prometheus.Counter
+	updates  prometheus.Counter // indexes made by following the event log
 	gen      prometheus.Gauge
+	seq      prometheus.Gauge
 	// downloads counts artifact downloads by route (release artifact or
 	// TUF target); a resumed download counts once per request.
 	downloads *prometheus.CounterVec
@@ -207,8 +209,14 @@ func newMetrics() metrics {
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "afterlife_registry_index_rebuilds_total", Help: "Rebuilds of the in-memory update index.",
 		}),
+		updates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "afterlife_registry_index_updates_total", Help: "Changes of the in-memory update index made by following the registry's event log, without a rebuild.",
+		}),
 		gen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "afterlife_registry_index_generation", Help: "Generation of the update index this replica serves.",
+		}),
+		seq: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "afterlife_registry_index_seq", Help: "The last registry event the update index this replica serves reflects.",
 		}),
 		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "afterlife_registry_downloads_total", Help: "Firmware downloads by route (artifact, tuf_target).",
@@ -285,7 +293,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s.m = newMetrics()
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.m.checks, s.m.rebuilds, s.m.gen, s.m.downloads} {
+		for _, c := range []prometheus.Collector{s.m.checks, s.m.rebuilds, s.m.updates, s.m.gen, s.m.seq, s.m.downloads} {
 			if err := o.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("registry: metrics: %w", err)
 			}
@@ -297,9 +305,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	return s, nil
 }
 
-// Run keeps the replica current until ctx ends: it polls the index
-// generation (one query per PollInterval, however many update checks
-// arrive) and, on the replica that holds the lease, re-signs the TUF
+// Run keeps the replica current until ctx ends: it follows the registry's
+// event log into its index (Poll: one query per PollInterval, however many
+// update checks arrive) and, on the replica that holds the lease, re-signs the TUF
 // timestamp before it expires.
 func (s *Service) Run(ctx context.Context) error {
 	poll := time.NewTicker(s.o.PollInterval)

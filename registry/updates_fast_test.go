@@ -28,7 +28,7 @@ func smallIndex(t testing.TB) *index {
 			})
 		}
 	}
-	ix, err := buildIndex(3, rels)
+	ix, err := buildIndex(rels)
 	if err != nil {
 		t.Fatal(err)
 	}
