@@ -132,7 +132,8 @@ type Options struct {
 	// ReplicaID names this replica in leases (default: a random id).
 	ReplicaID string
 	// MaxUpdateLoad bounds concurrent update checks (default 1024); more
-	// are answered 503 with Retry-After.
+	// are answered 503 with Retry-After. NoUpdateChecks answers every
+	// one so.
 	MaxUpdateLoad int
 	// ReportsPerHour is each source network's install report budget
 	// (default 60); a network is a /24 (IPv4) or /48 (IPv6).
@@ -173,6 +174,12 @@ type Options struct {
 	// deposit (optional: without it the list is unavailable).
 	HandoverPlans HandoverPlans
 }
+
+// NoUpdateChecks as Options.MaxUpdateLoad makes a replica answer every
+// update check 503 with Retry-After: a replica that serves the API but no
+// devices, which sends them to another (and lets a test see shedding
+// without racing a check that takes a microsecond).
+const NoUpdateChecks = -1
 
 // Service is the registry.
 type Service struct {
@@ -250,7 +257,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.ReplicaID == "" {
 		o.ReplicaID = ids.New("replica")
 	}
-	if o.MaxUpdateLoad <= 0 {
+	if o.MaxUpdateLoad == 0 {
 		o.MaxUpdateLoad = 1024
 	}
 	if o.ReportsPerHour <= 0 {
@@ -288,7 +295,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{
 		o: o, db: o.DB, log: o.Logger, now: o.Now,
-		updateSem: make(chan struct{}, o.MaxUpdateLoad),
+		updateSem: make(chan struct{}, max(o.MaxUpdateLoad, 0)), // NoUpdateChecks: unbuffered, no check finds room
 		limiter:   newLimiter(o.ReportsPerHour, time.Hour),
 	}
 	s.m = newMetrics()
