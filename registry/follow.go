@@ -168,14 +168,12 @@ func (s *Service) loadPart(ctx context.Context, product string) (loadedPart, err
 		if err := raw.scan(rows); err != nil {
 			return none, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
 		}
-		r, err := raw.decode()
-		if err != nil {
+		var r indexRelease
+		if err := raw.decode(&r); err != nil {
 			return none, err
 		}
 		r.RiskNotes, r.DeviceIDs = info.RiskNotes, info.DeviceIDs
-		if err := part.add(&r, part.files); err != nil {
-			return none, err
-		}
+		part.add(&r, part.files)
 	}
 	if err := rows.Err(); err != nil {
 		return none, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))

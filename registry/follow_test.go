@@ -34,7 +34,7 @@ import (
 func (ix *index) dump() string {
 	var lines []string
 	show := func(o *offer) string {
-		s := fmt.Sprintf("%s %s min=%s etag=%s len=%s body=%s", o.releaseID, o.version, o.minVersion, o.etag, o.lengthHdr[0], o.body)
+		s := fmt.Sprintf("%s %s min=%s etag=%s len=%s body=%s", o.releaseID, o.version, o.minVersion, o.etag(), o.lengthHdr()[0], o.body)
 		if o.rollout != nil {
 			s += fmt.Sprintf(" rollout=%+v", *o.rollout)
 		}

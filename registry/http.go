@@ -251,14 +251,14 @@ func (s *Service) writeUpdate(w http.ResponseWriter, r *http.Request, o *offer) 
 		s.m.results["none"].Inc()
 		return writeStatus(w, http.StatusNoContent)
 	}
-	h["Etag"] = o.etagHdr
-	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagListMatches(inm[0], o.etag) {
+	h["Etag"] = o.etagHdr()
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagListMatches(inm[0], o.etag()) {
 		s.m.results["not_modified"].Inc()
 		return writeStatus(w, http.StatusNotModified)
 	}
 	s.m.results["offer"].Inc()
 	h["Content-Type"] = jsonHdr
-	h["Content-Length"] = o.lengthHdr
+	h["Content-Length"] = o.lengthHdr()
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(o.body)
 	return http.StatusOK

@@ -64,11 +64,16 @@ type offer struct {
 	version    string
 	minVersion string
 	body       []byte
-	etag       string
-	etagHdr    []string
-	lengthHdr  []string
+	hdrs       [2]string    // the ETag and Content-Length headers' values, as etagHdr and lengthHdr hand them out
 	rollout    *rolloutPlan // nil: every device of the channel
 }
+
+func (o *offer) etag() string { return o.hdrs[0] }
+
+// etagHdr and lengthHdr are header values ready to set, without an
+// allocation per answer (net/http does not change them).
+func (o *offer) etagHdr() []string   { return o.hdrs[0:1:1] }
+func (o *offer) lengthHdr() []string { return o.hdrs[1:2:2] }
 
 // rolloutPlan is a rollout flattened for the update check: the end of
 // each stage in unix milliseconds and its percent, in one small block, so
@@ -122,18 +127,23 @@ type indexedTarget struct {
 	release string // the release it belongs to, named in download receipts
 }
 
-// indexRelease is what the index needs of a release and its product.
+// indexRelease is what the index needs of a release and its product,
+// and no more: a full rebuild holds a million of them at once.
 type indexRelease struct {
-	Release
-	RiskNotes string
-	DeviceIDs []string
-	offer     *offer // encoded already (Rebuild does it on every core), or nil
+	ID, Product, Version, Channel, Notes, MinVersion string
+	Community, PulledBack, Yanked, Held              bool
+	Artifacts                                        []Artifact // their kind, digest, size and target
+	RollbackFrom                                     []device.YankedFrom
+	Rollout                                          *Rollout
+	RiskNotes                                        string
+	DeviceIDs                                        []string
+	offer                                            *offer // encoded already (Rebuild does it on every core), or nil
 }
 
 // buildIndex computes the index from releases in batches (their order
 // does not matter). Yanked releases are not passed in; pulled-back and
 // held ones keep their TUF targets but are offered to nobody.
-func buildIndex(batches ...[]indexRelease) (*index, error) {
+func buildIndex(batches ...[]indexRelease) *index {
 	n := 0
 	for _, b := range batches {
 		n += len(b)
@@ -146,9 +156,7 @@ func buildIndex(batches ...[]indexRelease) (*index, error) {
 			part = &productPart{deviceIDs: r.DeviceIDs}
 			parts[r.Product] = part
 		}
-		if err := part.add(r, targets); err != nil {
-			return nil, err
-		}
+		part.add(r, targets)
 	}
 	ix := &index{devices: layered[[]*productOffers]{base: map[string][]*productOffers{}}, targets: layered[indexedTarget]{base: targets},
 		products: layered[*productPart]{base: make(map[string]*productPart, len(parts))}}
@@ -166,25 +174,22 @@ func buildIndex(batches ...[]indexRelease) (*index, error) {
 	for _, list := range ix.devices.base {
 		sortByProduct(list)
 	}
-	return ix, nil
+	return ix
 }
 
 // add puts a release of the part's product into it, and its artifacts
 // into targets.
-func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) error {
+func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) {
 	for _, a := range r.Artifacts {
 		targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
 		part.targets = append(part.targets, a.Target)
 	}
 	if r.PulledBack || r.Yanked || r.Held {
-		return nil
+		return
 	}
 	o := r.offer
 	if o == nil {
-		var err error
-		if o, err = newOffer(r); err != nil {
-			return err
-		}
+		o = newOffer(r)
 	}
 	po := part.offers
 	if po == nil {
@@ -202,15 +207,28 @@ func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) 
 		}
 	}
 	part.n++
-	return nil
 }
 
 // finish orders the part's offers newest first.
 func (part *productPart) finish() {
 	if po := part.offers; po != nil {
-		newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
-		slices.SortFunc(po.testing, newestFirst)
-		slices.SortFunc(po.stable, newestFirst)
+		sortNewestFirst(po.testing)
+		sortNewestFirst(po.stable)
+	}
+}
+
+// sortNewestFirst orders offers by version, newest first. Releases are
+// mostly read in the order they were published, oldest first, so the list
+// is tried reversed before it is sorted: a million releases' versions
+// compared n-1 times instead of n log n.
+func sortNewestFirst(list []*offer) {
+	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
+	if slices.IsSortedFunc(list, newestFirst) {
+		return
+	}
+	slices.Reverse(list)
+	if !slices.IsSortedFunc(list, newestFirst) {
+		slices.SortFunc(list, newestFirst)
 	}
 }
 
@@ -247,18 +265,20 @@ func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
 // newOffer encodes the answer to devices offered r. Its ETag is the
 // answer's digest alone: the same answer keeps its ETag across changes of
 // other releases and on every replica, however each came to hold it.
-func newOffer(r *indexRelease) (*offer, error) {
-	a := r.Offered()
-	body, err := json.Marshal(device.Offer{
-		Product: r.Product, ReleaseID: r.ID, Version: r.Version, Channel: r.Channel, Notes: r.Notes,
-		Community: r.Community, RiskNotes: r.RiskNotes, MinVersion: r.MinVersion,
-		Target: device.OfferTarget{Path: a.Target, Length: a.Size, Hashes: map[string]string{"sha256": a.sha256Hex()}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registry: encode offer %s: %w", r.ID, err)
-	}
+func newOffer(r *indexRelease) *offer {
+	var enc offerEncoder
+	return enc.offer(r)
+}
+
+// offerEncoder encodes offers through one scratch buffer, so each offer's
+// body is allocated once, at its size.
+type offerEncoder struct{ buf []byte }
+
+func (enc *offerEncoder) offer(r *indexRelease) *offer {
+	a := offered(r.Artifacts)
+	enc.buf = appendOffer(enc.buf[:0], r, a)
+	body := append(make([]byte, 0, len(enc.buf)), enc.buf...)
 	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	o := &offer{}
 	if r.Rollout != nil {
 		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
@@ -272,11 +292,12 @@ func newOffer(r *indexRelease) (*offer, error) {
 			o.rollout = &both.plan
 		}
 	}
-	*o = offer{
-		releaseID: r.ID, version: r.Version, minVersion: r.MinVersion, body: body,
-		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))}, rollout: o.rollout,
-	}
-	return o, nil
+	o.releaseID, o.version, o.minVersion, o.body = r.ID, r.Version, r.MinVersion, body
+	var etag [2 + 2*16]byte
+	etag[0], etag[len(etag)-1] = '"', '"'
+	hex.Encode(etag[1:len(etag)-1], sum[:16])
+	o.hdrs = [2]string{string(etag[:]), strconv.Itoa(len(body))}
+	return o
 }
 
 // lookup finds the offer for a device: among the products its id names,
@@ -375,23 +396,21 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
+			var enc offerEncoder
 			for raw := range work {
-				out := make([]indexRelease, 0, len(raw))
+				out := make([]indexRelease, len(raw))
 				for i := range raw {
-					r, err := raw[i].decode()
-					if err != nil {
+					r := &out[i]
+					if err := raw[i].decode(r); err != nil {
 						fail(err)
 						continue
 					}
 					p := products[r.Product]
 					r.RiskNotes, r.DeviceIDs = p.riskNotes, p.deviceIDs
 					if !r.PulledBack && !r.Held {
-						if r.offer, err = newOffer(&r); err != nil {
-							fail(err)
-							continue
-						}
+						r.offer = enc.offer(r)
+						r.Notes = "" // in the offer's body now
 					}
-					out = append(out, r)
 				}
 				done <- out
 			}
@@ -441,7 +460,7 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	return buildIndex(rels...)
+	return buildIndex(rels...), nil
 }
 
 // indexCols are the columns of a release the index reads.
@@ -459,24 +478,26 @@ func (x *indexRow) scan(rows *sql.Rows) error {
 		&x.community, &x.pulledBack, &x.held, &x.rollbackFrom, &x.rollout)
 }
 
-func (x *indexRow) decode() (indexRelease, error) {
-	r := indexRelease{Release: Release{ID: x.id, Product: x.product, Version: x.version, Channel: x.channel, Notes: x.notes,
-		MinVersion: x.minVersion, Community: x.community == 1, PulledBack: x.pulledBack == 1, Held: x.held == 1}}
+// decode reads the row into r.
+func (x *indexRow) decode(r *indexRelease) error {
+	*r = indexRelease{ID: x.id, Product: x.product, Version: x.version, Channel: x.channel, Notes: x.notes,
+		MinVersion: x.minVersion, Community: x.community == 1, PulledBack: x.pulledBack == 1, Held: x.held == 1}
 	if x.rollbackFrom != "" {
 		if err := json.Unmarshal([]byte(x.rollbackFrom), &r.RollbackFrom); err != nil {
-			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollback_from", r.ID)
+			return errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollback_from", r.ID)
 		}
 	}
 	if x.rollout != "" {
 		r.Rollout = &Rollout{}
 		if err := json.Unmarshal([]byte(x.rollout), r.Rollout); err != nil {
-			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollout", r.ID)
+			return errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollout", r.ID)
 		}
 	}
-	if err := json.Unmarshal([]byte(x.artifacts), &r.Artifacts); err != nil || len(r.Artifacts) == 0 {
-		return r, errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", r.ID)
+	var err error
+	if r.Artifacts, err = decodeIndexArtifacts(x.artifacts); err != nil || len(r.Artifacts) == 0 {
+		return errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", r.ID)
 	}
-	return r, nil
+	return nil
 }
 
 // position is where the registry stands: its generation and the last

@@ -151,7 +151,8 @@ type Options struct {
 	// BaseURL is the server's public URL, for the links of feeds.
 	BaseURL string
 	// PollInterval is how often a replica looks for changes made by
-	// others (default 1s); TimestampCheck how often the TUF timestamp is
+	// others (default 500 ms: a change reaches every replica within a
+	// second); TimestampCheck how often the TUF timestamp is
 	// checked for expiry (default 1 minute).
 	PollInterval, TimestampCheck time.Duration
 	// TimestampMargin: the timestamp is re-signed when it expires within
@@ -276,7 +277,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, errs.E(errs.Invalid, "registry: the receipt key must be at least 32 bytes")
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = 500 * time.Millisecond
 	}
 	if o.TimestampCheck <= 0 {
 		o.TimestampCheck = time.Minute

@@ -87,13 +87,15 @@ type Artifact struct {
 
 // Offered is the artifact a device installs: the first firmware, else the
 // first artifact.
-func (r Release) Offered() Artifact {
-	for _, a := range r.Artifacts {
+func (r Release) Offered() Artifact { return offered(r.Artifacts) }
+
+func offered(arts []Artifact) Artifact {
+	for _, a := range arts {
 		if a.Kind == "firmware" {
 			return a
 		}
 	}
-	return r.Artifacts[0]
+	return arts[0]
 }
 
 // sha256Hex is the artifact's digest without its prefix.
