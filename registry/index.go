@@ -148,21 +148,44 @@ func buildIndex(batches ...[]indexRelease) *index {
 	for _, b := range batches {
 		n += len(b)
 	}
-	targets := make(map[string]indexedTarget, n)
-	parts := map[string]*productPart{}
-	for r := range eachRelease(batches) {
-		part := parts[r.Product]
+	ib := newIndexBuilder(n)
+	for _, b := range batches {
+		ib.add(b)
+	}
+	return ib.index()
+}
+
+// indexBuilder assembles an index batch by batch, so a rebuild assembles
+// while rows are still being read and encoded.
+type indexBuilder struct {
+	targets map[string]indexedTarget
+	parts   map[string]*productPart
+}
+
+// newIndexBuilder expects about n releases' targets.
+func newIndexBuilder(n int) *indexBuilder {
+	return &indexBuilder{targets: make(map[string]indexedTarget, n), parts: map[string]*productPart{}}
+}
+
+func (ib *indexBuilder) add(batch []indexRelease) {
+	for i := range batch {
+		r := &batch[i]
+		part := ib.parts[r.Product]
 		if part == nil {
 			part = &productPart{deviceIDs: r.DeviceIDs}
-			parts[r.Product] = part
+			ib.parts[r.Product] = part
 		}
-		part.add(r, targets)
+		part.add(r, ib.targets)
 	}
-	ix := &index{devices: layered[[]*productOffers]{base: map[string][]*productOffers{}}, targets: layered[indexedTarget]{base: targets},
-		products: layered[*productPart]{base: make(map[string]*productPart, len(parts))}}
-	for product, part := range parts {
+}
+
+// index orders each product's offers and lists them under their device
+// ids; the builder is spent.
+func (ib *indexBuilder) index() *index {
+	ix := &index{devices: layered[[]*productOffers]{base: make(map[string][]*productOffers, len(ib.parts))},
+		targets: layered[indexedTarget]{base: ib.targets}, products: layered[*productPart]{base: ib.parts}}
+	for _, part := range ib.parts {
 		part.finish()
-		ix.products.base[product] = part
 		ix.offers += part.n
 		if part.offers == nil {
 			continue
@@ -236,18 +259,6 @@ func sortNewestFirst(list []*offer) {
 // them.
 func sortByProduct(list []*productOffers) {
 	slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
-}
-
-func eachRelease(batches [][]indexRelease) func(func(*indexRelease) bool) {
-	return func(yield func(*indexRelease) bool) {
-		for _, b := range batches {
-			for i := range b {
-				if !yield(&b[i]) {
-					return
-				}
-			}
-		}
-	}
 }
 
 // addRollback records that devices on the yanked version from may go back
@@ -399,8 +410,9 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 			var enc offerEncoder
 			for raw := range work {
 				out := make([]indexRelease, len(raw))
+				k := 0 // releases decoded; a row that is not fails the rebuild
 				for i := range raw {
-					r := &out[i]
+					r := &out[k]
 					if err := raw[i].decode(r); err != nil {
 						fail(err)
 						continue
@@ -411,12 +423,19 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 						r.offer = enc.offer(r)
 						r.Notes = "" // in the offer's body now
 					}
+					k++
 				}
-				done <- out
+				done <- out[:k]
 			}
 		})
 	}
-	var rels [][]indexRelease
+	// The index is assembled as batches come in; the size of the index
+	// served now is the guess for the size of the new one.
+	expect := 0
+	if cur := s.index.Load(); cur != nil {
+		expect = len(cur.targets.base) + len(cur.targets.over)
+	}
+	ib := newIndexBuilder(expect)
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -428,7 +447,7 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 					s.log.Warn("registry: release of an unknown product is not offered", "release", out[i].ID, "product", out[i].Product)
 				}
 			}
-			rels = append(rels, out)
+			ib.add(out)
 		}
 	}()
 	cur := make([]indexRow, 0, batch)
@@ -460,7 +479,7 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	return buildIndex(rels...), nil
+	return ib.index(), nil
 }
 
 // indexCols are the columns of a release the index reads.
