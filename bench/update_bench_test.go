@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -111,8 +112,8 @@ FROM n`
 }
 
 // newBigRegistry is a registry of 100k products and 1M releases on SQLite,
-// its index built by the registry itself (Rebuild).
-func newBigRegistry(b *testing.B) *registry.Service {
+// its index built by the registry itself (Rebuild), and its database.
+func newBigRegistry(b *testing.B) (*registry.Service, *db.DB) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	d, err := db.Open(ctx, "sqlite:"+filepath.Join(dir, "registry.db"))
@@ -144,7 +145,7 @@ func newBigRegistry(b *testing.B) *registry.Service {
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d releases written in %s, index rebuilt in %s\n",
 		benchProducts*benchPerProduct, filled.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	return svc
+	return svc, d
 }
 
 // serveHandler serves h on a free 127.0.0.1 port until the benchmark ends.
@@ -222,7 +223,7 @@ func cacheStatus(b *testing.B, url string) string {
 // of the same size, in the same run and with the same load.
 func BenchmarkUpdateCheckLoad(b *testing.B) {
 	need(b, "wrk", "nginx")
-	svc := newBigRegistry(b)
+	svc, _ := newBigRegistry(b)
 	api := httpapi.New(httpapi.Options{Logger: slog.New(slog.DiscardHandler), QuietPaths: []string{"/v1/devices/updates"},
 		Metrics: prometheus.NewRegistry()})
 	svc.Register(api.V1(), api.Root())
@@ -284,9 +285,13 @@ func BenchmarkUpdateCheckLoad(b *testing.B) {
 // releases from SQLite, as a replica does at start, and reports its wall
 // and CPU time (on a shared machine the wall time counts the time other
 // processes held the cores) and the Go heap the process holds afterwards
-// (the index, the database's caches; after a GC).
+// (the index, the database's caches; after a GC). Then, on the same
+// registry, it publishes a release of one product 20 times the way another
+// replica would (a row and its event) and reports how long this replica
+// takes to follow each (Poll), which is what a change costs every replica
+// on top of the poll interval.
 func BenchmarkIndexRebuild(b *testing.B) {
-	svc := newBigRegistry(b)
+	svc, d := newBigRegistry(b)
 	ctx := context.Background()
 	cpu := processCPU()
 	for b.Loop() {
@@ -300,7 +305,48 @@ func BenchmarkIndexRebuild(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
+
+	const changes = 20
+	var followed time.Duration
+	for i := range changes {
+		if err := publishBehindItsBack(ctx, d, i); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := svc.Poll(ctx); err != nil {
+			b.Fatal(err)
+		}
+		followed += time.Since(start)
+	}
+	if got := svc.IndexSeq(); got < changes {
+		b.Fatalf("the index reflects event %d after %d changes", got, changes)
+	}
+	b.ReportMetric(float64(followed.Microseconds())/1000/changes, "follow-ms")
 	runtime.KeepAlive(svc)
+}
+
+// publishBehindItsBack writes release 2.i.0 of product prod-i and its
+// event straight into the registry's tables, as another replica's
+// publication looks to this one.
+func publishBehindItsBack(ctx context.Context, d *db.DB, i int) error {
+	return d.Tx(ctx, func(tx *sql.Tx) error {
+		seq, err := d.NextSeq(ctx, tx, "registry_events")
+		if err != nil {
+			return err
+		}
+		product, version := "prod-"+strconv.Itoa(i), "2."+strconv.Itoa(i)+".0"
+		arts := `[{"name":"fw.bin","path":"fw.bin","kind":"firmware","digest":"sha256:` + fmt.Sprintf("%064x", 1<<40+i) +
+			`","size":1048576,"target":"` + product + "/" + version + `/fw.bin"}]`
+		if _, err := tx.ExecContext(ctx, d.Q(`INSERT INTO releases (id, product, version, channel, notes, min_version, build_id, recipe, recipe_version, install_notes,
+			verdict_url, attestations_url, agreeing, total, artifacts, community, published_at, published_by)
+			VALUES (?, ?, ?, 'stable', 'release notes', '', 'bld', 'bench', '1.0.0', '', '', '', 3, 3, ?, 1, ?, 'bench')`),
+			"rel_followed_"+strconv.Itoa(i), product, version, arts, time.Now().UnixMilli()); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, d.Q(`INSERT INTO registry_events (id, seq, product, release_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?, 'bench', 'published', '')`),
+			"rev_followed_"+strconv.Itoa(i), seq, product, "rel_followed_"+strconv.Itoa(i), time.Now().UnixMilli())
+		return err
+	})
 }
 
 // processCPU is the CPU time this process has used (user and system).

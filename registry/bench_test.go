@@ -38,9 +38,9 @@ func newBenchIndex(rollouts bool) *index {
 			}
 			ver := "1." + strconv.Itoa(v) + ".0"
 			r := indexRelease{
-				Release: Release{ID: fmt.Sprintf("rel_%d_%d", p, v), Product: id, Version: ver, Channel: ch, Community: true,
-					Notes:     "release notes",
-					Artifacts: []Artifact{{Name: "fw.bin", Kind: "firmware", Size: 1 << 20, Digest: "sha256:" + fmt.Sprintf("%064x", p*perProduct+v), Target: id + "/" + ver + "/fw.bin"}}},
+				ID: fmt.Sprintf("rel_%d_%d", p, v), Product: id, Version: ver, Channel: ch, Community: true,
+				Notes:     "release notes",
+				Artifacts: []Artifact{{Name: "fw.bin", Kind: "firmware", Size: 1 << 20, Digest: "sha256:" + fmt.Sprintf("%064x", p*perProduct+v), Target: id + "/" + ver + "/fw.bin"}},
 				DeviceIDs: []string{"usb:" + strconv.Itoa(p)},
 			}
 			if rollouts && v == perProduct-2 {
@@ -50,11 +50,7 @@ func newBenchIndex(rollouts bool) *index {
 			rels = append(rels, r)
 		}
 	}
-	ix, err := buildIndex(1, rels)
-	if err != nil {
-		panic(err)
-	}
-	return ix
+	return buildIndex(rels)
 }
 
 func BenchmarkIndexLookup(b *testing.B) { benchLookup(b, benchIndex()) }

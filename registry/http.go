@@ -251,14 +251,14 @@ func (s *Service) writeUpdate(w http.ResponseWriter, r *http.Request, o *offer) 
 		s.m.results["none"].Inc()
 		return writeStatus(w, http.StatusNoContent)
 	}
-	h["Etag"] = o.etagHdr
-	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagListMatches(inm[0], o.etag) {
+	h["Etag"] = o.etagHdr()
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagListMatches(inm[0], o.etag()) {
 		s.m.results["not_modified"].Inc()
 		return writeStatus(w, http.StatusNotModified)
 	}
 	s.m.results["offer"].Inc()
 	h["Content-Type"] = jsonHdr
-	h["Content-Length"] = o.lengthHdr
+	h["Content-Length"] = o.lengthHdr()
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(o.body)
 	return http.StatusOK
@@ -415,7 +415,7 @@ func (s *Service) httpTUF(c *gin.Context) error {
 	if dir != "" {
 		target = dir + "/" + name
 	}
-	t, listed := s.index.Load().targets[target]
+	t, listed := s.index.Load().targets.get(target)
 	if !listed {
 		if d, size, ok := s.lifecycleTarget(c.Request.Context(), target, hash); ok {
 			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, d, blobhttp.Options{Filename: name, Size: size})

@@ -26,11 +26,26 @@ import (
 // immutable snapshot of every offerable release, swapped atomically when
 // anything changes. Nothing in it is computed per request: offers carry
 // their response body, ETag and Content-Length ready to write.
+//
+// A change of one product makes a new snapshot that shares everything
+// else with the old one (layered maps): only that product's offers are
+// rebuilt (follow.go).
 type index struct {
-	gen     int64
-	devices map[string][]*productOffers // device id → products it identifies
-	targets map[string]indexedTarget    // TUF target path → file (releases not yanked)
-	offers  int
+	gen      int64                     // the registry generation it was built at: another one means a full rebuild
+	seq      int64                     // the last registry event it reflects
+	devices  layered[[]*productOffers] // device id → products it identifies
+	targets  layered[indexedTarget]    // TUF target path → file (releases not yanked)
+	products layered[*productPart]     // product → what it put in devices and targets
+	offers   int
+}
+
+// productPart is what one product contributes to the index, kept so that
+// a change of the product replaces exactly that.
+type productPart struct {
+	offers    *productOffers // nil: nothing offered
+	deviceIDs []string       // the catalog's ids of the product when it was read
+	targets   []string       // TUF target paths of its releases not yanked
+	n         int            // offers
 }
 
 // productOffers are one product's offerable releases, newest first, and
@@ -49,11 +64,16 @@ type offer struct {
 	version    string
 	minVersion string
 	body       []byte
-	etag       string
-	etagHdr    []string
-	lengthHdr  []string
+	hdrs       [2]string    // the ETag and Content-Length headers' values, as etagHdr and lengthHdr hand them out
 	rollout    *rolloutPlan // nil: every device of the channel
 }
+
+func (o *offer) etag() string { return o.hdrs[0] }
+
+// etagHdr and lengthHdr are header values ready to set, without an
+// allocation per answer (net/http does not change them).
+func (o *offer) etagHdr() []string   { return o.hdrs[0:1:1] }
+func (o *offer) lengthHdr() []string { return o.hdrs[1:2:2] }
 
 // rolloutPlan is a rollout flattened for the update check: the end of
 // each stage in unix milliseconds and its percent, in one small block, so
@@ -107,82 +127,138 @@ type indexedTarget struct {
 	release string // the release it belongs to, named in download receipts
 }
 
-// indexRelease is what the index needs of a release and its product.
+// indexRelease is what the index needs of a release and its product,
+// and no more: a full rebuild holds a million of them at once.
 type indexRelease struct {
-	Release
-	RiskNotes string
-	DeviceIDs []string
-	offer     *offer // encoded already (Rebuild does it on every core), or nil
+	ID, Product, Version, Channel, Notes, MinVersion string
+	Community, PulledBack, Yanked, Held              bool
+	Artifacts                                        []Artifact // their kind, digest, size and target
+	RollbackFrom                                     []device.YankedFrom
+	Rollout                                          *Rollout
+	RiskNotes                                        string
+	DeviceIDs                                        []string
+	offer                                            *offer // encoded already (Rebuild does it on every core), or nil
 }
 
-// buildIndex computes the index for generation gen from releases in
-// batches (their order does not matter). Yanked releases are not passed
-// in; pulled-back and held ones keep their TUF targets but are offered to
-// nobody.
-func buildIndex(gen int64, batches ...[]indexRelease) (*index, error) {
+// buildIndex computes the index from releases in batches (their order
+// does not matter). Yanked releases are not passed in; pulled-back and
+// held ones keep their TUF targets but are offered to nobody.
+func buildIndex(batches ...[]indexRelease) *index {
 	n := 0
 	for _, b := range batches {
 		n += len(b)
 	}
-	ix := &index{gen: gen, devices: map[string][]*productOffers{}, targets: make(map[string]indexedTarget, n)}
-	byProduct := map[string]*productOffers{}
-	devicesOf := map[string][]string{}
-	for r := range eachRelease(batches) {
-		for _, a := range r.Artifacts {
-			ix.targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
-		}
-		if r.PulledBack || r.Yanked || r.Held {
-			continue
-		}
-		o := r.offer
-		if o == nil {
-			var err error
-			if o, err = newOffer(gen, r); err != nil {
-				return nil, err
-			}
-		}
-		po := byProduct[r.Product]
-		if po == nil {
-			po = &productOffers{product: r.Product}
-			byProduct[r.Product] = po
-			devicesOf[r.Product] = r.DeviceIDs
-		}
-		po.testing = append(po.testing, o)
-		if r.Channel == Stable {
-			po.stable = append(po.stable, o)
-		}
-		for _, y := range r.RollbackFrom {
-			po.testingRollback = addRollback(po.testingRollback, y.Version, o)
-			if r.Channel == Stable {
-				po.stableRollback = addRollback(po.stableRollback, y.Version, o)
-			}
-		}
-		ix.offers++
+	ib := newIndexBuilder(n)
+	for _, b := range batches {
+		ib.add(b)
 	}
-	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
-	for product, po := range byProduct {
-		slices.SortFunc(po.testing, newestFirst)
-		slices.SortFunc(po.stable, newestFirst)
-		for _, d := range devicesOf[product] {
-			ix.devices[d] = append(ix.devices[d], po)
-		}
-	}
-	for _, list := range ix.devices {
-		slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
-	}
-	return ix, nil
+	return ib.index()
 }
 
-func eachRelease(batches [][]indexRelease) func(func(*indexRelease) bool) {
-	return func(yield func(*indexRelease) bool) {
-		for _, b := range batches {
-			for i := range b {
-				if !yield(&b[i]) {
-					return
-				}
-			}
+// indexBuilder assembles an index batch by batch, so a rebuild assembles
+// while rows are still being read and encoded.
+type indexBuilder struct {
+	targets map[string]indexedTarget
+	parts   map[string]*productPart
+}
+
+// newIndexBuilder expects about n releases' targets.
+func newIndexBuilder(n int) *indexBuilder {
+	return &indexBuilder{targets: make(map[string]indexedTarget, n), parts: map[string]*productPart{}}
+}
+
+func (ib *indexBuilder) add(batch []indexRelease) {
+	for i := range batch {
+		r := &batch[i]
+		part := ib.parts[r.Product]
+		if part == nil {
+			part = &productPart{deviceIDs: r.DeviceIDs}
+			ib.parts[r.Product] = part
+		}
+		part.add(r, ib.targets)
+	}
+}
+
+// index orders each product's offers and lists them under their device
+// ids; the builder is spent.
+func (ib *indexBuilder) index() *index {
+	ix := &index{devices: layered[[]*productOffers]{base: make(map[string][]*productOffers, len(ib.parts))},
+		targets: layered[indexedTarget]{base: ib.targets}, products: layered[*productPart]{base: ib.parts}}
+	for _, part := range ib.parts {
+		part.finish()
+		ix.offers += part.n
+		if part.offers == nil {
+			continue
+		}
+		for _, d := range part.deviceIDs {
+			ix.devices.base[d] = append(ix.devices.base[d], part.offers)
 		}
 	}
+	for _, list := range ix.devices.base {
+		sortByProduct(list)
+	}
+	return ix
+}
+
+// add puts a release of the part's product into it, and its artifacts
+// into targets.
+func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) {
+	for _, a := range r.Artifacts {
+		targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
+		part.targets = append(part.targets, a.Target)
+	}
+	if r.PulledBack || r.Yanked || r.Held {
+		return
+	}
+	o := r.offer
+	if o == nil {
+		o = newOffer(r)
+	}
+	po := part.offers
+	if po == nil {
+		po = &productOffers{product: r.Product}
+		part.offers = po
+	}
+	po.testing = append(po.testing, o)
+	if r.Channel == Stable {
+		po.stable = append(po.stable, o)
+	}
+	for _, y := range r.RollbackFrom {
+		po.testingRollback = addRollback(po.testingRollback, y.Version, o)
+		if r.Channel == Stable {
+			po.stableRollback = addRollback(po.stableRollback, y.Version, o)
+		}
+	}
+	part.n++
+}
+
+// finish orders the part's offers newest first.
+func (part *productPart) finish() {
+	if po := part.offers; po != nil {
+		sortNewestFirst(po.testing)
+		sortNewestFirst(po.stable)
+	}
+}
+
+// sortNewestFirst orders offers by version, newest first. Releases are
+// mostly read in the order they were published, oldest first, so the list
+// is tried reversed before it is sorted: a million releases' versions
+// compared n-1 times instead of n log n.
+func sortNewestFirst(list []*offer) {
+	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
+	if slices.IsSortedFunc(list, newestFirst) {
+		return
+	}
+	slices.Reverse(list)
+	if !slices.IsSortedFunc(list, newestFirst) {
+		slices.SortFunc(list, newestFirst)
+	}
+}
+
+// sortByProduct orders the products a device id names, as lookup tries
+// them.
+func sortByProduct(list []*productOffers) {
+	slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
 }
 
 // addRollback records that devices on the yanked version from may go back
@@ -197,18 +273,23 @@ func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
 	return m
 }
 
-func newOffer(gen int64, r *indexRelease) (*offer, error) {
-	a := r.Offered()
-	body, err := json.Marshal(device.Offer{
-		Product: r.Product, ReleaseID: r.ID, Version: r.Version, Channel: r.Channel, Notes: r.Notes,
-		Community: r.Community, RiskNotes: r.RiskNotes, MinVersion: r.MinVersion,
-		Target: device.OfferTarget{Path: a.Target, Length: a.Size, Hashes: map[string]string{"sha256": a.sha256Hex()}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registry: encode offer %s: %w", r.ID, err)
-	}
+// newOffer encodes the answer to devices offered r. Its ETag is the
+// answer's digest alone: the same answer keeps its ETag across changes of
+// other releases and on every replica, however each came to hold it.
+func newOffer(r *indexRelease) *offer {
+	var enc offerEncoder
+	return enc.offer(r)
+}
+
+// offerEncoder encodes offers through one scratch buffer, so each offer's
+// body is allocated once, at its size.
+type offerEncoder struct{ buf []byte }
+
+func (enc *offerEncoder) offer(r *indexRelease) *offer {
+	a := offered(r.Artifacts)
+	enc.buf = appendOffer(enc.buf[:0], r, a)
+	body := append(make([]byte, 0, len(enc.buf)), enc.buf...)
 	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:12]) + "-" + strconv.FormatInt(gen, 10) + `"`
 	o := &offer{}
 	if r.Rollout != nil {
 		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
@@ -222,11 +303,12 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 			o.rollout = &both.plan
 		}
 	}
-	*o = offer{
-		releaseID: r.ID, version: r.Version, minVersion: r.MinVersion, body: body,
-		etag: etag, etagHdr: []string{etag}, lengthHdr: []string{strconv.Itoa(len(body))}, rollout: o.rollout,
-	}
-	return o, nil
+	o.releaseID, o.version, o.minVersion, o.body = r.ID, r.Version, r.MinVersion, body
+	var etag [2 + 2*16]byte
+	etag[0], etag[len(etag)-1] = '"', '"'
+	hex.Encode(etag[1:len(etag)-1], sum[:16])
+	o.hdrs = [2]string{string(etag[:]), strconv.Itoa(len(body))}
+	return o
 }
 
 // lookup finds the offer for a device: among the products its id names,
@@ -236,10 +318,10 @@ func newOffer(gen int64, r *indexRelease) (*offer, error) {
 // running a yanked version with nothing newer is offered the release
 // signed to take it back. nil means none.
 func (ix *index) lookup(deviceID, current, channel string, bucket int, now func() time.Time) *offer {
-	products, ok := ix.devices[deviceID]
+	products, ok := ix.devices.get(deviceID)
 	if !ok {
 		if i := strings.IndexByte(deviceID, ':'); i > 0 && strings.ToLower(deviceID[:i]) != deviceID[:i] {
-			products = ix.devices[strings.ToLower(deviceID[:i])+deviceID[i:]]
+			products, _ = ix.devices.get(strings.ToLower(deviceID[:i]) + deviceID[i:])
 		}
 	}
 	for _, po := range products {
@@ -265,18 +347,40 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now func(
 	return nil
 }
 
-// Rebuild recomputes the update index from the database and the catalog
-// and swaps it in. Mutations call it at once; other replicas call it when
-// Poll sees a new generation. It reads the catalog in one query and the
-// releases in another, and encodes the offers on every core while the
+// Rebuild recomputes the whole update index from the database and the
+// catalog and swaps it in: at start, after Refresh, and when following
+// the event log cannot (follow.go). It reads the catalog in one query and
+// the releases in another, and encodes the offers on every core while the
 // rows are still being read.
 func (s *Service) Rebuild(ctx context.Context) error {
 	s.rebuildMu.Lock()
 	defer s.rebuildMu.Unlock()
-	gen, err := s.generation(ctx)
+	return s.rebuildLocked(ctx)
+}
+
+func (s *Service) rebuildLocked(ctx context.Context) error {
+	// The position is read first: what the rows then show may be newer
+	// still, and applying those events again changes nothing.
+	pos, err := s.position(ctx)
 	if err != nil {
 		return err
 	}
+	ix, err := s.loadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	ix.gen, ix.seq = pos.gen, pos.seq
+	s.index.Store(ix)
+	s.m.rebuilds.Inc()
+	s.m.gen.Set(float64(ix.gen))
+	s.m.seq.Set(float64(ix.seq))
+	s.log.Debug("registry: update index rebuilt", "generation", ix.gen, "seq", ix.seq, "offers", ix.offers, "products", len(ix.products.base))
+	return nil
+}
+
+// loadIndex reads every release not yanked and the catalog, and builds
+// an index of them.
+func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	type productInfo struct {
 		riskNotes string
 		deviceIDs []string
@@ -286,11 +390,11 @@ func (s *Service) Rebuild(ctx context.Context) error {
 		products[p.ID] = productInfo{p.RiskNotes, p.DeviceIDs}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("registry: rebuild index: %w", err)
+		return nil, fmt.Errorf("registry: rebuild index: %w", err)
 	}
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+indexCols+` FROM releases WHERE yanked = 0`))
 	if err != nil {
-		return fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
+		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
 	}
 	// The rows are read here, decoded and encoded as offers by workers,
 	// in batches; the index does not depend on the order of releases.
@@ -303,29 +407,35 @@ func (s *Service) Rebuild(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
+			var enc offerEncoder
 			for raw := range work {
-				out := make([]indexRelease, 0, len(raw))
+				out := make([]indexRelease, len(raw))
+				k := 0 // releases decoded; a row that is not fails the rebuild
 				for i := range raw {
-					r, err := raw[i].decode()
-					if err != nil {
+					r := &out[k]
+					if err := raw[i].decode(r); err != nil {
 						fail(err)
 						continue
 					}
 					p := products[r.Product]
 					r.RiskNotes, r.DeviceIDs = p.riskNotes, p.deviceIDs
 					if !r.PulledBack && !r.Held {
-						if r.offer, err = newOffer(gen, &r); err != nil {
-							fail(err)
-							continue
-						}
+						r.offer = enc.offer(r)
+						r.Notes = "" // in the offer's body now
 					}
-					out = append(out, r)
+					k++
 				}
-				done <- out
+				done <- out[:k]
 			}
 		})
 	}
-	var rels [][]indexRelease
+	// The index is assembled as batches come in; the size of the index
+	// served now is the guess for the size of the new one.
+	expect := 0
+	if cur := s.index.Load(); cur != nil {
+		expect = len(cur.targets.base) + len(cur.targets.over)
+	}
+	ib := newIndexBuilder(expect)
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -337,7 +447,7 @@ func (s *Service) Rebuild(ctx context.Context) error {
 					s.log.Warn("registry: release of an unknown product is not offered", "release", out[i].ID, "product", out[i].Product)
 				}
 			}
-			rels = append(rels, out)
+			ib.add(out)
 		}
 	}()
 	cur := make([]indexRow, 0, batch)
@@ -364,20 +474,12 @@ func (s *Service) Rebuild(ctx context.Context) error {
 		scanErr = rows.Err()
 	}
 	if scanErr != nil {
-		return fmt.Errorf("registry: rebuild index: %w", db.Classify(scanErr))
+		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(scanErr))
 	}
 	if firstErr != nil {
-		return firstErr
+		return nil, firstErr
 	}
-	ix, err := buildIndex(gen, rels...)
-	if err != nil {
-		return err
-	}
-	s.index.Store(ix)
-	s.m.rebuilds.Inc()
-	s.m.gen.Set(float64(gen))
-	s.log.Debug("registry: update index rebuilt", "generation", gen, "offers", ix.offers, "devices", len(ix.devices))
-	return nil
+	return ib.index(), nil
 }
 
 // indexCols are the columns of a release the index reads.
@@ -395,37 +497,45 @@ func (x *indexRow) scan(rows *sql.Rows) error {
 		&x.community, &x.pulledBack, &x.held, &x.rollbackFrom, &x.rollout)
 }
 
-func (x *indexRow) decode() (indexRelease, error) {
-	r := indexRelease{Release: Release{ID: x.id, Product: x.product, Version: x.version, Channel: x.channel, Notes: x.notes,
-		MinVersion: x.minVersion, Community: x.community == 1, PulledBack: x.pulledBack == 1, Held: x.held == 1}}
+// decode reads the row into r.
+func (x *indexRow) decode(r *indexRelease) error {
+	*r = indexRelease{ID: x.id, Product: x.product, Version: x.version, Channel: x.channel, Notes: x.notes,
+		MinVersion: x.minVersion, Community: x.community == 1, PulledBack: x.pulledBack == 1, Held: x.held == 1}
 	if x.rollbackFrom != "" {
 		if err := json.Unmarshal([]byte(x.rollbackFrom), &r.RollbackFrom); err != nil {
-			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollback_from", r.ID)
+			return errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollback_from", r.ID)
 		}
 	}
 	if x.rollout != "" {
 		r.Rollout = &Rollout{}
 		if err := json.Unmarshal([]byte(x.rollout), r.Rollout); err != nil {
-			return r, errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollout", r.ID)
+			return errs.Wrap(errs.Internal, err, "registry: release %s has an unreadable rollout", r.ID)
 		}
 	}
-	if err := json.Unmarshal([]byte(x.artifacts), &r.Artifacts); err != nil || len(r.Artifacts) == 0 {
-		return r, errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", r.ID)
+	var err error
+	if r.Artifacts, err = decodeIndexArtifacts(x.artifacts); err != nil || len(r.Artifacts) == 0 {
+		return errs.Wrap(errs.Internal, err, "registry: release %s has no readable artifacts", r.ID)
 	}
-	return r, nil
+	return nil
 }
 
-func (s *Service) generation(ctx context.Context) (int64, error) {
-	var gen int64
-	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT generation FROM registry_generation WHERE id = 1`)).Scan(&gen); err != nil {
-		return 0, fmt.Errorf("registry: index generation: %w", db.Classify(err))
+// position is where the registry stands: its generation and the last
+// event of its log, read together.
+type position struct{ gen, seq int64 }
+
+func (s *Service) position(ctx context.Context) (position, error) {
+	var p position
+	if err := s.db.QueryRowContext(ctx, s.db.Q(`SELECT generation, (SELECT COALESCE(MAX(seq), 0) FROM registry_events)
+		FROM registry_generation WHERE id = 1`)).Scan(&p.gen, &p.seq); err != nil {
+		return p, fmt.Errorf("registry: index position: %w", db.Classify(err))
 	}
-	return gen, nil
+	return p, nil
 }
 
 // Refresh tells every replica that something the index is built from
-// changed outside the registry (a device id moved to another product): it
-// bumps the generation and rebuilds this replica's index at once.
+// changed outside the registry and its event log (a device id moved to
+// another product): it bumps the generation, which makes every replica
+// rebuild its index whole, this one at once.
 func (s *Service) Refresh(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, s.db.Q(`UPDATE registry_generation SET generation = generation + 1 WHERE id = 1`)); err != nil {
 		return fmt.Errorf("registry: refresh: %w", db.Classify(err))
@@ -433,18 +543,9 @@ func (s *Service) Refresh(ctx context.Context) error {
 	return s.Rebuild(ctx)
 }
 
-// Poll rebuilds the index when another replica changed something: one
-// query, whatever the request rate.
-func (s *Service) Poll(ctx context.Context) error {
-	gen, err := s.generation(ctx)
-	if err != nil {
-		return err
-	}
-	if ix := s.index.Load(); ix != nil && ix.gen == gen {
-		return nil
-	}
-	return s.Rebuild(ctx)
-}
-
 // Generation is the index generation this replica serves.
 func (s *Service) Generation() int64 { return s.index.Load().gen }
+
+// IndexSeq is the last registry event the index this replica serves
+// reflects.
+func (s *Service) IndexSeq() int64 { return s.index.Load().seq }

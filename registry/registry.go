@@ -132,7 +132,8 @@ type Options struct {
 	// ReplicaID names this replica in leases (default: a random id).
 	ReplicaID string
 	// MaxUpdateLoad bounds concurrent update checks (default 1024); more
-	// are answered 503 with Retry-After.
+	// are answered 503 with Retry-After. NoUpdateChecks answers every
+	// one so.
 	MaxUpdateLoad int
 	// ReportsPerHour is each source network's install report budget
 	// (default 60); a network is a /24 (IPv4) or /48 (IPv6).
@@ -150,7 +151,8 @@ type Options struct {
 	// BaseURL is the server's public URL, for the links of feeds.
 	BaseURL string
 	// PollInterval is how often a replica looks for changes made by
-	// others (default 1s); TimestampCheck how often the TUF timestamp is
+	// others (default 500 ms: a change reaches every replica within a
+	// second); TimestampCheck how often the TUF timestamp is
 	// checked for expiry (default 1 minute).
 	PollInterval, TimestampCheck time.Duration
 	// TimestampMargin: the timestamp is re-signed when it expires within
@@ -174,6 +176,12 @@ type Options struct {
 	HandoverPlans HandoverPlans
 }
 
+// NoUpdateChecks as Options.MaxUpdateLoad makes a replica answer every
+// update check 503 with Retry-After: a replica that serves the API but no
+// devices, which sends them to another (and lets a test see shedding
+// without racing a check that takes a microsecond).
+const NoUpdateChecks = -1
+
 // Service is the registry.
 type Service struct {
 	o   Options
@@ -193,7 +201,9 @@ type metrics struct {
 	results  map[string]prometheus.Counter // resolved once: no label lookup per check
 	checks   *prometheus.CounterVec
 	rebuilds prometheus.Counter
+	updates  prometheus.Counter // indexes made by following the event log
 	gen      prometheus.Gauge
+	seq      prometheus.Gauge
 	// downloads counts artifact downloads by route (release artifact or
 	// TUF target); a resumed download counts once per request.
 	downloads *prometheus.CounterVec
@@ -207,8 +217,14 @@ func newMetrics() metrics {
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "afterlife_registry_index_rebuilds_total", Help: "Rebuilds of the in-memory update index.",
 		}),
+		updates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "afterlife_registry_index_updates_total", Help: "Changes of the in-memory update index made by following the registry's event log, without a rebuild.",
+		}),
 		gen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "afterlife_registry_index_generation", Help: "Generation of the update index this replica serves.",
+		}),
+		seq: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "afterlife_registry_index_seq", Help: "The last registry event the update index this replica serves reflects.",
 		}),
 		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "afterlife_registry_downloads_total", Help: "Firmware downloads by route (artifact, tuf_target).",
@@ -242,7 +258,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.ReplicaID == "" {
 		o.ReplicaID = ids.New("replica")
 	}
-	if o.MaxUpdateLoad <= 0 {
+	if o.MaxUpdateLoad == 0 {
 		o.MaxUpdateLoad = 1024
 	}
 	if o.ReportsPerHour <= 0 {
@@ -261,7 +277,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, errs.E(errs.Invalid, "registry: the receipt key must be at least 32 bytes")
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = 500 * time.Millisecond
 	}
 	if o.TimestampCheck <= 0 {
 		o.TimestampCheck = time.Minute
@@ -280,12 +296,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{
 		o: o, db: o.DB, log: o.Logger, now: o.Now,
-		updateSem: make(chan struct{}, o.MaxUpdateLoad),
+		updateSem: make(chan struct{}, max(o.MaxUpdateLoad, 0)), // NoUpdateChecks: unbuffered, no check finds room
 		limiter:   newLimiter(o.ReportsPerHour, time.Hour),
 	}
 	s.m = newMetrics()
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.m.checks, s.m.rebuilds, s.m.gen, s.m.downloads} {
+		for _, c := range []prometheus.Collector{s.m.checks, s.m.rebuilds, s.m.updates, s.m.gen, s.m.seq, s.m.downloads} {
 			if err := o.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("registry: metrics: %w", err)
 			}
@@ -297,9 +313,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	return s, nil
 }
 
-// Run keeps the replica current until ctx ends: it polls the index
-// generation (one query per PollInterval, however many update checks
-// arrive) and, on the replica that holds the lease, re-signs the TUF
+// Run keeps the replica current until ctx ends: it follows the registry's
+// event log into its index (Poll: one query per PollInterval, however many
+// update checks arrive) and, on the replica that holds the lease, re-signs the TUF
 // timestamp before it expires.
 func (s *Service) Run(ctx context.Context) error {
 	poll := time.NewTicker(s.o.PollInterval)

@@ -87,13 +87,15 @@ type Artifact struct {
 
 // Offered is the artifact a device installs: the first firmware, else the
 // first artifact.
-func (r Release) Offered() Artifact {
-	for _, a := range r.Artifacts {
+func (r Release) Offered() Artifact { return offered(r.Artifacts) }
+
+func offered(arts []Artifact) Artifact {
+	for _, a := range arts {
 		if a.Kind == "firmware" {
 			return a
 		}
 	}
-	return r.Artifacts[0]
+	return arts[0]
 }
 
 // sha256Hex is the artifact's digest without its prefix.
@@ -335,10 +337,12 @@ func (s *Service) Promote(ctx context.Context, who principal.Principal, id strin
 }
 
 // change applies one mutation everywhere it lives: the TUF repository
-// first (under the signing lease), then the database in one transaction
-// that also bumps the index generation. If the transaction fails, the TUF
-// change is undone with undoAdd/undoRemove. The local index is rebuilt at
-// once; other replicas see the new generation within a poll.
+// first (under the signing lease), then the database in one transaction.
+// If the transaction fails, the TUF change is undone with
+// undoAdd/undoRemove. A write that changes what the index holds appends a
+// registry event naming the product (s.event) in that transaction: this
+// replica's index follows it at once, other replicas within a poll
+// (follow.go).
 func (s *Service) change(ctx context.Context, check func(context.Context) error, add []tuf.Target, remove []string, undoAdd []tuf.Target, undoRemove []string, write func(tx *sql.Tx) error) error {
 	_, err := s.withTUFLease(ctx, true, func() error {
 		// What the change depends on is checked under the lease: two
@@ -359,13 +363,7 @@ func (s *Service) change(ctx context.Context, check func(context.Context) error,
 		if err != nil && !(len(add) == 0 && errs.Is(err, errs.NotFound)) {
 			return err
 		}
-		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-			if err := write(tx); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, s.db.Q(`UPDATE registry_generation SET generation = generation + 1 WHERE id = 1`))
-			return err
-		})
+		err = s.db.Tx(ctx, write)
 		if err != nil {
 			if uerr := s.o.TUF.Apply(context.WithoutCancel(ctx), undoAdd, undoRemove); uerr != nil {
 				s.log.Error("registry: could not undo a TUF change after the database refused it", "err", uerr, "db_err", err)
@@ -378,8 +376,8 @@ func (s *Service) change(ctx context.Context, check func(context.Context) error,
 	if err != nil {
 		return err
 	}
-	if err := s.Rebuild(ctx); err != nil {
-		s.log.Warn("registry: index rebuild after a change failed; the next poll retries", "err", err)
+	if err := s.Poll(ctx); err != nil {
+		s.log.Warn("registry: the index could not follow a change; the next poll retries", "err", err)
 	}
 	return nil
 }

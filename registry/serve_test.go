@@ -395,7 +395,7 @@ func TestUpdateChecksNeedNoDatabase(t *testing.T) {
 	}
 }
 
-func TestReplicasFollowEachOtherThroughTheGeneration(t *testing.T) {
+func TestReplicasFollowEachOtherThroughTheEventLog(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		a := newEnv(t, d, envOptions{})
 		other, err := New(context.Background(), Options{DB: d, Blobs: a.blobs, TUF: a.repo, Catalog: a.cat, Builds: a.farm, ReplicaID: "replica-b"})
@@ -413,8 +413,8 @@ func TestReplicasFollowEachOtherThroughTheGeneration(t *testing.T) {
 		if o := other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); o == nil || o.version != "1.0.0" {
 			t.Fatalf("after poll: %+v", o)
 		}
-		if other.Generation() != a.svc.Generation() {
-			t.Fatalf("generations differ: %d vs %d", other.Generation(), a.svc.Generation())
+		if other.Generation() != a.svc.Generation() || other.IndexSeq() != a.svc.IndexSeq() {
+			t.Fatalf("generations %d vs %d, events %d vs %d", other.Generation(), a.svc.Generation(), other.IndexSeq(), a.svc.IndexSeq())
 		}
 	})
 }

@@ -22,17 +22,13 @@ func smallIndex(t testing.TB) *index {
 				ch = Testing
 			}
 			rels = append(rels, indexRelease{
-				Release: Release{ID: "rel_" + dev + ver, Product: "prod-" + string(rune('a'+p)), Version: ver, Channel: ch,
-					Artifacts: []Artifact{{Name: "fw.bin", Kind: "firmware", Size: 10, Digest: "sha256:" + sha256Hex([]byte(dev+ver)), Target: dev + "/" + ver + "/fw.bin"}}},
+				ID: "rel_" + dev + ver, Product: "prod-" + string(rune('a'+p)), Version: ver, Channel: ch,
+				Artifacts: []Artifact{{Name: "fw.bin", Kind: "firmware", Size: 10, Digest: "sha256:" + sha256Hex([]byte(dev+ver)), Target: dev + "/" + ver + "/fw.bin"}},
 				DeviceIDs: []string{dev},
 			})
 		}
 	}
-	ix, err := buildIndex(3, rels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ix
+	return buildIndex(rels)
 }
 
 func TestTheFastUpdateCheckAnswersAsTheFullStack(t *testing.T) {

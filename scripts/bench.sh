@@ -139,9 +139,10 @@ if want update; then
   row "handler alone, in-process (no network)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck ns/op)")" µs/op "" "(wall clock; target 2 µs)"
   row "  its CPU time (shared cores do not count)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck cpu-ns/op)")" µs/op "" "(target 2 µs)"
   row "  its allocations" "$(metric update-inproc BenchmarkUpdateCheck allocs/op)" allocs/op "" "(target at most 2)"
-  row "index rebuild from 1M releases (SQLite)" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "29" "s before #20 (target 5 s)" lower
-  row "  its CPU time" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-cpu-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "" "(user + system, all cores)"
+  row "index rebuild from 1M releases (SQLite)" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "5" "s goal (29 s before #20)" lower
+  row "  its CPU time" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-cpu-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "5" "s goal, as if the cores were free" lower
   row "  Go heap held with the index" "$(metric update-index BenchmarkIndexRebuild heap-MiB)" MiB "" "(after a GC)"
+  row "  one product's change followed (Poll)" "$(metric update-index BenchmarkIndexRebuild follow-ms)" ms "1000" "ms goal (every replica within 1 s)" lower
   # Both indexes in one process, in alternating rounds: the same load.
   row "same, rollouts at 50% on every product" "$(nsus "$(metric update-rollout BenchmarkUpdateCheckRolloutOverhead rollout-ns/check)")" µs/op \
     "$(nsus "$(metric update-rollout BenchmarkUpdateCheckRolloutOverhead plain-ns/check)")" "µs/op no rollouts (≥0.91 ok)" lower

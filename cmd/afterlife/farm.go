@@ -69,11 +69,15 @@ func (s *system) wireFarmAndRegistry(ctx context.Context, root, v1 *httpapi.Rout
 
 	// Download receipts are MACed with a key every replica shares.
 	receiptKey := s.keys.downloadReceipt
+	maxUpdateLoad := s.cfg.MaxUpdateLoad
+	if maxUpdateLoad == 0 {
+		maxUpdateLoad = registry.NoUpdateChecks
+	}
 	p.reg, err = registry.New(ctx, registry.Options{
 		DB: s.db, Blobs: s.blobs, TUF: p.tuf, Catalog: p.catalog,
 		Builds: reproducibleBuilds{p.coord}, Escrow: productEscrow{p.escrow}, Farm: productBuilds{p.coord},
 		Now: s.now, Logger: s.log.With("part", "registry"), ReplicaID: s.cfg.ReplicaID,
-		MaxUpdateLoad: s.cfg.MaxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, ReportsPerNetwork: s.cfg.ReportsPerNetwork,
+		MaxUpdateLoad: maxUpdateLoad, ReportsPerHour: s.cfg.ReportsPerHour, ReportsPerNetwork: s.cfg.ReportsPerNetwork,
 		ReceiptKey: receiptKey, Metrics: s.metrics, BaseURL: s.cfg.PublicURL,
 		TimestampMargin: s.cfg.TimestampExpiry / 4,
 		Name:            s.cfg.PublicURL, EndingSoonWindow: s.cfg.EndingSoon, HandoverPlans: handoverPlans{p.escrow},

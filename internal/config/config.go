@@ -202,7 +202,7 @@ var serveFields = []field[Serve]{
 	{"max-build-log", "16MiB", "largest build log kept; a longer one keeps its head and tail with a note of what was cut", size(func(c *Serve) *int64 { return &c.MaxBuildLog })},
 	{"bootstrap-token-ttl", "24h", "lifetime of the bootstrap admin token that the replica initialising a database writes to DATA/admin.token (0: never expires); make lasting admin tokens with it", duration(func(c *Serve) *time.Duration { return &c.BootstrapTokenTTL })},
 	{"shutdown-grace", "20s", "time in-flight requests get to finish on SIGTERM", duration(func(c *Serve) *time.Duration { return &c.ShutdownGrace })},
-	{"max-update-load", "512", "concurrent device update checks before answering 503 + Retry-After", integer(func(c *Serve) *int { return &c.MaxUpdateLoad })},
+	{"max-update-load", "512", "concurrent device update checks before answering 503 + Retry-After; 0 answers every check so (a replica that serves no devices)", integer(func(c *Serve) *int { return &c.MaxUpdateLoad })},
 	{"reports-per-hour", "120", "install reports accepted per source network (IPv4 /24, IPv6 /48) per hour", integer(func(c *Serve) *int { return &c.ReportsPerHour })},
 	{"reports-per-network", "5", "install reports of one outcome that one source network counts for, per release", integer(func(c *Serve) *int { return &c.ReportsPerNetwork })},
 }
@@ -387,6 +387,9 @@ func (c *Serve) validate() error {
 	}
 	if _, err := c.OutsideWitnesses(); err != nil {
 		return err
+	}
+	if c.MaxUpdateLoad < 0 {
+		return errs.E(errs.Invalid, "setting max-update-load: must not be negative (0 serves no update checks)")
 	}
 	if c.LocalBuilders < 0 {
 		return errs.E(errs.Invalid, "setting local-builders: must not be negative")
