@@ -289,14 +289,18 @@ func (s *Service) recordPart(ctx context.Context, id, path string, p uploadPart)
 	})
 }
 
-// dropParts forgets a file's stored pieces and deletes their blobs.
+// dropParts forgets a file's stored pieces and deletes the blobs of those
+// it removed (another upload of the file may have taken some meanwhile).
 func (s *Service) dropParts(ctx context.Context, id, path string, parts []uploadPart) {
-	if _, err := s.db.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_upload_parts WHERE deposit = ? AND path = ?`), id, path); err != nil {
-		s.log.Warn("escrow: could not forget the pieces of an upload", "deposit", id, "path", path, "err", err)
-		return
-	}
 	for _, p := range parts {
-		s.deleteBlob(ctx, p.Cipher)
+		res, err := s.db.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_upload_parts WHERE deposit = ? AND path = ? AND seq = ? AND cipher_digest = ?`), id, path, p.Seq, string(p.Cipher))
+		if err != nil {
+			s.log.Warn("escrow: could not forget a piece of an upload", "deposit", id, "path", path, "err", err)
+			return
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			s.deleteBlob(ctx, p.Cipher)
+		}
 	}
 }
 
@@ -318,6 +322,18 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 	var stored bool
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		stored = false
+		// Another upload of the file from offset 0 may drop these pieces
+		// meanwhile: each must still be recorded, and whoever removes its
+		// row owns its blob.
+		for _, p := range parts {
+			res, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_upload_parts WHERE deposit = ? AND path = ? AND seq = ? AND cipher_digest = ?`), id, f.Path, p.Seq, string(p.Cipher))
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return errs.E(errs.Conflict, "another upload of %s changed it meanwhile: ask where it stands and send from there", f.Path)
+			}
+		}
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE escrow_files SET cipher_digest = ?, uploaded = 1
 			WHERE deposit = ? AND path = ? AND uploaded = 0
 			AND EXISTS (SELECT 1 FROM escrow_deposits WHERE id = ? AND state = ?)`),
@@ -329,9 +345,6 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 			return nil
 		}
 		stored = true
-		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_upload_parts WHERE deposit = ? AND path = ?`), id, f.Path); err != nil {
-			return err
-		}
 		return s.trackBlob(ctx, tx, info, "cipher", s.now())
 	})
 	if err != nil || !stored {
@@ -341,7 +354,10 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 		if err != nil {
 			return err
 		}
-		s.dropParts(ctx, id, f.Path, parts)
+		// The transaction removed the pieces' rows: their blobs are ours.
+		for _, p := range parts {
+			s.deleteBlob(ctx, p.Cipher)
+		}
 		return errs.E(errs.Conflict, "deposit %s: %s can no longer change", id, f.Path)
 	}
 	if joined {

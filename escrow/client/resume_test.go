@@ -135,17 +135,30 @@ func TestAnUploadResumesWithinAFileAndChecksWhatTheServerHolds(t *testing.T) {
 	})
 	t.Run("a file changed while it is sent is refused by the client and the server", func(t *testing.T) {
 		s := newServer(t)
-		dir, file := newTree(t)
+		// Larger than every socket buffer between client and server (at
+		// most 36 MiB here), so the client cannot have read the last byte
+		// when the server starts reading.
+		const big = 80 << 20
+		dir := t.TempDir()
+		file := filepath.Join(dir, "fw", "image.bin")
+		os.MkdirAll(filepath.Dir(file), 0o755)
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(content)
+		f.Truncate(big)
+		f.Close()
 		watch(s, func(r *http.Request) {
 			f, err := os.OpenFile(file, os.O_WRONLY, 0)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			f.WriteAt([]byte{content[size-1] ^ 0xFF}, size-1)
+			f.WriteAt([]byte{0xFF}, big-1)
 			f.Close()
 		})
-		_, err := s.client("acme").Deposit(ctx, opts(t, dir))
+		_, err = s.client("acme").Deposit(ctx, opts(t, dir))
 		if !errs.Is(err, errs.Invalid) || !strings.Contains(errs.Message(err), "changed after it was hashed") {
 			t.Fatalf("err = %v; want the file named as changed", err)
 		}
