@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,38 +28,13 @@ import (
 // while the vendor presses Ctrl-C. The command says to run it again; the
 // server kept what arrived; the re-run sends only the rest (counted by the
 // proxy, so the server's intake, not the client's word), and the sealed
-// file reads back whole. On SQLite + disk and PostgreSQL + MinIO.
+// file reads back whole. Then a server killed in the middle of a 256 MiB
+// file keeps every finished piece across its restart. On SQLite + disk and
+// PostgreSQL + MinIO.
 func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 	const size = 1 << 30
-	dir := t.TempDir()
-	src := filepath.Join(dir, "sunset")
-	big := filepath.Join(src, "toolchain", "sdk.img")
-	if err := os.MkdirAll(filepath.Dir(big), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Sparse, with random blocks spread over it, so a misplaced byte range
-	// changes the digest.
-	f, err := os.Create(big)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	block := make([]byte, 64<<10)
-	for _, at := range []int64{0, size / 4, size/2 - 1000, size / 2, 3 * size / 4, size - int64(len(block))} {
-		rand.Read(block)
-		if _, err := f.WriteAt(block, at); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := sha256.New()
-	f.Seek(0, io.SeekStart)
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	want := hex.EncodeToString(h.Sum(nil))
+	src, want := sparseDeposit(t, size)
+	crashSrc, crashWant := sparseDeposit(t, 256<<20)
 
 	for name, opts := range backends(t) {
 		t.Run(name, func(t *testing.T) {
@@ -108,23 +84,18 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 			if err != nil || json.Unmarshal(b, &st) != nil || st.Deposit == "" {
 				t.Fatalf("no resume state after the interruption: %s, %v", b, err)
 			}
-			var held int64
+			var have int64
 			testenv.Eventually(t, time.Minute, func() error {
-				var up struct {
-					Files []struct {
-						Path     string `json:"path"`
-						Received int64  `json:"received"`
-					} `json:"files"`
+				var err error
+				if have, err = held(t, srv, tok.Token, st.Deposit); err != nil {
+					return err
 				}
-				if code := apiJSON(t, "GET", srv.URL+"/v1/deposits/"+st.Deposit+"/upload", tok.Token, nil, &up); code != 200 || len(up.Files) != 1 {
-					return fmt.Errorf("upload status: %d %+v", code, up)
-				}
-				if held = up.Files[0].Received; held < size*45/100 {
-					return fmt.Errorf("the server holds %d bytes (%d%%)", held, held*100/size)
+				if have < size*45/100 {
+					return fmt.Errorf("the server holds %d bytes (%d%%)", have, have*100/size)
 				}
 				return nil
 			})
-			t.Logf("after the cut the server holds %d of %d bytes (%.1f%%)", held, size, float64(held)*100/size)
+			t.Logf("after the cut the server holds %d of %d bytes (%.1f%%)", have, size, float64(have)*100/size)
 
 			// The re-run sends only the rest.
 			px.passAll()
@@ -143,20 +114,118 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 			}
 
 			// The sealed file reads back whole.
-			req, _ := http.NewRequest("GET", srv.URL+"/v1/deposits/"+st.Deposit+"/files/toolchain/sdk.img", nil)
-			req.Header.Set("Authorization", "Bearer "+tok.Token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			h := sha256.New()
-			n, err := io.Copy(h, resp.Body)
-			if resp.StatusCode != 200 || err != nil || n != size || hex.EncodeToString(h.Sum(nil)) != want {
-				t.Fatalf("read back: %s, %d bytes, %v, sha256 %x; want %s", resp.Status, n, err, h.Sum(nil), want)
-			}
+			readBack(t, srv, tok.Token, st.Deposit, size, want)
+
+			t.Run("a server killed mid-file keeps every finished piece", func(t *testing.T) {
+				const size = 256 << 20
+				state := filepath.Join(work, "crash-state.json")
+				args := []string{"vendor", "deposit", "--yes", "--product", "acme-cam", "--policy", "dead-man=30d,7d",
+					"--state", state, "--receipt", filepath.Join(work, "crash-receipt.json"), "--server", px.url, "--token", tok.Token, crashSrc + "/"}
+				cmd := exec.Command(testenv.Binary(t), args...)
+				var out, errb bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				// At 200 MiB through the proxy the server has read at least
+				// 164 MiB (the socket buffers hold at most 36 MiB), so the
+				// pieces of 64 MiB up to 128 MiB are stored.
+				px.passAll()
+				px.cutAfter(200<<20, func() {
+					srv.Stop(syscall.SIGKILL)
+					cmd.Process.Signal(os.Interrupt)
+				})
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				if err := cmd.Wait(); err == nil {
+					t.Fatalf("the run whose server was killed succeeded:\n%s\n%s", out.String(), errb.String())
+				}
+				srv.Restart()
+				var st struct {
+					Deposit string `json:"deposit"`
+				}
+				b, err := os.ReadFile(state)
+				if err != nil || json.Unmarshal(b, &st) != nil || st.Deposit == "" {
+					t.Fatalf("no resume state after the crash: %s, %v", b, err)
+				}
+				have, err := held(t, srv, tok.Token, st.Deposit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("after the crash the restarted server holds %d of %d bytes", have, size)
+				if have < 128<<20 {
+					t.Fatalf("the restarted server holds %d bytes; the two finished pieces (%d bytes) were lost", have, 128<<20)
+				}
+				px.passAll()
+				afterlife(t, true, args...)
+				if sent := px.upstream(); sent > size-have+1<<20 {
+					t.Fatalf("the re-run sent %d bytes; the server held %d of %d", sent, have, size)
+				}
+				readBack(t, srv, tok.Token, st.Deposit, size, crashWant)
+			})
 		})
 	}
+}
+
+// sparseDeposit writes a deposit directory holding one sparse file of size
+// bytes with random blocks spread over it (so a misplaced byte range
+// changes the digest), and returns the directory and the file's sha256.
+func sparseDeposit(t *testing.T, size int64) (string, string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "sunset")
+	big := filepath.Join(src, "toolchain", "sdk.img")
+	if err := os.MkdirAll(filepath.Dir(big), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 64<<10)
+	for _, at := range []int64{0, size / 4, size/2 - 1000, size / 2, 3 * size / 4, size - int64(len(block))} {
+		rand.Read(block)
+		if _, err := f.WriteAt(block, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		t.Fatal(err)
+	}
+	return src, hex.EncodeToString(h.Sum(nil))
+}
+
+// readBack downloads a deposit's sdk.img as its vendor and checks it.
+func readBack(t *testing.T, srv *testenv.Server, token, deposit string, size int64, want string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/deposits/"+deposit+"/files/toolchain/sdk.img", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if resp.StatusCode != 200 || err != nil || n != size || hex.EncodeToString(h.Sum(nil)) != want {
+		t.Fatalf("read back: %s, %d bytes, %v, sha256 %x; want %s", resp.Status, n, err, h.Sum(nil), want)
+	}
+}
+
+// held is how many bytes of its one file the server holds for a deposit.
+func held(t *testing.T, srv *testenv.Server, token, deposit string) (int64, error) {
+	var up struct {
+		Files []struct {
+			Path     string `json:"path"`
+			Received int64  `json:"received"`
+		} `json:"files"`
+	}
+	if code := apiJSON(t, "GET", srv.URL+"/v1/deposits/"+deposit+"/upload", token, nil, &up); code != 200 || len(up.Files) != 1 {
+		return 0, fmt.Errorf("upload status: %d %+v", code, up)
+	}
+	return up.Files[0].Received, nil
 }
 
 // cutProxy forwards TCP to a server and counts the bytes sent to it; it

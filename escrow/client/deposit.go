@@ -371,7 +371,7 @@ func (c *Client) putFile(ctx context.Context, id string, f LocalFile, held fileP
 			}
 		}
 	}
-	body := &hashingReader{r: io.LimitReader(fh, f.Size-from), h: h, add: progress}
+	body := &hashingReader{r: io.LimitReader(fh, f.Size-from), h: h, add: progress, closed: make(chan struct{})}
 	u := c.base + "/v1/deposits/" + url.PathEscape(id) + "/files/" + escapePath(f.Path)
 	if from > 0 {
 		u += "?offset=" + strconv.FormatInt(from, 10)
@@ -386,6 +386,9 @@ func (c *Client) putFile(ctx context.Context, id string, f LocalFile, held fileP
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.HTTPClient.Do(req)
+	// The transport may go on reading the body after it answers; it
+	// closes it when it is done.
+	<-body.closed
 	if err != nil {
 		progress(-body.n)
 		return body.n, errs.Wrap(errs.Unavailable, err, "upload %s", f.Path)
@@ -401,12 +404,20 @@ func (c *Client) putFile(ctx context.Context, id string, f LocalFile, held fileP
 	return body.n, nil
 }
 
-// hashingReader hashes and counts what it reads.
+// hashingReader hashes and counts what it reads; closed is closed when
+// the transport is done with it.
 type hashingReader struct {
-	r   io.Reader
-	h   hash.Hash
-	n   int64
-	add func(int64)
+	r      io.Reader
+	h      hash.Hash
+	n      int64
+	add    func(int64)
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (r *hashingReader) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return nil
 }
 
 func (r *hashingReader) Read(p []byte) (int, error) {
