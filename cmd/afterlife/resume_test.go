@@ -27,13 +27,13 @@ import (
 // through a proxy that cuts every connection once half of it has passed,
 // while the vendor presses Ctrl-C. The command says to run it again; the
 // server kept what arrived; the re-run sends only the rest (counted by the
-// proxy, so the server's intake, not the client's word), and the sealed
-// file reads back whole. Then a server killed in the middle of a 256 MiB
-// file keeps every finished piece across its restart. On SQLite + disk and
-// PostgreSQL + MinIO.
+// proxy, so the server's intake, not the client's word). Then a server
+// killed in the middle of a 256 MiB file keeps every finished piece across
+// its restart, and that file, sealed from pieces of two runs, reads back
+// whole. On SQLite + disk and PostgreSQL + MinIO.
 func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 	const size = 1 << 30
-	src, want := sparseDeposit(t, size)
+	src, _ := sparseDeposit(t, size)
 	crashSrc, crashWant := sparseDeposit(t, 256<<20)
 
 	for name, opts := range backends(t) {
@@ -113,8 +113,8 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 				t.Fatalf("the re-run sent %d bytes, more than 55%% of the file plus 1 MiB (%d): it did not resume within the file", second, limit)
 			}
 
-			// The sealed file reads back whole.
-			readBack(t, srv, tok.Token, st.Deposit, size, want)
+			// The server checked the whole file's sha256 before sealing it;
+			// reading sealed files back is done on the smaller one below.
 
 			t.Run("a server killed mid-file keeps every finished piece", func(t *testing.T) {
 				const size = 256 << 20
