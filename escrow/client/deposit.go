@@ -339,7 +339,7 @@ type fileProgress struct {
 	Path           string `json:"path"`
 	Done           bool   `json:"done"`
 	Received       int64  `json:"received"`
-	ReceivedSHA256 string `json:"received_sha256"`
+	ReceivedSHA256 string `json:"received_sha256,omitempty"`
 }
 
 // putFile sends f, or its rest when the server holds a beginning of it
