@@ -164,9 +164,10 @@ func (s *Service) uploadable(ctx context.Context, p principal.Principal, id stri
 }
 
 // PutFile streams one file of an uploading deposit into the blob store,
-// encrypted to the escrow key, from its first byte (PutFileFrom continues
-// one). The whole file must have exactly the manifest's size and sha256;
-// otherwise it is refused and nothing of it stays. A file already
+// encrypted to the escrow key, from its first byte. A body that ends early
+// keeps what arrived, which PutFileFrom continues; the whole file must
+// have exactly the manifest's size and sha256, otherwise it is refused and
+// nothing of it stays. A file already
 // uploaded is acknowledged without reading the body, so a client retrying
 // after a lost response loses nothing.
 func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path string, body io.Reader) (FileState, error) {
