@@ -67,10 +67,12 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 			cmd := exec.Command(testenv.Binary(t), args...)
 			var out1, err1 bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out1, &err1
-			px.cutAfter(size/2, func() { cmd.Process.Signal(os.Interrupt) })
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			// Set after Start (the command hashes the file for seconds
+			// before it sends), so the proxy's goroutine sees the process.
+			px.cutAfter(size/2, func() { cmd.Process.Signal(os.Interrupt) })
 			if err := cmd.Wait(); err == nil {
 				t.Fatalf("the interrupted run succeeded:\n%s\n%s", out1.String(), err1.String())
 			}
@@ -128,16 +130,19 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 				// 164 MiB (the socket buffers hold at most 36 MiB), so the
 				// pieces of 64 MiB up to 128 MiB are stored.
 				px.passAll()
-				px.cutAfter(200<<20, func() {
-					srv.Stop(syscall.SIGKILL)
-					cmd.Process.Signal(os.Interrupt)
-				})
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
+				killed := make(chan struct{})
+				px.cutAfter(200<<20, func() {
+					srv.Stop(syscall.SIGKILL)
+					cmd.Process.Signal(os.Interrupt)
+					close(killed)
+				})
 				if err := cmd.Wait(); err == nil {
 					t.Fatalf("the run whose server was killed succeeded:\n%s\n%s", out.String(), errb.String())
 				}
+				<-killed
 				srv.Restart()
 				var st struct {
 					Deposit string `json:"deposit"`
