@@ -58,6 +58,11 @@ type FileState struct {
 	Path string `json:"path"`
 	Size int64  `json:"size"`
 	Done bool   `json:"done"`
+	// Received is how many of its first bytes the server holds (Size when
+	// done); ReceivedSHA256 is their sha256 (hex) while the file is not
+	// done, so a resuming client checks them against its own file.
+	Received       int64  `json:"received"`
+	ReceivedSHA256 string `json:"received_sha256,omitempty"`
 }
 
 // UploadStatus is what a resuming client needs.
@@ -159,38 +164,34 @@ func (s *Service) uploadable(ctx context.Context, p principal.Principal, id stri
 }
 
 // PutFile streams one file of an uploading deposit into the blob store,
-// encrypted to the escrow key. The body must have exactly the manifest's
-// size and sha256; otherwise the file is refused and nothing stays. A file
-// already uploaded is acknowledged without reading the body, so a client
-// retrying after a lost response loses nothing.
+// encrypted to the escrow key, from its first byte. A body that ends early
+// keeps what arrived, which PutFileFrom continues; the whole file must
+// have exactly the manifest's size and sha256, otherwise it is refused and
+// nothing of it stays. A file already
+// uploaded is acknowledged without reading the body, so a client retrying
+// after a lost response loses nothing.
 func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path string, body io.Reader) (FileState, error) {
-	if err := manifest.ValidatePath(path); err != nil {
-		return FileState{}, err
-	}
-	d, err := s.uploadable(ctx, p, id)
+	f, err := s.putTarget(ctx, p, id, path)
 	if err != nil {
 		return FileState{}, err
 	}
-	f, err := s.file(ctx, id, path)
-	if err != nil {
-		return FileState{}, err
-	}
-	if f.IsLink() {
-		return FileState{}, errs.E(errs.Invalid, "%q is a symbolic link in the manifest: it has no content to upload", path)
-	}
-	st := FileState{Path: path, Size: f.Size, Done: true}
+	st := FileState{Path: path, Size: f.Size, Done: true, Received: f.Size}
 	if f.Uploaded {
 		return st, nil
 	}
-	var handover *Handover
-	if path == wire.HandoverFile && s.handover != nil {
-		// The statement is small and checked before it is stored.
-		buf, h, err := s.readHandover(ctx, d, body, f.Entry)
-		if err != nil {
-			return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, path, err)
-		}
-		body, handover = bytes.NewReader(buf), &h
+	if path != wire.HandoverFile || s.handover == nil {
+		return s.putPieces(ctx, id, f, 0, body)
 	}
+	d, err := s.load(ctx, s.db.DB, id)
+	if err != nil {
+		return FileState{}, err
+	}
+	// The statement is small, sent whole and checked before it is stored.
+	buf, h, err := s.readHandover(ctx, d, body, f.Entry)
+	if err != nil {
+		return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, path, err)
+	}
+	body, handover := bytes.NewReader(buf), &h
 	info, err := s.sealStream(ctx, body, f.Entry)
 	if err != nil {
 		return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, path, err)
@@ -210,10 +211,8 @@ func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path s
 			return nil
 		}
 		stored = true
-		if handover != nil {
-			if err := s.recordHandover(ctx, tx, *handover); err != nil {
-				return err
-			}
+		if err := s.recordHandover(ctx, tx, *handover); err != nil {
+			return err
 		}
 		return s.trackBlob(ctx, tx, info, "cipher", now)
 	})
@@ -233,6 +232,24 @@ func (s *Service) PutFile(ctx context.Context, p principal.Principal, id, path s
 	return st, nil
 }
 
+// putTarget is the file of an uploading deposit that p may upload to.
+func (s *Service) putTarget(ctx context.Context, p principal.Principal, id, path string) (fileRow, error) {
+	if err := manifest.ValidatePath(path); err != nil {
+		return fileRow{}, err
+	}
+	if _, err := s.uploadable(ctx, p, id); err != nil {
+		return fileRow{}, err
+	}
+	f, err := s.file(ctx, id, path)
+	if err != nil {
+		return fileRow{}, err
+	}
+	if f.IsLink() {
+		return fileRow{}, errs.E(errs.Invalid, "%q is a symbolic link in the manifest: it has no content to upload", path)
+	}
+	return f, nil
+}
+
 // Upload reports which files of an uploading deposit have arrived.
 func (s *Service) Upload(ctx context.Context, p principal.Principal, id string) (UploadStatus, error) {
 	d, err := s.load(ctx, s.db.DB, id)
@@ -246,12 +263,22 @@ func (s *Service) Upload(ctx context.Context, p principal.Principal, id string) 
 	if err != nil {
 		return UploadStatus{}, fmt.Errorf("escrow: upload status %s: %w", id, err)
 	}
+	parts, err := s.uploadParts(ctx, id, "")
+	if err != nil {
+		return UploadStatus{}, err
+	}
 	st := UploadStatus{Deposit: id, State: d.State, Files: make([]FileState, 0, len(fs))}
 	for _, f := range fs {
 		if f.IsLink() {
 			continue
 		}
-		st.Files = append(st.Files, FileState{Path: f.Path, Size: f.Size, Done: f.Uploaded})
+		fst := FileState{Path: f.Path, Size: f.Size, Done: f.Uploaded}
+		if f.Uploaded {
+			fst.Received = f.Size
+		} else if ps := parts[f.Path]; len(ps) > 0 {
+			fst.Received, fst.ReceivedSHA256 = received(ps), ps[len(ps)-1].Prefix
+		}
+		st.Files = append(st.Files, fst)
 	}
 	return st, nil
 }
@@ -419,6 +446,10 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 	if err != nil {
 		return fmt.Errorf("escrow: drop %s: %w", id, err)
 	}
+	parts, err := s.uploadParts(ctx, id, "")
+	if err != nil {
+		return fmt.Errorf("escrow: drop %s: %w", id, err)
+	}
 	var dropped bool
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_deposits WHERE id = ? AND state = ?`), id, Uploading)
@@ -434,6 +465,9 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_handovers WHERE deposit = ?`), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_upload_parts WHERE deposit = ?`), id); err != nil {
 			return err
 		}
 		for _, f := range fs {
@@ -453,6 +487,11 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 	}
 	for _, f := range fs {
 		s.deleteBlob(ctx, f.Cipher)
+	}
+	for _, ps := range parts {
+		for _, p := range ps {
+			s.deleteBlob(ctx, p.Cipher)
+		}
 	}
 	return nil
 }

@@ -65,6 +65,9 @@ type Options struct {
 	// Retention, when > 0 and the store is a blob.Retainer, locks sealed
 	// ciphertext blobs for that long after sealing (S3 object lock).
 	Retention time.Duration
+	// UploadPiece is the size of the pieces a file arriving is stored as,
+	// so that a crash loses at most one (default DefaultUploadPiece).
+	UploadPiece int64
 	// UploadTTL is how long an uncommitted upload may stay idle before the
 	// scheduler removes it (default 7 days).
 	UploadTTL time.Duration
@@ -100,21 +103,22 @@ type ReleaseArtifacts interface {
 
 // Service is the escrow.
 type Service struct {
-	db        *db.DB
-	blobs     blob.Store
-	products  Products
-	identity  *age.X25519Identity
-	recipient *age.X25519Recipient
-	key       ed25519.PrivateKey
-	log       *slog.Logger
-	now       func() time.Time
-	limits    manifest.Limits
-	retention time.Duration
-	uploadTTL time.Duration
-	baseURL   string
-	metrics   Metrics
-	artifacts ReleaseArtifacts
-	handover  HandoverChecks
+	db          *db.DB
+	blobs       blob.Store
+	products    Products
+	identity    *age.X25519Identity
+	recipient   *age.X25519Recipient
+	key         ed25519.PrivateKey
+	log         *slog.Logger
+	now         func() time.Time
+	limits      manifest.Limits
+	retention   time.Duration
+	uploadTTL   time.Duration
+	uploadPiece int64
+	baseURL     string
+	metrics     Metrics
+	artifacts   ReleaseArtifacts
+	handover    HandoverChecks
 
 	afterRelease map[string]AfterRelease
 	consumers    []string // afterRelease's names, sorted
@@ -142,7 +146,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{
 		db: o.DB, blobs: o.Blobs, products: o.Products, identity: o.Identity,
 		recipient: o.Identity.Recipient(), key: o.ReceiptKey, log: o.Logger, now: o.Now,
-		limits: o.Limits, retention: o.Retention, uploadTTL: o.UploadTTL,
+		limits: o.Limits, retention: o.Retention, uploadTTL: o.UploadTTL, uploadPiece: o.UploadPiece,
 		baseURL: strings.TrimSuffix(o.BaseURL, "/"), metrics: o.Metrics, artifacts: o.Artifacts, handover: o.Handover,
 		afterRelease: o.AfterRelease, consumers: consumerNames(o.AfterRelease),
 		backoff: o.OutboxBackoff, claimTTL: o.OutboxClaim, rebuilder: o.Rebuilder,
@@ -168,6 +172,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	if s.limits.MaxFiles <= 0 {
 		s.limits.MaxFiles = manifest.DefaultLimits.MaxFiles
+	}
+	if s.uploadPiece <= 0 {
+		s.uploadPiece = DefaultUploadPiece
 	}
 	if s.uploadTTL <= 0 {
 		s.uploadTTL = 7 * 24 * time.Hour

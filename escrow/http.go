@@ -39,9 +39,9 @@ func (s *Service) Register(v1 *httpapi.Router, root *httpapi.Router) {
 	v1.GET("/deposits/:id", httpapi.Op{Public: true, Sealed: sealedRead, Summary: "A deposit and its manifest (sealed: its vendor and admins; named trustees see the approval state only)", Tag: tag}, s.httpGet)
 	v1.DELETE("/deposits/:id", httpapi.Op{Summary: "Abandon an uncommitted upload (sealed deposits cannot be deleted)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpAbort)
 	v1.GET("/deposits/:id/events", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "A deposit's append-only event log (sealed: its vendor and admins)", Tag: tag}, s.httpEvents)
-	v1.PUT("/deposits/:id/files/*path", httpapi.Op{Summary: "Stream one file of an uploading deposit", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag, MaxBody: -1}, s.httpPutFile)
+	v1.PUT("/deposits/:id/files/*path", httpapi.Op{Summary: "Stream one file of an uploading deposit, or its rest from ?offset= (what the server holds of it)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag, MaxBody: -1}, s.httpPutFile)
 	v1.GET("/deposits/:id/files/*path", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "Download one file, resumable with Range (released public files: sendfile, or a redirect to the S3 store; sealed: its vendor and admins, digest-checked as decrypted)", Tag: tag, Stream: true}, s.httpGetFile)
-	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived (for resuming)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpUpload)
+	v1.GET("/deposits/:id/upload", httpapi.Op{Summary: "Which files of an upload have arrived, and how many bytes of the others (for resuming)", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpUpload)
 	v1.POST("/deposits/:id/commit", httpapi.Op{Summary: "Seal an upload atomically and get a signed receipt", Roles: vendor, Scope: own, Sealed: sealedVendor, Tag: tag}, s.httpCommit)
 	v1.GET("/deposits/:id/receipt", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "The signed receipt of a committed deposit (sealed: its vendor and admins; public once released, so mirrors carry it)", Tag: tag}, s.httpReceipt)
 	v1.GET("/deposits/:id/handover", httpapi.Op{Public: true, Sealed: sealedVendor, Summary: "The handover statement a deposit carries: what it claims and its state (sealed: its vendor and admins)", Tag: tag}, s.httpHandover)
@@ -150,7 +150,14 @@ func (s *Service) httpCompletenessAttestation(c *gin.Context) error {
 func filePath(c *gin.Context) string { return strings.TrimPrefix(c.Param("path"), "/") }
 
 func (s *Service) httpPutFile(c *gin.Context) error {
-	st, err := s.PutFile(c.Request.Context(), httpapi.Principal(c), c.Param("id"), filePath(c), c.Request.Body)
+	var offset int64
+	if o := c.Query("offset"); o != "" {
+		var err error
+		if offset, err = strconv.ParseInt(o, 10, 64); err != nil || offset < 0 {
+			return errs.E(errs.Invalid, "offset %q: want a number of bytes", o)
+		}
+	}
+	st, err := s.PutFileFrom(c.Request.Context(), httpapi.Principal(c), c.Param("id"), filePath(c), offset, c.Request.Body)
 	if err != nil {
 		return err
 	}

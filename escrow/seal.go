@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"time"
 
@@ -77,20 +78,27 @@ func (s *Service) encrypt(pw *io.PipeWriter, body io.Reader, want manifest.Entry
 // separate cores; the blob store hashes the ciphertext on a third. It
 // holds at most hashBuffers buffers, whatever the size of the file.
 func copyHashed(dst io.Writer, src io.Reader) (int64, []byte, error) {
+	h := sha256.New()
+	n, err := copyInto(dst, src, h)
+	return n, h.Sum(nil), err
+}
+
+// copyInto is copyHashed writing into h, which may hold a state already
+// (a file resumed).
+func copyInto(dst io.Writer, src io.Reader, h hash.Hash) (int64, error) {
 	const hashBuffers, hashBufSize = 4, 256 << 10
 	free := make(chan []byte, hashBuffers)
 	for range hashBuffers {
 		free <- make([]byte, hashBufSize)
 	}
 	full := make(chan []byte, hashBuffers)
-	sum := make(chan []byte, 1)
+	hashed := make(chan struct{})
 	go func() {
-		h := sha256.New()
 		for b := range full {
 			h.Write(b)
 			free <- b[:cap(b)]
 		}
-		sum <- h.Sum(nil)
+		close(hashed)
 	}()
 	var n int64
 	var err error
@@ -114,7 +122,8 @@ func copyHashed(dst io.Writer, src io.Reader) (int64, []byte, error) {
 		}
 	}
 	close(full)
-	return n, <-sum, err
+	<-hashed
+	return n, err
 }
 
 func (s *Service) deleteBlob(ctx context.Context, d blob.Digest) {

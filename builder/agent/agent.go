@@ -70,9 +70,10 @@ type Options struct {
 
 // Agent runs jobs for one builder identity.
 type Agent struct {
-	o   Options
-	log *slog.Logger
-	me  builder.Builder
+	o     Options
+	log   *slog.Logger
+	me    builder.Builder
+	blobs Blobs // the coordinator, or a local try's files
 }
 
 // New checks the options and returns an agent.
@@ -84,6 +85,18 @@ func New(o Options) (*Agent, error) {
 		return nil, errs.E(errs.Invalid, "agent: an ed25519 key is required")
 	case o.Name == "":
 		return nil, errs.E(errs.Invalid, "agent: a name is required")
+	}
+	a, err := newAgent(o)
+	if err != nil {
+		return nil, err
+	}
+	a.blobs = o.Coordinator
+	return a, nil
+}
+
+// newAgent checks and completes what every agent needs, farm or local.
+func newAgent(o Options) (*Agent, error) {
+	switch {
 	case o.WorkDir == "" || o.CacheDir == "":
 		return nil, errs.E(errs.Invalid, "agent: work and cache directories are required")
 	case o.Extract == nil:

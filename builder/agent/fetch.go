@@ -19,6 +19,13 @@ import (
 	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 )
 
+// Blobs is where a build's source and inputs come from, by digest: the
+// coordinator for a farm job, the maintainer's own files for a local try.
+type Blobs interface {
+	Fetch(ctx context.Context, d blob.Digest) (io.ReadCloser, error)
+	FetchInput(ctx context.Context, jobID string, d blob.Digest) (io.ReadCloser, error)
+}
+
 // fetchInputs unpacks the recipe source into the build directory and puts
 // every input under the inputs directory, each fetched by digest and
 // verified.
@@ -58,7 +65,7 @@ func (a *Agent) cached(ctx context.Context, d blob.Digest) (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	}
-	rc, err := a.o.Coordinator.Fetch(ctx, d)
+	rc, err := a.blobs.Fetch(ctx, d)
 	if err != nil {
 		return "", err
 	}
@@ -128,7 +135,7 @@ func (a *Agent) placeJobInput(ctx context.Context, jobID string, d blob.Digest, 
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	rc, err := a.o.Coordinator.FetchInput(ctx, jobID, d)
+	rc, err := a.blobs.FetchInput(ctx, jobID, d)
 	if err != nil {
 		return err
 	}

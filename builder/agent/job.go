@@ -6,6 +6,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -49,18 +50,7 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 		a.o.Name, job.ID, job.Attempt, sp.Recipe.Name, sp.Recipe.Version, sp.Recipe.Commit)
 
 	started := a.o.Now().UTC()
-	tc, err := a.toolchain(sp.Toolchain)
-	if err != nil {
-		return builder.Report{}, err
-	}
-	tools, err := a.tools(sp.Tools)
-	if err != nil {
-		return builder.Report{}, err
-	}
-	if err := a.fetchInputs(ctx, job.ID, sp, ws, live); err != nil {
-		return builder.Report{}, err
-	}
-	b, err := a.build(ctx, job, tc, tools, ws, limits, maxLog, live, logFile.Name())
+	b, err := a.fetchAndBuild(ctx, job, ws, limits, maxLog, live, logFile.Name())
 	if err != nil {
 		return builder.Report{}, err
 	}
@@ -71,4 +61,22 @@ func (a *Agent) execute(ctx context.Context, job *builder.Job, phase *atomic.Int
 	live.close()
 	finished := a.o.Now().UTC()
 	return a.report(ctx, job, b, ws.Out, logFile.Name(), started, finished)
+}
+
+// fetchAndBuild is what a farm job and a local try share: the toolchain,
+// every input fetched by digest and verified, the steps in the sandbox,
+// the outputs hashed.
+func (a *Agent) fetchAndBuild(ctx context.Context, job *builder.Job, ws *sandbox.Workspace, limits sandbox.Limits, maxLog int64, live io.Writer, logPath string) (built, error) {
+	tc, err := a.toolchain(job.Spec.Toolchain)
+	if err != nil {
+		return built{}, err
+	}
+	tools, err := a.tools(job.Spec.Tools)
+	if err != nil {
+		return built{}, err
+	}
+	if err := a.fetchInputs(ctx, job.ID, job.Spec, ws, live); err != nil {
+		return built{}, err
+	}
+	return a.build(ctx, job, tc, tools, ws, limits, maxLog, live, logPath)
 }

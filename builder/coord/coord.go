@@ -10,7 +10,7 @@
 // and re-check periodically for work created elsewhere, and lease expiry
 // uses conditional updates so any replica may run it. It owns the farm_*
 // tables and must not import escrow or registry; of recipes it takes only
-// the pinned submission (recipes/submit), which SpecFor turns into a spec.
+// the pinned submission (recipes/submit), which buildspec.For turns into a spec.
 package coord
 
 import (

@@ -70,7 +70,7 @@ On a device, afterlife-device run keeps it updated (docs/devices.md).`,
 		newServeCmd(), newMigrateCmd(), newAdminCmd(),
 		buildercli.BuilderCommand(binaryVersion()), buildercli.BuildCommand(),
 		escrowcli.VendorCommand(registrycli.ProductCommand, vendorHandoverCmd, registrycli.SupportCommand, registrycli.EndingSoonCommand), escrowcli.TrusteeCommand(),
-		recipescli.RecipeCommand(buildercli.WaitForVerdict), registrycli.ReleaseCommand(),
+		recipescli.RecipeCommand(buildercli.WaitForVerdict, buildercli.TryCommand), registrycli.ReleaseCommand(),
 		newDeviceCmd(), translogcli.Command(), mirrorcli.Command(),
 	)
 	return root

@@ -63,7 +63,8 @@ toolchain, keys or other from its path, or from --kinds (a YAML map path: kind).
 
 Before anything is sent, the command says what becomes public when, and on a terminal
 asks to go on (--yes skips the question). The upload streams with a progress bar. If the connection drops or the command is
-interrupted, run it again: finished files are not sent again. On success the
+interrupted, run it again: it continues where the server stopped receiving, within a
+file too (the part already sent is checked against your file, not sent again). On success the
 server's signed receipt is written next to you (--receipt).
 
 --policy is required: there is no default, so nothing is published by
@@ -99,7 +100,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 			res, err := ec.Deposit(cmd.Context(), opts)
 			if err != nil {
 				if errors.Is(err, context.Canceled) || errs.Is(err, errs.Unavailable) {
-					return fmt.Errorf("the deposit stopped before it was committed (%w): run the same command again to resume; files already sent are not sent again", err)
+					return fmt.Errorf("the deposit stopped before it was committed (%w): run the same command again to resume; what the server already holds, even the beginning of a file cut short, is not sent again", err)
 				}
 				return err
 			}
@@ -109,7 +110,7 @@ accident. Policies, combined with '+' (any one firing releases the deposit):
 				return nil
 			}
 			if res.Resumed {
-				fmt.Fprintf(cmd.ErrOrStderr(), "resumed an earlier upload: %d file(s) were already there\n", res.Skipped)
+				fmt.Fprintf(cmd.ErrOrStderr(), "resumed an earlier upload: %d file(s) were already there, %d bytes in all held by the server; sent %d more\n", res.Skipped, res.ResumedAt, res.Sent)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deposit %s committed: %d file(s), %d bytes, manifest %s\nreceipt written to %s\n",
 				res.Deposit, res.Receipt.Files, res.Receipt.TotalSize, res.Receipt.ManifestDigest, res.ReceiptFile)

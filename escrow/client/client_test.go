@@ -59,7 +59,8 @@ type server struct {
 	mu    sync.Mutex
 	puts  map[string]int // completed PUTs per file path
 	drop  func(r *http.Request) bool
-	after func(path string) // called when a PUT succeeded, before the answer goes out
+	put   func(r *http.Request) // may replace the body before the server reads it
+	after func(path string)     // called when a PUT succeeded, before the answer goes out
 }
 
 func newServer(t *testing.T) *server {
@@ -85,7 +86,11 @@ func newServer(t *testing.T) *server {
 		if r.Method == http.MethodPut {
 			s.mu.Lock()
 			drop := s.drop != nil && s.drop(r)
+			put := s.put
 			s.mu.Unlock()
+			if put != nil {
+				put(r)
+			}
 			if drop {
 				// Take some of the body, then cut the connection, as a
 				// flaky network would.

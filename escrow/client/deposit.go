@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net/http"
@@ -12,12 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -26,6 +29,7 @@ import (
 	"github.com/afterlife-oss/afterlife/escrow/receipt"
 	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/errs"
+	"github.com/afterlife-oss/afterlife/internal/httpclient"
 )
 
 // DepositOptions say what to deposit.
@@ -71,6 +75,7 @@ type DepositResult struct {
 	Signed      receipt.Signed
 	ReceiptFile string
 	Resumed     bool  // an earlier run's upload was continued
+	ResumedAt   int64 // bytes the server held when this run began to send
 	Sent        int64 // bytes sent by this run
 	Skipped     int   // files already on the server
 	// AlreadyCommitted is set, and nothing was sent, when a committed
@@ -86,12 +91,9 @@ type state struct {
 }
 
 type fileStatus struct {
-	Deposit string `json:"deposit"`
-	State   string `json:"state"`
-	Files   []struct {
-		Path string `json:"path"`
-		Done bool   `json:"done"`
-	} `json:"files"`
+	Deposit string         `json:"deposit"`
+	State   string         `json:"state"`
+	Files   []fileProgress `json:"files"`
 }
 
 // PolicyChoices names the release policies a deposit may take, for error
@@ -258,46 +260,62 @@ func (c *Client) committedTwin(ctx context.Context, product, pol, digest string)
 	return nil, nil
 }
 
-// uploadAll sends the files the server does not have yet. When the HTTP
-// client gives up (the server was away for long), it asks the server again
-// what arrived and carries on, for a bounded number of rounds.
+// uploadAll sends what the server does not have yet: whole files, and the
+// rest of a file it holds the beginning of. After a cut connection it asks
+// the server again what arrived and carries on from there; it gives up
+// after rounds attempts in a row that brought nothing new.
 func (c *Client) uploadAll(ctx context.Context, id string, files []LocalFile, res *DepositResult, rounds int) error {
 	var lastErr error
-	for round := 0; round < rounds; round++ {
+	var lastHeld int64 = -1
+	for fruitless := 0; fruitless < rounds; {
 		var status fileStatus
 		if err := c.call(ctx, http.MethodGet, "/v1/deposits/"+url.PathEscape(id)+"/upload", nil, &status); err != nil {
+			if lastErr != nil && ctx.Err() == nil {
+				return fmt.Errorf("%w (then: %w)", lastErr, err)
+			}
 			return err
 		}
-		done := map[string]bool{}
+		byPath := map[string]fileProgress{}
 		for _, f := range status.Files {
-			done[f.Path] = f.Done
+			byPath[f.Path] = f
 		}
 		var todo []LocalFile
-		var remaining, already int64
+		var total, held int64
 		for _, f := range files {
 			if f.IsLink() {
 				continue
 			}
-			if done[f.Path] {
-				already += f.Size
-				if round == 0 {
+			total += f.Size
+			st := byPath[f.Path]
+			if st.Done {
+				held += f.Size
+				if lastHeld < 0 {
 					res.Skipped++
 				}
 				continue
 			}
+			held += st.Received
 			todo = append(todo, f)
-			remaining += f.Size
 		}
 		if len(todo) == 0 {
 			return nil
 		}
-		bar := c.newProgress("uploading", already+remaining)
+		if lastHeld < 0 && held > 0 {
+			res.ResumedAt = held
+		}
+		if held > lastHeld {
+			fruitless = 0
+		} else {
+			fruitless++
+		}
+		lastHeld = held
+		bar := c.newProgress("uploading", total)
 		var sent atomic.Int64
-		sent.Store(already)
-		bar.set(already)
+		sent.Store(held)
+		bar.set(held)
 		lastErr = nil
 		for _, f := range todo {
-			n, err := c.putFile(ctx, id, f, func(delta int64) { bar.set(sent.Add(delta)) })
+			n, err := c.putFile(ctx, id, f, byPath[f.Path], func(delta int64) { bar.set(sent.Add(delta)) })
 			res.Sent += n
 			if err != nil {
 				lastErr = err
@@ -308,62 +326,107 @@ func (c *Client) uploadAll(ctx context.Context, id string, files []LocalFile, re
 		if lastErr == nil {
 			return nil
 		}
-		if k := errs.KindOf(lastErr); k != errs.Unavailable || ctx.Err() != nil {
+		if k := errs.KindOf(lastErr); (k != errs.Unavailable && k != errs.Conflict) || ctx.Err() != nil {
 			return lastErr // a refusal will not change by retrying
 		}
-		c.log.Warn("upload interrupted; resuming from the server's view", "deposit", id, "err", lastErr)
+		c.log.Warn("upload interrupted; resuming from what the server holds", "deposit", id, "err", lastErr)
 	}
 	return lastErr
 }
 
-// putFile streams one file; each retry re-opens it and starts over, and
-// progress is wound back by what the failed try had counted.
-func (c *Client) putFile(ctx context.Context, id string, f LocalFile, progress func(int64)) (int64, error) {
-	var mu sync.Mutex
-	var counted int64
-	body := retryablehttp.ReaderFunc(func() (io.Reader, error) {
-		mu.Lock()
-		progress(-counted)
-		counted = 0
-		mu.Unlock()
-		fh, err := os.Open(f.Source)
-		if err != nil {
-			return nil, err
-		}
-		return &countingFile{f: fh, add: func(n int64) {
-			mu.Lock()
-			counted += n
-			mu.Unlock()
-			progress(n)
-		}}, nil
-	})
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, c.base+"/v1/deposits/"+url.PathEscape(id)+"/files/"+escapePath(f.Path), body)
+// fileProgress is what the server holds of one file.
+type fileProgress struct {
+	Path           string `json:"path"`
+	Done           bool   `json:"done"`
+	Received       int64  `json:"received"`
+	ReceivedSHA256 string `json:"received_sha256,omitempty"`
+}
+
+// putFile sends f, or its rest when the server holds a beginning of it
+// that matches the local file's. The whole file is hashed on the way (the
+// beginning read from disk), so a file changed since the manifest was made
+// is caught here, whatever the server says. One try: the caller asks the
+// server where it stands before the next.
+func (c *Client) putFile(ctx context.Context, id string, f LocalFile, held fileProgress, progress func(int64)) (int64, error) {
+	fh, err := os.Open(f.Source)
 	if err != nil {
 		return 0, fmt.Errorf("client: upload %s: %w", f.Path, err)
 	}
-	req.ContentLength = f.Size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	err = c.do(req, nil)
-	mu.Lock()
-	defer mu.Unlock()
-	if err != nil {
-		return counted, fmt.Errorf("upload %s: %w", f.Path, err)
+	defer fh.Close()
+	h := sha256.New()
+	var from int64
+	if held.Received > 0 && held.Received < f.Size {
+		if _, err := io.CopyN(h, fh, held.Received); err != nil {
+			return 0, fmt.Errorf("client: upload %s: %w", f.Path, err)
+		}
+		if hex.EncodeToString(h.Sum(nil)) == held.ReceivedSHA256 {
+			from = held.Received
+		} else {
+			// A server that lost or garbled what it holds, or a file changed
+			// meanwhile: send it whole, and let the digest decide.
+			c.log.Warn("the server's beginning of a file does not match ours; sending it whole", "path", f.Path, "held", held.Received)
+			h.Reset()
+			if _, err := fh.Seek(0, io.SeekStart); err != nil {
+				return 0, fmt.Errorf("client: upload %s: %w", f.Path, err)
+			}
+		}
 	}
-	return counted, nil
+	body := &hashingReader{r: io.LimitReader(fh, f.Size-from), h: h, add: progress, closed: make(chan struct{})}
+	u := c.base + "/v1/deposits/" + url.PathEscape(id) + "/files/" + escapePath(f.Path)
+	if from > 0 {
+		u += "?offset=" + strconv.FormatInt(from, 10)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, body)
+	if err != nil {
+		return 0, fmt.Errorf("client: upload %s: %w", f.Path, err)
+	}
+	req.ContentLength = f.Size - from
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.HTTPClient.Do(req)
+	// The transport may go on reading the body after it answers; it
+	// closes it when it is done.
+	<-body.closed
+	if err != nil {
+		progress(-body.n)
+		return body.n, errs.Wrap(errs.Unavailable, err, "upload %s", f.Path)
+	}
+	defer httpclient.Drain(resp)
+	if body.n == f.Size-from && hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		return body.n, errs.E(errs.Invalid, "%s changed after it was hashed: run the same command again to deposit what it holds now", f.Source)
+	}
+	if resp.StatusCode >= 300 {
+		progress(-body.n)
+		return body.n, fmt.Errorf("upload %s: %w", f.Path, httpclient.DecodeError(resp, "PUT "+req.URL.Path))
+	}
+	return body.n, nil
 }
 
-type countingFile struct {
-	f   *os.File
-	add func(int64)
+// hashingReader hashes and counts what it reads; closed is closed when
+// the transport is done with it.
+type hashingReader struct {
+	r      io.Reader
+	h      hash.Hash
+	n      int64
+	add    func(int64)
+	closed chan struct{}
+	once   sync.Once
 }
 
-func (c *countingFile) Read(p []byte) (int, error) {
-	n, err := c.f.Read(p)
-	c.add(int64(n))
+func (r *hashingReader) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return nil
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	r.add(int64(n))
 	return n, err
 }
-
-func (c *countingFile) Close() error { return c.f.Close() }
 
 func (c *Client) loadState(path, product, digest string) (state, bool) {
 	b, err := os.ReadFile(path)

@@ -24,13 +24,18 @@ import (
 // the farm's commands provide it (builder/cli).
 type WaitForVerdict func(cmd *cobra.Command, cf *apicli.Flags, id string, wait time.Duration) error
 
+// TryCommand makes "afterlife recipe try" with the recipe command's
+// server flags; the farm's commands provide it (builder/cli), since a try
+// runs the builder's own build code.
+type TryCommand func(cf *apicli.Flags) *cobra.Command
+
 // RecipeCommand is "afterlife recipe"; a submission --wait waits with
-// waitForVerdict.
-func RecipeCommand(waitForVerdict WaitForVerdict) *cobra.Command {
+// waitForVerdict, and try is its try command.
+func RecipeCommand(waitForVerdict WaitForVerdict, try TryCommand) *cobra.Command {
 	var cf apicli.Flags
 	cmd := &cobra.Command{
 		Use:   "recipe",
-		Short: "Check and submit recipes (afterlife.yaml) that turn escrow material into firmware",
+		Short: "Check, try and submit recipes (afterlife.yaml) that turn escrow material into firmware",
 		Long: `A recipe is an afterlife.yaml file in a git repository: what it builds, from which
 released escrow files and pinned git sources, with which toolchain and steps.
 See docs/recipes.md for the format.`,
@@ -186,7 +191,7 @@ the files it does not need. Only released deposits can be inputs; links are left
 	inputs.Flags().StringVar(&under, "under", "", "a directory under /inputs/escrow/ for the files (default: their deposit paths as they are)")
 	inputs.Flags().StringVar(&kinds, "kind", "", "only files of these kinds, comma separated: spec, source, toolchain, keys, other")
 
-	cmd.AddCommand(lint, schema, submit, list, inputs)
+	cmd.AddCommand(lint, schema, try(&cf), submit, list, inputs)
 	return cmd
 }
 

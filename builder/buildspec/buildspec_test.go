@@ -1,4 +1,4 @@
-package coord_test
+package buildspec_test
 
 import (
 	"reflect"
@@ -6,14 +6,14 @@ import (
 	"time"
 
 	"github.com/afterlife-oss/afterlife/builder"
-	"github.com/afterlife-oss/afterlife/builder/coord"
+	"github.com/afterlife-oss/afterlife/builder/buildspec"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/recipes"
 	"github.com/afterlife-oss/afterlife/recipes/inputkind"
 	"github.com/afterlife-oss/afterlife/recipes/submit"
 )
 
-func TestSpecForCarriesEverySubmittedField(t *testing.T) {
+func TestForCarriesEverySubmittedField(t *testing.T) {
 	req := submit.BuildRequest{
 		RepoURL: "https://example.org/fw.git", Commit: "0123456789abcdef0123456789abcdef01234567", Path: "afterlife.yaml",
 		RequestedBy: "maintainer", SourceDateEpoch: 1700000000, Source: blob.FromBytes([]byte("tree")),
@@ -28,7 +28,7 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 		Inputs: []submit.Input{{Digest: blob.FromBytes([]byte("tree")), Mount: "escrow/spec.pdf", Kind: inputkind.Escrow}},
 	}
 	ceilings := builder.Limits{Processes: 256, WriteBytes: 1 << 32, LogBytes: 1 << 20}
-	got := coord.SpecFor(req, ceilings)
+	got := buildspec.For(req, ceilings)
 	want := builder.Spec{
 		Recipe:    builder.RecipeRef{Name: "cam-fw", Version: "1.2.0", RepoURL: req.RepoURL, Commit: req.Commit, Path: "afterlife.yaml"},
 		Products:  []string{"acme-cam"},
@@ -46,14 +46,14 @@ func TestSpecForCarriesEverySubmittedField(t *testing.T) {
 		RiskNotes:       "bricks rev-a boards",
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("SpecFor =\n%+v\nwant\n%+v", got, want)
+		t.Fatalf("For =\n%+v\nwant\n%+v", got, want)
 	}
 	// A field added to the spec but not to the conversion stays zero here:
 	// the copy that once dropped Install would fail this.
 	v := reflect.ValueOf(got)
 	for i := range v.NumField() {
 		if v.Field(i).IsZero() {
-			t.Errorf("SpecFor leaves Spec.%s empty for a submission that has it", v.Type().Field(i).Name)
+			t.Errorf("For leaves Spec.%s empty for a submission that has it", v.Type().Field(i).Name)
 		}
 	}
 	if err := got.Validate(); err != nil {

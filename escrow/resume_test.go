@@ -1,0 +1,141 @@
+package escrow
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
+)
+
+// cutReader gives its text, then fails as a dropped connection does.
+type cutReader struct{ r io.Reader }
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func TestAFileCutShortIsKeptAndContinuedFromWhereItStopped(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		// Pieces of 4 bytes, so a file of 26 arrives as several.
+		s := e.service(t, e.db, Options{UploadPiece: 4})
+		const text = "abcdefghijklmnopqrstuvwxyz"
+		files := map[string]string{"a.txt": text, "b.txt": "short"}
+		d, err := s.Create(ctx, acme, CreateRequest{Product: "demo-cam", Policy: "dead-man=30d,7d", Manifest: entries(files)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := e.blobCount(t)
+		held := func(t *testing.T) (int64, string) {
+			t.Helper()
+			st, err := s.Upload(ctx, acme, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range st.Files {
+				if f.Path == "a.txt" {
+					return f.Received, f.ReceivedSHA256
+				}
+			}
+			t.Fatal("a.txt is not in the upload status")
+			return 0, ""
+		}
+
+		t.Run("a connection cut mid-file keeps every byte that arrived, with their digest", func(t *testing.T) {
+			_, err := s.PutFile(ctx, acme, d.ID, "a.txt", &cutReader{strings.NewReader(text[:10])})
+			wantKind(t, err, errs.Unavailable)
+			if n, sum := held(t); n != 10 || sum != hexSum([]byte(text[:10])) {
+				t.Fatalf("held %d bytes, sha256 %s; want 10 and the digest of %q", n, sum, text[:10])
+			}
+		})
+		t.Run("a body that ends early keeps its bytes too", func(t *testing.T) {
+			_, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", 10, strings.NewReader(text[10:13]))
+			wantKind(t, err, errs.Invalid)
+			if n, _ := held(t); n != 13 {
+				t.Fatalf("held %d bytes, want 13", n)
+			}
+		})
+		t.Run("continuing from another offset than the one held is refused, naming it", func(t *testing.T) {
+			for _, off := range []int64{5, 20} {
+				_, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", off, strings.NewReader(text[off:]))
+				wantKind(t, err, errs.Conflict)
+				if !strings.Contains(errs.Message(err), "offset 13") {
+					t.Fatalf("the refusal %q does not say where to continue", errs.Message(err))
+				}
+			}
+			if n, _ := held(t); n != 13 {
+				t.Fatalf("held %d bytes after refusals, want 13", n)
+			}
+		})
+		t.Run("a rest that makes the whole hash otherwise is refused, and nothing of the file stays", func(t *testing.T) {
+			_, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", 13, strings.NewReader(strings.ToUpper(text[13:])))
+			wantKind(t, err, errs.Invalid)
+			if n, _ := held(t); n != 0 {
+				t.Fatalf("held %d bytes, want 0", n)
+			}
+			if n := e.blobCount(t); n != before {
+				t.Fatalf("blob store holds %d blobs, was %d", n, before)
+			}
+		})
+		t.Run("offset 0 starts a file over", func(t *testing.T) {
+			if _, err := s.PutFile(ctx, acme, d.ID, "a.txt", &cutReader{strings.NewReader("zzzzzz")}); !errs.Is(err, errs.Unavailable) {
+				t.Fatalf("err = %v", err)
+			}
+			if _, err := s.PutFile(ctx, acme, d.ID, "a.txt", &cutReader{strings.NewReader(text[:9])}); !errs.Is(err, errs.Unavailable) {
+				t.Fatalf("err = %v", err)
+			}
+			if n, sum := held(t); n != 9 || sum != hexSum([]byte(text[:9])) {
+				t.Fatalf("held %d bytes (%s), want the 9 of the second try", n, sum)
+			}
+		})
+		t.Run("the rest completes the file, whose pieces become one ciphertext", func(t *testing.T) {
+			st, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", 9, strings.NewReader(text[9:]))
+			if err != nil || !st.Done || st.Received != int64(len(text)) {
+				t.Fatalf("finishing = %+v, %v", st, err)
+			}
+			if _, err := s.PutFile(ctx, acme, d.ID, "b.txt", strings.NewReader("short")); err != nil {
+				t.Fatal(err)
+			}
+			if n := e.blobCount(t); n != before+2 {
+				t.Fatalf("blob store holds %d blobs, want %d: one ciphertext per file, no pieces left", n, before+2)
+			}
+			if _, err := s.Commit(ctx, acme, d.ID); err != nil {
+				t.Fatal(err)
+			}
+			f, err := s.Open(ctx, acme, d.ID, "a.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			b, err := io.ReadAll(f)
+			if err != nil || string(b) != text {
+				t.Fatalf("read back %q, %v", b, err)
+			}
+		})
+		t.Run("an abandoned upload takes its pieces with it", func(t *testing.T) {
+			d2, err := s.Create(ctx, acme, CreateRequest{Product: "demo-cam", Policy: "immediate", Manifest: entries(map[string]string{"c.txt": text})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := e.blobCount(t)
+			if _, err := s.PutFile(ctx, acme, d2.ID, "c.txt", &cutReader{strings.NewReader(text[:12])}); !errs.Is(err, errs.Unavailable) {
+				t.Fatalf("err = %v", err)
+			}
+			if n := e.blobCount(t); n != base+3 {
+				t.Fatalf("blob store holds %d blobs, want %d (three pieces)", n, base+3)
+			}
+			if err := s.Abort(ctx, acme, d2.ID); err != nil {
+				t.Fatal(err)
+			}
+			if n := e.blobCount(t); n != base {
+				t.Fatalf("blob store holds %d blobs after abort, want %d", n, base)
+			}
+		})
+	})
+}
