@@ -68,6 +68,27 @@ type NewProductForm struct {
 	Support                          SupportDates
 }
 
+// vendorRefused answers a vendor form the server refused: the vendor page
+// again with the refusal, keep restoring what the form had (nil: nothing),
+// or the error page when err is not the form's fault.
+func (s *Site) vendorRefused(c *gin.Context, err error, keep func(*vendorData)) {
+	if !formError(err) {
+		s.fail(c, err)
+		return
+	}
+	d, derr := s.vendorData(c)
+	if derr != nil {
+		s.fail(c, derr)
+		return
+	}
+	if keep != nil {
+		keep(&d)
+	}
+	p := s.newPage(c, "Vendor", d)
+	p.Error = errs.Message(err)
+	s.render(c, http.StatusBadRequest, "vendor/index", "", p)
+}
+
 func (s *Site) vendorData(c *gin.Context) (vendorData, error) {
 	if s.deps.Escrow == nil {
 		return vendorData{}, errs.E(errs.NotFound, "the vendor area is not enabled")
@@ -151,19 +172,7 @@ func (s *Site) vendorCreateProduct(c *gin.Context) {
 		_, err = s.deps.Catalog.CreateProduct(c.Request.Context(), caller(c), np)
 	}
 	if err != nil {
-		if !formError(err) {
-			s.fail(c, err)
-			return
-		}
-		d, derr := s.vendorData(c)
-		if derr != nil {
-			s.fail(c, derr)
-			return
-		}
-		d.Form = f
-		p := s.newPage(c, "Vendor", d)
-		p.Error = errs.Message(err)
-		s.render(c, http.StatusBadRequest, "vendor/index", "", p)
+		s.vendorRefused(c, err, func(d *vendorData) { d.Form = f })
 		return
 	}
 	redirectDone(c, "/vendor", "product")

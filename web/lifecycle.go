@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"time"
 
@@ -99,18 +98,7 @@ func (s *Site) vendorDeclareSupport(c *gin.Context) {
 	}
 	err := s.deps.Lifecycle.DeclareSupport(c.Request.Context(), caller(c), c.Param("id"), supportForm(c))
 	if err != nil {
-		if !formError(err) {
-			s.fail(c, err)
-			return
-		}
-		d, derr := s.vendorData(c)
-		if derr != nil {
-			s.fail(c, derr)
-			return
-		}
-		p := s.newPage(c, "Vendor", d)
-		p.Error = errs.Message(err)
-		s.render(c, http.StatusBadRequest, "vendor/index", "", p)
+		s.vendorRefused(c, err, nil)
 		return
 	}
 	redirectDone(c, "/vendor", "support")

@@ -3,7 +3,6 @@ package web
 import (
 	"cmp"
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -81,19 +80,7 @@ func (s *Site) vendorProductChange(c *gin.Context, done string, change func(ctx 
 		redirectDone(c, "/vendor", done)
 		return
 	}
-	if !formError(err) {
-		s.fail(c, err)
-		return
-	}
-	d, derr := s.vendorData(c)
-	if derr != nil {
-		s.fail(c, derr)
-		return
-	}
-	d.Open = id
-	p := s.newPage(c, "Vendor", d)
-	p.Error = errs.Message(err)
-	s.render(c, http.StatusBadRequest, "vendor/index", "", p)
+	s.vendorRefused(c, err, func(d *vendorData) { d.Open = id })
 }
 
 // ownsProduct reports whether p may change product: an admin, or a vendor
