@@ -101,7 +101,7 @@ func TestPagesRender(t *testing.T) {
 		{"the product page says how a device gets updates: the updater with this registry and product, fwupd, and by hand", "", "/products/acme-thermo-2", 200, []string{
 			"How your device gets updates", "afterlife-device init \\\n    --registry http://example.com \\\n    --product acme-thermo-2 \\\n    --id acme:thermo2 \\",
 			"--trust-on-first-use", "--accept-community-firmware", "afterlife-device run", "With fwupd", "By hand", "sha256sum FILE",
-			"afterlife mirror verify DIR --root ROOT.json", "version 2.0.1"}},
+			"afterlife mirror verify --root ROOT.json DIR", "version 2.0.1"}},
 		{"an unknown product is a 404 page", "", "/products/nope", 404, []string{"Not Found", "product nope not found"}},
 		{"a reproducible build shows its verdict and jobs", "", "/builds/bld_good", 200, []string{"Reproducible:", "3 of 3 independent builders agree", "the cold witness among them", "cold witness: empty caches", "op-gamma", "/files/attestation.json", "/builds/bld_good/jobs/job0/log"}},
 		{"an unreproducible build shows the differences", "", "/builds/bld_bad", 200, []string{"Not reproducible", "Files that differ", strings.Repeat("2", 64), "diffoscope"}},

@@ -24,20 +24,8 @@ import (
 // end of its log.
 func TestARecipeIsTriedOnThisMachineBeforeItIsSubmitted(t *testing.T) {
 	srv := testenv.Serve(t, testenv.ServeOptions{Args: []string{"--local-builders", "0"}})
-	adm := func(method, path string, body, out any) int {
-		t.Helper()
-		return apiJSON(t, method, srv.URL+path, srv.Token, body, out)
-	}
-	if code := adm("POST", "/v1/admin/orgs", map[string]string{"id": "acme", "kind": "vendor"}, nil); code != 201 {
-		t.Fatalf("create org: %d", code)
-	}
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if code := adm("POST", "/v1/admin/tokens", map[string]string{"name": "acme", "role": "vendor", "org": "acme"}, &tok); code != 201 {
-		t.Fatalf("token: %d", code)
-	}
-	vendor := []string{"--server", srv.URL, "--token", tok.Token}
+	vendorToken := newVendor(t, srv, "acme")
+	vendor := []string{"--server", srv.URL, "--token", vendorToken}
 	afterlife(t, true, append([]string{"vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam", "--device-ids", "usb:acme:cam"}, vendor...)...)
 	dir := t.TempDir()
 	greeting, driver := "hello from acme\n", "a driver only builds may use\n"

@@ -40,27 +40,15 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			opts.Args = append(opts.Args, "--local-builders", "0")
 			srv := testenv.Serve(t, opts)
-			adm := func(method, path string, body, out any) int {
-				t.Helper()
-				return apiJSON(t, method, srv.URL+path, srv.Token, body, out)
-			}
-			if code := adm("POST", "/v1/admin/orgs", map[string]string{"id": "acme", "kind": "vendor"}, nil); code != 201 {
-				t.Fatalf("create org: %d", code)
-			}
-			var tok struct {
-				Token string `json:"token"`
-			}
-			if code := adm("POST", "/v1/admin/tokens", map[string]string{"name": "acme", "role": "vendor", "org": "acme"}, &tok); code != 201 {
-				t.Fatalf("token: %d", code)
-			}
+			vendorToken := newVendor(t, srv, "acme")
 			afterlife(t, true, "vendor", "product", "--id", "acme-cam", "--vendor", "acme", "--model", "Cam", "--device-ids", "usb:acme:cam",
-				"--server", srv.URL, "--token", tok.Token)
+				"--server", srv.URL, "--token", vendorToken)
 
 			px := startCutProxy(t, srv.Addr)
 			work := t.TempDir()
 			state := filepath.Join(work, "state.json")
 			args := []string{"vendor", "deposit", "--yes", "--product", "acme-cam", "--policy", "dead-man=30d,7d",
-				"--state", state, "--receipt", filepath.Join(work, "receipt.json"), "--server", px.url, "--token", tok.Token, src + "/"}
+				"--state", state, "--receipt", filepath.Join(work, "receipt.json"), "--server", px.url, "--token", vendorToken, src + "/"}
 
 			// The first run: the proxy cuts everything at half the file and
 			// the vendor interrupts the command.
@@ -89,7 +77,7 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 			var have int64
 			testenv.Eventually(t, time.Minute, func() error {
 				var err error
-				if have, err = held(t, srv, tok.Token, st.Deposit); err != nil {
+				if have, err = held(t, srv, vendorToken, st.Deposit); err != nil {
 					return err
 				}
 				if have < size*45/100 {
@@ -122,7 +110,7 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 				const size = 256 << 20
 				state := filepath.Join(work, "crash-state.json")
 				args := []string{"vendor", "deposit", "--yes", "--product", "acme-cam", "--policy", "dead-man=30d,7d",
-					"--state", state, "--receipt", filepath.Join(work, "crash-receipt.json"), "--server", px.url, "--token", tok.Token, crashSrc + "/"}
+					"--state", state, "--receipt", filepath.Join(work, "crash-receipt.json"), "--server", px.url, "--token", vendorToken, crashSrc + "/"}
 				cmd := exec.Command(testenv.Binary(t), args...)
 				var out, errb bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &out, &errb
@@ -151,7 +139,7 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 				if err != nil || json.Unmarshal(b, &st) != nil || st.Deposit == "" {
 					t.Fatalf("no resume state after the crash: %s, %v", b, err)
 				}
-				have, err := held(t, srv, tok.Token, st.Deposit)
+				have, err := held(t, srv, vendorToken, st.Deposit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -164,7 +152,7 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 				if sent := px.upstream(); sent > size-have+1<<20 {
 					t.Fatalf("the re-run sent %d bytes; the server held %d of %d", sent, have, size)
 				}
-				readBack(t, srv, tok.Token, st.Deposit, size, crashWant)
+				readBack(t, srv, vendorToken, st.Deposit, size, crashWant)
 			})
 		})
 	}

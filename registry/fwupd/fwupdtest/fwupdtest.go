@@ -1,7 +1,9 @@
 // Package fwupdtest runs Debian's fwupd tools (fwupdtool with its test
 // plugin from fwupd-tests) for tests, with fwupd's configuration and state
-// in scratch directories (FWUPD_SYSCONFDIR, FWUPD_LOCALSTATEDIR), so a test
-// never reads or touches the machine's own fwupd.
+// in scratch directories (FWUPD_SYSCONFDIR, FWUPD_LOCALSTATEDIR, and
+// FWUPD_LOCKDIR for fwupdtool's lock, which is machine-wide in /run/lock
+// otherwise), so a test never reads or touches the machine's own fwupd and
+// tests in parallel never wait for each other's lock.
 package fwupdtest
 
 import (
@@ -20,7 +22,7 @@ const FakeWebcamGUID = "b585990a-003e-5270-89d5-3705a17f9a43"
 
 // Scratch is one fwupd configuration and state.
 type Scratch struct {
-	Etc, State string
+	Etc, State, Lock string
 }
 
 // New makes a scratch fwupd under dir with test devices on, and a quirk
@@ -29,9 +31,9 @@ type Scratch struct {
 // accepts nothing older than 1.2.0.
 func New(t testing.TB, dir, instanceID string) *Scratch {
 	t.Helper()
-	s := &Scratch{Etc: filepath.Join(dir, "etc"), State: filepath.Join(dir, "var")}
+	s := &Scratch{Etc: filepath.Join(dir, "etc"), State: filepath.Join(dir, "var"), Lock: filepath.Join(dir, "lock")}
 	quirks := filepath.Join(s.State, "lib", "fwupd", "quirks.d")
-	for _, d := range []string{filepath.Join(s.Etc, "fwupd", "remotes.d"), s.MetadataCertDir(), s.FirmwareCertDir(), quirks} {
+	for _, d := range []string{filepath.Join(s.Etc, "fwupd", "remotes.d"), s.MetadataCertDir(), s.FirmwareCertDir(), quirks, s.Lock} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +78,7 @@ var progress = regexp.MustCompile(`(?m)^.*…: *\d+%.*\n?`)
 func (s *Scratch) Run(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command("fwupdtool", append(args, "--plugins", "test", "--no-reboot-check", "--assume-yes")...)
-	cmd.Env = append(os.Environ(), "FWUPD_SYSCONFDIR="+s.Etc, "FWUPD_LOCALSTATEDIR="+s.State, "LANG=C.UTF-8")
+	cmd.Env = append(os.Environ(), "FWUPD_SYSCONFDIR="+s.Etc, "FWUPD_LOCALSTATEDIR="+s.State, "FWUPD_LOCKDIR="+s.Lock, "LANG=C.UTF-8")
 	out, err := cmd.CombinedOutput()
 	return progress.ReplaceAllString(string(out), ""), err
 }
