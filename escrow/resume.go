@@ -8,9 +8,8 @@ package escrow
 // vendor's client asks how much arrived (Upload: Received, and the digest
 // of that prefix, which it checks against its own file) and sends the
 // rest from there. When the last byte arrives and the whole file hashes
-// to the manifest's sha256, the pieces become the file's one ciphertext
-// (decrypted and encrypted again as one age stream, the plaintext hashed
-// once more on the way) and their rows and blobs go.
+// to the manifest's sha256, the pieces become the file's ciphertext as
+// they are (pieces.go): nothing is decrypted or stored a second time.
 
 import (
 	"context"
@@ -18,7 +17,6 @@ import (
 	"database/sql"
 	"encoding"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -304,20 +302,19 @@ func (s *Service) dropParts(ctx context.Context, id, path string, parts []upload
 	}
 }
 
-// finishParts makes the pieces of a whole, checked file its one
-// ciphertext and marks it uploaded.
+// finishParts makes the pieces of a whole, checked file its ciphertext,
+// as they are (docs/escrow.md, "How a sealed file is stored"), and marks
+// it uploaded: one piece is named in the file's row, several are listed
+// in escrow_file_pieces. An empty file, which has no piece, is sealed
+// here.
 func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts []uploadPart) error {
-	var info blob.Info
-	joined := len(parts) != 1 // an empty file has no piece: its ciphertext is made here
-	if joined {
+	var empty blob.Info
+	if len(parts) == 0 {
 		var err error
-		info, err = s.sealStream(ctx, &partsReader{ctx: ctx, s: s, parts: parts}, f.Entry)
+		empty, err = s.sealStream(ctx, io.MultiReader(), f.Entry)
 		if err != nil {
-			s.dropParts(ctx, id, f.Path, parts)
 			return err
 		}
-	} else {
-		info = blob.Info{Digest: parts[0].Cipher, Size: parts[0].CipherSize}
 	}
 	var stored bool
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -334,10 +331,14 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 				return errs.E(errs.Conflict, "another upload of %s changed it meanwhile: ask where it stands and send from there", f.Path)
 			}
 		}
+		one := empty
+		if len(parts) == 1 {
+			one = blob.Info{Digest: parts[0].Cipher, Size: parts[0].CipherSize}
+		}
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE escrow_files SET cipher_digest = ?, uploaded = 1
 			WHERE deposit = ? AND path = ? AND uploaded = 0
 			AND EXISTS (SELECT 1 FROM escrow_deposits WHERE id = ? AND state = ?)`),
-			string(info.Digest), id, f.Path, id, Uploading)
+			string(one.Digest), id, f.Path, id, Uploading)
 		if err != nil {
 			return err
 		}
@@ -345,12 +346,13 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 			return nil
 		}
 		stored = true
-		return s.trackBlob(ctx, tx, info, "cipher", s.now())
+		if one.Digest != "" {
+			return s.trackBlob(ctx, tx, one, "cipher", s.now())
+		}
+		return s.recordPieces(ctx, tx, id, f.Path, parts)
 	})
 	if err != nil || !stored {
-		if joined {
-			s.deleteBlob(ctx, info.Digest)
-		}
+		s.deleteBlob(ctx, empty.Digest)
 		if err != nil {
 			return err
 		}
@@ -360,49 +362,5 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 		}
 		return errs.E(errs.Conflict, "deposit %s: %s can no longer change", id, f.Path)
 	}
-	if joined {
-		for _, p := range parts {
-			s.deleteBlob(ctx, p.Cipher)
-		}
-	}
 	return nil
-}
-
-// partsReader reads the plaintext of stored pieces one after the other.
-type partsReader struct {
-	ctx   context.Context
-	s     *Service
-	parts []uploadPart
-	cur   io.Reader
-	close io.Closer
-}
-
-func (r *partsReader) Read(p []byte) (int, error) {
-	for {
-		if r.cur == nil {
-			if len(r.parts) == 0 {
-				return 0, io.EOF
-			}
-			rc, err := blob.ReadVerified(r.ctx, r.s.blobs, r.parts[0].Cipher)
-			if err != nil {
-				return 0, err
-			}
-			plain, err := age.Decrypt(rc, r.s.identity)
-			if err != nil {
-				rc.Close()
-				return 0, errs.Wrap(errs.Internal, err, "a stored piece of the upload does not decrypt")
-			}
-			r.cur, r.close, r.parts = plain, rc, r.parts[1:]
-		}
-		n, err := r.cur.Read(p)
-		if errors.Is(err, io.EOF) {
-			r.close.Close()
-			r.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
 }

@@ -94,7 +94,7 @@ func TestAFileCutShortIsKeptAndContinuedFromWhereItStopped(t *testing.T) {
 				t.Fatalf("held %d bytes (%s), want the 9 of the second try", n, sum)
 			}
 		})
-		t.Run("the rest completes the file, whose pieces become one ciphertext", func(t *testing.T) {
+		t.Run("the rest completes the file, whose pieces stay its ciphertext as they arrived", func(t *testing.T) {
 			st, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", 9, strings.NewReader(text[9:]))
 			if err != nil || !st.Done || st.Received != int64(len(text)) {
 				t.Fatalf("finishing = %+v, %v", st, err)
@@ -102,8 +102,9 @@ func TestAFileCutShortIsKeptAndContinuedFromWhereItStopped(t *testing.T) {
 			if _, err := s.PutFile(ctx, acme, d.ID, "b.txt", strings.NewReader("short")); err != nil {
 				t.Fatal(err)
 			}
-			if n := e.blobCount(t); n != before+2 {
-				t.Fatalf("blob store holds %d blobs, want %d: one ciphertext per file, no pieces left", n, before+2)
+			// a.txt: 9 bytes in three pieces, then 17 in five; b.txt in two.
+			if n := e.blobCount(t); n != before+10 {
+				t.Fatalf("blob store holds %d blobs, want %d: the files' pieces and nothing else", n, before+10)
 			}
 			if _, err := s.Commit(ctx, acme, d.ID); err != nil {
 				t.Fatal(err)
