@@ -4,7 +4,8 @@ package escrow
 // Options.UploadPiece bytes, each encrypted to the escrow key on its own,
 // stored as a blob and recorded with the sha256 state of the plaintext up
 // to its end. A connection cut mid-piece still stores what arrived (the
-// piece is closed short); a crash loses at most the piece in flight. The
+// piece is closed short); a crash loses at most the two pieces in the blob
+// store's hands (the one stored while the next arrives). The
 // vendor's client asks how much arrived (Upload: Received, and the digest
 // of that prefix, which it checks against its own file) and sends the
 // rest from there. When the last byte arrives and the whole file hashes
@@ -30,7 +31,8 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
-// DefaultUploadPiece is the most a crash can lose of a file arriving.
+// DefaultUploadPiece is the size of the pieces a file arrives as; a crash
+// loses at most two of them.
 const DefaultUploadPiece = 64 << 20
 
 // uploadPart is one stored piece of a file still arriving.
@@ -128,28 +130,79 @@ func (s *Service) putPieces(ctx context.Context, id string, f fileRow, offset in
 	}
 	// What arrived is stored even when the client hangs up meanwhile.
 	keep := context.WithoutCancel(ctx)
+	// Pipelined: piece N+1 is read, hashed and encrypted while the blob
+	// store is still storing piece N (on S3, uploading it from the spool).
+	// The recorder records each piece, in order, as soon as it is stored;
+	// handing it piece N+1 waits until piece N is recorded, so at most two
+	// pieces are in the store's hands at once, whatever the file's size.
+	rec := make(chan *pieceInFlight)
+	failed, recorded := make(chan struct{}), make(chan struct{})
+	var recErr error
+	go func() {
+		defer close(recorded)
+		for p := range rec {
+			if recErr != nil {
+				p.discard(keep, s)
+				continue
+			}
+			part, err := p.wait()
+			if err == nil {
+				part.Seq = len(parts)
+				if err = s.recordPart(keep, id, f.Path, part); err != nil {
+					s.deleteBlob(keep, part.Cipher)
+				}
+			}
+			if err != nil {
+				recErr = err
+				close(failed)
+				continue
+			}
+			parts = append(parts, part)
+		}
+	}()
+	// allRecorded ends the recorder; parts is the main goroutine's again.
+	allRecorded := func() error {
+		close(rec)
+		<-recorded
+		return recErr
+	}
 	at := offset
 	for at < f.Size {
 		want := min(s.uploadPiece, f.Size-at)
-		part, n, readErr, err := s.sealPart(keep, body, want, h)
-		if err != nil {
+		next, readErr, err := s.sealPart(keep, body, at, want, h)
+		var n int64
+		if next != nil {
+			n = next.part.Size
+			select {
+			case rec <- next:
+			case <-failed:
+				next.discard(keep, s)
+			}
+		}
+		at += n
+		if err != nil || n < want {
+			if rerr := allRecorded(); rerr != nil {
+				return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, rerr)
+			}
+			at = received(parts)
+		}
+		switch {
+		case err != nil:
 			return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, err)
-		}
-		if n > 0 {
-			part.Seq, part.FirstByte, part.Size = len(parts), at, n
-			if err := s.recordPart(keep, id, f.Path, part); err != nil {
-				s.deleteBlob(keep, part.Cipher)
-				return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, err)
-			}
-			parts = append(parts, part)
-			at += n
-		}
-		if n < want {
-			if readErr != nil {
-				return FileState{}, errs.Wrap(errs.Unavailable, readErr, "%s: upload interrupted at byte %d of %d; the server keeps them: send the rest from offset %d", f.Path, at, f.Size, at)
-			}
+		case n < want && readErr != nil:
+			return FileState{}, errs.Wrap(errs.Unavailable, readErr, "%s: upload interrupted at byte %d of %d; the server keeps them: send the rest from offset %d", f.Path, at, f.Size, at)
+		case n < want:
 			return FileState{}, errs.E(errs.Invalid, "%s: the body ended at byte %d of %d; the server keeps them: send the rest from offset %d", f.Path, at, f.Size, at)
 		}
+		select {
+		case <-failed:
+			allRecorded()
+			return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, recErr)
+		default:
+		}
+	}
+	if err := allRecorded(); err != nil {
+		return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, err)
 	}
 	var one [1]byte
 	if n, _ := io.ReadFull(body, one[:]); n > 0 {
@@ -178,10 +231,46 @@ func restoreHash(h hash.Hash, state string) error {
 	return u.UnmarshalBinary(b)
 }
 
-// sealPart encrypts at most limit bytes of body into a blob, writing the
-// plaintext into h too. A body that fails (readErr) or ends early still
-// has what arrived stored; err is a failure to store.
-func (s *Service) sealPart(ctx context.Context, body io.Reader, limit int64, h hash.Hash) (part uploadPart, n int64, readErr, err error) {
+// pieceInFlight is a piece that arrived and was encrypted, and that the
+// blob store may still be storing.
+type pieceInFlight struct {
+	part uploadPart // all but Seq, and Cipher and CipherSize until stored
+	put  chan putResult
+}
+
+type putResult struct {
+	info blob.Info
+	err  error
+}
+
+// wait returns the piece once it is stored.
+func (p *pieceInFlight) wait() (uploadPart, error) {
+	r := <-p.put
+	if r.err != nil {
+		return uploadPart{}, r.err
+	}
+	p.part.Cipher, p.part.CipherSize = r.info.Digest, r.info.Size
+	return p.part, nil
+}
+
+// discard waits for the store and deletes the piece's blob.
+func (p *pieceInFlight) discard(ctx context.Context, s *Service) {
+	if p == nil {
+		return
+	}
+	if part, err := p.wait(); err == nil {
+		s.deleteBlob(ctx, part.Cipher)
+	}
+}
+
+// sealPart encrypts at most limit bytes of body, the file's bytes from
+// byte first on, into a blob, writing the plaintext into h too. It returns
+// once the piece's plaintext has been read and encrypted; the blob store
+// may still be storing it (see pieceInFlight.wait), so the caller can go
+// on reading the next piece meanwhile. A body that fails (readErr) or ends
+// early still has what arrived stored; err is a failure to store, and a
+// nil piece means nothing arrived.
+func (s *Service) sealPart(ctx context.Context, body io.Reader, first, limit int64, h hash.Hash) (piece *pieceInFlight, readErr, err error) {
 	pr, pw := io.Pipe()
 	type result struct {
 		n       int64
@@ -211,32 +300,39 @@ func (s *Service) sealPart(ctx context.Context, body io.Reader, limit int64, h h
 			r.err = fmt.Errorf("encrypt: %w", err)
 		}
 	}()
-	info, perr := s.blobs.Put(ctx, pr, "")
-	pr.CloseWithError(errPutEnded)
+	put := make(chan putResult, 1)
+	go func() {
+		info, err := s.blobs.Put(ctx, pr, "")
+		pr.CloseWithError(errPutEnded)
+		put <- putResult{info, err}
+	}()
 	r := <-done
-	if r.err != nil || perr != nil {
-		if perr == nil {
-			s.deleteBlob(ctx, info.Digest)
-			perr = r.err
+	// The encryptor is done with h: the piece's hash state is final.
+	p := &pieceInFlight{part: uploadPart{FirstByte: first, Size: r.n}, put: put}
+	if r.err != nil {
+		stored := <-put
+		if stored.err != nil {
+			return nil, r.readErr, stored.err
 		}
-		return uploadPart{}, 0, r.readErr, perr
+		s.deleteBlob(ctx, stored.info.Digest)
+		return nil, r.readErr, r.err
 	}
 	if r.n == 0 {
-		s.deleteBlob(ctx, info.Digest)
-		return uploadPart{}, 0, r.readErr, nil
+		p.discard(ctx, s)
+		return nil, r.readErr, nil
 	}
 	m, ok := h.(encoding.BinaryMarshaler)
 	if !ok {
-		s.deleteBlob(ctx, info.Digest)
-		return uploadPart{}, 0, r.readErr, errs.E(errs.Internal, "sha256 cannot save its state")
+		p.discard(ctx, s)
+		return nil, r.readErr, errs.E(errs.Internal, "sha256 cannot save its state")
 	}
 	state, err := m.MarshalBinary()
 	if err != nil {
-		s.deleteBlob(ctx, info.Digest)
-		return uploadPart{}, 0, r.readErr, err
+		p.discard(ctx, s)
+		return nil, r.readErr, err
 	}
-	return uploadPart{Cipher: info.Digest, CipherSize: info.Size, HashState: hex.EncodeToString(state),
-		Prefix: hex.EncodeToString(h.Sum(nil))}, r.n, r.readErr, nil
+	p.part.HashState, p.part.Prefix = hex.EncodeToString(state), hex.EncodeToString(h.Sum(nil))
+	return p, r.readErr, nil
 }
 
 // readErrors remembers a read error other than EOF.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -138,5 +140,71 @@ func TestAFileCutShortIsKeptAndContinuedFromWhereItStopped(t *testing.T) {
 				t.Fatalf("blob store holds %d blobs after abort, want %d", n, base)
 			}
 		})
+	})
+}
+
+// failingStore fails its failAt-th Put (counting from 1) and those after.
+type failingStore struct {
+	blob.Store
+	mu     sync.Mutex
+	puts   int
+	failAt int
+}
+
+func (f *failingStore) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
+	f.mu.Lock()
+	f.puts++
+	fail := f.puts >= f.failAt
+	f.mu.Unlock()
+	if fail {
+		io.Copy(io.Discard, io.LimitReader(r, 3)) // fail mid-piece, as a store going away does
+		return blob.Info{}, errs.E(errs.Unavailable, "the blob store went away")
+	}
+	return f.Store.Put(ctx, r, want)
+}
+
+func TestAStoreFailingMidFileKeepsThePiecesStoredBeforeIt(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		failing := &failingStore{Store: e.blobs, failAt: 4}
+		e.blobs = failing
+		s := e.service(t, e.db, Options{UploadPiece: 4})
+		const text = "abcdefghijklmnopqrstuvwxyz"
+		d, err := s.Create(ctx, acme, CreateRequest{Product: "demo-cam", Policy: "on=2099-01-01", Manifest: entries(map[string]string{"a.txt": text})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := e.blobCount(t)
+
+		_, err = s.PutFile(ctx, acme, d.ID, "a.txt", strings.NewReader(text))
+		wantKind(t, err, errs.Unavailable)
+		st, err := s.Upload(ctx, acme, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Files[0].Received; got != 12 {
+			t.Fatalf("the server holds %d bytes; want the three pieces stored before the failure (12)", got)
+		}
+		if n := e.blobCount(t); n != base+3 {
+			t.Fatalf("the store holds %d blobs; want the %d before and three pieces", n, base)
+		}
+
+		failing.mu.Lock()
+		failing.failAt = 1 << 30
+		failing.mu.Unlock()
+		if _, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", 12, strings.NewReader(text[12:])); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Commit(ctx, acme, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Open(ctx, acme, d.ID, "a.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if b, err := io.ReadAll(f); err != nil || string(b) != text {
+			t.Fatalf("read back %q, %v", b, err)
+		}
 	})
 }
