@@ -1,11 +1,13 @@
 package escrow
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
@@ -205,6 +207,77 @@ func TestAStoreFailingMidFileKeepsThePiecesStoredBeforeIt(t *testing.T) {
 		defer f.Close()
 		if b, err := io.ReadAll(f); err != nil || string(b) != text {
 			t.Fatalf("read back %q, %v", b, err)
+		}
+	})
+}
+
+// overlapStore holds each Put but the last of a file of pieces open,
+// once it has read everything, until the next Put starts, and records how
+// many Puts ran at once. Without pipelining the next never starts: the
+// Put then fails at a deadline instead of waiting for ever.
+type overlapStore struct {
+	blob.Store
+	pieces  int
+	mu      sync.Mutex
+	puts    int
+	running int
+	most    int
+	started map[int]chan struct{}
+}
+
+func (o *overlapStore) startedChan(k int) chan struct{} {
+	if o.started[k] == nil {
+		o.started[k] = make(chan struct{})
+	}
+	return o.started[k]
+}
+
+func (o *overlapStore) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
+	o.mu.Lock()
+	o.puts++
+	k := o.puts
+	o.running++
+	o.most = max(o.most, o.running)
+	close(o.startedChan(k))
+	next := o.startedChan(k + 1)
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.running--
+		o.mu.Unlock()
+	}()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return blob.Info{}, err
+	}
+	if k < o.pieces {
+		select {
+		case <-next:
+		case <-time.After(30 * time.Second):
+			return blob.Info{}, errs.E(errs.Unavailable, "piece %d: the next piece never started while this one was stored", k)
+		}
+	}
+	return o.Store.Put(ctx, bytes.NewReader(b), want)
+}
+
+func TestTheNextPieceIsEncryptedWhileTheStoreKeepsTheLastAndNoMoreAtOnce(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		o := &overlapStore{Store: e.blobs, pieces: 7, started: map[int]chan struct{}{}}
+		e.blobs = o
+		s := e.service(t, e.db, Options{UploadPiece: 4})
+		const text = "abcdefghijklmnopqrstuvwxyz" // seven pieces
+		d, err := s.Create(ctx, acme, CreateRequest{Product: "demo-cam", Policy: "on=2099-01-01", Manifest: entries(map[string]string{"a.txt": text})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PutFile(ctx, acme, d.ID, "a.txt", strings.NewReader(text)); err != nil {
+			t.Fatal(err)
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.puts != 7 || o.most != 2 {
+			t.Fatalf("%d Puts, at most %d at once; want 7, never more than 2 at once", o.puts, o.most)
 		}
 	})
 }
