@@ -257,7 +257,7 @@ func (s *Service) openContent(ctx context.Context, d Deposit, f fileRow) (io.Rea
 	if d.State == Released && f.Rights != manifest.Private {
 		return s.openPlain(ctx, f.Entry)
 	}
-	return s.openSealed(ctx, f)
+	return s.openSealed(ctx, d.ID, f)
 }
 
 // CompletenessOf returns deposit id's completeness check: in full to its

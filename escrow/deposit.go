@@ -410,15 +410,32 @@ func (s *Service) retain(ctx context.Context, id string, now time.Time) {
 		s.log.Error("escrow: retention: cannot list files", "deposit", id, "err", err)
 		return
 	}
+	pieces, err := s.depositPieces(ctx, id, "")
+	if err != nil {
+		s.log.Error("escrow: retention: cannot list pieces", "deposit", id, "err", err)
+		return
+	}
 	until := now.Add(s.retention)
-	for _, f := range fs {
-		if f.Cipher == "" {
-			continue
-		}
-		if err := r.Retain(ctx, f.Cipher, until); err != nil {
-			s.log.Error("escrow: retention: cannot lock a sealed blob", "deposit", id, "digest", f.Cipher, "err", err)
+	for _, d := range cipherBlobs(fs, pieces) {
+		if err := r.Retain(ctx, d, until); err != nil {
+			s.log.Error("escrow: retention: cannot lock a sealed blob", "deposit", id, "digest", d, "err", err)
 		}
 	}
+}
+
+// cipherBlobs lists the ciphertext blobs of a deposit's files: one-piece
+// files name theirs, the pieces of the others are listed apart.
+func cipherBlobs(fs []fileRow, pieces map[string][]sealedPiece) []blob.Digest {
+	var out []blob.Digest
+	for _, f := range fs {
+		if f.Cipher != "" {
+			out = append(out, f.Cipher)
+		}
+		for _, p := range pieces[f.Path] {
+			out = append(out, p.Cipher)
+		}
+	}
+	return out
 }
 
 // Abort removes an uploading deposit and its blobs. Sealed and released
@@ -450,6 +467,11 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 	if err != nil {
 		return fmt.Errorf("escrow: drop %s: %w", id, err)
 	}
+	pieces, err := s.depositPieces(ctx, id, "")
+	if err != nil {
+		return fmt.Errorf("escrow: drop %s: %w", id, err)
+	}
+	ciphers := cipherBlobs(fs, pieces)
 	var dropped bool
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_deposits WHERE id = ? AND state = ?`), id, Uploading)
@@ -470,11 +492,12 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_upload_parts WHERE deposit = ?`), id); err != nil {
 			return err
 		}
-		for _, f := range fs {
-			if f.Cipher != "" {
-				if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_blobs WHERE digest = ?`), string(f.Cipher)); err != nil {
-					return err
-				}
+		if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_file_pieces WHERE deposit = ?`), id); err != nil {
+			return err
+		}
+		for _, d := range ciphers {
+			if _, err := tx.ExecContext(ctx, s.db.Q(`DELETE FROM escrow_blobs WHERE digest = ?`), string(d)); err != nil {
+				return err
 			}
 		}
 		return s.appendEvent(ctx, tx, id, s.now(), actor, why, "", "")
@@ -485,8 +508,8 @@ func (s *Service) drop(ctx context.Context, id, actor, why string) error {
 	if !dropped {
 		return errs.E(errs.Conflict, "deposit %s is no longer uploading", id)
 	}
-	for _, f := range fs {
-		s.deleteBlob(ctx, f.Cipher)
+	for _, d := range ciphers {
+		s.deleteBlob(ctx, d)
 	}
 	for _, ps := range parts {
 		for _, p := range ps {

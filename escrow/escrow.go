@@ -66,7 +66,7 @@ type Options struct {
 	// ciphertext blobs for that long after sealing (S3 object lock).
 	Retention time.Duration
 	// UploadPiece is the size of the pieces a file arriving is stored as,
-	// so that a crash loses at most one (default DefaultUploadPiece).
+	// so that a crash loses at most two (default DefaultUploadPiece).
 	UploadPiece int64
 	// UploadTTL is how long an uncommitted upload may stay idle before the
 	// scheduler removes it (default 7 days).

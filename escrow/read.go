@@ -37,7 +37,7 @@ func (s *Service) Open(ctx context.Context, p principal.Principal, id, path stri
 	if d.State == Released && f.Rights != manifest.Private {
 		rc, err = s.openPlain(ctx, f.Entry)
 	} else {
-		rc, err = s.openSealed(ctx, f)
+		rc, err = s.openSealed(ctx, id, f)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("escrow: open %s/%s: %w", id, path, err)

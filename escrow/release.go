@@ -5,12 +5,9 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/afterlife-oss/afterlife/escrow/manifest"
 	"github.com/afterlife-oss/afterlife/escrow/policy"
@@ -145,7 +142,7 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 		if f.IsLink() || f.Rights == manifest.Private {
 			continue
 		}
-		info, err := s.decryptInto(ctx, f)
+		info, err := s.decryptInto(ctx, d.ID, f)
 		if err != nil {
 			return false, fmt.Errorf("escrow: release %s: decrypt %s: %w", d.ID, f.Path, err)
 		}
@@ -193,8 +190,8 @@ func (s *Service) release(ctx context.Context, d Deposit, now time.Time, actor, 
 // decryptInto writes the plaintext of a sealed file into the blob store
 // under its plaintext digest; the store refuses content that does not hash
 // to it.
-func (s *Service) decryptInto(ctx context.Context, f fileRow) (blob.Info, error) {
-	pr, err := s.openSealed(ctx, f)
+func (s *Service) decryptInto(ctx context.Context, id string, f fileRow) (blob.Info, error) {
+	pr, err := s.openSealed(ctx, id, f)
 	if err != nil {
 		return blob.Info{}, err
 	}
@@ -206,46 +203,13 @@ func (s *Service) decryptInto(ctx context.Context, f fileRow) (blob.Info, error)
 	return info, nil
 }
 
-// openSealed decrypts a file's ciphertext, checking the ciphertext digest,
-// age's authentication and the plaintext digest.
-func (s *Service) openSealed(ctx context.Context, f fileRow) (io.ReadCloser, error) {
-	if err := s.usable(ctx, f.Cipher); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Path, err)
-	}
-	rc, err := s.blobs.Get(ctx, f.Cipher, 0, -1)
-	if err != nil {
-		return nil, s.noteMissing(ctx, f.Cipher, err)
-	}
-	cipher := newChecked(rc, f.Cipher.Hex(), -1, string(f.Cipher), func(got string) { s.markCorrupt(ctx, f.Cipher, got) })
-	pr, err := age.Decrypt(cipher, s.identity)
-	var noMatch *age.NoIdentityMatchError
-	if errors.As(err, &noMatch) {
-		return nil, s.notOurKey(f, cipher, rc)
-	}
-	if err != nil {
-		rc.Close()
-		if cipher.sourceErr == nil {
-			s.markCorrupt(ctx, f.Cipher, "age header: "+err.Error())
-			return nil, errs.Wrap(errs.Conflict, blob.ErrCorrupt, "%s: sealed content fails its integrity check", f.Path)
-		}
-		return nil, err
-	}
-	plain := &ageReader{r: pr, src: cipher, onAuthFail: func(err error) {
-		s.markCorrupt(ctx, f.Cipher, "age: "+err.Error())
-	}}
-	return newChecked(struct {
-		io.Reader
-		io.Closer
-	}{plain, rc}, f.SHA256, f.Size, f.Path, func(got string) { s.markCorrupt(ctx, f.Cipher, "plaintext hashes to "+got) }), nil
-}
-
 // notOurKey tells a file sealed to another escrow key from a damaged one:
 // age cannot tell them apart from the header, but the ciphertext digest
 // can. Intact ciphertext that this replica's identity does not open means
 // the replica holds the wrong key, which is not the blob's fault and is
 // never recorded against it; damaged ciphertext is marked corrupt as on
 // any read.
-func (s *Service) notOurKey(f fileRow, cipher *checked, rc io.Closer) error {
+func (s *Service) notOurKey(f fileRow, piece blob.Digest, cipher *checked, rc io.Closer) error {
 	defer rc.Close()
 	_, err := io.Copy(io.Discard, cipher)
 	switch {
@@ -255,7 +219,7 @@ func (s *Service) notOurKey(f fileRow, cipher *checked, rc io.Closer) error {
 		return err
 	}
 	s.log.Error("escrow: a sealed file is encrypted to an escrow key this replica does not hold; check its key directory",
-		"file", f.Path, "blob", f.Cipher, "escrow_key", s.identity.Recipient().String(), "key_file", IdentityFile)
+		"file", f.Path, "blob", piece, "escrow_key", s.identity.Recipient().String(), "key_file", IdentityFile)
 	return errs.E(errs.Internal, "%s is sealed to an escrow key other than this replica's (%s, from %s): the replica's key directory does not match the database",
 		f.Path, s.identity.Recipient(), IdentityFile)
 }

@@ -4,13 +4,13 @@ package escrow
 // Options.UploadPiece bytes, each encrypted to the escrow key on its own,
 // stored as a blob and recorded with the sha256 state of the plaintext up
 // to its end. A connection cut mid-piece still stores what arrived (the
-// piece is closed short); a crash loses at most the piece in flight. The
+// piece is closed short); a crash loses at most the two pieces in the blob
+// store's hands (the one stored while the next arrives). The
 // vendor's client asks how much arrived (Upload: Received, and the digest
 // of that prefix, which it checks against its own file) and sends the
 // rest from there. When the last byte arrives and the whole file hashes
-// to the manifest's sha256, the pieces become the file's one ciphertext
-// (decrypted and encrypted again as one age stream, the plaintext hashed
-// once more on the way) and their rows and blobs go.
+// to the manifest's sha256, the pieces become the file's ciphertext as
+// they are (pieces.go): nothing is decrypted or stored a second time.
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"database/sql"
 	"encoding"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -32,7 +31,8 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/principal"
 )
 
-// DefaultUploadPiece is the most a crash can lose of a file arriving.
+// DefaultUploadPiece is the size of the pieces a file arrives as; a crash
+// loses at most two of them.
 const DefaultUploadPiece = 64 << 20
 
 // uploadPart is one stored piece of a file still arriving.
@@ -130,28 +130,79 @@ func (s *Service) putPieces(ctx context.Context, id string, f fileRow, offset in
 	}
 	// What arrived is stored even when the client hangs up meanwhile.
 	keep := context.WithoutCancel(ctx)
+	// Pipelined: piece N+1 is read, hashed and encrypted while the blob
+	// store is still storing piece N (on S3, uploading it from the spool).
+	// The recorder records each piece, in order, as soon as it is stored;
+	// handing it piece N+1 waits until piece N is recorded, so at most two
+	// pieces are in the store's hands at once, whatever the file's size.
+	rec := make(chan *pieceInFlight)
+	failed, recorded := make(chan struct{}), make(chan struct{})
+	var recErr error
+	go func() {
+		defer close(recorded)
+		for p := range rec {
+			if recErr != nil {
+				p.discard(keep, s)
+				continue
+			}
+			part, err := p.wait()
+			if err == nil {
+				part.Seq = len(parts)
+				if err = s.recordPart(keep, id, f.Path, part); err != nil {
+					s.deleteBlob(keep, part.Cipher)
+				}
+			}
+			if err != nil {
+				recErr = err
+				close(failed)
+				continue
+			}
+			parts = append(parts, part)
+		}
+	}()
+	// allRecorded ends the recorder; parts is the main goroutine's again.
+	allRecorded := func() error {
+		close(rec)
+		<-recorded
+		return recErr
+	}
 	at := offset
 	for at < f.Size {
 		want := min(s.uploadPiece, f.Size-at)
-		part, n, readErr, err := s.sealPart(keep, body, want, h)
-		if err != nil {
+		next, readErr, err := s.sealPart(keep, body, at, want, h)
+		var n int64
+		if next != nil {
+			n = next.part.Size
+			select {
+			case rec <- next:
+			case <-failed:
+				next.discard(keep, s)
+			}
+		}
+		at += n
+		if err != nil || n < want {
+			if rerr := allRecorded(); rerr != nil {
+				return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, rerr)
+			}
+			at = received(parts)
+		}
+		switch {
+		case err != nil:
 			return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, err)
-		}
-		if n > 0 {
-			part.Seq, part.FirstByte, part.Size = len(parts), at, n
-			if err := s.recordPart(keep, id, f.Path, part); err != nil {
-				s.deleteBlob(keep, part.Cipher)
-				return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, err)
-			}
-			parts = append(parts, part)
-			at += n
-		}
-		if n < want {
-			if readErr != nil {
-				return FileState{}, errs.Wrap(errs.Unavailable, readErr, "%s: upload interrupted at byte %d of %d; the server keeps them: send the rest from offset %d", f.Path, at, f.Size, at)
-			}
+		case n < want && readErr != nil:
+			return FileState{}, errs.Wrap(errs.Unavailable, readErr, "%s: upload interrupted at byte %d of %d; the server keeps them: send the rest from offset %d", f.Path, at, f.Size, at)
+		case n < want:
 			return FileState{}, errs.E(errs.Invalid, "%s: the body ended at byte %d of %d; the server keeps them: send the rest from offset %d", f.Path, at, f.Size, at)
 		}
+		select {
+		case <-failed:
+			allRecorded()
+			return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, recErr)
+		default:
+		}
+	}
+	if err := allRecorded(); err != nil {
+		return FileState{}, fmt.Errorf("escrow: upload %s/%s: %w", id, f.Path, err)
 	}
 	var one [1]byte
 	if n, _ := io.ReadFull(body, one[:]); n > 0 {
@@ -180,10 +231,46 @@ func restoreHash(h hash.Hash, state string) error {
 	return u.UnmarshalBinary(b)
 }
 
-// sealPart encrypts at most limit bytes of body into a blob, writing the
-// plaintext into h too. A body that fails (readErr) or ends early still
-// has what arrived stored; err is a failure to store.
-func (s *Service) sealPart(ctx context.Context, body io.Reader, limit int64, h hash.Hash) (part uploadPart, n int64, readErr, err error) {
+// pieceInFlight is a piece that arrived and was encrypted, and that the
+// blob store may still be storing.
+type pieceInFlight struct {
+	part uploadPart // all but Seq, and Cipher and CipherSize until stored
+	put  chan putResult
+}
+
+type putResult struct {
+	info blob.Info
+	err  error
+}
+
+// wait returns the piece once it is stored.
+func (p *pieceInFlight) wait() (uploadPart, error) {
+	r := <-p.put
+	if r.err != nil {
+		return uploadPart{}, r.err
+	}
+	p.part.Cipher, p.part.CipherSize = r.info.Digest, r.info.Size
+	return p.part, nil
+}
+
+// discard waits for the store and deletes the piece's blob.
+func (p *pieceInFlight) discard(ctx context.Context, s *Service) {
+	if p == nil {
+		return
+	}
+	if part, err := p.wait(); err == nil {
+		s.deleteBlob(ctx, part.Cipher)
+	}
+}
+
+// sealPart encrypts at most limit bytes of body, the file's bytes from
+// byte first on, into a blob, writing the plaintext into h too. It returns
+// once the piece's plaintext has been read and encrypted; the blob store
+// may still be storing it (see pieceInFlight.wait), so the caller can go
+// on reading the next piece meanwhile. A body that fails (readErr) or ends
+// early still has what arrived stored; err is a failure to store, and a
+// nil piece means nothing arrived.
+func (s *Service) sealPart(ctx context.Context, body io.Reader, first, limit int64, h hash.Hash) (piece *pieceInFlight, readErr, err error) {
 	pr, pw := io.Pipe()
 	type result struct {
 		n       int64
@@ -213,32 +300,39 @@ func (s *Service) sealPart(ctx context.Context, body io.Reader, limit int64, h h
 			r.err = fmt.Errorf("encrypt: %w", err)
 		}
 	}()
-	info, perr := s.blobs.Put(ctx, pr, "")
-	pr.CloseWithError(errPutEnded)
+	put := make(chan putResult, 1)
+	go func() {
+		info, err := s.blobs.Put(ctx, pr, "")
+		pr.CloseWithError(errPutEnded)
+		put <- putResult{info, err}
+	}()
 	r := <-done
-	if r.err != nil || perr != nil {
-		if perr == nil {
-			s.deleteBlob(ctx, info.Digest)
-			perr = r.err
+	// The encryptor is done with h: the piece's hash state is final.
+	p := &pieceInFlight{part: uploadPart{FirstByte: first, Size: r.n}, put: put}
+	if r.err != nil {
+		stored := <-put
+		if stored.err != nil {
+			return nil, r.readErr, stored.err
 		}
-		return uploadPart{}, 0, r.readErr, perr
+		s.deleteBlob(ctx, stored.info.Digest)
+		return nil, r.readErr, r.err
 	}
 	if r.n == 0 {
-		s.deleteBlob(ctx, info.Digest)
-		return uploadPart{}, 0, r.readErr, nil
+		p.discard(ctx, s)
+		return nil, r.readErr, nil
 	}
 	m, ok := h.(encoding.BinaryMarshaler)
 	if !ok {
-		s.deleteBlob(ctx, info.Digest)
-		return uploadPart{}, 0, r.readErr, errs.E(errs.Internal, "sha256 cannot save its state")
+		p.discard(ctx, s)
+		return nil, r.readErr, errs.E(errs.Internal, "sha256 cannot save its state")
 	}
 	state, err := m.MarshalBinary()
 	if err != nil {
-		s.deleteBlob(ctx, info.Digest)
-		return uploadPart{}, 0, r.readErr, err
+		p.discard(ctx, s)
+		return nil, r.readErr, err
 	}
-	return uploadPart{Cipher: info.Digest, CipherSize: info.Size, HashState: hex.EncodeToString(state),
-		Prefix: hex.EncodeToString(h.Sum(nil))}, r.n, r.readErr, nil
+	p.part.HashState, p.part.Prefix = hex.EncodeToString(state), hex.EncodeToString(h.Sum(nil))
+	return p, r.readErr, nil
 }
 
 // readErrors remembers a read error other than EOF.
@@ -304,20 +398,19 @@ func (s *Service) dropParts(ctx context.Context, id, path string, parts []upload
 	}
 }
 
-// finishParts makes the pieces of a whole, checked file its one
-// ciphertext and marks it uploaded.
+// finishParts makes the pieces of a whole, checked file its ciphertext,
+// as they are (docs/escrow.md, "How a sealed file is stored"), and marks
+// it uploaded: one piece is named in the file's row, several are listed
+// in escrow_file_pieces. An empty file, which has no piece, is sealed
+// here.
 func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts []uploadPart) error {
-	var info blob.Info
-	joined := len(parts) != 1 // an empty file has no piece: its ciphertext is made here
-	if joined {
+	var empty blob.Info
+	if len(parts) == 0 {
 		var err error
-		info, err = s.sealStream(ctx, &partsReader{ctx: ctx, s: s, parts: parts}, f.Entry)
+		empty, err = s.sealStream(ctx, io.MultiReader(), f.Entry)
 		if err != nil {
-			s.dropParts(ctx, id, f.Path, parts)
 			return err
 		}
-	} else {
-		info = blob.Info{Digest: parts[0].Cipher, Size: parts[0].CipherSize}
 	}
 	var stored bool
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -334,10 +427,14 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 				return errs.E(errs.Conflict, "another upload of %s changed it meanwhile: ask where it stands and send from there", f.Path)
 			}
 		}
+		one := empty
+		if len(parts) == 1 {
+			one = blob.Info{Digest: parts[0].Cipher, Size: parts[0].CipherSize}
+		}
 		res, err := tx.ExecContext(ctx, s.db.Q(`UPDATE escrow_files SET cipher_digest = ?, uploaded = 1
 			WHERE deposit = ? AND path = ? AND uploaded = 0
 			AND EXISTS (SELECT 1 FROM escrow_deposits WHERE id = ? AND state = ?)`),
-			string(info.Digest), id, f.Path, id, Uploading)
+			string(one.Digest), id, f.Path, id, Uploading)
 		if err != nil {
 			return err
 		}
@@ -345,12 +442,13 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 			return nil
 		}
 		stored = true
-		return s.trackBlob(ctx, tx, info, "cipher", s.now())
+		if one.Digest != "" {
+			return s.trackBlob(ctx, tx, one, "cipher", s.now())
+		}
+		return s.recordPieces(ctx, tx, id, f.Path, parts)
 	})
 	if err != nil || !stored {
-		if joined {
-			s.deleteBlob(ctx, info.Digest)
-		}
+		s.deleteBlob(ctx, empty.Digest)
 		if err != nil {
 			return err
 		}
@@ -360,49 +458,5 @@ func (s *Service) finishParts(ctx context.Context, id string, f fileRow, parts [
 		}
 		return errs.E(errs.Conflict, "deposit %s: %s can no longer change", id, f.Path)
 	}
-	if joined {
-		for _, p := range parts {
-			s.deleteBlob(ctx, p.Cipher)
-		}
-	}
 	return nil
-}
-
-// partsReader reads the plaintext of stored pieces one after the other.
-type partsReader struct {
-	ctx   context.Context
-	s     *Service
-	parts []uploadPart
-	cur   io.Reader
-	close io.Closer
-}
-
-func (r *partsReader) Read(p []byte) (int, error) {
-	for {
-		if r.cur == nil {
-			if len(r.parts) == 0 {
-				return 0, io.EOF
-			}
-			rc, err := blob.ReadVerified(r.ctx, r.s.blobs, r.parts[0].Cipher)
-			if err != nil {
-				return 0, err
-			}
-			plain, err := age.Decrypt(rc, r.s.identity)
-			if err != nil {
-				rc.Close()
-				return 0, errs.Wrap(errs.Internal, err, "a stored piece of the upload does not decrypt")
-			}
-			r.cur, r.close, r.parts = plain, rc, r.parts[1:]
-		}
-		n, err := r.cur.Read(p)
-		if errors.Is(err, io.EOF) {
-			r.close.Close()
-			r.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
 }

@@ -1,11 +1,15 @@
 package escrow
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
@@ -94,7 +98,7 @@ func TestAFileCutShortIsKeptAndContinuedFromWhereItStopped(t *testing.T) {
 				t.Fatalf("held %d bytes (%s), want the 9 of the second try", n, sum)
 			}
 		})
-		t.Run("the rest completes the file, whose pieces become one ciphertext", func(t *testing.T) {
+		t.Run("the rest completes the file, whose pieces stay its ciphertext as they arrived", func(t *testing.T) {
 			st, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", 9, strings.NewReader(text[9:]))
 			if err != nil || !st.Done || st.Received != int64(len(text)) {
 				t.Fatalf("finishing = %+v, %v", st, err)
@@ -102,8 +106,9 @@ func TestAFileCutShortIsKeptAndContinuedFromWhereItStopped(t *testing.T) {
 			if _, err := s.PutFile(ctx, acme, d.ID, "b.txt", strings.NewReader("short")); err != nil {
 				t.Fatal(err)
 			}
-			if n := e.blobCount(t); n != before+2 {
-				t.Fatalf("blob store holds %d blobs, want %d: one ciphertext per file, no pieces left", n, before+2)
+			// a.txt: 9 bytes in three pieces, then 17 in five; b.txt in two.
+			if n := e.blobCount(t); n != before+10 {
+				t.Fatalf("blob store holds %d blobs, want %d: the files' pieces and nothing else", n, before+10)
 			}
 			if _, err := s.Commit(ctx, acme, d.ID); err != nil {
 				t.Fatal(err)
@@ -137,5 +142,142 @@ func TestAFileCutShortIsKeptAndContinuedFromWhereItStopped(t *testing.T) {
 				t.Fatalf("blob store holds %d blobs after abort, want %d", n, base)
 			}
 		})
+	})
+}
+
+// failingStore fails its failAt-th Put (counting from 1) and those after.
+type failingStore struct {
+	blob.Store
+	mu     sync.Mutex
+	puts   int
+	failAt int
+}
+
+func (f *failingStore) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
+	f.mu.Lock()
+	f.puts++
+	fail := f.puts >= f.failAt
+	f.mu.Unlock()
+	if fail {
+		io.Copy(io.Discard, io.LimitReader(r, 3)) // fail mid-piece, as a store going away does
+		return blob.Info{}, errs.E(errs.Unavailable, "the blob store went away")
+	}
+	return f.Store.Put(ctx, r, want)
+}
+
+func TestAStoreFailingMidFileKeepsThePiecesStoredBeforeIt(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		failing := &failingStore{Store: e.blobs, failAt: 4}
+		e.blobs = failing
+		s := e.service(t, e.db, Options{UploadPiece: 4})
+		const text = "abcdefghijklmnopqrstuvwxyz"
+		d, err := s.Create(ctx, acme, CreateRequest{Product: "demo-cam", Policy: "on=2099-01-01", Manifest: entries(map[string]string{"a.txt": text})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := e.blobCount(t)
+
+		_, err = s.PutFile(ctx, acme, d.ID, "a.txt", strings.NewReader(text))
+		wantKind(t, err, errs.Unavailable)
+		st, err := s.Upload(ctx, acme, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Files[0].Received; got != 12 {
+			t.Fatalf("the server holds %d bytes; want the three pieces stored before the failure (12)", got)
+		}
+		if n := e.blobCount(t); n != base+3 {
+			t.Fatalf("the store holds %d blobs; want the %d before and three pieces", n, base)
+		}
+
+		failing.mu.Lock()
+		failing.failAt = 1 << 30
+		failing.mu.Unlock()
+		if _, err := s.PutFileFrom(ctx, acme, d.ID, "a.txt", 12, strings.NewReader(text[12:])); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Commit(ctx, acme, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Open(ctx, acme, d.ID, "a.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if b, err := io.ReadAll(f); err != nil || string(b) != text {
+			t.Fatalf("read back %q, %v", b, err)
+		}
+	})
+}
+
+// overlapStore holds each Put but the last of a file of pieces open,
+// once it has read everything, until the next Put starts, and records how
+// many Puts ran at once. Without pipelining the next never starts: the
+// Put then fails at a deadline instead of waiting for ever.
+type overlapStore struct {
+	blob.Store
+	pieces  int
+	mu      sync.Mutex
+	puts    int
+	running int
+	most    int
+	started map[int]chan struct{}
+}
+
+func (o *overlapStore) startedChan(k int) chan struct{} {
+	if o.started[k] == nil {
+		o.started[k] = make(chan struct{})
+	}
+	return o.started[k]
+}
+
+func (o *overlapStore) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
+	o.mu.Lock()
+	o.puts++
+	k := o.puts
+	o.running++
+	o.most = max(o.most, o.running)
+	close(o.startedChan(k))
+	next := o.startedChan(k + 1)
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.running--
+		o.mu.Unlock()
+	}()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return blob.Info{}, err
+	}
+	if k < o.pieces {
+		select {
+		case <-next:
+		case <-time.After(30 * time.Second):
+			return blob.Info{}, errs.E(errs.Unavailable, "piece %d: the next piece never started while this one was stored", k)
+		}
+	}
+	return o.Store.Put(ctx, bytes.NewReader(b), want)
+}
+
+func TestTheNextPieceIsEncryptedWhileTheStoreKeepsTheLastAndNoMoreAtOnce(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		o := &overlapStore{Store: e.blobs, pieces: 7, started: map[int]chan struct{}{}}
+		e.blobs = o
+		s := e.service(t, e.db, Options{UploadPiece: 4})
+		const text = "abcdefghijklmnopqrstuvwxyz" // seven pieces
+		d, err := s.Create(ctx, acme, CreateRequest{Product: "demo-cam", Policy: "on=2099-01-01", Manifest: entries(map[string]string{"a.txt": text})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PutFile(ctx, acme, d.ID, "a.txt", strings.NewReader(text)); err != nil {
+			t.Fatal(err)
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.puts != 7 || o.most != 2 {
+			t.Fatalf("%d Puts, at most %d at once; want 7, never more than 2 at once", o.puts, o.most)
+		}
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -116,21 +117,40 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 				cmd.Stdout, cmd.Stderr = &out, &errb
 				// At 200 MiB through the proxy the server has read at least
 				// 164 MiB (the socket buffers hold at most 36 MiB), so the
-				// pieces of 64 MiB up to 128 MiB are stored.
+				// pieces of 64 MiB up to 128 MiB have arrived. The proxy
+				// stalls there with the connection open: the server stores
+				// those two (the second may still be going to the blob store
+				// while the third arrives) and waits in the third, which is
+				// in flight when the server is killed.
 				px.passAll()
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
-				killed := make(chan struct{})
-				px.cutAfter(200<<20, func() {
+				killed := make(chan error, 1)
+				px.stallAfter(200<<20, func() {
+					err := testenv.Poll(context.Background(), 2*time.Minute, func() error {
+						var st struct {
+							Deposit string `json:"deposit"`
+						}
+						if b, err := os.ReadFile(state); err != nil || json.Unmarshal(b, &st) != nil || st.Deposit == "" {
+							return fmt.Errorf("no resume state yet: %s, %v", b, err)
+						}
+						have, err := heldNow(srv.URL, tok.Token, st.Deposit)
+						if err == nil && have < 128<<20 {
+							err = fmt.Errorf("the server holds %d bytes so far", have)
+						}
+						return err
+					})
 					srv.Stop(syscall.SIGKILL)
 					cmd.Process.Signal(os.Interrupt)
-					close(killed)
+					killed <- err
 				})
 				if err := cmd.Wait(); err == nil {
 					t.Fatalf("the run whose server was killed succeeded:\n%s\n%s", out.String(), errb.String())
 				}
-				<-killed
+				if err := <-killed; err != nil {
+					t.Fatalf("the two pieces that arrived were never stored: %v", err)
+				}
 				srv.Restart()
 				var st struct {
 					Deposit string `json:"deposit"`
@@ -209,14 +229,29 @@ func readBack(t *testing.T, srv *testenv.Server, token, deposit string, size int
 
 // held is how many bytes of its one file the server holds for a deposit.
 func held(t *testing.T, srv *testenv.Server, token, deposit string) (int64, error) {
+	return heldNow(srv.URL, token, deposit)
+}
+
+// heldNow is held for a goroutine other than the test's.
+func heldNow(url, token, deposit string) (int64, error) {
 	var up struct {
 		Files []struct {
 			Path     string `json:"path"`
 			Received int64  `json:"received"`
 		} `json:"files"`
 	}
-	if code := apiJSON(t, "GET", srv.URL+"/v1/deposits/"+deposit+"/upload", token, nil, &up); code != 200 || len(up.Files) != 1 {
-		return 0, fmt.Errorf("upload status: %d %+v", code, up)
+	req, err := http.NewRequest("GET", url+"/v1/deposits/"+deposit+"/upload", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&up); err != nil || resp.StatusCode != 200 || len(up.Files) != 1 {
+		return 0, fmt.Errorf("upload status: %d %+v %v", resp.StatusCode, up, err)
 	}
 	return up.Files[0].Received, nil
 }
@@ -231,6 +266,7 @@ type cutProxy struct {
 	sent    int64
 	limit   int64 // < 0: none
 	onCut   func()
+	onStall func()
 	refused bool
 	conns   map[net.Conn]bool
 }
@@ -267,6 +303,15 @@ func (p *cutProxy) cutAfter(n int64, fn func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.limit, p.onCut = p.sent+n, fn
+}
+
+// stallAfter stops forwarding when n more bytes have gone to the server,
+// leaving every connection open, and calls fn (which may kill the
+// server); then it cuts.
+func (p *cutProxy) stallAfter(n int64, fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limit, p.onStall = p.sent+n, fn
 }
 
 // passAll forwards everything again and starts counting from zero.
@@ -320,6 +365,13 @@ func (p *cutProxy) serve(c net.Conn, target string) {
 				break
 			}
 			if cut {
+				p.mu.Lock()
+				stall := p.onStall
+				p.onStall = nil
+				p.mu.Unlock()
+				if stall != nil {
+					stall()
+				}
 				p.cut()
 				break
 			}
