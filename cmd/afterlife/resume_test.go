@@ -135,7 +135,7 @@ func TestAVendorUploadCutAtHalfResumesWithinTheFile(t *testing.T) {
 						if b, err := os.ReadFile(state); err != nil || json.Unmarshal(b, &st) != nil || st.Deposit == "" {
 							return fmt.Errorf("no resume state yet: %s, %v", b, err)
 						}
-						have, err := heldNow(srv.URL, tok.Token, st.Deposit)
+						have, err := heldNow(srv.URL, vendorToken, st.Deposit)
 						if err == nil && have < 128<<20 {
 							err = fmt.Errorf("the server holds %d bytes so far", have)
 						}
