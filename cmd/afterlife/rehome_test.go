@@ -173,6 +173,18 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 					t.Fatalf("import with one custodian's signature said:\n%s", out)
 				}
 			})
+			t.Run("a product whose unsigned copy names other device ids than its signed document is refused, naming the file", func(t *testing.T) {
+				bad := filepath.Join(t.TempDir(), "mirror")
+				if err := os.CopyFS(bad, os.DirFS(mirrorDir)); err != nil {
+					t.Fatal(err)
+				}
+				f := filepath.Join(bad, "api", "products", "acme-cam.json")
+				writeFile(t, f, bytes.ReplaceAll(readFile(t, f), []byte(`"usb:acme:cam"`), []byte(`"usb:acme:cam","usb:other:cam"`)))
+				out := admin(false, append([]string{"admin", "rehome", "import", "--mirror", bad, "--root", root1}, copies...)...)
+				if !strings.Contains(out, "api/products/acme-cam.json says device ids") || !strings.Contains(out, "acme-cam/lifecycle/openeox.json") {
+					t.Fatalf("import of a mirror whose product names another device id said:\n%s", out)
+				}
+			})
 			out = admin(true, append([]string{"admin", "rehome", "import", "--mirror", mirrorDir, "--root", root1}, copies...)...)
 			if !strings.Contains(out, next+" published") || !strings.Contains(out, "1 products, 1 releases imported") {
 				t.Fatalf("import said %q", out)

@@ -225,7 +225,7 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	if err != nil {
 		return res, err
 	}
-	err = parallel(ctx, p.o.Parallel, all, func(ctx context.Context, t tufTarget) error {
+	err = parallel(ctx, p.o.Parallel, all, func(ctx context.Context, t SignedTarget) error {
 		if relpath.Check(t.Name) != nil || len(t.SHA256) != 64 {
 			return errs.E(errs.Invalid, "mirror: the origin lists a target %q that cannot be mirrored", t.Name)
 		}
@@ -666,7 +666,7 @@ func checkpointBody(note []byte) string {
 // o.LogWait for witnesses to cosign one that covers them all: a registry
 // signs an entry's index into its targets once the log holds it, a few
 // seconds before witnesses cosign it.
-func (p *puller) coveringCheckpoint(ctx context.Context, all []tufTarget) ([]byte, error) {
+func (p *puller) coveringCheckpoint(ctx context.Context, all []SignedTarget) ([]byte, error) {
 	cited, citing := newestCitedEntry(all)
 	deadline := time.Now().Add(p.o.LogWait)
 	for {
@@ -701,7 +701,7 @@ func (p *puller) coveringCheckpoint(ctx context.Context, all []tufTarget) ([]byt
 
 // newestCitedEntry is the highest log index a target signs as its
 // release's publication entry.
-func newestCitedEntry(ts []tufTarget) (int64, bool) {
+func newestCitedEntry(ts []SignedTarget) (int64, bool) {
 	best, ok := int64(-1), false
 	for _, t := range ts {
 		if t.Meta.Log != nil && t.Meta.Log.Index > best {

@@ -75,7 +75,11 @@ func verified(ctx context.Context, dir string, pinned []byte, now time.Time) (*m
 // new server's log instead, as newLog gives it: the old log's key left
 // with its operator.
 func Propose(ctx context.Context, dir string, pinned []byte, keyDir string, now time.Time, newLog func() (verify.Policy, error)) ([]byte, error) {
-	if _, err := verified(ctx, dir, pinned, now); err != nil {
+	rep, err := verified(ctx, dir, pinned, now)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := heldProducts(dir, rep.Signed); err != nil {
 		return nil, err
 	}
 	cur, err := os.ReadFile(filepath.Join(dir, mirror.TUFDir, "root.json"))
@@ -116,6 +120,8 @@ type Result struct {
 	Targets     int   `json:"targets"`      // target files stored
 	Products    int   `json:"products"`
 	Releases    int   `json:"releases"`
+	// Signed are the targets the verified mirror signs, for Records.
+	Signed map[string]mirror.SignedTarget `json:"-"`
 }
 
 var consistentName = regexp.MustCompile(`^[0-9]+\.[a-z0-9-]+\.json$`)
@@ -132,9 +138,16 @@ func AdoptTUF(ctx context.Context, o TUFOptions) (Result, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := verified(ctx, o.Dir, o.Root, o.Now()); err != nil {
+	rep, err := verified(ctx, o.Dir, o.Root, o.Now())
+	if err != nil {
 		return res, err
 	}
+	// The products are held to the signed documents before anything is
+	// written, as Records will import them.
+	if _, err := heldProducts(o.Dir, rep.Signed); err != nil {
+		return res, err
+	}
+	res.Signed = rep.Signed
 	if _, err := o.Store.GetMeta(ctx, "timestamp.json"); err == nil {
 		return res, errs.E(errs.Conflict, "seed: this registry holds TUF metadata already: a registry is seeded from a mirror only before its first start, on a new database")
 	} else if !errs.Is(err, errs.NotFound) {
@@ -267,30 +280,22 @@ type Releases interface {
 
 // Records imports the mirror's products and releases into the new
 // registry's parts, once AdoptTUF made its TUF repository the mirrored
-// one: every product of api/products/, then every release of
+// one: every product of api/products/, held to the signed targets (signed,
+// from AdoptTUF's Result) as heldProducts says, then every release of
 // api/releases/ (which Releases.Import holds to the signed targets).
-func Records(ctx context.Context, dir string, c Catalog, r Releases) (Result, error) {
+func Records(ctx context.Context, dir string, signed map[string]mirror.SignedTarget, c Catalog, r Releases) (Result, error) {
 	var res Result
-	files, err := filepath.Glob(filepath.Join(dir, mirror.APIDir, "products", "*.json"))
+	products, err := heldProducts(dir, signed)
 	if err != nil {
 		return res, err
 	}
-	slices.Sort(files)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return res, fmt.Errorf("seed: %w", err)
-		}
-		var p catalog.Product
-		if err := json.Unmarshal(b, &p); err != nil || p.ID == "" {
-			return res, errs.Wrap(errs.Invalid, err, "seed: %s is not a product", rel(dir, f))
-		}
+	for _, p := range products {
 		if _, err := c.Import(ctx, p, Actor); err != nil {
-			return res, fmt.Errorf("seed: %s: %w", rel(dir, f), err)
+			return res, fmt.Errorf("seed: %s: %w", path.Join(mirror.APIDir, "products", p.ID+".json"), err)
 		}
 		res.Products++
 	}
-	files, err = filepath.Glob(filepath.Join(dir, mirror.APIDir, "releases", "*.json"))
+	files, err := filepath.Glob(filepath.Join(dir, mirror.APIDir, "releases", "*.json"))
 	if err != nil {
 		return res, err
 	}
