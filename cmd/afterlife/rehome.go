@@ -27,11 +27,11 @@ func newRehomeCmd() *cobra.Command {
 		}
 		return rehomecli.Registry{TUF: meta, Blobs: sys.blobs, Now: sys.now, Logger: log, Close: sys.close,
 			Prepare: func(ctx context.Context) (err error) { sys.keys, err = sys.loadKeys(ctx); return err },
-			Wire: func(ctx context.Context) (seed.Catalog, seed.Releases, error) {
+			Wire: func(ctx context.Context) (seed.Parts, error) {
 				if err := sys.wire(ctx); err != nil {
-					return nil, nil, err
+					return seed.Parts{}, err
 				}
-				return sys.parts.catalog, sys.parts.reg, nil
+				return seed.Parts{Catalog: sys.parts.catalog, Releases: sys.parts.reg, Builds: sys.parts.coord, Blobs: sys.blobs}, nil
 			}}, nil
 	})
 }

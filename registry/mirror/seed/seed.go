@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -82,6 +83,13 @@ func Propose(ctx context.Context, dir string, pinned []byte, keyDir string, now 
 	if _, err := heldProducts(dir, rep.Signed); err != nil {
 		return nil, err
 	}
+	rels, err := mirroredReleases(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := heldBuilds(ctx, dir, rels); err != nil {
+		return nil, err
+	}
 	cur, err := os.ReadFile(filepath.Join(dir, mirror.TUFDir, "root.json"))
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
@@ -120,6 +128,7 @@ type Result struct {
 	Targets     int   `json:"targets"`      // target files stored
 	Products    int   `json:"products"`
 	Releases    int   `json:"releases"`
+	Builds      int   `json:"builds"`
 	// Signed are the targets the verified mirror signs, for Records.
 	Signed map[string]mirror.SignedTarget `json:"-"`
 }
@@ -145,6 +154,13 @@ func AdoptTUF(ctx context.Context, o TUFOptions) (Result, error) {
 	// The products are held to the signed documents before anything is
 	// written, as Records will import them.
 	if _, err := heldProducts(o.Dir, rep.Signed); err != nil {
+		return res, err
+	}
+	rels, err := mirroredReleases(o.Dir)
+	if err != nil {
+		return res, err
+	}
+	if _, err := heldBuilds(ctx, o.Dir, rels); err != nil {
 		return res, err
 	}
 	res.Signed = rep.Signed
@@ -278,48 +294,96 @@ type Releases interface {
 	Import(ctx context.Context, rel registry.Release, actor string) error
 }
 
-// Records imports the mirror's products and releases into the new
+// Parts are the new registry's parts the records go into.
+type Parts struct {
+	Catalog  Catalog
+	Releases Releases
+	Builds   Builds // nil: the verdicts stay in the mirror
+	Blobs    blob.Store
+}
+
+// Records imports the mirror's products, builds and releases into the new
 // registry's parts, once AdoptTUF made its TUF repository the mirrored
 // one: every product of api/products/, held to the signed targets (signed,
-// from AdoptTUF's Result) as heldProducts says, then every release of
-// api/releases/ (which Releases.Import holds to the signed targets).
-func Records(ctx context.Context, dir string, signed map[string]mirror.SignedTarget, c Catalog, r Releases) (Result, error) {
+// from AdoptTUF's Result) as heldProducts says; the build of every
+// release, held to its builders' attestations as heldBuilds says, with
+// its attestations and buildinfo stored in the blob store; then every
+// release of api/releases/ (which Releases.Import holds to the signed
+// targets).
+func Records(ctx context.Context, dir string, signed map[string]mirror.SignedTarget, p Parts) (Result, error) {
 	var res Result
 	products, err := heldProducts(dir, signed)
 	if err != nil {
 		return res, err
 	}
-	for _, p := range products {
-		if _, err := c.Import(ctx, p, Actor); err != nil {
-			return res, fmt.Errorf("seed: %s: %w", path.Join(mirror.APIDir, "products", p.ID+".json"), err)
-		}
-		res.Products++
-	}
-	files, err := filepath.Glob(filepath.Join(dir, mirror.APIDir, "releases", "*.json"))
+	rels, err := mirroredReleases(dir)
 	if err != nil {
 		return res, err
 	}
-	var rels []registry.Release
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return res, fmt.Errorf("seed: %w", err)
+	var builds []heldBuild
+	if p.Builds != nil {
+		if builds, err = heldBuilds(ctx, dir, rels); err != nil {
+			return res, err
 		}
-		var r registry.Release
-		if err := json.Unmarshal(b, &r); err != nil || r.ID == "" || path.Base(f) != r.ID+".json" {
-			return res, errs.Wrap(errs.Invalid, err, "seed: %s is not a release", rel(dir, f))
-		}
-		rels = append(rels, r)
 	}
-	// In the order they were published, as the registry's log had them.
-	slices.SortStableFunc(rels, func(a, b registry.Release) int { return a.PublishedAt.Compare(b.PublishedAt) })
+	for _, x := range products {
+		if _, err := p.Catalog.Import(ctx, x, Actor); err != nil {
+			return res, fmt.Errorf("seed: %s: %w", path.Join(mirror.APIDir, "products", x.ID+".json"), err)
+		}
+		res.Products++
+	}
+	for _, b := range builds {
+		for _, id := range slices.Sorted(maps.Keys(b.builders)) {
+			if err := p.Builds.ImportBuilder(ctx, b.builders[id]); err != nil {
+				return res, fmt.Errorf("seed: %s/builders.json: %w", mirror.APIDir, err)
+			}
+		}
+		for d, file := range b.blobs {
+			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(file)))
+			if err != nil {
+				return res, fmt.Errorf("seed: %w", err)
+			}
+			_, err = p.Blobs.Put(ctx, f, d)
+			f.Close()
+			if err != nil {
+				return res, fmt.Errorf("seed: store %s: %w", file, err)
+			}
+		}
+		if err := p.Builds.ImportBuild(ctx, b.doc); err != nil {
+			return res, fmt.Errorf("seed: %s: %w", b.file, err)
+		}
+		res.Builds++
+	}
 	for _, x := range rels {
-		if err := r.Import(ctx, x, Actor); err != nil {
+		if err := p.Releases.Import(ctx, x, Actor); err != nil {
 			return res, fmt.Errorf("seed: %s: %w", path.Join(mirror.APIDir, "releases", x.ID+".json"), err)
 		}
 		res.Releases++
 	}
 	return res, nil
+}
+
+// mirroredReleases reads api/releases/, in the order the releases were
+// published, as the registry's log had them.
+func mirroredReleases(dir string) ([]registry.Release, error) {
+	files, err := filepath.Glob(filepath.Join(dir, mirror.APIDir, "releases", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var rels []registry.Release
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		var r registry.Release
+		if err := json.Unmarshal(b, &r); err != nil || r.ID == "" || path.Base(f) != r.ID+".json" {
+			return nil, errs.Wrap(errs.Invalid, err, "seed: %s is not a release", rel(dir, f))
+		}
+		rels = append(rels, r)
+	}
+	slices.SortStableFunc(rels, func(a, b registry.Release) int { return a.PublishedAt.Compare(b.PublishedAt) })
+	return rels, nil
 }
 
 func rel(dir, p string) string {

@@ -33,9 +33,9 @@ type Registry struct {
 	// Prepare records the new database's own keys (escrow, receipts,
 	// sessions), before the copied repository makes it initialised.
 	Prepare func(ctx context.Context) error
-	// Wire starts the parts on the adopted repository and returns the
-	// two that take the imported products and releases.
-	Wire  func(ctx context.Context) (seed.Catalog, seed.Releases, error)
+	// Wire starts the parts on the adopted repository and returns those
+	// that take the imported products, builds and releases.
+	Wire  func(ctx context.Context) (seed.Parts, error)
 	Close func()
 }
 
@@ -170,16 +170,16 @@ every product and release. Then start afterlife serve.`,
 		if err != nil {
 			return err
 		}
-		catalog, releases, err := reg.Wire(ctx)
+		parts, err := reg.Wire(ctx)
 		if err != nil {
 			return err
 		}
-		rec, err := seed.Records(ctx, mirrorDir, res.Signed, catalog, releases)
+		rec, err := seed.Records(ctx, mirrorDir, res.Signed, parts)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "root version %d published: %d metadata files, %d targets, %d products, %d releases imported; start afterlife serve\n",
-			res.RootVersion, res.Metadata, res.Targets, rec.Products, rec.Releases)
+		fmt.Fprintf(cmd.OutOrStdout(), "root version %d published: %d metadata files, %d targets, %d products, %d releases, %d builds imported; start afterlife serve\n",
+			res.RootVersion, res.Metadata, res.Targets, rec.Products, rec.Releases, rec.Builds)
 		return nil
 	})
 	cmd.Args = cobra.MinimumNArgs(1)
