@@ -134,6 +134,21 @@ func TestAMirrorServedByNginxUpdatesADeviceAndVerifiesOffline(t *testing.T) {
 	})
 
 	site := testenv.ServeStatic(t, dir)
+	t.Run("a pull told where the mirror is served points the fwupd remote at the mirror", func(t *testing.T) {
+		if conf := string(readFile(t, filepath.Join(dir, "fwupd", "afterlife.conf"))); !strings.Contains(conf, "\nMetadataURI="+srv.URL+"/fwupd/firmware.xml.zst\n") {
+			t.Fatalf("a pull without --public-url keeps the origin's .conf, got:\n%s", conf)
+		}
+		afterlife(t, true, "mirror", "pull", "--from", srv.URL, "--public-url", site.URL, dir)
+		conf := string(mirrorGet(t, site.URL+"/fwupd/afterlife.conf"))
+		for _, want := range []string{"\nMetadataURI=" + site.URL + "/fwupd/firmware.xml.zst\n", "\nFirmwareBaseURI=" + site.URL + "/fwupd/cabs\n", "\nEnabled=false\n", `branch "community"`} {
+			if !strings.Contains(conf, want) {
+				t.Fatalf("the mirror's .conf lacks %q:\n%s", want, conf)
+			}
+		}
+		if out, _ := afterlife(t, true, "mirror", "verify", dir, "--root", root); !strings.Contains(out, "OK") {
+			t.Fatalf("verify after the pull with --public-url said %q", out)
+		}
+	})
 	state := t.TempDir() // the device's, kept for the last subtest
 	device := func(t *testing.T, args ...string) string {
 		t.Helper()

@@ -1,185 +1,37 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"time"
+	"context"
 
 	"github.com/spf13/cobra"
 
 	"github.com/afterlife-oss/afterlife/internal/config"
-	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/registry/mirror/seed"
-	"github.com/afterlife-oss/afterlife/registry/translog"
-	"github.com/afterlife-oss/afterlife/registry/translog/verify"
-	"github.com/afterlife-oss/afterlife/registry/tuf"
+	rehomecli "github.com/afterlife-oss/afterlife/registry/mirror/seed/cli"
 	"github.com/afterlife-oss/afterlife/registry/tufdb"
 )
 
-// newRehomeCmd is "afterlife admin rehome": seeding a new registry from a
-// verified mirror, before its first start. It opens the server's own
-// storage, so it is here; what it does is registry/mirror/seed's.
+// newRehomeCmd is "afterlife admin rehome" (registry/mirror/seed/cli),
+// given the new server's storage and parts as serve opens them.
 func newRehomeCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "rehome",
-		Short: "Carry a registry on from a verified mirror: seed a new server before its first start",
-		Long: `Start a new registry from a mirror of one whose operator vanished (docs/mirror.md,
-"Taking a registry over"), in three steps, with the TUF root's custodians in the middle:
-
-  1. afterlife admin rehome propose --mirror DIR --root ROOT --out proposal.json
-     verifies the mirror, makes this server's new online TUF keys (targets, snapshot,
-     timestamp) in its key directory and writes the next root version listing them
-     (and naming this server's new transparency log, when the root asks devices to
-     check the log).
-  2. The custodians sign it offline: afterlife admin root sign --key root.key proposal.json
-  3. afterlife admin rehome import --mirror DIR --root ROOT COPY...
-     verifies the mirror again, copies its TUF repository and targets into this
-     server's empty database and blob store, publishes the signed root (every device
-     walks to it from any root it holds), and imports products and releases.
-
-Then run afterlife serve with the same settings. Both commands read serve's settings
-(flags, AFTERLIFE_* variables, --config) to find the database, blobs and keys.`,
-	}
-	cmd.AddCommand(newRehomeProposeCmd(), newRehomeImportCmd())
-	return cmd
-}
-
-func newRehomeProposeCmd() *cobra.Command {
-	var mirrorDir, rootFile, out string
-	cmd := &cobra.Command{
-		Use:   "propose --mirror DIR --root ROOT --out FILE",
-		Short: "Verify a mirror and propose the root that lists this server's new online keys",
-		Long: `Verify the mirror offline from the pinned root (as afterlife mirror verify does; any
-failure refuses), make new targets, snapshot and timestamp keys in KEYS/tuf (kept as
-<role>.key.proposed-<N> until import publishes the root), and write root version N:
-the mirror's newest root with the same root keys and threshold, these online keys, and
-its afterlife_log field, when it has one, naming this server's new log instead of the
-old one (whose key left with the old operator): the log's key is made now in KEYS, and
-the policy asks for no witness cosignatures (quorum 0), since the new server's witnesses
-are not known yet. The custodians sign the file with afterlife admin root sign.`,
-		Example: `  afterlife admin rehome propose --data ./data --mirror /srv/mirror --root 1.root.json --out proposal.json`,
-	}
-	cmd.Flags().StringVar(&mirrorDir, "mirror", "", "the mirror directory (afterlife mirror pull)")
-	cmd.Flags().StringVar(&rootFile, "root", "", "the TUF root you trust (e.g. the 1.root.json you pinned)")
-	cmd.Flags().StringVar(&out, "out", "root-proposal.json", "where to write the proposal")
-	return withServeSettings(cmd, func(cmd *cobra.Command, cfg config.Serve) error {
-		pinned, err := rehomeInputs(mirrorDir, rootFile)
-		if err != nil {
-			return err
-		}
-		// When devices check the log, the root names this server's new
-		// log: its key is made now, before the first start, which finds it.
-		var named string
-		newLog := func() (verify.Policy, error) {
-			origin, vkey, err := translog.PrepareKey(cfg.Keys, translog.OriginFor(cfg.PublicURL))
-			named = vkey
-			return verify.Policy{Origin: origin, LogKey: vkey}, err
-		}
-		proposal, err := seed.Propose(cmd.Context(), mirrorDir, pinned, filepath.Join(cfg.Keys, "tuf"), time.Now(), newLog)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(out, proposal, 0o644); err != nil {
-			return fmt.Errorf("rehome propose: %w", err)
-		}
-		sum, err := tuf.DescribeRoot(proposal)
-		if err != nil {
-			return err
-		}
-		if named != "" {
-			fmt.Fprintf(cmd.OutOrStdout(), "devices check this server's new log from this root on: %s (no witnesses yet)\n", named)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s\nwritten to %s: the root's custodians sign it (afterlife admin root sign --key root.key %s), then: afterlife admin rehome import\n", sum, out, out)
-		return nil
-	})
-}
-
-func newRehomeImportCmd() *cobra.Command {
-	var mirrorDir, rootFile string
-	cmd := &cobra.Command{
-		Use:   "import --mirror DIR --root ROOT SIGNED-PROPOSAL...",
-		Short: "Seed this server's new database and blob store from a verified mirror with the custodians' root",
-		Long: `Verify the mirror again, then, into a database that has never been started (it refuses
-one that holds TUF metadata): copy every root version and the current TUF metadata,
-store every target file, publish the custodians' signed root (the signatures of all
-copies given are collected, as afterlife admin root publish does; it must be signed by
-a threshold of the mirror's root keys and of its own, and list the keys propose made),
-which re-signs targets, every hashed bin, snapshot and timestamp with this server's
-keys; then import every product and release. Then start afterlife serve.`,
-		Example: `  afterlife admin rehome import --data ./data --mirror /srv/mirror --root 1.root.json alice/proposal.json bob/proposal.json`,
-	}
-	cmd.Flags().StringVar(&mirrorDir, "mirror", "", "the mirror directory (afterlife mirror pull)")
-	cmd.Flags().StringVar(&rootFile, "root", "", "the TUF root you trust (e.g. the 1.root.json you pinned)")
-	withServeSettings(cmd, func(cmd *cobra.Command, cfg config.Serve) error {
-		ctx := cmd.Context()
-		pinned, err := rehomeInputs(mirrorDir, rootFile)
-		if err != nil {
-			return err
-		}
-		args := cmd.Flags().Args()
-		if len(args) == 0 {
-			return errs.E(errs.Invalid, "rehome import: give the custodians' signed copies of the proposal")
-		}
-		var copies [][]byte
-		for _, a := range args {
-			b, err := os.ReadFile(a)
-			if err != nil {
-				return errs.Wrap(errs.Invalid, err, "rehome import")
-			}
-			copies = append(copies, b)
-		}
-		signed, err := tuf.MergeRootProposals(copies...)
-		if err != nil {
-			return err
-		}
+	return rehomecli.New(withServeSettings, func(ctx context.Context, cfg config.Serve) (rehomecli.Registry, error) {
 		log := newLogger(cfg)
 		sys, err := openSystem(ctx, cfg, log)
 		if err != nil {
-			return err
+			return rehomecli.Registry{}, err
 		}
-		defer sys.close()
-		if initialised, err := tufInitialised(ctx, sys); err != nil {
-			return err
-		} else if initialised {
-			return errs.E(errs.Conflict, "rehome import: the database %s holds a TUF repository already: seed a new one, before its first start", cfg.DatabaseURL())
-		}
-		// The new database's own keys first (escrow, receipts, …): they
-		// are recorded before the copied repository makes it initialised.
-		if sys.keys, err = sys.loadKeys(ctx); err != nil {
-			return err
-		}
-		metaStore, err := tufdb.New(ctx, sys.db, sys.now)
+		meta, err := tufdb.New(ctx, sys.db, sys.now)
 		if err != nil {
-			return err
+			sys.close()
+			return rehomecli.Registry{}, err
 		}
-		res, err := seed.AdoptTUF(ctx, seed.TUFOptions{Dir: mirrorDir, Root: pinned, Signed: signed, Store: metaStore, Blobs: sys.blobs,
-			KeyDir: filepath.Join(cfg.Keys, "tuf"), Now: sys.now, Logger: log.With("part", "tuf")})
-		if err != nil {
-			return err
-		}
-		if err := sys.wire(ctx); err != nil {
-			return err
-		}
-		rec, err := seed.Records(ctx, mirrorDir, sys.parts.catalog, sys.parts.reg)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "root version %d published: %d metadata files, %d targets, %d products, %d releases imported; start afterlife serve\n",
-			res.RootVersion, res.Metadata, res.Targets, rec.Products, rec.Releases)
-		return nil
+		return rehomecli.Registry{TUF: meta, Blobs: sys.blobs, Now: sys.now, Logger: log, Close: sys.close,
+			Prepare: func(ctx context.Context) (err error) { sys.keys, err = sys.loadKeys(ctx); return err },
+			Wire: func(ctx context.Context) (seed.Parts, error) {
+				if err := sys.wire(ctx); err != nil {
+					return seed.Parts{}, err
+				}
+				return seed.Parts{Catalog: sys.parts.catalog, Releases: sys.parts.reg, Builds: sys.parts.coord, Blobs: sys.blobs}, nil
+			}}, nil
 	})
-	cmd.Args = cobra.MinimumNArgs(1)
-	return cmd
-}
-
-func rehomeInputs(mirrorDir, rootFile string) ([]byte, error) {
-	if mirrorDir == "" || rootFile == "" {
-		return nil, errs.E(errs.Invalid, "rehome: --mirror DIR and --root FILE (the TUF root you trust) are required")
-	}
-	pinned, err := os.ReadFile(rootFile)
-	if err != nil {
-		return nil, errs.Wrap(errs.Invalid, err, "rehome: --root")
-	}
-	return pinned, nil
 }

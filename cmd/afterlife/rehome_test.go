@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -173,8 +174,39 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 					t.Fatalf("import with one custodian's signature said:\n%s", out)
 				}
 			})
+			t.Run("a product whose unsigned copy names other device ids than its signed document is refused, naming the file", func(t *testing.T) {
+				bad := filepath.Join(t.TempDir(), "mirror")
+				if err := os.CopyFS(bad, os.DirFS(mirrorDir)); err != nil {
+					t.Fatal(err)
+				}
+				f := filepath.Join(bad, "api", "products", "acme-cam.json")
+				writeFile(t, f, bytes.ReplaceAll(readFile(t, f), []byte(`"usb:acme:cam"`), []byte(`"usb:acme:cam","usb:other:cam"`)))
+				out := admin(false, append([]string{"admin", "rehome", "import", "--mirror", bad, "--root", root1}, copies...)...)
+				if !strings.Contains(out, "api/products/acme-cam.json says device ids") || !strings.Contains(out, "acme-cam/lifecycle/openeox.json") {
+					t.Fatalf("import of a mirror whose product names another device id said:\n%s", out)
+				}
+			})
+			t.Run("a build whose result lists other outputs than its builder attested is refused, naming the file", func(t *testing.T) {
+				bad := filepath.Join(t.TempDir(), "mirror")
+				if err := os.CopyFS(bad, os.DirFS(mirrorDir)); err != nil {
+					t.Fatal(err)
+				}
+				f := filepath.Join(bad, "api", "builds", build+".json")
+				var doc map[string]any
+				if err := json.Unmarshal(readFile(t, f), &doc); err != nil {
+					t.Fatal(err)
+				}
+				res := doc["results"].([]any)[0].(map[string]any)
+				res["outputs"].([]any)[0].(map[string]any)["digest"] = "sha256:" + strings.Repeat("ab", 32)
+				b, _ := json.Marshal(doc)
+				writeFile(t, f, b)
+				out := admin(false, append([]string{"admin", "rehome", "import", "--mirror", bad, "--root", root1}, copies...)...)
+				if !strings.Contains(out, "api/builds/"+build+".json") || !strings.Contains(out, "other outputs than its attestation") {
+					t.Fatalf("import of a mirror with a changed build said:\n%s", out)
+				}
+			})
 			out = admin(true, append([]string{"admin", "rehome", "import", "--mirror", mirrorDir, "--root", root1}, copies...)...)
-			if !strings.Contains(out, next+" published") || !strings.Contains(out, "1 products, 1 releases imported") {
+			if !strings.Contains(out, next+" published") || !strings.Contains(out, "1 products, 1 releases, 1 builds imported") {
 				t.Fatalf("import said %q", out)
 			}
 			t.Run("a seeded database is not seeded twice", func(t *testing.T) {
@@ -193,6 +225,26 @@ func TestARegistryIsCarriedOnFromItsMirrorByItsCustodians(t *testing.T) {
 			if code := apiJSON(t, "GET", srv.URL+"/v1/releases/"+old.ID, "", nil, &rel); code != http.StatusOK || rel.Version != "1.0.0" {
 				t.Fatalf("the origin's release %s on the new registry: %d %+v", old.ID, code, rel)
 			}
+			t.Run("the release's verdict and its builders' attestations answer as on the origin", func(t *testing.T) {
+				var bd struct {
+					State   string `json:"state"`
+					Results []struct {
+						JobID string `json:"job_id"`
+					} `json:"results"`
+				}
+				if code := apiJSON(t, "GET", srv.URL+"/v1/builds/"+build, "", nil, &bd); code != http.StatusOK || bd.State != "reproducible" || len(bd.Results) != 2 {
+					t.Fatalf("build %s on the new registry: %d %+v", build, code, bd)
+				}
+				for _, r := range bd.Results {
+					want := readFile(t, filepath.Join(mirrorDir, "api", "builds", build, "jobs", r.JobID, "attestation.dsse.json"))
+					if got := get(t, srv.URL+"/v1/builds/"+build+"/jobs/"+r.JobID+"/attestation"); !bytes.Equal(got, want) {
+						t.Fatalf("the attestation of job %s differs from the mirror's", r.JobID)
+					}
+				}
+				if page := string(get(t, srv.URL+"/builds/"+build)); !strings.Contains(page, `id="job-`+bd.Results[0].JobID+`"`) || !strings.Contains(page, "Attestation (in-toto)") {
+					t.Fatalf("the verdict page does not show job %s:\n%.2000s", bd.Results[0].JobID, page)
+				}
+			})
 			newRoot := get(t, srv.URL+"/tuf/root.json")
 			if sum, err := tuf.DescribeRoot(newRoot); err != nil || sum.Version != moved.Version+1 || sum.Threshold != 2 {
 				t.Fatalf("the new registry's root is %+v (%v), want %s held by 2 custodians", sum, err, next)

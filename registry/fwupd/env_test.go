@@ -72,6 +72,7 @@ type env struct {
 	clock    *clock
 	url      string
 	dir      string
+	stop     func() // the origin's server goes away
 }
 
 const interval = time.Minute
@@ -102,7 +103,7 @@ func newEnv(t *testing.T, d *db.DB) *env {
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	e.url = srv.URL
+	e.url, e.stop = srv.URL, srv.Close
 	e.remote, err = fwupd.New(ctx, fwupd.Options{DB: d, Blobs: e.blobs, Products: cat, Releases: e.releases, Signer: e.signer,
 		PublicURL: srv.URL, MinInterval: interval, Now: e.clock.Now, Logger: testenv.Logger(t)})
 	if err != nil {

@@ -1,10 +1,8 @@
 package fwupd
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -12,17 +10,18 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/blobhttp"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/registry/fwupd/remoteconf"
 )
 
 // The remote's paths under the site root. A mirror copies the tree as it
 // is: cabinets and generations never change, the two current names and
 // the .conf file do.
 const (
-	Prefix       = "/fwupd/"
-	MetadataPath = Prefix + "firmware.xml.zst"
+	Prefix       = remoteconf.Prefix
+	MetadataPath = remoteconf.MetadataPath
 	JcatPath     = MetadataPath + ".jcat"
-	ConfPath     = Prefix + RemoteID + ".conf"
-	CAPath       = Prefix + RemoteID + "-ca.pem"
+	ConfPath     = remoteconf.ConfPath
+	CAPath       = remoteconf.CAPath
 )
 
 // GenerationHeader names the generation a current name answered from, so
@@ -110,27 +109,4 @@ func (r *Remote) httpCA(c *gin.Context) error {
 
 // Conf is the remote's configuration file for /etc/fwupd/remotes.d/. It
 // is disabled: the owner opts in by setting Enabled=true.
-func (r *Remote) Conf() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `[fwupd Remote]
-# Community firmware for end-of-life devices, from the afterlife registry at
-# %[1]s. Each release is rebuilt bit for bit by independent builders;
-# it is offered on the fwupd branch %[2]q, never as a vendor update.
-#
-# To opt in:
-#   1. copy this file to /etc/fwupd/remotes.d/%[3]s.conf
-#   2. copy %[1]s%[4]s into fwupd's metadata and
-#      firmware certificate directories, as LVFS's CA is installed
-#      (/etc/pki/fwupd-metadata/ and /etc/pki/fwupd/ on Debian and Ubuntu,
-#      /usr/share/pki/fwupd-metadata/ and /usr/share/pki/fwupd/ elsewhere)
-#   3. set Enabled=true below, then run: fwupdmgr refresh
-#   4. list the community releases of a device: fwupdmgr get-releases
-#      and switch to them: fwupdmgr switch-branch
-Enabled=false
-Title=afterlife community firmware (%[1]s)
-MetadataURI=%[1]s%[5]s
-ApprovalRequired=false
-AutomaticReports=false
-`, r.o.PublicURL, r.o.Branch, RemoteID, CAPath, MetadataPath)
-	return b.String()
-}
+func (r *Remote) Conf() string { return remoteconf.Registry(r.o.PublicURL, r.o.Branch) }

@@ -40,6 +40,7 @@ import (
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/fwupd/cab"
 	"github.com/afterlife-oss/afterlife/registry/fwupd/jcat"
+	"github.com/afterlife-oss/afterlife/registry/fwupd/remoteconf"
 )
 
 //go:embed migrations/*.sql
@@ -84,7 +85,7 @@ type Remote struct {
 }
 
 // RemoteID names the remote on devices: its .conf file is RemoteID.conf.
-const RemoteID = "afterlife"
+const RemoteID = remoteconf.RemoteID
 
 // New migrates the export's tables.
 func New(ctx context.Context, o Options) (*Remote, error) {
@@ -95,7 +96,7 @@ func New(ctx context.Context, o Options) (*Remote, error) {
 		return nil, err
 	}
 	if o.Branch == "" {
-		o.Branch = "community"
+		o.Branch = remoteconf.DefaultBranch
 	}
 	if o.MinInterval <= 0 {
 		o.MinInterval = time.Minute

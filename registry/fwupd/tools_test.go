@@ -2,12 +2,16 @@ package fwupd_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +22,7 @@ import (
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/fwupd"
 	"github.com/afterlife-oss/afterlife/registry/fwupd/fwupdtest"
+	"github.com/afterlife-oss/afterlife/registry/fwupd/remoteconf"
 )
 
 func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
@@ -201,5 +206,90 @@ func TestFwupdsOwnToolsAcceptTheRemote(t *testing.T) {
 		if !strings.Contains(out, "2.1.0") {
 			t.Fatalf("search does not find 2.1.0:\n%s", out)
 		}
+	})
+
+	// A mirror keeps the remote's paths (registry/mirror): nginx serves
+	// the metadata, its Jcat file, the CA and the cabinets as the origin
+	// served them, with the mirror's own .conf, and the origin goes away.
+	mirrorDir := filepath.Join(e.dir, "mirror")
+	os.MkdirAll(filepath.Join(mirrorDir, "fwupd", "cabs"), 0o755)
+	meta := e.get(t, fwupd.MetadataPath)
+	for p, b := range map[string][]byte{fwupd.MetadataPath: meta, fwupd.JcatPath: e.get(t, fwupd.JcatPath), fwupd.CAPath: e.get(t, fwupd.CAPath)} {
+		fwupdtest.Write(t, filepath.Join(mirrorDir, p), b, 0o644)
+	}
+	cabs := regexp.MustCompile(`<location>`+regexp.QuoteMeta(e.url+fwupd.Prefix)+`(cabs/[^<]+)</location>`).FindAllStringSubmatch(string(unzstd(t, meta)), -1)
+	if len(cabs) != 2 {
+		t.Fatalf("the metadata locates %d cabinets on the origin, want 2", len(cabs))
+	}
+	for _, c := range cabs {
+		fwupdtest.Write(t, filepath.Join(mirrorDir, fwupd.Prefix, c[1]), e.get(t, fwupd.Prefix+c[1]), 0o644)
+	}
+	site := testenv.ServeStatic(t, mirrorDir)
+	fwupdtest.Write(t, filepath.Join(mirrorDir, fwupd.ConfPath), []byte(remoteconf.Mirror(site.URL, e.url, "community")), 0o644)
+	e.stop()
+	mirrored := fwupdtest.New(t, filepath.Join(e.dir, "fwupd-mirror"), demoInstanceID)
+	mconf := mirrored.AddRemote(t, site.URL+fwupd.ConfPath, site.URL+fwupd.CAPath, fwupd.RemoteID, true)
+	t.Run("fwupdtool refresh takes the remote from a mirror without the origin", func(t *testing.T) {
+		for _, want := range []string{"MetadataURI=" + site.URL + fwupd.MetadataPath, "FirmwareBaseURI=" + site.URL + "/fwupd/cabs\n", "Enabled=true"} {
+			if !strings.Contains(mconf, want) {
+				t.Fatalf("the mirror's .conf lacks %q:\n%s", want, mconf)
+			}
+		}
+		mirrored.MustRun(t, "refresh", "--force")
+		if out := mirrored.MustRun(t, "search", "AfterLife"); !strings.Contains(out, "2.1.0") {
+			t.Fatalf("search on the mirror's metadata does not find 2.1.0:\n%s", out)
+		}
+	})
+	t.Run("the release's cabinet resolves to the mirror and installs on the fake device", func(t *testing.T) {
+		var rs struct {
+			Remotes []struct {
+				ID              string `json:"Id"`
+				FirmwareBaseURI string `json:"FirmwareBaseUri"`
+			}
+		}
+		out := mirrored.MustRun(t, "get-remotes", "--json")
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rs); err != nil {
+			t.Fatalf("get-remotes: %v\n%s", err, out)
+		}
+		base := ""
+		for _, r := range rs.Remotes {
+			if r.ID == fwupd.RemoteID {
+				base = r.FirmwareBaseURI
+			}
+		}
+		if base != site.URL+"/fwupd/cabs" {
+			t.Fatalf("fwupd reads FirmwareBaseURI %q for the remote, want the mirror's %s/fwupd/cabs", base, site.URL)
+		}
+		var found struct {
+			Releases []struct {
+				Version   string
+				Checksum  []string
+				Locations []string
+			}
+		}
+		out = mirrored.MustRun(t, "search", "AfterLife", "--json")
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &found); err != nil {
+			t.Fatalf("search: %v\n%s", err, out)
+		}
+		for _, r := range found.Releases {
+			if r.Version != "2.1.0" || len(r.Locations) == 0 {
+				continue
+			}
+			// fwupd keeps the location's file name under FirmwareBaseURI
+			// (fwupd_remote_build_firmware_uri); the origin is gone.
+			cab := fwupdtest.Get(t, base+"/"+path.Base(r.Locations[0]))
+			sum := sha256.Sum256(cab)
+			if !slices.Contains(r.Checksum, hex.EncodeToString(sum[:])) {
+				t.Fatalf("the mirror's cabinet has sha256 %x, the signed metadata states %v", sum, r.Checksum)
+			}
+			file := filepath.Join(e.dir, "from-mirror.cab")
+			fwupdtest.Write(t, file, cab, 0o644)
+			mirrored.MustRun(t, "install", "--allow-branch-switch", file, fwupdtest.FakeWebcamGUID)
+			if out := mirrored.MustRun(t, "get-history", "--json"); !strings.Contains(out, `"2.1.0"`) {
+				t.Fatalf("fwupd's history does not record 2.1.0 from the mirror:\n%s", out)
+			}
+			return
+		}
+		t.Fatalf("search finds no located 2.1.0:\n%s", out)
 	})
 }

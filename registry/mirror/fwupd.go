@@ -15,6 +15,7 @@ import (
 // reads: where each release's cabinet is and its container checksum.
 type fwupdDoc struct {
 	Components []struct {
+		Branch   string `xml:"branch"`
 		Releases []struct {
 			Location  string `xml:"location"`
 			Checksums []struct {
@@ -38,7 +39,7 @@ func parseCabs(b []byte) ([]cabRef, error) {
 			if !safeID(name) {
 				continue
 			}
-			ref := cabRef{Name: name}
+			ref := cabRef{Name: name, Branch: c.Branch}
 			for _, cs := range r.Checksums {
 				if cs.Type == "sha256" && cs.Target == "container" {
 					ref.SHA256 = cs.Value

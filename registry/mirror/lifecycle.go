@@ -41,7 +41,7 @@ func lifecycleTarget(name string) (product, file string, ok bool) {
 
 // lifecycle copies every signed support-period document (already
 // mirrored as a target) to its API path, and the catalogue.
-func (p *puller) lifecycle(ctx context.Context, all []tufTarget) error {
+func (p *puller) lifecycle(ctx context.Context, all []SignedTarget) error {
 	for _, t := range all {
 		product, file, ok := lifecycleTarget(t.Name)
 		if !ok {
@@ -65,8 +65,8 @@ func (p *puller) lifecycle(ctx context.Context, all []tufTarget) error {
 // target that signs it, that every signed one is there, and that the
 // catalogue states the signed digest and length of each document it
 // lists (the catalogue itself is not signed).
-func (v *verifier) lifecycle(signed map[string]tufTarget) {
-	want := map[string]tufTarget{} // api path → its signed target
+func (v *verifier) lifecycle(signed map[string]SignedTarget) {
+	want := map[string]SignedTarget{} // api path → its signed target
 	for name, t := range signed {
 		if product, file, ok := lifecycleTarget(name); ok {
 			want[lifecycleFile(product, file)] = t

@@ -14,6 +14,8 @@ package mirror
 import (
 	"path"
 	"strings"
+
+	"github.com/afterlife-oss/afterlife/internal/errs"
 )
 
 // The mirror's layout. The paths of devices and fwupd are the origin's.
@@ -54,6 +56,21 @@ const (
 func targetFile(name, sum string) string {
 	dir, base := path.Split(name)
 	return path.Join(TUFDir, "targets", dir, sum+"."+base)
+}
+
+// ReadTarget reads a signed target's file from the mirror in dir and
+// checks it against the target's signed length and sha256 again (a
+// mirror may change after it was verified).
+func ReadTarget(dir string, t SignedTarget) ([]byte, error) {
+	rel := targetFile(t.Name, t.SHA256)
+	b, err := readMirror(dir, rel)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != t.Length || sha256Hex(b) != t.SHA256 {
+		return nil, errs.E(errs.Invalid, "mirror: %s is not the file target %s signs", rel, t.Name)
+	}
+	return b, nil
 }
 
 // safeID is an id the mirror may use as one path element.

@@ -24,6 +24,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpclient"
 	"github.com/afterlife-oss/afterlife/internal/relpath"
+	"github.com/afterlife-oss/afterlife/registry/fwupd/remoteconf"
 	"github.com/afterlife-oss/afterlife/registry/translog/verify"
 )
 
@@ -41,6 +42,10 @@ type PullOptions struct {
 	Logger *slog.Logger
 	// Now stamps mirror.json (default time.Now).
 	Now func() time.Time
+	// PublicURL is where the mirror will be served, when known: the fwupd
+	// remote's .conf in the mirror then names it (fwupd.MirrorConf)
+	// instead of the origin, so the remote works without the origin.
+	PublicURL string
 	// LogWait bounds the wait for a witnessed log checkpoint that covers
 	// every entry the targets cite (default 30s; negative: no wait).
 	LogWait time.Duration
@@ -225,7 +230,7 @@ func (p *puller) run(ctx context.Context) (PullResult, error) {
 	if err != nil {
 		return res, err
 	}
-	err = parallel(ctx, p.o.Parallel, all, func(ctx context.Context, t tufTarget) error {
+	err = parallel(ctx, p.o.Parallel, all, func(ctx context.Context, t SignedTarget) error {
 		if relpath.Check(t.Name) != nil || len(t.SHA256) != 64 {
 			return errs.E(errs.Invalid, "mirror: the origin lists a target %q that cannot be mirrored", t.Name)
 		}
@@ -553,13 +558,24 @@ func (p *puller) fwupd(ctx context.Context) ([]byte, []byte, error) {
 	} else if jcat, _, err = f.get(ctx, "/fwupd/firmware.xml.zst.jcat"); err != nil {
 		return nil, nil, err
 	}
-	for _, name := range []string{"afterlife.conf", "afterlife-ca.pem"} {
-		if _, err := f.copyDoc(ctx, "/fwupd/"+name, FwupdDir+"/"+name); err != nil && !errs.Is(err, errs.NotFound) {
-			return nil, nil, err
-		}
-	}
 	cabs, err := cabsOf(meta)
 	if err != nil {
+		return nil, nil, err
+	}
+	// The remote's .conf names where the mirror is served, when it is
+	// known, so the remote works without the origin; else the origin's.
+	if err := optionalDoc(ctx, f, remoteconf.CAPath, FwupdDir+"/"+path.Base(remoteconf.CAPath)); err != nil {
+		return nil, nil, err
+	}
+	if p.o.PublicURL != "" {
+		branch := ""
+		if len(cabs) > 0 {
+			branch = cabs[0].Branch
+		}
+		if err := f.save(FwupdDir+"/"+path.Base(remoteconf.ConfPath), []byte(remoteconf.Mirror(p.o.PublicURL, p.o.From, branch))); err != nil {
+			return nil, nil, err
+		}
+	} else if err := optionalDoc(ctx, f, remoteconf.ConfPath, FwupdDir+"/"+path.Base(remoteconf.ConfPath)); err != nil {
 		return nil, nil, err
 	}
 	err = parallel(ctx, p.o.Parallel, cabs, func(ctx context.Context, c cabRef) error {
@@ -570,7 +586,15 @@ func (p *puller) fwupd(ctx context.Context) ([]byte, []byte, error) {
 
 // cabRef is a cabinet the fwupd metadata names, with the sha256 of the
 // container it states.
-type cabRef struct{ Name, SHA256 string }
+type cabRef struct{ Name, SHA256, Branch string }
+
+// optionalDoc copies a document the origin may not serve.
+func optionalDoc(ctx context.Context, f *fetcher, urlPath, rel string) error {
+	if _, err := f.copyDoc(ctx, urlPath, rel); err != nil && !errs.Is(err, errs.NotFound) {
+		return err
+	}
+	return nil
+}
 
 // cabsOf reads the cabinets the metadata names.
 func cabsOf(zst []byte) ([]cabRef, error) {
@@ -666,7 +690,7 @@ func checkpointBody(note []byte) string {
 // o.LogWait for witnesses to cosign one that covers them all: a registry
 // signs an entry's index into its targets once the log holds it, a few
 // seconds before witnesses cosign it.
-func (p *puller) coveringCheckpoint(ctx context.Context, all []tufTarget) ([]byte, error) {
+func (p *puller) coveringCheckpoint(ctx context.Context, all []SignedTarget) ([]byte, error) {
 	cited, citing := newestCitedEntry(all)
 	deadline := time.Now().Add(p.o.LogWait)
 	for {
@@ -701,7 +725,7 @@ func (p *puller) coveringCheckpoint(ctx context.Context, all []tufTarget) ([]byt
 
 // newestCitedEntry is the highest log index a target signs as its
 // release's publication entry.
-func newestCitedEntry(ts []tufTarget) (int64, bool) {
+func newestCitedEntry(ts []SignedTarget) (int64, bool) {
 	best, ok := int64(-1), false
 	for _, t := range ts {
 		if t.Meta.Log != nil && t.Meta.Log.Index > best {

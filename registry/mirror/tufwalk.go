@@ -11,8 +11,10 @@ import (
 	"github.com/afterlife-oss/afterlife/registry/device"
 )
 
-// tufTarget is one target file a repository lists.
-type tufTarget struct {
+// SignedTarget is one target file a repository lists.
+// SignedTarget is a file the mirror's verified TUF metadata signs: its
+// target path, length, sha256 and afterlife's signed fields.
+type SignedTarget struct {
 	Name   string
 	Length int64
 	SHA256 string
@@ -57,13 +59,13 @@ func delegatedFiles(snap *metadata.Metadata[metadata.SnapshotType], targets *met
 
 // targetsOf lists the files a targets (or bin) role signs, leaving out
 // entries without content (a product's release list has length 0).
-func targetsOf(t *metadata.Metadata[metadata.TargetsType]) []tufTarget {
-	var out []tufTarget
+func targetsOf(t *metadata.Metadata[metadata.TargetsType]) []SignedTarget {
+	var out []SignedTarget
 	for name, tf := range t.Signed.Targets {
 		if tf == nil || tf.Length == 0 {
 			continue
 		}
-		tt := tufTarget{Name: name, Length: tf.Length, SHA256: tf.Hashes["sha256"].String()}
+		tt := SignedTarget{Name: name, Length: tf.Length, SHA256: tf.Hashes["sha256"].String()}
 		if tf.Custom != nil {
 			_ = json.Unmarshal(*tf.Custom, &tt.Meta)
 		}

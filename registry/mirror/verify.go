@@ -46,6 +46,9 @@ type Report struct {
 	FwupdCabs        int       `json:"fwupd_cabs"`
 	FwupdCAFrom      string    `json:"fwupd_ca_from,omitempty"` // the mirrored CA, when none was given
 	Failures         []Failure `json:"failures,omitempty"`
+	// Signed are the targets the verified metadata signs, by target path
+	// (for a re-homing import to hold the mirror's unsigned copies to).
+	Signed map[string]SignedTarget `json:"-"`
 }
 
 // OK reports whether every file verified.
@@ -110,7 +113,7 @@ type verifier struct {
 	// publication: index → the release and the target citing it.
 	cited map[int64]citation
 	// signed are the targets the metadata signs, by name.
-	signed map[string]tufTarget
+	signed map[string]SignedTarget
 }
 
 type citation struct{ release, target string }
@@ -290,10 +293,11 @@ func (v *verifier) tuf(root *metadata.Metadata[metadata.RootType]) map[string][]
 		}
 	}
 	v.r.Targets = len(all)
-	v.signed = map[string]tufTarget{}
+	v.signed = map[string]SignedTarget{}
 	for _, t := range all {
 		v.signed[t.Name] = t
 	}
+	v.r.Signed = v.signed
 	return releases
 }
 

@@ -30,7 +30,7 @@ the public pages. See docs/mirror.md.`,
 }
 
 func pullCmd() *cobra.Command {
-	var from string
+	var from, publicURL string
 	var parallel int
 	var logWait time.Duration
 	var verbose bool
@@ -43,7 +43,10 @@ the releases' builds, the transparency log's tiles and checkpoint, the fwupd rem
 public pages and the feed. Files already present with the right digest are skipped; an
 interrupted download is kept as FILE.part and resumed with Range by the next pull.
 timestamp.json and the log checkpoint are written last, so the mirror never points at a
-file it lacks.`,
+file it lacks. With --public-url, the mirror's fwupd/afterlife.conf names the mirror
+(MetadataURI, and FirmwareBaseURI for the cabinets the signed metadata locates on the
+origin), so fwupd uses the mirror without the origin; without it, the origin's .conf is
+copied as it is.`,
 		Example: `  afterlife mirror pull --from https://registry.example ./mirror
   afterlife mirror verify ./mirror --root 1.root.json`,
 		Args: cobra.ExactArgs(1),
@@ -55,13 +58,14 @@ file it lacks.`,
 			if verbose {
 				log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			}
-			res, err := mirror.Pull(cmd.Context(), mirror.PullOptions{From: from, Dir: args[0], Parallel: parallel, Logger: log, LogWait: logWait})
+			res, err := mirror.Pull(cmd.Context(), mirror.PullOptions{From: from, Dir: args[0], PublicURL: publicURL, Parallel: parallel, Logger: log, LogWait: logWait})
 			fmt.Fprintf(cmd.OutOrStdout(), "pulled %d files (%d already present), %d bytes in %s: %d targets, %d releases, %d deposits, log size %d\n",
 				res.Files, res.Kept, res.Bytes, res.Took.Round(time.Millisecond), res.Targets, res.Releases, res.Deposits, res.LogSize)
 			return err
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "the registry's public URL")
+	c.Flags().StringVar(&publicURL, "public-url", "", "where the mirror will be served: the fwupd remote's .conf in the mirror then points fwupd at the mirror (metadata and cabinets) instead of the origin")
 	c.Flags().IntVar(&parallel, "parallel", 8, "files fetched at once")
 	c.Flags().DurationVar(&logWait, "log-wait", 30*time.Second, "how long to wait for a witnessed log checkpoint that covers every entry the targets cite (negative: not at all)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "say what happens")

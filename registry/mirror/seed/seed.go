@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -75,7 +76,18 @@ func verified(ctx context.Context, dir string, pinned []byte, now time.Time) (*m
 // new server's log instead, as newLog gives it: the old log's key left
 // with its operator.
 func Propose(ctx context.Context, dir string, pinned []byte, keyDir string, now time.Time, newLog func() (verify.Policy, error)) ([]byte, error) {
-	if _, err := verified(ctx, dir, pinned, now); err != nil {
+	rep, err := verified(ctx, dir, pinned, now)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := heldProducts(dir, rep.Signed); err != nil {
+		return nil, err
+	}
+	rels, err := mirroredReleases(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := heldBuilds(ctx, dir, rels); err != nil {
 		return nil, err
 	}
 	cur, err := os.ReadFile(filepath.Join(dir, mirror.TUFDir, "root.json"))
@@ -116,6 +128,9 @@ type Result struct {
 	Targets     int   `json:"targets"`      // target files stored
 	Products    int   `json:"products"`
 	Releases    int   `json:"releases"`
+	Builds      int   `json:"builds"`
+	// Signed are the targets the verified mirror signs, for Records.
+	Signed map[string]mirror.SignedTarget `json:"-"`
 }
 
 var consistentName = regexp.MustCompile(`^[0-9]+\.[a-z0-9-]+\.json$`)
@@ -132,9 +147,23 @@ func AdoptTUF(ctx context.Context, o TUFOptions) (Result, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := verified(ctx, o.Dir, o.Root, o.Now()); err != nil {
+	rep, err := verified(ctx, o.Dir, o.Root, o.Now())
+	if err != nil {
 		return res, err
 	}
+	// The products are held to the signed documents before anything is
+	// written, as Records will import them.
+	if _, err := heldProducts(o.Dir, rep.Signed); err != nil {
+		return res, err
+	}
+	rels, err := mirroredReleases(o.Dir)
+	if err != nil {
+		return res, err
+	}
+	if _, err := heldBuilds(ctx, o.Dir, rels); err != nil {
+		return res, err
+	}
+	res.Signed = rep.Signed
 	if _, err := o.Store.GetMeta(ctx, "timestamp.json"); err == nil {
 		return res, errs.E(errs.Conflict, "seed: this registry holds TUF metadata already: a registry is seeded from a mirror only before its first start, on a new database")
 	} else if !errs.Is(err, errs.NotFound) {
@@ -265,56 +294,96 @@ type Releases interface {
 	Import(ctx context.Context, rel registry.Release, actor string) error
 }
 
-// Records imports the mirror's products and releases into the new
+// Parts are the new registry's parts the records go into.
+type Parts struct {
+	Catalog  Catalog
+	Releases Releases
+	Builds   Builds // nil: the verdicts stay in the mirror
+	Blobs    blob.Store
+}
+
+// Records imports the mirror's products, builds and releases into the new
 // registry's parts, once AdoptTUF made its TUF repository the mirrored
-// one: every product of api/products/, then every release of
-// api/releases/ (which Releases.Import holds to the signed targets).
-func Records(ctx context.Context, dir string, c Catalog, r Releases) (Result, error) {
+// one: every product of api/products/, held to the signed targets (signed,
+// from AdoptTUF's Result) as heldProducts says; the build of every
+// release, held to its builders' attestations as heldBuilds says, with
+// its attestations and buildinfo stored in the blob store; then every
+// release of api/releases/ (which Releases.Import holds to the signed
+// targets).
+func Records(ctx context.Context, dir string, signed map[string]mirror.SignedTarget, p Parts) (Result, error) {
 	var res Result
-	files, err := filepath.Glob(filepath.Join(dir, mirror.APIDir, "products", "*.json"))
+	products, err := heldProducts(dir, signed)
 	if err != nil {
 		return res, err
 	}
-	slices.Sort(files)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return res, fmt.Errorf("seed: %w", err)
+	rels, err := mirroredReleases(dir)
+	if err != nil {
+		return res, err
+	}
+	var builds []heldBuild
+	if p.Builds != nil {
+		if builds, err = heldBuilds(ctx, dir, rels); err != nil {
+			return res, err
 		}
-		var p catalog.Product
-		if err := json.Unmarshal(b, &p); err != nil || p.ID == "" {
-			return res, errs.Wrap(errs.Invalid, err, "seed: %s is not a product", rel(dir, f))
-		}
-		if _, err := c.Import(ctx, p, Actor); err != nil {
-			return res, fmt.Errorf("seed: %s: %w", rel(dir, f), err)
+	}
+	for _, x := range products {
+		if _, err := p.Catalog.Import(ctx, x, Actor); err != nil {
+			return res, fmt.Errorf("seed: %s: %w", path.Join(mirror.APIDir, "products", x.ID+".json"), err)
 		}
 		res.Products++
 	}
-	files, err = filepath.Glob(filepath.Join(dir, mirror.APIDir, "releases", "*.json"))
-	if err != nil {
-		return res, err
-	}
-	var rels []registry.Release
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return res, fmt.Errorf("seed: %w", err)
+	for _, b := range builds {
+		for _, id := range slices.Sorted(maps.Keys(b.builders)) {
+			if err := p.Builds.ImportBuilder(ctx, b.builders[id]); err != nil {
+				return res, fmt.Errorf("seed: %s/builders.json: %w", mirror.APIDir, err)
+			}
 		}
-		var r registry.Release
-		if err := json.Unmarshal(b, &r); err != nil || r.ID == "" || path.Base(f) != r.ID+".json" {
-			return res, errs.Wrap(errs.Invalid, err, "seed: %s is not a release", rel(dir, f))
+		for d, file := range b.blobs {
+			f, err := os.Open(filepath.Join(dir, filepath.FromSlash(file)))
+			if err != nil {
+				return res, fmt.Errorf("seed: %w", err)
+			}
+			_, err = p.Blobs.Put(ctx, f, d)
+			f.Close()
+			if err != nil {
+				return res, fmt.Errorf("seed: store %s: %w", file, err)
+			}
 		}
-		rels = append(rels, r)
+		if err := p.Builds.ImportBuild(ctx, b.doc); err != nil {
+			return res, fmt.Errorf("seed: %s: %w", b.file, err)
+		}
+		res.Builds++
 	}
-	// In the order they were published, as the registry's log had them.
-	slices.SortStableFunc(rels, func(a, b registry.Release) int { return a.PublishedAt.Compare(b.PublishedAt) })
 	for _, x := range rels {
-		if err := r.Import(ctx, x, Actor); err != nil {
+		if err := p.Releases.Import(ctx, x, Actor); err != nil {
 			return res, fmt.Errorf("seed: %s: %w", path.Join(mirror.APIDir, "releases", x.ID+".json"), err)
 		}
 		res.Releases++
 	}
 	return res, nil
+}
+
+// mirroredReleases reads api/releases/, in the order the releases were
+// published, as the registry's log had them.
+func mirroredReleases(dir string) ([]registry.Release, error) {
+	files, err := filepath.Glob(filepath.Join(dir, mirror.APIDir, "releases", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var rels []registry.Release
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		var r registry.Release
+		if err := json.Unmarshal(b, &r); err != nil || r.ID == "" || path.Base(f) != r.ID+".json" {
+			return nil, errs.Wrap(errs.Invalid, err, "seed: %s is not a release", rel(dir, f))
+		}
+		rels = append(rels, r)
+	}
+	slices.SortStableFunc(rels, func(a, b registry.Release) int { return a.PublishedAt.Compare(b.PublishedAt) })
+	return rels, nil
 }
 
 func rel(dir, p string) string {
