@@ -165,8 +165,9 @@ every product and release. Then start afterlife serve.`,
 		if err := reg.Prepare(ctx); err != nil {
 			return err
 		}
+		tufLog := reg.Logger.With("part", "tuf")
 		res, err := seed.AdoptTUF(ctx, seed.TUFOptions{Dir: mirrorDir, Root: pinned, Signed: signed, Store: reg.TUF, Blobs: reg.Blobs,
-			KeyDir: filepath.Join(cfg.Keys, "tuf"), Now: reg.Now, Logger: reg.Logger.With("part", "tuf")})
+			KeyDir: filepath.Join(cfg.Keys, "tuf"), Now: reg.Now, Logger: tufLog})
 		if err != nil {
 			return err
 		}
