@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -148,7 +149,7 @@ func buildIndex(batches ...[]indexRelease) *index {
 	for _, b := range batches {
 		n += len(b)
 	}
-	ib := newIndexBuilder(n)
+	ib := newIndexBuilder(n, 0)
 	for _, b := range batches {
 		ib.add(b)
 	}
@@ -162,9 +163,10 @@ type indexBuilder struct {
 	parts   map[string]*productPart
 }
 
-// newIndexBuilder expects about n releases' targets.
-func newIndexBuilder(n int) *indexBuilder {
-	return &indexBuilder{targets: make(map[string]indexedTarget, n), parts: map[string]*productPart{}}
+// newIndexBuilder expects about n releases' targets and the products'
+// count.
+func newIndexBuilder(n, products int) *indexBuilder {
+	return &indexBuilder{targets: make(map[string]indexedTarget, n), parts: make(map[string]*productPart, products)}
 }
 
 func (ib *indexBuilder) add(batch []indexRelease) {
@@ -350,7 +352,8 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now func(
 // Rebuild recomputes the whole update index from the database and the
 // catalog and swaps it in: at start, after Refresh, and when following
 // the event log cannot (follow.go). It reads the catalog in one query and
-// the releases in another, and encodes the offers on every core while the
+// the releases in key ranges of products, one per core, each on a
+// connection of its own, and encodes the offers on every core while the
 // rows are still being read.
 func (s *Service) Rebuild(ctx context.Context) error {
 	s.rebuildMu.Lock()
@@ -379,8 +382,21 @@ func (s *Service) rebuildLocked(ctx context.Context) error {
 }
 
 // loadIndex reads every release not yanked and the catalog, and builds
-// an index of them.
+// an index of them, reading the releases in as many key ranges at once
+// as there are cores.
 func (s *Service) loadIndex(ctx context.Context) (*index, error) {
+	return s.loadIndexIn(ctx, runtime.GOMAXPROCS(0))
+}
+
+// loadIndexIn is loadIndex reading the releases in at most ranges key
+// ranges of products at once (1: one query).
+//
+// Each range is one query on a connection of its own, so a product's
+// releases are all read in one snapshot; ranges may be read in different
+// ones, which, as for the catalog read before them, the events after the
+// position the rebuild started from make good (follow.go reads their
+// products again).
+func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 	type productInfo struct {
 		riskNotes string
 		deviceIDs []string
@@ -392,20 +408,22 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("registry: rebuild index: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+indexCols+` FROM releases WHERE yanked = 0`))
+	bounds, err := s.productBounds(ctx, slices.Collect(maps.Keys(products)), ranges)
 	if err != nil {
-		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
+		return nil, err
 	}
-	// The rows are read here, decoded and encoded as offers by workers,
-	// in batches; the index does not depend on the order of releases.
+	// Each range's rows are read by a goroutine of their own, decoded and
+	// encoded as offers by workers, in batches; the index does not depend
+	// on the order of releases.
 	const batch = 2048
-	work := make(chan []indexRow, runtime.GOMAXPROCS(0))
-	done := make(chan []indexRelease, runtime.GOMAXPROCS(0))
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan []indexRow, workers)
+	done := make(chan []indexRelease, workers)
 	var firstErr error
 	var errOnce sync.Once
 	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range workers {
 		wg.Go(func() {
 			var enc offerEncoder
 			for raw := range work {
@@ -435,7 +453,7 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	if cur := s.index.Load(); cur != nil {
 		expect = len(cur.targets.base) + len(cur.targets.over)
 	}
-	ib := newIndexBuilder(expect)
+	ib := newIndexBuilder(expect, len(products))
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -450,36 +468,107 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 			ib.add(out)
 		}
 	}()
-	cur := make([]indexRow, 0, batch)
-	var scanErr error
-	for rows.Next() {
-		cur = append(cur, indexRow{})
-		if scanErr = cur[len(cur)-1].scan(rows); scanErr != nil {
-			break
+	var readers sync.WaitGroup
+	for i := 0; i <= len(bounds); i++ {
+		lo, hi := "", ""
+		if i > 0 {
+			lo = bounds[i-1]
 		}
-		if len(cur) == batch {
-			work <- cur
-			cur = make([]indexRow, 0, batch)
+		if i < len(bounds) {
+			hi = bounds[i]
 		}
+		readers.Go(func() {
+			if err := s.readReleases(ctx, lo, hi, batch, work); err != nil {
+				fail(fmt.Errorf("registry: rebuild index: %w", err))
+			}
+		})
 	}
-	if len(cur) > 0 && scanErr == nil {
-		work <- cur
-	}
+	readers.Wait()
 	close(work)
-	rows.Close()
 	wg.Wait()
 	close(done)
 	<-collected
-	if scanErr == nil {
-		scanErr = rows.Err()
-	}
-	if scanErr != nil {
-		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(scanErr))
-	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
 	return ib.index(), nil
+}
+
+// productBounds splits the products into at most n key ranges of about
+// as many products each: the n-1 (or fewer) product ids between them, in
+// the database's own order of text (which need not be Go's: the ranges
+// are compared there).
+func (s *Service) productBounds(ctx context.Context, ids []string, n int) ([]string, error) {
+	if n <= 1 || len(ids) < 2*n {
+		return nil, nil
+	}
+	slices.Sort(ids)
+	bounds := make([]string, 0, n-1)
+	for i := 1; i < n; i++ {
+		bounds = append(bounds, ids[i*len(ids)/n])
+	}
+	bounds = slices.Compact(bounds)
+	if len(bounds) == 1 {
+		return bounds, nil // two ranges cover every product in any order
+	}
+	args := make([]any, len(bounds))
+	values := make([]string, len(bounds))
+	for i, b := range bounds {
+		args[i], values[i] = b, "(?)"
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT column1 FROM (VALUES `+strings.Join(values, ", ")+`) AS bounds ORDER BY column1`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: rebuild index: order ranges: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	bounds = bounds[:0]
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("registry: rebuild index: order ranges: %w", db.Classify(err))
+		}
+		bounds = append(bounds, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("registry: rebuild index: order ranges: %w", db.Classify(err))
+	}
+	return bounds, nil
+}
+
+// readReleases reads the releases not yanked of the products from lo
+// (inclusive; "": from the first) to hi (exclusive; "": to the last) and
+// sends them to work in batches of size.
+func (s *Service) readReleases(ctx context.Context, lo, hi string, size int, work chan<- []indexRow) error {
+	q, args := `SELECT `+indexCols+` FROM releases WHERE yanked = 0`, []any{}
+	if lo != "" {
+		q, args = q+` AND product >= ?`, append(args, lo)
+	}
+	if hi != "" {
+		q, args = q+` AND product < ?`, append(args, hi)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(q), args...)
+	if err != nil {
+		return db.Classify(err)
+	}
+	defer rows.Close()
+	cur := make([]indexRow, 0, size)
+	for rows.Next() {
+		cur = append(cur, indexRow{})
+		if err := cur[len(cur)-1].scan(rows); err != nil {
+			return db.Classify(err)
+		}
+		if len(cur) == size {
+			work <- cur
+			cur = make([]indexRow, 0, size)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return db.Classify(err)
+	}
+	if len(cur) > 0 {
+		work <- cur
+	}
+	return nil
 }
 
 // indexCols are the columns of a release the index reads.
