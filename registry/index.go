@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -60,11 +61,15 @@ type productOffers struct {
 	testingRollback map[string]*offer
 }
 
+// An offer's strings are one allocation: the body, then the header
+// values; its release id, version and minimum version are substrings of
+// the body when they need no escaping (at 1M releases every object the
+// index holds is one more for the collector to mark).
 type offer struct {
 	releaseID  string
 	version    string
 	minVersion string
-	body       []byte
+	body       string
 	hdrs       [2]string    // the ETag and Content-Length headers' values, as etagHdr and lengthHdr hand them out
 	rollout    *rolloutPlan // nil: every device of the channel
 }
@@ -122,10 +127,31 @@ func (p *rolloutPlan) reaches(bucket int, nowMs int64) bool {
 	return bucket < p.percents[p.n-1]
 }
 
+// indexedTarget is a file of the 1M-entry target map: its digest is
+// held as bytes, not as a string of its own.
 type indexedTarget struct {
-	digest  blob.Digest
+	sum     [sha256.Size]byte
 	size    int64
 	release string // the release it belongs to, named in download receipts
+}
+
+// digest is the file's blob digest.
+func (t indexedTarget) digest() blob.Digest {
+	return blob.Digest("sha256:" + hex.EncodeToString(t.sum[:]))
+}
+
+// parseSHA256 reads a blob digest ("sha256:" and 64 lowercase hex
+// digits) into bytes.
+func parseSHA256(d string) ([sha256.Size]byte, bool) {
+	var sum [sha256.Size]byte
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 2*sha256.Size || strings.ToLower(h) != h {
+		return sum, false
+	}
+	var text [2 * sha256.Size]byte // on the stack, unlike []byte(h)
+	copy(text[:], h)
+	_, err := hex.Decode(sum[:], text[:])
+	return sum, err == nil
 }
 
 // indexRelease is what the index needs of a release and its product,
@@ -139,6 +165,7 @@ type indexRelease struct {
 	RiskNotes                                        string
 	DeviceIDs                                        []string
 	offer                                            *offer // encoded already (Rebuild does it on every core), or nil
+	offerTarget                                      string // the offered artifact's target, in the offer's body when it needed no escaping
 }
 
 // buildIndex computes the index from releases in batches (their order
@@ -205,17 +232,30 @@ func (ib *indexBuilder) index() *index {
 // add puts a release of the part's product into it, and its artifacts
 // into targets.
 func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) {
+	if r.offer == nil && !r.PulledBack && !r.Yanked && !r.Held {
+		var enc offerEncoder
+		r.offer = enc.offer(r)
+	}
 	for _, a := range r.Artifacts {
-		targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
-		part.targets = append(part.targets, a.Target)
+		sum, ok := parseSHA256(a.Digest)
+		if !ok {
+			continue // not a blob digest: no file could be served by it
+		}
+		// The artifact's strings may be substrings of the row: the
+		// offer's copy is kept, or a copy of its own.
+		t := a.Target
+		if r.offerTarget != "" && t == r.offerTarget {
+			t = r.offerTarget
+		} else {
+			t = strings.Clone(t)
+		}
+		targets[t] = indexedTarget{sum: sum, size: a.Size, release: r.ID}
+		part.targets = append(part.targets, t)
 	}
 	if r.PulledBack || r.Yanked || r.Held {
 		return
 	}
 	o := r.offer
-	if o == nil {
-		o = newOffer(r)
-	}
 	po := part.offers
 	if po == nil {
 		po = &productOffers{product: r.Product}
@@ -275,23 +315,33 @@ func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
 	return m
 }
 
-// newOffer encodes the answer to devices offered r. Its ETag is the
-// answer's digest alone: the same answer keeps its ETag across changes of
-// other releases and on every replica, however each came to hold it.
-func newOffer(r *indexRelease) *offer {
-	var enc offerEncoder
-	return enc.offer(r)
-}
-
-// offerEncoder encodes offers through one scratch buffer, so each offer's
-// body is allocated once, at its size.
+// offerEncoder encodes the answers to devices offered releases through
+// one scratch buffer, so each offer's strings are allocated once, at
+// their size. An offer's ETag is the answer's digest alone: the same
+// answer keeps its ETag across changes of other releases and on every
+// replica, however each came to hold it.
 type offerEncoder struct{ buf []byte }
 
+// offer encodes r's offer, and points r.ID and r.offerTarget at the
+// offer's copies of them.
 func (enc *offerEncoder) offer(r *indexRelease) *offer {
 	a := offered(r.Artifacts)
-	enc.buf = appendOffer(enc.buf[:0], r, a)
-	body := append(make([]byte, 0, len(enc.buf)), enc.buf...)
-	sum := sha256.Sum256(body)
+	var at offerAt
+	enc.buf = appendOffer(enc.buf[:0], r, a, &at)
+	n := len(enc.buf)
+	sum := sha256.Sum256(enc.buf)
+	enc.buf = append(enc.buf, '"')
+	enc.buf = hex.AppendEncode(enc.buf, sum[:16])
+	enc.buf = append(enc.buf, '"')
+	enc.buf = strconv.AppendInt(enc.buf, int64(n), 10)
+	data := string(enc.buf)
+	// verbatim is the value written at i, when it needed no escaping.
+	verbatim := func(i int, v string) string {
+		if plainJSON(v) {
+			return data[i+1 : i+1+len(v)]
+		}
+		return v
+	}
 	o := &offer{}
 	if r.Rollout != nil {
 		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
@@ -305,12 +355,22 @@ func (enc *offerEncoder) offer(r *indexRelease) *offer {
 			o.rollout = &both.plan
 		}
 	}
-	o.releaseID, o.version, o.minVersion, o.body = r.ID, r.Version, r.MinVersion, body
-	var etag [2 + 2*16]byte
-	etag[0], etag[len(etag)-1] = '"', '"'
-	hex.Encode(etag[1:len(etag)-1], sum[:16])
-	o.hdrs = [2]string{string(etag[:]), strconv.Itoa(len(body))}
+	o.releaseID, o.version, o.minVersion = verbatim(at.id, r.ID), verbatim(at.version, r.Version), verbatim(at.minVersion, r.MinVersion)
+	o.body = data[:n]
+	o.hdrs = [2]string{data[n : n+2+32], data[n+2+32:]}
+	r.ID, r.offerTarget = o.releaseID, verbatim(at.target, a.Target)
 	return o
+}
+
+// plainJSON says whether appendJSONString writes s as it is, between
+// quotes (printable ASCII but for the characters it escapes).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup finds the offer for a device: among the products its id names,
