@@ -284,8 +284,9 @@ func BenchmarkUpdateCheckLoad(b *testing.B) {
 // BenchmarkIndexRebuild rebuilds the update index of 100k products and 1M
 // releases from SQLite, as a replica does at start, and reports its wall
 // and CPU time (on a shared machine the wall time counts the time other
-// processes held the cores) and the Go heap the process holds afterwards
-// (the index, the database's caches; after a GC). Then, on the same
+// processes held the cores), what it allocates, and the Go heap the
+// process holds afterwards (the index, the database's caches; after a
+// GC). Then, on the same
 // registry, it publishes a release of one product 20 times the way another
 // replica would (a row and its event) and reports how long this replica
 // takes to follow each (Poll), which is what a change costs every replica
@@ -294,6 +295,7 @@ func BenchmarkIndexRebuild(b *testing.B) {
 	svc, d := newBigRegistry(b)
 	ctx := context.Background()
 	cpu := processCPU()
+	b.ReportAllocs()
 	for b.Loop() {
 		if err := svc.Refresh(ctx); err != nil {
 			b.Fatal(err)

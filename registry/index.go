@@ -213,8 +213,18 @@ func (ib *indexBuilder) add(batch []indexRelease) {
 func (ib *indexBuilder) index() *index {
 	ix := &index{devices: layered[[]*productOffers]{base: make(map[string][]*productOffers, len(ib.parts))},
 		targets: layered[indexedTarget]{base: ib.targets}, products: layered[*productPart]{base: ib.parts}}
-	for _, part := range ib.parts {
-		part.finish()
+	// Ordering the offers waits for the last row: it runs on every core.
+	parts := slices.Collect(maps.Values(ib.parts))
+	var wg sync.WaitGroup
+	for chunk := range slices.Chunk(parts, max(1024, len(parts)/runtime.GOMAXPROCS(0)+1)) {
+		wg.Go(func() {
+			for _, part := range chunk {
+				part.finish()
+			}
+		})
+	}
+	wg.Wait()
+	for _, part := range parts {
 		ix.offers += part.n
 		if part.offers == nil {
 			continue
