@@ -188,6 +188,7 @@ func buildIndex(batches ...[]indexRelease) *index {
 type indexBuilder struct {
 	targets map[string]indexedTarget
 	parts   map[string]*productPart
+	prev    *index // the index served now, or nil: how big each product's lists were
 }
 
 // newIndexBuilder expects about n releases' targets and the products'
@@ -202,6 +203,9 @@ func (ib *indexBuilder) add(batch []indexRelease) {
 		part := ib.parts[r.Product]
 		if part == nil {
 			part = &productPart{deviceIDs: r.DeviceIDs}
+			if ib.prev != nil {
+				part.sizeAs(ib.prev.products.get(r.Product))
+			}
 			ib.parts[r.Product] = part
 		}
 		part.add(r, ib.targets)
@@ -268,9 +272,10 @@ func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) 
 	o := r.offer
 	po := part.offers
 	if po == nil {
-		po = &productOffers{product: r.Product}
+		po = &productOffers{}
 		part.offers = po
 	}
+	po.product = r.Product
 	po.testing = append(po.testing, o)
 	if r.Channel == Stable {
 		po.stable = append(po.stable, o)
@@ -284,12 +289,31 @@ func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) 
 	part.n++
 }
 
+// sizeAs gives a new part's lists the room the product's lists took in
+// the index before (a million appends grow fewer slices, and the lists
+// keep no room they do not use).
+func (part *productPart) sizeAs(old *productPart, ok bool) {
+	if !ok || old == nil {
+		return
+	}
+	part.targets = make([]string, 0, len(old.targets))
+	if old.offers != nil {
+		part.offers = &productOffers{stable: make([]*offer, 0, len(old.offers.stable)), testing: make([]*offer, 0, len(old.offers.testing))}
+	}
+}
+
 // finish orders the part's offers newest first.
 func (part *productPart) finish() {
-	if po := part.offers; po != nil {
-		sortNewestFirst(po.testing)
-		sortNewestFirst(po.stable)
+	po := part.offers
+	if po == nil {
+		return
 	}
+	if len(po.testing) == 0 {
+		part.offers = nil // sized as before, but nothing is offered now
+		return
+	}
+	sortNewestFirst(po.testing)
+	sortNewestFirst(po.stable)
 }
 
 // sortNewestFirst orders offers by version, newest first. Releases are
@@ -524,6 +548,7 @@ func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 		expect = len(cur.targets.base) + len(cur.targets.over)
 	}
 	ib := newIndexBuilder(expect, len(products))
+	ib.prev = s.index.Load()
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
