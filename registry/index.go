@@ -198,9 +198,14 @@ func newIndexBuilder(n, products int) *indexBuilder {
 }
 
 func (ib *indexBuilder) add(batch []indexRelease) {
+	var part *productPart
 	for i := range batch {
 		r := &batch[i]
-		part := ib.parts[r.Product]
+		// A range read through the product index comes product by
+		// product: then the last row's part is most often this one's.
+		if part == nil || i == 0 || batch[i-1].Product != r.Product {
+			part = ib.parts[r.Product]
+		}
 		if part == nil {
 			part = &productPart{deviceIDs: r.DeviceIDs}
 			if ib.prev != nil {
@@ -522,14 +527,17 @@ func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 			var enc offerEncoder
 			for raw := range work {
 				out := make([]indexRelease, len(raw))
+				var p productInfo
 				k := 0 // releases decoded; a row that is not fails the rebuild
 				for i := range raw {
+					if i == 0 || raw[i-1].product != raw[i].product {
+						p = products[raw[i].product]
+					}
 					r := &out[k]
 					if err := raw[i].decode(r); err != nil {
 						fail(err)
 						continue
 					}
-					p := products[r.Product]
 					r.RiskNotes, r.DeviceIDs = p.riskNotes, p.deviceIDs
 					if !r.PulledBack && !r.Held {
 						r.offer = enc.offer(r)
