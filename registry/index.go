@@ -252,8 +252,10 @@ func (ib *indexBuilder) index() *index {
 // into targets.
 func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) {
 	if r.offer == nil && !r.PulledBack && !r.Yanked && !r.Held {
+		own := *r // the caller's release stays as it was
 		var enc offerEncoder
-		r.offer = enc.offer(r)
+		own.offer = enc.offer(&own)
+		r = &own
 	}
 	for _, a := range r.Artifacts {
 		sum, ok := parseSHA256(a.Digest)

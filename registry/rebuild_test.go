@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -87,4 +88,45 @@ func TestARebuildReadInRangesEqualsOneReadInOneQuery(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Ordering each product's offers runs on every core once the last row is
+// in, and a rebuild sizes each product's lists as the index it replaces
+// had them: neither changes the index, whatever the batches' order.
+func TestAnIndexOfManyProductsIsTheSameWhateverTheOrderOfItsBatches(t *testing.T) {
+	var rels []indexRelease
+	for p := range 3000 {
+		dev, product := fmt.Sprintf("usb:%04x:0001", p), fmt.Sprintf("prod-%d", p)
+		for v := range 3 {
+			ver := fmt.Sprintf("1.%d.0", v)
+			rels = append(rels, indexRelease{ID: "rel_" + product + ver, Product: product, Version: ver, Channel: []string{Stable, Testing}[v%2],
+				Held: p%7 == 0 && v == 2, RollbackFrom: []device.YankedFrom{{Version: "0.9.0"}},
+				Artifacts: []Artifact{{Kind: "firmware", Size: 10, Digest: "sha256:" + sha256Hex([]byte(product+ver)), Target: product + "/" + ver + "/fw.bin"}},
+				DeviceIDs: []string{dev}})
+		}
+	}
+	want := buildIndex(rels).dump()
+	reversed := slices.Clone(rels)
+	slices.Reverse(reversed)
+	if got := buildIndex(reversed[:1000], reversed[1000:]).dump(); got != want {
+		t.Fatalf("built from the releases in reverse, the index differs:\n%s", diffLines(got, want))
+	}
+	// A rebuild beside an index that held half of the products.
+	prev := buildIndex(rels[:len(rels)/2])
+	ib := newIndexBuilder(len(rels), 3000)
+	ib.prev = prev
+	ib.add(reversed)
+	if got := ib.index().dump(); got != want {
+		t.Fatalf("sized as an index before, the index differs:\n%s", diffLines(got, want))
+	}
+	held := slices.Clone(rels)
+	for i := range held {
+		held[i].Held = true
+	}
+	ib = newIndexBuilder(len(rels), 3000)
+	ib.prev = buildIndex(rels)
+	ib.add(held)
+	if ix := ib.index(); ix.offers != 0 || ix.devices.len() != 0 {
+		t.Fatalf("with every release held, an index sized as before offers %d releases to %d device ids", ix.offers, ix.devices.len())
+	}
 }
