@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -284,8 +285,10 @@ func BenchmarkUpdateCheckLoad(b *testing.B) {
 // BenchmarkIndexRebuild rebuilds the update index of 100k products and 1M
 // releases from SQLite, as a replica does at start, and reports its wall
 // and CPU time (on a shared machine the wall time counts the time other
-// processes held the cores) and the Go heap the process holds afterwards
-// (the index, the database's caches; after a GC). Then, on the same
+// processes held the cores), what it allocates, the most Go heap it took
+// (the old index serves while the new one is built), and the Go heap the
+// process holds afterwards (the index, the database's caches; after a
+// GC). Then, on the same
 // registry, it publishes a release of one product 20 times the way another
 // replica would (a row and its event) and reports how long this replica
 // takes to follow each (Poll), which is what a change costs every replica
@@ -294,11 +297,14 @@ func BenchmarkIndexRebuild(b *testing.B) {
 	svc, d := newBigRegistry(b)
 	ctx := context.Background()
 	cpu := processCPU()
+	b.ReportAllocs()
+	stopWatching := watchPeakHeap()
 	for b.Loop() {
 		if err := svc.Refresh(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(stopWatching())/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "rebuild-ms")
 	b.ReportMetric(float64((processCPU()-cpu).Milliseconds())/float64(b.N), "rebuild-cpu-ms")
 	var ms runtime.MemStats
@@ -347,6 +353,33 @@ func publishBehindItsBack(ctx context.Context, d *db.DB, i int) error {
 			"rev_followed_"+strconv.Itoa(i), seq, product, "rel_followed_"+strconv.Itoa(i), time.Now().UnixMilli())
 		return err
 	})
+}
+
+// watchPeakHeap samples the bytes of Go heap objects (live or not yet
+// swept) every millisecond until the returned function is called, which
+// returns the most it saw.
+func watchPeakHeap() func() uint64 {
+	done, most := make(chan struct{}), make(chan uint64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64())
+			select {
+			case <-done:
+				most <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		return <-most
+	}
 }
 
 // processCPU is the CPU time this process has used (user and system).

@@ -60,7 +60,7 @@ func (ix *index) dump() string {
 		}
 	})
 	ix.targets.all(func(p string, t indexedTarget) {
-		lines = append(lines, fmt.Sprintf("target %s %s %d %s", p, t.digest, t.size, t.release))
+		lines = append(lines, fmt.Sprintf("target %s %s %d %s", p, t.digest(), t.size, t.release))
 	})
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + fmt.Sprintf("\noffers %d devices %d targets %d", ix.offers, ix.devices.len(), ix.targets.len())

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -260,7 +261,7 @@ func (s *Service) writeUpdate(w http.ResponseWriter, r *http.Request, o *offer) 
 	h["Content-Type"] = jsonHdr
 	h["Content-Length"] = o.lengthHdr()
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(o.body)
+	_, _ = io.WriteString(w, o.body)
 	return http.StatusOK
 }
 
@@ -421,14 +422,14 @@ func (s *Service) httpTUF(c *gin.Context) error {
 			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, d, blobhttp.Options{Filename: name, Size: size})
 		}
 	}
-	if !listed || t.digest.Hex() != hash {
+	if !listed || t.digest().Hex() != hash {
 		return errs.E(errs.NotFound, "no published TUF target %s with sha256 %s", target, hash)
 	}
 	s.m.downloads.WithLabelValues("tuf_target").Inc()
 	if c.Request.Method == http.MethodGet {
 		s.giveReceipt(c, t.release)
 	}
-	return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, t.digest, blobhttp.Options{Filename: name, Size: t.size})
+	return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, t.digest(), blobhttp.Options{Filename: name, Size: t.size})
 }
 
 // ReviewRequest is the body of POST /v1/releases/:id/pull-back and

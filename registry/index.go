@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -59,11 +61,15 @@ type productOffers struct {
 	testingRollback map[string]*offer
 }
 
+// An offer's strings are one allocation: the body, then the header
+// values; its release id, version and minimum version are substrings of
+// the body when they need no escaping (at 1M releases every object the
+// index holds is one more for the collector to mark).
 type offer struct {
 	releaseID  string
 	version    string
 	minVersion string
-	body       []byte
+	body       string
 	hdrs       [2]string    // the ETag and Content-Length headers' values, as etagHdr and lengthHdr hand them out
 	rollout    *rolloutPlan // nil: every device of the channel
 }
@@ -121,10 +127,31 @@ func (p *rolloutPlan) reaches(bucket int, nowMs int64) bool {
 	return bucket < p.percents[p.n-1]
 }
 
+// indexedTarget is a file of the 1M-entry target map: its digest is
+// held as bytes, not as a string of its own.
 type indexedTarget struct {
-	digest  blob.Digest
+	sum     [sha256.Size]byte
 	size    int64
 	release string // the release it belongs to, named in download receipts
+}
+
+// digest is the file's blob digest.
+func (t indexedTarget) digest() blob.Digest {
+	return blob.Digest("sha256:" + hex.EncodeToString(t.sum[:]))
+}
+
+// parseSHA256 reads a blob digest ("sha256:" and 64 lowercase hex
+// digits) into bytes.
+func parseSHA256(d string) ([sha256.Size]byte, bool) {
+	var sum [sha256.Size]byte
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 2*sha256.Size || strings.ToLower(h) != h {
+		return sum, false
+	}
+	var text [2 * sha256.Size]byte // on the stack, unlike []byte(h)
+	copy(text[:], h)
+	_, err := hex.Decode(sum[:], text[:])
+	return sum, err == nil
 }
 
 // indexRelease is what the index needs of a release and its product,
@@ -138,6 +165,7 @@ type indexRelease struct {
 	RiskNotes                                        string
 	DeviceIDs                                        []string
 	offer                                            *offer // encoded already (Rebuild does it on every core), or nil
+	offerTarget                                      string // the offered artifact's target, in the offer's body when it needed no escaping
 }
 
 // buildIndex computes the index from releases in batches (their order
@@ -148,7 +176,7 @@ func buildIndex(batches ...[]indexRelease) *index {
 	for _, b := range batches {
 		n += len(b)
 	}
-	ib := newIndexBuilder(n)
+	ib := newIndexBuilder(n, 0)
 	for _, b := range batches {
 		ib.add(b)
 	}
@@ -160,19 +188,29 @@ func buildIndex(batches ...[]indexRelease) *index {
 type indexBuilder struct {
 	targets map[string]indexedTarget
 	parts   map[string]*productPart
+	prev    *index // the index served now, or nil: how big each product's lists were
 }
 
-// newIndexBuilder expects about n releases' targets.
-func newIndexBuilder(n int) *indexBuilder {
-	return &indexBuilder{targets: make(map[string]indexedTarget, n), parts: map[string]*productPart{}}
+// newIndexBuilder expects about n releases' targets and the products'
+// count.
+func newIndexBuilder(n, products int) *indexBuilder {
+	return &indexBuilder{targets: make(map[string]indexedTarget, n), parts: make(map[string]*productPart, products)}
 }
 
 func (ib *indexBuilder) add(batch []indexRelease) {
+	var part *productPart
 	for i := range batch {
 		r := &batch[i]
-		part := ib.parts[r.Product]
+		// A range read through the product index comes product by
+		// product: then the last row's part is most often this one's.
+		if part == nil || i == 0 || batch[i-1].Product != r.Product {
+			part = ib.parts[r.Product]
+		}
 		if part == nil {
 			part = &productPart{deviceIDs: r.DeviceIDs}
+			if ib.prev != nil {
+				part.sizeAs(ib.prev.products.get(r.Product))
+			}
 			ib.parts[r.Product] = part
 		}
 		part.add(r, ib.targets)
@@ -184,8 +222,18 @@ func (ib *indexBuilder) add(batch []indexRelease) {
 func (ib *indexBuilder) index() *index {
 	ix := &index{devices: layered[[]*productOffers]{base: make(map[string][]*productOffers, len(ib.parts))},
 		targets: layered[indexedTarget]{base: ib.targets}, products: layered[*productPart]{base: ib.parts}}
-	for _, part := range ib.parts {
-		part.finish()
+	// Ordering the offers waits for the last row: it runs on every core.
+	parts := slices.Collect(maps.Values(ib.parts))
+	var wg sync.WaitGroup
+	for chunk := range slices.Chunk(parts, max(1024, len(parts)/runtime.GOMAXPROCS(0)+1)) {
+		wg.Go(func() {
+			for _, part := range chunk {
+				part.finish()
+			}
+		})
+	}
+	wg.Wait()
+	for _, part := range parts {
 		ix.offers += part.n
 		if part.offers == nil {
 			continue
@@ -203,22 +251,38 @@ func (ib *indexBuilder) index() *index {
 // add puts a release of the part's product into it, and its artifacts
 // into targets.
 func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) {
+	if r.offer == nil && !r.PulledBack && !r.Yanked && !r.Held {
+		own := *r // the caller's release stays as it was
+		var enc offerEncoder
+		own.offer = enc.offer(&own)
+		r = &own
+	}
 	for _, a := range r.Artifacts {
-		targets[a.Target] = indexedTarget{digest: blob.Digest(a.Digest), size: a.Size, release: r.ID}
-		part.targets = append(part.targets, a.Target)
+		sum, ok := parseSHA256(a.Digest)
+		if !ok {
+			continue // not a blob digest: no file could be served by it
+		}
+		// The artifact's strings may be substrings of the row: the
+		// offer's copy is kept, or a copy of its own.
+		t := a.Target
+		if r.offerTarget != "" && t == r.offerTarget {
+			t = r.offerTarget
+		} else {
+			t = strings.Clone(t)
+		}
+		targets[t] = indexedTarget{sum: sum, size: a.Size, release: r.ID}
+		part.targets = append(part.targets, t)
 	}
 	if r.PulledBack || r.Yanked || r.Held {
 		return
 	}
 	o := r.offer
-	if o == nil {
-		o = newOffer(r)
-	}
 	po := part.offers
 	if po == nil {
-		po = &productOffers{product: r.Product}
+		po = &productOffers{}
 		part.offers = po
 	}
+	po.product = r.Product
 	po.testing = append(po.testing, o)
 	if r.Channel == Stable {
 		po.stable = append(po.stable, o)
@@ -232,12 +296,31 @@ func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) 
 	part.n++
 }
 
+// sizeAs gives a new part's lists the room the product's lists took in
+// the index before (a million appends grow fewer slices, and the lists
+// keep no room they do not use).
+func (part *productPart) sizeAs(old *productPart, ok bool) {
+	if !ok || old == nil {
+		return
+	}
+	part.targets = make([]string, 0, len(old.targets))
+	if old.offers != nil {
+		part.offers = &productOffers{stable: make([]*offer, 0, len(old.offers.stable)), testing: make([]*offer, 0, len(old.offers.testing))}
+	}
+}
+
 // finish orders the part's offers newest first.
 func (part *productPart) finish() {
-	if po := part.offers; po != nil {
-		sortNewestFirst(po.testing)
-		sortNewestFirst(po.stable)
+	po := part.offers
+	if po == nil {
+		return
 	}
+	if len(po.testing) == 0 {
+		part.offers = nil // sized as before, but nothing is offered now
+		return
+	}
+	sortNewestFirst(po.testing)
+	sortNewestFirst(po.stable)
 }
 
 // sortNewestFirst orders offers by version, newest first. Releases are
@@ -273,23 +356,33 @@ func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
 	return m
 }
 
-// newOffer encodes the answer to devices offered r. Its ETag is the
-// answer's digest alone: the same answer keeps its ETag across changes of
-// other releases and on every replica, however each came to hold it.
-func newOffer(r *indexRelease) *offer {
-	var enc offerEncoder
-	return enc.offer(r)
-}
-
-// offerEncoder encodes offers through one scratch buffer, so each offer's
-// body is allocated once, at its size.
+// offerEncoder encodes the answers to devices offered releases through
+// one scratch buffer, so each offer's strings are allocated once, at
+// their size. An offer's ETag is the answer's digest alone: the same
+// answer keeps its ETag across changes of other releases and on every
+// replica, however each came to hold it.
 type offerEncoder struct{ buf []byte }
 
+// offer encodes r's offer, and points r.ID and r.offerTarget at the
+// offer's copies of them.
 func (enc *offerEncoder) offer(r *indexRelease) *offer {
 	a := offered(r.Artifacts)
-	enc.buf = appendOffer(enc.buf[:0], r, a)
-	body := append(make([]byte, 0, len(enc.buf)), enc.buf...)
-	sum := sha256.Sum256(body)
+	var at offerAt
+	enc.buf = appendOffer(enc.buf[:0], r, a, &at)
+	n := len(enc.buf)
+	sum := sha256.Sum256(enc.buf)
+	enc.buf = append(enc.buf, '"')
+	enc.buf = hex.AppendEncode(enc.buf, sum[:16])
+	enc.buf = append(enc.buf, '"')
+	enc.buf = strconv.AppendInt(enc.buf, int64(n), 10)
+	data := string(enc.buf)
+	// verbatim is the value written at i, when it needed no escaping.
+	verbatim := func(i int, v string) string {
+		if plainJSON(v) {
+			return data[i+1 : i+1+len(v)]
+		}
+		return v
+	}
 	o := &offer{}
 	if r.Rollout != nil {
 		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
@@ -303,12 +396,22 @@ func (enc *offerEncoder) offer(r *indexRelease) *offer {
 			o.rollout = &both.plan
 		}
 	}
-	o.releaseID, o.version, o.minVersion, o.body = r.ID, r.Version, r.MinVersion, body
-	var etag [2 + 2*16]byte
-	etag[0], etag[len(etag)-1] = '"', '"'
-	hex.Encode(etag[1:len(etag)-1], sum[:16])
-	o.hdrs = [2]string{string(etag[:]), strconv.Itoa(len(body))}
+	o.releaseID, o.version, o.minVersion = verbatim(at.id, r.ID), verbatim(at.version, r.Version), verbatim(at.minVersion, r.MinVersion)
+	o.body = data[:n]
+	o.hdrs = [2]string{data[n : n+2+32], data[n+2+32:]}
+	r.ID, r.offerTarget = o.releaseID, verbatim(at.target, a.Target)
 	return o
+}
+
+// plainJSON says whether appendJSONString writes s as it is, between
+// quotes (printable ASCII but for the characters it escapes).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup finds the offer for a device: among the products its id names,
@@ -350,7 +453,8 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now func(
 // Rebuild recomputes the whole update index from the database and the
 // catalog and swaps it in: at start, after Refresh, and when following
 // the event log cannot (follow.go). It reads the catalog in one query and
-// the releases in another, and encodes the offers on every core while the
+// the releases in key ranges of products, one per core, each on a
+// connection of its own, and encodes the offers on every core while the
 // rows are still being read.
 func (s *Service) Rebuild(ctx context.Context) error {
 	s.rebuildMu.Lock()
@@ -379,8 +483,21 @@ func (s *Service) rebuildLocked(ctx context.Context) error {
 }
 
 // loadIndex reads every release not yanked and the catalog, and builds
-// an index of them.
+// an index of them, reading the releases in as many key ranges at once
+// as there are cores.
 func (s *Service) loadIndex(ctx context.Context) (*index, error) {
+	return s.loadIndexIn(ctx, runtime.GOMAXPROCS(0))
+}
+
+// loadIndexIn is loadIndex reading the releases in at most ranges key
+// ranges of products at once (1: one query).
+//
+// Each range is one query on a connection of its own, so a product's
+// releases are all read in one snapshot; ranges may be read in different
+// ones, which, as for the catalog read before them, the events after the
+// position the rebuild started from make good (follow.go reads their
+// products again).
+func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 	type productInfo struct {
 		riskNotes string
 		deviceIDs []string
@@ -392,32 +509,37 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("registry: rebuild index: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+indexCols+` FROM releases WHERE yanked = 0`))
+	bounds, err := s.productBounds(ctx, slices.Collect(maps.Keys(products)), ranges)
 	if err != nil {
-		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(err))
+		return nil, err
 	}
-	// The rows are read here, decoded and encoded as offers by workers,
-	// in batches; the index does not depend on the order of releases.
+	// Each range's rows are read by a goroutine of their own, decoded and
+	// encoded as offers by workers, in batches; the index does not depend
+	// on the order of releases.
 	const batch = 2048
-	work := make(chan []indexRow, runtime.GOMAXPROCS(0))
-	done := make(chan []indexRelease, runtime.GOMAXPROCS(0))
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan []indexRow, workers)
+	done := make(chan []indexRelease, workers)
 	var firstErr error
 	var errOnce sync.Once
 	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range workers {
 		wg.Go(func() {
 			var enc offerEncoder
 			for raw := range work {
 				out := make([]indexRelease, len(raw))
+				var p productInfo
 				k := 0 // releases decoded; a row that is not fails the rebuild
 				for i := range raw {
+					if i == 0 || raw[i-1].product != raw[i].product {
+						p = products[raw[i].product]
+					}
 					r := &out[k]
 					if err := raw[i].decode(r); err != nil {
 						fail(err)
 						continue
 					}
-					p := products[r.Product]
 					r.RiskNotes, r.DeviceIDs = p.riskNotes, p.deviceIDs
 					if !r.PulledBack && !r.Held {
 						r.offer = enc.offer(r)
@@ -435,7 +557,8 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 	if cur := s.index.Load(); cur != nil {
 		expect = len(cur.targets.base) + len(cur.targets.over)
 	}
-	ib := newIndexBuilder(expect)
+	ib := newIndexBuilder(expect, len(products))
+	ib.prev = s.index.Load()
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -450,36 +573,107 @@ func (s *Service) loadIndex(ctx context.Context) (*index, error) {
 			ib.add(out)
 		}
 	}()
-	cur := make([]indexRow, 0, batch)
-	var scanErr error
-	for rows.Next() {
-		cur = append(cur, indexRow{})
-		if scanErr = cur[len(cur)-1].scan(rows); scanErr != nil {
-			break
+	var readers sync.WaitGroup
+	for i := 0; i <= len(bounds); i++ {
+		lo, hi := "", ""
+		if i > 0 {
+			lo = bounds[i-1]
 		}
-		if len(cur) == batch {
-			work <- cur
-			cur = make([]indexRow, 0, batch)
+		if i < len(bounds) {
+			hi = bounds[i]
 		}
+		readers.Go(func() {
+			if err := s.readReleases(ctx, lo, hi, batch, work); err != nil {
+				fail(fmt.Errorf("registry: rebuild index: %w", err))
+			}
+		})
 	}
-	if len(cur) > 0 && scanErr == nil {
-		work <- cur
-	}
+	readers.Wait()
 	close(work)
-	rows.Close()
 	wg.Wait()
 	close(done)
 	<-collected
-	if scanErr == nil {
-		scanErr = rows.Err()
-	}
-	if scanErr != nil {
-		return nil, fmt.Errorf("registry: rebuild index: %w", db.Classify(scanErr))
-	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
 	return ib.index(), nil
+}
+
+// productBounds splits the products into at most n key ranges of about
+// as many products each: the n-1 (or fewer) product ids between them, in
+// the database's own order of text (which need not be Go's: the ranges
+// are compared there).
+func (s *Service) productBounds(ctx context.Context, ids []string, n int) ([]string, error) {
+	if n <= 1 || len(ids) < 2*n {
+		return nil, nil
+	}
+	slices.Sort(ids)
+	bounds := make([]string, 0, n-1)
+	for i := 1; i < n; i++ {
+		bounds = append(bounds, ids[i*len(ids)/n])
+	}
+	bounds = slices.Compact(bounds)
+	if len(bounds) == 1 {
+		return bounds, nil // two ranges cover every product in any order
+	}
+	args := make([]any, len(bounds))
+	values := make([]string, len(bounds))
+	for i, b := range bounds {
+		args[i], values[i] = b, "(?)"
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT column1 FROM (VALUES `+strings.Join(values, ", ")+`) AS bounds ORDER BY column1`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: rebuild index: order ranges: %w", db.Classify(err))
+	}
+	defer rows.Close()
+	bounds = bounds[:0]
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("registry: rebuild index: order ranges: %w", db.Classify(err))
+		}
+		bounds = append(bounds, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("registry: rebuild index: order ranges: %w", db.Classify(err))
+	}
+	return bounds, nil
+}
+
+// readReleases reads the releases not yanked of the products from lo
+// (inclusive; "": from the first) to hi (exclusive; "": to the last) and
+// sends them to work in batches of size.
+func (s *Service) readReleases(ctx context.Context, lo, hi string, size int, work chan<- []indexRow) error {
+	q, args := `SELECT `+indexCols+` FROM releases WHERE yanked = 0`, []any{}
+	if lo != "" {
+		q, args = q+` AND product >= ?`, append(args, lo)
+	}
+	if hi != "" {
+		q, args = q+` AND product < ?`, append(args, hi)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Q(q), args...)
+	if err != nil {
+		return db.Classify(err)
+	}
+	defer rows.Close()
+	cur := make([]indexRow, 0, size)
+	for rows.Next() {
+		cur = append(cur, indexRow{})
+		if err := cur[len(cur)-1].scan(rows); err != nil {
+			return db.Classify(err)
+		}
+		if len(cur) == size {
+			work <- cur
+			cur = make([]indexRow, 0, size)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return db.Classify(err)
+	}
+	if len(cur) > 0 {
+		work <- cur
+	}
+	return nil
 }
 
 // indexCols are the columns of a release the index reads.

@@ -15,7 +15,8 @@ import (
 
 // decodeIndexArtifacts reads what the index needs of a release's
 // artifacts (kind, digest, size, target) from their stored JSON list (as
-// json.Marshal of []Artifact wrote it). Anything it does not read exactly
+// json.Marshal of []Artifact wrote it). Digests and targets may be
+// substrings of raw: what the index keeps of them it copies. Anything it does not read exactly
 // (escapes in those values, an unexpected shape) it leaves to
 // encoding/json; it refuses what is not JSON, but not a wrong type in a
 // field the index does not read.
@@ -64,9 +65,9 @@ func scanArtifacts(s string) ([]Artifact, bool) {
 				case "kind":
 					a.Kind = internKind(v)
 				case "digest":
-					a.Digest = strings.Clone(v)
+					a.Digest = v
 				case "target":
-					a.Target = strings.Clone(v)
+					a.Target = v
 				}
 			case "size":
 				n, ok := p.int()
@@ -294,14 +295,27 @@ func (p *jsonScanner) number() bool {
 	return true
 }
 
+// offerAt is where appendOffer wrote the strings an offer and its target
+// keep: the start of each value's JSON text in the body, the quote
+// included. A value needed no escaping when its text is its length
+// plus the quotes; then the index keeps it as a substring of the body.
+type offerAt struct{ id, version, minVersion, target int }
+
 // appendOffer appends the JSON of device.Offer{…} exactly as
-// json.Marshal writes it (fields in order, HTML-safe escaping).
-func appendOffer(b []byte, r *indexRelease, a Artifact) []byte {
+// json.Marshal writes it (fields in order, HTML-safe escaping), and
+// notes in at (when not nil) where some values are.
+func appendOffer(b []byte, r *indexRelease, a Artifact, at *offerAt) []byte {
+	var scratch offerAt
+	if at == nil {
+		at = &scratch
+	}
 	b = append(b, `{"product":`...)
 	b = appendJSONString(b, r.Product)
 	b = append(b, `,"release_id":`...)
+	at.id = len(b)
 	b = appendJSONString(b, r.ID)
 	b = append(b, `,"version":`...)
+	at.version = len(b)
 	b = appendJSONString(b, r.Version)
 	b = append(b, `,"channel":`...)
 	b = appendJSONString(b, r.Channel)
@@ -312,8 +326,10 @@ func appendOffer(b []byte, r *indexRelease, a Artifact) []byte {
 	b = append(b, `,"risk_notes":`...)
 	b = appendJSONString(b, r.RiskNotes)
 	b = append(b, `,"min_version":`...)
+	at.minVersion = len(b)
 	b = appendJSONString(b, r.MinVersion)
 	b = append(b, `,"target":{"path":`...)
+	at.target = len(b)
 	b = appendJSONString(b, a.Target)
 	b = append(b, `,"length":`...)
 	b = strconv.AppendInt(b, a.Size, 10)

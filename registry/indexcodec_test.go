@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,8 +32,42 @@ func TestOffersAreEncodedByHandAsEncodingJSONEncodesThem(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := appendOffer(nil, r, a); string(got) != string(want) {
+			if got := appendOffer(nil, r, a, nil); string(got) != string(want) {
 				t.Fatalf("by hand:\n%s\nencoding/json:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// An offer keeps its strings in one allocation, some as substrings of
+// its body; escaped or not, each reads back as it was, and the release's
+// targets are listed under their own paths with their digests.
+func TestAnOfferAndItsTargetsKeepTheirStringsEscapedOrNot(t *testing.T) {
+	for _, s := range awkwardStrings {
+		t.Run(s, func(t *testing.T) {
+			fw := Artifact{Kind: "firmware", Target: "p/1.0.0/" + s, Size: 7, Digest: "sha256:" + sha256Hex([]byte(s))}
+			other := Artifact{Kind: "other", Target: "p/1.0.0/" + s + ".txt", Size: 9, Digest: "sha256:" + sha256Hex([]byte(s+"x"))}
+			r := indexRelease{ID: "rel_" + s, Product: "p", Version: "1.0.0" + s, Channel: Stable, MinVersion: s,
+				Artifacts: []Artifact{other, fw}}
+			want := appendOffer(nil, &r, fw, nil)
+			targets := map[string]indexedTarget{}
+			var part productPart
+			part.add(&r, targets)
+			o := part.offers.stable[0]
+			if o.releaseID != "rel_"+s || o.version != "1.0.0"+s || o.minVersion != s || o.body != string(want) {
+				t.Fatalf("the offer holds id %q version %q min %q body %s, want %q %q %q %s", o.releaseID, o.version, o.minVersion, o.body, "rel_"+s, "1.0.0"+s, s, want)
+			}
+			if o.lengthHdr()[0] != strconv.Itoa(len(want)) || len(o.etag()) != 34 || o.etag()[0] != '"' || o.etag()[33] != '"' {
+				t.Fatalf("the offer's headers are ETag %s and Content-Length %s", o.etag(), o.lengthHdr()[0])
+			}
+			for _, a := range []Artifact{fw, other} {
+				got, ok := targets[a.Target]
+				if !ok || string(got.digest()) != a.Digest || got.size != a.Size || got.release != "rel_"+s {
+					t.Fatalf("target %q is listed %v as %s %d %q", a.Target, ok, got.digest(), got.size, got.release)
+				}
+			}
+			if !slices.Equal(part.targets, []string{other.Target, fw.Target}) {
+				t.Fatalf("the part lists targets %q", part.targets)
 			}
 		})
 	}
@@ -129,7 +164,7 @@ func FuzzOfferEncoding(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendOffer(nil, r, a); string(got) != string(want) {
+		if got := appendOffer(nil, r, a, nil); string(got) != string(want) {
 			t.Fatalf("by hand:\n%s\nencoding/json:\n%s", got, want)
 		}
 	})

@@ -142,6 +142,9 @@ if want update; then
   row "index rebuild from 1M releases (SQLite)" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "5" "s goal (29 s before #20)" lower
   row "  its CPU time" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-cpu-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "5" "s goal, as if the cores were free" lower
   row "  Go heap held with the index" "$(metric update-index BenchmarkIndexRebuild heap-MiB)" MiB "" "(after a GC)"
+  row "  Go heap at most during a rebuild" "$(metric update-index BenchmarkIndexRebuild peak-heap-MiB)" MiB "" "(beside the index served)"
+  row "  allocated a rebuild" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild B/op)" 'BEGIN { if (x != "") printf "%.0f", x / 1048576 }')" MiB "" "(1,619 MiB before the third round)"
+  row "  objects allocated a rebuild" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild allocs/op)" 'BEGIN { if (x != "") printf "%.2f", x / 1e6 }')" M "" "(21.3 M before the third round)"
   row "  one product's change followed (Poll)" "$(metric update-index BenchmarkIndexRebuild follow-ms)" ms "1000" "ms goal (every replica within 1 s)" lower
   # Both indexes in one process, in alternating rounds: the same load.
   row "same, rollouts at 50% on every product" "$(nsus "$(metric update-rollout BenchmarkUpdateCheckRolloutOverhead rollout-ns/check)")" µs/op \
