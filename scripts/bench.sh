@@ -244,7 +244,12 @@ if want soak; then
   for r in 1 2; do
     n="BenchmarkSoakKnee/replicas=$r"
     row "knee, $r replica(s): offered rate that held" "$(metric soak "$n" knee-req/s)" req/s "" "(p99 ≤ 250 ms, no errors)"
-    row "  the next step, which did not" "$(metric soak "$n" broke-req/s)" req/s "" "(p99 $(metric soak "$n" broke-p99-ms) ms, $(metric soak "$n" broke-errors) errors)"
+    broke=$(metric soak "$n" broke-req/s)
+    if [ -n "$broke" ] && awk -v b="$broke" 'BEGIN { exit !(b + 0 == 0) }'; then
+      row "  the next step, which did not" "none" "" "" "(every step held, up to the last offered)"
+    else
+      row "  the next step, which did not" "$broke" req/s "" "(p99 $(metric soak "$n" broke-p99-ms) ms, $(metric soak "$n" broke-errors) errors)"
+    fi
   done
 fi
 
