@@ -52,7 +52,15 @@ func (s *Service) sealedPieces(ctx context.Context, id string, f fileRow) ([]sea
 // depositPieces lists the pieces of the multi-piece files of deposit id,
 // or of its file path only, by path and in order.
 func (s *Service) depositPieces(ctx context.Context, id, path string) (map[string][]sealedPiece, error) {
-	q := `SELECT path, seq, first_byte, size, cipher_digest, cipher_size FROM escrow_file_pieces WHERE deposit = ?`
+	return readPieces(ctx, s, "escrow_file_pieces", "", id, path, func(p *sealedPiece) (*sealedPiece, []any) { return p, nil })
+}
+
+// readPieces reads the pieces in table (a sealed file's, or an upload's
+// still arriving) of deposit id, or of its file path only, by path and in
+// order: the columns every piece has, then extra, scanned into what more
+// returns for the piece.
+func readPieces[T any](ctx context.Context, s *Service, table, extra, id, path string, more func(*T) (*sealedPiece, []any)) (map[string][]T, error) {
+	q := `SELECT path, seq, first_byte, size, cipher_digest, cipher_size` + extra + ` FROM ` + table + ` WHERE deposit = ?`
 	args := []any{id}
 	if path != "" {
 		q += ` AND path = ?`
@@ -63,15 +71,16 @@ func (s *Service) depositPieces(ctx context.Context, id, path string) (map[strin
 		return nil, fmt.Errorf("escrow: pieces of %s: %w", id, db.Classify(err))
 	}
 	defer rows.Close()
-	out := map[string][]sealedPiece{}
+	out := map[string][]T{}
 	for rows.Next() {
-		var p sealedPiece
+		var t T
+		p, rest := more(&t)
 		var fp, cipher string
-		if err := rows.Scan(&fp, &p.Seq, &p.FirstByte, &p.Size, &cipher, &p.CipherSize); err != nil {
+		if err := rows.Scan(append([]any{&fp, &p.Seq, &p.FirstByte, &p.Size, &cipher, &p.CipherSize}, rest...)...); err != nil {
 			return nil, fmt.Errorf("escrow: pieces of %s: %w", id, err)
 		}
 		p.Cipher = blob.Digest(cipher)
-		out[fp] = append(out[fp], p)
+		out[fp] = append(out[fp], t)
 	}
 	return out, db.Classify(rows.Err())
 }

@@ -37,13 +37,9 @@ const DefaultUploadPiece = 64 << 20
 
 // uploadPart is one stored piece of a file still arriving.
 type uploadPart struct {
-	Seq        int
-	FirstByte  int64
-	Size       int64
-	Cipher     blob.Digest
-	CipherSize int64
-	HashState  string // hex of the sha256 state after the piece's last byte
-	Prefix     string // hex sha256 of the file's bytes up to the piece's end
+	sealedPiece
+	HashState string // hex of the sha256 state after the piece's last byte
+	Prefix    string // hex sha256 of the file's bytes up to the piece's end
 }
 
 func (p uploadPart) end() int64 { return p.FirstByte + p.Size }
@@ -51,28 +47,9 @@ func (p uploadPart) end() int64 { return p.FirstByte + p.Size }
 // uploadParts lists the stored pieces of one file, or of every file of the
 // deposit when path is empty, in order.
 func (s *Service) uploadParts(ctx context.Context, id, path string) (map[string][]uploadPart, error) {
-	q := `SELECT path, seq, first_byte, size, cipher_digest, cipher_size, hash_state, prefix_sha256 FROM escrow_upload_parts WHERE deposit = ?`
-	args := []any{id}
-	if path != "" {
-		q += ` AND path = ?`
-		args = append(args, path)
-	}
-	rows, err := s.db.QueryContext(ctx, s.db.Q(q+` ORDER BY path, seq`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("escrow: pieces of %s: %w", id, db.Classify(err))
-	}
-	defer rows.Close()
-	out := map[string][]uploadPart{}
-	for rows.Next() {
-		var p uploadPart
-		var fp, cipher string
-		if err := rows.Scan(&fp, &p.Seq, &p.FirstByte, &p.Size, &cipher, &p.CipherSize, &p.HashState, &p.Prefix); err != nil {
-			return nil, fmt.Errorf("escrow: pieces of %s: %w", id, err)
-		}
-		p.Cipher = blob.Digest(cipher)
-		out[fp] = append(out[fp], p)
-	}
-	return out, db.Classify(rows.Err())
+	return readPieces(ctx, s, "escrow_upload_parts", ", hash_state, prefix_sha256", id, path, func(p *uploadPart) (*sealedPiece, []any) {
+		return &p.sealedPiece, []any{&p.HashState, &p.Prefix}
+	})
 }
 
 func received(parts []uploadPart) int64 {
@@ -308,7 +285,7 @@ func (s *Service) sealPart(ctx context.Context, body io.Reader, first, limit int
 	}()
 	r := <-done
 	// The encryptor is done with h: the piece's hash state is final.
-	p := &pieceInFlight{part: uploadPart{FirstByte: first, Size: r.n}, put: put}
+	p := &pieceInFlight{part: uploadPart{sealedPiece: sealedPiece{FirstByte: first, Size: r.n}}, put: put}
 	if r.err != nil {
 		stored := <-put
 		if stored.err != nil {
