@@ -80,10 +80,10 @@ fi
 
 if want escrow; then
   bench escrow ./escrow 'BenchmarkDepositUpload$' 1x
-  header "2. Escrow deposit over HTTP, 1 GiB (age-encrypted at rest)"
+  header "2. Escrow deposit over HTTP of a 1 GiB file (age-encrypted at rest)"
   for st in sqlite+disk postgres+minio; do
     n=BenchmarkDepositUpload/$st
-    row "deposit upload, $st" "$(metric escrow "$n" MB/s)" MB/s "$(metric escrow "$n" openssl-MB/s)" "MB/s openssl sha256"
+    row "deposit upload, $st" "$(metric escrow "$n" MB/s)" MB/s "$(metric escrow "$n" openssl-MB/s)" "MB/s openssl sha256 of the file"
     if [ "$st" = postgres+minio ]; then
       row "deposit upload, $st, against MinIO" "$(metric escrow "$n" MB/s)" MB/s "$(metric escrow "$n" minio-put-MB/s)" "MB/s plain PutObject"
     fi
