@@ -22,8 +22,6 @@ import (
 	"hash"
 	"io"
 
-	"filippo.io/age"
-
 	"github.com/afterlife-oss/afterlife/escrow/wire"
 	"github.com/afterlife-oss/afterlife/internal/blob"
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -261,13 +259,13 @@ func (s *Service) sealPart(ctx context.Context, body io.Reader, first, limit int
 			pw.CloseWithError(r.err)
 			done <- r
 		}()
-		w, err := age.Encrypt(pw, s.recipient)
+		w, err := s.encryptTo(pw)
 		if err != nil {
 			r.err = fmt.Errorf("encrypt: %w", err)
 			return
 		}
 		src := &readErrors{r: io.LimitReader(body, limit)}
-		r.n, err = copyInto(w, src, h)
+		r.n, err = blob.CopyHashing(w, src, h)
 		r.readErr = src.err
 		if err != nil && src.err == nil {
 			r.err = err // the store stopped reading

@@ -1,12 +1,12 @@
 package escrow
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"time"
 
@@ -47,7 +47,7 @@ var errPutEnded = errors.New("escrow: blob store stopped reading")
 
 func (s *Service) encrypt(pw *io.PipeWriter, body io.Reader, want manifest.Entry) (err error) {
 	defer func() { pw.CloseWithError(err) }()
-	w, err := age.Encrypt(pw, s.recipient)
+	w, err := s.encryptTo(pw)
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
@@ -73,57 +73,45 @@ func (s *Service) encrypt(pw *io.PipeWriter, body io.Reader, want manifest.Entry
 	return nil
 }
 
-// copyHashed copies src to dst (the age encryptor) while another
-// goroutine hashes what was read, so hashing and encryption run on
-// separate cores; the blob store hashes the ciphertext on a third. It
-// holds at most hashBuffers buffers, whatever the size of the file.
-func copyHashed(dst io.Writer, src io.Reader) (int64, []byte, error) {
-	h := sha256.New()
-	n, err := copyInto(dst, src, h)
-	return n, h.Sum(nil), err
+// cipherBlock is how much ciphertext the encryptor hands the blob store
+// at a time.
+const cipherBlock = 1 << 20
+
+// encryptTo encrypts to the escrow key into dst (the pipe the blob store
+// reads) through a buffer of cipherBlock bytes: the store reads the
+// ciphertext in large blocks, and age encrypts the next block while the
+// store hashes and writes the last, instead of waiting on the store after
+// each of age's 64 KiB chunks. Close flushes what is left.
+func (s *Service) encryptTo(dst io.Writer) (io.WriteCloser, error) {
+	buf := bufio.NewWriterSize(dst, cipherBlock)
+	w, err := age.Encrypt(buf, s.recipient)
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedSeal{w: w, buf: buf}, nil
 }
 
-// copyInto is copyHashed writing into h, which may hold a state already
-// (a file resumed).
-func copyInto(dst io.Writer, src io.Reader, h hash.Hash) (int64, error) {
-	const hashBuffers, hashBufSize = 4, 256 << 10
-	free := make(chan []byte, hashBuffers)
-	for range hashBuffers {
-		free <- make([]byte, hashBufSize)
+type bufferedSeal struct {
+	w   io.WriteCloser
+	buf *bufio.Writer
+}
+
+func (b *bufferedSeal) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+func (b *bufferedSeal) Close() error {
+	if err := b.w.Close(); err != nil {
+		return err
 	}
-	full := make(chan []byte, hashBuffers)
-	hashed := make(chan struct{})
-	go func() {
-		for b := range full {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-		close(hashed)
-	}()
-	var n int64
-	var err error
-	for err == nil {
-		buf := <-free
-		k, rerr := io.ReadFull(src, buf)
-		if k > 0 {
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				err = werr
-			}
-			n += int64(k)
-			full <- buf[:k] // the encryptor copied it; the hasher gives it back
-		} else {
-			free <- buf
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if err == nil && rerr != nil {
-			err = rerr
-		}
-	}
-	close(full)
-	<-hashed
-	return n, err
+	return b.buf.Flush()
+}
+
+// copyHashed copies src to dst (the age encryptor) while another
+// goroutine hashes what was read, so hashing and encryption run on
+// separate cores; the blob store hashes the ciphertext on a third.
+func copyHashed(dst io.Writer, src io.Reader) (int64, []byte, error) {
+	h := sha256.New()
+	n, err := blob.CopyHashing(dst, src, h)
+	return n, h.Sum(nil), err
 }
 
 func (s *Service) deleteBlob(ctx context.Context, d blob.Digest) {

@@ -81,7 +81,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.In
 	}()
 
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx: ctx, r: r})
+	n, err := blob.CopyHashing(tmp, ctxReader{ctx: ctx, r: r}, h)
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("fsstore: put: write: %w", err)
 	}

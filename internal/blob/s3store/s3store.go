@@ -470,7 +470,7 @@ func (s *Store) putSpooled(ctx context.Context, r io.Reader) (blob.Info, error) 
 	defer os.Remove(f.Name())
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r)
+	n, err := blob.CopyHashing(f, r, h)
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
 	}
