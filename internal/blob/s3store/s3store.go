@@ -17,6 +17,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"mime"
 	"net"
@@ -366,7 +368,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.In
 	if int64(len(head)) <= s.cfg.PartSize {
 		return s.putSmall(ctx, head, want)
 	}
-	return s.putLarge(ctx, io.MultiReader(bytes.NewReader(head), r), want)
+	return s.putLarge(ctx, io.MultiReader(bytes.NewReader(head), r), want, nil)
 }
 
 func (s *Store) putSmall(ctx context.Context, data []byte, want blob.Digest) (blob.Info, error) {
@@ -396,8 +398,10 @@ func (s *Store) putSmall(ctx context.Context, data []byte, want blob.Digest) (bl
 // goes straight to want's key and is completed only once the content has
 // hashed to it: an uncompleted multipart upload is never visible, and one
 // with the wrong content is aborted. Otherwise it goes to a temporary key
-// and is copied into place (server-side) once its digest is known.
-func (s *Store) putLarge(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
+// and is copied into place (server-side) once its digest is known. From
+// the spool (check not nil), want is the digest the spool learnt, and the
+// upload completes only once what it read has check's size and CRC-32C.
+func (s *Store) putLarge(ctx context.Context, r io.Reader, want blob.Digest, check *spooled) (blob.Info, error) {
 	if want == "" && s.cfg.SpoolDir != "" {
 		return s.putSpooled(ctx, r)
 	}
@@ -421,11 +425,23 @@ func (s *Store) putLarge(ctx context.Context, r io.Reader, want blob.Digest) (bl
 			s.abortUpload(ctx, key, uploadID)
 		}
 	}()
-	parts, n, sum, err := s.uploadParts(ctx, core, key, uploadID, r)
+	h := sha256.New()
+	if check != nil {
+		h = crc32.New(castagnoli)
+	}
+	parts, n, sum, err := s.uploadParts(ctx, core, key, uploadID, r, h)
 	if err != nil {
 		return blob.Info{}, err
 	}
-	got := blob.Digest("sha256:" + hex.EncodeToString(sum))
+	var got blob.Digest
+	switch {
+	case check != nil && (n != check.size || !bytes.Equal(sum, check.crc)):
+		return blob.Info{}, errs.E(errs.Internal, "s3store: put %s: the spool gave back other bytes than it was given (%d bytes, %d spooled)", want, n, check.size)
+	case check != nil:
+		got = want
+	default:
+		got = blob.Digest("sha256:" + hex.EncodeToString(sum))
+	}
 	info := blob.Info{Digest: got, Size: n}
 	if want != "" && got != want {
 		return blob.Info{}, errs.E(errs.Invalid, "s3store: put: content hashes to %s, want %s", got, want)
@@ -460,8 +476,13 @@ func (s *Store) putLarge(ctx context.Context, r io.Reader, want blob.Digest) (bl
 }
 
 // putSpooled writes r to a file in the spool directory while hashing it,
-// then puts the file under the digest it learnt, straight to that key
-// (hashed again on the way, so a bad spool disk cannot store wrong bytes).
+// then puts the file under the digest it learnt, straight to that key.
+// The bytes read back from the spool are checked against a CRC-32C
+// (Castagnoli) taken as they were spooled, so a bad spool disk cannot
+// store wrong bytes; the content's sha256 was taken on the way in, and
+// the scrub re-hashes what the store holds. A second sha256 of every
+// byte would cost as much CPU as the first for the same protection
+// against a disk's errors (docs/benchmarks.md, "Ingest: the disk half").
 func (s *Store) putSpooled(ctx context.Context, r io.Reader) (blob.Info, error) {
 	f, err := os.CreateTemp(s.cfg.SpoolDir, spoolPattern)
 	if err != nil {
@@ -469,8 +490,8 @@ func (s *Store) putSpooled(ctx context.Context, r io.Reader) (blob.Info, error) 
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	h := sha256.New()
-	n, err := blob.CopyHashing(f, r, h)
+	h, crc := sha256.New(), crc32.New(castagnoli)
+	n, err := blob.CopyHashing(io.MultiWriter(f, crc), r, h)
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
 	}
@@ -481,11 +502,15 @@ func (s *Store) putSpooled(ctx context.Context, r io.Reader) (blob.Info, error) 
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return blob.Info{}, fmt.Errorf("s3store: put: spool: %w", err)
 	}
-	info, err := s.putLarge(ctx, f, got)
-	if err == nil && info.Size != n {
-		return blob.Info{}, errs.E(errs.Internal, "s3store: put: spooled %d bytes, uploaded %d", n, info.Size)
-	}
-	return info, err
+	return s.putLarge(ctx, f, got, &spooled{size: n, crc: crc.Sum(nil)})
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// spooled is what a spooled blob must read back as: its size and CRC-32C.
+type spooled struct {
+	size int64
+	crc  []byte
 }
 
 const spoolPattern = "put-*"
@@ -511,10 +536,10 @@ func clearSpool(dir string) error {
 // holds at most PutParallel+2 parts in memory, whatever the blob's size.
 const PutParallel = 3
 
-// uploadParts reads r in parts, hashes it in order, and uploads the parts
-// on PutParallel goroutines. It returns the parts in order, the size and
-// the sha256; on any error the caller aborts the upload.
-func (s *Store) uploadParts(ctx context.Context, core minio.Core, key, uploadID string, r io.Reader) ([]minio.CompletePart, int64, []byte, error) {
+// uploadParts reads r in parts, hashes it in order into h, and uploads
+// the parts on PutParallel goroutines. It returns the parts in order, the
+// size and h's sum; on any error the caller aborts the upload.
+func (s *Store) uploadParts(ctx context.Context, core minio.Core, key, uploadID string, r io.Reader, h hash.Hash) ([]minio.CompletePart, int64, []byte, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type part struct {
@@ -554,7 +579,6 @@ func (s *Store) uploadParts(ctx context.Context, core minio.Core, key, uploadID 
 			}
 		}()
 	}
-	h := sha256.New()
 	var n int64
 	var readErr error
 	for num := 1; ctx.Err() == nil; num++ {

@@ -165,6 +165,37 @@ func TestASpooledPutGoesStraightToItsKeyAndLeavesNothingBehind(t *testing.T) {
 	}
 }
 
+func TestASpoolThatGivesBackOtherBytesStoresNothing(t *testing.T) {
+	t.Parallel()
+	spool := t.TempDir()
+	s := newStore(t, false, smallParts, func(c *s3store.Config) { c.SpoolDir = spool })
+	// The reader's end damages the spooled file's first bytes after they
+	// were written and checked on the way in, as a bad disk would.
+	r := io.MultiReader(blobtest.NewData(11<<20, 5), readerFunc(func([]byte) (int, error) {
+		left, err := filepath.Glob(filepath.Join(spool, "*"))
+		if err != nil || len(left) != 1 {
+			t.Errorf("spool holds %v (%v); want the one file being spooled", left, err)
+			return 0, io.EOF
+		}
+		f, err := os.OpenFile(left[0], os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteAt([]byte("rot"), 0)
+			f.Close()
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		return 0, io.EOF
+	}))
+	info, err := s.Put(t.Context(), r, "")
+	if !errs.Is(err, errs.Internal) {
+		t.Fatalf("Put = %+v, %v; want an Internal error", info, err)
+	}
+	if keys, err := s3store.Keys(t.Context(), s); err != nil || len(keys) != 0 {
+		t.Fatalf("bucket holds %v (%v); want nothing", keys, err)
+	}
+}
+
 func mustGet(t *testing.T, s blob.Store, d blob.Digest) io.Reader {
 	t.Helper()
 	rc, err := s.Get(t.Context(), d, 0, -1)
