@@ -64,7 +64,8 @@ func (s *Store) Path(d blob.Digest) string {
 }
 
 // Put streams r into a temporary file while hashing it, syncs it, checks
-// it against want and only then renames it to its digest's path.
+// it against want and only then renames it to its digest's path. A blob
+// of dropCacheFrom bytes or more leaves the page cache once synced.
 func (s *Store) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
 	if want != "" {
 		if _, err := blob.ParseDigest(string(want)); err != nil {
