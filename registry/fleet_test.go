@@ -563,7 +563,10 @@ func TestTheIndexsRolloutPlanAnswersAsTheSignedSchedule(t *testing.T) {
 		if ro.State != device.RolloutActive && r.IntN(4) > 0 {
 			ro.PausedAt = start.Add(time.Duration(r.IntN(20000)) * time.Second)
 		}
-		plan := newRolloutPlan(ro)
+		plan, ok := newRolloutPlan(ro)
+		if !ok {
+			t.Fatalf("rollout %+v has no plan", ro)
+		}
 		for range 20 {
 			at := start.Add(time.Duration(r.IntN(30000)-2000) * time.Second)
 			bucket := r.IntN(101) - 1
