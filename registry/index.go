@@ -144,8 +144,10 @@ func (part *productPart) rollbackFor(list []rollbackRec, from string) (int32, bo
 
 // partBuilder is what a part needs while releases are added to it.
 type partBuilder struct {
-	buf             []byte           // the arena to be
+	arena           strings.Builder  // sized as the part was before, it becomes the arena without a copy
+	scratch         []byte           // an offer not encoded yet
 	versions        []string         // each offer's version, until the arena is made
+	stable, testing []int32          // the part's lists, until they are made one
 	stableRollback  map[string]int32 // yanked version → the newest offer signed to take devices back
 	testingRollback map[string]int32
 }
@@ -392,22 +394,22 @@ func (ib *indexBuilder) index() *index {
 // slot).
 func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathKey]targetRef) {
 	b := part.b
-	base := len(b.buf)
+	base := b.arena.Len()
 	isOffered := !r.PulledBack && !r.Yanked && !r.Held
 	var o offerRec
 	var release, offeredPath span
 	offeredTarget := ""
 	if isOffered {
-		e := r.enc
-		if e.data != nil {
-			b.buf = append(b.buf, e.data...)
-		} else {
-			b.buf, e = encodeOffer(b.buf, r)
+		e, data := r.enc, r.enc.data
+		if data == nil {
+			b.scratch, e = encodeOffer(b.scratch[:0], r)
+			data = b.scratch
 		}
+		b.arena.Write(data)
 		bodyEnd := base + e.body
 		o.body = span{uint32(base), uint32(e.body)}
 		o.etag = span{uint32(bodyEnd), etagLen}
-		o.length = span{uint32(bodyEnd + etagLen), uint32(len(b.buf) - bodyEnd - etagLen)}
+		o.length = span{uint32(bodyEnd + etagLen), uint32(len(data) - e.body - etagLen)}
 		o.releaseID = b.keep(base+e.at.id, r.ID)
 		o.version = b.keep(base+e.at.version, r.Version)
 		o.minVersion = b.keep(base+e.at.minVersion, r.MinVersion)
@@ -443,9 +445,9 @@ func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathK
 	i := int32(len(part.offers))
 	part.offers = append(part.offers, o)
 	b.versions = append(b.versions, r.Version)
-	part.testing = append(part.testing, i)
+	b.testing = append(b.testing, i)
 	if r.Channel == Stable {
-		part.stable = append(part.stable, i)
+		b.stable = append(b.stable, i)
 	}
 	for _, y := range r.RollbackFrom {
 		b.testingRollback = b.addRollback(b.testingRollback, y.Version, i)
@@ -465,8 +467,8 @@ func (b *partBuilder) keep(i int, v string) span {
 }
 
 func (b *partBuilder) appendStr(s string) span {
-	at := len(b.buf)
-	b.buf = append(b.buf, s...)
+	at := b.arena.Len()
+	b.arena.WriteString(s)
 	return span{uint32(at), uint32(len(s))}
 }
 
@@ -489,12 +491,12 @@ func (part *productPart) sizeAs(old *productPart, ok bool) {
 	if !ok || old == nil {
 		return
 	}
-	part.b.buf = make([]byte, 0, len(old.arena))
+	part.b.arena.Grow(len(old.arena))
 	part.b.versions = make([]string, 0, len(old.offers))
+	part.b.testing = make([]int32, 0, len(old.testing))
+	part.b.stable = make([]int32, 0, len(old.stable))
 	part.files = make([]fileRec, 0, len(old.files))
 	part.offers = make([]offerRec, 0, len(old.offers))
-	part.testing = make([]int32, 0, len(old.testing))
-	part.stable = make([]int32, 0, len(old.stable))
 }
 
 // finish makes the part's arena and orders its offers newest first.
@@ -516,14 +518,24 @@ func (part *productPart) finish() {
 	}
 	part.testingRollback = rollbacks(b.testingRollback)
 	part.stableRollback = rollbacks(b.stableRollback)
-	part.arena = string(b.buf)
+	part.arena = b.arena.String()
+	if b.arena.Cap()-len(part.arena) > len(part.arena)/4 {
+		// Not sized before, it grew into room it does not use. (Less
+		// than a quarter is a size class's rounding, which a copy has
+		// too.)
+		part.arena = strings.Clone(part.arena)
+	}
 	for _, list := range [][]rollbackRec{part.testingRollback, part.stableRollback} {
 		slices.SortFunc(list, func(x, y rollbackRec) int { return strings.Compare(part.str(x.from), part.str(y.from)) })
 	}
 	if len(part.offers) == 0 {
-		part.stable, part.testing = nil, nil // sized as before, but nothing is offered now
-		return
+		return // sized as before, but nothing is offered now
 	}
+	// Both lists in one allocation.
+	lists := make([]int32, len(b.testing)+len(b.stable))
+	n := copy(lists, b.testing)
+	copy(lists[n:], b.stable)
+	part.testing, part.stable = lists[:n:n], lists[n:]
 	part.sortNewestFirst(part.testing)
 	part.sortNewestFirst(part.stable)
 }
@@ -681,7 +693,7 @@ func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 				var p productInfo
 				// A batch's offers are encoded into one buffer, which the
 				// assembly copies into each product's arena.
-				buf := make([]byte, 0, size)
+				buf := make([]byte, 0, size+size/8)
 				ends := make([]int, len(raw))
 				k := 0 // releases decoded; a row that is not fails the rebuild
 				for i := range raw {
