@@ -173,6 +173,7 @@ func (s *Service) loadPart(ctx context.Context, product string) (*productPart, e
 		return nil, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
 	}
 	part.finish()
+	s.warnDropped(part)
 	return part, nil
 }
 

@@ -72,10 +72,14 @@ type productPart struct {
 	stableRollback  []rollbackRec // by yanked version
 	testingRollback []rollbackRec
 	files           []fileRec
+	dropped         int          // releases left out: the arena would have passed 4 GiB
 	b               *partBuilder // while the part is built; nil once finished
 }
 
-// span is a string of a part's arena.
+// span is a string of a part's arena. An arena holds less than 4 GiB
+// (add leaves out a release that would pass it): release notes are at
+// most 64 KiB, so a product would need thousands of releases of notes
+// that all need escaping to get there.
 type span struct{ at, n uint32 }
 
 func (part *productPart) str(s span) string { return part.arena[s.at : s.at+s.n] }
@@ -148,12 +152,14 @@ type partBuilder struct {
 	scratch         []byte           // an offer not encoded yet
 	versions        []string         // each offer's version, until the arena is made
 	stable, testing []int32          // the part's lists, until they are made one
+	pending         int              // what finish will add to the arena at most (the rollbacks' versions)
+	limit           uint64           // the most the arena may hold: spans are 32 bits
 	stableRollback  map[string]int32 // yanked version → the newest offer signed to take devices back
 	testingRollback map[string]int32
 }
 
 func newProductPart(product string, slot uint32, deviceIDs []string) *productPart {
-	return &productPart{product: product, slot: slot, deviceIDs: deviceIDs, b: &partBuilder{}}
+	return &productPart{product: product, slot: slot, deviceIDs: deviceIDs, b: &partBuilder{limit: math.MaxUint32}}
 }
 
 // rolloutPlan is a rollout flattened for the update check: the end of
@@ -243,6 +249,9 @@ func (ix *index) target(path string) (indexedTarget, bool) {
 		return indexedTarget{}, false
 	}
 	part := ix.parts[ref.slot]
+	if int(ref.file) >= len(part.files) {
+		return indexedTarget{}, false
+	}
 	f := &part.files[ref.file]
 	if part.str(f.path) != path {
 		return indexedTarget{}, false
@@ -396,15 +405,28 @@ func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathK
 	b := part.b
 	base := b.arena.Len()
 	isOffered := !r.PulledBack && !r.Yanked && !r.Held
+	e, data := r.enc, r.enc.data
+	if isOffered && data == nil {
+		b.scratch, e = encodeOffer(b.scratch[:0], r)
+		data = b.scratch
+	}
+	// The most this release may add to the arena, now and in finish.
+	most, later := len(data)+len(r.ID)+len(r.Version)+len(r.MinVersion), 0
+	for _, a := range r.Artifacts {
+		most += len(a.Target)
+	}
+	for _, y := range r.RollbackFrom {
+		later += 2 * len(y.Version)
+	}
+	if uint64(base)+uint64(b.pending)+uint64(most)+uint64(later) > b.limit {
+		part.dropped++
+		return
+	}
+	b.pending += later
 	var o offerRec
 	var release, offeredPath span
 	offeredTarget := ""
 	if isOffered {
-		e, data := r.enc, r.enc.data
-		if data == nil {
-			b.scratch, e = encodeOffer(b.scratch[:0], r)
-			data = b.scratch
-		}
 		b.arena.Write(data)
 		bodyEnd := base + e.body
 		o.body = span{uint32(base), uint32(e.body)}
@@ -769,7 +791,19 @@ func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	return ib.index(), nil
+	ix := ib.index()
+	for _, part := range ix.parts {
+		s.warnDropped(part)
+	}
+	return ix, nil
+}
+
+// warnDropped says which releases of a part its arena had no room for.
+func (s *Service) warnDropped(part *productPart) {
+	if part.dropped > 0 {
+		s.log.Warn("registry: releases left out of the update index: the product's answers would pass 4 GiB",
+			"product", part.product, "releases", part.dropped)
+	}
 }
 
 // productBounds splits the products into at most n key ranges of about

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
@@ -128,5 +130,53 @@ func TestAnIndexOfManyProductsIsTheSameWhateverTheOrderOfItsBatches(t *testing.T
 	ib.add(held)
 	if ix := ib.index(); ix.offers != 0 || ix.devices.len() != 0 {
 		t.Fatalf("with every release held, an index sized as before offers %d releases to %d device ids", ix.offers, ix.devices.len())
+	}
+}
+
+// A product's arena is addressed with 32-bit offsets: a release that
+// would take it past its limit is left out whole (neither offered nor
+// served), and what was added before it answers as it did.
+func TestAReleaseThatWouldPassTheArenasLimitIsLeftOutWhole(t *testing.T) {
+	rel := func(v int) indexRelease {
+		ver := fmt.Sprintf("1.%d.0", v)
+		return indexRelease{ID: "rel_" + ver, Product: "cam", Version: ver, Channel: Stable, Notes: strings.Repeat("n", 300),
+			RollbackFrom: []device.YankedFrom{{Version: "0.9.0"}},
+			Artifacts:    []Artifact{{Kind: "firmware", Size: 10, Digest: "sha256:" + sha256Hex([]byte(ver)), Target: "cam/" + ver + "/fw.bin"}}}
+	}
+	one := newProductPart("cam", 0, []string{"usb:1"})
+	r0 := rel(0)
+	one.add(&r0, pathSeeds{}, nil)
+	one.finish()
+	// add counts the strings it may copy besides the body: exactly
+	// enough room for the first release, and some more.
+	enough := uint64(len(one.arena) + len(r0.ID) + len(r0.Version) + len(r0.Artifacts[0].Target))
+	for _, limit := range []uint64{enough, enough + 100} {
+		t.Run(fmt.Sprintf("with room for %d bytes", limit), func(t *testing.T) {
+			seeds := newPathSeeds()
+			targets := map[pathKey]targetRef{}
+			part := newProductPart("cam", 0, []string{"usb:1"})
+			part.b.limit = limit
+			for v := range 3 {
+				r := rel(v)
+				part.add(&r, seeds, targets)
+			}
+			part.finish()
+			if part.dropped != 2 || len(part.offers) != 1 || len(part.files) != 1 || len(targets) != 1 || uint64(len(part.arena)) > limit {
+				t.Fatalf("dropped %d, kept %d offers and %d files (%d targets) in %d bytes", part.dropped, len(part.offers), len(part.files), len(targets), len(part.arena))
+			}
+			ix := &index{seeds: seeds, devices: layered[string, []*productPart]{base: map[string][]*productPart{"usb:1": {part}}},
+				targets: layered[pathKey, targetRef]{base: targets}, parts: []*productPart{part}}
+			for _, current := range []string{"0.8.0", "0.9.0"} {
+				if o, ok := ix.lookup("usb:1", current, Stable, 0, time.Now); !ok || o.releaseID != "rel_1.0.0" || o.body != one.offer(0).body {
+					t.Fatalf("a device on %s is offered %v %+v, want the release kept", current, ok, o)
+				}
+			}
+			if _, ok := ix.target("cam/1.1.0/fw.bin"); ok {
+				t.Fatal("a file of a release left out is served")
+			}
+			if got, ok := ix.target("cam/1.0.0/fw.bin"); !ok || got.release != "rel_1.0.0" {
+				t.Fatalf("the file of the release kept is served %v as %+v", ok, got)
+			}
+		})
 	}
 }
