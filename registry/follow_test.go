@@ -53,11 +53,14 @@ func (ix *index) dump() string {
 	ix.devices.all(func(d string, list []*productPart) {
 		for i, part := range list {
 			lines = append(lines, fmt.Sprintf("device %s #%d %s rollback stable[%s] testing[%s]", d, i, part.product, rollbacks(part, part.stableRollback), rollbacks(part, part.testingRollback)))
-			for j, o := range part.stable {
-				lines = append(lines, fmt.Sprintf("device %s #%d stable %d %s", d, i, j, show(part.offer(o))))
-			}
-			for j, o := range part.testing {
-				lines = append(lines, fmt.Sprintf("device %s #%d testing %d %s", d, i, j, show(part.offer(o))))
+			stable := 0
+			for j := range part.offers {
+				o := part.offer(int32(j))
+				if part.offers[j].stable {
+					lines = append(lines, fmt.Sprintf("device %s #%d stable %d %s", d, i, stable, show(o)))
+					stable++
+				}
+				lines = append(lines, fmt.Sprintf("device %s #%d testing %d %s", d, i, j, show(o)))
 			}
 		}
 	})

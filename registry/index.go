@@ -56,7 +56,7 @@ type index struct {
 
 // productPart is what one product contributes to the index, kept so that
 // a change of the product replaces exactly that: its offerable releases,
-// newest first on each channel, where devices running a yanked version
+// newest first (testing and stable ones, each marked), where devices running a yanked version
 // go back to when nothing newer is offered (yanked version → the release
 // signed to allow it), and the TUF targets of its releases not yanked.
 // Every string of it but its id and device ids is a substring of arena.
@@ -65,10 +65,8 @@ type productPart struct {
 	slot            uint32   // its place in index.parts
 	deviceIDs       []string // the catalog's ids of the product when it was read
 	arena           string
-	offers          []offerRec
+	offers          []offerRec    // newest first
 	plans           []rolloutPlan // the offers' rollouts
-	stable          []int32       // offers of stable releases, newest first
-	testing         []int32       // offers of testing and stable releases, newest first
 	stableRollback  []rollbackRec // by yanked version
 	testingRollback []rollbackRec
 	files           []fileRec
@@ -92,6 +90,7 @@ type offerRec struct {
 	body, etag, length             span
 	releaseID, version, minVersion span
 	plan                           int32 // 1 + its rollout's number in plans; 0: every device of the channel
+	stable                         bool  // offered on the stable channel too
 }
 
 // rollbackRec says that devices on the yanked version from go back to
@@ -151,7 +150,6 @@ type partBuilder struct {
 	arena           strings.Builder  // sized as the part was before, it becomes the arena without a copy
 	scratch         []byte           // an offer not encoded yet
 	versions        []string         // each offer's version, until the arena is made
-	stable, testing []int32          // the part's lists, until they are made one
 	pending         int              // what finish will add to the arena at most (the rollbacks' versions)
 	limit           uint64           // the most the arena may hold: spans are 32 bits
 	stableRollback  map[string]int32 // yanked version → the newest offer signed to take devices back
@@ -464,13 +462,10 @@ func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathK
 			o.plan = int32(len(part.plans))
 		}
 	}
+	o.stable = r.Channel == Stable
 	i := int32(len(part.offers))
 	part.offers = append(part.offers, o)
 	b.versions = append(b.versions, r.Version)
-	b.testing = append(b.testing, i)
-	if r.Channel == Stable {
-		b.stable = append(b.stable, i)
-	}
 	for _, y := range r.RollbackFrom {
 		b.testingRollback = b.addRollback(b.testingRollback, y.Version, i)
 		if r.Channel == Stable {
@@ -515,8 +510,6 @@ func (part *productPart) sizeAs(old *productPart, ok bool) {
 	}
 	part.b.arena.Grow(len(old.arena))
 	part.b.versions = make([]string, 0, len(old.offers))
-	part.b.testing = make([]int32, 0, len(old.testing))
-	part.b.stable = make([]int32, 0, len(old.stable))
 	part.files = make([]fileRec, 0, len(old.files))
 	part.offers = make([]offerRec, 0, len(old.offers))
 }
@@ -547,36 +540,42 @@ func (part *productPart) finish() {
 		// too.)
 		part.arena = strings.Clone(part.arena)
 	}
+	moved := part.sortNewestFirst()
 	for _, list := range [][]rollbackRec{part.testingRollback, part.stableRollback} {
+		for i := range list {
+			list[i].offer = moved(list[i].offer)
+		}
 		slices.SortFunc(list, func(x, y rollbackRec) int { return strings.Compare(part.str(x.from), part.str(y.from)) })
 	}
-	if len(part.offers) == 0 {
-		return // sized as before, but nothing is offered now
-	}
-	// Both lists in one allocation.
-	lists := make([]int32, len(b.testing)+len(b.stable))
-	n := copy(lists, b.testing)
-	copy(lists[n:], b.stable)
-	part.testing, part.stable = lists[:n:n], lists[n:]
-	part.sortNewestFirst(part.testing)
-	part.sortNewestFirst(part.stable)
 }
 
-// sortNewestFirst orders offers by version, newest first. Releases are
-// mostly read in the order they were published, oldest first, so the list
-// is tried reversed before it is sorted: a million releases' versions
-// compared n-1 times instead of n log n.
-func (part *productPart) sortNewestFirst(list []int32) {
-	newestFirst := func(a, b int32) int {
-		return CompareVersions(part.str(part.offers[b].version), part.str(part.offers[a].version))
+// sortNewestFirst orders the offers by version, newest first, and
+// returns where each went. Releases are mostly read in the order they
+// were published, oldest first, so the offers are tried reversed before
+// they are sorted: a million releases' versions compared n-1 times
+// instead of n log n.
+func (part *productPart) sortNewestFirst() (moved func(int32) int32) {
+	newestFirst := func(a, b offerRec) int { return CompareVersions(part.str(b.version), part.str(a.version)) }
+	n := int32(len(part.offers))
+	if slices.IsSortedFunc(part.offers, newestFirst) {
+		return func(i int32) int32 { return i }
 	}
-	if slices.IsSortedFunc(list, newestFirst) {
-		return
+	slices.Reverse(part.offers)
+	if slices.IsSortedFunc(part.offers, newestFirst) {
+		return func(i int32) int32 { return n - 1 - i }
 	}
-	slices.Reverse(list)
-	if !slices.IsSortedFunc(list, newestFirst) {
-		slices.SortFunc(list, newestFirst)
+	slices.Reverse(part.offers) // as they came, so the numbers below are theirs
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
 	}
+	slices.SortFunc(order, func(a, b int32) int { return newestFirst(part.offers[a], part.offers[b]) })
+	sorted, to := make([]offerRec, n), make([]int32, n)
+	for k, i := range order {
+		sorted[k], to[i] = part.offers[i], int32(k)
+	}
+	part.offers = sorted
+	return func(i int32) int32 { return to[i] }
 }
 
 // sortByProduct orders the products a device id names, as lookup tries
@@ -609,21 +608,25 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now func(
 			products, _ = ix.devices.get(strings.ToLower(deviceID[:i]) + deviceID[i:])
 		}
 	}
+	testing := channel == Testing
 	for _, part := range products {
-		list, rollback := part.stable, part.stableRollback
-		if channel == Testing {
-			list, rollback = part.testing, part.testingRollback
+		rollback := part.stableRollback
+		if testing {
+			rollback = part.testingRollback
 		}
-		for _, i := range list {
+		for i := range part.offers {
 			o := &part.offers[i]
 			if CompareVersions(part.str(o.version), current) <= 0 {
-				break // the rest are older still
+				break // the rest are older still, whatever their channel
+			}
+			if !testing && !o.stable {
+				continue
 			}
 			if o.plan != 0 && !part.plans[o.plan-1].reaches(bucket, now().UnixMilli()) {
 				continue
 			}
 			if o.minVersion.n == 0 || CompareVersions(current, part.str(o.minVersion)) >= 0 {
-				return part.offer(i), true
+				return part.offer(int32(i)), true
 			}
 		}
 		if i, ok := part.rollbackFor(rollback, current); ok {

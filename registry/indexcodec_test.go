@@ -60,7 +60,7 @@ func TestAnOfferAndItsTargetsKeepTheirStringsEscapedOrNot(t *testing.T) {
 				}
 				ix := buildIndex([]indexRelease{r})
 				part, _ := ix.products.get("p")
-				o := part.offer(part.stable[0])
+				o := part.offer(0)
 				if o.releaseID != "rel_"+s || o.version != "1.0.0"+s || o.minVersion != s || o.body != string(want) {
 					t.Fatalf("the offer holds id %q version %q min %q body %s, want %q %q %q %s", o.releaseID, o.version, o.minVersion, o.body, "rel_"+s, "1.0.0"+s, s, want)
 				}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -112,6 +113,13 @@ func TestAnIndexOfManyProductsIsTheSameWhateverTheOrderOfItsBatches(t *testing.T
 	slices.Reverse(reversed)
 	if got := buildIndex(reversed[:1000], reversed[1000:]).dump(); got != want {
 		t.Fatalf("built from the releases in reverse, the index differs:\n%s", diffLines(got, want))
+	}
+	// In any order: a product's offers are then neither oldest nor
+	// newest first, and are sorted with their rollbacks following them.
+	shuffled := slices.Clone(rels)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	if got := buildIndex(shuffled).dump(); got != want {
+		t.Fatalf("built from the releases in random order, the index differs:\n%s", diffLines(got, want))
 	}
 	// A rebuild beside an index that held half of the products.
 	prev := buildIndex(rels[:len(rels)/2])
