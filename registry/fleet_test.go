@@ -567,6 +567,11 @@ func TestTheIndexsRolloutPlanAnswersAsTheSignedSchedule(t *testing.T) {
 		if !ok {
 			t.Fatalf("rollout %+v has no plan", ro)
 		}
+		// The index keeps it encoded, in the arena of its product.
+		enc := plan.encode([]byte("before"))[len("before"):]
+		if got := decodePlan(string(enc) + "after"); got != plan || len(enc) != planLen(plan.n) {
+			t.Fatalf("rollout %+v: the plan %+v reads back from %d bytes as %+v", ro, plan, len(enc), got)
+		}
 		for range 20 {
 			at := start.Add(time.Duration(r.IntN(30000)-2000) * time.Second)
 			bucket := r.IntN(101) - 1

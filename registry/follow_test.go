@@ -37,8 +37,8 @@ func (ix *index) dump() string {
 	var lines []string
 	show := func(o offer) string {
 		s := fmt.Sprintf("%s %s min=%s etag=%s len=%s body=%s", o.releaseID, o.version, o.minVersion, o.etag, o.length, o.body)
-		if o.rollout != nil {
-			s += fmt.Sprintf(" rollout=%+v", *o.rollout)
+		if o.rollout != "" {
+			s += fmt.Sprintf(" rollout=%+v", decodePlan(o.rollout))
 		}
 		return s
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -66,7 +67,6 @@ type productPart struct {
 	deviceIDs       []string // the catalog's ids of the product when it was read
 	arena           string
 	offers          []offerRec    // newest first
-	plans           []rolloutPlan // the offers' rollouts
 	stableRollback  []rollbackRec // by yanked version
 	testingRollback []rollbackRec
 	files           []fileRec
@@ -89,8 +89,8 @@ func (part *productPart) str(s span) string { return part.arena[s.at : s.at+s.n]
 type offerRec struct {
 	body, etag, length             span
 	releaseID, version, minVersion span
-	plan                           int32 // 1 + its rollout's number in plans; 0: every device of the channel
-	stable                         bool  // offered on the stable channel too
+	plan                           uint32 // 1 + where its rollout plan is encoded (encode); 0: every device of the channel
+	stable                         bool   // offered on the stable channel too
 }
 
 // rollbackRec says that devices on the yanked version from go back to
@@ -113,8 +113,8 @@ type fileRec struct {
 // product's arena.
 type offer struct {
 	releaseID, version, minVersion string
-	body, etag, length             string       // the answer, and its ETag's and Content-Length's values
-	rollout                        *rolloutPlan // nil: every device of the channel
+	body, etag, length             string // the answer, and its ETag's and Content-Length's values
+	rollout                        string // its rollout plan encoded (decodePlan); "": every device of the channel
 }
 
 func (part *productPart) offer(i int32) offer {
@@ -122,7 +122,8 @@ func (part *productPart) offer(i int32) offer {
 	v := offer{releaseID: part.str(o.releaseID), version: part.str(o.version), minVersion: part.str(o.minVersion),
 		body: part.str(o.body), etag: part.str(o.etag), length: part.str(o.length)}
 	if o.plan != 0 {
-		v.rollout = &part.plans[o.plan-1]
+		p := part.arena[o.plan-1:]
+		v.rollout = p[:planLen(int(p[0]))]
 	}
 	return v
 }
@@ -189,6 +190,38 @@ func newRolloutPlan(r *device.SignedRollout) (rolloutPlan, bool) {
 	}
 	p.ends[p.n-1] = math.MaxInt64
 	return p, true
+}
+
+// planLen is the length of a plan of n stages encoded.
+func planLen(n int) int { return 10 + 16*n }
+
+// encode appends the plan to b: its stages' count, whether it stopped,
+// when it froze, then each stage's end and percent (little-endian).
+func (p *rolloutPlan) encode(b []byte) []byte {
+	stopped := byte(0)
+	if p.stopped {
+		stopped = 1
+	}
+	b = append(b, byte(p.n), stopped)
+	b = binary.LittleEndian.AppendUint64(b, uint64(p.frozenAt))
+	for i := range p.n {
+		b = binary.LittleEndian.AppendUint64(b, uint64(p.ends[i]))
+		b = binary.LittleEndian.AppendUint64(b, uint64(p.percents[i]))
+	}
+	return b
+}
+
+// decodePlan reads a plan encode wrote at the start of s.
+func decodePlan(s string) rolloutPlan {
+	at := func(i int) int64 {
+		return int64(uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56)
+	}
+	p := rolloutPlan{n: int(s[0]), stopped: s[1] == 1, frozenAt: at(2)}
+	for i := range p.n {
+		p.ends[i], p.percents[i] = at(10+16*i), int(at(18+16*i))
+	}
+	return p
 }
 
 // reaches says whether a device in bucket is in the rollout at nowMs.
@@ -409,7 +442,7 @@ func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathK
 		data = b.scratch
 	}
 	// The most this release may add to the arena, now and in finish.
-	most, later := len(data)+len(r.ID)+len(r.Version)+len(r.MinVersion), 0
+	most, later := len(data)+len(r.ID)+len(r.Version)+len(r.MinVersion)+planLen(maxStages), 0
 	for _, a := range r.Artifacts {
 		most += len(a.Target)
 	}
@@ -425,6 +458,17 @@ func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathK
 	var release, offeredPath span
 	offeredTarget := ""
 	if isOffered {
+		if r.Rollout != nil {
+			if plan, ok := newRolloutPlan(&r.Rollout.SignedRollout); ok {
+				// Right before the body, whose version a check reads
+				// first: a check that meets a rollout reads memory the
+				// version brought in.
+				o.plan = uint32(base) + 1
+				var enc [10 + 16*maxStages]byte
+				b.arena.Write(plan.encode(enc[:0]))
+				base = b.arena.Len()
+			}
+		}
 		b.arena.Write(data)
 		bodyEnd := base + e.body
 		o.body = span{uint32(base), uint32(e.body)}
@@ -455,12 +499,6 @@ func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathK
 	}
 	if !isOffered {
 		return
-	}
-	if r.Rollout != nil {
-		if plan, ok := newRolloutPlan(&r.Rollout.SignedRollout); ok {
-			part.plans = append(part.plans, plan)
-			o.plan = int32(len(part.plans))
-		}
 	}
 	o.stable = r.Channel == Stable
 	i := int32(len(part.offers))
@@ -616,14 +654,16 @@ func (ix *index) lookup(deviceID, current, channel string, bucket int, now func(
 		}
 		for i := range part.offers {
 			o := &part.offers[i]
-			if CompareVersions(part.str(o.version), current) <= 0 {
-				break // the rest are older still, whatever their channel
-			}
 			if !testing && !o.stable {
-				continue
+				continue // (the first stable offer no newer than current ends the loop as well)
 			}
-			if o.plan != 0 && !part.plans[o.plan-1].reaches(bucket, now().UnixMilli()) {
-				continue
+			if CompareVersions(part.str(o.version), current) <= 0 {
+				break // the rest are older still
+			}
+			if o.plan != 0 {
+				if plan := decodePlan(part.arena[o.plan-1:]); !plan.reaches(bucket, now().UnixMilli()) {
+					continue
+				}
 			}
 			if o.minVersion.n == 0 || CompareVersions(current, part.str(o.minVersion)) >= 0 {
 				return part.offer(int32(i)), true

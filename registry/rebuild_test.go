@@ -155,9 +155,10 @@ func TestAReleaseThatWouldPassTheArenasLimitIsLeftOutWhole(t *testing.T) {
 	r0 := rel(0)
 	one.add(&r0, pathSeeds{}, nil)
 	one.finish()
-	// add counts the strings it may copy besides the body: exactly
-	// enough room for the first release, and some more.
-	enough := uint64(len(one.arena) + len(r0.ID) + len(r0.Version) + len(r0.Artifacts[0].Target))
+	// add counts the strings it may copy besides the body, and room for
+	// a rollout plan: exactly enough room for the first release, and
+	// some more.
+	enough := uint64(len(one.arena) + len(r0.ID) + len(r0.Version) + len(r0.Artifacts[0].Target) + planLen(maxStages))
 	for _, limit := range []uint64{enough, enough + 100} {
 		t.Run(fmt.Sprintf("with room for %d bytes", limit), func(t *testing.T) {
 			seeds := newPathSeeds()
