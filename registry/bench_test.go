@@ -64,7 +64,7 @@ func benchLookup(b *testing.B, ix *index) {
 	i := 0
 	for b.Loop() {
 		i++
-		if ix.lookup("usb:"+strconv.Itoa(i%100_000), "1.2.0", Stable, i%100, time.Now) == nil {
+		if _, ok := ix.lookup("usb:"+strconv.Itoa(i%100_000), "1.2.0", Stable, i%100, time.Now); !ok {
 			b.Fatal("no offer")
 		}
 	}

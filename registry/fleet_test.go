@@ -563,7 +563,15 @@ func TestTheIndexsRolloutPlanAnswersAsTheSignedSchedule(t *testing.T) {
 		if ro.State != device.RolloutActive && r.IntN(4) > 0 {
 			ro.PausedAt = start.Add(time.Duration(r.IntN(20000)) * time.Second)
 		}
-		plan := newRolloutPlan(ro)
+		plan, ok := newRolloutPlan(ro)
+		if !ok {
+			t.Fatalf("rollout %+v has no plan", ro)
+		}
+		// The index keeps it encoded, in the arena of its product.
+		enc := plan.encode([]byte("before"))[len("before"):]
+		if got := decodePlan(string(enc) + "after"); got != plan || len(enc) != planLen(plan.n) {
+			t.Fatalf("rollout %+v: the plan %+v reads back from %d bytes as %+v", ro, plan, len(enc), got)
+		}
 		for range 20 {
 			at := start.Add(time.Duration(r.IntN(30000)-2000) * time.Second)
 			bucket := r.IntN(101) - 1

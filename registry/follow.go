@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
@@ -119,7 +120,7 @@ func (s *Service) follow(ctx context.Context, ix *index) (*index, string, error)
 	rows.Close()
 	next := ix
 	if len(products) > 0 {
-		parts := make(map[string]loadedPart, len(products))
+		parts := make(map[string]*productPart, len(products))
 		for _, p := range products {
 			part, err := s.loadPart(ctx, p)
 			if err != nil {
@@ -136,75 +137,75 @@ func (s *Service) follow(ctx context.Context, ix *index) (*index, string, error)
 	return next, "", nil
 }
 
-// loadedPart is a product's part of the index as read again, with the
-// files of its targets.
-type loadedPart struct {
-	*productPart
-	files map[string]indexedTarget
-}
-
 // loadPart reads what one product contributes to the index: its releases
-// not yanked, its catalog entry, its offers encoded.
-func (s *Service) loadPart(ctx context.Context, product string) (loadedPart, error) {
-	none := loadedPart{}
+// not yanked, its catalog entry, its offers encoded. Its slot is given
+// when it joins an index (with).
+func (s *Service) loadPart(ctx context.Context, product string) (*productPart, error) {
 	var info indexRelease
 	p, err := s.o.Catalog.Get(ctx, product)
 	switch {
 	case errs.Is(err, errs.NotFound):
 		// As in a full rebuild: its targets are served, nothing offered.
 	case err != nil:
-		return none, fmt.Errorf("registry: follow product %s: %w", product, err)
+		return nil, fmt.Errorf("registry: follow product %s: %w", product, err)
 	default:
 		info.RiskNotes, info.DeviceIDs = p.RiskNotes, p.DeviceIDs
 	}
 	rows, err := s.db.QueryContext(ctx, s.db.Q(`SELECT `+indexCols+` FROM releases WHERE product = ? AND yanked = 0`), product)
 	if err != nil {
-		return none, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
+		return nil, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
 	}
 	defer rows.Close()
-	part := loadedPart{&productPart{deviceIDs: info.DeviceIDs}, map[string]indexedTarget{}}
+	part := newProductPart(product, 0, info.DeviceIDs)
 	for rows.Next() {
 		var raw indexRow
 		if err := raw.scan(rows); err != nil {
-			return none, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
+			return nil, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
 		}
 		var r indexRelease
 		if err := raw.decode(&r); err != nil {
-			return none, err
+			return nil, err
 		}
 		r.RiskNotes, r.DeviceIDs = info.RiskNotes, info.DeviceIDs
-		part.add(&r, part.files)
+		part.add(&r, pathSeeds{}, nil)
 	}
 	if err := rows.Err(); err != nil {
-		return none, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
+		return nil, fmt.Errorf("registry: follow product %s: %w", product, db.Classify(err))
 	}
 	part.finish()
+	s.warnDropped(part)
 	return part, nil
 }
 
 // with returns a new index in which each product of parts contributes
 // exactly its part: its old offers, device entries and targets are gone,
-// the new ones are in. ix itself does not change.
-func (ix *index) with(parts map[string]loadedPart) *index {
-	devices := map[string]slot[[]*productOffers]{}
-	targets := map[string]slot[indexedTarget]{}
+// the new ones are in, in the slot of the old part (or a new one). ix
+// itself does not change.
+func (ix *index) with(parts map[string]*productPart) *index {
+	devices := map[string]slot[[]*productPart]{}
+	targets := map[pathKey]slot[targetRef]{}
 	products := make(map[string]slot[*productPart], len(parts))
-	next := &index{gen: ix.gen, seq: ix.seq, offers: ix.offers}
+	next := &index{gen: ix.gen, seq: ix.seq, seeds: ix.seeds, offers: ix.offers, parts: slices.Clone(ix.parts)}
 	for product, part := range parts {
 		old, _ := ix.products.get(product)
 		if old != nil {
-			next.offers -= old.n
-			for _, t := range old.targets {
-				targets[t] = slot[indexedTarget]{del: true}
+			next.offers -= len(old.offers)
+			for _, f := range old.files {
+				targets[ix.seeds.key(old.str(f.path))] = slot[targetRef]{del: true}
 			}
+			part.slot = old.slot
+			next.parts[part.slot] = part
+		} else {
+			part.slot = uint32(len(next.parts))
+			next.parts = append(next.parts, part)
 		}
-		for _, t := range part.targets {
-			targets[t] = slot[indexedTarget]{v: part.files[t]}
+		for i, f := range part.files {
+			targets[ix.seeds.key(part.str(f.path))] = slot[targetRef]{v: targetRef{part.slot, uint32(i)}}
 		}
-		next.offers += part.n
-		products[product] = slot[*productPart]{v: part.productPart}
+		next.offers += len(part.offers)
+		products[product] = slot[*productPart]{v: part}
 		// Every device id the product had or has: its list loses the old
-		// offers and gains the new ones.
+		// part and gains the new one.
 		var ids []string
 		if old != nil {
 			ids = append(ids, old.deviceIDs...)
@@ -217,11 +218,11 @@ func (ix *index) with(parts map[string]loadedPart) *index {
 				list, _ = ix.devices.get(d)
 			}
 			list = slicesDeleteProduct(list, product)
-			if part.offers != nil && contains(part.deviceIDs, d) && !containsOffers(list, part.offers) {
-				list = append(list, part.offers)
+			if len(part.offers) > 0 && contains(part.deviceIDs, d) && !slices.Contains(list, part) {
+				list = append(list, part)
 				sortByProduct(list)
 			}
-			devices[d] = slot[[]*productOffers]{v: list, del: len(list) == 0}
+			devices[d] = slot[[]*productPart]{v: list, del: len(list) == 0}
 		}
 	}
 	next.devices = ix.devices.with(devices)
@@ -230,25 +231,16 @@ func (ix *index) with(parts map[string]loadedPart) *index {
 	return next
 }
 
-// slicesDeleteProduct returns list without product's offers, as a new
+// slicesDeleteProduct returns list without product's part, as a new
 // slice: the old one belongs to the index readers hold.
-func slicesDeleteProduct(list []*productOffers, product string) []*productOffers {
-	out := make([]*productOffers, 0, len(list)+1)
-	for _, po := range list {
-		if po.product != product {
-			out = append(out, po)
+func slicesDeleteProduct(list []*productPart, product string) []*productPart {
+	out := make([]*productPart, 0, len(list)+1)
+	for _, part := range list {
+		if part.product != product {
+			out = append(out, part)
 		}
 	}
 	return out
-}
-
-func containsOffers(list []*productOffers, po *productOffers) bool {
-	for _, p := range list {
-		if p == po {
-			return true
-		}
-	}
-	return false
 }
 
 // layered is a map that successive indexes share: a change goes into a
@@ -258,9 +250,9 @@ func containsOffers(list []*productOffers, po *productOffers) bool {
 // at which copying the overlay at each change costs as much, over time,
 // as folding it in), it is folded into a new base. Neither map is written
 // after the index holding it is published.
-type layered[V any] struct {
-	base map[string]V
-	over map[string]slot[V] // newer than base
+type layered[K comparable, V any] struct {
+	base map[K]V
+	over map[K]slot[V] // newer than base
 }
 
 // slot is a value in an overlay; del hides the base's entry.
@@ -269,7 +261,7 @@ type slot[V any] struct {
 	del bool
 }
 
-func (m *layered[V]) get(k string) (V, bool) {
+func (m *layered[K, V]) get(k K) (V, bool) {
 	if len(m.over) > 0 {
 		if s, ok := m.over[k]; ok {
 			return s.v, !s.del
@@ -280,7 +272,7 @@ func (m *layered[V]) get(k string) (V, bool) {
 }
 
 // len counts the keys present.
-func (m *layered[V]) len() int {
+func (m *layered[K, V]) len() int {
 	n := len(m.base)
 	for k, s := range m.over {
 		_, inBase := m.base[k]
@@ -295,7 +287,7 @@ func (m *layered[V]) len() int {
 }
 
 // all calls fn for every key present.
-func (m *layered[V]) all(fn func(string, V)) {
+func (m *layered[K, V]) all(fn func(K, V)) {
 	for k, v := range m.base {
 		if _, over := m.over[k]; !over {
 			fn(k, v)
@@ -309,21 +301,21 @@ func (m *layered[V]) all(fn func(string, V)) {
 }
 
 // with returns m with changes applied; m does not change.
-func (m layered[V]) with(changes map[string]slot[V]) layered[V] {
+func (m layered[K, V]) with(changes map[K]slot[V]) layered[K, V] {
 	if len(changes) == 0 {
 		return m
 	}
 	if len(m.over)+len(changes) <= max(256, int(math.Sqrt(float64(len(m.base))))*4) {
-		over := make(map[string]slot[V], len(m.over)+len(changes))
+		over := make(map[K]slot[V], len(m.over)+len(changes))
 		maps.Copy(over, m.over)
 		maps.Copy(over, changes)
-		return layered[V]{base: m.base, over: over}
+		return layered[K, V]{base: m.base, over: over}
 	}
 	base := maps.Clone(m.base)
 	if base == nil {
-		base = map[string]V{}
+		base = map[K]V{}
 	}
-	for _, layer := range []map[string]slot[V]{m.over, changes} {
+	for _, layer := range []map[K]slot[V]{m.over, changes} {
 		for k, s := range layer {
 			if s.del {
 				delete(base, k)
@@ -332,5 +324,5 @@ func (m layered[V]) with(changes map[string]slot[V]) layered[V] {
 			}
 		}
 	}
-	return layered[V]{base: base}
+	return layered[K, V]{base: base}
 }

@@ -30,37 +30,54 @@ import (
 
 // dump writes out everything an index answers with, in one order: which
 // offers each device id reaches (bodies, ETags, rollout plans,
-// rollbacks), every target, the count of offers.
+// rollbacks), every target, the count of offers. A target whose key is
+// not its path's, or whose part is not in its slot, is written out as
+// such.
 func (ix *index) dump() string {
 	var lines []string
-	show := func(o *offer) string {
-		s := fmt.Sprintf("%s %s min=%s etag=%s len=%s body=%s", o.releaseID, o.version, o.minVersion, o.etag(), o.lengthHdr()[0], o.body)
-		if o.rollout != nil {
-			s += fmt.Sprintf(" rollout=%+v", *o.rollout)
+	show := func(o offer) string {
+		s := fmt.Sprintf("%s %s min=%s etag=%s len=%s body=%s", o.releaseID, o.version, o.minVersion, o.etag, o.length, o.body)
+		if o.rollout != "" {
+			s += fmt.Sprintf(" rollout=%+v", decodePlan(o.rollout))
 		}
 		return s
 	}
-	rollbacks := func(m map[string]*offer) string {
+	rollbacks := func(part *productPart, list []rollbackRec) string {
 		var out []string
-		for from, o := range m {
-			out = append(out, from+"→"+o.releaseID)
+		for _, r := range list {
+			out = append(out, part.str(r.from)+"→"+part.offer(r.offer).releaseID)
 		}
 		slices.Sort(out)
 		return strings.Join(out, ",")
 	}
-	ix.devices.all(func(d string, list []*productOffers) {
-		for i, po := range list {
-			lines = append(lines, fmt.Sprintf("device %s #%d %s rollback stable[%s] testing[%s]", d, i, po.product, rollbacks(po.stableRollback), rollbacks(po.testingRollback)))
-			for j, o := range po.stable {
-				lines = append(lines, fmt.Sprintf("device %s #%d stable %d %s", d, i, j, show(o)))
-			}
-			for j, o := range po.testing {
+	ix.devices.all(func(d string, list []*productPart) {
+		for i, part := range list {
+			lines = append(lines, fmt.Sprintf("device %s #%d %s rollback stable[%s] testing[%s]", d, i, part.product, rollbacks(part, part.stableRollback), rollbacks(part, part.testingRollback)))
+			stable := 0
+			for j := range part.offers {
+				o := part.offer(int32(j))
+				if part.offers[j].stable {
+					lines = append(lines, fmt.Sprintf("device %s #%d stable %d %s", d, i, stable, show(o)))
+					stable++
+				}
 				lines = append(lines, fmt.Sprintf("device %s #%d testing %d %s", d, i, j, show(o)))
 			}
 		}
 	})
-	ix.targets.all(func(p string, t indexedTarget) {
-		lines = append(lines, fmt.Sprintf("target %s %s %d %s", p, t.digest(), t.size, t.release))
+	ix.products.all(func(product string, part *productPart) {
+		if int(part.slot) >= len(ix.parts) || ix.parts[part.slot] != part {
+			lines = append(lines, fmt.Sprintf("product %s is not in its slot %d", product, part.slot))
+		}
+	})
+	ix.targets.all(func(k pathKey, ref targetRef) {
+		part := ix.parts[ref.slot]
+		f := part.files[ref.file]
+		p := part.str(f.path)
+		if ix.seeds.key(p) != k {
+			lines = append(lines, fmt.Sprintf("target %s under another path's key", p))
+		}
+		t, ok := ix.target(p)
+		lines = append(lines, fmt.Sprintf("target %s %v %s %d %s", p, ok, t.digest(), t.size, t.release))
 	})
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + fmt.Sprintf("\noffers %d devices %d targets %d", ix.offers, ix.devices.len(), ix.targets.len())
@@ -364,7 +381,7 @@ func TestAReplicaRebuildsWholeWhatItCannotFollow(t *testing.T) {
 				if ix := b.index.Load(); ix.seq != pos.seq || ix.gen != pos.gen {
 					t.Errorf("replica B's index is at seq %d generation %d, the database at %d %d", ix.seq, ix.gen, pos.seq, pos.gen)
 				}
-				if o := b.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); o == nil || o.version != fmt.Sprintf("1.%d.0", i) {
+				if o, ok := b.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); !ok || o.version != fmt.Sprintf("1.%d.0", i) {
 					t.Errorf("replica B offers %+v; want the new release", o)
 				}
 			})
@@ -396,7 +413,7 @@ func TestALayeredMapAnswersAsAPlainMapThroughAnyChanges(t *testing.T) {
 		t.Run(fmt.Sprintf("over a base of %d keys", size), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(size), 7))
 			want := map[string]int{}
-			m := layered[int]{base: map[string]int{}}
+			m := layered[string, int]{base: map[string]int{}}
 			for i := range size {
 				k := fmt.Sprint("k", i)
 				want[k], m.base[k] = i, i

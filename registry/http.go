@@ -83,8 +83,8 @@ func (s *Service) httpUpdates(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	o := s.index.Load().lookup(uq.id, uq.version, uq.channel, bucket, s.now)
-	s.writeUpdate(c.Writer, c.Request, o)
+	o, ok := s.index.Load().lookup(uq.id, uq.version, uq.channel, bucket, s.now)
+	s.writeUpdate(c.Writer, c.Request, o, ok)
 	return nil
 }
 
@@ -108,8 +108,8 @@ func (s *Service) fastUpdates(w http.ResponseWriter, r *http.Request) (int, bool
 		return 0, false
 	}
 	defer func() { <-s.updateSem }()
-	o := s.index.Load().lookup(uq.id, uq.version, uq.channel, bucket, s.now)
-	return s.writeUpdate(w, r, o), true
+	o, ok := s.index.Load().lookup(uq.id, uq.version, uq.channel, bucket, s.now)
+	return s.writeUpdate(w, r, o, ok), true
 }
 
 // updateQuery is the query string of an update check.
@@ -245,21 +245,26 @@ func unhex(c byte) (byte, bool) {
 // there is none, 304 when the device (or a cache) holds it already. The
 // answer depends only on the query string, so shared caches may keep it
 // (UpdateCacheControl, ETag).
-func (s *Service) writeUpdate(w http.ResponseWriter, r *http.Request, o *offer) int {
+func (s *Service) writeUpdate(w http.ResponseWriter, r *http.Request, o offer, ok bool) int {
 	h := w.Header()
 	h["Cache-Control"] = cacheControlHdr
-	if o == nil {
+	if !ok {
 		s.m.results["none"].Inc()
 		return writeStatus(w, http.StatusNoContent)
 	}
-	h["Etag"] = o.etagHdr()
-	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagListMatches(inm[0], o.etag()) {
+	// The header values are strings of the index; net/http takes them in
+	// slices, made here in one allocation. (The index keeps no slices of
+	// its own for them: two pointers a release for the collector to
+	// mark.)
+	hdrs := &[2]string{o.etag, o.length}
+	h["Etag"] = hdrs[0:1:1]
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagListMatches(inm[0], o.etag) {
 		s.m.results["not_modified"].Inc()
 		return writeStatus(w, http.StatusNotModified)
 	}
 	s.m.results["offer"].Inc()
 	h["Content-Type"] = jsonHdr
-	h["Content-Length"] = o.lengthHdr()
+	h["Content-Length"] = hdrs[1:2:2]
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, o.body)
 	return http.StatusOK
@@ -416,7 +421,7 @@ func (s *Service) httpTUF(c *gin.Context) error {
 	if dir != "" {
 		target = dir + "/" + name
 	}
-	t, listed := s.index.Load().targets.get(target)
+	t, listed := s.index.Load().target(target)
 	if !listed {
 		if d, size, ok := s.lifecycleTarget(c.Request.Context(), target, hash); ok {
 			return blobhttp.Serve(c.Writer, c.Request, s.o.Blobs, d, blobhttp.Options{Filename: name, Size: size})

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math"
 	"runtime"
@@ -29,63 +31,140 @@ import (
 // anything changes. Nothing in it is computed per request: offers carry
 // their response body, ETag and Content-Length ready to write.
 //
+// It holds a few objects per product, not per release, and its bulk
+// holds no pointers: each cycle of the garbage collector marks every
+// pointer the process holds, and with 1M releases of small objects the
+// update checks served while it marked were the slowest ones
+// (docs/benchmarks.md). A product's strings are one arena; its offers,
+// rollout plans and files are records of numbers into it, its channels
+// and rollbacks lists of those records' numbers; the TUF target map is
+// keyed by a hash of the path and names a product's slot and a file's
+// number (maps whose keys and values hold no pointers are not scanned).
+//
 // A change of one product makes a new snapshot that shares everything
-// else with the old one (layered maps): only that product's offers are
+// else with the old one (layered maps): only that product's part is
 // rebuilt (follow.go).
 type index struct {
-	gen      int64                     // the registry generation it was built at: another one means a full rebuild
-	seq      int64                     // the last registry event it reflects
-	devices  layered[[]*productOffers] // device id → products it identifies
-	targets  layered[indexedTarget]    // TUF target path → file (releases not yanked)
-	products layered[*productPart]     // product → what it put in devices and targets
+	gen      int64                           // the registry generation it was built at: another one means a full rebuild
+	seq      int64                           // the last registry event it reflects
+	seeds    pathSeeds                       // how target paths are hashed into the keys of targets
+	devices  layered[string, []*productPart] // device id → products it identifies, by product id
+	targets  layered[pathKey, targetRef]     // TUF target path → file (releases not yanked)
+	products layered[string, *productPart]   // product → what it put in devices and targets
+	parts    []*productPart                  // by slot: the parts targets name
 	offers   int
 }
 
 // productPart is what one product contributes to the index, kept so that
-// a change of the product replaces exactly that.
+// a change of the product replaces exactly that: its offerable releases,
+// newest first (testing and stable ones, each marked), where devices running a yanked version
+// go back to when nothing newer is offered (yanked version → the release
+// signed to allow it), and the TUF targets of its releases not yanked.
+// Every string of it but its id and device ids is a substring of arena.
 type productPart struct {
-	offers    *productOffers // nil: nothing offered
-	deviceIDs []string       // the catalog's ids of the product when it was read
-	targets   []string       // TUF target paths of its releases not yanked
-	n         int            // offers
-}
-
-// productOffers are one product's offerable releases, newest first, and
-// where devices running a yanked version go back to when nothing newer is
-// offered (yanked version → the release signed to allow it).
-type productOffers struct {
 	product         string
-	stable          []*offer // stable releases
-	testing         []*offer // testing and stable releases
-	stableRollback  map[string]*offer
-	testingRollback map[string]*offer
+	slot            uint32   // its place in index.parts
+	deviceIDs       []string // the catalog's ids of the product when it was read
+	arena           string
+	offers          []offerRec    // newest first
+	stableRollback  []rollbackRec // by yanked version
+	testingRollback []rollbackRec
+	files           []fileRec
+	dropped         int          // releases left out: the arena would have passed 4 GiB
+	b               *partBuilder // while the part is built; nil once finished
 }
 
-// An offer's strings are one allocation: the body, then the header
-// values; its release id, version and minimum version are substrings of
-// the body when they need no escaping (at 1M releases every object the
-// index holds is one more for the collector to mark).
+// span is a string of a part's arena. An arena holds less than 4 GiB
+// (add leaves out a release that would pass it): release notes are at
+// most 64 KiB, so a product would need thousands of releases of notes
+// that all need escaping to get there.
+type span struct{ at, n uint32 }
+
+func (part *productPart) str(s span) string { return part.arena[s.at : s.at+s.n] }
+
+// offerRec is an offer: the answer to write (its body, then its ETag's
+// and Content-Length's values) and what lookup compares. The release id,
+// version and minimum version are substrings of the body when they
+// needed no escaping there.
+type offerRec struct {
+	body, etag, length             span
+	releaseID, version, minVersion span
+	plan                           uint32 // 1 + where its rollout plan is encoded (encode); 0: every device of the channel
+	stable                         bool   // offered on the stable channel too
+}
+
+// rollbackRec says that devices on the yanked version from go back to
+// offer.
+type rollbackRec struct {
+	from  span
+	offer int32
+}
+
+// fileRec is a TUF target of a release not yanked: its digest is held as
+// bytes, its path (a substring of an offer's body when it is the offered
+// file) and release (named in download receipts) in the arena.
+type fileRec struct {
+	path, release span
+	sum           [sha256.Size]byte
+	size          int64
+}
+
+// offer is one offer as lookup answers it, its strings those of its
+// product's arena.
 type offer struct {
-	releaseID  string
-	version    string
-	minVersion string
-	body       string
-	hdrs       [2]string    // the ETag and Content-Length headers' values, as etagHdr and lengthHdr hand them out
-	rollout    *rolloutPlan // nil: every device of the channel
+	releaseID, version, minVersion string
+	body, etag, length             string // the answer, and its ETag's and Content-Length's values
+	rollout                        string // its rollout plan encoded (decodePlan); "": every device of the channel
 }
 
-func (o *offer) etag() string { return o.hdrs[0] }
+func (part *productPart) offer(i int32) offer {
+	o := &part.offers[i]
+	v := offer{releaseID: part.str(o.releaseID), version: part.str(o.version), minVersion: part.str(o.minVersion),
+		body: part.str(o.body), etag: part.str(o.etag), length: part.str(o.length)}
+	if o.plan != 0 {
+		p := part.arena[o.plan-1:]
+		v.rollout = p[:planLen(int(p[0]))]
+	}
+	return v
+}
 
-// etagHdr and lengthHdr are header values ready to set, without an
-// allocation per answer (net/http does not change them).
-func (o *offer) etagHdr() []string   { return o.hdrs[0:1:1] }
-func (o *offer) lengthHdr() []string { return o.hdrs[1:2:2] }
+// rollbackFor is the offer of list (sorted by version) for devices on the
+// yanked version from.
+func (part *productPart) rollbackFor(list []rollbackRec, from string) (int32, bool) {
+	lo, hi := 0, len(list)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch c := strings.Compare(part.str(list[m].from), from); {
+		case c == 0:
+			return list[m].offer, true
+		case c < 0:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return 0, false
+}
+
+// partBuilder is what a part needs while releases are added to it.
+type partBuilder struct {
+	arena           strings.Builder  // sized as the part was before, it becomes the arena without a copy
+	scratch         []byte           // an offer not encoded yet
+	versions        []string         // each offer's version, until the arena is made
+	pending         int              // what finish will add to the arena at most (the rollbacks' versions)
+	limit           uint64           // the most the arena may hold: spans are 32 bits
+	stableRollback  map[string]int32 // yanked version → the newest offer signed to take devices back
+	testingRollback map[string]int32
+}
+
+func newProductPart(product string, slot uint32, deviceIDs []string) *productPart {
+	return &productPart{product: product, slot: slot, deviceIDs: deviceIDs, b: &partBuilder{limit: math.MaxUint32}}
+}
 
 // rolloutPlan is a rollout flattened for the update check: the end of
 // each stage in unix milliseconds and its percent, in one small block, so
-// a check that meets a rollout follows one pointer and compares numbers
-// (the 1M-release index does not fit in any cache: every pointer is a
-// miss). It answers exactly what device.SignedRollout.Reaches does.
+// a check that meets a rollout compares numbers. It answers exactly what
+// device.SignedRollout.Reaches does.
 type rolloutPlan struct {
 	n        int
 	ends     [maxStages]int64 // when stage i ends; the last never does
@@ -94,10 +173,12 @@ type rolloutPlan struct {
 	stopped  bool  // halted or aborted: reaches no more devices
 }
 
-func newRolloutPlan(r *device.SignedRollout) *rolloutPlan {
-	p := &rolloutPlan{n: min(len(r.Stages), maxStages), stopped: r.State == device.RolloutHalted || r.State == device.RolloutAborted}
+// newRolloutPlan flattens r; false: no stages, every device, as StageAt
+// says.
+func newRolloutPlan(r *device.SignedRollout) (rolloutPlan, bool) {
+	p := rolloutPlan{n: min(len(r.Stages), maxStages), stopped: r.State == device.RolloutHalted || r.State == device.RolloutAborted}
 	if p.n == 0 {
-		return nil // no stages: every device, as StageAt says
+		return p, false
 	}
 	if r.State != device.RolloutActive && !r.PausedAt.IsZero() {
 		p.frozenAt = r.PausedAt.UnixMilli()
@@ -108,6 +189,38 @@ func newRolloutPlan(r *device.SignedRollout) *rolloutPlan {
 		p.ends[i], p.percents[i] = end, r.Stages[i].Percent
 	}
 	p.ends[p.n-1] = math.MaxInt64
+	return p, true
+}
+
+// planLen is the length of a plan of n stages encoded.
+func planLen(n int) int { return 10 + 16*n }
+
+// encode appends the plan to b: its stages' count, whether it stopped,
+// when it froze, then each stage's end and percent (little-endian).
+func (p *rolloutPlan) encode(b []byte) []byte {
+	stopped := byte(0)
+	if p.stopped {
+		stopped = 1
+	}
+	b = append(b, byte(p.n), stopped)
+	b = binary.LittleEndian.AppendUint64(b, uint64(p.frozenAt))
+	for i := range p.n {
+		b = binary.LittleEndian.AppendUint64(b, uint64(p.ends[i]))
+		b = binary.LittleEndian.AppendUint64(b, uint64(p.percents[i]))
+	}
+	return b
+}
+
+// decodePlan reads a plan encode wrote at the start of s.
+func decodePlan(s string) rolloutPlan {
+	at := func(i int) int64 {
+		return int64(uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56)
+	}
+	p := rolloutPlan{n: int(s[0]), stopped: s[1] == 1, frozenAt: at(2)}
+	for i := range p.n {
+		p.ends[i], p.percents[i] = at(10+16*i), int(at(18+16*i))
+	}
 	return p
 }
 
@@ -127,8 +240,28 @@ func (p *rolloutPlan) reaches(bucket int, nowMs int64) bool {
 	return bucket < p.percents[p.n-1]
 }
 
-// indexedTarget is a file of the 1M-entry target map: its digest is
-// held as bytes, not as a string of its own.
+// pathKey is a TUF target path hashed: the key of the target map, which
+// the collector need not scan. Two seeds make it 128 bits, so two paths
+// of an index share one with a chance of about n²/2¹²⁹, and the seeds
+// are secret, so nobody can choose paths that do; a lookup compares the
+// path itself, so a shared key could hide a file, never serve another.
+type pathKey [2]uint64
+
+// pathSeeds hash the paths of one index and of the indexes that follow
+// from it.
+type pathSeeds [2]maphash.Seed
+
+func newPathSeeds() pathSeeds { return pathSeeds{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+func (s pathSeeds) key(path string) pathKey {
+	return pathKey{maphash.String(s[0], path), maphash.String(s[1], path)}
+}
+
+// targetRef names a file: the slot of its product's part and its number
+// there.
+type targetRef struct{ slot, file uint32 }
+
+// indexedTarget is a TUF target as the index serves it.
 type indexedTarget struct {
 	sum     [sha256.Size]byte
 	size    int64
@@ -138,6 +271,23 @@ type indexedTarget struct {
 // digest is the file's blob digest.
 func (t indexedTarget) digest() blob.Digest {
 	return blob.Digest("sha256:" + hex.EncodeToString(t.sum[:]))
+}
+
+// target finds the file at a TUF target path.
+func (ix *index) target(path string) (indexedTarget, bool) {
+	ref, ok := ix.targets.get(ix.seeds.key(path))
+	if !ok {
+		return indexedTarget{}, false
+	}
+	part := ix.parts[ref.slot]
+	if int(ref.file) >= len(part.files) {
+		return indexedTarget{}, false
+	}
+	f := &part.files[ref.file]
+	if part.str(f.path) != path {
+		return indexedTarget{}, false
+	}
+	return indexedTarget{sum: f.sum, size: f.size, release: part.str(f.release)}, true
 }
 
 // parseSHA256 reads a blob digest ("sha256:" and 64 lowercase hex
@@ -164,9 +314,37 @@ type indexRelease struct {
 	Rollout                                          *Rollout
 	RiskNotes                                        string
 	DeviceIDs                                        []string
-	offer                                            *offer // encoded already (Rebuild does it on every core), or nil
-	offerTarget                                      string // the offered artifact's target, in the offer's body when it needed no escaping
+	enc                                              offerEncoding // encoded already (Rebuild does it on every core), or not (no data)
 }
+
+// offerEncoding is a release's offer encoded: the body, its ETag and its
+// Content-Length one after another, and where in the body the strings
+// an offer and its file keep are.
+type offerEncoding struct {
+	data []byte
+	body int // the body's length
+	at   offerAt
+}
+
+// encodeOffer appends r's offer to buf: the body, then the ETag's and
+// Content-Length's values. An offer's ETag is the answer's digest alone:
+// the same answer keeps its ETag across changes of other releases and on
+// every replica, however each came to hold it.
+func encodeOffer(buf []byte, r *indexRelease) ([]byte, offerEncoding) {
+	start := len(buf)
+	var e offerEncoding
+	buf = appendOffer(buf, r, offered(r.Artifacts), &e.at)
+	e.at.id, e.at.version, e.at.minVersion, e.at.target = e.at.id-start, e.at.version-start, e.at.minVersion-start, e.at.target-start
+	e.body = len(buf) - start
+	sum := sha256.Sum256(buf[start:])
+	buf = append(buf, '"')
+	buf = hex.AppendEncode(buf, sum[:16])
+	buf = append(buf, '"')
+	return strconv.AppendInt(buf, int64(e.body), 10), e
+}
+
+// etagLen is the length of an offer's ETag: 32 hex digits in quotes.
+const etagLen = 2 + 32
 
 // buildIndex computes the index from releases in batches (their order
 // does not matter). Yanked releases are not passed in; pulled-back and
@@ -186,15 +364,18 @@ func buildIndex(batches ...[]indexRelease) *index {
 // indexBuilder assembles an index batch by batch, so a rebuild assembles
 // while rows are still being read and encoded.
 type indexBuilder struct {
-	targets map[string]indexedTarget
+	seeds   pathSeeds
+	targets map[pathKey]targetRef
 	parts   map[string]*productPart
-	prev    *index // the index served now, or nil: how big each product's lists were
+	slots   []*productPart
+	prev    *index // the index served now, or nil: how big each product's part was
 }
 
 // newIndexBuilder expects about n releases' targets and the products'
 // count.
 func newIndexBuilder(n, products int) *indexBuilder {
-	return &indexBuilder{targets: make(map[string]indexedTarget, n), parts: make(map[string]*productPart, products)}
+	return &indexBuilder{seeds: newPathSeeds(), targets: make(map[pathKey]targetRef, n),
+		parts: make(map[string]*productPart, products), slots: make([]*productPart, 0, products)}
 }
 
 func (ib *indexBuilder) add(batch []indexRelease) {
@@ -207,25 +388,25 @@ func (ib *indexBuilder) add(batch []indexRelease) {
 			part = ib.parts[r.Product]
 		}
 		if part == nil {
-			part = &productPart{deviceIDs: r.DeviceIDs}
+			part = newProductPart(r.Product, uint32(len(ib.slots)), r.DeviceIDs)
 			if ib.prev != nil {
 				part.sizeAs(ib.prev.products.get(r.Product))
 			}
 			ib.parts[r.Product] = part
+			ib.slots = append(ib.slots, part)
 		}
-		part.add(r, ib.targets)
+		part.add(r, ib.seeds, ib.targets)
 	}
 }
 
-// index orders each product's offers and lists them under their device
-// ids; the builder is spent.
+// index finishes each product's part and lists its offers under its
+// device ids; the builder is spent.
 func (ib *indexBuilder) index() *index {
-	ix := &index{devices: layered[[]*productOffers]{base: make(map[string][]*productOffers, len(ib.parts))},
-		targets: layered[indexedTarget]{base: ib.targets}, products: layered[*productPart]{base: ib.parts}}
-	// Ordering the offers waits for the last row: it runs on every core.
-	parts := slices.Collect(maps.Values(ib.parts))
+	ix := &index{seeds: ib.seeds, devices: layered[string, []*productPart]{base: make(map[string][]*productPart, len(ib.parts))},
+		targets: layered[pathKey, targetRef]{base: ib.targets}, products: layered[string, *productPart]{base: ib.parts}, parts: ib.slots}
+	// Finishing the parts waits for the last row: it runs on every core.
 	var wg sync.WaitGroup
-	for chunk := range slices.Chunk(parts, max(1024, len(parts)/runtime.GOMAXPROCS(0)+1)) {
+	for chunk := range slices.Chunk(ib.slots, max(1024, len(ib.slots)/runtime.GOMAXPROCS(0)+1)) {
 		wg.Go(func() {
 			for _, part := range chunk {
 				part.finish()
@@ -233,13 +414,13 @@ func (ib *indexBuilder) index() *index {
 		})
 	}
 	wg.Wait()
-	for _, part := range parts {
-		ix.offers += part.n
-		if part.offers == nil {
+	for _, part := range ib.slots {
+		ix.offers += len(part.offers)
+		if len(part.offers) == 0 {
 			continue
 		}
 		for _, d := range part.deviceIDs {
-			ix.devices.base[d] = append(ix.devices.base[d], part.offers)
+			ix.devices.base[d] = append(ix.devices.base[d], part)
 		}
 	}
 	for _, list := range ix.devices.base {
@@ -248,159 +429,197 @@ func (ib *indexBuilder) index() *index {
 	return ix
 }
 
-// add puts a release of the part's product into it, and its artifacts
-// into targets.
-func (part *productPart) add(r *indexRelease, targets map[string]indexedTarget) {
-	if r.offer == nil && !r.PulledBack && !r.Yanked && !r.Held {
-		own := *r // the caller's release stays as it was
-		var enc offerEncoder
-		own.offer = enc.offer(&own)
-		r = &own
+// add puts a release of the part's product into it, and its files into
+// targets (when not nil; follow.go puts them in once the part has its
+// slot).
+func (part *productPart) add(r *indexRelease, seeds pathSeeds, targets map[pathKey]targetRef) {
+	b := part.b
+	base := b.arena.Len()
+	isOffered := !r.PulledBack && !r.Yanked && !r.Held
+	e, data := r.enc, r.enc.data
+	if isOffered && data == nil {
+		b.scratch, e = encodeOffer(b.scratch[:0], r)
+		data = b.scratch
+	}
+	// The most this release may add to the arena, now and in finish.
+	most, later := len(data)+len(r.ID)+len(r.Version)+len(r.MinVersion)+planLen(maxStages), 0
+	for _, a := range r.Artifacts {
+		most += len(a.Target)
+	}
+	for _, y := range r.RollbackFrom {
+		later += 2 * len(y.Version)
+	}
+	if uint64(base)+uint64(b.pending)+uint64(most)+uint64(later) > b.limit {
+		part.dropped++
+		return
+	}
+	b.pending += later
+	var o offerRec
+	var release, offeredPath span
+	offeredTarget := ""
+	if isOffered {
+		if r.Rollout != nil {
+			if plan, ok := newRolloutPlan(&r.Rollout.SignedRollout); ok {
+				// Right before the body, whose version a check reads
+				// first: a check that meets a rollout reads memory the
+				// version brought in.
+				o.plan = uint32(base) + 1
+				var enc [10 + 16*maxStages]byte
+				b.arena.Write(plan.encode(enc[:0]))
+				base = b.arena.Len()
+			}
+		}
+		b.arena.Write(data)
+		bodyEnd := base + e.body
+		o.body = span{uint32(base), uint32(e.body)}
+		o.etag = span{uint32(bodyEnd), etagLen}
+		o.length = span{uint32(bodyEnd + etagLen), uint32(len(data) - e.body - etagLen)}
+		o.releaseID = b.keep(base+e.at.id, r.ID)
+		o.version = b.keep(base+e.at.version, r.Version)
+		o.minVersion = b.keep(base+e.at.minVersion, r.MinVersion)
+		offeredTarget = offered(r.Artifacts).Target
+		offeredPath = b.keep(base+e.at.target, offeredTarget)
+		release = o.releaseID
+	} else {
+		release = b.appendStr(r.ID)
 	}
 	for _, a := range r.Artifacts {
 		sum, ok := parseSHA256(a.Digest)
 		if !ok {
 			continue // not a blob digest: no file could be served by it
 		}
-		// The artifact's strings may be substrings of the row: the
-		// offer's copy is kept, or a copy of its own.
-		t := a.Target
-		if r.offerTarget != "" && t == r.offerTarget {
-			t = r.offerTarget
-		} else {
-			t = strings.Clone(t)
+		path := offeredPath
+		if !isOffered || a.Target != offeredTarget {
+			path = b.appendStr(a.Target)
 		}
-		targets[t] = indexedTarget{sum: sum, size: a.Size, release: r.ID}
-		part.targets = append(part.targets, t)
+		if targets != nil {
+			targets[seeds.key(a.Target)] = targetRef{part.slot, uint32(len(part.files))}
+		}
+		part.files = append(part.files, fileRec{path: path, release: release, sum: sum, size: a.Size})
 	}
-	if r.PulledBack || r.Yanked || r.Held {
+	if !isOffered {
 		return
 	}
-	o := r.offer
-	po := part.offers
-	if po == nil {
-		po = &productOffers{}
-		part.offers = po
-	}
-	po.product = r.Product
-	po.testing = append(po.testing, o)
-	if r.Channel == Stable {
-		po.stable = append(po.stable, o)
-	}
+	o.stable = r.Channel == Stable
+	i := int32(len(part.offers))
+	part.offers = append(part.offers, o)
+	b.versions = append(b.versions, r.Version)
 	for _, y := range r.RollbackFrom {
-		po.testingRollback = addRollback(po.testingRollback, y.Version, o)
+		b.testingRollback = b.addRollback(b.testingRollback, y.Version, i)
 		if r.Channel == Stable {
-			po.stableRollback = addRollback(po.stableRollback, y.Version, o)
+			b.stableRollback = b.addRollback(b.stableRollback, y.Version, i)
 		}
 	}
-	part.n++
 }
 
-// sizeAs gives a new part's lists the room the product's lists took in
-// the index before (a million appends grow fewer slices, and the lists
-// keep no room they do not use).
-func (part *productPart) sizeAs(old *productPart, ok bool) {
-	if !ok || old == nil {
-		return
+// keep is v, written by appendOffer at i (its opening quote): a substring
+// of the body when it needed no escaping there, else a copy of its own.
+func (b *partBuilder) keep(i int, v string) span {
+	if plainJSON(v) {
+		return span{uint32(i + 1), uint32(len(v))}
 	}
-	part.targets = make([]string, 0, len(old.targets))
-	if old.offers != nil {
-		part.offers = &productOffers{stable: make([]*offer, 0, len(old.offers.stable)), testing: make([]*offer, 0, len(old.offers.testing))}
-	}
+	return b.appendStr(v)
 }
 
-// finish orders the part's offers newest first.
-func (part *productPart) finish() {
-	po := part.offers
-	if po == nil {
-		return
-	}
-	if len(po.testing) == 0 {
-		part.offers = nil // sized as before, but nothing is offered now
-		return
-	}
-	sortNewestFirst(po.testing)
-	sortNewestFirst(po.stable)
-}
-
-// sortNewestFirst orders offers by version, newest first. Releases are
-// mostly read in the order they were published, oldest first, so the list
-// is tried reversed before it is sorted: a million releases' versions
-// compared n-1 times instead of n log n.
-func sortNewestFirst(list []*offer) {
-	newestFirst := func(a, b *offer) int { return CompareVersions(b.version, a.version) }
-	if slices.IsSortedFunc(list, newestFirst) {
-		return
-	}
-	slices.Reverse(list)
-	if !slices.IsSortedFunc(list, newestFirst) {
-		slices.SortFunc(list, newestFirst)
-	}
-}
-
-// sortByProduct orders the products a device id names, as lookup tries
-// them.
-func sortByProduct(list []*productOffers) {
-	slices.SortFunc(list, func(a, b *productOffers) int { return strings.Compare(a.product, b.product) })
+func (b *partBuilder) appendStr(s string) span {
+	at := b.arena.Len()
+	b.arena.WriteString(s)
+	return span{uint32(at), uint32(len(s))}
 }
 
 // addRollback records that devices on the yanked version from may go back
-// to o, keeping the newest such release.
-func addRollback(m map[string]*offer, from string, o *offer) map[string]*offer {
+// to offer i, keeping the newest such release.
+func (b *partBuilder) addRollback(m map[string]int32, from string, i int32) map[string]int32 {
 	if m == nil {
-		m = map[string]*offer{}
+		m = map[string]int32{}
 	}
-	if cur := m[from]; cur == nil || CompareVersions(o.version, cur.version) > 0 {
-		m[from] = o
+	if cur, ok := m[from]; !ok || CompareVersions(b.versions[i], b.versions[cur]) > 0 {
+		m[from] = i
 	}
 	return m
 }
 
-// offerEncoder encodes the answers to devices offered releases through
-// one scratch buffer, so each offer's strings are allocated once, at
-// their size. An offer's ETag is the answer's digest alone: the same
-// answer keeps its ETag across changes of other releases and on every
-// replica, however each came to hold it.
-type offerEncoder struct{ buf []byte }
+// sizeAs gives a new part the room the product's part took in the index
+// before (a million appends grow fewer slices, and the part keeps no room
+// it does not use).
+func (part *productPart) sizeAs(old *productPart, ok bool) {
+	if !ok || old == nil {
+		return
+	}
+	part.b.arena.Grow(len(old.arena))
+	part.b.versions = make([]string, 0, len(old.offers))
+	part.files = make([]fileRec, 0, len(old.files))
+	part.offers = make([]offerRec, 0, len(old.offers))
+}
 
-// offer encodes r's offer, and points r.ID and r.offerTarget at the
-// offer's copies of them.
-func (enc *offerEncoder) offer(r *indexRelease) *offer {
-	a := offered(r.Artifacts)
-	var at offerAt
-	enc.buf = appendOffer(enc.buf[:0], r, a, &at)
-	n := len(enc.buf)
-	sum := sha256.Sum256(enc.buf)
-	enc.buf = append(enc.buf, '"')
-	enc.buf = hex.AppendEncode(enc.buf, sum[:16])
-	enc.buf = append(enc.buf, '"')
-	enc.buf = strconv.AppendInt(enc.buf, int64(n), 10)
-	data := string(enc.buf)
-	// verbatim is the value written at i, when it needed no escaping.
-	verbatim := func(i int, v string) string {
-		if plainJSON(v) {
-			return data[i+1 : i+1+len(v)]
-		}
-		return v
+// finish makes the part's arena and orders its offers newest first.
+func (part *productPart) finish() {
+	b := part.b
+	if b == nil {
+		return
 	}
-	o := &offer{}
-	if r.Rollout != nil {
-		if plan := newRolloutPlan(&r.Rollout.SignedRollout); plan != nil {
-			// One allocation: the plan sits right behind its offer, so
-			// a check that meets it reads memory the offer brought in.
-			both := &struct {
-				offer
-				plan rolloutPlan
-			}{plan: *plan}
-			o = &both.offer
-			o.rollout = &both.plan
+	part.b = nil
+	rollbacks := func(m map[string]int32) []rollbackRec {
+		if len(m) == 0 {
+			return nil
 		}
+		list := make([]rollbackRec, 0, len(m))
+		for from, i := range m {
+			list = append(list, rollbackRec{from: b.appendStr(from), offer: i})
+		}
+		return list
 	}
-	o.releaseID, o.version, o.minVersion = verbatim(at.id, r.ID), verbatim(at.version, r.Version), verbatim(at.minVersion, r.MinVersion)
-	o.body = data[:n]
-	o.hdrs = [2]string{data[n : n+2+32], data[n+2+32:]}
-	r.ID, r.offerTarget = o.releaseID, verbatim(at.target, a.Target)
-	return o
+	part.testingRollback = rollbacks(b.testingRollback)
+	part.stableRollback = rollbacks(b.stableRollback)
+	part.arena = b.arena.String()
+	if b.arena.Cap()-len(part.arena) > len(part.arena)/4 {
+		// Not sized before, it grew into room it does not use. (Less
+		// than a quarter is a size class's rounding, which a copy has
+		// too.)
+		part.arena = strings.Clone(part.arena)
+	}
+	moved := part.sortNewestFirst()
+	for _, list := range [][]rollbackRec{part.testingRollback, part.stableRollback} {
+		for i := range list {
+			list[i].offer = moved(list[i].offer)
+		}
+		slices.SortFunc(list, func(x, y rollbackRec) int { return strings.Compare(part.str(x.from), part.str(y.from)) })
+	}
+}
+
+// sortNewestFirst orders the offers by version, newest first, and
+// returns where each went. Releases are mostly read in the order they
+// were published, oldest first, so the offers are tried reversed before
+// they are sorted: a million releases' versions compared n-1 times
+// instead of n log n.
+func (part *productPart) sortNewestFirst() (moved func(int32) int32) {
+	newestFirst := func(a, b offerRec) int { return CompareVersions(part.str(b.version), part.str(a.version)) }
+	n := int32(len(part.offers))
+	if slices.IsSortedFunc(part.offers, newestFirst) {
+		return func(i int32) int32 { return i }
+	}
+	slices.Reverse(part.offers)
+	if slices.IsSortedFunc(part.offers, newestFirst) {
+		return func(i int32) int32 { return n - 1 - i }
+	}
+	slices.Reverse(part.offers) // as they came, so the numbers below are theirs
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return newestFirst(part.offers[a], part.offers[b]) })
+	sorted, to := make([]offerRec, n), make([]int32, n)
+	for k, i := range order {
+		sorted[k], to[i] = part.offers[i], int32(k)
+	}
+	part.offers = sorted
+	return func(i int32) int32 { return to[i] }
+}
+
+// sortByProduct orders the products a device id names, as lookup tries
+// them.
+func sortByProduct(list []*productPart) {
+	slices.SortFunc(list, func(a, b *productPart) int { return strings.Compare(a.product, b.product) })
 }
 
 // plainJSON says whether appendJSONString writes s as it is, between
@@ -419,35 +638,42 @@ func plainJSON(s string) bool {
 // min_version current satisfies and whose rollout reaches the device's
 // bucket at now (read only when an offer is in a rollout). A device
 // running a yanked version with nothing newer is offered the release
-// signed to take it back. nil means none.
-func (ix *index) lookup(deviceID, current, channel string, bucket int, now func() time.Time) *offer {
+// signed to take it back. false means none.
+func (ix *index) lookup(deviceID, current, channel string, bucket int, now func() time.Time) (offer, bool) {
 	products, ok := ix.devices.get(deviceID)
 	if !ok {
 		if i := strings.IndexByte(deviceID, ':'); i > 0 && strings.ToLower(deviceID[:i]) != deviceID[:i] {
 			products, _ = ix.devices.get(strings.ToLower(deviceID[:i]) + deviceID[i:])
 		}
 	}
-	for _, po := range products {
-		list, rollback := po.stable, po.stableRollback
-		if channel == Testing {
-			list, rollback = po.testing, po.testingRollback
+	testing := channel == Testing
+	for _, part := range products {
+		rollback := part.stableRollback
+		if testing {
+			rollback = part.testingRollback
 		}
-		for _, o := range list {
-			if CompareVersions(o.version, current) <= 0 {
+		for i := range part.offers {
+			o := &part.offers[i]
+			if !testing && !o.stable {
+				continue // (the first stable offer no newer than current ends the loop as well)
+			}
+			if CompareVersions(part.str(o.version), current) <= 0 {
 				break // the rest are older still
 			}
-			if o.rollout != nil && !o.rollout.reaches(bucket, now().UnixMilli()) {
-				continue
+			if o.plan != 0 {
+				if plan := decodePlan(part.arena[o.plan-1:]); !plan.reaches(bucket, now().UnixMilli()) {
+					continue
+				}
 			}
-			if o.minVersion == "" || CompareVersions(current, o.minVersion) >= 0 {
-				return o
+			if o.minVersion.n == 0 || CompareVersions(current, part.str(o.minVersion)) >= 0 {
+				return part.offer(int32(i)), true
 			}
 		}
-		if o := rollback[current]; o != nil {
-			return o
+		if i, ok := part.rollbackFor(rollback, current); ok {
+			return part.offer(i), true
 		}
 	}
-	return nil
+	return offer{}, false
 }
 
 // Rebuild recomputes the whole update index from the database and the
@@ -526,10 +752,14 @@ func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			var enc offerEncoder
+			var size int // the last batch's encoded offers: the guess for the next
 			for raw := range work {
 				out := make([]indexRelease, len(raw))
 				var p productInfo
+				// A batch's offers are encoded into one buffer, which the
+				// assembly copies into each product's arena.
+				buf := make([]byte, 0, size+size/8)
+				ends := make([]int, len(raw))
 				k := 0 // releases decoded; a row that is not fails the rebuild
 				for i := range raw {
 					if i == 0 || raw[i-1].product != raw[i].product {
@@ -542,10 +772,18 @@ func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 					}
 					r.RiskNotes, r.DeviceIDs = p.riskNotes, p.deviceIDs
 					if !r.PulledBack && !r.Held {
-						r.offer = enc.offer(r)
-						r.Notes = "" // in the offer's body now
+						buf, r.enc = encodeOffer(buf, r)
 					}
+					ends[k] = len(buf)
 					k++
+				}
+				size = len(buf)
+				start := 0
+				for i := range out[:k] {
+					if out[i].enc.body > 0 {
+						out[i].enc.data = buf[start:ends[i]:ends[i]]
+					}
+					start = ends[i]
 				}
 				done <- out[:k]
 			}
@@ -596,7 +834,19 @@ func (s *Service) loadIndexIn(ctx context.Context, ranges int) (*index, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	return ib.index(), nil
+	ix := ib.index()
+	for _, part := range ix.parts {
+		s.warnDropped(part)
+	}
+	return ix, nil
+}
+
+// warnDropped says which releases of a part its arena had no room for.
+func (s *Service) warnDropped(part *productPart) {
+	if part.dropped > 0 {
+		s.log.Warn("registry: releases left out of the update index: the product's answers would pass 4 GiB",
+			"product", part.product, "releases", part.dropped)
+	}
 }
 
 // productBounds splits the products into at most n key ranges of about

@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,37 +40,51 @@ func TestOffersAreEncodedByHandAsEncodingJSONEncodesThem(t *testing.T) {
 	}
 }
 
-// An offer keeps its strings in one allocation, some as substrings of
-// its body; escaped or not, each reads back as it was, and the release's
-// targets are listed under their own paths with their digests.
+// An offer keeps its strings in its product's arena, some as substrings
+// of its body; escaped or not, each reads back as it was, and the
+// release's targets are found under their own paths with their digests,
+// whether the release was encoded while it was read or when it was added.
 func TestAnOfferAndItsTargetsKeepTheirStringsEscapedOrNot(t *testing.T) {
 	for _, s := range awkwardStrings {
-		t.Run(s, func(t *testing.T) {
-			fw := Artifact{Kind: "firmware", Target: "p/1.0.0/" + s, Size: 7, Digest: "sha256:" + sha256Hex([]byte(s))}
-			other := Artifact{Kind: "other", Target: "p/1.0.0/" + s + ".txt", Size: 9, Digest: "sha256:" + sha256Hex([]byte(s+"x"))}
-			r := indexRelease{ID: "rel_" + s, Product: "p", Version: "1.0.0" + s, Channel: Stable, MinVersion: s,
-				Artifacts: []Artifact{other, fw}}
-			want := appendOffer(nil, &r, fw, nil)
-			targets := map[string]indexedTarget{}
-			var part productPart
-			part.add(&r, targets)
-			o := part.offers.stable[0]
-			if o.releaseID != "rel_"+s || o.version != "1.0.0"+s || o.minVersion != s || o.body != string(want) {
-				t.Fatalf("the offer holds id %q version %q min %q body %s, want %q %q %q %s", o.releaseID, o.version, o.minVersion, o.body, "rel_"+s, "1.0.0"+s, s, want)
-			}
-			if o.lengthHdr()[0] != strconv.Itoa(len(want)) || len(o.etag()) != 34 || o.etag()[0] != '"' || o.etag()[33] != '"' {
-				t.Fatalf("the offer's headers are ETag %s and Content-Length %s", o.etag(), o.lengthHdr()[0])
-			}
-			for _, a := range []Artifact{fw, other} {
-				got, ok := targets[a.Target]
-				if !ok || string(got.digest()) != a.Digest || got.size != a.Size || got.release != "rel_"+s {
-					t.Fatalf("target %q is listed %v as %s %d %q", a.Target, ok, got.digest(), got.size, got.release)
+		for _, encoded := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s encoded while read %v", s, encoded), func(t *testing.T) {
+				fw := Artifact{Kind: "firmware", Target: "p/1.0.0/" + s, Size: 7, Digest: "sha256:" + sha256Hex([]byte(s))}
+				other := Artifact{Kind: "other", Target: "p/1.0.0/" + s + ".txt", Size: 9, Digest: "sha256:" + sha256Hex([]byte(s+"x"))}
+				r := indexRelease{ID: "rel_" + s, Product: "p", Version: "1.0.0" + s, Channel: Stable, MinVersion: s,
+					Artifacts: []Artifact{other, fw}, DeviceIDs: []string{"usb:1"}}
+				want := appendOffer(nil, &r, fw, nil)
+				if encoded {
+					var buf []byte
+					buf, r.enc = encodeOffer([]byte("an earlier offer"), &r)
+					r.enc.data = buf[len("an earlier offer"):]
 				}
-			}
-			if !slices.Equal(part.targets, []string{other.Target, fw.Target}) {
-				t.Fatalf("the part lists targets %q", part.targets)
-			}
-		})
+				ix := buildIndex([]indexRelease{r})
+				part, _ := ix.products.get("p")
+				o := part.offer(0)
+				if o.releaseID != "rel_"+s || o.version != "1.0.0"+s || o.minVersion != s || o.body != string(want) {
+					t.Fatalf("the offer holds id %q version %q min %q body %s, want %q %q %q %s", o.releaseID, o.version, o.minVersion, o.body, "rel_"+s, "1.0.0"+s, s, want)
+				}
+				if o.length != strconv.Itoa(len(want)) || len(o.etag) != 34 || o.etag[0] != '"' || o.etag[33] != '"' {
+					t.Fatalf("the offer's headers are ETag %s and Content-Length %s", o.etag, o.length)
+				}
+				for _, a := range []Artifact{fw, other} {
+					got, ok := ix.target(a.Target)
+					if !ok || string(got.digest()) != a.Digest || got.size != a.Size || got.release != "rel_"+s {
+						t.Fatalf("target %q is listed %v as %s %d %q", a.Target, ok, got.digest(), got.size, got.release)
+					}
+				}
+				if _, ok := ix.target(fw.Target + "x"); ok {
+					t.Fatal("a path the release does not have is found")
+				}
+				var paths []string
+				for _, f := range part.files {
+					paths = append(paths, part.str(f.path))
+				}
+				if !slices.Equal(paths, []string{other.Target, fw.Target}) {
+					t.Fatalf("the part lists targets %q", paths)
+				}
+			})
+		}
 	}
 }
 

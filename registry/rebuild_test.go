@@ -3,8 +3,11 @@ package registry
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/dbtest"
@@ -111,6 +114,13 @@ func TestAnIndexOfManyProductsIsTheSameWhateverTheOrderOfItsBatches(t *testing.T
 	if got := buildIndex(reversed[:1000], reversed[1000:]).dump(); got != want {
 		t.Fatalf("built from the releases in reverse, the index differs:\n%s", diffLines(got, want))
 	}
+	// In any order: a product's offers are then neither oldest nor
+	// newest first, and are sorted with their rollbacks following them.
+	shuffled := slices.Clone(rels)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	if got := buildIndex(shuffled).dump(); got != want {
+		t.Fatalf("built from the releases in random order, the index differs:\n%s", diffLines(got, want))
+	}
 	// A rebuild beside an index that held half of the products.
 	prev := buildIndex(rels[:len(rels)/2])
 	ib := newIndexBuilder(len(rels), 3000)
@@ -128,5 +138,54 @@ func TestAnIndexOfManyProductsIsTheSameWhateverTheOrderOfItsBatches(t *testing.T
 	ib.add(held)
 	if ix := ib.index(); ix.offers != 0 || ix.devices.len() != 0 {
 		t.Fatalf("with every release held, an index sized as before offers %d releases to %d device ids", ix.offers, ix.devices.len())
+	}
+}
+
+// A product's arena is addressed with 32-bit offsets: a release that
+// would take it past its limit is left out whole (neither offered nor
+// served), and what was added before it answers as it did.
+func TestAReleaseThatWouldPassTheArenasLimitIsLeftOutWhole(t *testing.T) {
+	rel := func(v int) indexRelease {
+		ver := fmt.Sprintf("1.%d.0", v)
+		return indexRelease{ID: "rel_" + ver, Product: "cam", Version: ver, Channel: Stable, Notes: strings.Repeat("n", 300),
+			RollbackFrom: []device.YankedFrom{{Version: "0.9.0"}},
+			Artifacts:    []Artifact{{Kind: "firmware", Size: 10, Digest: "sha256:" + sha256Hex([]byte(ver)), Target: "cam/" + ver + "/fw.bin"}}}
+	}
+	one := newProductPart("cam", 0, []string{"usb:1"})
+	r0 := rel(0)
+	one.add(&r0, pathSeeds{}, nil)
+	one.finish()
+	// add counts the strings it may copy besides the body, and room for
+	// a rollout plan: exactly enough room for the first release, and
+	// some more.
+	enough := uint64(len(one.arena) + len(r0.ID) + len(r0.Version) + len(r0.Artifacts[0].Target) + planLen(maxStages))
+	for _, limit := range []uint64{enough, enough + 100} {
+		t.Run(fmt.Sprintf("with room for %d bytes", limit), func(t *testing.T) {
+			seeds := newPathSeeds()
+			targets := map[pathKey]targetRef{}
+			part := newProductPart("cam", 0, []string{"usb:1"})
+			part.b.limit = limit
+			for v := range 3 {
+				r := rel(v)
+				part.add(&r, seeds, targets)
+			}
+			part.finish()
+			if part.dropped != 2 || len(part.offers) != 1 || len(part.files) != 1 || len(targets) != 1 || uint64(len(part.arena)) > limit {
+				t.Fatalf("dropped %d, kept %d offers and %d files (%d targets) in %d bytes", part.dropped, len(part.offers), len(part.files), len(targets), len(part.arena))
+			}
+			ix := &index{seeds: seeds, devices: layered[string, []*productPart]{base: map[string][]*productPart{"usb:1": {part}}},
+				targets: layered[pathKey, targetRef]{base: targets}, parts: []*productPart{part}}
+			for _, current := range []string{"0.8.0", "0.9.0"} {
+				if o, ok := ix.lookup("usb:1", current, Stable, 0, time.Now); !ok || o.releaseID != "rel_1.0.0" || o.body != one.offer(0).body {
+					t.Fatalf("a device on %s is offered %v %+v, want the release kept", current, ok, o)
+				}
+			}
+			if _, ok := ix.target("cam/1.1.0/fw.bin"); ok {
+				t.Fatal("a file of a release left out is served")
+			}
+			if got, ok := ix.target("cam/1.0.0/fw.bin"); !ok || got.release != "rel_1.0.0" {
+				t.Fatalf("the file of the release kept is served %v as %+v", ok, got)
+			}
+		})
 	}
 }

@@ -404,13 +404,13 @@ func TestReplicasFollowEachOtherThroughTheEventLog(t *testing.T) {
 		}
 		b, _ := a.firmware("1.0.0")
 		a.publish(PublishRequest{BuildID: b, Version: "1.0.0", Channel: Stable})
-		if o := other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); o != nil {
+		if _, ok := other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); ok {
 			t.Fatal("the other replica knew before polling")
 		}
 		if err := other.Poll(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if o := other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); o == nil || o.version != "1.0.0" {
+		if o, ok := other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); !ok || o.version != "1.0.0" {
 			t.Fatalf("after poll: %+v", o)
 		}
 		if other.Generation() != a.svc.Generation() || other.IndexSeq() != a.svc.IndexSeq() {
@@ -546,7 +546,7 @@ func TestRunPicksUpAnotherReplicasChange(t *testing.T) {
 	b, _ := a.firmware("1.0.0")
 	a.publish(PublishRequest{BuildID: b, Version: "1.0.0", Channel: Stable})
 	testenv.Eventually(t, 10*time.Second, func() error {
-		if other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now) == nil {
+		if _, ok := other.index.Load().lookup("usb:1d6b:0104", "0.9.0", Stable, 0, time.Now); !ok {
 			return errors.New("the running replica has not picked up the release")
 		}
 		return nil

@@ -147,6 +147,9 @@ if want update; then
   row "index rebuild from 1M releases (SQLite)" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "5" "s goal (29 s before #20)" lower
   row "  its CPU time" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild rebuild-cpu-ms)" 'BEGIN { if (x != "") printf "%.2f", x / 1000 }')" s "5" "s goal, as if the cores were free" lower
   row "  Go heap held with the index" "$(metric update-index BenchmarkIndexRebuild heap-MiB)" MiB "" "(after a GC)"
+  row "  heap objects with the index" "$(metric update-index BenchmarkIndexRebuild heap-Mobjects)" M "" "(3.01 M before the arena index)"
+  row "  GC cycle with the index held: CPU" "$(metric update-index BenchmarkIndexRebuild gc-cpu-ms)" ms "" "(480-700 ms before the arena index)"
+  row "  GC cycle with the index held: wall" "$(metric update-index BenchmarkIndexRebuild gc-ms)" ms "" "(runtime.GC, both cores)"
   row "  Go heap at most during a rebuild" "$(metric update-index BenchmarkIndexRebuild peak-heap-MiB)" MiB "" "(beside the index served)"
   row "  allocated a rebuild" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild B/op)" 'BEGIN { if (x != "") printf "%.0f", x / 1048576 }')" MiB "" "(1,619 MiB before the third round)"
   row "  objects allocated a rebuild" "$(awk -v x="$(metric update-index BenchmarkIndexRebuild allocs/op)" 'BEGIN { if (x != "") printf "%.2f", x / 1e6 }')" M "" "(21.3 M before the third round)"
