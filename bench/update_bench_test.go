@@ -25,6 +25,7 @@ import (
 	"github.com/afterlife-oss/afterlife/internal/db"
 	"github.com/afterlife-oss/afterlife/internal/errs"
 	"github.com/afterlife-oss/afterlife/internal/httpapi"
+	"github.com/afterlife-oss/afterlife/internal/testenv"
 	"github.com/afterlife-oss/afterlife/registry"
 	"github.com/afterlife-oss/afterlife/registry/catalog"
 	"github.com/afterlife-oss/afterlife/registry/tuf"
@@ -243,15 +244,19 @@ func BenchmarkUpdateCheckLoad(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(root, "update.json"), body, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	ng := startNginx(b, root)
+	static := startNginx(b, root)
 	cache := startNginxCache(b, base)
 
 	load := wrkOptions{Threads: 2, Conns: 64, Duration: 10 * time.Second}
 	for b.Loop() {
 		load.Script = randomDeviceScript(b, "/v1/devices/updates")
+		cpu := processCPU()
 		al := runWrk(b, load, base+"/")
+		alCPU := perRequest(processCPU()-cpu, al)
 		load.Script = randomDeviceScript(b, "/update.json")
-		ng := runWrk(b, load, ng.URL+"/")
+		cpu = testenv.NginxCPU(b, static.URL)
+		ng := runWrk(b, load, static.URL+"/")
+		ngCPU := perRequest(testenv.NginxCPU(b, static.URL)-cpu, ng)
 		// A shared cache in front (deploy/systemd/nginx-afterlife.conf):
 		// the fleet of the first 200 products, each in its 100 rollout
 		// buckets (20k distinct questions); a first, unmeasured run asks
@@ -263,7 +268,12 @@ func BenchmarkUpdateCheckLoad(b *testing.B) {
 			b.Fatalf("the shared cache answers a warm question with X-Cache-Status %q, want HIT", st)
 		}
 		load.Script = randomDeviceScriptOf(b, "/v1/devices/updates", cachedProducts)
+		cpu = testenv.NginxCPU(b, cache.URL)
 		cached := runWrk(b, load, cache.URL+"/")
+		cachedCPU := perRequest(testenv.NginxCPU(b, cache.URL)-cpu, cached)
+		b.ReportMetric(alCPU, "afterlife-cpu-us")
+		b.ReportMetric(ngCPU, "nginx-cpu-us")
+		b.ReportMetric(cachedCPU, "cached-cpu-us")
 		b.ReportMetric(cached.ReqPerSec, "cached-req/s")
 		b.ReportMetric(ms(cached.P50), "cached-p50-ms")
 		b.ReportMetric(ms(cached.P99), "cached-p99-ms")
@@ -276,9 +286,9 @@ func BenchmarkUpdateCheckLoad(b *testing.B) {
 		b.ReportMetric(ms(ng.P50), "nginx-p50-ms")
 		b.ReportMetric(ms(ng.P99), "nginx-p99-ms")
 		b.ReportMetric(float64(len(body)), "body-bytes")
-		figure("update-check: afterlife %.0f req/s p50 %.2f ms p99 %.2f ms (%d errors) | nginx static %d B: %.0f req/s p50 %.2f ms p99 %.2f ms | ratio %.2f | behind nginx proxy_cache %.0f req/s p99 %.2f ms",
-			al.ReqPerSec, ms(al.P50), ms(al.P99), al.Errors, len(body), ng.ReqPerSec, ms(ng.P50), ms(ng.P99), al.ReqPerSec/ng.ReqPerSec,
-			cached.ReqPerSec, ms(cached.P99))
+		figure("update-check: afterlife %.0f req/s p50 %.2f ms p99 %.2f ms (%d errors, %.1f µs CPU a request) | nginx static %d B: %.0f req/s p50 %.2f ms p99 %.2f ms (%.1f µs) | ratio %.2f | behind nginx proxy_cache %.0f req/s p99 %.2f ms (%.1f µs)",
+			al.ReqPerSec, ms(al.P50), ms(al.P99), al.Errors, alCPU, len(body), ng.ReqPerSec, ms(ng.P50), ms(ng.P99), ngCPU, al.ReqPerSec/ng.ReqPerSec,
+			cached.ReqPerSec, ms(cached.P99), cachedCPU)
 	}
 }
 
@@ -412,6 +422,15 @@ func watchPeakHeap() func() uint64 {
 		close(done)
 		return <-most
 	}
+}
+
+// perRequest is the CPU time d spread over the requests of a wrk run, in
+// microseconds.
+func perRequest(d time.Duration, r wrkResult) float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return float64(d.Nanoseconds()) / 1e3 / float64(r.Requests)
 }
 
 // processCPU is the CPU time this process has used (user and system).

@@ -138,9 +138,11 @@ if want update; then
   row "p50 latency" "$(metric update $u afterlife-p50-ms)" ms "$(metric update $u nginx-p50-ms)" "ms nginx" lower
   row "p99 latency" "$(metric update $u afterlife-p99-ms)" ms "$(metric update $u nginx-p99-ms)" "ms nginx" lower
   row "errors (socket + non-2xx)" "$(metric update $u afterlife-errors)" "" "" "(must be 0)"
+  row "server CPU a request (load does not count)" "$(metric update $u afterlife-cpu-us)" µs "$(metric update $u nginx-cpu-us)" "µs nginx static" lower
   row "behind nginx proxy_cache: requests/s" "$(metric update $u cached-req/s)" req/s "$(metric update $u nginx-req/s)" "req/s nginx static file"
   row "behind nginx proxy_cache: p99 latency" "$(metric update $u cached-p99-ms)" ms "$(metric update $u nginx-p99-ms)" "ms nginx" lower
   row "behind nginx proxy_cache: errors" "$(metric update $u cached-errors)" "" "" "(must be 0)"
+  row "behind nginx proxy_cache: nginx CPU a request" "$(metric update $u cached-cpu-us)" µs "$(metric update $u nginx-cpu-us)" "µs nginx static" lower
   row "handler alone, in-process (no network)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck ns/op)")" µs/op "" "(wall clock; target 2 µs)"
   row "  its CPU time (shared cores do not count)" "$(nsus "$(metric update-inproc BenchmarkUpdateCheck cpu-ns/op)")" µs/op "" "(target 2 µs)"
   row "  its allocations" "$(metric update-inproc BenchmarkUpdateCheck allocs/op)" allocs/op "" "(target at most 2)"

@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -113,6 +116,7 @@ http {
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { cancel(); <-done })
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	nginxPrefixes.Store(url, prefix)
 	Eventually(t, 15*time.Second, func() error {
 		select {
 		case err := <-done:
@@ -128,3 +132,51 @@ http {
 	})
 	return url
 }
+
+// nginxPrefixes maps the URL of every nginx StartNginx started to its
+// prefix directory.
+var nginxPrefixes sync.Map
+
+// NginxCPU is the CPU time (user and system) the nginx serving url has
+// used so far, its master and its workers together: what serving costs
+// it, whatever share of the cores other processes took meanwhile.
+func NginxCPU(t testing.TB, url string) time.Duration {
+	t.Helper()
+	prefix, ok := nginxPrefixes.Load(url)
+	if !ok {
+		t.Fatalf("testenv: no nginx of this test serves %s", url)
+	}
+	b, err := os.ReadFile(filepath.Join(prefix.(string), "nginx.pid"))
+	if err != nil {
+		t.Fatalf("testenv: nginx's pid: %v", err)
+	}
+	master := strings.TrimSpace(string(b))
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("testenv: nginx's CPU: %v", err)
+	}
+	var ticks int64
+	for _, e := range ents {
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // not a process, or gone
+		}
+		// pid (comm) state ppid … utime stime: comm may hold spaces.
+		i := bytes.LastIndexByte(st, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(st[i+1:]))
+		if len(f) < 13 || (e.Name() != master && f[1] != master) {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + k
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
+// Linux architecture Go runs on.
+const clockTicks = 100
