@@ -63,9 +63,10 @@ func (s *Store) Path(d blob.Digest) string {
 	return filepath.Join(s.objectsDir(), h[:2], h)
 }
 
-// Put streams r into a temporary file while hashing it, syncs it, checks
-// it against want and only then renames it to its digest's path. A blob
-// of dropCacheFrom bytes or more leaves the page cache once synced.
+// Put streams r into a temporary file while hashing it (starting its
+// writeback every writebackEvery bytes), syncs it, checks it against
+// want and only then renames it to its digest's path. A blob of
+// dropCacheFrom bytes or more leaves the page cache once synced.
 func (s *Store) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.Info, error) {
 	if want != "" {
 		if _, err := blob.ParseDigest(string(want)); err != nil {
@@ -86,7 +87,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.In
 	}()
 
 	h := sha256.New()
-	n, err := blob.CopyHashing(tmp, ctxReader{ctx: ctx, r: r}, h)
+	n, err := blob.CopyHashing(&writingBack{f: tmp, start: startWriteback}, ctxReader{ctx: ctx, r: r}, h)
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("fsstore: put: write: %w", err)
 	}
@@ -133,6 +134,30 @@ func (s *Store) Put(ctx context.Context, r io.Reader, want blob.Digest) (blob.In
 		return blob.Info{}, errs.Wrap(errs.Unavailable, err, "fsstore: put: sync %s", dir)
 	}
 	return info, nil
+}
+
+// writingBack writes into a blob's temporary file and, every
+// writebackEvery bytes, has the kernel start writing them to disk, as
+// databases do (RocksDB's bytes_per_sync): the blob's fsync then waits
+// for the last stretch only, instead of holding its goroutine's thread
+// (and the scheduler's P with it) for all of a large blob while the
+// pipeline feeding it waits (docs/benchmarks.md, "Ingest: the disk half").
+type writingBack struct {
+	f                *os.File
+	start            func(f *os.File, off, n int64) // startWriteback
+	written, started int64
+}
+
+const writebackEvery = 8 << 20
+
+func (w *writingBack) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if w.written-w.started >= writebackEvery {
+		w.start(w.f, w.started, w.written-w.started)
+		w.started = w.written
+	}
+	return n, err
 }
 
 // Get opens d and positions it at offset; length < 0 reads to the end, and
