@@ -248,7 +248,7 @@ func (c *soakCluster) runAgainst(b *testing.B, updateURL string, devices int, po
 	cpu0 := make([]time.Duration, len(c.replicas))
 	for i, r := range c.replicas {
 		pids[i] = servePID(b, r.Data)
-		cpu0[i] = pidCPU(pids[i])
+		cpu0[i] = testenv.ProcessCPU(pids[i])
 	}
 	load0 := processCPU()
 	if profiles != "" {
@@ -314,7 +314,7 @@ func (c *soakCluster) runAgainst(b *testing.B, updateURL string, devices int, po
 	res := soakResult{offered: float64(devices) / poll.Seconds(), served: float64(len(lat)) / elapsed.Seconds(),
 		errors: errCount.Load(), builderErr: builderErr.Load(), polls: polls.Load(), loadCPU: processCPU() - load0}
 	for i, pid := range pids {
-		res.cpu = append(res.cpu, pidCPU(pid)-cpu0[i])
+		res.cpu = append(res.cpu, testenv.ProcessCPU(pid)-cpu0[i])
 	}
 	sortDurations(lat)
 	sortDurations(steady)
@@ -346,26 +346,6 @@ func (c *soakCluster) profileReplica(b *testing.B, addr string, d time.Duration,
 	if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
 		b.Errorf("profile %s: %s, %v", addr, resp.Status, err)
 	}
-}
-
-// pidCPU is the CPU time (user and system) process pid has used so far.
-func pidCPU(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces; count from after it.
-	s := string(raw)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		s = s[i+1:]
-	}
-	f := strings.Fields(s)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)           // field 14 of stat
-	stime, _ := strconv.ParseInt(f[12], 10, 64)           // field 15
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
 // soakProfiles is where BenchmarkSoak writes the replicas' CPU profiles:

@@ -150,31 +150,53 @@ func NginxCPU(t testing.TB, url string) time.Duration {
 	if err != nil {
 		t.Fatalf("testenv: nginx's pid: %v", err)
 	}
-	master := strings.TrimSpace(string(b))
+	master, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("testenv: nginx's pid: %v", err)
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatalf("testenv: nginx's CPU: %v", err)
 	}
-	var ticks int64
+	var total time.Duration
 	for _, e := range ents {
-		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
-			continue // not a process, or gone
+			continue // not a process
 		}
-		// pid (comm) state ppid … utime stime: comm may hold spaces.
-		i := bytes.LastIndexByte(st, ')')
-		if i < 0 {
-			continue
+		if ppid, cpu, ok := procStat(pid); ok && (pid == master || ppid == master) {
+			total += cpu
 		}
-		f := strings.Fields(string(st[i+1:]))
-		if len(f) < 13 || (e.Name() != master && f[1] != master) {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		k, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + k
 	}
-	return time.Duration(ticks) * time.Second / clockTicks
+	return total
+}
+
+// ProcessCPU is the CPU time (user and system) process pid has used so
+// far; 0 when it is gone.
+func ProcessCPU(pid int) time.Duration {
+	_, cpu, _ := procStat(pid)
+	return cpu
+}
+
+// procStat reads a process's parent and CPU time from /proc/PID/stat.
+func procStat(pid int) (ppid int, cpu time.Duration, ok bool) {
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false // gone
+	}
+	// pid (comm) state ppid … utime stime: comm may hold spaces.
+	i := bytes.LastIndexByte(st, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	u, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of stat
+	k, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return ppid, time.Duration(u+k) * time.Second / clockTicks, true
 }
 
 // clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
