@@ -106,8 +106,9 @@ func (b *bufferedSeal) Close() error {
 }
 
 // copyHashed copies src to dst (the age encryptor) while another
-// goroutine hashes what was read, so hashing and encryption run on
-// separate cores; the blob store hashes the ciphertext on a third.
+// goroutine hashes what was read: reading the body, hashing it and
+// encrypting it run on three goroutines (blob.CopyHashing), and the blob
+// store hashes and writes the ciphertext on its own.
 func copyHashed(dst io.Writer, src io.Reader) (int64, []byte, error) {
 	h := sha256.New()
 	n, err := blob.CopyHashing(dst, src, h)

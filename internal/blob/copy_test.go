@@ -8,6 +8,7 @@ import (
 	"io"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 var errStopped = errors.New("the writer stopped")
@@ -25,6 +26,27 @@ func (w *recordingWriter) Write(p []byte) (int, error) {
 	}
 	w.largest = max(w.largest, len(p))
 	return w.Buffer.Write(p)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// signallingReader closes reached once at bytes were read from r.
+type signallingReader struct {
+	r       io.Reader
+	read    int
+	at      int
+	reached chan struct{}
+}
+
+func (s *signallingReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if s.read < s.at && s.read+n >= s.at {
+		close(s.reached)
+	}
+	s.read += n
+	return n, err
 }
 
 func pattern(n int) []byte {
@@ -65,6 +87,28 @@ func TestCopyHashingCopiesAndHashesTheSameBytes(t *testing.T) {
 		}
 		if out.largest != copyBlock {
 			t.Fatalf("largest write %d bytes; want %d", out.largest, copyBlock)
+		}
+	})
+	t.Run("a writer that waits on its disk does not stop the reading", func(t *testing.T) {
+		// The first write waits until the source was read two blocks
+		// further: with reading and writing on one goroutine it would
+		// wait forever.
+		readAhead := make(chan struct{})
+		src := &signallingReader{r: bytes.NewReader(pattern(6 * copyBlock)), at: firstCopyBlock + 2*copyBlock, reached: readAhead}
+		first := true
+		dst := writerFunc(func(p []byte) (int, error) {
+			if first {
+				first = false
+				select {
+				case <-readAhead:
+				case <-time.After(10 * time.Second):
+					return 0, errors.New("the source was not read while the writer waited")
+				}
+			}
+			return len(p), nil
+		})
+		if n, err := CopyHashing(dst, src, sha256.New()); err != nil || n != 6*copyBlock {
+			t.Fatalf("copied %d, %v", n, err)
 		}
 	})
 	t.Run("a hash holding a state goes on from it", func(t *testing.T) {
